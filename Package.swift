@@ -1,0 +1,126 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Sextant: a telemetry collector (receivers → processors → exporters) and an Istio-style routing proxy.
+///
+/// Module layout (see README "Code map"):
+/// - `SextantModel`: the dependency-free data model (spans, metrics, logs; OTLP-equivalent).
+/// - `SextantOTLP`: the OTLP wire format (protobuf and JSON), pure.
+/// - `SextantPipeline`: config → validated graph → running services; queue/retry/batch helpers.
+/// - `SextantHTTP`: small SwiftNIO HTTP/1.1 server plumbing shared by receivers and self-telemetry.
+/// - `SextantReceivers`, `SextantProcessors`, `SextantExporters`, `SextantConnectors`: components by role.
+/// - `SextantCollector`: the registry of built-in components and the collector runtime.
+/// - `SextantTesting`: in-memory sinks, a test clock and helpers used by every test target.
+/// - `sextant`: the executable; wiring only.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "sextant",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sextant", targets: ["sextant"]),
+        .library(name: "SextantModel", targets: ["SextantModel"]),
+        .library(name: "SextantOTLP", targets: ["SextantOTLP"]),
+        .library(name: "SextantPipeline", targets: ["SextantPipeline"]),
+        .library(name: "SextantCollector", targets: ["SextantCollector"]),
+        .library(name: "SextantTesting", targets: ["SextantTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+    ],
+    targets: [
+        .target(name: "SextantModel", swiftSettings: strict),
+        .target(name: "SextantOTLP", dependencies: ["SextantModel"], swiftSettings: strict),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(
+            name: "SextantPipeline",
+            dependencies: [
+                "SextantModel",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SextantHTTP",
+            dependencies: [
+                "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SextantReceivers",
+            dependencies: ["SextantModel", "SextantOTLP", "SextantPipeline", "SextantHTTP"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SextantProcessors",
+            dependencies: ["SextantModel", "SextantPipeline"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SextantExporters",
+            dependencies: ["SextantModel", "SextantOTLP", "SextantPipeline"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SextantConnectors",
+            dependencies: ["SextantModel", "SextantPipeline"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SextantCollector",
+            dependencies: [
+                "SextantModel", "SextantPipeline", "SextantHTTP",
+                "SextantReceivers", "SextantProcessors", "SextantExporters", "SextantConnectors",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SextantTesting",
+            dependencies: ["SextantModel", "SextantPipeline"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "sextant",
+            dependencies: [
+                "SextantCollector", "SextantPipeline",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "SextantModelTests", dependencies: ["SextantModel"], swiftSettings: strict),
+        .testTarget(name: "SextantOTLPTests", dependencies: ["SextantOTLP", "SextantModel"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantPipelineTests",
+            dependencies: ["SextantPipeline", "SextantTesting", "SextantModel"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SextantComponentsTests",
+            dependencies: [
+                "SextantCollector", "SextantTesting", "SextantReceivers", "SextantProcessors",
+                "SextantExporters", "SextantConnectors", "SextantOTLP", "SextantHTTP", "SextantPipeline", "SextantModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,31 @@
+import Logging
+import SextantPipeline
+import ServiceLifecycle
+
+/// Builds and runs a collector from config files until SIGTERM/SIGINT, then drains and returns.
+public enum CollectorRunner {
+    /// Self-telemetry build information.
+    public static let version = "0.1.0"
+
+    public static func run(configFiles: [String], registry: ComponentRegistry = BuiltinComponents.registry, logger: Logger) async throws {
+        let config = try CollectorConfig.load(files: configFiles, registry: registry)
+        for w in config.warnings { logger.warning("\(w)") }
+        let telemetry = SelfTelemetry()
+        telemetry.gauge("sextant_build_info", help: "Sextant build information.", labels: [("version", version)]).set(1)
+        let graph = try CollectorGraph.build(config, registry: registry, telemetry: telemetry, logger: logger)
+        let readiness = Readiness()
+        let collector = CollectorService(graph: graph, shutdownTimeout: config.shutdownTimeout, readiness: readiness, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let address = config.telemetry.metricsAddress, let hp = HostPort.parse(address) {
+            let server = TelemetryServer(host: hp.host, port: hp.port, telemetry: telemetry, readiness: readiness, logger: logger)
+            services.append(.init(service: server))
+        }
+        // The ServiceGroup shuts services down in reverse order: the collector first (receivers, then
+        // the rest drain), the self-telemetry endpoint last so the drain stays observable.
+        services.append(.init(service: collector, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
+        var groupConfig = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfig.maximumGracefulShutdownDuration = config.shutdownTimeout + .seconds(2)
+        let group = ServiceGroup(configuration: groupConfig)
+        try await group.run()
+    }
+}

@@ -1,0 +1,18 @@
+import SextantConnectors
+import SextantExporters
+import SextantPipeline
+import SextantProcessors
+import SextantReceivers
+
+/// The component types built into this `sextant` binary.
+public enum BuiltinComponents {
+    public static var registry: ComponentRegistry {
+        var r = ComponentRegistry()
+        r.register(OTLPReceiverFactory())
+        r.register(BatchProcessorFactory())
+        r.register(DebugExporterFactory())
+        r.register(FileExporterFactory())
+        r.register(ForwardConnectorFactory())
+        return r
+    }
+}

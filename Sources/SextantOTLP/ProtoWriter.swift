@@ -1,0 +1,242 @@
+import SextantModel
+
+/// Builds protobuf wire format back to front, so that each nested message's length is known when
+/// its prefix is written: one pass, no size pre-computation, no moves.
+///
+/// Because bytes are prepended, callers write a message's fields in *descending* field-number
+/// order (and repeated elements last to first); the result reads in ascending order, the
+/// canonical order the reference encoders emit.
+struct ProtoWriter: ~Copyable {
+    private var storage: UnsafeMutableRawPointer
+    private var capacity: Int
+    /// Index of the first written byte; the output occupies `storage[start..<capacity]`.
+    private var start: Int
+
+    init(capacity: Int = 1024) {
+        self.capacity = max(capacity, 64)
+        storage = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 8)
+        start = self.capacity
+    }
+
+    deinit { storage.deallocate() }
+
+    /// Bytes written so far; a message's length is `count - mark` for a mark taken before it.
+    @inline(__always) var count: Int { capacity - start }
+
+    @inline(__always)
+    private mutating func reserve(_ n: Int) {
+        if start < n { grow(n) }
+    }
+
+    private mutating func grow(_ n: Int) {
+        let used = count
+        let newCapacity = max(capacity * 2, used + n + 64)
+        let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 8)
+        (newStorage + (newCapacity - used)).copyMemory(from: storage + start, byteCount: used)
+        storage.deallocate()
+        storage = newStorage
+        capacity = newCapacity
+        start = newCapacity - used
+    }
+
+    func bytes() -> [UInt8] {
+        let n = count
+        return [UInt8](unsafeUninitializedCapacity: n) { buffer, initialized in
+            if n > 0 { UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: storage + start, byteCount: n) }
+            initialized = n
+        }
+    }
+
+    // MARK: Raw values
+
+    @inline(__always)
+    static func varintSize(_ v: UInt64) -> Int {
+        // 1 + floor(bits / 7), with 0 taking one byte.
+        let bits = 64 - (v | 1).leadingZeroBitCount
+        return (bits + 6) / 7
+    }
+
+    @inline(__always)
+    mutating func varint(_ v: UInt64) {
+        if v < 0x80 {
+            reserve(1)
+            start -= 1
+            storage.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: start, as: UInt8.self)
+            return
+        }
+        let n = Self.varintSize(v)
+        reserve(n)
+        start -= n
+        var p = start
+        var x = v
+        while x >= 0x80 {
+            storage.storeBytes(of: UInt8(truncatingIfNeeded: x) | 0x80, toByteOffset: p, as: UInt8.self)
+            x >>= 7
+            p += 1
+        }
+        storage.storeBytes(of: UInt8(truncatingIfNeeded: x), toByteOffset: p, as: UInt8.self)
+    }
+
+    @inline(__always)
+    mutating func fixed64(_ v: UInt64) {
+        reserve(8)
+        start -= 8
+        storage.storeBytes(of: v.littleEndian, toByteOffset: start, as: UInt64.self)
+    }
+
+    @inline(__always)
+    mutating func fixed32(_ v: UInt32) {
+        reserve(4)
+        start -= 4
+        storage.storeBytes(of: v.littleEndian, toByteOffset: start, as: UInt32.self)
+    }
+
+    @inline(__always)
+    mutating func raw(_ bytes: UnsafeRawBufferPointer) {
+        let n = bytes.count
+        guard n > 0 else { return }
+        reserve(n)
+        start -= n
+        (storage + start).copyMemory(from: bytes.baseAddress!, byteCount: n)
+    }
+
+    @inline(__always)
+    mutating func bigEndian64(_ v: UInt64) {
+        reserve(8)
+        start -= 8
+        storage.storeBytes(of: v.bigEndian, toByteOffset: start, as: UInt64.self)
+    }
+
+    @inline(__always)
+    mutating func tag(_ field: UInt64, _ wireType: UInt64) { varint(field << 3 | wireType) }
+
+    // MARK: Fields (proto3 implicit presence: defaults are omitted)
+
+    /// Closes a length-delimited field whose payload was written since `mark`.
+    @inline(__always)
+    mutating func lengthPrefix(_ field: UInt64, since mark: Int) {
+        varint(UInt64(count - mark))
+        tag(field, 2)
+    }
+
+    @inline(__always)
+    mutating func uint64Field(_ field: UInt64, _ v: UInt64) {
+        guard v != 0 else { return }
+        varint(v)
+        tag(field, 0)
+    }
+
+    @inline(__always)
+    mutating func uint32Field(_ field: UInt64, _ v: UInt32) { uint64Field(field, UInt64(v)) }
+
+    /// `int32` and enums: negative values are sign-extended to ten bytes.
+    @inline(__always)
+    mutating func int32Field(_ field: UInt64, _ v: Int32) { uint64Field(field, UInt64(bitPattern: Int64(v))) }
+
+    @inline(__always)
+    mutating func int64Field(_ field: UInt64, _ v: Int64) { uint64Field(field, UInt64(bitPattern: v)) }
+
+    @inline(__always)
+    mutating func sint32Field(_ field: UInt64, _ v: Int32) {
+        uint64Field(field, UInt64(UInt32(bitPattern: (v << 1) ^ (v >> 31))))
+    }
+
+    @inline(__always)
+    mutating func boolField(_ field: UInt64, _ v: Bool) {
+        guard v else { return }
+        varint(1)
+        tag(field, 0)
+    }
+
+    @inline(__always)
+    mutating func fixed64Field(_ field: UInt64, _ v: UInt64) {
+        guard v != 0 else { return }
+        fixed64(v)
+        tag(field, 1)
+    }
+
+    @inline(__always)
+    mutating func fixed32Field(_ field: UInt64, _ v: UInt32) {
+        guard v != 0 else { return }
+        fixed32(v)
+        tag(field, 5)
+    }
+
+    /// A `double` with implicit presence: omitted only when it is +0.0 (−0.0 is kept, as the
+    /// reference encoders compare bit patterns).
+    @inline(__always)
+    mutating func doubleField(_ field: UInt64, _ v: Double) {
+        guard v.bitPattern != 0 else { return }
+        fixed64(v.bitPattern)
+        tag(field, 1)
+    }
+
+    /// A `double` with explicit presence (`optional`, or a oneof member): written whenever set.
+    @inline(__always)
+    mutating func presentDoubleField(_ field: UInt64, _ v: Double?) {
+        guard let v else { return }
+        fixed64(v.bitPattern)
+        tag(field, 1)
+    }
+
+    @inline(__always)
+    mutating func stringField(_ field: UInt64, _ s: String) {
+        guard !s.isEmpty else { return }
+        presentStringField(field, s)
+    }
+
+    @inline(__always)
+    mutating func presentStringField(_ field: UInt64, _ s: String) {
+        var s = s
+        let n = s.withUTF8 { utf8 in
+            raw(UnsafeRawBufferPointer(utf8))
+            return utf8.count
+        }
+        varint(UInt64(n))
+        tag(field, 2)
+    }
+
+    @inline(__always)
+    mutating func presentBytesField(_ field: UInt64, _ b: [UInt8]) {
+        b.withUnsafeBytes { raw($0) }
+        varint(UInt64(b.count))
+        tag(field, 2)
+    }
+
+    @inline(__always)
+    mutating func traceIDField(_ field: UInt64, _ id: TraceID) {
+        bigEndian64(id.low)
+        bigEndian64(id.high)
+        varint(16)
+        tag(field, 2)
+    }
+
+    @inline(__always)
+    mutating func spanIDField(_ field: UInt64, _ id: SpanID) {
+        bigEndian64(id.value)
+        varint(8)
+        tag(field, 2)
+    }
+
+    /// Packed `repeated fixed64` (proto3 packs repeated scalars by default).
+    mutating func packedFixed64Field(_ field: UInt64, _ values: [UInt64]) {
+        guard !values.isEmpty else { return }
+        let mark = count
+        for v in values.reversed() { fixed64(v) }
+        lengthPrefix(field, since: mark)
+    }
+
+    mutating func packedDoubleField(_ field: UInt64, _ values: [Double]) {
+        guard !values.isEmpty else { return }
+        let mark = count
+        for v in values.reversed() { fixed64(v.bitPattern) }
+        lengthPrefix(field, since: mark)
+    }
+
+    mutating func packedVarintField(_ field: UInt64, _ values: [UInt64]) {
+        guard !values.isEmpty else { return }
+        let mark = count
+        for v in values.reversed() { varint(v) }
+        lengthPrefix(field, since: mark)
+    }
+}

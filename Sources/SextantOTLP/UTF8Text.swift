@@ -1,0 +1,63 @@
+/// Strict UTF-8 for string fields: protobuf `string` and JSON text must both be valid UTF-8
+/// (proto3 language guide, "Scalar Value Types"; RFC 8259 §8.1).
+enum UTF8Text {
+    /// A `String` from `bytes`, or `nil` when they are not valid UTF-8.
+    @inline(__always)
+    static func string(_ bytes: UnsafeRawBufferPointer) -> String? {
+        let utf8 = bytes.assumingMemoryBound(to: UInt8.self)
+        if isASCII(utf8) { return String(decoding: utf8, as: UTF8.self) }
+        return String(validating: utf8, as: UTF8.self)
+    }
+
+    @inline(__always)
+    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = 0
+        let n = bytes.count
+        let raw = UnsafeRawPointer(bytes.baseAddress!)
+        while i + 8 <= n {
+            if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+            i += 8
+        }
+        while i < n {
+            if bytes[i] >= 0x80 { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// Whether `bytes` are valid UTF-8 (RFC 3629 §4: no overlong forms, no surrogates, ≤ U+10FFFF).
+    static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = 0
+        let n = bytes.count
+        while i < n {
+            let b0 = bytes[i]
+            if b0 < 0x80 {
+                i += 1
+                continue
+            }
+            let need: Int
+            var lo: UInt8 = 0x80
+            var hi: UInt8 = 0xBF
+            switch b0 {
+            case 0xC2...0xDF: need = 1
+            case 0xE0: need = 2; lo = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: need = 2
+            case 0xED: need = 2; hi = 0x9F
+            case 0xF0: need = 3; lo = 0x90
+            case 0xF1...0xF3: need = 3
+            case 0xF4: need = 3; hi = 0x8F
+            default: return false
+            }
+            guard i + need < n else { return false }
+            let b1 = bytes[i + 1]
+            guard b1 >= lo && b1 <= hi else { return false }
+            var k = 2
+            while k <= need {
+                guard bytes[i + k] & 0xC0 == 0x80 else { return false }
+                k += 1
+            }
+            i += need + 1
+        }
+        return true
+    }
+}

@@ -1,0 +1,195 @@
+import Logging
+import SextantModel
+import Synchronization
+
+/// The machinery every exporter shares (OTel's `exporterhelper`): a bounded sending queue drained by
+/// `num_consumers` workers, a per-attempt timeout, and retries with exponential backoff and jitter.
+///
+/// An exporter supplies only `send`, which throws `ConsumerError.permanent` for data that can never be
+/// accepted (dropped at once) or any other error for a retryable failure. Every item is counted exactly
+/// once as sent, failed (given up on) or refused at enqueue.
+public final class ExporterHelper<C: Clock>: Sendable where C.Duration == Duration {
+    public typealias Send = @Sendable (Telemetry) async throws -> Void
+
+    private struct SignalCounters: Sendable {
+        var sent: SelfTelemetry.Counter
+        var failed: SelfTelemetry.Counter
+        var enqueueFailed: SelfTelemetry.Counter
+        var retries: SelfTelemetry.Counter
+    }
+
+    public let settings: ExporterHelperSettings
+    private let logger: Logger
+    private let clock: C
+    private let send: Send
+    private let queue: BoundedQueue<Telemetry>?
+    private let workers = Mutex<[Task<Void, Never>]>([])
+    private let counters: [Signal: SignalCounters]
+    private let queueSize: SelfTelemetry.Gauge
+    private let id: String
+
+    public init(_ settings: ExporterHelperSettings, component: ComponentSettings, clock: C, send: @escaping Send) {
+        self.settings = settings
+        self.logger = component.logger
+        self.clock = clock
+        self.send = send
+        self.id = component.id.description
+        let t = component.telemetry
+        var c: [Signal: SignalCounters] = [:]
+        for s in Signal.allCases {
+            let labels = [("exporter", id), ("signal", s.rawValue)]
+            c[s] = SignalCounters(
+                sent: t.counter("sextant_exporter_sent_items_total", help: "Items successfully sent.", labels: labels),
+                failed: t.counter(
+                    "sextant_exporter_send_failed_items_total",
+                    help: "Items dropped after a permanent error or exhausted retries.", labels: labels),
+                enqueueFailed: t.counter(
+                    "sextant_exporter_enqueue_failed_items_total", help: "Items refused because the sending queue was full.",
+                    labels: labels),
+                retries: t.counter(
+                    "sextant_exporter_retries_total", help: "Send attempts retried after a retryable failure.", labels: labels))
+        }
+        counters = c
+        queueSize = t.gauge(
+            "sextant_exporter_queue_size", help: "Current size of the sending queue (in its sizer's units).",
+            labels: [("exporter", id)])
+        let capacity = t.gauge(
+            "sextant_exporter_queue_capacity", help: "Capacity of the sending queue (in its sizer's units).",
+            labels: [("exporter", id)])
+        if settings.queue.enabled {
+            queue = BoundedQueue(capacity: settings.queue.queueSize)
+            capacity.set(settings.queue.queueSize)
+        } else {
+            queue = nil
+        }
+    }
+
+    /// Starts the queue workers.
+    public func start() {
+        guard let queue else { return }
+        let tasks = (0..<settings.queue.numConsumers).map { _ in
+            Task { [self] in
+                while let batch = await queue.pop() {
+                    queueSize.set(queue.used)
+                    await exportWithRetry(batch)
+                }
+            }
+        }
+        workers.withLock { $0 = tasks }
+    }
+
+    /// Hands a batch to the exporter: enqueues it (queue enabled) or sends it now, retrying as configured.
+    public func consume(_ telemetry: Telemetry) async throws {
+        let n = telemetry.itemCount
+        guard n > 0 else { return }
+        guard let queue else {
+            if let error = await exportWithRetry(telemetry) { throw error }
+            return
+        }
+        let weight = settings.queue.sizer == .items ? n : 1
+        let ok =
+            settings.queue.blockOnOverflow
+            ? await queue.push(telemetry, weight: weight) : queue.tryPush(telemetry, weight: weight)
+        queueSize.set(queue.used)
+        if !ok {
+            counters[telemetry.signal]!.enqueueFailed.add(n)
+            throw ConsumerError.overloaded("sending queue of exporter '\(id)' is full (\(settings.queue.queueSize) \(settings.queue.sizer.rawValue))")
+        }
+    }
+
+    /// Stops taking data and drains the queue. If the caller is cancelled (shutdown timeout), in-flight
+    /// retries stop and what remains is counted as failed.
+    public func shutdown() async {
+        guard let queue else { return }
+        queue.close()
+        let tasks = workers.withLock { $0 }
+        await withTaskCancellationHandler {
+            for t in tasks { await t.value }
+        } onCancel: {
+            for t in tasks { t.cancel() }
+        }
+        for batch in queue.drainRemaining() {
+            counters[batch.signal]!.failed.add(batch.itemCount)
+            logger.error("dropping batch at shutdown", metadata: ["exporter": "\(id)", "items": "\(batch.itemCount)"])
+        }
+        queueSize.set(0)
+    }
+
+    /// Sends with retries; returns the final error (already counted) or `nil` on success.
+    @discardableResult
+    func exportWithRetry(_ batch: Telemetry) async -> ConsumerError? {
+        let n = batch.itemCount
+        let c = counters[batch.signal]!
+        let started = clock.now
+        var interval = settings.retry.initialInterval
+        while true {
+            do {
+                try await attempt(batch)
+                c.sent.add(n)
+                return nil
+            } catch {
+                let e = ConsumerError.classify(error)
+                if e.kind == .permanent || !settings.retry.enabled || Task.isCancelled {
+                    c.failed.add(n)
+                    logger.error(
+                        "dropping data: \(e.kind == .permanent ? "permanent error" : Task.isCancelled ? "shutting down" : "retries disabled")",
+                        metadata: ["exporter": "\(id)", "items": "\(n)", "error": "\(e.message)"])
+                    return e
+                }
+                var delay = jittered(interval)
+                if let after = e.retryAfter, after > delay { delay = after }
+                let elapsed = started.duration(to: clock.now)
+                if settings.retry.maxElapsedTime > .zero && elapsed + delay > settings.retry.maxElapsedTime {
+                    c.failed.add(n)
+                    logger.error(
+                        "dropping data: retries exhausted",
+                        metadata: ["exporter": "\(id)", "items": "\(n)", "error": "\(e.message)", "elapsed": "\(elapsed)"])
+                    return ConsumerError(.retryable, "retries exhausted after \(elapsed): \(e.message)")
+                }
+                c.retries.increment()
+                logger.warning(
+                    "export failed, will retry", metadata: ["exporter": "\(id)", "error": "\(e.message)", "delay": "\(delay)"])
+                do {
+                    try await clock.sleep(for: delay)
+                } catch {
+                    c.failed.add(n)
+                    logger.error("dropping data: shutting down during retry", metadata: ["exporter": "\(id)", "items": "\(n)"])
+                    return ConsumerError(.retryable, "cancelled while waiting to retry")
+                }
+                interval = min(interval * settings.retry.multiplier, settings.retry.maxInterval)
+            }
+        }
+    }
+
+    /// One attempt, bounded by `timeout`.
+    private func attempt(_ batch: Telemetry) async throws {
+        let timeout = settings.timeout
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { [send] in
+                try await send(batch)
+                return true
+            }
+            group.addTask { [clock] in
+                try await clock.sleep(for: timeout)
+                return false
+            }
+            defer { group.cancelAll() }
+            let finished = try await group.next()!
+            if !finished { throw ConsumerError.retryable("attempt timed out after \(GoDuration.format(timeout))") }
+        }
+    }
+
+    /// `interval ± randomization_factor × interval`, as OTel's backoff does.
+    private func jittered(_ interval: Duration) -> Duration {
+        let f = settings.retry.randomizationFactor
+        guard f > 0 else { return interval }
+        let r = Double.random(in: (1 - f)...(1 + f))
+        return interval * r
+    }
+}
+
+extension ExporterHelper where C == ContinuousClock {
+    public convenience init(_ settings: ExporterHelperSettings, component: ComponentSettings, send: @escaping Send) {
+        self.init(settings, component: component, clock: ContinuousClock(), send: send)
+    }
+}

@@ -1,0 +1,67 @@
+/// `retry_on_failure`, with the OpenTelemetry Collector's defaults.
+public struct RetrySettings: Sendable, Equatable {
+    public var enabled = true
+    public var initialInterval: Duration = .seconds(5)
+    public var maxInterval: Duration = .seconds(30)
+    /// Give up on a batch after this long; zero means retry forever.
+    public var maxElapsedTime: Duration = .seconds(300)
+    public var multiplier: Double = 1.5
+    public var randomizationFactor: Double = 0.5
+
+    public init() {}
+}
+
+/// `sending_queue`: a bounded in-memory queue drained by `num_consumers` workers.
+public struct QueueSettings: Sendable, Equatable {
+    /// What `queue_size` counts.
+    public enum Sizer: String, Sendable {
+        case items
+        case requests
+    }
+
+    public var enabled = true
+    public var numConsumers = 10
+    public var queueSize = 1000
+    public var sizer: Sizer = .requests
+    /// When full: refuse new batches (`false`, the default) or wait for room (`true`).
+    public var blockOnOverflow = false
+
+    public init() {}
+}
+
+/// The exporter helper's settings shared by every exporter: `timeout`, `sending_queue`, `retry_on_failure`.
+public struct ExporterHelperSettings: Sendable, Equatable {
+    /// Per-attempt timeout.
+    public var timeout: Duration = .seconds(5)
+    public var queue = QueueSettings()
+    public var retry = RetrySettings()
+
+    public init() {}
+
+    /// Reads the helper's keys from an exporter's config. `defaults` lets an exporter choose e.g. no queue.
+    public static func parse(_ reader: inout ConfigReader, defaults: ExporterHelperSettings = ExporterHelperSettings())
+        -> ExporterHelperSettings
+    {
+        var s = defaults
+        s.timeout = reader.duration("timeout", default: defaults.timeout, allowZero: false)
+        var q = reader.section("sending_queue")
+        s.queue.enabled = q.bool("enabled", default: defaults.queue.enabled)
+        s.queue.numConsumers = q.int("num_consumers", default: defaults.queue.numConsumers, min: 1, max: 1000)
+        s.queue.queueSize = q.int("queue_size", default: defaults.queue.queueSize, min: 1)
+        s.queue.sizer = QueueSettings.Sizer(rawValue: q.choice("sizer", ["items", "requests"], default: defaults.queue.sizer.rawValue))!
+        s.queue.blockOnOverflow = q.bool("block_on_overflow", default: defaults.queue.blockOnOverflow)
+        q.finish()
+        var r = reader.section("retry_on_failure")
+        s.retry.enabled = r.bool("enabled", default: defaults.retry.enabled)
+        s.retry.initialInterval = r.duration("initial_interval", default: defaults.retry.initialInterval, allowZero: false)
+        s.retry.maxInterval = r.duration("max_interval", default: defaults.retry.maxInterval, allowZero: false)
+        s.retry.maxElapsedTime = r.duration("max_elapsed_time", default: defaults.retry.maxElapsedTime)
+        s.retry.multiplier = r.double("multiplier", default: defaults.retry.multiplier, min: 1)
+        s.retry.randomizationFactor = r.double("randomization_factor", default: defaults.retry.randomizationFactor, min: 0, max: 1)
+        if s.retry.maxInterval < s.retry.initialInterval {
+            r.error("max_interval", "\(r.path)::max_interval must not be less than initial_interval")
+        }
+        r.finish()
+        return s
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Logging
+import SextantCollector
+import SextantPipeline
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Sextant: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sextant",
+        abstract: "A telemetry collector for service meshes: receivers → processors → exporters.",
+        version: CollectorRunner.version,
+        subcommands: [Collector.self, Validate.self, Components.self]
+    )
+}
+
+/// Options shared by the commands that log.
+struct LoggingOptions: ParsableArguments {
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func bootstrap() -> Logger {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        return Logger(label: "sextant")
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+struct Collector: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the collector until SIGTERM or SIGINT, then drain and exit 0.")
+
+    @Option(name: .long, help: "A config file (YAML); repeat to merge several, later files win.")
+    var config: [String] = ["pipelines/default.yaml"]
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = logging.bootstrap()
+        do {
+            try await CollectorRunner.run(configFiles: config, logger: logger)
+        } catch let error as ConfigError {
+            printError("invalid configuration:\n\(error)")
+            throw ExitCode(2)
+        } catch let error as GraphStartError {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Validate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check config files and report every error with file:line:column.")
+
+    @Option(name: .long, help: "A config file (YAML); repeat to merge several.")
+    var config: [String] = []
+
+    func run() async throws {
+        do {
+            let c = try CollectorConfig.load(files: config, registry: BuiltinComponents.registry)
+            for w in c.warnings { printError("\(w)") }
+            print("configuration is valid: \(c.pipelines.count) pipeline(s)")
+        } catch let error as ConfigError {
+            printError("\(error)")
+            printError("\(error.diagnostics.count) error(s)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct Components: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the component types built into this binary.")
+
+    func run() throws {
+        let rows = BuiltinComponents.registry.listing()
+        let w1 = rows.map(\.kind.rawValue.count).max() ?? 0
+        let w2 = rows.map(\.type.count).max() ?? 0
+        let w3 = rows.map(\.signals.count).max() ?? 0
+        func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(0, w - s.count)) }
+        print("\(pad("KIND", w1))  \(pad("TYPE", w2))  \(pad("SIGNALS", w3))  DESCRIPTION")
+        for r in rows { print("\(pad(r.kind.rawValue, w1))  \(pad(r.type, w2))  \(pad(r.signals, w3))  \(r.summary)") }
+    }
+}
+
+/// Writes a line to standard error.
+func printError(_ s: String) {
+    let bytes = Array((s + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
