@@ -106,7 +106,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SextantModelTests", dependencies: ["SextantModel"], swiftSettings: strict),
-        .testTarget(name: "SextantOTLPTests", dependencies: ["SextantOTLP", "SextantModel"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantOTLPTests", dependencies: ["SextantOTLP", "SextantModel"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "SextantPipelineTests",
             dependencies: ["SextantPipeline", "SextantTesting", "SextantModel"],

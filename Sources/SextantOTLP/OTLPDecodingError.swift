@@ -31,6 +31,11 @@ public struct DecodeResult<T: Sendable>: Sendable {
         self.rejectionReason = rejectionReason
     }
 
+    /// The same result with its data transformed, e.g. wrapped in ``Telemetry``.
+    public func map<U: Sendable>(_ transform: (T) throws -> U) rethrows -> DecodeResult<U> {
+        DecodeResult<U>(data: try transform(data), rejected: rejected, rejectionReason: rejectionReason)
+    }
+
     /// The partial success to report for this request, `nil` when everything was accepted.
     public var partialSuccess: PartialSuccess? {
         guard rejected > 0 || rejectionReason != nil else { return nil }
@@ -67,4 +72,35 @@ struct Rejections {
         let reason = count > 1 ? "\(first) (\(count) rejected in total)" : first
         return DecodeResult(data: data, rejected: count, rejectionReason: reason)
     }
+}
+
+/// The data points dropped from one metric (for malformed exemplar IDs).
+struct PointRejections {
+    private(set) var count = 0
+    private var firstProblem: String?
+
+    mutating func note(_ problem: String, index: Int) {
+        count += 1
+        if firstProblem == nil { firstProblem = "data point \(index): \(problem)" }
+    }
+
+    /// Records the metric's rejections; `nil` when the whole metric is dropped for having no name
+    /// (metrics.proto: `name` is required), counting all of its points.
+    func finish(_ metric: Metric, index: Int, _ rejections: inout Rejections) -> Metric? {
+        if metric.name.isEmpty {
+            rejections.reject(metric.data.pointCount + count, "metric \(index): name must not be empty")
+            return nil
+        }
+        if let firstProblem {
+            rejections.reject(count, "metric \(index) (\(metric.name)): \(firstProblem)")
+        }
+        return metric
+    }
+}
+
+/// The members of a Gauge, Sum, Histogram, ExponentialHistogram or Summary message.
+struct PointsMessage<Point> {
+    var points: [Point] = []
+    var temporality = AggregationTemporality.unspecified
+    var isMonotonic = false
 }

@@ -102,9 +102,7 @@ extension OTLPJSON {
                 try r.skipValue()
             }
         }
-        problem = IDRules.optionalIDsProblem(traceID: traceID, spanID: spanID)
-        record.traceID = IDRules.optionalTraceID(traceID)
-        record.spanID = IDRules.optionalSpanID(spanID)
+        problem = IDRules.apply(traceID, spanID, to: &record)
         return record
     }
 

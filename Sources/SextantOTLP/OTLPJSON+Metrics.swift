@@ -59,29 +59,11 @@ extension OTLPJSON {
         return data
     }
 
-    /// Data points of one metric, with those dropped for malformed exemplar IDs counted.
-    struct PointRejections {
-        var count = 0
-        var firstProblem: String?
-
-        mutating func note(_ problem: String, index: Int) {
-            count += 1
-            if firstProblem == nil { firstProblem = "data point \(index): \(problem)" }
-        }
-    }
-
-    /// The members of a Gauge/Sum/Histogram/ExponentialHistogram/Summary message.
-    struct PointsBody<Point> {
-        var points: [Point] = []
-        var temporality = AggregationTemporality.unspecified
-        var isMonotonic = false
-    }
-
     static func decodePoints<Point>(
         _ r: inout JSONReader, _ rejected: inout PointRejections,
         _ decodePoint: (inout JSONReader, inout String?) throws(OTLPDecodingError) -> Point
-    ) throws(OTLPDecodingError) -> PointsBody<Point> {
-        var body = PointsBody<Point>()
+    ) throws(OTLPDecodingError) -> PointsMessage<Point> {
+        var body = PointsMessage<Point>()
         var object = try r.beginObject()
         while let key = try r.nextKey(&object) {
             if try r.consumeNull() { continue }
@@ -142,14 +124,7 @@ extension OTLPJSON {
                 try r.skipValue()
             }
         }
-        if metric.name.isEmpty {
-            rejections.reject(metric.data.pointCount + rejected.count, "metric \(index): name must not be empty")
-            return nil
-        }
-        if let problem = rejected.firstProblem {
-            rejections.reject(rejected.count, "metric \(index) (\(metric.name)): \(problem)")
-        }
-        return metric
+        return rejected.finish(metric, index: index, &rejections)
     }
 
     static func decodeNumberDataPoint(_ r: inout JSONReader, _ problem: inout String?) throws(OTLPDecodingError) -> NumberDataPoint {
@@ -338,11 +313,9 @@ extension OTLPJSON {
                     try r.skipValue()
                 }
             }
-            if problem == nil, let idProblem = IDRules.optionalIDsProblem(traceID: traceID, spanID: spanID) {
+            if let idProblem = IDRules.apply(traceID, spanID, to: &exemplar), problem == nil {
                 problem = "exemplar \(exemplars.count): \(idProblem)"
             }
-            exemplar.traceID = IDRules.optionalTraceID(traceID)
-            exemplar.spanID = IDRules.optionalSpanID(spanID)
             exemplars.append(exemplar)
         }
         return exemplars

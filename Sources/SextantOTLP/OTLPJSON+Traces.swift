@@ -120,12 +120,7 @@ extension OTLPJSON {
                 try r.skipValue()
             }
         }
-        if let idProblem = IDRules.spanIDsProblem(traceID: traceID, spanID: spanID, parentSpanID: parentSpanID) {
-            problem = idProblem
-        }
-        span.traceID = traceID.traceID
-        span.spanID = spanID.spanID
-        span.parentSpanID = IDRules.optionalSpanID(parentSpanID)
+        if let idProblem = IDRules.apply(traceID, spanID, parentSpanID, to: &span) { problem = idProblem }
         return span
     }
 
@@ -172,9 +167,7 @@ extension OTLPJSON {
                 try r.skipValue()
             }
         }
-        problem = IDRules.optionalIDsProblem(traceID: traceID, spanID: spanID)
-        link.traceID = traceID.traceID
-        link.spanID = spanID.spanID
+        problem = IDRules.apply(traceID, spanID, to: &link)
         return link
     }
 

@@ -41,15 +41,9 @@ public enum OTLPJSON {
     /// Decodes the export request of `signal`.
     public static func decode(_ signal: Signal, _ bytes: UnsafeRawBufferPointer) throws -> DecodeResult<Telemetry> {
         switch signal {
-        case .traces:
-            let r = try decodeTraces(bytes)
-            return DecodeResult(data: .traces(r.data), rejected: r.rejected, rejectionReason: r.rejectionReason)
-        case .metrics:
-            let r = try decodeMetrics(bytes)
-            return DecodeResult(data: .metrics(r.data), rejected: r.rejected, rejectionReason: r.rejectionReason)
-        case .logs:
-            let r = try decodeLogs(bytes)
-            return DecodeResult(data: .logs(r.data), rejected: r.rejected, rejectionReason: r.rejectionReason)
+        case .traces: return try decodeTraces(bytes).map(Telemetry.traces)
+        case .metrics: return try decodeMetrics(bytes).map(Telemetry.metrics)
+        case .logs: return try decodeLogs(bytes).map(Telemetry.logs)
         }
     }
 

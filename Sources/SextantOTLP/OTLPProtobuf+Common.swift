@@ -141,9 +141,8 @@ extension OTLPProtobuf {
             i -= 1
             let mark = w.count
             // The model always has a value, so `value` is always present (possibly as `AnyValue{}`).
-            let valueMark = w.count
             encodeAnyValue(values[i].value, &w)
-            w.lengthPrefix(2, since: valueMark)
+            w.lengthPrefix(2, since: mark)
             w.stringField(1, values[i].key)
             w.lengthPrefix(field, since: mark)
         }

@@ -83,9 +83,7 @@ extension OTLPProtobuf {
             default: try r.skip(tag: tag, in: "LogRecord")
             }
         }
-        problem = IDRules.optionalIDsProblem(traceID: traceID, spanID: spanID)
-        record.traceID = IDRules.optionalTraceID(traceID)
-        record.spanID = IDRules.optionalSpanID(spanID)
+        problem = IDRules.apply(traceID, spanID, to: &record)
         return record
     }
 

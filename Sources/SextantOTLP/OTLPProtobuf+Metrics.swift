@@ -4,19 +4,14 @@ import SextantModel
 extension OTLPProtobuf {
     // MARK: Decoding
 
-    /// Running position in a request, for rejection messages.
-    struct MetricCursor {
-        var metricIndex = 0
-    }
-
     static func decodeMetricsData(_ r: inout ProtoReader, _ rejections: inout Rejections) throws(OTLPDecodingError) -> MetricsData {
         var data = MetricsData()
-        var cursor = MetricCursor()
+        var metricIndex = 0
         while r.hasMore {
             let tag = try r.readTag()
             if tag == 1 << 3 | 2 {
                 var m = try r.readMessage()
-                data.resourceMetrics.append(try decodeResourceMetrics(&m, &cursor, &rejections))
+                data.resourceMetrics.append(try decodeResourceMetrics(&m, &metricIndex, &rejections))
             } else {
                 try r.skip(tag: tag, in: "ExportMetricsServiceRequest")
             }
@@ -25,7 +20,7 @@ extension OTLPProtobuf {
     }
 
     static func decodeResourceMetrics(
-        _ r: inout ProtoReader, _ cursor: inout MetricCursor, _ rejections: inout Rejections
+        _ r: inout ProtoReader, _ metricIndex: inout Int, _ rejections: inout Rejections
     ) throws(OTLPDecodingError) -> ResourceMetrics {
         var rm = ResourceMetrics()
         while r.hasMore {
@@ -36,7 +31,7 @@ extension OTLPProtobuf {
                 rm.resource = try decodeResource(&m)
             case 2 << 3 | 2:
                 var m = try r.readMessage()
-                rm.scopeMetrics.append(try decodeScopeMetrics(&m, &cursor, &rejections))
+                rm.scopeMetrics.append(try decodeScopeMetrics(&m, &metricIndex, &rejections))
             case 3 << 3 | 2: rm.schemaURL = try r.readString(in: "ResourceMetrics")
             default: try r.skip(tag: tag, in: "ResourceMetrics")
             }
@@ -45,7 +40,7 @@ extension OTLPProtobuf {
     }
 
     static func decodeScopeMetrics(
-        _ r: inout ProtoReader, _ cursor: inout MetricCursor, _ rejections: inout Rejections
+        _ r: inout ProtoReader, _ metricIndex: inout Int, _ rejections: inout Rejections
     ) throws(OTLPDecodingError) -> ScopeMetrics {
         var sm = ScopeMetrics()
         while r.hasMore {
@@ -56,10 +51,10 @@ extension OTLPProtobuf {
                 sm.scope = try decodeScope(&m)
             case 2 << 3 | 2:
                 var m = try r.readMessage()
-                if let metric = try decodeMetric(&m, index: cursor.metricIndex, &rejections) {
+                if let metric = try decodeMetric(&m, index: metricIndex, &rejections) {
                     sm.metrics.append(metric)
                 }
-                cursor.metricIndex += 1
+                metricIndex += 1
             case 3 << 3 | 2: sm.schemaURL = try r.readString(in: "ScopeMetrics")
             default: try r.skip(tag: tag, in: "ScopeMetrics")
             }
@@ -73,8 +68,7 @@ extension OTLPProtobuf {
         _ r: inout ProtoReader, index: Int, _ rejections: inout Rejections
     ) throws(OTLPDecodingError) -> Metric? {
         var metric = Metric(name: "", data: .empty)
-        var rejectedPoints = 0
-        var pointProblem: String?
+        var rejected = PointRejections()
         while r.hasMore {
             let tag = try r.readTag()
             switch tag {
@@ -83,117 +77,56 @@ extension OTLPProtobuf {
             case 3 << 3 | 2: metric.unit = try r.readString(in: "Metric")
             case 5 << 3 | 2:
                 var m = try r.readMessage()
-                var points: [NumberDataPoint] = []
-                while m.hasMore {
-                    let t = try m.readTag()
-                    if t == 1 << 3 | 2 {
-                        var p = try m.readMessage()
-                        var problem: String?
-                        let point = try decodeNumberDataPoint(&p, &problem)
-                        if let problem {
-                            rejectedPoints += 1
-                            if pointProblem == nil { pointProblem = "data point \(points.count + rejectedPoints - 1): \(problem)" }
-                        } else {
-                            points.append(point)
-                        }
-                    } else {
-                        try m.skip(tag: t, in: "Gauge")
-                    }
-                }
-                metric.data = .gauge(points)
+                metric.data = .gauge(try decodePoints(&m, "Gauge", &rejected, decodeNumberDataPoint).points)
             case 7 << 3 | 2:
                 var m = try r.readMessage()
-                var points: [NumberDataPoint] = []
-                var temporality = AggregationTemporality.unspecified
-                var monotonic = false
-                while m.hasMore {
-                    let t = try m.readTag()
-                    switch t {
-                    case 1 << 3 | 2:
-                        var p = try m.readMessage()
-                        var problem: String?
-                        let point = try decodeNumberDataPoint(&p, &problem)
-                        if let problem {
-                            rejectedPoints += 1
-                            if pointProblem == nil { pointProblem = "data point \(points.count + rejectedPoints - 1): \(problem)" }
-                        } else {
-                            points.append(point)
-                        }
-                    case 2 << 3 | 0: temporality = AggregationTemporality(rawValue: try m.readInt32())
-                    case 3 << 3 | 0: monotonic = try m.readVarint() != 0
-                    default: try m.skip(tag: t, in: "Sum")
-                    }
-                }
-                metric.data = .sum(points, temporality: temporality, isMonotonic: monotonic)
+                let body = try decodePoints(&m, "Sum", &rejected, decodeNumberDataPoint)
+                metric.data = .sum(body.points, temporality: body.temporality, isMonotonic: body.isMonotonic)
             case 9 << 3 | 2:
                 var m = try r.readMessage()
-                var points: [HistogramDataPoint] = []
-                var temporality = AggregationTemporality.unspecified
-                while m.hasMore {
-                    let t = try m.readTag()
-                    switch t {
-                    case 1 << 3 | 2:
-                        var p = try m.readMessage()
-                        var problem: String?
-                        let point = try decodeHistogramDataPoint(&p, &problem)
-                        if let problem {
-                            rejectedPoints += 1
-                            if pointProblem == nil { pointProblem = "data point \(points.count + rejectedPoints - 1): \(problem)" }
-                        } else {
-                            points.append(point)
-                        }
-                    case 2 << 3 | 0: temporality = AggregationTemporality(rawValue: try m.readInt32())
-                    default: try m.skip(tag: t, in: "Histogram")
-                    }
-                }
-                metric.data = .histogram(points, temporality: temporality)
+                let body = try decodePoints(&m, "Histogram", &rejected, decodeHistogramDataPoint)
+                metric.data = .histogram(body.points, temporality: body.temporality)
             case 10 << 3 | 2:
                 var m = try r.readMessage()
-                var points: [ExponentialHistogramDataPoint] = []
-                var temporality = AggregationTemporality.unspecified
-                while m.hasMore {
-                    let t = try m.readTag()
-                    switch t {
-                    case 1 << 3 | 2:
-                        var p = try m.readMessage()
-                        var problem: String?
-                        let point = try decodeExponentialHistogramDataPoint(&p, &problem)
-                        if let problem {
-                            rejectedPoints += 1
-                            if pointProblem == nil { pointProblem = "data point \(points.count + rejectedPoints - 1): \(problem)" }
-                        } else {
-                            points.append(point)
-                        }
-                    case 2 << 3 | 0: temporality = AggregationTemporality(rawValue: try m.readInt32())
-                    default: try m.skip(tag: t, in: "ExponentialHistogram")
-                    }
-                }
-                metric.data = .exponentialHistogram(points, temporality: temporality)
+                let body = try decodePoints(&m, "ExponentialHistogram", &rejected, decodeExponentialHistogramDataPoint)
+                metric.data = .exponentialHistogram(body.points, temporality: body.temporality)
             case 11 << 3 | 2:
                 var m = try r.readMessage()
-                var points: [SummaryDataPoint] = []
-                while m.hasMore {
-                    let t = try m.readTag()
-                    if t == 1 << 3 | 2 {
-                        var p = try m.readMessage()
-                        points.append(try decodeSummaryDataPoint(&p))
-                    } else {
-                        try m.skip(tag: t, in: "Summary")
-                    }
-                }
-                metric.data = .summary(points)
+                metric.data = .summary(try decodePoints(&m, "Summary", &rejected, decodeSummaryDataPoint).points)
             case 12 << 3 | 2: try appendKeyValue(&r, to: &metric.metadata)
             default: try r.skip(tag: tag, in: "Metric")
             }
         }
-        if metric.name.isEmpty {
-            rejections.reject(metric.data.pointCount + rejectedPoints, "metric \(index): name must not be empty")
-            return nil
+        return rejected.finish(metric, index: index, &rejections)
+    }
+
+    /// Decodes a Gauge, Sum, Histogram, ExponentialHistogram or Summary message: `data_points` (1)
+    /// and, where the message has them, `aggregation_temporality` (2) and `is_monotonic` (3).
+    static func decodePoints<Point>(
+        _ r: inout ProtoReader, _ message: StaticString, _ rejected: inout PointRejections,
+        _ decodePoint: (inout ProtoReader, inout String?) throws(OTLPDecodingError) -> Point
+    ) throws(OTLPDecodingError) -> PointsMessage<Point> {
+        var body = PointsMessage<Point>()
+        var index = 0
+        while r.hasMore {
+            let tag = try r.readTag()
+            switch tag {
+            case 1 << 3 | 2:
+                var p = try r.readMessage()
+                var problem: String?
+                let point = try decodePoint(&p, &problem)
+                if let problem {
+                    rejected.note(problem, index: index)
+                } else {
+                    body.points.append(point)
+                }
+                index += 1
+            case 2 << 3 | 0: body.temporality = AggregationTemporality(rawValue: try r.readInt32())
+            case 3 << 3 | 0: body.isMonotonic = try r.readVarint() != 0
+            default: try r.skip(tag: tag, in: message)
+            }
         }
-        if let pointProblem {
-            rejections.reject(rejectedPoints, "metric \(index) (\(metric.name)): \(pointProblem)")
-        }
-        return metric
+        return body
     }
 
     static func decodeNumberDataPoint(_ r: inout ProtoReader, _ problem: inout String?) throws(OTLPDecodingError) -> NumberDataPoint {
@@ -280,7 +213,8 @@ extension OTLPProtobuf {
         return buckets
     }
 
-    static func decodeSummaryDataPoint(_ r: inout ProtoReader) throws(OTLPDecodingError) -> SummaryDataPoint {
+    /// Summary points carry no exemplars, so `problem` is never set.
+    static func decodeSummaryDataPoint(_ r: inout ProtoReader, _ problem: inout String?) throws(OTLPDecodingError) -> SummaryDataPoint {
         var point = SummaryDataPoint()
         while r.hasMore {
             let tag = try r.readTag()
@@ -329,11 +263,9 @@ extension OTLPProtobuf {
             default: try m.skip(tag: tag, in: "Exemplar")
             }
         }
-        if problem == nil, let idProblem = IDRules.optionalIDsProblem(traceID: traceID, spanID: spanID) {
+        if let idProblem = IDRules.apply(traceID, spanID, to: &exemplar), problem == nil {
             problem = "exemplar \(exemplars.count): \(idProblem)"
         }
-        exemplar.traceID = IDRules.optionalTraceID(traceID)
-        exemplar.spanID = IDRules.optionalSpanID(spanID)
         exemplars.append(exemplar)
     }
 

@@ -103,12 +103,7 @@ extension OTLPProtobuf {
             default: try r.skip(tag: tag, in: "Span")
             }
         }
-        if let idProblem = IDRules.spanIDsProblem(traceID: traceID, spanID: spanID, parentSpanID: parentSpanID) {
-            problem = idProblem
-        }
-        span.traceID = traceID.traceID
-        span.spanID = spanID.spanID
-        span.parentSpanID = IDRules.optionalSpanID(parentSpanID)
+        if let idProblem = IDRules.apply(traceID, spanID, parentSpanID, to: &span) { problem = idProblem }
         return span
     }
 
@@ -144,9 +139,7 @@ extension OTLPProtobuf {
             default: try r.skip(tag: tag, in: "Span.Link")
             }
         }
-        problem = IDRules.optionalIDsProblem(traceID: traceID, spanID: spanID)
-        link.traceID = traceID.traceID
-        link.spanID = spanID.spanID
+        problem = IDRules.apply(traceID, spanID, to: &link)
         return link
     }
 

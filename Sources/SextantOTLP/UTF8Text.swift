@@ -5,7 +5,6 @@ enum UTF8Text {
     @inline(__always)
     static func string(_ bytes: UnsafeRawBufferPointer) -> String? {
         let utf8 = bytes.assumingMemoryBound(to: UInt8.self)
-        if isASCII(utf8) { return String(decoding: utf8, as: UTF8.self) }
         return String(validating: utf8, as: UTF8.self)
     }
 

@@ -68,3 +68,32 @@ enum IDRules {
         id.length == 8 && id.low != 0 ? id.spanID : nil
     }
 }
+
+// Setting the model's IDs from what arrived, reporting why an item must be dropped.
+extension IDRules {
+    static func apply(_ traceID: WireID, _ spanID: WireID, _ parentSpanID: WireID, to span: inout Span) -> String? {
+        span.traceID = traceID.traceID
+        span.spanID = spanID.spanID
+        span.parentSpanID = optionalSpanID(parentSpanID)
+        return spanIDsProblem(traceID: traceID, spanID: spanID, parentSpanID: parentSpanID)
+    }
+
+    /// Link IDs are not optional in the model: empty ones become `.zero`.
+    static func apply(_ traceID: WireID, _ spanID: WireID, to link: inout SpanLink) -> String? {
+        link.traceID = traceID.traceID
+        link.spanID = spanID.spanID
+        return optionalIDsProblem(traceID: traceID, spanID: spanID)
+    }
+
+    static func apply(_ traceID: WireID, _ spanID: WireID, to record: inout LogRecord) -> String? {
+        record.traceID = optionalTraceID(traceID)
+        record.spanID = optionalSpanID(spanID)
+        return optionalIDsProblem(traceID: traceID, spanID: spanID)
+    }
+
+    static func apply(_ traceID: WireID, _ spanID: WireID, to exemplar: inout Exemplar) -> String? {
+        exemplar.traceID = optionalTraceID(traceID)
+        exemplar.spanID = optionalSpanID(spanID)
+        return optionalIDsProblem(traceID: traceID, spanID: spanID)
+    }
+}

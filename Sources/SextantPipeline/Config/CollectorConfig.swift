@@ -65,7 +65,7 @@ public struct CollectorConfig: Sendable {
     }
 
     static func parse(_ root: ConfigNode, registry: ComponentRegistry, diagnostics: Diagnostics) throws -> CollectorConfig {
-        var top = ConfigReader(root, path: "config", diagnostics: diagnostics)
+        var top = ConfigReader(root, path: "", diagnostics: diagnostics)
         var definitions: [ComponentKind: [ComponentID: Definition]] = [:]
         for kind in ComponentKind.allCases {
             definitions[kind] = parseSection(kind, top.raw(kind.section), registry: registry, diagnostics: diagnostics)

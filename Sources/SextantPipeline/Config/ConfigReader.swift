@@ -20,11 +20,14 @@ public struct ConfigReader {
             entries = e
         } else {
             entries = []
-            diagnostics.error(at: node.location, "\(path) must be a mapping, found \(node.kindName)")
+            diagnostics.error(at: node.location, "\(path.isEmpty ? "config" : path) must be a mapping, found \(node.kindName)")
         }
     }
 
     public var location: SourceLocation { node.location }
+
+    /// `path::key`, or just `key` at the top level.
+    public func qualified(_ key: String) -> String { path.isEmpty ? key : "\(path)::\(key)" }
 
     /// Records an error at the position of `key` (or of this mapping).
     public func error(_ key: String?, _ message: String) {
@@ -58,7 +61,7 @@ public struct ConfigReader {
 
     private func scalar(_ key: String, _ n: ConfigNode, expecting: String) -> String? {
         if case .scalar(let s, _) = n.value { return s }
-        diagnostics.error(at: n.location, "\(path)::\(key) must be \(expecting), found \(n.kindName)")
+        diagnostics.error(at: n.location, "\(qualified(key)) must be \(expecting), found \(n.kindName)")
         return nil
     }
 
@@ -79,7 +82,7 @@ public struct ConfigReader {
         if allowed.contains(s) { return s }
         diagnostics.error(
             at: n.location,
-            "\(path)::\(key): '\(s)' is not one of \(allowed.joined(separator: ", "))\(Spelling.hint(for: s, among: allowed))")
+            "\(qualified(key)): '\(s)' is not one of \(allowed.joined(separator: ", "))\(Spelling.hint(for: s, among: allowed))")
         return value
     }
 
@@ -89,7 +92,7 @@ public struct ConfigReader {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
         default:
-            diagnostics.error(at: n.location, "\(path)::\(key) must be a boolean (true or false), found '\(s)'")
+            diagnostics.error(at: n.location, "\(qualified(key)) must be a boolean (true or false), found '\(s)'")
             return value
         }
     }
@@ -97,7 +100,7 @@ public struct ConfigReader {
     public mutating func int(_ key: String, default value: Int, min: Int? = nil, max: Int? = nil) -> Int {
         guard let n = raw(key), let s = scalar(key, n, expecting: "an integer") else { return value }
         guard let v = Int(s.replacingUnderscores) else {
-            diagnostics.error(at: n.location, "\(path)::\(key) must be an integer, found '\(s)'")
+            diagnostics.error(at: n.location, "\(qualified(key)) must be an integer, found '\(s)'")
             return value
         }
         return checkRange(key, n, v, min: min, max: max) ?? value
@@ -106,15 +109,15 @@ public struct ConfigReader {
     public mutating func double(_ key: String, default value: Double, min: Double? = nil, max: Double? = nil) -> Double {
         guard let n = raw(key), let s = scalar(key, n, expecting: "a number") else { return value }
         guard let v = Double(s) else {
-            diagnostics.error(at: n.location, "\(path)::\(key) must be a number, found '\(s)'")
+            diagnostics.error(at: n.location, "\(qualified(key)) must be a number, found '\(s)'")
             return value
         }
         if let min, v < min {
-            diagnostics.error(at: n.location, "\(path)::\(key) must be at least \(min), found \(v)")
+            diagnostics.error(at: n.location, "\(qualified(key)) must be at least \(min), found \(v)")
             return value
         }
         if let max, v > max {
-            diagnostics.error(at: n.location, "\(path)::\(key) must be at most \(max), found \(v)")
+            diagnostics.error(at: n.location, "\(qualified(key)) must be at most \(max), found \(v)")
             return value
         }
         return v
@@ -124,7 +127,7 @@ public struct ConfigReader {
     public mutating func byteSize(_ key: String, default value: Int, min: Int? = nil) -> Int {
         guard let n = raw(key), let s = scalar(key, n, expecting: "a byte size") else { return value }
         guard let v = ByteSize.parse(s) else {
-            diagnostics.error(at: n.location, "\(path)::\(key) must be a byte size such as 20971520 or 20MiB, found '\(s)'")
+            diagnostics.error(at: n.location, "\(qualified(key)) must be a byte size such as 20971520 or 20MiB, found '\(s)'")
             return value
         }
         return checkRange(key, n, v, min: min, max: nil) ?? value
@@ -134,11 +137,11 @@ public struct ConfigReader {
     public mutating func duration(_ key: String, default value: Duration, allowZero: Bool = true) -> Duration {
         guard let n = raw(key), let s = scalar(key, n, expecting: "a duration") else { return value }
         guard let d = GoDuration.parse(s) else {
-            diagnostics.error(at: n.location, "\(path)::\(key) must be a duration such as 200ms, 5s or 1m30s, found '\(s)'")
+            diagnostics.error(at: n.location, "\(qualified(key)) must be a duration such as 200ms, 5s or 1m30s, found '\(s)'")
             return value
         }
         if !allowZero && d <= .zero {
-            diagnostics.error(at: n.location, "\(path)::\(key) must be greater than zero")
+            diagnostics.error(at: n.location, "\(qualified(key)) must be greater than zero")
             return value
         }
         return d
@@ -147,7 +150,7 @@ public struct ConfigReader {
     public mutating func stringList(_ key: String, default value: [String] = []) -> [String] {
         guard let n = raw(key) else { return value }
         guard case .sequence(let items) = n.value else {
-            diagnostics.error(at: n.location, "\(path)::\(key) must be a list of strings, found \(n.kindName)")
+            diagnostics.error(at: n.location, "\(qualified(key)) must be a list of strings, found \(n.kindName)")
             return value
         }
         return items.compactMap { scalar(key, $0, expecting: "a string") }
@@ -157,7 +160,7 @@ public struct ConfigReader {
     public mutating func stringMap(_ key: String) -> [(String, String)] {
         guard let n = raw(key) else { return [] }
         guard let entries = n.entries else {
-            diagnostics.error(at: n.location, "\(path)::\(key) must be a mapping of strings, found \(n.kindName)")
+            diagnostics.error(at: n.location, "\(qualified(key)) must be a mapping of strings, found \(n.kindName)")
             return []
         }
         return entries.compactMap { e in scalar("\(key)::\(e.key)", e.value, expecting: "a string").map { (e.key, $0) } }
@@ -167,7 +170,7 @@ public struct ConfigReader {
     public mutating func section(_ key: String) -> ConfigReader {
         known.insert(key)
         let n = entryNode(key) ?? ConfigNode.emptyMapping(at: node.location)
-        return ConfigReader(n.isNull ? ConfigNode.emptyMapping(at: n.location) : n, path: "\(path)::\(key)", diagnostics: diagnostics)
+        return ConfigReader(n.isNull ? ConfigNode.emptyMapping(at: n.location) : n, path: qualified(key), diagnostics: diagnostics)
     }
 
     /// Reports every key that no accessor asked for. Call once, after reading all keys.
@@ -175,17 +178,17 @@ public struct ConfigReader {
         for e in entries where !known.contains(e.key) {
             diagnostics.error(
                 at: e.keyLocation,
-                "unknown key '\(e.key)' in \(path)\(Spelling.hint(for: e.key, among: known))")
+                "unknown key '\(e.key)' in \(path.isEmpty ? "config" : path)\(Spelling.hint(for: e.key, among: known))")
         }
     }
 
     private func checkRange(_ key: String, _ n: ConfigNode, _ v: Int, min: Int?, max: Int?) -> Int? {
         if let min, v < min {
-            diagnostics.error(at: n.location, "\(path)::\(key) must be at least \(min), found \(v)")
+            diagnostics.error(at: n.location, "\(qualified(key)) must be at least \(min), found \(v)")
             return nil
         }
         if let max, v > max {
-            diagnostics.error(at: n.location, "\(path)::\(key) must be at most \(max), found \(v)")
+            diagnostics.error(at: n.location, "\(qualified(key)) must be at most \(max), found \(v)")
             return nil
         }
         return v

@@ -50,11 +50,14 @@ public final class OTLPReceiver: Component {
     }
 
     func handle(_ request: HTTPRequest, routes: [String: Signal]) async -> HTTPResponse {
+        // The spec asks for a Status body on every 4xx; before the media type is known it is JSON
+        // only if the client said so.
+        let wantsJSON = request.mediaType == "application/json"
         guard let signal = routes[String(request.path)], let consumer = consumers[signal] else {
-            return .text(.notFound, "404 page not found: \(request.path)")
+            return OTLPHTTPResponses.error(.notFound, "unknown path \(request.path)", json: wantsJSON)
         }
         guard request.head.method == .POST else {
-            var r = HTTPResponse.text(.methodNotAllowed, "\(request.head.method) not allowed, supported: POST")
+            var r = OTLPHTTPResponses.error(.methodNotAllowed, "method \(request.head.method) not allowed, supported: POST", json: wantsJSON)
             r.headers.add(name: "allow", value: "POST")
             return r
         }
@@ -63,9 +66,10 @@ public final class OTLPReceiver: Component {
         case "application/x-protobuf": json = false
         case "application/json": json = true
         default:
-            return .text(
+            return OTLPHTTPResponses.error(
                 .unsupportedMediaType,
-                "unsupported content type '\(request.head.headers.first(name: "content-type") ?? "")', supported: application/x-protobuf, application/json")
+                "unsupported content type '\(request.head.headers.first(name: "content-type") ?? "")', supported: application/x-protobuf, application/json",
+                json: false)
         }
 
         let decoded: DecodeResult<Telemetry>
@@ -111,8 +115,9 @@ enum OTLPHTTPResponses {
         headers.first(name: "content-type")?.lowercased().hasPrefix("application/json") == true
     }
 
-    /// An error with a `google.rpc.Status` body in the request's encoding. gRPC codes follow the spec's
-    /// HTTP↔gRPC mapping: 400 → INVALID_ARGUMENT (3), 429 → RESOURCE_EXHAUSTED (8), 503 → UNAVAILABLE (14).
+    /// An error with a `google.rpc.Status` body in the request's encoding. gRPC codes follow the usual
+    /// HTTP↔gRPC mapping: 400/415 → INVALID_ARGUMENT (3), 404 → NOT_FOUND (5), 405 → UNIMPLEMENTED (12),
+    /// 413/429 → RESOURCE_EXHAUSTED (8), 503 → UNAVAILABLE (14).
     static func error(_ status: HTTPResponseStatus, _ message: String, json: Bool, retryAfter: Duration? = nil) -> HTTPResponse {
         let code: Int32
         switch status {
@@ -120,6 +125,8 @@ enum OTLPHTTPResponses {
         case .payloadTooLarge, .tooManyRequests: code = 8
         case .serviceUnavailable: code = 14
         case .unsupportedMediaType: code = 3
+        case .notFound: code = 5
+        case .methodNotAllowed: code = 12
         default: code = 2
         }
         let body = json ? OTLPJSON.encodeStatus(code: code, message: message) : OTLPProtobuf.encodeStatus(code: code, message: message)

@@ -1,0 +1,110 @@
+import SextantModel
+import Testing
+
+@Suite struct IdentifierTests {
+    @Test func traceIDHexAndBytesRoundTrip() throws {
+        let id = try #require(TraceID(hex: "5B8EFFF798038103D269B633813FC60C"))
+        #expect(id.hex == "5b8efff798038103d269b633813fc60c")
+        #expect(id.high == 0x5b8e_fff7_9803_8103 && id.low == 0xd269_b633_813f_c60c)
+        #expect(TraceID(bytes: id.bytes) == id)
+        #expect(TraceID(hex: "5b8efff798038103d269b633813fc60") == nil)
+        #expect(TraceID(hex: "zz8efff798038103d269b633813fc60c") == nil)
+        #expect(TraceID(bytes: [1, 2, 3]) == nil)
+        #expect(!TraceID.zero.isValid)
+    }
+
+    @Test func spanIDHexAndBytesRoundTrip() throws {
+        let id = try #require(SpanID(hex: "eee19b7ec3c1b174"))
+        #expect(id.value == 0xeee1_9b7e_c3c1_b174)
+        #expect(SpanID(bytes: id.bytes) == id)
+        #expect(SpanID(hex: "eee19b7ec3c1b17") == nil)
+        #expect(!SpanID.zero.isValid)
+    }
+
+    @Test func base64() {
+        for bytes: [UInt8] in [[], [0], [1, 2], [1, 2, 3], Array(0...255)] {
+            #expect(Base64.decode(Base64.encode(bytes)) == bytes)
+        }
+        #expect(Base64.encode(Array("hello".utf8)) == "aGVsbG8=")
+        #expect(Base64.decode("aGVsbG8") == Array("hello".utf8))
+        #expect(Base64.decode("a$==") == nil)
+    }
+
+    @Test func severityNames() {
+        #expect(SeverityNumber.info.shortName == "INFO")
+        #expect(SeverityNumber(rawValue: 10).shortName == "INFO2")
+        #expect(SeverityNumber.unspecified.shortName == "UNSPECIFIED")
+    }
+}
+
+@Suite struct BatchingTests {
+    func traces(resources: Int, scopes: Int, spans: Int) -> Telemetry {
+        var out = TracesData()
+        var next: UInt64 = 1
+        for r in 0..<resources {
+            var rs = ResourceSpans(resource: Resource(attributes: [KeyValue("service.name", .string("svc\(r)"))]))
+            for s in 0..<scopes {
+                var ss = ScopeSpans(scope: InstrumentationScope(name: "scope\(s)"))
+                for _ in 0..<spans {
+                    ss.spans.append(Span(traceID: TraceID(high: 0, low: 1), spanID: SpanID(next)))
+                    next += 1
+                }
+                rs.scopeSpans.append(ss)
+            }
+            out.resourceSpans.append(rs)
+        }
+        return .traces(out)
+    }
+
+    @Test func splitKeepsOrderResourcesAndScopes() {
+        let t = traces(resources: 3, scopes: 2, spans: 5)  // 30 spans
+        let pieces = t.split(maxItems: 7)
+        #expect(pieces.map(\.itemCount) == [7, 7, 7, 7, 2])
+        var ids: [UInt64] = []
+        for p in pieces {
+            guard case .traces(let d) = p else { continue }
+            for rs in d.resourceSpans {
+                #expect(rs.resource.serviceName != nil)
+                for ss in rs.scopeSpans {
+                    #expect(!ss.spans.isEmpty)
+                    ids += ss.spans.map(\.spanID.value)
+                }
+            }
+        }
+        #expect(ids == Array(1...30))
+        // A piece that spans two resources keeps each span under its own resource.
+        guard case .traces(let second) = pieces[1] else { return }
+        #expect(second.resourceSpans.map { $0.resource.serviceName } == ["svc0", "svc1"])
+    }
+
+    @Test func splitMetricsAcrossPoints() {
+        let points = (0..<10).map { NumberDataPoint(timeUnixNano: UInt64($0), value: .int(Int64($0))) }
+        let m = Telemetry.metrics(
+            MetricsData(resourceMetrics: [
+                ResourceMetrics(scopeMetrics: [
+                    ScopeMetrics(metrics: [
+                        Metric(name: "a", data: .sum(points, temporality: .cumulative, isMonotonic: true)),
+                        Metric(name: "b", data: .gauge(Array(points.prefix(3)))),
+                    ])
+                ])
+            ]))
+        let pieces = m.split(maxItems: 4)
+        #expect(pieces.map(\.itemCount) == [4, 4, 4, 1])
+        guard case .metrics(let third) = pieces[2] else { return }
+        let names = third.resourceMetrics.flatMap { $0.scopeMetrics.flatMap { $0.metrics.map(\.name) } }
+        #expect(names == ["a", "b"])
+        guard case .sum(_, let temporality, let mono) = third.resourceMetrics[0].scopeMetrics[0].metrics[0].data else {
+            Issue.record("lost the sum")
+            return
+        }
+        #expect(temporality == .cumulative && mono)
+    }
+
+    @Test func appendConcatenates() {
+        var a = traces(resources: 1, scopes: 1, spans: 2)
+        a.append(traces(resources: 2, scopes: 1, spans: 3))
+        #expect(a.itemCount == 8)
+        guard case .traces(let d) = a else { return }
+        #expect(d.resourceSpans.count == 3)
+    }
+}
