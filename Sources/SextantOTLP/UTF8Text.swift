@@ -5,7 +5,10 @@ enum UTF8Text {
     @inline(__always)
     static func string(_ bytes: UnsafeRawBufferPointer) -> String? {
         let utf8 = bytes.assumingMemoryBound(to: UInt8.self)
-        return String(validating: utf8, as: UTF8.self)
+        // `String(decoding:)` has the fast contiguous path but repairs instead of failing, so
+        // validate first (the generic `String(validating:)` measured ~2x slower per span).
+        guard isASCII(utf8) || isValid(utf8) else { return nil }
+        return String(decoding: utf8, as: UTF8.self)
     }
 
     @inline(__always)
