@@ -8,12 +8,16 @@ public enum CollectorRunner {
     public static let version = "0.1.0"
 
     public static func run(configFiles: [String], registry: ComponentRegistry = BuiltinComponents.registry, logger: Logger) async throws {
-        let config = try CollectorConfig.load(files: configFiles, registry: registry)
+        try await run(CollectorConfig.load(files: configFiles, registry: registry), registry: registry, logger: logger)
+    }
+
+    /// Runs an already loaded config (the CLI loads first to pick the log level from it).
+    public static func run(_ config: CollectorConfig, registry: ComponentRegistry = BuiltinComponents.registry, logger: Logger) async throws {
         for w in config.warnings { logger.warning("\(w)") }
         let telemetry = SelfTelemetry()
         telemetry.gauge("sextant_build_info", help: "Sextant build information.", labels: [("version", version)]).set(1)
-        let graph = try CollectorGraph.build(config, registry: registry, telemetry: telemetry, logger: logger)
         let readiness = Readiness()
+        let graph = try CollectorGraph.build(config, registry: registry, telemetry: telemetry, logger: logger, readiness: readiness)
         let collector = CollectorService(graph: graph, shutdownTimeout: config.shutdownTimeout, readiness: readiness, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = config.telemetry.metricsAddress, let hp = HostPort.parse(address) {

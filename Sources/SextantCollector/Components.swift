@@ -13,6 +13,7 @@ public enum BuiltinComponents {
         r.register(DebugExporterFactory())
         r.register(FileExporterFactory())
         r.register(ForwardConnectorFactory())
+        r.register(HealthCheckExtensionFactory())
         return r
     }
 }

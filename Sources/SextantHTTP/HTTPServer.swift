@@ -114,6 +114,8 @@ public final class HTTPServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // Telemetry requests are often tens to hundreds of KiB: start reads large.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
             .childChannelInitializer { channel in
                 tracker.add(channel)
                 channel.closeFuture.whenComplete { _ in tracker.remove(channel) }
@@ -159,7 +161,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private enum State {
         case idle
-        case receiving(HTTPRequestHead, ByteBuffer)
+        case receiving(HTTPRequestHead, ByteBuffer?)
         /// The request was refused early (e.g. 413); its remaining parts are ignored.
         case discarding
         case responding
@@ -190,13 +192,18 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
-            let capacity = min(Int(head.headers.first(name: "content-length") ?? "") ?? 0, configuration.maxRequestBodySize)
-            state = .receiving(head, context.channel.allocator.buffer(capacity: capacity))
+            state = .receiving(head, nil)
         case .body(var part):
-            guard case .receiving(let head, var body) = state else { return }
+            guard case .receiving(let head, let received) = state else { return }
             state = .idle  // release our reference so the append below does not copy
-            if body.readableBytes + part.readableBytes > configuration.maxRequestBodySize {
+            let size = (received?.readableBytes ?? 0) + part.readableBytes
+            if size > configuration.maxRequestBodySize {
                 refuse(context, head, .payloadTooLarge, "request body exceeds the limit of \(configuration.maxRequestBodySize) bytes")
+                return
+            }
+            // Most bodies arrive as one part: keep it as is, and copy only when a second part arrives.
+            guard var body = received else {
+                state = .receiving(head, part)
                 return
             }
             body.writeBuffer(&part)
@@ -205,7 +212,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             switch state {
             case .receiving(let head, let body):
                 state = .responding
-                dispatch(context, head, body)
+                dispatch(context, head, body ?? ByteBuffer())
             case .discarding:
                 state = .idle
             default:
@@ -246,14 +253,24 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let tracker = self.tracker
         tracker.begin()
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.makeFutureWithTask { await responder(request) }.whenComplete { result in
+        // The responder runs with this connection's event loop as its task executor: decoding and
+        // handing data to the pipeline happen on the thread that read the bytes, without two thread
+        // hops per request; anything the responder awaits elsewhere resumes back here.
+        Task(executorPreference: executor(context.eventLoop)) {
+            let response = await responder(request)
             tracker.end()
             let (handler, context) = bound.value
-            switch result {
-            case .success(let response): handler.write(context, head, response)
-            case .failure: handler.write(context, head, .text(.internalServerError, "internal error"))
-            }
+            handler.write(context, head, response)
         }
+    }
+
+    private var cachedExecutor: EventLoopTaskExecutor?
+
+    private func executor(_ loop: any EventLoop) -> EventLoopTaskExecutor {
+        if let e = cachedExecutor { return e }
+        let e = EventLoopTaskExecutor(loop)
+        cachedExecutor = e
+        return e
     }
 
     /// Answers before the body has been read, then closes: the rest of the body is not worth reading.
@@ -289,6 +306,19 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
 @available(*, unavailable)
 extension HTTPRequestHandler: Sendable {}
+
+/// Runs Swift tasks on a NIO event loop (a `TaskExecutor` preference), so async request handling
+/// stays on the connection's thread.
+public final class EventLoopTaskExecutor: TaskExecutor {
+    public let loop: any EventLoop
+
+    public init(_ loop: any EventLoop) { self.loop = loop }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}
 
 /// `application/x-www-form-urlencoded`-style percent decoding for query strings.
 public enum PercentDecoding {

@@ -58,12 +58,7 @@ extension JSONReader {
             return v
         }
         let start = pos
-        pos += 1
-        let bodyStart = pos
-        while pos < count && base[pos] != UInt8(ascii: "\"") { pos += 1 }
-        guard pos < count else { throw error("unterminated string", at: start) }
-        let n = pos - bodyStart
-        pos += 1
+        let (bodyStart, n) = try readPlainString()
         guard let token = Self.scanNumber(base + bodyStart, n), token.count == n, let v = Self.integer(token) else {
             throw error("expected an integer in string", at: start)
         }
@@ -140,12 +135,7 @@ extension JSONReader {
     mutating func readID() throws(OTLPDecodingError) -> WireID {
         guard peek() == UInt8(ascii: "\"") else { throw error("expected a hex string, found a non-string value") }
         let start = pos
-        pos += 1
-        let bodyStart = pos
-        while pos < count && base[pos] != UInt8(ascii: "\"") { pos += 1 }
-        guard pos < count else { throw error("unterminated string", at: start) }
-        let n = pos - bodyStart
-        pos += 1
+        let (bodyStart, n) = try readPlainString()
         guard n % 2 == 0 else { throw error("hex ID has an odd number of digits (\(n))", at: start) }
         var high: UInt64 = 0
         var low: UInt64 = 0
@@ -157,6 +147,19 @@ extension JSONReader {
         }
         if n != 16 && n != 32 { return WireID(length: n / 2, high: 0, low: 0) }
         return WireID(length: n / 2, high: n == 32 ? high : 0, low: low)
+    }
+
+    /// The offset and length of a string's raw body, for values that must be plain ASCII (numbers,
+    /// hex): escapes and other bytes are left for the caller's own check to reject.
+    private mutating func readPlainString() throws(OTLPDecodingError) -> (start: Int, count: Int) {
+        let start = pos
+        pos += 1
+        let bodyStart = pos
+        while pos < count && base[pos] != UInt8(ascii: "\"") { pos += 1 }
+        guard pos < count else { throw error("unterminated string", at: start) }
+        let n = pos - bodyStart
+        pos += 1
+        return (bodyStart, n)
     }
 
     /// A `bytes` field: base64, standard or URL-safe (proto3 JSON mapping).

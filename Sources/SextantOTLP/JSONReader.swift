@@ -394,8 +394,4 @@ struct JSONKey {
         for i in 0..<n where start[i] != p[i] { return false }
         return true
     }
-
-    var text: String {
-        unescaped ?? String(decoding: UnsafeBufferPointer(start: start, count: count), as: UTF8.self)
-    }
 }

@@ -51,6 +51,13 @@ struct JSONWriter {
 
     mutating func string(_ s: String) {
         out.append(UInt8(ascii: "\""))
+        // Most strings need no escaping: copy them in one go.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: s.utf8)
+            out.append(UInt8(ascii: "\""))
+            needsComma = true
+            return
+        }
         for c in s.utf8 {
             switch c {
             case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(c)
@@ -82,8 +89,28 @@ struct JSONWriter {
     }
 
     mutating func number<I: BinaryInteger>(_ v: I) {
-        out.append(contentsOf: String(v).utf8)
+        if v < 0 {
+            out.append(UInt8(ascii: "-"))
+            appendDigits(UInt64(v.magnitude))
+        } else {
+            appendDigits(UInt64(v))
+        }
         needsComma = true
+    }
+
+    /// Decimal digits without going through a `String`.
+    private mutating func appendDigits(_ v: UInt64) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
+        var n = 0
+        var x = v
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[23 - n] = UInt8(truncatingIfNeeded: x % 10) + UInt8(ascii: "0")
+                x /= 10
+                n += 1
+            } while x != 0
+            out.append(contentsOf: buffer[(24 - n)...])
+        }
     }
 
     /// A double as the shortest text that round-trips; non-finite values as the mapping's strings.

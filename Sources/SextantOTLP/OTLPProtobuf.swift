@@ -61,7 +61,7 @@ public enum OTLPProtobuf {
 
     /// Encodes `data` as an `ExportTraceServiceRequest` / `TracesData`.
     public static func encode(_ data: TracesData) -> [UInt8] {
-        var w = ProtoWriter(capacity: data.spanCount * 256)
+        var w = ProtoWriter(capacity: data.spanCount * 320)
         encodeTracesData(data, &w)
         return w.bytes()
     }

@@ -29,8 +29,6 @@ struct ProtoReader {
 
     @inline(__always) var hasMore: Bool { pos < end }
 
-    var offset: Int { pos - base }
-
     func error(_ message: String) -> OTLPDecodingError {
         OTLPDecodingError("\(message) at offset \(pos - base)")
     }

@@ -19,11 +19,15 @@ struct Sextant: AsyncParsableCommand {
 
 /// Options shared by the commands that log.
 struct LoggingOptions: ParsableArguments {
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
+    @Option(
+        name: .long,
+        help: "Log level: trace, debug, info, notice, warning, error, critical (default: service.telemetry.logs.level, else info).")
+    var logLevel: Logger.Level?
 
-    func bootstrap() -> Logger {
-        let level = logLevel
+    /// Bootstraps swift-log to stderr; the flag wins over the config's `service.telemetry.logs.level`.
+    func bootstrap(configLevel: String? = nil) -> Logger {
+        let fromConfig: Logger.Level? = configLevel.flatMap { $0 == "warn" ? .warning : Logger.Level(rawValue: $0) }
+        let level = logLevel ?? fromConfig ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level
@@ -45,9 +49,10 @@ struct Collector: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
-        let logger = logging.bootstrap()
         do {
-            try await CollectorRunner.run(configFiles: config, logger: logger)
+            let loaded = try CollectorConfig.load(files: config, registry: BuiltinComponents.registry)
+            let logger = logging.bootstrap(configLevel: loaded.telemetry.logLevel)
+            try await CollectorRunner.run(loaded, logger: logger)
         } catch let error as ConfigError {
             printError("invalid configuration:\n\(error)")
             throw ExitCode(2)

@@ -188,3 +188,38 @@ import Testing
         }
     }
 }
+
+@Suite struct HealthCheckTests {
+    @Test func healthCheckFollowsReadiness() async throws {
+        let registry = BuiltinComponents.registry
+        let config = try CollectorConfig.load(
+            yaml: """
+                extensions:
+                  health_check:
+                    endpoint: 127.0.0.1:0
+                receivers:
+                  otlp: {protocols: {http: {endpoint: "127.0.0.1:0"}}}
+                exporters:
+                  debug:
+                service:
+                  extensions: [health_check]
+                  pipelines:
+                    logs: {receivers: [otlp], exporters: [debug]}
+                """, registry: registry)
+        let readiness = Readiness()
+        let graph = try CollectorGraph.build(
+            config, registry: registry, telemetry: SelfTelemetry(), logger: Logger(label: "t"), readiness: readiness)
+        #expect(graph.nodes.first?.label == "extension/health_check")
+        try await graph.start()
+        let port = try #require((graph.nodes[0].component as? HealthCheckExtension)?.port)
+        let c = try RawHTTPClient(port: port)
+        c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let before = try c.readResponse()
+        #expect(before.status == 503 && before.text == #"{"status":"Server not available"}"#)
+        readiness.set(true)
+        c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let after = try c.readResponse()
+        #expect(after.status == 200 && after.text == #"{"status":"Server available"}"#)
+        await graph.shutdown()
+    }
+}

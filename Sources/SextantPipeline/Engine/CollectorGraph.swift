@@ -60,14 +60,15 @@ public final class CollectorGraph: Sendable {
 
     /// Instantiates every component of `config` and wires the pipelines.
     public static func build(
-        _ config: CollectorConfig, registry: ComponentRegistry, telemetry: SelfTelemetry, logger: Logger
+        _ config: CollectorConfig, registry: ComponentRegistry, telemetry: SelfTelemetry, logger: Logger,
+        readiness: Readiness = Readiness()
     ) throws -> CollectorGraph {
         var nodes: [Node] = []
         func settings(_ kind: ComponentKind, _ id: ComponentID, _ extra: Logger.Metadata = [:]) -> ComponentSettings {
             var l = logger
             l[metadataKey: "component"] = "\(kind.rawValue)/\(id)"
             for (k, v) in extra { l[metadataKey: k] = v }
-            return ComponentSettings(id: id, kind: kind, logger: l, telemetry: telemetry)
+            return ComponentSettings(id: id, kind: kind, logger: l, telemetry: telemetry, readiness: readiness)
         }
 
         for id in config.extensions {

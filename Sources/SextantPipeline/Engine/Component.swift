@@ -125,12 +125,15 @@ public struct ComponentSettings: Sendable {
     public var kind: ComponentKind
     public var logger: Logger
     public var telemetry: SelfTelemetry
+    /// Whether the whole collector is up (extensions such as `health_check` report it).
+    public var readiness: Readiness
 
-    public init(id: ComponentID, kind: ComponentKind, logger: Logger, telemetry: SelfTelemetry) {
+    public init(id: ComponentID, kind: ComponentKind, logger: Logger, telemetry: SelfTelemetry, readiness: Readiness = Readiness()) {
         self.id = id
         self.kind = kind
         self.logger = logger
         self.telemetry = telemetry
+        self.readiness = readiness
     }
 }
 

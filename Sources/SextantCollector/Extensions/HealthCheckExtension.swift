@@ -1,0 +1,68 @@
+import Logging
+import NIOCore
+import SextantHTTP
+import SextantPipeline
+import Synchronization
+
+/// `health_check` extension (as in the OTel Collector): `GET <path>` on its own endpoint answers 200
+/// `{"status":"Server available"}` once every component is running, 503 before and during shutdown.
+public struct HealthCheckExtensionFactory: ExtensionFactory {
+    struct Config: ComponentConfig {
+        var host = "127.0.0.1"
+        var port = 13133
+        var path = "/"
+    }
+
+    public init() {}
+    public let type = "health_check"
+    public let summary = "HTTP health endpoint for load balancers and orchestrators"
+
+    public func parseConfig(_ r: inout ConfigReader) -> any ComponentConfig {
+        var c = Config()
+        let endpoint = r.string("endpoint", default: "localhost:13133")
+        if let hp = HostPort.parse(endpoint) {
+            c.host = hp.host
+            c.port = hp.port
+        } else {
+            r.error("endpoint", "\(r.path)::endpoint must be host:port, found '\(endpoint)'")
+        }
+        c.path = r.string("path", default: "/")
+        return c
+    }
+
+    public func makeExtension(_ settings: ComponentSettings, config: any ComponentConfig) throws -> any Component {
+        HealthCheckExtension(config as! Config, settings: settings)
+    }
+}
+
+/// The running `health_check` endpoint.
+public final class HealthCheckExtension: Component {
+    private let config: HealthCheckExtensionFactory.Config
+    private let settings: ComponentSettings
+    private let server = Mutex<HTTPServer?>(nil)
+
+    init(_ config: HealthCheckExtensionFactory.Config, settings: ComponentSettings) {
+        self.config = config
+        self.settings = settings
+    }
+
+    /// The bound port (after `start`).
+    public var port: Int? { server.withLock { $0?.port } }
+
+    public func start() async throws {
+        let path = config.path
+        let readiness = settings.readiness
+        let s = try await HTTPServer.start(
+            HTTPServerConfiguration(host: config.host, port: config.port, maxRequestBodySize: 1024), logger: settings.logger
+        ) { request in
+            guard request.path == path else { return .text(.notFound, "not found") }
+            let ready = readiness.isReady
+            return HTTPResponse(
+                status: ready ? .ok : .serviceUnavailable, headers: ["content-type": "application/json"],
+                body: ByteBuffer(string: ready ? #"{"status":"Server available"}"# : #"{"status":"Server not available"}"#))
+        }
+        server.withLock { $0 = s }
+    }
+
+    public func shutdown() async { await server.withLock { $0 }?.shutdown() }
+}
