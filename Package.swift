@@ -8,6 +8,7 @@ import PackageDescription
 /// - `SextantOTLP`: the OTLP wire format (protobuf and JSON), pure.
 /// - `SextantPipeline`: config → validated graph → running services; queue/retry/batch helpers.
 /// - `SextantHTTP`: small SwiftNIO HTTP/1.1 server plumbing shared by receivers and self-telemetry.
+/// - `SextantGRPC`: grpc-swift-2 glue (raw-bytes coding, OTLP service descriptors) shared by receivers and exporters.
 /// - `SextantReceivers`, `SextantProcessors`, `SextantExporters`, `SextantConnectors`: components by role.
 /// - `SextantCollector`: the registry of built-in components and the collector runtime.
 /// - `SextantTesting`: in-memory sinks, a test clock and helpers used by every test target.
@@ -34,6 +35,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.0.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.20.0"),
     ],
     targets: [
         .target(name: "SextantModel", swiftSettings: strict),
@@ -61,8 +65,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "SextantGRPC",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "SextantReceivers",
-            dependencies: ["SextantModel", "SextantOTLP", "SextantPipeline", "SextantHTTP"],
+            dependencies: ["SextantModel", "SextantOTLP", "SextantPipeline", "SextantHTTP", "SextantGRPC"],
             swiftSettings: strict
         ),
         .target(
@@ -72,7 +84,10 @@ let package = Package(
         ),
         .target(
             name: "SextantExporters",
-            dependencies: ["SextantModel", "SextantOTLP", "SextantPipeline"],
+            dependencies: [
+                "SextantModel", "SextantOTLP", "SextantPipeline", "SextantHTTP", "SextantGRPC",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: strict
         ),
         .target(

@@ -12,6 +12,8 @@ public enum BuiltinComponents {
         r.register(BatchProcessorFactory())
         r.register(DebugExporterFactory())
         r.register(FileExporterFactory())
+        r.register(OTLPExporterFactory())
+        r.register(OTLPHTTPExporterFactory())
         r.register(ForwardConnectorFactory())
         r.register(HealthCheckExtensionFactory())
         return r

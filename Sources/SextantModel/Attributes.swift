@@ -1,5 +1,5 @@
 /// An OTLP `AnyValue` (common.proto): the typed value of an attribute or a log body.
-public indirect enum AnyValue: Sendable, Equatable {
+public enum AnyValue: Sendable, Equatable {
     case string(String)
     case bool(Bool)
     case int(Int64)

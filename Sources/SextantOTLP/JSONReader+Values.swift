@@ -4,7 +4,7 @@ import SextantModel
 // Encoding"): 64-bit integers as decimal strings or numbers, doubles as numbers or the strings
 // "NaN"/"Infinity"/"-Infinity", enums as integers (names also accepted), IDs as hex, bytes as base64.
 extension JSONReader {
-    mutating func readUInt64() throws(OTLPDecodingError) -> UInt64 {
+    public mutating func readUInt64() throws(OTLPDecodingError) -> UInt64 {
         let start = pos
         let (negative, magnitude) = try readInteger()
         guard !negative || magnitude == 0 else { throw error("expected an unsigned integer", at: start) }

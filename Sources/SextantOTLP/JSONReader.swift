@@ -1,21 +1,21 @@
 /// A pull parser for JSON text (RFC 8259) that decoders drive field by field, without building a
 /// document tree. Strings must be valid UTF-8; numbers are kept as their source text so that 64-bit
 /// integers keep full precision. Every error names the byte offset.
-struct JSONReader {
+public struct JSONReader {
     let base: UnsafePointer<UInt8>
     let count: Int
-    var pos = 0
+    public var pos = 0
     var depth = 0
     /// Bounds objects and arrays nested in each other; deep enough for `AnyValue`s nested to
     /// `OTLPProtobuf.maxAnyValueDepth` (three JSON levels each) inside a request.
     static let maxDepth = 256
 
-    init(_ bytes: UnsafeRawBufferPointer) {
+    public init(_ bytes: UnsafeRawBufferPointer) {
         base = (bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 0x10)!).assumingMemoryBound(to: UInt8.self)
         count = bytes.count
     }
 
-    func error(_ message: String, at offset: Int? = nil) -> OTLPDecodingError {
+    public func error(_ message: String, at offset: Int? = nil) -> OTLPDecodingError {
         OTLPDecodingError("invalid JSON at offset \(offset ?? pos): \(message)")
     }
 
@@ -30,7 +30,7 @@ struct JSONReader {
     }
 
     @inline(__always)
-    mutating func peek() -> UInt8? {
+    public mutating func peek() -> UInt8? {
         skipWhitespace()
         return pos < count ? base[pos] : nil
     }
@@ -42,25 +42,25 @@ struct JSONReader {
     }
 
     /// Requires that only whitespace follows the top-level value.
-    mutating func finish() throws(OTLPDecodingError) {
+    public mutating func finish() throws(OTLPDecodingError) {
         if let b = peek() { throw error("unexpected \(describe(b)) after the top-level value") }
     }
 
     // MARK: Objects and arrays
 
     /// State of one object or array being read.
-    struct Container {
+    public struct Container {
         var first = true
     }
 
-    mutating func beginObject() throws(OTLPDecodingError) -> Container {
+    public mutating func beginObject() throws(OTLPDecodingError) -> Container {
         guard peek() == UInt8(ascii: "{") else { throw error("expected an object, found \(describe(peek()))") }
         try enter()
         return Container()
     }
 
     /// The next member's key (with its ':' consumed), or `nil` after the closing brace.
-    mutating func nextKey(_ object: inout Container) throws(OTLPDecodingError) -> JSONKey? {
+    public mutating func nextKey(_ object: inout Container) throws(OTLPDecodingError) -> JSONKey? {
         var b = peek()
         if b == UInt8(ascii: "}") {
             pos += 1
@@ -80,14 +80,14 @@ struct JSONReader {
         return key
     }
 
-    mutating func beginArray() throws(OTLPDecodingError) -> Container {
+    public mutating func beginArray() throws(OTLPDecodingError) -> Container {
         guard peek() == UInt8(ascii: "[") else { throw error("expected an array, found \(describe(peek()))") }
         try enter()
         return Container()
     }
 
     /// Whether another element follows (positioned at it), `false` after the closing bracket.
-    mutating func nextElement(_ array: inout Container) throws(OTLPDecodingError) -> Bool {
+    public mutating func nextElement(_ array: inout Container) throws(OTLPDecodingError) -> Bool {
         let b = peek()
         if b == UInt8(ascii: "]") {
             pos += 1
@@ -109,7 +109,7 @@ struct JSONReader {
     }
 
     /// Consumes `null` if it is next (a null field means "default" in the proto3 JSON mapping).
-    mutating func consumeNull() throws(OTLPDecodingError) -> Bool {
+    public mutating func consumeNull() throws(OTLPDecodingError) -> Bool {
         guard peek() == UInt8(ascii: "n") else { return false }
         try literal("null")
         return true
@@ -152,7 +152,7 @@ struct JSONReader {
     }
 
     /// Reads a string value, resolving escapes (RFC 8259 §7) including surrogate pairs.
-    mutating func readString() throws(OTLPDecodingError) -> String {
+    public mutating func readString() throws(OTLPDecodingError) -> String {
         guard peek() == UInt8(ascii: "\"") else { throw error("expected a string, found \(describe(peek()))") }
         pos += 1
         let start = pos
@@ -257,14 +257,14 @@ struct JSONReader {
     // MARK: Numbers and literals
 
     /// A number token's text, validated against the RFC 8259 §6 grammar.
-    struct NumberToken {
-        var start: UnsafePointer<UInt8>
-        var count: Int
+    public struct NumberToken {
+        public var start: UnsafePointer<UInt8>
+        public var count: Int
         /// No fraction or exponent.
-        var isInteger: Bool
+        public var isInteger: Bool
     }
 
-    mutating func readNumberToken() throws(OTLPDecodingError) -> NumberToken {
+    public mutating func readNumberToken() throws(OTLPDecodingError) -> NumberToken {
         skipWhitespace()
         let start = pos
         guard let token = Self.scanNumber(base + pos, count - pos) else {
@@ -302,7 +302,7 @@ struct JSONReader {
         return NumberToken(start: p, count: i, isInteger: isInteger)
     }
 
-    mutating func readBool() throws(OTLPDecodingError) -> Bool {
+    public mutating func readBool() throws(OTLPDecodingError) -> Bool {
         switch peek() {
         case UInt8(ascii: "t"):
             try literal("true")
@@ -316,7 +316,7 @@ struct JSONReader {
     }
 
     /// Skips any value, validating it (unknown fields must still be well-formed JSON).
-    mutating func skipValue() throws(OTLPDecodingError) {
+    public mutating func skipValue() throws(OTLPDecodingError) {
         switch peek() {
         case UInt8(ascii: "{"):
             var object = try beginObject()
@@ -369,15 +369,15 @@ func hexValue(_ c: UInt8) -> UInt8? {
 }
 
 /// An object key: a slice of the input when it has no escapes, else its decoded text.
-struct JSONKey {
-    let start: UnsafePointer<UInt8>
-    let count: Int
-    let unescaped: String?
+public struct JSONKey {
+    public let start: UnsafePointer<UInt8>
+    public let count: Int
+    public let unescaped: String?
 
     /// Whether the key is `name` or, when given, `alternative` (the snake_case proto field name;
     /// both spellings are accepted on decode).
     @inline(__always)
-    func `is`(_ name: StaticString, or alternative: StaticString? = nil) -> Bool {
+    public func `is`(_ name: StaticString, or alternative: StaticString? = nil) -> Bool {
         if matches(name) { return true }
         if let alternative { return matches(alternative) }
         return false

@@ -57,16 +57,18 @@ public struct PartialSuccess: Sendable, Equatable {
 }
 
 /// Counts the items dropped while decoding one request and remembers why the first was.
-struct Rejections {
+public struct Rejections {
     private(set) var count = 0
     private var firstReason: String?
 
-    mutating func reject(_ items: Int, _ reason: String) {
+    public init() {}
+
+    public mutating func reject(_ items: Int, _ reason: String) {
         count += items
         if firstReason == nil { firstReason = reason }
     }
 
-    func result<T: Sendable>(_ data: T) -> DecodeResult<T> {
+    public func result<T: Sendable>(_ data: T) -> DecodeResult<T> {
         guard let first = firstReason else { return DecodeResult(data: data) }
         // One reason is enough to act on; the total says how much else went missing.
         let reason = count > 1 ? "\(first) (\(count) rejected in total)" : first

@@ -148,7 +148,7 @@ extension OTLPJSON {
             w.endObject()
         case .bytes(let b):
             w.key("bytesValue")
-            w.string(Base64.encode(b))
+            w.base64(b)
         case .empty:
             break
         }
@@ -160,13 +160,16 @@ extension OTLPJSON {
         guard !values.isEmpty else { return }
         w.key(name)
         w.beginArray()
-        for kv in values {
-            w.element()
-            w.beginObject()
-            w.stringField("key", kv.key)
-            w.key("value")
-            encodeAnyValue(kv.value, &w)
-            w.endObject()
+        // Through the buffer each attribute is borrowed in place; `for kv in` copies it (retains).
+        values.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.element()
+                w.beginObject()
+                w.stringField("key", values[i].key)
+                w.key("value")
+                encodeAnyValue(values[i].value, &w)
+                w.endObject()
+            }
         }
         w.endArray()
     }

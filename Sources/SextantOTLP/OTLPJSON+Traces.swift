@@ -229,9 +229,13 @@ extension OTLPJSON {
                         if !ss.spans.isEmpty {
                             w.key("spans")
                             w.beginArray()
-                            for span in ss.spans {
-                                w.element()
-                                encodeSpan(span, &w)
+                            // Through the buffer each span is borrowed in place; `for span in`
+                            // copies it, a retain/release per reference field.
+                            ss.spans.withUnsafeBufferPointer { spans in
+                                for i in spans.indices {
+                                    w.element()
+                                    encodeSpan(spans[i], &w)
+                                }
                             }
                             w.endArray()
                         }
@@ -248,7 +252,7 @@ extension OTLPJSON {
         w.endObject()
     }
 
-    static func encodeSpan(_ span: Span, _ w: inout JSONWriter) {
+    static func encodeSpan(_ span: borrowing Span, _ w: inout JSONWriter) {
         w.beginObject()
         w.key("traceId")
         w.traceID(span.traceID)

@@ -65,23 +65,17 @@ public enum OTLPJSON {
 
     /// Encodes `data` as an `ExportTraceServiceRequest`.
     public static func encode(_ data: TracesData) -> [UInt8] {
-        var w = JSONWriter(capacity: data.spanCount * 512)
-        encodeTracesData(data, &w)
-        return w.out
+        JSONWriter.document(estimatedSize: estimatedSize(data)) { encodeTracesData(data, &$0) }
     }
 
     /// Encodes `data` as an `ExportMetricsServiceRequest`.
     public static func encode(_ data: MetricsData) -> [UInt8] {
-        var w = JSONWriter(capacity: data.dataPointCount * 256)
-        encodeMetricsData(data, &w)
-        return w.out
+        JSONWriter.document(estimatedSize: estimatedSize(data)) { encodeMetricsData(data, &$0) }
     }
 
     /// Encodes `data` as an `ExportLogsServiceRequest`.
     public static func encode(_ data: LogsData) -> [UInt8] {
-        var w = JSONWriter(capacity: data.logRecordCount * 384)
-        encodeLogsData(data, &w)
-        return w.out
+        JSONWriter.document(estimatedSize: estimatedSize(data)) { encodeLogsData(data, &$0) }
     }
 
     /// Encodes the export request for the batch's signal.
@@ -98,24 +92,24 @@ public enum OTLPJSON {
     /// Encodes an `Export{Trace,Metrics,Logs}ServiceResponse`: `{}` for full success, else
     /// `{"partialSuccess":{"rejectedSpans":"3","errorMessage":"..."}}` with the signal's counter name.
     public static func encodeExportResponse(_ signal: Signal, partialSuccess: PartialSuccess?) -> [UInt8] {
-        var w = JSONWriter(capacity: 64)
-        w.beginObject()
-        if let partialSuccess {
-            w.key("partialSuccess")
+        JSONWriter.document(estimatedSize: 64 + (partialSuccess?.errorMessage.utf8.count ?? 0)) { w in
             w.beginObject()
-            if partialSuccess.rejected != 0 {
-                switch signal {
-                case .traces: w.key("rejectedSpans")
-                case .metrics: w.key("rejectedDataPoints")
-                case .logs: w.key("rejectedLogRecords")
+            if let partialSuccess {
+                w.key("partialSuccess")
+                w.beginObject()
+                if partialSuccess.rejected != 0 {
+                    switch signal {
+                    case .traces: w.key("rejectedSpans")
+                    case .metrics: w.key("rejectedDataPoints")
+                    case .logs: w.key("rejectedLogRecords")
+                    }
+                    w.quoted(partialSuccess.rejected)
                 }
-                w.quoted(partialSuccess.rejected)
+                w.stringField("errorMessage", partialSuccess.errorMessage)
+                w.endObject()
             }
-            w.stringField("errorMessage", partialSuccess.errorMessage)
             w.endObject()
         }
-        w.endObject()
-        return w.out
     }
 
     /// Decodes an `Export*ServiceResponse` of any signal; `nil` when `partialSuccess` is absent.
@@ -155,12 +149,12 @@ public enum OTLPJSON {
 
     /// Encodes a `google.rpc.Status` as `{"code":3,"message":"..."}` (defaults omitted).
     public static func encodeStatus(code: Int32, message: String) -> [UInt8] {
-        var w = JSONWriter(capacity: 32 + message.utf8.count)
-        w.beginObject()
-        w.int32Field("code", code)
-        w.stringField("message", message)
-        w.endObject()
-        return w.out
+        JSONWriter.document(estimatedSize: 32 + message.utf8.count) { w in
+            w.beginObject()
+            w.int32Field("code", code)
+            w.stringField("message", message)
+            w.endObject()
+        }
     }
 
     /// Decodes a `google.rpc.Status`, ignoring `details`.

@@ -2,7 +2,7 @@
 ///
 /// A nested message is read through a sub-reader bounded by its length prefix; all readers of one
 /// request share `base`, so error offsets count from the start of the request.
-struct ProtoReader {
+public struct ProtoReader {
     /// Start of the whole request.
     let base: UnsafeRawPointer
     var pos: UnsafeRawPointer
@@ -11,7 +11,7 @@ struct ProtoReader {
     var tagStart: UnsafeRawPointer
     var lastTag: UInt64 = 0
 
-    init(_ bytes: UnsafeRawBufferPointer) {
+    public init(_ bytes: UnsafeRawBufferPointer) {
         // An empty buffer may have no address; any non-null pointer works as it is never read.
         let start = bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 0x10)!
         base = start
@@ -27,16 +27,16 @@ struct ProtoReader {
         tagStart = pos
     }
 
-    @inline(__always) var hasMore: Bool { pos < end }
+    @inline(__always) public var hasMore: Bool { pos < end }
 
-    func error(_ message: String) -> OTLPDecodingError {
+    public func error(_ message: String) -> OTLPDecodingError {
         OTLPDecodingError("\(message) at offset \(pos - base)")
     }
 
     // MARK: Scalars
 
     @inline(__always)
-    mutating func readVarint() throws(OTLPDecodingError) -> UInt64 {
+    public mutating func readVarint() throws(OTLPDecodingError) -> UInt64 {
         if pos < end {
             let b = pos.load(as: UInt8.self)
             if b < 0x80 {
@@ -68,7 +68,7 @@ struct ProtoReader {
 
     /// Reads a field tag (`field_number << 3 | wire_type`); field number 0 is invalid.
     @inline(__always)
-    mutating func readTag() throws(OTLPDecodingError) -> UInt64 {
+    public mutating func readTag() throws(OTLPDecodingError) -> UInt64 {
         tagStart = pos
         let tag = try readVarint()
         lastTag = tag
@@ -79,7 +79,7 @@ struct ProtoReader {
     }
 
     @inline(__always)
-    mutating func readFixed64() throws(OTLPDecodingError) -> UInt64 {
+    public mutating func readFixed64() throws(OTLPDecodingError) -> UInt64 {
         guard end - pos >= 8 else { throw error("truncated fixed64 field") }
         let v = UInt64(littleEndian: pos.loadUnaligned(as: UInt64.self))
         pos += 8
@@ -101,7 +101,7 @@ struct ProtoReader {
 
     /// `int32`/`enum` fields are sign-extended varints; keep the low 32 bits.
     @inline(__always)
-    mutating func readInt32() throws(OTLPDecodingError) -> Int32 {
+    public mutating func readInt32() throws(OTLPDecodingError) -> Int32 {
         Int32(truncatingIfNeeded: try readVarint())
     }
 
@@ -121,7 +121,7 @@ struct ProtoReader {
     /// The payload of a length-delimited field, without copying. A length past the end of the
     /// enclosing message is an error; nothing is ever allocated from a claimed length.
     @inline(__always)
-    mutating func readBytes() throws(OTLPDecodingError) -> UnsafeRawBufferPointer {
+    public mutating func readBytes() throws(OTLPDecodingError) -> UnsafeRawBufferPointer {
         let length = try readVarint()
         guard length <= UInt64(end - pos) else {
             throw OTLPDecodingError(
@@ -135,7 +135,7 @@ struct ProtoReader {
 
     /// A reader over the nested message in the current length-delimited field.
     @inline(__always)
-    mutating func readMessage() throws(OTLPDecodingError) -> ProtoReader {
+    public mutating func readMessage() throws(OTLPDecodingError) -> ProtoReader {
         let bytes = try readBytes()
         let start = bytes.baseAddress ?? pos
         return ProtoReader(base: base, pos: start, end: start + bytes.count)
@@ -143,7 +143,7 @@ struct ProtoReader {
 
     /// A `string` field, which must be valid UTF-8 (proto3 language guide, "Scalar Value Types").
     @inline(__always)
-    mutating func readString(in message: StaticString) throws(OTLPDecodingError) -> String {
+    public mutating func readString(in message: StaticString) throws(OTLPDecodingError) -> String {
         let bytes = try readBytes()
         if bytes.isEmpty { return "" }
         guard let s = UTF8Text.string(bytes) else {
@@ -218,7 +218,7 @@ struct ProtoReader {
 
     /// Skips a field this codec does not know (proto3 language guide, "Unknown Fields"). Groups
     /// (wire types 3 and 4) are deprecated and never used by OTLP, so they are rejected.
-    mutating func skip(tag: UInt64, in message: StaticString) throws(OTLPDecodingError) {
+    public mutating func skip(tag: UInt64, in message: StaticString) throws(OTLPDecodingError) {
         switch tag & 7 {
         case 0: _ = try readVarint()
         case 1:

@@ -6,13 +6,13 @@ import SextantModel
 /// Because bytes are prepended, callers write a message's fields in *descending* field-number
 /// order (and repeated elements last to first); the result reads in ascending order, the
 /// canonical order the reference encoders emit.
-struct ProtoWriter: ~Copyable {
+public struct ProtoWriter: ~Copyable {
     private var storage: UnsafeMutableRawPointer
     private var capacity: Int
     /// Index of the first written byte; the output occupies `storage[start..<capacity]`.
     private var start: Int
 
-    init(capacity: Int = 1024) {
+    public init(capacity: Int = 1024) {
         self.capacity = max(capacity, 64)
         storage = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 8)
         start = self.capacity
@@ -21,7 +21,7 @@ struct ProtoWriter: ~Copyable {
     deinit { storage.deallocate() }
 
     /// Bytes written so far; a message's length is `count - mark` for a mark taken before it.
-    @inline(__always) var count: Int { capacity - start }
+    @inline(__always) public var count: Int { capacity - start }
 
     @inline(__always)
     private mutating func reserve(_ n: Int) {
@@ -39,7 +39,7 @@ struct ProtoWriter: ~Copyable {
         start = newCapacity - used
     }
 
-    func bytes() -> [UInt8] {
+    public func bytes() -> [UInt8] {
         let n = count
         return [UInt8](unsafeUninitializedCapacity: n) { buffer, initialized in
             if n > 0 { UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: storage + start, byteCount: n) }
@@ -114,13 +114,13 @@ struct ProtoWriter: ~Copyable {
 
     /// Closes a length-delimited field whose payload was written since `mark`.
     @inline(__always)
-    mutating func lengthPrefix(_ field: UInt64, since mark: Int) {
+    public mutating func lengthPrefix(_ field: UInt64, since mark: Int) {
         varint(UInt64(count - mark))
         tag(field, 2)
     }
 
     @inline(__always)
-    mutating func uint64Field(_ field: UInt64, _ v: UInt64) {
+    public mutating func uint64Field(_ field: UInt64, _ v: UInt64) {
         guard v != 0 else { return }
         varint(v)
         tag(field, 0)
@@ -131,7 +131,7 @@ struct ProtoWriter: ~Copyable {
 
     /// `int32` and enums: negative values are sign-extended to ten bytes.
     @inline(__always)
-    mutating func int32Field(_ field: UInt64, _ v: Int32) { uint64Field(field, UInt64(bitPattern: Int64(v))) }
+    public mutating func int32Field(_ field: UInt64, _ v: Int32) { uint64Field(field, UInt64(bitPattern: Int64(v))) }
 
     @inline(__always)
     mutating func int64Field(_ field: UInt64, _ v: Int64) { uint64Field(field, UInt64(bitPattern: v)) }
@@ -142,14 +142,14 @@ struct ProtoWriter: ~Copyable {
     }
 
     @inline(__always)
-    mutating func boolField(_ field: UInt64, _ v: Bool) {
+    public mutating func boolField(_ field: UInt64, _ v: Bool) {
         guard v else { return }
         varint(1)
         tag(field, 0)
     }
 
     @inline(__always)
-    mutating func fixed64Field(_ field: UInt64, _ v: UInt64) {
+    public mutating func fixed64Field(_ field: UInt64, _ v: UInt64) {
         guard v != 0 else { return }
         fixed64(v)
         tag(field, 1)
@@ -180,7 +180,7 @@ struct ProtoWriter: ~Copyable {
     }
 
     @inline(__always)
-    mutating func stringField(_ field: UInt64, _ s: String) {
+    public mutating func stringField(_ field: UInt64, _ s: String) {
         guard !s.isEmpty else { return }
         presentStringField(field, s)
     }
@@ -197,7 +197,7 @@ struct ProtoWriter: ~Copyable {
     }
 
     @inline(__always)
-    mutating func presentBytesField(_ field: UInt64, _ b: [UInt8]) {
+    public mutating func presentBytesField(_ field: UInt64, _ b: [UInt8]) {
         b.withUnsafeBytes { raw($0) }
         varint(UInt64(b.count))
         tag(field, 2)

@@ -53,6 +53,54 @@ struct JSONTests {
                 == Self.json(#"{"partialSuccess":{"rejectedLogRecords":"5"}}"#))
     }
 
+    /// A string attribute's encoding, `"…"` included.
+    static func encodedString(_ s: String) -> String {
+        let record = LogRecord(attributes: [KeyValue("k", .string(s))])
+        let text = String(decoding: OTLPJSON.encode(LogsData(resourceLogs: [ResourceLogs(scopeLogs: [ScopeLogs(logRecords: [record])])])), as: UTF8.self)
+        let prefix = #"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":[{"key":"k","value":{"stringValue":"#
+        let suffix = #"}}]}]}]}]}"#
+        guard text.hasPrefix(prefix), text.hasSuffix(suffix) else { return "unexpected: \(text)" }
+        return String(text.dropFirst(prefix.count).dropLast(suffix.count))
+    }
+
+    @Test func escapesStrings() {
+        #expect(Self.encodedString("") == #""""#)
+        #expect(Self.encodedString("plain text, long enough for the 8-byte scan") == #""plain text, long enough for the 8-byte scan""#)
+        #expect(Self.encodedString("q\"b\\n\nr\rt\tb\u{8}f\u{c}") == #""q\"b\\n\nr\rt\tb\bf\f""#)
+        #expect(Self.encodedString("\u{0}\u{1}\u{1f} \u{7f}/") == "\"\\u0000\\u0001\\u001f \u{7f}/\"")
+        // Specials at every position of an 8-byte word, and after it.
+        for i in 0..<12 {
+            let pad = String(repeating: "x", count: i)
+            #expect(Self.encodedString(pad + "\"" + pad) == "\"" + pad + "\\\"" + pad + "\"")
+        }
+        // Non-ASCII passes through, including other characters whose UTF-8 starts with 0xE2.
+        #expect(Self.encodedString("é中🙂…€\u{2027}\u{202A}") == "\"é中🙂…€\u{2027}\u{202A}\"")
+    }
+
+    /// U+2028/U+2029 are valid in JSON strings but line breaks to line-oriented readers (Python's
+    /// `str.splitlines`), which would split a JSON-lines record; they are written as escapes.
+    @Test func escapesLineAndParagraphSeparators() throws {
+        #expect(Self.encodedString("a\u{2028}b\u{2029}c") == #""a\u2028b\u2029c""#)
+        #expect(Self.encodedString("\u{2028}\u{2029}\u{2028}xxxxxxxxxx\u{2029}") == #""\u2028\u2029\u2028xxxxxxxxxx\u2029""#)
+        let span = Span(traceID: Fixtures.traceID, spanID: Fixtures.spanID, name: "line\u{2028}para\u{2029}")
+        let data = TracesData(resourceSpans: [ResourceSpans(scopeSpans: [ScopeSpans(spans: [span])])])
+        let bytes = OTLPJSON.encode(data)
+        #expect(String(decoding: bytes, as: UTF8.self).split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).count == 1)
+        #expect(try OTLPJSON.decodeTraces(bytes).data == data)
+    }
+
+    /// Output larger than the size estimate (escaping is not estimated) moves to a growing buffer.
+    @Test func encodesBeyondTheSizeEstimate() throws {
+        let nasty = String(repeating: "\"\u{1}\u{2028}", count: 20_000)
+        let span = Span(traceID: Fixtures.traceID, spanID: Fixtures.spanID, name: nasty, attributes: [KeyValue(nasty, .string(nasty))])
+        let data = TracesData(resourceSpans: [ResourceSpans(scopeSpans: [ScopeSpans(spans: Array(repeating: span, count: 3))])])
+        let bytes = OTLPJSON.encode(data)
+        #expect(bytes.count > OTLPJSON.estimatedSize(data))
+        #expect(try OTLPJSON.decodeTraces(bytes).data == data)
+        let escaped = String(repeating: #"\"\u0001\u2028"#, count: 20_000)
+        #expect(String(decoding: bytes, as: UTF8.self).contains(#""name":""# + escaped + #"","attributes":[{"key":""# + escaped))
+    }
+
     @Test func decodesResponsesAndStatus() throws {
         #expect(try OTLPJSON.decodeExportResponse(Self.json("{}")) == nil)
         #expect(

@@ -1,37 +1,86 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
 import Logging
 import NIOCore
 import NIOHTTP1
+import SextantGRPC
 import SextantHTTP
 import SextantModel
 import SextantOTLP
 import SextantPipeline
 import Synchronization
 
-/// The `otlp` receiver: OTLP/HTTP per the OTLP specification §"OTLP/HTTP".
+/// The `otlp` receiver: OTLP/gRPC and OTLP/HTTP per the OTLP specification.
 ///
-/// `POST` to the signal's path with `application/x-protobuf` or `application/json` (optionally gzip).
-/// Responses follow the spec: 200 with an `Export*ServiceResponse` (with `partial_success` when some
-/// items were rejected), 400 with a `google.rpc.Status` for malformed data, 413 for oversized bodies,
-/// 415 for other media types, 429/503 (with `Retry-After`) when the pipeline is overloaded or failing.
+/// Both transports share one path: decode (our `SextantOTLP` codec) → hand to the pipeline → answer.
+/// - gRPC: `TraceService/Export`, `MetricsService/Export`, `LogsService/Export`, gzip; malformed data
+///   → `INVALID_ARGUMENT`, overload → `RESOURCE_EXHAUSTED`, failing pipeline → `UNAVAILABLE`.
+/// - HTTP: `POST` with `application/x-protobuf` or `application/json` (optionally gzip); 200 with an
+///   `Export*ServiceResponse`, 400 with a `google.rpc.Status` for malformed data, 413 for oversized
+///   bodies, 415 for other media types, 429/503 (with `Retry-After`) when the pipeline refuses.
+/// Items with invalid IDs are dropped and reported in `partial_success` with 200/OK.
 public final class OTLPReceiver: Component {
+    /// What became of one export request.
+    enum Outcome {
+        case accepted(PartialSuccess?)
+        case refused(ConsumerError)
+    }
+
     private let config: OTLPReceiverConfig
     private let consumers: [Signal: any Consumer]
     private let logger: Logger
-    private let metrics: ReceiverMetrics
-    private let server = Mutex<HTTPServer?>(nil)
+    private let httpMetrics: ReceiverMetrics
+    private let grpcMetrics: ReceiverMetrics
+    private let httpServer = Mutex<HTTPServer?>(nil)
+    private let grpcServer = Mutex<(server: GRPCServer<HTTP2ServerTransport.Posix>, task: Task<Void, Never>, port: Int)?>(nil)
 
     public init(_ config: OTLPReceiverConfig, settings: ComponentSettings, consumers: [Signal: any Consumer]) {
         self.config = config
         self.consumers = consumers
         self.logger = settings.logger
-        self.metrics = ReceiverMetrics(settings, transport: "http")
+        self.httpMetrics = ReceiverMetrics(settings, transport: "http")
+        self.grpcMetrics = ReceiverMetrics(settings, transport: "grpc")
     }
 
     /// The bound HTTP port (after `start`).
-    public var httpPort: Int? { server.withLock { $0?.port } }
+    public var httpPort: Int? { httpServer.withLock { $0?.port } }
+    /// The bound gRPC port (after `start`).
+    public var grpcPort: Int? { grpcServer.withLock { $0?.port } }
 
     public func start() async throws {
-        guard let http = config.http else { return }
+        if let grpc = config.grpc { try await startGRPC(grpc) }
+        if let http = config.http { try await startHTTP(http) }
+    }
+
+    public func shutdown() async {
+        await httpServer.withLock { $0 }?.shutdown()
+        if let g = grpcServer.withLock({ $0 }) {
+            g.server.beginGracefulShutdown()
+            await g.task.value
+        }
+    }
+
+    /// Hands a decoded request to the pipeline, counting what was accepted and refused.
+    private func deliver(_ signal: Signal, _ decoded: DecodeResult<Telemetry>, to consumer: any Consumer, metrics: ReceiverMetrics) async
+        -> Outcome
+    {
+        if decoded.rejected > 0 { metrics.refused(signal, decoded.rejected) }
+        let n = decoded.data.itemCount
+        if n > 0 {
+            do {
+                try await consumer.consume(decoded.data)
+                metrics.accepted(signal, n)
+            } catch {
+                metrics.refused(signal, n)
+                return .refused(ConsumerError.classify(error))
+            }
+        }
+        return .accepted(decoded.partialSuccess)
+    }
+
+    // MARK: HTTP
+
+    private func startHTTP(_ http: OTLPReceiverConfig.HTTP) async throws {
         let routes: [String: Signal] = [http.tracesPath: .traces, http.metricsPath: .metrics, http.logsPath: .logs]
         let serverConfig = HTTPServerConfiguration(
             host: http.host, port: http.port, maxRequestBodySize: http.maxRequestBodySize,
@@ -41,19 +90,15 @@ public final class OTLPReceiver: Component {
         let s = try await HTTPServer.start(serverConfig, logger: logger) { [self] request in
             await handle(request, routes: routes)
         }
-        server.withLock { $0 = s }
+        httpServer.withLock { $0 = s }
         logger.info("OTLP/HTTP receiver listening", metadata: ["endpoint": "\(http.host):\(s.port)"])
-    }
-
-    public func shutdown() async {
-        await server.withLock { $0 }?.shutdown()
     }
 
     func handle(_ request: HTTPRequest, routes: [String: Signal]) async -> HTTPResponse {
         // The spec asks for a Status body on every 4xx; before the media type is known it is JSON
         // only if the client said so.
         let wantsJSON = request.mediaType == "application/json"
-        guard let signal = routes[String(request.path)], let consumer = consumers[signal] else {
+        guard let signal = routes[String(request.path)], consumers[signal] != nil else {
             return OTLPHTTPResponses.error(.notFound, "unknown path \(request.path)", json: wantsJSON)
         }
         guard request.head.method == .POST else {
@@ -71,41 +116,101 @@ public final class OTLPReceiver: Component {
                 "unsupported content type '\(request.head.headers.first(name: "content-type") ?? "")', supported: application/x-protobuf, application/json",
                 json: false)
         }
-
         let decoded: DecodeResult<Telemetry>
         do {
             decoded = try request.body.withUnsafeReadableBytes { bytes in
-                json ? try OTLPJSON.decode(signal, bytes) : try OTLPProtobuf.decode(signal, bytes)
+                try json ? OTLPJSON.decode(signal, bytes) : OTLPProtobuf.decode(signal, bytes)
             }
         } catch {
             logger.debug("rejecting malformed OTLP request", metadata: ["error": "\(error)"])
-            metrics.refused(signal, 0)
             return OTLPHTTPResponses.error(.badRequest, "malformed \(json ? "JSON" : "protobuf") \(signal) request: \(error)", json: json)
         }
-        if decoded.rejected > 0 { metrics.refused(signal, decoded.rejected) }
-
-        let n = decoded.data.itemCount
-        if n > 0 {
-            do {
-                try await consumer.consume(decoded.data)
-                metrics.accepted(signal, n)
-            } catch {
-                metrics.refused(signal, n)
-                let e = ConsumerError.classify(error)
-                switch e.kind {
-                case .permanent:
-                    return OTLPHTTPResponses.error(.badRequest, e.message, json: json)
-                case .retryable:
-                    return OTLPHTTPResponses.error(.serviceUnavailable, e.message, json: json, retryAfter: e.retryAfter ?? .seconds(1))
-                case .overloaded:
-                    return OTLPHTTPResponses.error(.tooManyRequests, e.message, json: json, retryAfter: e.retryAfter ?? .seconds(1))
-                }
+        switch await deliver(signal, decoded, to: consumers[signal]!, metrics: httpMetrics) {
+        case .accepted(let partial):
+            let body =
+                json
+                ? OTLPJSON.encodeExportResponse(signal, partialSuccess: partial)
+                : OTLPProtobuf.encodeExportResponse(signal, partialSuccess: partial)
+            return HTTPResponse(
+                status: .ok, headers: ["content-type": json ? "application/json" : "application/x-protobuf"], body: ByteBuffer(bytes: body))
+        case .refused(let e):
+            switch e.kind {
+            case .permanent: return OTLPHTTPResponses.error(.badRequest, e.message, json: json)
+            case .retryable: return OTLPHTTPResponses.error(.serviceUnavailable, e.message, json: json, retryAfter: e.retryAfter ?? .seconds(1))
+            case .overloaded: return OTLPHTTPResponses.error(.tooManyRequests, e.message, json: json, retryAfter: e.retryAfter ?? .seconds(1))
             }
         }
-        let partial = decoded.rejected > 0 ? PartialSuccess(rejected: Int64(decoded.rejected), errorMessage: decoded.rejectionReason ?? "") : nil
-        let body = json ? OTLPJSON.encodeExportResponse(signal, partialSuccess: partial) : OTLPProtobuf.encodeExportResponse(signal, partialSuccess: partial)
-        return HTTPResponse(
-            status: .ok, headers: ["content-type": json ? "application/json" : "application/x-protobuf"], body: ByteBuffer(bytes: body))
+    }
+
+    // MARK: gRPC
+
+    private func startGRPC(_ grpc: OTLPReceiverConfig.GRPC) async throws {
+        var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
+        transportConfig.compression.enabledAlgorithms = .all
+        transportConfig.rpc.maxRequestPayloadSize = grpc.maxRecvMsgSize
+        let address: GRPCNIOTransportCore.SocketAddress =
+            grpc.host.contains(":") ? .ipv6(host: grpc.host, port: grpc.port) : .ipv4(host: grpc.host, port: grpc.port)
+        let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: transportConfig)
+        let service = OTLPGRPCService(signals: Set(consumers.keys)) { [self] signal, bytes in
+            try await handleGRPC(signal, bytes)
+        }
+        let server = GRPCServer(transport: transport, services: [service])
+        let logger = self.logger
+        let task = Task {
+            do { try await server.serve() } catch { logger.error("OTLP/gRPC server stopped: \(error)") }
+        }
+        let port: Int
+        do {
+            let bound = try await transport.listeningAddress
+            port = bound.ipv4?.port ?? bound.ipv6?.port ?? grpc.port
+        } catch {
+            server.beginGracefulShutdown()
+            await task.value
+            throw error
+        }
+        grpcServer.withLock { $0 = (server, task, port) }
+        logger.info("OTLP/gRPC receiver listening", metadata: ["endpoint": "\(grpc.host):\(port)"])
+    }
+
+    private func handleGRPC(_ signal: Signal, _ bytes: [UInt8]) async throws -> [UInt8] {
+        let decoded: DecodeResult<Telemetry>
+        do {
+            decoded = try bytes.withUnsafeBytes { try OTLPProtobuf.decode(signal, $0) }
+        } catch {
+            logger.debug("rejecting malformed OTLP/gRPC request", metadata: ["error": "\(error)"])
+            throw RPCError(code: .invalidArgument, message: "malformed protobuf \(signal) request: \(error)")
+        }
+        switch await deliver(signal, decoded, to: consumers[signal]!, metrics: grpcMetrics) {
+        case .accepted(let partial):
+            return OTLPProtobuf.encodeExportResponse(signal, partialSuccess: partial)
+        case .refused(let e):
+            switch e.kind {
+            case .permanent: throw RPCError(code: .invalidArgument, message: e.message)
+            case .retryable: throw RPCError(code: .unavailable, message: e.message)
+            case .overloaded: throw RPCError(code: .resourceExhausted, message: e.message)
+            }
+        }
+    }
+}
+
+/// Registers `Export` for each signal the receiver has a pipeline for; other methods answer
+/// UNIMPLEMENTED (grpc-swift's router does that for unknown methods).
+struct OTLPGRPCService: RegistrableRPCService {
+    let signals: Set<Signal>
+    let handle: @Sendable (Signal, [UInt8]) async throws -> [UInt8]
+
+    func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+        let methods: [(Signal, MethodDescriptor)] = [
+            (.traces, OTLPGRPCMethods.traces), (.metrics, OTLPGRPCMethods.metrics), (.logs, OTLPGRPCMethods.logs),
+        ]
+        for (signal, method) in methods where signals.contains(signal) {
+            let handle = self.handle
+            router.registerHandler(forMethod: method, deserializer: RawBytesCoding(), serializer: RawBytesCoding()) { request, _ in
+                let single = try await ServerRequest(stream: request)
+                let response = try await handle(signal, single.message)
+                return StreamingServerResponse(single: ServerResponse(message: response))
+            }
+        }
     }
 }
 
@@ -121,12 +226,11 @@ enum OTLPHTTPResponses {
     static func error(_ status: HTTPResponseStatus, _ message: String, json: Bool, retryAfter: Duration? = nil) -> HTTPResponse {
         let code: Int32
         switch status {
-        case .badRequest: code = 3
-        case .payloadTooLarge, .tooManyRequests: code = 8
-        case .serviceUnavailable: code = 14
-        case .unsupportedMediaType: code = 3
+        case .badRequest, .unsupportedMediaType: code = 3
         case .notFound: code = 5
         case .methodNotAllowed: code = 12
+        case .payloadTooLarge, .tooManyRequests: code = 8
+        case .serviceUnavailable: code = 14
         default: code = 2
         }
         let body = json ? OTLPJSON.encodeStatus(code: code, message: message) : OTLPProtobuf.encodeStatus(code: code, message: message)

@@ -13,12 +13,21 @@ public struct OTLPReceiverConfig: ComponentConfig {
         public var logsPath = "/v1/logs"
     }
 
+    /// `protocols.grpc`.
+    public struct GRPC: Sendable, Equatable {
+        public var host = "127.0.0.1"
+        public var port = 4317
+        /// Largest accepted message (after decompression); larger ones fail with RESOURCE_EXHAUSTED.
+        public var maxRecvMsgSize = 4 << 20
+    }
+
     public var http: HTTP?
+    public var grpc: GRPC?
 
     static func parse(_ r: inout ConfigReader) -> OTLPReceiverConfig {
         var c = OTLPReceiverConfig()
         var protocols = r.section("protocols")
-        if protocols.has("http") || protocols.keys.contains("http") {
+        if protocols.keys.contains("http") {
             var h = protocols.section("http")
             var http = HTTP()
             let endpoint = h.string("endpoint", default: "localhost:4318")
@@ -40,12 +49,21 @@ public struct OTLPReceiverConfig: ComponentConfig {
             c.http = http
         }
         if protocols.keys.contains("grpc") {
-            _ = protocols.raw("grpc")
-            protocols.error(
-                "grpc", "\(protocols.path)::grpc: the OTLP/gRPC protocol is not available in this build yet; use http (port 4318)")
+            var g = protocols.section("grpc")
+            var grpc = GRPC()
+            let endpoint = g.string("endpoint", default: "localhost:4317")
+            if let hp = HostPort.parse(endpoint) {
+                grpc.host = hp.host
+                grpc.port = hp.port
+            } else {
+                g.error("endpoint", "\(g.path)::endpoint must be host:port, found '\(endpoint)'")
+            }
+            grpc.maxRecvMsgSize = g.int("max_recv_msg_size_mib", default: 4, min: 1, max: 1024) << 20
+            g.finish()
+            c.grpc = grpc
         }
-        if c.http == nil && !protocols.keys.contains("grpc") {
-            protocols.error(nil, "\(r.path) must enable at least one protocol under 'protocols' (http)")
+        if c.http == nil && c.grpc == nil {
+            protocols.error(nil, "\(r.path) must enable at least one protocol under 'protocols' (grpc, http)")
         }
         protocols.finish()
         return c
@@ -56,7 +74,7 @@ public struct OTLPReceiverFactory: ReceiverFactory {
     public init() {}
     public let type = "otlp"
     public let signals: Set<Signal> = [.traces, .metrics, .logs]
-    public let summary = "OTLP over HTTP (protobuf and JSON, gzip) on /v1/traces, /v1/metrics, /v1/logs"
+    public let summary = "OTLP over gRPC (4317) and HTTP (4318; protobuf and JSON), gzip, partial success"
 
     public func parseConfig(_ r: inout ConfigReader) -> any ComponentConfig { OTLPReceiverConfig.parse(&r) }
 

@@ -1,0 +1,63 @@
+/// Tag and attribute names of the OpenTelemetry ↔ Zipkin mapping (OpenTelemetry specification
+/// `exporter-zipkin.md`; opentelemetry-collector-contrib `pkg/translator/zipkin/zipkinv2`).
+enum ZipkinTagNames {
+    static let statusCode = "otel.status_code"
+    static let statusDescription = "otel.status_description"
+    static let error = "error"
+    static let scopeName = "otel.scope.name"
+    static let scopeVersion = "otel.scope.version"
+    /// The pre-1.25 semantic-convention names, still sent by older SDKs (and by the Python SDK
+    /// alongside the new ones).
+    static let libraryName = "otel.library.name"
+    static let libraryVersion = "otel.library.version"
+    static let traceState = "w3c.tracestate"
+    /// Zipkin has no INTERNAL kind; the collector marks it with this tag (value `internal`).
+    static let spanKind = "span.kind"
+    /// Which resource attribute `localEndpoint.serviceName` came from, when not `service.name`.
+    static let serviceNameSource = "otlp.service.name.source"
+    /// Set on spans whose Zipkin `timestamp` was absent, so the exporter can omit it again.
+    static let startTimeAbsent = "otel.zipkin.absentField.startTime"
+    static let linkPrefix = "otlp.link."
+    /// `mapping-to-non-otlp.md`, "Dropped Attributes Count" etc.
+    static let droppedAttributesCount = "otel.dropped_attributes_count"
+    static let droppedEventsCount = "otel.dropped_events_count"
+    static let droppedLinksCount = "otel.dropped_links_count"
+
+    // Endpoint attributes (semantic conventions v1.6.1, as the collector's translator uses them).
+    static let hostIP = "net.host.ip"
+    static let hostPort = "net.host.port"
+    static let peerIP = "net.peer.ip"
+    static let peerPort = "net.peer.port"
+    static let peerService = "peer.service"
+
+    static let serviceName = "service.name"
+    /// Fallbacks for `localEndpoint.serviceName` when a resource has no `service.name`, in the
+    /// collector's order.
+    static let serviceNameFallbacks = ["faas.name", "k8s.deployment.name", "process.executable.name"]
+
+    /// Tags that belong to the resource, not the span: the resource attribute names of semantic
+    /// conventions v1.6.1 (the set the collector's translator moves), plus its OpenCensus extras.
+    static let resourceKeys: Set<String> = [
+        "cloud.provider", "cloud.account.id", "cloud.region", "cloud.availability_zone", "cloud.platform",
+        "aws.ecs.container.arn", "aws.ecs.cluster.arn", "aws.ecs.launchtype", "aws.ecs.task.arn",
+        "aws.ecs.task.family", "aws.ecs.task.revision", "aws.eks.cluster.arn", "aws.log.group.names",
+        "aws.log.group.arns", "aws.log.stream.names", "aws.log.stream.arns",
+        "container.name", "container.id", "container.runtime", "container.image.name", "container.image.tag",
+        "deployment.environment",
+        "device.id", "device.model.identifier", "device.model.name",
+        "faas.name", "faas.id", "faas.version", "faas.instance", "faas.max_memory",
+        "host.id", "host.name", "host.type", "host.arch", "host.image.name", "host.image.id", "host.image.version",
+        "k8s.cluster.name", "k8s.node.name", "k8s.node.uid", "k8s.namespace.name", "k8s.pod.uid", "k8s.pod.name",
+        "k8s.container.name", "k8s.replicaset.uid", "k8s.replicaset.name", "k8s.deployment.uid",
+        "k8s.deployment.name", "k8s.statefulset.uid", "k8s.statefulset.name", "k8s.daemonset.uid",
+        "k8s.daemonset.name", "k8s.job.uid", "k8s.job.name", "k8s.cronjob.uid", "k8s.cronjob.name",
+        "os.type", "os.description", "os.name", "os.version",
+        "process.pid", "process.executable.name", "process.executable.path", "process.command",
+        "process.command_line", "process.command_args", "process.owner", "process.runtime.name",
+        "process.runtime.version", "process.runtime.description",
+        "service.name", "service.namespace", "service.instance.id", "service.version",
+        "telemetry.sdk.name", "telemetry.sdk.language", "telemetry.sdk.version", "telemetry.auto.version",
+        "webengine.name", "webengine.version", "webengine.description",
+        "opencensus.starttime", "opencensus.exporterversion", "opencensus.resourcetype",
+    ]
+}
