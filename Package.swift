@@ -6,6 +6,7 @@ import PackageDescription
 /// Module layout (see README "Code map"):
 /// - `SextantModel`: the dependency-free data model (spans, metrics, logs; OTLP-equivalent).
 /// - `SextantOTLP`: the OTLP wire format (protobuf and JSON), pure.
+/// - `SextantZipkin`: Zipkin API v2 (JSON and protobuf) and its mapping to the model, pure.
 /// - `SextantPipeline`: config → validated graph → running services; queue/retry/batch helpers.
 /// - `SextantHTTP`: small SwiftNIO HTTP/1.1 server plumbing shared by receivers and self-telemetry.
 /// - `SextantGRPC`: grpc-swift-2 glue (raw-bytes coding, OTLP service descriptors) shared by receivers and exporters.
@@ -42,6 +43,7 @@ let package = Package(
     targets: [
         .target(name: "SextantModel", swiftSettings: strict),
         .target(name: "SextantOTLP", dependencies: ["SextantModel"], swiftSettings: strict),
+        .target(name: "SextantZipkin", dependencies: ["SextantModel", "SextantOTLP"], swiftSettings: strict),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(
             name: "SextantPipeline",
@@ -74,7 +76,7 @@ let package = Package(
         ),
         .target(
             name: "SextantReceivers",
-            dependencies: ["SextantModel", "SextantOTLP", "SextantPipeline", "SextantHTTP", "SextantGRPC"],
+            dependencies: ["SextantModel", "SextantOTLP", "SextantZipkin", "SextantPipeline", "SextantHTTP", "SextantGRPC"],
             swiftSettings: strict
         ),
         .target(
@@ -85,7 +87,7 @@ let package = Package(
         .target(
             name: "SextantExporters",
             dependencies: [
-                "SextantModel", "SextantOTLP", "SextantPipeline", "SextantHTTP", "SextantGRPC",
+                "SextantModel", "SextantOTLP", "SextantZipkin", "SextantPipeline", "SextantHTTP", "SextantGRPC",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict
@@ -123,6 +125,8 @@ let package = Package(
         .testTarget(name: "SextantModelTests", dependencies: ["SextantModel"], swiftSettings: strict),
         .testTarget(
             name: "SextantOTLPTests", dependencies: ["SextantOTLP", "SextantModel"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantZipkinTests", dependencies: ["SextantZipkin", "SextantModel"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "SextantPipelineTests",
             dependencies: ["SextantPipeline", "SextantTesting", "SextantModel"],

@@ -9,11 +9,13 @@ public enum BuiltinComponents {
     public static var registry: ComponentRegistry {
         var r = ComponentRegistry()
         r.register(OTLPReceiverFactory())
+        r.register(ZipkinReceiverFactory())
         r.register(BatchProcessorFactory())
         r.register(DebugExporterFactory())
         r.register(FileExporterFactory())
         r.register(OTLPExporterFactory())
         r.register(OTLPHTTPExporterFactory())
+        r.register(ZipkinExporterFactory())
         r.register(ForwardConnectorFactory())
         r.register(HealthCheckExtensionFactory())
         return r

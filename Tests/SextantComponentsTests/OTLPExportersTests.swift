@@ -10,31 +10,6 @@ import Testing
 
 /// Our OTLP exporters (gRPC and HTTP) into our OTLP receiver (gRPC and HTTP), end to end over sockets.
 @Suite(.serialized) struct OTLPExportersTests {
-    struct Running {
-        let graph: CollectorGraph
-        let harness: TestHarness
-        let telemetry: SelfTelemetry
-        var receiver: OTLPReceiver { graph.nodes.first { $0.label == "receiver/otlp" }!.component as! OTLPReceiver }
-    }
-
-    func start(_ yaml: String) async throws -> Running {
-        let h = TestHarness()
-        let registry = h.registry(base: BuiltinComponents.registry)
-        let config = try CollectorConfig.load(yaml: yaml, registry: registry)
-        let telemetry = SelfTelemetry()
-        let g = try CollectorGraph.build(config, registry: registry, telemetry: telemetry, logger: Logger(label: "t"))
-        try await g.start()
-        return Running(graph: g, harness: h, telemetry: telemetry)
-    }
-
-    func eventually(_ condition: () -> Bool) async -> Bool {
-        for _ in 0..<5000 {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(2))
-        }
-        return condition()
-    }
-
     func sink() async throws -> Running {
         try await start(
             """

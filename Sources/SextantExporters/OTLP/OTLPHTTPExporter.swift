@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -33,40 +32,16 @@ public final class OTLPHTTPExporter: ConsumingComponent {
         let logger = settings.logger
         self.helper = ExporterHelper(config.helper, component: settings) { batch in
             let json = config.encoding == .json
-            var body = json ? OTLPJSON.encode(batch) : OTLPProtobuf.encode(batch)
-            var request = HTTPClientRequest(url: config.url(for: batch.signal))
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: json ? "application/json" : "application/x-protobuf")
-            request.headers.add(name: "User-Agent", value: "sextant")
-            if config.compression == .gzip {
-                body = Inflater.gzip(body)
-                request.headers.add(name: "Content-Encoding", value: "gzip")
-            }
-            for (k, v) in config.headers { request.headers.replaceOrAdd(name: k, value: v) }
-            request.body = .bytes(ByteBuffer(bytes: body))
-            let response: HTTPClientResponse
-            do {
-                response = try await HTTPClient.shared.execute(request, timeout: TimeAmount(config.helper.timeout))
-            } catch {
-                throw ConsumerError.retryable("POST \(config.url(for: batch.signal)) failed: \(error)")
-            }
-            let reply = try await response.body.collect(upTo: 1 << 20)
-            let bytes = reply.getBytes(at: reply.readerIndex, length: reply.readableBytes) ?? []
-            let status = response.status.code
-            if (200..<300).contains(status) {
-                let partial = try? (json ? OTLPJSON.decodeExportResponse(bytes) : OTLPProtobuf.decodeExportResponse(bytes))
-                if let p = partial ?? nil, p.rejected > 0 || !p.errorMessage.isEmpty {
-                    logger.warning("partial success from OTLP server", metadata: ["rejected": "\(p.rejected)", "message": "\(p.errorMessage)"])
-                }
-                return
-            }
-            let message = Self.statusMessage(bytes, json: response.headers.first(name: "content-type")?.contains("json") == true)
-            let detail = "HTTP \(status) from \(config.url(for: batch.signal)): \(message)"
-            switch status {
-            case 429, 502, 503, 504:
-                throw ConsumerError.retryable(detail, after: response.headers.first(name: "retry-after").flatMap(Int.init).map { .seconds($0) })
-            default:
-                throw ConsumerError.permanent(detail)
+            let url = config.url(for: batch.signal)
+            let reply = try await HTTPPoster.post(
+                url, contentType: json ? "application/json" : "application/x-protobuf",
+                body: json ? OTLPJSON.encode(batch) : OTLPProtobuf.encode(batch), gzip: config.compression == .gzip,
+                headers: config.headers, timeout: config.helper.timeout)
+            let replyJSON = reply.headers.first(name: "content-type")?.contains("json") == true
+            try HTTPPoster.check(reply, url: url, detail: Self.statusMessage(reply.body, json: replyJSON)) { [429, 502, 503, 504].contains($0) }
+            let partial = try? (json ? OTLPJSON.decodeExportResponse(reply.body) : OTLPProtobuf.decodeExportResponse(reply.body))
+            if let p = partial ?? nil, p.rejected > 0 || !p.errorMessage.isEmpty {
+                logger.warning("partial success from OTLP server", metadata: ["rejected": "\(p.rejected)", "message": "\(p.errorMessage)"])
             }
         }
     }
