@@ -7,6 +7,8 @@ import PackageDescription
 /// - `SextantModel`: the dependency-free data model (spans, metrics, logs; OTLP-equivalent).
 /// - `SextantOTLP`: the OTLP wire format (protobuf and JSON), pure.
 /// - `SextantZipkin`: Zipkin API v2 (JSON and protobuf) and its mapping to the model, pure.
+/// - `SextantThrift`, `SextantJaeger`: Thrift binary/compact protocols; jaeger.thrift and its mapping, pure.
+/// - `SextantTraceStore`: the bounded in-memory trace store behind the Jaeger query API, pure.
 /// - `SextantPipeline`: config → validated graph → running services; queue/retry/batch helpers.
 /// - `SextantHTTP`: small SwiftNIO HTTP/1.1 server plumbing shared by receivers and self-telemetry.
 /// - `SextantGRPC`: grpc-swift-2 glue (raw-bytes coding, OTLP service descriptors) shared by receivers and exporters.
@@ -44,6 +46,8 @@ let package = Package(
         .target(name: "SextantModel", swiftSettings: strict),
         .target(name: "SextantOTLP", dependencies: ["SextantModel"], swiftSettings: strict),
         .target(name: "SextantZipkin", dependencies: ["SextantModel", "SextantOTLP"], swiftSettings: strict),
+        .target(name: "SextantThrift", swiftSettings: strict),
+        .target(name: "SextantJaeger", dependencies: ["SextantModel", "SextantThrift"], swiftSettings: strict),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(
             name: "SextantPipeline",
@@ -76,7 +80,10 @@ let package = Package(
         ),
         .target(
             name: "SextantReceivers",
-            dependencies: ["SextantModel", "SextantOTLP", "SextantZipkin", "SextantPipeline", "SextantHTTP", "SextantGRPC"],
+            dependencies: ["SextantModel", "SextantOTLP", "SextantZipkin", "SextantJaeger", "SextantPipeline", "SextantHTTP", "SextantGRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -87,7 +94,8 @@ let package = Package(
         .target(
             name: "SextantExporters",
             dependencies: [
-                "SextantModel", "SextantOTLP", "SextantZipkin", "SextantPipeline", "SextantHTTP", "SextantGRPC",
+                "SextantModel", "SextantOTLP", "SextantZipkin", "SextantJaeger", "SextantPipeline",
+                "SextantHTTP", "SextantGRPC",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict
@@ -125,6 +133,9 @@ let package = Package(
         .testTarget(name: "SextantModelTests", dependencies: ["SextantModel"], swiftSettings: strict),
         .testTarget(
             name: "SextantOTLPTests", dependencies: ["SextantOTLP", "SextantModel"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantJaegerTests", dependencies: ["SextantJaeger", "SextantThrift", "SextantModel"],
+            exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "SextantZipkinTests", dependencies: ["SextantZipkin", "SextantModel"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(

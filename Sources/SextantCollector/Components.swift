@@ -11,12 +11,18 @@ public enum BuiltinComponents {
         r.register(OTLPReceiverFactory())
         r.register(ZipkinReceiverFactory())
         r.register(BatchProcessorFactory())
+        r.register(AttributesProcessorFactory())
+        r.register(ResourceProcessorFactory())
+        r.register(FilterProcessorFactory())
+        r.register(ProbabilisticSamplerFactory())
+        r.register(TailSamplingProcessorFactory())
         r.register(DebugExporterFactory())
         r.register(FileExporterFactory())
         r.register(OTLPExporterFactory())
         r.register(OTLPHTTPExporterFactory())
         r.register(ZipkinExporterFactory())
         r.register(ForwardConnectorFactory())
+        r.register(SpanMetricsConnectorFactory())
         r.register(HealthCheckExtensionFactory())
         return r
     }

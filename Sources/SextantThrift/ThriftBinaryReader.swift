@@ -17,7 +17,7 @@ public struct ThriftBinaryReader: ThriftReader {
     /// and the old one that starts with the name ("Message": the sign bit tells them apart).
     public mutating func readMessageBegin() throws(ThriftError) -> ThriftMessageHeader {
         let start = input.position
-        let first = try input.readBigEndian(Int32.self, "message header")
+        let first = try input.readFixed(Int32.self, "message header")
         let name: String
         let typeByte: UInt8
         if first < 0 {
@@ -35,7 +35,7 @@ public struct ThriftBinaryReader: ThriftReader {
         guard let type = ThriftMessageType(rawValue: typeByte) else {
             throw ThriftError(.invalidValue, "invalid message type \(typeByte)", offset: start)
         }
-        let seqID = try input.readBigEndian(Int32.self, "message sequence id")
+        let seqID = try input.readFixed(Int32.self, "message sequence id")
         return ThriftMessageHeader(name: name, type: type, seqID: seqID)
     }
 
@@ -50,7 +50,7 @@ public struct ThriftBinaryReader: ThriftReader {
         let code = try input.readUInt8("field header")
         if code == 0 { return nil }
         let type = try valueType(code, "field")
-        let id = try input.readBigEndian(Int16.self, "field id")
+        let id = try input.readFixed(Int16.self, "field id")
         return ThriftFieldHeader(type: type, id: id)
     }
 
@@ -74,8 +74,10 @@ public struct ThriftBinaryReader: ThriftReader {
 
     public mutating func readMapBegin() throws(ThriftError) -> ThriftMapHeader {
         try input.enter("map")
-        let keyType = try valueType(try input.readUInt8("map key type"), "map key")
-        let valueType = try valueType(try input.readUInt8("map value type"), "map value")
+        let keyCode = try input.readUInt8("map key type")
+        let keyType = try valueType(keyCode, "map key")
+        let valueCode = try input.readUInt8("map value type")
+        let valueType = try valueType(valueCode, "map value")
         let count = try readSize("map")
         try input.checkCount(count, minimumElementSize: minimumSize(of: keyType) + minimumSize(of: valueType), "map")
         return ThriftMapHeader(keyType: keyType, valueType: valueType, count: count)
@@ -84,7 +86,8 @@ public struct ThriftBinaryReader: ThriftReader {
     public mutating func readMapEnd() { input.leave() }
 
     private mutating func readCollectionHeader(_ what: StaticString) throws(ThriftError) -> ThriftListHeader {
-        let elementType = try valueType(try input.readUInt8("element type"), what)
+        let code = try input.readUInt8("element type")
+        let elementType = try valueType(code, what)
         let count = try readSize(what)
         try input.checkCount(count, minimumElementSize: minimumSize(of: elementType), what)
         return ThriftListHeader(elementType: elementType, count: count)
@@ -93,11 +96,12 @@ public struct ThriftBinaryReader: ThriftReader {
     /// A non-negative `i32` size ("Binary encoding", "List and Set", "Map": "must be >= 0").
     private mutating func readSize(_ what: StaticString) throws(ThriftError) -> Int {
         let start = input.position
-        let size = try input.readBigEndian(Int32.self, what)
+        let size = try input.readFixed(Int32.self, what)
         guard size >= 0 else { throw ThriftError(.negativeSize, "negative \(what) size \(size)", offset: start) }
         return Int(size)
     }
 
+    /// The type for `code`, the byte just read.
     private func valueType(_ code: UInt8, _ what: StaticString) throws(ThriftError) -> ThriftType {
         guard code != 0, let type = ThriftType(rawValue: code) else {
             throw ThriftError(.invalidType, "invalid \(what) type \(code)", offset: input.position - 1)
@@ -111,14 +115,14 @@ public struct ThriftBinaryReader: ThriftReader {
 
     public mutating func readByte() throws(ThriftError) -> Int8 { Int8(bitPattern: try input.readUInt8("byte")) }
 
-    public mutating func readI16() throws(ThriftError) -> Int16 { try input.readBigEndian(Int16.self, "i16") }
+    public mutating func readI16() throws(ThriftError) -> Int16 { try input.readFixed(Int16.self, "i16") }
 
-    public mutating func readI32() throws(ThriftError) -> Int32 { try input.readBigEndian(Int32.self, "i32") }
+    public mutating func readI32() throws(ThriftError) -> Int32 { try input.readFixed(Int32.self, "i32") }
 
-    public mutating func readI64() throws(ThriftError) -> Int64 { try input.readBigEndian(Int64.self, "i64") }
+    public mutating func readI64() throws(ThriftError) -> Int64 { try input.readFixed(Int64.self, "i64") }
 
     public mutating func readDouble() throws(ThriftError) -> Double {
-        Double(bitPattern: try input.readBigEndian(UInt64.self, "double"))
+        Double(bitPattern: try input.readFixed(UInt64.self, "double"))
     }
 
     public mutating func readBinary() throws(ThriftError) -> [UInt8] { Array(try readBinaryBytes()) }

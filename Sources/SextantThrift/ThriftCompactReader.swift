@@ -58,6 +58,7 @@ public struct ThriftCompactReader: ThriftReader {
     }
 
     public mutating func readFieldBegin() throws(ThriftError) -> ThriftFieldHeader? {
+        pendingBool = nil
         let header = try input.readUInt8("field header")
         if header == 0 { return nil }
         let typeCode = header & 0x0F
@@ -125,7 +126,8 @@ public struct ThriftCompactReader: ThriftReader {
         return Int(size)
     }
 
-    /// The compact type codes ("Struct encoding" and "List and Set" share them).
+    /// The type for `code`, read from the byte just consumed ("Struct encoding" and "List and Set"
+    /// share the codes).
     private func valueType(_ code: UInt8, _ what: StaticString) throws(ThriftError) -> ThriftType {
         switch code {
         case 1, 2: return .bool
@@ -176,7 +178,7 @@ public struct ThriftCompactReader: ThriftReader {
 
     /// "Double encoding": little-endian, unlike the binary protocol.
     public mutating func readDouble() throws(ThriftError) -> Double {
-        Double(bitPattern: try input.readLittleEndian(UInt64.self, "double"))
+        Double(bitPattern: try input.readFixed(UInt64.self, bigEndian: false, "double"))
     }
 
     public mutating func readBinary() throws(ThriftError) -> [UInt8] { Array(try readBinaryBytes()) }

@@ -131,26 +131,17 @@ struct ThriftInput {
         return b
     }
 
+    /// A fixed-width integer: big-endian in the binary protocol, little-endian for the compact
+    /// protocol's doubles.
     @inline(__always)
-    mutating func readBigEndian<T: FixedWidthInteger>(_: T.Type, _ what: StaticString) throws(ThriftError) -> T {
+    mutating func readFixed<T: FixedWidthInteger>(_: T.Type, bigEndian: Bool = true, _ what: StaticString) throws(ThriftError) -> T {
         let size = MemoryLayout<T>.size
         guard remaining >= size else {
             throw error(.truncated, "truncated \(what): needs \(size) bytes, \(remaining) left")
         }
-        let v = T(bigEndian: buffer.loadUnaligned(fromByteOffset: position, as: T.self))
+        let raw = buffer.loadUnaligned(fromByteOffset: position, as: T.self)
         position += size
-        return v
-    }
-
-    @inline(__always)
-    mutating func readLittleEndian<T: FixedWidthInteger>(_: T.Type, _ what: StaticString) throws(ThriftError) -> T {
-        let size = MemoryLayout<T>.size
-        guard remaining >= size else {
-            throw error(.truncated, "truncated \(what): needs \(size) bytes, \(remaining) left")
-        }
-        let v = T(littleEndian: buffer.loadUnaligned(fromByteOffset: position, as: T.self))
-        position += size
-        return v
+        return bigEndian ? T(bigEndian: raw) : T(littleEndian: raw)
     }
 
     /// An unsigned LEB128 varint of at most `maxBytes` bytes (compact spec, "Varint encoding").

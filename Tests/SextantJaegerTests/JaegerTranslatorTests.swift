@@ -242,7 +242,7 @@ struct JaegerTranslatorTests {
                         JaegerSpanRef(refType: .followsFrom, traceIdLow: 2, traceIdHigh: 1, spanId: 3),
                         JaegerSpanRef(refType: .childOf, traceIdLow: 9, traceIdHigh: 0, spanId: 4),
                     ],
-                    flags: 1, startTime: 1_700_000_000_000_001, duration: 5_000,
+                    flags: 1, startTime: 1_700_000_000_000_001, duration: 4_999,
                     tags: [
                         .string("otel.scope.name", "lib"), .string("otel.scope.version", "2.0"),
                         .string("s", "v"), .long("i", -1), .double("d", 1.5), .bool("b", true), .binary("bytes", [1, 2]),

@@ -3,6 +3,11 @@
 Every collector is started with a config written into the test's tmp dir, waited on through /readyz
 (bounded), stopped with SIGTERM (it must exit 0 within STOP_TIMEOUT) and, whatever happens, killed
 in a finalizer.
+
+The default config is an `otlp` receiver (HTTP, and gRPC when asked) → batch → one `file` exporter per
+signal. A test that needs other components passes a `config_template` instead: YAML with `$http_port`,
+`$grpc_port`, `$telemetry_port` and `$out` placeholders (string.Template), filled with fresh ports on
+every start attempt.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Template
 
 import pytest
 
@@ -70,9 +76,13 @@ class Collector:
     """One running `sextant collector` and the files it writes."""
 
     workdir: Path
-    file_format: str
-    max_request_body_size: int | None
+    file_format: str = "proto"
+    max_request_body_size: int | None = None
+    grpc: bool = False  # also enable `protocols.grpc` on the default config's receiver
+    max_recv_msg_size_mib: int | None = None
+    config_template: str | None = None
     otlp_port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
     telemetry_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     exit_code: int | None = None
@@ -80,6 +90,10 @@ class Collector:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.otlp_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
 
     @property
     def telemetry_url(self) -> str:
@@ -97,6 +111,17 @@ class Collector:
         return self.workdir / "out" / f"{signal_name}.{'bin' if self.file_format == 'proto' else 'jsonl'}"
 
     def write_config(self) -> None:
+        if self.config_template is not None:
+            self.config_path.write_text(
+                Template(self.config_template).substitute(
+                    http_port=self.otlp_port, grpc_port=self.grpc_port, telemetry_port=self.telemetry_port, out=self.workdir / "out"
+                )
+            )
+            return
+        grpc = ""
+        if self.grpc:
+            msg_limit = f"\n        max_recv_msg_size_mib: {self.max_recv_msg_size_mib}" if self.max_recv_msg_size_mib else ""
+            grpc = f"      grpc:\n        endpoint: 127.0.0.1:{self.grpc_port}{msg_limit}\n"
         body_limit = f"\n        max_request_body_size: {self.max_request_body_size}" if self.max_request_body_size else ""
         exporters = "".join(
             f"  file/{s}:\n    path: {self.output_path(s)}\n    format: {self.file_format}\n" for s in SIGNALS
@@ -108,6 +133,7 @@ class Collector:
             "receivers:\n"
             "  otlp:\n"
             "    protocols:\n"
+            f"{grpc}"
             "      http:\n"
             f"        endpoint: 127.0.0.1:{self.otlp_port}{body_limit}\n"
             "processors:\n"
@@ -129,7 +155,7 @@ class Collector:
         (self.workdir / "out").mkdir(parents=True, exist_ok=True)
         for attempt in range(START_ATTEMPTS):
             if attempt:
-                self.otlp_port, self.telemetry_port = free_port(), free_port()
+                self.otlp_port, self.grpc_port, self.telemetry_port = free_port(), free_port(), free_port()
             self.write_config()
             with open(self.log_path, "wb") as log:
                 self.process = subprocess.Popen(
@@ -210,14 +236,15 @@ class Collector:
 
 @pytest.fixture
 def start_collector(tmp_path_factory):
-    """Starts collectors on demand: `start_collector(file_format="proto", max_request_body_size=None)`.
+    """Starts collectors on demand: `start_collector(file_format="proto", max_request_body_size=None)`, or
+    with any other `Collector` field as a keyword (`grpc=True`, `config_template=...`).
 
     Every collector started through this fixture is killed when the test ends, pass or fail.
     """
     started: list[Collector] = []
 
-    def start(file_format: str = "proto", max_request_body_size: int | None = None) -> Collector:
-        collector = Collector(tmp_path_factory.mktemp("sextant"), file_format, max_request_body_size)
+    def start(file_format: str = "proto", max_request_body_size: int | None = None, **options) -> Collector:
+        collector = Collector(tmp_path_factory.mktemp("sextant"), file_format, max_request_body_size, **options)
         started.append(collector)
         collector.start()
         return collector

@@ -13,36 +13,25 @@ malformed bodies, wrong media types and paths, oversized and gzip-bomb bodies, i
 from __future__ import annotations
 
 import base64
-import difflib
 import gzip
 import http.client
 import json
-import logging
 import math
 import re
 import socket
 import subprocess
-import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
-from google.protobuf import json_format, text_format
-from google.protobuf.message import Message
 from google.rpc import status_pb2
 
-from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
-from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.metrics import Observation
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -51,384 +40,71 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import SpanFlags, Span as PBSpan, Status as PBStatus, TracesData
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
-    MeterProvider,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
-)
-from opentelemetry.sdk.metrics.export import AggregationTemporality as SDKTemporality, PeriodicExportingMetricReader
-from opentelemetry.sdk.metrics.view import (
-    ExplicitBucketHistogramAggregation,
-    ExponentialBucketHistogramAggregation,
-    View,
-)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from conftest import SEXTANT_BIN, Collector
+from otlp_assertions import (
+    any_value,
+    assert_same_items,
+    attributes_of,
+    by_span_id,
+    decode_output,
+    flat_logs,
+    flat_points,
+    flat_spans,
+    refused_items,
+    wait_for_accepted,
+)
+from sdk_scenario import (
+    ATTRIBUTES,
+    CHARGE,
+    CONSUME,
+    CUMULATIVE,
+    LINKED_SPAN,
+    LINKED_TRACE,
+    LOGGER_SCOPE,
+    METER_SCOPE,
+    MS,
+    PUBLISH,
+    QUERY,
+    REMOTE_PARENT,
+    RESOURCE,
+    ROOT,
+    T0,
+    TRACE_A,
+    TRACE_B,
+    TRACER_SCOPE,
+    recording,
+    send_logs,
+    send_metrics,
+    send_traces,
+)
 
 HTTP_TIMEOUT = 10  # seconds, for every request this suite sends
 
-# ---------------------------------------------------------------------------------------------------
-# What the SDK sends: fixed IDs, timestamps, attributes.
-
-TRACE_A = 0x5B8EFFF798038103D269B633813FC60C
-TRACE_B = 0x0AF7651916CD43DD8448EB211C80319C
-LINKED_TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
-LINKED_SPAN = 0x00F067AA0BA902B7
-REMOTE_PARENT = 0x2000000000000001  # a span in another process; its context carries a tracestate
-SPAN_IDS = [0x1000000000000001 + i for i in range(16)]
-ROOT, CHARGE, QUERY, PUBLISH, CONSUME = SPAN_IDS[:5]
-
-T0 = 1_700_000_000_123_456_789  # ns; every span time is T0 + a fixed offset
-MS = 1_000_000
-
-# One attribute of every OTLP AnyValue type this SDK can produce, with edge values.
-ATTRIBUTES = {
-    "str": "héllo wörld ✓",
-    "str.empty": "",
-    "bool.true": True,
-    "bool.false": False,
-    "int": 42,
-    "int.negative": -7,
-    "int.max": 2**63 - 1,
-    "int.min": -(2**63),
-    "double": 3.14159,
-    "double.negative": -0.5,
-    "double.integral": 2.0,
-    "array.str": ["a", "b", ""],
-    "array.bool": [True, False, True],
-    "array.int": [1, -2, 2**53 + 1],
-    "array.double": [1.5, -2.25, 0.0],
-    "array.empty": [],
-}
-
-RESOURCE = {"service.name": "interop-checkout", "service.version": "9.9.9", "host.cpu.count": 8}
-TRACER_SCOPE = ("interop.tracer", "1.2.3")
-METER_SCOPE = ("interop.meter", "0.4.2")
-LOGGER_SCOPE = ("interop.logger", "1.0.0")
+# The SDK's OTLP/HTTP exporters, keeping the SDK's own encoding of each request.
+RecordingSpanExporter = recording(OTLPSpanExporter, "span")
+RecordingMetricExporter = recording(OTLPMetricExporter, "metric")
+RecordingLogExporter = recording(OTLPLogExporter, "log")
 
 
-class FixedIdGenerator(IdGenerator):
-    """Hands out known IDs in creation order, so every ID in the output can be asserted."""
-
-    def __init__(self) -> None:
-        self._traces = iter([TRACE_A])
-        self._spans = iter(SPAN_IDS)
-
-    def generate_trace_id(self) -> int:
-        return next(self._traces)
-
-    def generate_span_id(self) -> int:
-        return next(self._spans)
-
-
-# The exporters below send exactly as the SDK would, and keep the SDK's own encoding of each request
-# so the collector's output can be compared with what went on the wire.
-class RecordingSpanExporter(OTLPSpanExporter):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.sent: list[Message] = []
-
-    def export(self, spans):
-        self.sent.append(encode_spans(spans))
-        return super().export(spans)
-
-
-class RecordingMetricExporter(OTLPMetricExporter):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.sent: list[Message] = []
-
-    def export(self, metrics_data, timeout_millis: float = 10_000, **kw):
-        self.sent.append(encode_metrics(metrics_data))
-        return super().export(metrics_data, timeout_millis=timeout_millis, **kw)
-
-
-class RecordingLogExporter(OTLPLogExporter):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.sent: list[Message] = []
-
-    def export(self, batch):
-        self.sent.append(encode_logs(batch))
-        return super().export(batch)
-
-
-def send_traces(collector: Collector) -> RecordingSpanExporter:
-    exporter = RecordingSpanExporter(
+def send_traces_over_http(collector: Collector):
+    return send_traces(RecordingSpanExporter(
         endpoint=f"{collector.base_url}/v1/traces", timeout=HTTP_TIMEOUT, compression=Compression.NoCompression
-    )
-    provider = TracerProvider(resource=Resource(RESOURCE), id_generator=FixedIdGenerator())
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    tracer = provider.get_tracer(*TRACER_SCOPE)
-
-    def within(span):
-        return trace.set_span_in_context(span)
-
-    root = tracer.start_span("GET /checkout", kind=SpanKind.SERVER, attributes=ATTRIBUTES, start_time=T0)
-    root.add_event("cache.miss", {"cache.key": "cart:17", "attempt": 2}, timestamp=T0 + 1 * MS)
-    root.add_event("no.attributes", timestamp=T0 + 2 * MS)
-
-    external = SpanContext(LINKED_TRACE, LINKED_SPAN, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-    charge = tracer.start_span(
-        "charge card",
-        context=within(root),
-        kind=SpanKind.CLIENT,
-        attributes={"payment.amount": 12.5, "payment.retries": 3},
-        links=[Link(external, {"link.reason": "retry-of", "link.attempt": 1})],
-        start_time=T0 + 5 * MS,
-    )
-    query = tracer.start_span("SELECT orders", context=within(charge), kind=SpanKind.INTERNAL, start_time=T0 + 6 * MS)
-    query.end(end_time=T0 + 9 * MS)
-    charge.set_status(Status(StatusCode.ERROR, "card declined"))
-    charge.add_event("exception", {"exception.type": "CardDeclined", "exception.message": "insufficient funds"}, timestamp=T0 + 29 * MS)
-    charge.end(end_time=T0 + 30 * MS)
-
-    publish = tracer.start_span("publish order", context=within(root), kind=SpanKind.PRODUCER, start_time=T0 + 31 * MS)
-    publish.set_status(Status(StatusCode.OK))
-    publish.end(end_time=T0 + 32 * MS)
-    root.end(end_time=T0 + 50 * MS)
-
-    # Another trace, continued from a remote parent with a tracestate; the consumer links back to the producer.
-    remote = SpanContext(
-        TRACE_B, REMOTE_PARENT, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED), trace_state=TraceState([("vendor", "v1")])
-    )
-    consume = tracer.start_span(
-        "consume order",
-        context=within(NonRecordingSpan(remote)),
-        kind=SpanKind.CONSUMER,
-        links=[Link(publish.get_span_context())],
-        start_time=T0 + 60 * MS,
-    )
-    consume.end(end_time=T0 + 70 * MS)
-
-    assert provider.force_flush(timeout_millis=HTTP_TIMEOUT * 1000)
-    provider.shutdown()
-    return exporter
+    ))
 
 
-def send_metrics(collector: Collector) -> RecordingMetricExporter:
-    cumulative = {
-        kind: SDKTemporality.CUMULATIVE
-        for kind in (Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter, ObservableGauge)
-    }
-    exporter = RecordingMetricExporter(
-        endpoint=f"{collector.base_url}/v1/metrics",
-        timeout=HTTP_TIMEOUT,
-        compression=Compression.Gzip,
-        preferred_temporality=cumulative,
-    )
-    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
-    provider = MeterProvider(
-        resource=Resource(RESOURCE),
-        metric_readers=[reader],
-        views=[
-            View(instrument_name="request.duration", aggregation=ExplicitBucketHistogramAggregation([0, 5, 10, 25, 50, 100])),
-            View(instrument_name="payload.size", aggregation=ExponentialBucketHistogramAggregation(max_size=20)),
-        ],
-    )
-    meter = provider.get_meter(*METER_SCOPE)
-
-    orders = meter.create_counter("orders.placed", unit="{order}", description="Orders placed")
-    orders.add(3, {"region": "eu"})
-    orders.add(4, {"region": "eu"})
-    orders.add(5, {"region": "us"})
-    meter.create_counter("ratio.total", unit="1").add(0.75)
-    depth = meter.create_up_down_counter("queue.depth")
-    depth.add(10, {"queue": "q1"})
-    depth.add(-3, {"queue": "q1"})
-    duration = meter.create_histogram("request.duration", unit="ms")
-    in_root = NonRecordingSpan(SpanContext(TRACE_A, ROOT, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED)))
-    with trace.use_span(in_root):  # sampled context: the SDK attaches exemplars with trace and span IDs
-        for v in (3, 7, 7, 30, 120, 0):
-            duration.record(v)
-    payload = meter.create_histogram("payload.size", unit="By")
-    for v in (1, 2, 4, 1000, 0):
-        payload.record(v)
-    meter.create_observable_gauge(
-        "cpu.temperature",
-        callbacks=[lambda _options: [Observation(61.5, {"core": "0"}), Observation(58, {"core": "1"})]],
-        unit="Cel",
-    )
-
-    assert provider.force_flush(timeout_millis=HTTP_TIMEOUT * 1000)
-    provider.shutdown()  # exports the cumulative state once more; both exports must arrive
-    return exporter
+def send_metrics_over_http(collector: Collector):
+    return send_metrics(RecordingMetricExporter(
+        endpoint=f"{collector.base_url}/v1/metrics", timeout=HTTP_TIMEOUT, compression=Compression.Gzip,
+        preferred_temporality=CUMULATIVE,
+    ))
 
 
-def send_logs(collector: Collector) -> RecordingLogExporter:
-    exporter = RecordingLogExporter(endpoint=f"{collector.base_url}/v1/logs", timeout=HTTP_TIMEOUT, compression=Compression.Gzip)
-    provider = LoggerProvider(resource=Resource(RESOURCE))
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-    logger = provider.get_logger(*LOGGER_SCOPE)
-    in_root = trace.set_span_in_context(
-        NonRecordingSpan(SpanContext(TRACE_A, ROOT, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED)))
-    )
-
-    logger.emit(
-        timestamp=T0 + 10 * MS,
-        observed_timestamp=T0 + 11 * MS,
-        context=in_root,
-        severity_number=SeverityNumber.WARN,
-        severity_text="WARN",
-        body="payment retry scheduled",
-        attributes=ATTRIBUTES,
-        event_name="payment.retry",
-    )
-    logger.emit(
-        timestamp=T0 + 12 * MS,
-        observed_timestamp=T0 + 12 * MS,
-        severity_number=SeverityNumber.ERROR,
-        severity_text="ERROR",
-        body={"order": "A-17", "items": 3, "ok": False, "nested": {"list": [1, "two", 3.5]}},
-    )
-
-    # The stdlib logging bridge, inside the CHARGE span.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # LoggingHandler moves to an instrumentation package
-        handler = LoggingHandler(level=logging.INFO, logger_provider=provider)
-    stdlib = logging.getLogger("interop.stdlib")
-    stdlib.propagate = False
-    stdlib.setLevel(logging.INFO)
-    stdlib.addHandler(handler)
-    try:
-        in_charge = NonRecordingSpan(SpanContext(TRACE_A, CHARGE, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED)))
-        with trace.use_span(in_charge):
-            stdlib.error("order %s failed", "A-17", extra={"order.id": "A-17"})
-    finally:
-        stdlib.removeHandler(handler)
-
-    assert provider.force_flush(timeout_millis=HTTP_TIMEOUT * 1000)
-    provider.shutdown()
-    return exporter
-
-
-# ---------------------------------------------------------------------------------------------------
-# Reading back what the collector wrote, in a form that ignores how batching regrouped it.
-
-ID_FIELDS = {"traceId", "spanId", "parentSpanId"}
-
-
-def otlp_json_to_proto(doc: dict, message: Message) -> Message:
-    """Parses an OTLP/JSON document: like proto3 JSON, except that trace and span IDs are hex."""
-
-    def convert(node):
-        if isinstance(node, dict):
-            return {
-                k: base64.b64encode(bytes.fromhex(v)).decode() if k in ID_FIELDS and isinstance(v, str) else convert(v)
-                for k, v in node.items()
-            }
-        if isinstance(node, list):
-            return [convert(v) for v in node]
-        return node
-
-    return json_format.ParseDict(convert(doc), message, ignore_unknown_fields=False)
-
-
-def decode_output(collector: Collector, signal_name: str, message_type) -> list[Message]:
-    records = collector.records(signal_name)
-    if collector.file_format == "proto":
-        return [message_type.FromString(r) for r in records]
-    return [otlp_json_to_proto(r, message_type()) for r in records]
-
-
-def canonical(message: Message) -> Message:
-    """A copy in a normal form: every `attributes` list sorted by key (OTLP attributes are a map, order
-    is not data) and empty sub-messages outside oneofs cleared (proto3: `status {}` means no status)."""
-    copy = type(message)()
-    copy.CopyFrom(message)
-
-    def walk(m: Message):
-        for fd, value in m.ListFields():
-            if fd.message_type is None:
-                continue
-            if fd.is_repeated:
-                for item in value:
-                    walk(item)
-                if fd.name == "attributes":
-                    items = sorted(value, key=lambda kv: kv.key)
-                    copies = [type(kv)() for kv in items]
-                    for c, kv in zip(copies, items):
-                        c.CopyFrom(kv)
-                    del value[:]
-                    value.extend(copies)
-            else:
-                walk(value)
-                if fd.containing_oneof is None and value.ByteSize() == 0:
-                    m.ClearField(fd.name)
-
-    walk(copy)
-    return copy
-
-
-def show(message: Message) -> str:
-    return text_format.MessageToString(canonical(message), as_utf8=True)
-
-
-def flat_spans(batches) -> list[tuple[Message, Message, Message]]:
-    return [(rs.resource, ss.scope, span) for b in batches for rs in b.resource_spans for ss in rs.scope_spans for span in ss.spans]
-
-
-def flat_logs(batches) -> list[tuple[Message, Message, Message]]:
-    return [(rl.resource, sl.scope, lr) for b in batches for rl in b.resource_logs for sl in rl.scope_logs for lr in sl.log_records]
-
-
-def flat_points(batches) -> list[tuple[Message, Message, Message, Message]]:
-    """(resource, scope, metric without its points, point) for every data point."""
-    out = []
-    for b in batches:
-        for rm in b.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    kind = metric.WhichOneof("data")
-                    data = getattr(metric, kind)
-                    for point in data.data_points:
-                        shell = type(metric)()
-                        shell.CopyFrom(metric)
-                        del getattr(shell, kind).data_points[:]
-                        out.append((rm.resource, sm.scope, shell, point))
-    return out
-
-
-def as_text(flat) -> list[str]:
-    return sorted("\n".join(show(part) for part in entry) for entry in flat)
-
-
-def assert_same_items(written, sent) -> None:
-    """The collector wrote exactly the items that were sent (as a multiset), shown as a diff if not."""
-    actual, expected = as_text(written), as_text(sent)
-    if actual != expected:
-        diff = difflib.unified_diff(
-            "\n====\n".join(expected).splitlines(), "\n====\n".join(actual).splitlines(), "sent", "written by collector", lineterm=""
-        )
-        pytest.fail("collector output differs from what was sent:\n" + "\n".join(diff), pytrace=False)
-
-
-def attributes_of(kvs) -> dict:
-    return {kv.key: any_value(kv.value) for kv in kvs}
-
-
-def any_value(v):
-    kind = v.WhichOneof("value")
-    if kind == "array_value":
-        return [any_value(x) for x in v.array_value.values]
-    if kind == "kvlist_value":
-        return attributes_of(v.kvlist_value.values)
-    return getattr(v, kind) if kind else None
-
-
-def by_span_id(spans) -> dict[int, tuple]:
-    return {int.from_bytes(s.span_id, "big"): (r, sc, s) for r, sc, s in spans}
+def send_logs_over_http(collector: Collector):
+    return send_logs(RecordingLogExporter(endpoint=f"{collector.base_url}/v1/logs", timeout=HTTP_TIMEOUT, compression=Compression.Gzip))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -438,9 +114,9 @@ def by_span_id(spans) -> dict[int, tuple]:
 class SDKRun:
     def __init__(self, collector: Collector):
         self.collector = collector
-        self.span_exporter = send_traces(collector)
-        self.metric_exporter = send_metrics(collector)
-        self.log_exporter = send_logs(collector)
+        self.span_exporter = send_traces_over_http(collector)
+        self.metric_exporter = send_metrics_over_http(collector)
+        self.log_exporter = send_logs_over_http(collector)
         self.self_metrics = wait_for_accepted(collector, {"traces": 5, "metrics": self.sent_points(), "logs": 3})
         collector.stop_cleanly()
         self.traces = decode_output(collector, "traces", TracesData)
@@ -988,46 +664,6 @@ def test_invalid_trace_id_is_partial_success(collector):
     assert accepted["traces"] == 2
     assert refused_items(collector)["traces"] == 2
     assert set(written_spans(collector)) == {"good one", "good two"}
-
-
-# ---------------------------------------------------------------------------------------------------
-# Self-telemetry.
-
-SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)')
-
-
-def prometheus_samples(collector: Collector, name: str) -> list[tuple[dict, float]]:
-    text = requests.get(f"{collector.telemetry_url}/metrics", timeout=HTTP_TIMEOUT).text
-    out = []
-    for line in text.splitlines():
-        m = SAMPLE.match(line)
-        if m and m["name"] == name:
-            labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m["labels"] or ""))
-            out.append((labels, float(m["value"])))
-    return out
-
-
-def per_signal(collector: Collector, name: str) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for labels, value in prometheus_samples(collector, name):
-        if labels.get("receiver") == "otlp":
-            totals[labels["signal"]] = totals.get(labels["signal"], 0) + int(value)
-    return totals
-
-
-def refused_items(collector: Collector) -> dict[str, int]:
-    return per_signal(collector, "sextant_receiver_refused_items_total")
-
-
-def wait_for_accepted(collector: Collector, expected: dict[str, int], timeout: float = 10.0) -> dict[str, int]:
-    """Polls /metrics until the accepted counters reach `expected` (bounded); returns the last reading."""
-    deadline = time.monotonic() + timeout
-    while True:
-        accepted = per_signal(collector, "sextant_receiver_accepted_items_total")
-        current = {s: accepted.get(s, 0) for s in expected}
-        if current == expected or time.monotonic() > deadline:
-            return current
-        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------------------------------------------
