@@ -80,7 +80,8 @@ let package = Package(
         ),
         .target(
             name: "SextantReceivers",
-            dependencies: ["SextantModel", "SextantOTLP", "SextantZipkin", "SextantJaeger", "SextantPipeline", "SextantHTTP", "SextantGRPC",
+            dependencies: ["SextantModel", "SextantOTLP", "SextantZipkin", "SextantJaeger", "SextantThrift", "SextantPipeline", "SextantHTTP",
+                "SextantGRPC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -79,15 +79,6 @@ FLATTEN = {"traces": flat_spans, "metrics": flat_points, "logs": flat_logs}
 HEADERS = {"Authorization": "Bearer interop-token", "X-Scope-OrgID": "tenant-a"}
 
 
-def wait_until(condition, timeout: float = TIMEOUT, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
-
-
 def spans_request(*names: str, trace_id: bytes = bytes(range(1, 17))) -> trace_service_pb2.ExportTraceServiceRequest:
     """One resource and scope with a span per name (span IDs 1, 2, ...)."""
     req = trace_service_pb2.ExportTraceServiceRequest()
@@ -182,8 +173,8 @@ def channel(grpc_collector):
 
 
 def raw_call(channel: grpc.Channel, method: str, body: bytes, compression: grpc.Compression | None = None):
-    """Calls `method` with `body` as the serialized request (no client-side encoding); returns
-    (response bytes, code, details). Bytes go out and come back untouched (no (de)serializer)."""
+    """Calls `method` with `body` as the request's bytes (no serializer, so garbage goes out as is);
+    returns (response bytes or None, status code, details)."""
     stub = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
     try:
         response, call = stub.with_call(body, timeout=TIMEOUT, compression=compression)
@@ -616,6 +607,26 @@ HTTP_PATHS = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "log
 MEDIA_TYPES = {"application/x-protobuf": "proto", "application/json": "json"}
 
 
+ENUM_FIELDS = {"kind", "code", "severityNumber", "aggregationTemporality"}
+
+
+def otlp_json_problems(node, path: str = "$") -> list[str]:
+    """Where a document is proto3 JSON but not OTLP/JSON (OTLP spec §JSON Protobuf Encoding): keys must be
+    lowerCamelCase, enums integers. (Hex IDs are enforced by otlp_json_to_proto.)"""
+    problems = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if "_" in key:
+                problems.append(f"{path}.{key}: key is not lowerCamelCase")
+            if key in ENUM_FIELDS and not isinstance(value, int):
+                problems.append(f"{path}.{key}: enum {value!r} is not an integer")
+            problems += otlp_json_problems(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            problems += otlp_json_problems(value, f"{path}[{i}]")
+    return problems
+
+
 @dataclass
 class HTTPExport:
     signal: str
@@ -633,7 +644,8 @@ class OTLPHTTPDouble:
     The real peer of an `otlphttp` exporter is another collector; this double stands in for one and is
     stricter than one need be: it accepts only POST to /v1/{traces,metrics,logs} with Content-Type
     application/x-protobuf or application/json, Content-Encoding gzip or none, and a body that decodes
-    (protobuf with opentelemetry-proto; OTLP/JSON with hex IDs and no unknown fields). Anything else is
+    (protobuf with opentelemetry-proto; OTLP/JSON with hex IDs, integer enums, lowerCamelCase keys and no
+    unknown fields). Anything else is
     answered 4xx and recorded in `violations`. Valid requests are recorded and answered 200 with an
     empty Export*ServiceResponse in the request's encoding, unless `script` lists responses
     ((status, headers, body)) for the first requests.
@@ -714,7 +726,10 @@ class OTLPHTTPDouble:
             if encoding == "proto":
                 request = request_type.FromString(body)
             else:
-                request = otlp_json_to_proto(json.loads(body), request_type())
+                doc = json.loads(body)
+                if problems := otlp_json_problems(doc):
+                    return self._reject(handler, 400, f"not OTLP/JSON: {problems[:5]}")
+                request = otlp_json_to_proto(doc, request_type())
         except (OSError, EOFError, DecodeError, ValueError, json_format.ParseError) as e:
             return self._reject(handler, 400, f"undecodable {encoding} body ({content_encoding}): {e}")
 

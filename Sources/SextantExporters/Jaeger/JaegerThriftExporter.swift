@@ -1,0 +1,55 @@
+import SextantJaeger
+import SextantModel
+import SextantPipeline
+
+/// `jaeger_thrift` exporter: posts jaeger.thrift `Batch`es (binary protocol) to a Jaeger collector's
+/// `/api/traces`, one batch per resource, mapped as the OTel Collector maps OTLP to Jaeger.
+public struct JaegerThriftExporterFactory: ExporterFactory {
+    struct Config: ComponentConfig {
+        var endpoint = ""
+        var headers: [(String, String)] = []
+        var helper = ExporterHelperSettings()
+    }
+
+    public init() {}
+    public let type = "jaeger_thrift"
+    public let signals: Set<Signal> = [.traces]
+    public let summary = "sends jaeger.thrift Batches (binary) over HTTP to a Jaeger collector's /api/traces"
+
+    public func parseConfig(_ r: inout ConfigReader) -> any ComponentConfig {
+        var c = Config()
+        c.endpoint = r.string("endpoint", default: "")
+        if c.endpoint.isEmpty {
+            r.error("endpoint", "\(r.path)::endpoint is required (e.g. http://127.0.0.1:14268/api/traces)")
+        } else if URLParts.parse(c.endpoint)?.scheme != "http" {
+            r.error("endpoint", "\(r.path)::endpoint must be an http:// URL, found '\(c.endpoint)'")
+        }
+        c.headers = r.stringMap("headers")
+        c.helper = ExporterHelperSettings.parse(&r)
+        return c
+    }
+
+    public func makeExporter(_ settings: ComponentSettings, config: any ComponentConfig, signals: Set<Signal>) throws
+        -> any ConsumingComponent
+    {
+        let c = config as! Config
+        let helper = ExporterHelper(c.helper, component: settings) { batch in
+            guard case .traces(let traces) = batch else { throw ConsumerError.permanent("jaeger_thrift exports traces only") }
+            for jaegerBatch in JaegerTranslator.fromTraces(traces) {
+                let reply = try await HTTPPoster.post(
+                    c.endpoint, contentType: "application/x-thrift", body: JaegerThrift.encodeBatch(jaegerBatch, protocol: .binary),
+                    gzip: false, headers: c.headers, timeout: c.helper.timeout)
+                try HTTPPoster.check(reply, url: c.endpoint, detail: String(decoding: reply.body.prefix(256), as: UTF8.self))
+            }
+        }
+        return HelperBackedExporter(helper: helper)
+    }
+}
+
+/// An exporter that is nothing but its `ExporterHelper`.
+struct HelperBackedExporter: ConsumingComponent {
+    let helper: ExporterHelper<ContinuousClock>
+    func start() async throws { helper.start() }
+    func shutdown() async { await helper.shutdown() }
+    func consume(_ telemetry: Telemetry) async throws { try await helper.consume(telemetry) }
+}
