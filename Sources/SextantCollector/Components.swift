@@ -23,6 +23,7 @@ public enum BuiltinComponents {
         r.register(OTLPHTTPExporterFactory())
         r.register(ZipkinExporterFactory())
         r.register(JaegerThriftExporterFactory())
+        r.register(NopExporterFactory())
         r.register(ForwardConnectorFactory())
         r.register(SpanMetricsConnectorFactory())
         r.register(HealthCheckExtensionFactory())

@@ -241,3 +241,33 @@ struct TracesOnlyExporter: ExporterFactory {
         fatalError("not used")
     }
 }
+
+@Suite struct ConnectorEdgeTests {
+    /// A receiver and an exporter may share an ID (`otlp` in, `otlp` out): that is no connector cycle.
+    @Test func sameIDForReceiverAndExporterIsNotACycle() throws {
+        var r = TestHarness().registry()
+        r.register(SameNameExporter())
+        let config = try CollectorConfig.load(
+            yaml: """
+                receivers:
+                  testrecv:
+                exporters:
+                  testrecv:
+                service:
+                  pipelines:
+                    traces: {receivers: [testrecv], exporters: [testrecv]}
+                """, registry: r)
+        #expect(config.pipelines.count == 1)
+    }
+}
+
+struct SameNameExporter: ExporterFactory {
+    struct C: ComponentConfig {}
+    let type = "testrecv"
+    let signals: Set<Signal> = [.traces]
+    let summary = ""
+    func parseConfig(_ r: inout ConfigReader) -> any ComponentConfig { C() }
+    func makeExporter(_ s: ComponentSettings, config: any ComponentConfig, signals: Set<Signal>) throws -> any ConsumingComponent {
+        fatalError("not used")
+    }
+}

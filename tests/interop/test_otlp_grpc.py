@@ -237,10 +237,6 @@ def test_message_over_max_recv_msg_size_is_resource_exhausted(grpc_collector, ch
     _, code, details = raw_call(channel, export_path("traces"), big, compression=compression)
     assert_channel_still_serves(channel, "after oversized")
     assert written_span_names(grpc_collector) == ["after oversized"]
-    if code == grpc.StatusCode.CANCELLED and "RST_STREAM" in (details or ""):
-        # Known collector bug: grpc-swift-nio-transport resets the stream (RST_STREAM CANCEL) instead of
-        # answering with a status when a message exceeds maxRequestPayloadSize. Remove once fixed.
-        pytest.xfail(f"oversized message answered with {code.name} ({details}), not RESOURCE_EXHAUSTED")
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, f"{code}: {details}"
     assert details
 
@@ -593,10 +589,6 @@ def test_otlp_receiver_and_otlp_exporter_share_a_pipeline(tmp_path: Path):
     )
     result = subprocess.run([str(SEXTANT_BIN), "validate", "--config", str(config)], capture_output=True, text=True, timeout=30)
     output = result.stdout + result.stderr
-    if result.returncode != 0 and "cycle through connectors" in output:
-        # Known collector bug: PipelineOrder.edges joins pipelines on any exporter ID equal to a receiver ID,
-        # without checking that the ID is a connector. Remove once fixed.
-        pytest.xfail(f"receiver otlp + exporter otlp rejected: {output.strip()}")
     assert result.returncode == 0, output
 
 

@@ -104,7 +104,7 @@ public struct CollectorConfig: Sendable {
             diagnostics.error(at: service.location, "service::pipelines must define at least one pipeline")
         }
         validateConnectors(pipelines, definitions: definitions, registry: registry, diagnostics: diagnostics)
-        validateNoCycles(pipelines, diagnostics: diagnostics)
+        validateNoCycles(pipelines, connectors: Set(definitions[.connector].map { Array($0.keys) } ?? []), diagnostics: diagnostics)
         warnUnused(definitions, pipelines: pipelines, extensions: extensions.map(\.0), diagnostics: diagnostics)
 
         if diagnostics.hasErrors {
@@ -274,8 +274,8 @@ public struct CollectorConfig: Sendable {
     }
 
     /// Pipelines joined by connectors must form a DAG (a cycle would loop data forever).
-    private static func validateNoCycles(_ pipelines: [Pipeline], diagnostics: Diagnostics) {
-        let edges = PipelineOrder.edges(pipelines)
+    private static func validateNoCycles(_ pipelines: [Pipeline], connectors: Set<ComponentID>, diagnostics: Diagnostics) {
+        let edges = PipelineOrder.edges(pipelines, connectors: connectors)
         var state: [PipelineID: Int] = [:]  // 1 visiting, 2 done
         var stack: [PipelineID] = []
         var reported = false
@@ -320,11 +320,13 @@ public struct CollectorConfig: Sendable {
 
 /// Ordering of pipelines along connector edges.
 enum PipelineOrder {
-    /// `p → q` when a connector is an exporter of `p` and a receiver of `q`.
-    static func edges(_ pipelines: [CollectorConfig.Pipeline]) -> [PipelineID: Set<PipelineID>] {
+    /// `p → q` when a connector is an exporter of `p` and a receiver of `q`. Only IDs defined as
+    /// connectors count: an `otlp` receiver and an `otlp` exporter are different components.
+    static func edges(_ pipelines: [CollectorConfig.Pipeline], connectors: Set<ComponentID>) -> [PipelineID: Set<PipelineID>] {
         var edges: [PipelineID: Set<PipelineID>] = [:]
         for p in pipelines {
-            for q in pipelines where !Set(p.exporters).isDisjoint(with: q.receivers) { edges[p.id, default: []].insert(q.id) }
+            let out = Set(p.exporters).intersection(connectors)
+            for q in pipelines where !out.isDisjoint(with: q.receivers) { edges[p.id, default: []].insert(q.id) }
         }
         return edges
     }

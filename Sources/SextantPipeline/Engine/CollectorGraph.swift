@@ -93,7 +93,8 @@ public final class CollectorGraph: Sendable {
         // Pipelines, downstream first, so a connector's output pipelines exist before it does.
         var entries: [PipelineID: any Consumer] = [:]
         var connectors: [ComponentID: any ConsumingComponent] = [:]
-        for p in downstreamFirst(config.pipelines) {
+        let connectorIDs = Set(config.definitions[.connector].map { Array($0.keys) } ?? [])
+        for p in downstreamFirst(config.pipelines, connectors: connectorIDs) {
             var tail: [any Consumer] = []
             for id in p.exporters {
                 if let e = exporters[id] {
@@ -102,7 +103,9 @@ public final class CollectorGraph: Sendable {
                 }
                 if connectors[id] == nil {
                     var outputs: [Signal: [any Consumer]] = [:]
-                    for q in config.pipelines where q.receivers.contains(id) { outputs[q.id.signal, default: []].append(entries[q.id]!) }
+                    for q in config.pipelines where q.receivers.contains(id) && config.definition(.receiver, id) == nil {
+                        outputs[q.id.signal, default: []].append(entries[q.id]!)
+                    }
                     let def = config.definition(.connector, id)!
                     let c = try registry.connectors[id.type]!.makeConnector(
                         settings(.connector, id), config: def.config, outputs: outputs.mapValues { FanOutConsumer.of($0) })
@@ -139,8 +142,8 @@ public final class CollectorGraph: Sendable {
     }
 
     /// Pipelines ordered so that each comes after every pipeline it feeds through a connector.
-    static func downstreamFirst(_ pipelines: [CollectorConfig.Pipeline]) -> [CollectorConfig.Pipeline] {
-        let edges = PipelineOrder.edges(pipelines)
+    static func downstreamFirst(_ pipelines: [CollectorConfig.Pipeline], connectors: Set<ComponentID>) -> [CollectorConfig.Pipeline] {
+        let edges = PipelineOrder.edges(pipelines, connectors: connectors)
         var done: Set<PipelineID> = []
         var out: [CollectorConfig.Pipeline] = []
         func visit(_ p: CollectorConfig.Pipeline) {

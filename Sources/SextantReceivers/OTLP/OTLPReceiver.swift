@@ -147,12 +147,21 @@ public final class OTLPReceiver: Component {
     private func startGRPC(_ grpc: OTLPReceiverConfig.GRPC) async throws {
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         transportConfig.compression.enabledAlgorithms = .all
-        transportConfig.rpc.maxRequestPayloadSize = grpc.maxRecvMsgSize
+        // The transport resets streams over its limit without a status (grpc-swift-nio-transport), so
+        // it gets headroom and the configured limit is enforced in the handler, where an oversized
+        // message gets RESOURCE_EXHAUSTED as gRPC clients expect. Past 4× the limit the transport's
+        // reset still applies, which keeps memory bounded.
+        transportConfig.rpc.maxRequestPayloadSize = grpc.maxRecvMsgSize * 4
         let address: GRPCNIOTransportCore.SocketAddress =
             grpc.host.contains(":") ? .ipv6(host: grpc.host, port: grpc.port) : .ipv4(host: grpc.host, port: grpc.port)
         let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: transportConfig)
+        let limit = grpc.maxRecvMsgSize
         let service = OTLPGRPCService(signals: Set(consumers.keys)) { [self] signal, bytes in
-            try await handleGRPC(signal, bytes)
+            guard bytes.count <= limit else {
+                grpcMetrics.refused(signal, 0)
+                throw RPCError(code: .resourceExhausted, message: "message of \(bytes.count) bytes exceeds max_recv_msg_size_mib (\(limit) bytes)")
+            }
+            return try await handleGRPC(signal, bytes)
         }
         let server = GRPCServer(transport: transport, services: [service])
         let logger = self.logger
