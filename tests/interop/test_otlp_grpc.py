@@ -463,8 +463,7 @@ HEADERS_YAML = "    headers:\n" + "".join(f'      {k}: "{v}"\n' for k, v in HEAD
 
 
 def otlp_exporter_config(port: int, compression: str = "none") -> str:
-    # The receiver is `otlp/in`, not `otlp`: a pipeline with receiver `otlp` and exporter `otlp` is rejected
-    # as a connector cycle (see test_otlp_receiver_and_otlp_exporter_share_a_pipeline).
+    # The standard gateway shape: receiver `otlp` in, exporter `otlp` out.
     exporter = (
         "  otlp:\n"
         f"    endpoint: 127.0.0.1:{port}\n"
@@ -473,7 +472,7 @@ def otlp_exporter_config(port: int, compression: str = "none") -> str:
         f"    compression: {compression}\n"
         f"{HEADERS_YAML}{RETRY_YAML}"
     )
-    return exporter_config(exporter, "otlp", receiver_id="otlp/in")
+    return exporter_config(exporter, "otlp", receiver_id="otlp")
 
 
 RecordingHTTPSpanExporter = recording(HTTPSpanExporter, "span")
