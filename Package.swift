@@ -48,6 +48,7 @@ let package = Package(
         .target(name: "SextantZipkin", dependencies: ["SextantModel", "SextantOTLP"], swiftSettings: strict),
         .target(name: "SextantThrift", swiftSettings: strict),
         .target(name: "SextantJaeger", dependencies: ["SextantModel", "SextantThrift"], swiftSettings: strict),
+        .target(name: "SextantTraceStore", dependencies: ["SextantModel"], swiftSettings: strict),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(
             name: "SextantPipeline",
@@ -95,7 +96,7 @@ let package = Package(
         .target(
             name: "SextantExporters",
             dependencies: [
-                "SextantModel", "SextantOTLP", "SextantZipkin", "SextantJaeger", "SextantPipeline",
+                "SextantModel", "SextantOTLP", "SextantZipkin", "SextantJaeger", "SextantTraceStore", "SextantPipeline",
                 "SextantHTTP", "SextantGRPC",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -137,6 +138,7 @@ let package = Package(
         .testTarget(
             name: "SextantJaegerTests", dependencies: ["SextantJaeger", "SextantThrift", "SextantModel"],
             exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "SextantTraceStoreTests", dependencies: ["SextantTraceStore", "SextantModel"], swiftSettings: strict),
         .testTarget(
             name: "SextantZipkinTests", dependencies: ["SextantZipkin", "SextantModel"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Creates (once) the Python venv used by tests/interop and installs its pinned requirements.
-# Re-running is cheap: pip runs only when tests/interop/requirements.txt changes (hash stamp).
+# Re-running is cheap: pip runs only when tests/interop/requirements*.txt change (hash stamp).
 #   SEXTANT_VENV  venv location (default: <repo>/.venv)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SEXTANT_VENV:-$repo_root/.venv}"
 requirements="$repo_root/tests/interop/requirements.txt"
+# Packages whose declared dependencies cannot be resolved with the pins (see the file's comment).
+requirements_nodeps="$repo_root/tests/interop/requirements-nodeps.txt"
 stamp="$venv/.sextant-requirements.sha256"
 
 if ! command -v python3 >/dev/null 2>&1; then
@@ -31,11 +33,12 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/nul
   rm -f "$stamp"
 fi
 
-wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+wanted="$(cat "$requirements" "$requirements_nodeps" | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
   exit 0
 fi
 
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$requirements_nodeps"
 echo "$wanted" > "$stamp"
 echo "python-env: ready at $venv" >&2

@@ -24,6 +24,7 @@ public enum BuiltinComponents {
         r.register(ZipkinExporterFactory())
         r.register(JaegerThriftExporterFactory())
         r.register(NopExporterFactory())
+        r.register(JaegerQueryExporterFactory())
         r.register(ForwardConnectorFactory())
         r.register(SpanMetricsConnectorFactory())
         r.register(HealthCheckExtensionFactory())

@@ -7,7 +7,7 @@ in a finalizer.
 The default config is an `otlp` receiver (HTTP, and gRPC when asked) → batch → one `file` exporter per
 signal. A test that needs other components passes a `config_template` instead: YAML with `$http_port`,
 `$grpc_port`, `$telemetry_port` and `$out` placeholders (string.Template), filled with fresh ports on
-every start attempt.
+every start attempt; `udp_port_names` adds placeholders filled with free UDP ports the same way.
 """
 
 from __future__ import annotations
@@ -48,6 +48,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_udp_port() -> int:
+    """A UDP port the kernel just handed out on 127.0.0.1 (bound to port 0, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def read_length_prefixed(path: Path) -> list[bytes]:
     """Splits a `format: proto` file into its records (each prefixed by a 4-byte big-endian length)."""
     data = path.read_bytes() if path.exists() else b""
@@ -84,6 +91,8 @@ class Collector:
     otlp_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     telemetry_port: int = field(default_factory=free_port)
+    udp_port_names: tuple[str, ...] = ()  # extra `config_template` placeholders, each a free UDP port
+    udp_ports: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     exit_code: int | None = None
 
@@ -114,7 +123,8 @@ class Collector:
         if self.config_template is not None:
             self.config_path.write_text(
                 Template(self.config_template).substitute(
-                    http_port=self.otlp_port, grpc_port=self.grpc_port, telemetry_port=self.telemetry_port, out=self.workdir / "out"
+                    http_port=self.otlp_port, grpc_port=self.grpc_port, telemetry_port=self.telemetry_port, out=self.workdir / "out",
+                    **self.udp_ports,
                 )
             )
             return
@@ -156,6 +166,8 @@ class Collector:
         for attempt in range(START_ATTEMPTS):
             if attempt:
                 self.otlp_port, self.grpc_port, self.telemetry_port = free_port(), free_port(), free_port()
+            if attempt or set(self.udp_ports) != set(self.udp_port_names):
+                self.udp_ports = {name: free_udp_port() for name in self.udp_port_names}
             self.write_config()
             with open(self.log_path, "wb") as log:
                 self.process = subprocess.Popen(

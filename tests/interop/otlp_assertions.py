@@ -18,6 +18,8 @@ import requests
 from google.protobuf import json_format, text_format
 from google.protobuf.message import Message
 
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
 HTTP_TIMEOUT = 10  # seconds, for every request to the collector's telemetry endpoint
 
 ID_FIELDS = {"traceId", "spanId", "parentSpanId"}
@@ -132,6 +134,27 @@ def any_value(v):
     return getattr(v, kind) if kind else None
 
 
+def span_summary(resource, scope, span) -> dict:
+    """A span with its resource and scope as plain Python values, for comparing with a mapping from
+    another format (IDs as hex, enums by name, attributes as dicts)."""
+    return {
+        "resource": attributes_of(resource.attributes),
+        "scope": (scope.name, scope.version),
+        "trace_id": span.trace_id.hex(),
+        "span_id": span.span_id.hex(),
+        "parent_span_id": span.parent_span_id.hex(),
+        "trace_state": span.trace_state,
+        "name": span.name,
+        "kind": Span.SpanKind.Name(span.kind),
+        "start": span.start_time_unix_nano,
+        "end": span.end_time_unix_nano,
+        "status": (Status.StatusCode.Name(span.status.code), span.status.message),
+        "attributes": attributes_of(span.attributes),
+        "events": [(e.time_unix_nano, e.name, attributes_of(e.attributes)) for e in span.events],
+        "links": [(link.trace_id.hex(), link.span_id.hex(), link.trace_state, attributes_of(link.attributes)) for link in span.links],
+    }
+
+
 def by_span_id(spans) -> dict[int, tuple]:
     return {int.from_bytes(s.span_id, "big"): (r, sc, s) for r, sc, s in spans}
 
@@ -166,11 +189,13 @@ def refused_items(collector) -> dict[str, int]:
     return per_signal(collector, "sextant_receiver_refused_items_total")
 
 
-def wait_for_accepted(collector, expected: dict[str, int], timeout: float = 10.0, transport: str | None = None) -> dict[str, int]:
+def wait_for_accepted(
+    collector, expected: dict[str, int], timeout: float = 10.0, transport: str | None = None, receiver: str = "otlp"
+) -> dict[str, int]:
     """Polls /metrics until the accepted counters reach `expected` (bounded); returns the last reading."""
     deadline = time.monotonic() + timeout
     while True:
-        accepted = per_signal(collector, "sextant_receiver_accepted_items_total", transport)
+        accepted = per_signal(collector, "sextant_receiver_accepted_items_total", transport, receiver)
         current = {s: accepted.get(s, 0) for s in expected}
         if current == expected or time.monotonic() > deadline:
             return current
