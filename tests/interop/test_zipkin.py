@@ -493,7 +493,9 @@ def send_sdk_over_otlp_http(collector: Collector) -> None:
 # - times in µs, rounded to nearest as the SDK exporters round them (T0 ends in …456789 ns);
 # - resource `service.name` → localEndpoint.serviceName; other resource attributes, the scope
 #   (`otel.scope.name`/`otel.scope.version`) and the span attributes → tags, values as strings
-#   (arrays as JSON);
+#   (arrays as JSON). Doubles are written as Sextant writes them ("2.0", "[1.5,-2.25,0.0]"); the
+#   collector's pdata `AsString` writes Go's shortest form ("2", "[1.5,-2.25,0]"), as Sextant's own
+#   jaeger_thrift exporter does for arrays; the specification leaves the number format open;
 # - INTERNAL → no kind and a `span.kind: internal` tag (collector);
 # - status ERROR → `otel.status_code: ERROR` and `error: <description>`; OK → `otel.status_code: OK`;
 # - events → annotations `name|{attributes}|dropped` when they have attributes (collector), else the name;

@@ -42,7 +42,20 @@ public struct JaegerThriftExporterFactory: ExporterFactory {
                 try HTTPPoster.check(reply, url: c.endpoint, detail: String(decoding: reply.body.prefix(256), as: UTF8.self))
             }
         }
-        return HelperBackedExporter(helper: helper)
+        return JaegerThriftExporter(helper: helper)
+    }
+}
+
+/// Queues each resource's spans as its own batch, so a retry resends only the Jaeger `Batch` that
+/// failed, never one the collector already accepted.
+struct JaegerThriftExporter: ConsumingComponent {
+    let helper: ExporterHelper<ContinuousClock>
+    func start() async throws { helper.start() }
+    func shutdown() async { await helper.shutdown() }
+
+    func consume(_ telemetry: Telemetry) async throws {
+        guard case .traces(let t) = telemetry, t.resourceSpans.count > 1 else { return try await helper.consume(telemetry) }
+        for rs in t.resourceSpans { try await helper.consume(.traces(TracesData(resourceSpans: [rs]))) }
     }
 }
 

@@ -21,8 +21,10 @@ public struct QueueSettings: Sendable, Equatable {
 
     public var enabled = true
     public var numConsumers = 10
-    public var queueSize = 1000
-    public var sizer: Sizer = .requests
+    /// Counted in items by default so the queue's memory is bounded whatever the batch size
+    /// (1000 *requests* of 8192-span batches, the OTel default, can hold gigabytes).
+    public var queueSize = 200_000
+    public var sizer: Sizer = .items
     /// When full: refuse new batches (`false`, the default) or wait for room (`true`).
     public var blockOnOverflow = false
 
@@ -49,6 +51,7 @@ public struct ExporterHelperSettings: Sendable, Equatable {
         s.queue.numConsumers = q.int("num_consumers", default: defaults.queue.numConsumers, min: 1, max: 1000)
         s.queue.queueSize = q.int("queue_size", default: defaults.queue.queueSize, min: 1)
         s.queue.sizer = QueueSettings.Sizer(rawValue: q.choice("sizer", ["items", "requests"], default: defaults.queue.sizer.rawValue))!
+        if q.keys.contains("sizer") && !q.keys.contains("queue_size") && s.queue.sizer == .requests { s.queue.queueSize = 1000 }
         s.queue.blockOnOverflow = q.bool("block_on_overflow", default: defaults.queue.blockOnOverflow)
         q.finish()
         var r = reader.section("retry_on_failure")

@@ -192,7 +192,8 @@ public final class JaegerReceiver: Component {
         }
         Task {
             if let e = await deliver(batches, metrics: udpMetrics) {
-                logger.warning("Jaeger UDP spans refused downstream (UDP cannot push back)", metadata: ["error": "\(e.message)"])
+                // Counted as refused in deliver(); logged at debug only, as this can happen per datagram.
+                logger.debug("Jaeger UDP spans refused downstream (UDP cannot push back)", metadata: ["error": "\(e.message)"])
             }
             gate.leave()
         }
