@@ -9,6 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs="${1:-15}"
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 || true
 scripts/python-env.sh
 py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
 swift build -c release --product sextant 2>&1 | tail -1
@@ -24,7 +25,8 @@ trap cleanup EXIT
 
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start_collector() {
+start_collector() {  # [format]
+  format="${1:-json}"
   port="$(free_port)"; tport="$(free_port)"
   rm -rf "$tmp/out"
   cat > "$tmp/c.yaml" <<YAML
@@ -36,7 +38,8 @@ processors:
   batch: {}
 exporters:
   file:
-    path: $tmp/out/traces.jsonl
+    path: $tmp/out/traces.$format
+    format: $format
     rotation: {max_megabytes: 200, max_backups: 1}
 service:
   telemetry: {metrics: {address: 127.0.0.1:$tport}}
@@ -65,7 +68,25 @@ awk -v a="$after" -v b="$before" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "export
 grep -E "VmHWM" "/proc/$collector_pid/status" | awk '{printf "peak RSS: %.1f MiB\n", $2/1024}'
 stop_collector
 
-echo "== 2. steady 10k spans/s (100 req/s × 100 spans) for ${secs}s"
-start_collector
-"$py" bench/steady.py "http://127.0.0.1:$port/v1/traces" "$tmp/p100.binpb" 100 "$secs" "$collector_pid"
+for format in json proto; do
+  echo "== 2. steady 10k spans/s (100 req/s × 100 spans) for ${secs}s, file format $format"
+  start_collector "$format"
+  "$py" bench/steady.py "http://127.0.0.1:$port/v1/traces" "$tmp/p100.binpb" 100 "$secs" "$collector_pid"
+  stop_collector
+done
+echo "== 3. steady 10k spans/s as 10 req/s × 1000 spans, file format json"
+start_collector json
+"$py" bench/steady.py "http://127.0.0.1:$port/v1/traces" "$tmp/p1000.binpb" 10 "$secs" "$collector_pid"
 stop_collector
+echo "== 4. baseline: an empty request to an unknown path at 100 req/s (per-request HTTP cost), vs nginx"
+start_collector json
+printf '' > "$tmp/empty"
+"$py" bench/steady.py "http://127.0.0.1:$port/v1/unknown" "$tmp/empty" 100 "$secs" "$collector_pid" || true
+stop_collector
+if command -v nginx >/dev/null; then
+  nport="$(free_port)"
+  printf 'worker_processes 1;\ndaemon off;\npid %s/nginx.pid;\nerror_log %s/nginx.err;\nevents { worker_connections 64; }\nhttp { access_log off; server { listen 127.0.0.1:%s; location / { return 404; } } }\n' "$tmp" "$tmp" "$nport" > "$tmp/nginx.conf"
+  taskset -c 0 nginx -c "$tmp/nginx.conf" & sleep 1
+  "$py" bench/steady.py "http://127.0.0.1:$nport/v1/unknown" "$tmp/empty" 100 "$secs" "$(pgrep -f 'nginx: worker' | head -1)" || true
+  kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
+fi

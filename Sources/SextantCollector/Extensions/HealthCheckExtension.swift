@@ -19,13 +19,7 @@ public struct HealthCheckExtensionFactory: ExtensionFactory {
 
     public func parseConfig(_ r: inout ConfigReader) -> any ComponentConfig {
         var c = Config()
-        let endpoint = r.string("endpoint", default: "localhost:13133")
-        if let hp = HostPort.parse(endpoint) {
-            c.host = hp.host
-            c.port = hp.port
-        } else {
-            r.error("endpoint", "\(r.path)::endpoint must be host:port, found '\(endpoint)'")
-        }
+        (c.host, c.port) = r.endpoint("endpoint", default: "localhost:13133")
         c.path = r.string("path", default: "/")
         return c
     }

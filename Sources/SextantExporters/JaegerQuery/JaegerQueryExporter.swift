@@ -31,13 +31,7 @@ public struct JaegerQueryExporterFactory: ExporterFactory {
 
     public func parseConfig(_ r: inout ConfigReader) -> any ComponentConfig {
         var c = JaegerQueryExporterConfig()
-        let endpoint = r.string("endpoint", default: "localhost:16686")
-        if let hp = HostPort.parse(endpoint) {
-            c.host = hp.host
-            c.port = hp.port
-        } else {
-            r.error("endpoint", "\(r.path)::endpoint must be host:port, found '\(endpoint)'")
-        }
+        (c.host, c.port) = r.endpoint("endpoint", default: "localhost:16686")
         c.maxSpans = r.int("max_spans", default: c.maxSpans, min: 1)
         c.maxBytes = r.byteSize("max_bytes", default: c.maxBytes, min: 1024)
         c.helper = ExporterHelperSettings.parse(&r, defaults: c.helper)

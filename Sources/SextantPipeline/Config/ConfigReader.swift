@@ -147,6 +147,14 @@ public struct ConfigReader {
         return d
     }
 
+    /// A listening `host:port` (`localhost` → 127.0.0.1, `[::1]:4317` for IPv6); the default on error.
+    public mutating func endpoint(_ key: String, default value: String) -> (host: String, port: Int) {
+        let text = string(key, default: value)
+        if let hp = HostPort.parse(text) { return hp }
+        error(key, "\(qualified(key)) must be host:port, found '\(text)'")
+        return HostPort.parse(value) ?? ("127.0.0.1", 0)
+    }
+
     public mutating func stringList(_ key: String, default value: [String] = []) -> [String] {
         guard let n = raw(key) else { return value }
         guard case .sequence(let items) = n.value else {

@@ -38,7 +38,7 @@ public struct JaegerReceiverFactory: ReceiverFactory {
             guard p.keys.contains(key) else { return nil }
             var s = p.section(key)
             defer { s.finish() }
-            let text = s.string("endpoint", default: defaultEndpoint)
+            let (host, port) = s.endpoint("endpoint", default: defaultEndpoint)
             if udp {
                 var server = s.section("server")
                 c.udpQueueSize = server.int("queue_size", default: c.udpQueueSize, min: 1)
@@ -48,11 +48,7 @@ public struct JaegerReceiverFactory: ReceiverFactory {
             } else {
                 c.maxRequestBodySize = s.byteSize("max_request_body_size", default: c.maxRequestBodySize, min: 1)
             }
-            guard let hp = HostPort.parse(text) else {
-                s.error("endpoint", "\(s.qualified("endpoint")) must be host:port, found '\(text)'")
-                return nil
-            }
-            return .init(host: hp.host, port: hp.port)
+            return .init(host: host, port: port)
         }
         c.thriftHTTP = endpoint("thrift_http", "localhost:14268", udp: false)
         c.thriftCompact = endpoint("thrift_compact", "localhost:6831", udp: true)
@@ -149,10 +145,7 @@ public final class JaegerReceiver: Component {
         }
         switch await deliver([batch], metrics: httpMetrics) {
         case nil: return HTTPResponse(status: .accepted)
-        case .some(let e):
-            var r = HTTPResponse.text(e.kind == .permanent ? .badRequest : e.kind == .overloaded ? .tooManyRequests : .serviceUnavailable, e.message)
-            if e.kind != .permanent { r.headers.add(name: "retry-after", value: "1") }
-            return r
+        case .some(let e): return .refusal(e)
         }
     }
 

@@ -30,13 +30,7 @@ public struct OTLPReceiverConfig: ComponentConfig {
         if protocols.keys.contains("http") {
             var h = protocols.section("http")
             var http = HTTP()
-            let endpoint = h.string("endpoint", default: "localhost:4318")
-            if let hp = HostPort.parse(endpoint) {
-                http.host = hp.host
-                http.port = hp.port
-            } else {
-                h.error("endpoint", "\(h.path)::endpoint must be host:port, found '\(endpoint)'")
-            }
+            (http.host, http.port) = h.endpoint("endpoint", default: "localhost:4318")
             http.maxRequestBodySize = h.byteSize("max_request_body_size", default: http.maxRequestBodySize, min: 1)
             http.tracesPath = h.string("traces_url_path", default: http.tracesPath)
             http.metricsPath = h.string("metrics_url_path", default: http.metricsPath)
@@ -51,13 +45,7 @@ public struct OTLPReceiverConfig: ComponentConfig {
         if protocols.keys.contains("grpc") {
             var g = protocols.section("grpc")
             var grpc = GRPC()
-            let endpoint = g.string("endpoint", default: "localhost:4317")
-            if let hp = HostPort.parse(endpoint) {
-                grpc.host = hp.host
-                grpc.port = hp.port
-            } else {
-                g.error("endpoint", "\(g.path)::endpoint must be host:port, found '\(endpoint)'")
-            }
+            (grpc.host, grpc.port) = g.endpoint("endpoint", default: "localhost:4317")
             grpc.maxRecvMsgSize = g.int("max_recv_msg_size_mib", default: 4, min: 1, max: 1024) << 20
             g.finish()
             c.grpc = grpc

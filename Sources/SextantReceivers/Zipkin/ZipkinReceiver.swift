@@ -22,13 +22,7 @@ public struct ZipkinReceiverFactory: ReceiverFactory {
 
     public func parseConfig(_ r: inout ConfigReader) -> any ComponentConfig {
         var c = ZipkinReceiverConfig()
-        let endpoint = r.string("endpoint", default: "localhost:9411")
-        if let hp = HostPort.parse(endpoint) {
-            c.host = hp.host
-            c.port = hp.port
-        } else {
-            r.error("endpoint", "\(r.path)::endpoint must be host:port, found '\(endpoint)'")
-        }
+        (c.host, c.port) = r.endpoint("endpoint", default: "localhost:9411")
         c.maxRequestBodySize = r.byteSize("max_request_body_size", default: c.maxRequestBodySize, min: 1)
         return c
     }
@@ -105,11 +99,7 @@ public final class ZipkinReceiver: Component {
                 metrics.accepted(.traces, n)
             } catch {
                 metrics.refused(.traces, n)
-                let e = ConsumerError.classify(error)
-                var r = HTTPResponse.text(
-                    e.kind == .permanent ? .badRequest : e.kind == .overloaded ? .tooManyRequests : .serviceUnavailable, e.message)
-                if e.kind != .permanent { r.headers.add(name: "retry-after", value: "1") }
-                return r
+                return .refusal(ConsumerError.classify(error))
             }
         }
         return HTTPResponse(status: .accepted)
