@@ -98,3 +98,28 @@ import Testing
         await p.shutdown()
     }
 }
+
+@Suite struct BatchBackpressureTests {
+    @Test func overloadWaitsInsteadOfDropping() async throws {
+        var c = BatchConfig()
+        c.sendBatchSize = 2
+        let next = RecordingConsumer()
+        next.failNext([.overloaded("queue full"), .overloaded("queue full")])
+        let clock = ManualClock()
+        let telemetry = SelfTelemetry()
+        let p = BatchProcessor(
+            c, settings: ComponentSettings(id: ComponentID(type: "batch"), kind: .processor, logger: Logger(label: "t"), telemetry: telemetry),
+            pipeline: PipelineID(.traces), next: next, clock: clock)
+        try await p.start()
+        let sending = Task { try await p.consume(TestData.traces(2)) }
+        #expect(await clock.waitForSleepers(1))  // the backoff after the first refusal
+        #expect(next.itemCount == 0)
+        clock.advance(by: .milliseconds(5))
+        #expect(await eventually { clock.sleeperCount == 1 })  // second refusal: backoff doubled
+        clock.advance(by: .milliseconds(10))
+        try await sending.value
+        #expect(next.itemCount == 2)
+        #expect(telemetry.value("sextant_processor_dropped_items_total", labels: [("processor", "batch"), ("pipeline", "traces"), ("signal", "traces")]) == 0)
+        await p.shutdown()
+    }
+}

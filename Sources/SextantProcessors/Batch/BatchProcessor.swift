@@ -157,12 +157,26 @@ public final class BatchProcessor<C: Clock>: ConsumingComponent where C.Duration
         config.sendBatchMaxSize > 0 ? t.split(maxItems: config.sendBatchMaxSize) : [t]
     }
 
+    /// Sends a batch on. When the next consumer is overloaded (an exporter's queue is full) it waits
+    /// and tries again, so overload becomes backpressure on the caller — a receiver whose request
+    /// filled the batch answers late, and its clients slow down — instead of dropping data that was
+    /// already acknowledged. Other failures, and cancellation at the shutdown deadline, drop and count.
     private func send(_ batch: Telemetry) async {
-        do {
-            try await next.consume(batch)
-        } catch {
-            dropped.add(batch.itemCount)
-            logger.warning("batch dropped: next consumer failed", metadata: ["items": "\(batch.itemCount)", "error": "\(error)"])
+        var delay: Duration = .milliseconds(5)
+        while true {
+            do {
+                try await next.consume(batch)
+                return
+            } catch let e as ConsumerError where e.kind == .overloaded && !Task.isCancelled {
+                do { try await clock.sleep(for: delay) } catch { break }
+                delay = min(delay * 2, .milliseconds(500))
+            } catch {
+                dropped.add(batch.itemCount)
+                logger.warning("batch dropped: next consumer failed", metadata: ["items": "\(batch.itemCount)", "error": "\(error)"])
+                return
+            }
         }
+        dropped.add(batch.itemCount)
+        logger.warning("batch dropped at shutdown: next consumer still overloaded", metadata: ["items": "\(batch.itemCount)"])
     }
 }
