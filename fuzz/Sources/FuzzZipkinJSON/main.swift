@@ -1,0 +1,10 @@
+import FuzzSupport
+
+/// Zipkin v2 JSON span lists.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    ZipkinRoundTrip.run(UnsafeRawBufferPointer(start: data, count: size), as: .json)
+    return 0
+}
+
+runLibFuzzer(fuzz)
