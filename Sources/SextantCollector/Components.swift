@@ -12,6 +12,7 @@ public enum BuiltinComponents {
         r.register(ZipkinReceiverFactory())
         r.register(JaegerReceiverFactory())
         r.register(BatchProcessorFactory())
+        r.register(MemoryLimiterProcessorFactory())
         r.register(AttributesProcessorFactory())
         r.register(ResourceProcessorFactory())
         r.register(FilterProcessorFactory())
