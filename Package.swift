@@ -9,6 +9,7 @@ import PackageDescription
 /// - `SextantZipkin`: Zipkin API v2 (JSON and protobuf) and its mapping to the model, pure.
 /// - `SextantThrift`, `SextantJaeger`: Thrift binary/compact protocols; jaeger.thrift and its mapping, pure.
 /// - `SextantTraceStore`: the bounded in-memory trace store behind the Jaeger query API, pure.
+/// - `SextantPrometheus`: OTLP → Prometheus naming and the text exposition format, pure (metrics issue).
 /// - `SextantPipeline`: config → validated graph → running services; queue/retry/batch helpers.
 /// - `SextantHTTP`: small SwiftNIO HTTP/1.1 server plumbing shared by receivers and self-telemetry.
 /// - `SextantGRPC`: grpc-swift-2 glue (raw-bytes coding, OTLP service descriptors) shared by receivers and exporters.
@@ -49,6 +50,7 @@ let package = Package(
         .target(name: "SextantThrift", swiftSettings: strict),
         .target(name: "SextantJaeger", dependencies: ["SextantModel", "SextantThrift"], swiftSettings: strict),
         .target(name: "SextantTraceStore", dependencies: ["SextantModel"], swiftSettings: strict),
+        .target(name: "SextantPrometheus", dependencies: ["SextantModel"], swiftSettings: strict),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(
             name: "SextantPipeline",
@@ -139,6 +141,7 @@ let package = Package(
             name: "SextantJaegerTests", dependencies: ["SextantJaeger", "SextantThrift", "SextantModel"],
             exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "SextantTraceStoreTests", dependencies: ["SextantTraceStore", "SextantModel"], swiftSettings: strict),
+        .testTarget(name: "SextantPrometheusTests", dependencies: ["SextantPrometheus", "SextantModel"], swiftSettings: strict),
         .testTarget(
             name: "SextantZipkinTests", dependencies: ["SextantZipkin", "SextantModel"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
