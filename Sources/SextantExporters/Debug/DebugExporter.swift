@@ -15,14 +15,7 @@ public struct DebugExporterConfig: ComponentConfig {
     /// Per second, the first `samplingInitial` batches are printed, then every `samplingThereafter`-th.
     public var samplingInitial = 2
     public var samplingThereafter = 1
-    public var helper: ExporterHelperSettings
-
-    init() {
-        var h = ExporterHelperSettings()
-        h.queue.enabled = false
-        h.retry.enabled = false
-        helper = h
-    }
+    public var helper = ExporterHelperSettings.synchronous
 }
 
 public struct DebugExporterFactory: ExporterFactory {

@@ -13,14 +13,7 @@ public struct JaegerQueryExporterConfig: ComponentConfig {
     public var port = 16686
     public var maxSpans = 100_000
     public var maxBytes = 64 << 20
-    public var helper: ExporterHelperSettings
-
-    init() {
-        var h = ExporterHelperSettings()
-        h.queue.enabled = false
-        h.retry.enabled = false
-        helper = h
-    }
+    public var helper = ExporterHelperSettings.synchronous
 }
 
 public struct JaegerQueryExporterFactory: ExporterFactory {
@@ -55,8 +48,6 @@ public final class JaegerQueryExporter: ConsumingComponent {
     private let logger: Logger
     private let helper: ExporterHelper<ContinuousClock>
     private let server = Mutex<HTTPServer?>(nil)
-    private let evictedSpans: SelfTelemetry.Counter
-    private let storedSpans: SelfTelemetry.Gauge
 
     public init(_ config: JaegerQueryExporterConfig, settings: ComponentSettings) {
         let store = TraceStore(maxSpans: config.maxSpans, maxBytes: config.maxBytes)
@@ -68,8 +59,6 @@ public final class JaegerQueryExporter: ConsumingComponent {
             "sextant_exporter_jaeger_query_evicted_spans_total", help: "Spans evicted from the in-memory trace store to stay within its bounds.",
             labels: labels)
         let stored = settings.telemetry.gauge("sextant_exporter_jaeger_query_spans", help: "Spans held in the in-memory trace store.", labels: labels)
-        evictedSpans = evicted
-        storedSpans = stored
         helper = ExporterHelper(config.helper, component: settings) { batch in
             guard case .traces(let t) = batch else { return }
             let before = store.stats.evictedSpans

@@ -16,9 +16,6 @@ public struct NopExporterFactory: ExporterFactory {
     public func makeExporter(_ settings: ComponentSettings, config: any ComponentConfig, signals: Set<Signal>) throws
         -> any ConsumingComponent
     {
-        var s = ExporterHelperSettings()
-        s.queue.enabled = false
-        s.retry.enabled = false
-        return HelperBackedExporter(helper: ExporterHelper(s, component: settings) { _ in })
+        HelperBackedExporter(helper: ExporterHelper(.synchronous, component: settings) { _ in })
     }
 }

@@ -40,6 +40,15 @@ public struct ExporterHelperSettings: Sendable, Equatable {
 
     public init() {}
 
+    /// No queue and no retries: for exporters that deliver inside the process (debug output, the
+    /// in-memory trace store, discarding), where a failure would not go away by waiting.
+    public static var synchronous: ExporterHelperSettings {
+        var s = ExporterHelperSettings()
+        s.queue.enabled = false
+        s.retry.enabled = false
+        return s
+    }
+
     /// Reads the helper's keys from an exporter's config. `defaults` lets an exporter choose e.g. no queue.
     public static func parse(_ reader: inout ConfigReader, defaults: ExporterHelperSettings = ExporterHelperSettings())
         -> ExporterHelperSettings

@@ -143,18 +143,9 @@ enum MemoryStats {
         {
             total = (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
         }
-        if let cg = FileText.read("/sys/fs/cgroup/memory.max"), let limit = Int(cg.trimmingCharacters(in: "\n ")), limit > 0, limit < total {
+        if let cg = FileText.read("/sys/fs/cgroup/memory.max"), let limit = Int(cg.trimmingSpaces), limit > 0, limit < total {
             total = limit
         }
         return total
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
     }
 }
