@@ -10,6 +10,13 @@ import PackageDescription
 /// - `SextantThrift`, `SextantJaeger`: Thrift binary/compact protocols; jaeger.thrift and its mapping, pure.
 /// - `SextantTraceStore`: the bounded in-memory trace store behind the Jaeger query API, pure.
 /// - `SextantPrometheus`: OTLP → Prometheus naming and the text exposition format, pure (metrics issue).
+/// - `SextantSnappy`: Snappy block compression (remote write's encoding) in pure Swift, so no C library is needed.
+/// - `SextantEnvoyAccessLog`: Envoy/Istio access-log formats (default text, Istio text and JSON) → attributes, pure.
+/// - `SextantElasticsearch`: OTLP → ECS documents (knows the Envoy attributes), `_bulk` NDJSON and responses, index names, pure.
+/// - `SextantFluentForward`: MessagePack and the Fluentd Forward Protocol v1 (modes, acks, handshake) ↔ logs, pure.
+/// - `SextantIstio`: Istio resources (VirtualService, DestinationRule, ServiceEntry, Gateway, mesh config) →
+///   validated, compiled route table; load balancing and outlier-detection algorithms, pure.
+/// - `SextantProxy`: the routing proxy's data plane on SwiftNIO (listeners, upstream pools, retries, faults).
 /// - `SextantPipeline`: config → validated graph → running services; queue/retry/batch helpers.
 /// - `SextantHTTP`: small SwiftNIO HTTP/1.1 server plumbing shared by receivers and self-telemetry.
 /// - `SextantGRPC`: grpc-swift-2 glue (raw-bytes coding, OTLP service descriptors) shared by receivers and exporters.
@@ -35,6 +42,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.30.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
@@ -50,8 +58,28 @@ let package = Package(
         .target(name: "SextantThrift", swiftSettings: strict),
         .target(name: "SextantJaeger", dependencies: ["SextantModel", "SextantThrift"], swiftSettings: strict),
         .target(name: "SextantTraceStore", dependencies: ["SextantModel"], swiftSettings: strict),
-        .target(name: "SextantPrometheus", dependencies: ["SextantModel"], swiftSettings: strict),
+        .target(name: "SextantPrometheus", dependencies: ["SextantModel", "SextantOTLP"], swiftSettings: strict),
+        .target(name: "SextantSnappy", swiftSettings: strict),
+        .target(name: "SextantEnvoyAccessLog", dependencies: ["SextantModel", "SextantOTLP"], swiftSettings: strict),
+        .target(name: "SextantElasticsearch", dependencies: ["SextantModel", "SextantOTLP", "SextantEnvoyAccessLog"], swiftSettings: strict),
+        .target(name: "SextantFluentForward", dependencies: ["SextantModel"], swiftSettings: strict),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "SextantIstio", dependencies: ["SextantModel", "SextantPipeline"], swiftSettings: strict),
+        .target(
+            name: "SextantProxy",
+            dependencies: [
+                "SextantIstio", "SextantPipeline", "SextantHTTP", "SextantOTLP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "SextantPipeline",
             dependencies: [
@@ -84,22 +112,25 @@ let package = Package(
         .target(
             name: "SextantReceivers",
             dependencies: ["SextantModel", "SextantOTLP", "SextantZipkin", "SextantJaeger", "SextantThrift", "SextantPipeline", "SextantHTTP",
-                "SextantGRPC",
+                "SextantGRPC", "SextantPrometheus", "SextantSnappy",
+                "SextantFluentForward",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict
         ),
         .target(
             name: "SextantProcessors",
-            dependencies: ["SextantModel", "SextantPipeline"],
+            dependencies: ["SextantModel", "SextantPipeline", "SextantEnvoyAccessLog"],
             swiftSettings: strict
         ),
         .target(
             name: "SextantExporters",
             dependencies: [
                 "SextantModel", "SextantOTLP", "SextantZipkin", "SextantJaeger", "SextantTraceStore", "SextantPipeline",
-                "SextantHTTP", "SextantGRPC",
+                "SextantHTTP", "SextantGRPC", "SextantPrometheus", "SextantSnappy", "SextantElasticsearch",
+                "SextantFluentForward",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict
@@ -128,20 +159,38 @@ let package = Package(
         .executableTarget(
             name: "sextant",
             dependencies: [
-                "SextantCollector", "SextantPipeline",
+                "SextantCollector", "SextantPipeline", "SextantIstio", "SextantProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
         .testTarget(name: "SextantModelTests", dependencies: ["SextantModel"], swiftSettings: strict),
+        .testTarget(name: "SextantIstioTests", dependencies: ["SextantIstio", "SextantPipeline"], swiftSettings: strict),
         .testTarget(
             name: "SextantOTLPTests", dependencies: ["SextantOTLP", "SextantModel"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "SextantJaegerTests", dependencies: ["SextantJaeger", "SextantThrift", "SextantModel"],
             exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "SextantTraceStoreTests", dependencies: ["SextantTraceStore", "SextantModel"], swiftSettings: strict),
-        .testTarget(name: "SextantPrometheusTests", dependencies: ["SextantPrometheus", "SextantModel"], swiftSettings: strict),
+        .testTarget(name: "SextantPrometheusTests", dependencies: ["SextantPrometheus", "SextantModel", "SextantSnappy"], swiftSettings: strict),
+        .testTarget(name: "SextantSnappyTests", dependencies: ["SextantSnappy"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantFluentForwardTests",
+            dependencies: [
+                "SextantFluentForward", "SextantModel", "SextantReceivers", "SextantExporters", "SextantTesting", "SextantPipeline",
+                "SextantHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SextantElasticsearchTests", dependencies: ["SextantElasticsearch", "SextantEnvoyAccessLog", "SextantModel", "SextantOTLP"],
+            swiftSettings: strict),
         .testTarget(
             name: "SextantZipkinTests", dependencies: ["SextantZipkin", "SextantModel"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
@@ -150,10 +199,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "SextantProcessorsTests",
+            dependencies: ["SextantProcessors", "SextantTesting", "SextantModel", "SextantPipeline"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "SextantComponentsTests",
             dependencies: [
                 "SextantCollector", "SextantTesting", "SextantReceivers", "SextantProcessors",
                 "SextantExporters", "SextantConnectors", "SextantOTLP", "SextantHTTP", "SextantPipeline", "SextantModel",
+                "SextantPrometheus", "SextantSnappy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use as independent peers, when missing:
 #   prometheus — for `promtool check metrics` (and, with the metrics issue, a real Prometheus server).
+#   bsdutils — util-linux `logger`, a real syslog client (RFC 5424/3164, TCP/UDP) for the syslog receiver.
 # Needs root (as on CI and the dev machines); idempotent and quiet when everything is present.
 set -euo pipefail
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v logger >/dev/null 2>&1 || missing+=(bsdutils)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "system-deps: please install: ${missing[*]} (needs root)" >&2

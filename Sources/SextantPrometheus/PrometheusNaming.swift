@@ -19,6 +19,7 @@ public enum PrometheusNaming {
     public static func sanitizeLabelName(_ name: String) -> String { sanitize(name, allowColon: false, digitPrefix: "key_") }
 
     private static func sanitize(_ name: String, allowColon: Bool, digitPrefix: String) -> String {
+        if isSanitized(name, allowColon: allowColon) { return name }
         var out: [UInt8] = []
         out.reserveCapacity(name.utf8.count)
         for c in name.utf8 {
@@ -32,6 +33,20 @@ public enum PrometheusNaming {
         if out.isEmpty { return "_" }
         if out[0] >= UInt8(ascii: "0") && out[0] <= UInt8(ascii: "9") { out.insert(contentsOf: Array(digitPrefix.utf8), at: 0) }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Whether `sanitize` would return `name` unchanged (the common case, checked without allocating).
+    private static func isSanitized(_ name: String, allowColon: Bool) -> Bool {
+        var previous: UInt8 = 0
+        for c in name.utf8 {
+            let ok =
+                (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+                || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") && previous != 0) || (c == UInt8(ascii: "_") && previous != c)
+                || (allowColon && c == UInt8(ascii: ":"))
+            guard ok else { return false }
+            previous = c
+        }
+        return previous != 0
     }
 
     /// The unit as a name suffix (`ms` → `milliseconds`, `m/s` → `meters_per_second`); annotations in

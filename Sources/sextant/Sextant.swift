@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import SextantCollector
+import SextantIstio
 import SextantPipeline
 
 #if canImport(Glibc)
@@ -11,9 +12,9 @@ import Glibc
 struct Sextant: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sextant",
-        abstract: "A telemetry collector for service meshes: receivers → processors → exporters.",
+        abstract: "A telemetry collector for service meshes (receivers → processors → exporters) and an Istio-style routing proxy.",
         version: CollectorRunner.version,
-        subcommands: [Collector.self, Validate.self, Components.self]
+        subcommands: [Collector.self, ProxyCommand.self, Validate.self, Components.self]
     )
 }
 
@@ -70,7 +71,25 @@ struct Validate: AsyncParsableCommand {
     @Option(name: .long, help: "A config file (YAML); repeat to merge several.")
     var config: [String] = []
 
+    @Option(name: .customLong("proxy-config"), help: "Istio resources for `sextant proxy` (YAML); repeat for several files.")
+    var proxyConfig: [String] = []
+
     func run() async throws {
+        if !proxyConfig.isEmpty {
+            do {
+                let (resources, warnings) = try IstioConfigLoader.load(paths: proxyConfig)
+                for w in warnings { printError("\(w)") }
+                print(
+                    "proxy configuration is valid: \(resources.virtualServices.count) VirtualService(s), "
+                        + "\(resources.destinationRules.count) DestinationRule(s), \(resources.serviceEntries.count) ServiceEntry(s), "
+                        + "\(resources.gateways.count) Gateway(s)")
+            } catch {
+                printError("\(error)")
+                printError("\(error.diagnostics.count) error(s)")
+                throw ExitCode(2)
+            }
+            if config.isEmpty { return }
+        }
         do {
             let c = try CollectorConfig.load(files: config, registry: BuiltinComponents.registry)
             for w in c.warnings { printError("\(w)") }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Logging
+import SextantElasticsearch
 import SextantModel
 import SextantOTLP
 import SextantPipeline
@@ -14,6 +15,8 @@ public struct FileExporterConfig: ComponentConfig {
         case json
         /// Each message as OTLP protobuf, preceded by its length as a 4-byte big-endian integer.
         case proto
+        /// One Elastic Common Schema document per log record or span (`SextantElasticsearch.ECSMapping`).
+        case ecs
     }
 
     /// lumberjack-style rotation by size.
@@ -40,7 +43,7 @@ public struct FileExporterFactory: ExporterFactory {
         var c = FileExporterConfig()
         c.path = r.string("path", default: "")
         if c.path.isEmpty { r.error("path", "\(r.path)::path is required") }
-        c.format = .init(rawValue: r.choice("format", ["json", "proto"], default: "json"))!
+        c.format = .init(rawValue: r.choice("format", ["json", "proto", "ecs"], default: "json"))!
         c.append = r.bool("append", default: false)
         if r.has("rotation") {
             var rot = r.section("rotation")
@@ -60,7 +63,11 @@ public struct FileExporterFactory: ExporterFactory {
     public func makeExporter(_ settings: ComponentSettings, config: any ComponentConfig, signals: Set<Signal>) throws
         -> any ConsumingComponent
     {
-        FileExporter(config as! FileExporterConfig, settings: settings)
+        let c = config as! FileExporterConfig
+        if c.format == .ecs && signals.contains(.metrics) {
+            throw FileExporterError("exporter \(settings.id): format ecs writes logs and traces only, not metrics")
+        }
+        return FileExporter(c, settings: settings)
     }
 }
 
@@ -121,11 +128,14 @@ final class FileSink: Sendable {
             let n = UInt32(msg.count)
             return [UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
                 + msg
+        case .ecs:
+            return ECSMapping.ndjson(batch, fallbackTimeUnixNano: SystemTime.nowNanos())
         }
     }
 
     func write(_ batch: Telemetry) throws {
         let bytes = encode(batch)
+        guard !bytes.isEmpty else { return }
         try file.withLock { f in
             guard f != nil else { throw ConsumerError.retryable("file exporter is not running") }
             try f!.write(bytes)

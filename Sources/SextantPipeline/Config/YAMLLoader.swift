@@ -33,8 +33,11 @@ public enum YAMLLoader {
         environment: [String: String] = ProcessEnvironment.current
     ) -> [ConfigNode] {
         do {
+            // `Yams.compose_all` returns a sequence that ends silently at the first error; the parser's
+            // `nextRoot()` throws it, so a broken document is reported instead of dropping the rest.
             var out: [ConfigNode] = []
-            for root in try Yams.compose_all(yaml: text) {
+            let parser = try Parser(yaml: text)
+            while let root = try parser.nextRoot() {
                 out.append(convert(root, file: file, diagnostics: diagnostics, environment: environment))
             }
             return out

@@ -34,7 +34,7 @@ extension Telemetry {
         spans keepSpan: (Span, Resource, InstrumentationScope) -> Bool = { _, _, _ in true },
         logs keepLog: (LogRecord, Resource) -> Bool = { _, _ in true },
         metrics keepMetric: (Metric, Resource) -> Bool = { _, _ in true },
-        points keepPoint: ([KeyValue]) -> Bool = { _ in true }
+        points keepPoint: ([KeyValue], Metric, Resource) -> Bool = { _, _, _ in true }
     ) -> Telemetry {
         switch self {
         case .traces(var t):
@@ -62,7 +62,8 @@ extension Telemetry {
                 for j in m.resourceMetrics[i].scopeMetrics.indices {
                     m.resourceMetrics[i].scopeMetrics[j].metrics.removeAll { !keepMetric($0, resource) }
                     for k in m.resourceMetrics[i].scopeMetrics[j].metrics.indices {
-                        m.resourceMetrics[i].scopeMetrics[j].metrics[k].data.removePoints { !keepPoint($0) }
+                        let metric = m.resourceMetrics[i].scopeMetrics[j].metrics[k]
+                        m.resourceMetrics[i].scopeMetrics[j].metrics[k].data.removePoints { !keepPoint($0, metric, resource) }
                     }
                     m.resourceMetrics[i].scopeMetrics[j].metrics.removeAll { $0.data.pointCount == 0 && $0.data != .empty }
                 }

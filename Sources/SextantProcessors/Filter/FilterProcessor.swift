@@ -49,22 +49,22 @@ public struct FilterProcessorFactory: ProcessorFactory {
         throws -> any ConsumingComponent
     {
         let c = config as! Config
+        // Metric-level criteria decide whole metrics; criteria with point attributes decide points,
+        // and then the metric-level criteria of the same include/exclude must hold too (an exclude of
+        // `metric_names: [a]` with `attributes: [code=500]` removes only a's code=500 points).
+        let metricLevel = MatchSelector(
+            include: c.metrics.include.map { var m = $0; m.attributes = []; return m },
+            exclude: c.metrics.exclude.flatMap { $0.hasPointCriteria ? nil : $0 })
+        let pointLevel = MatchSelector(
+            include: c.metrics.include.flatMap { $0.hasPointCriteria ? $0 : nil },
+            exclude: c.metrics.exclude.flatMap { $0.hasPointCriteria ? $0 : nil })
         return TransformProcessor(settings, pipeline: pipeline, next: next) { batch in
             batch.filtered(
                 spans: { span, resource, _ in c.spans.selects { $0.matches(span: span, resource: resource) } },
                 logs: { log, resource in c.logs.selects { $0.matches(log: log, resource: resource) } },
-                metrics: { metric, resource in
-                    // Metric-level criteria decide whole metrics; point-level ones are applied per point.
-                    let metricLevel = MatchSelector(
-                        include: c.metrics.include.map { var m = $0; m.attributes = []; return m },
-                        exclude: c.metrics.exclude.flatMap { $0.hasPointCriteria ? nil : $0 })
-                    return metricLevel.selects { $0.matches(metric: metric, resource: resource) }
-                },
-                points: { attrs in
-                    MatchSelector(
-                        include: c.metrics.include.flatMap { $0.hasPointCriteria ? $0 : nil },
-                        exclude: c.metrics.exclude.flatMap { $0.hasPointCriteria ? $0 : nil }
-                    ).selects { $0.matches(pointAttributes: attrs) }
+                metrics: { metric, resource in metricLevel.selects { $0.matches(metric: metric, resource: resource) } },
+                points: { attrs, metric, resource in
+                    pointLevel.selects { $0.matches(metric: metric, resource: resource) && $0.matches(pointAttributes: attrs) }
                 })
         }
     }

@@ -1,0 +1,365 @@
+import SextantPipeline
+
+/// Who the proxy stands for (`--workload`, `--namespace`, `--label`, `--mode`).
+public struct ProxyIdentity: Sendable, Equatable {
+    public enum Mode: String, Sendable { case sidecar, gateway }
+    public var workload: String
+    public var namespace: String
+    public var labels: [String: String]
+    public var mode: Mode
+
+    public init(workload: String, namespace: String, labels: [String: String] = [:], mode: Mode = .sidecar) {
+        self.workload = workload
+        self.namespace = namespace
+        self.labels = labels
+        self.mode = mode
+    }
+}
+
+/// An upstream cluster: Envoy's `outbound|<port>|<subset>|<host>`.
+public struct ClusterKey: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var subset: String?
+
+    public init(host: String, port: Int, subset: String? = nil) {
+        self.host = host
+        self.port = port
+        self.subset = subset
+    }
+
+    /// The name Envoy and Istio use (`%UPSTREAM_CLUSTER%`, `upstream_cluster` span tag).
+    public var description: String { "outbound|\(port)|\(subset ?? "")|\(host)" }
+}
+
+/// One upstream endpoint of a cluster.
+public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+    public var address: String
+    public var port: Int
+    public var labels: [String: String]
+    public var weight: Int
+    public var serviceAccount: String?
+
+    public init(address: String, port: Int, labels: [String: String], weight: Int, serviceAccount: String?) {
+        self.address = address
+        self.port = port
+        self.labels = labels
+        self.weight = weight
+        self.serviceAccount = serviceAccount
+    }
+
+    public var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+}
+
+/// A cluster with its endpoints and the traffic policy that applies to it.
+public struct Cluster: Sendable {
+    public var key: ClusterKey
+    public var endpoints: [Endpoint]
+    public var policy: TrafficPolicy
+    public var protocolName: ServiceProtocol
+    /// Namespace of the `ServiceEntry` that defines the service (Istio's `destination_service_namespace`).
+    public var serviceNamespace: String
+    /// Short service name (`destination_service_name`).
+    public var serviceName: String
+
+    public init(
+        key: ClusterKey, endpoints: [Endpoint], policy: TrafficPolicy, protocolName: ServiceProtocol, serviceNamespace: String,
+        serviceName: String
+    ) {
+        self.key = key
+        self.endpoints = endpoints
+        self.policy = policy
+        self.protocolName = protocolName
+        self.serviceNamespace = serviceNamespace
+        self.serviceName = serviceName
+    }
+}
+
+/// One compiled `http[]` rule, with its destinations resolved to clusters.
+public struct CompiledRoute: Sendable {
+    /// `http[].name`, or `default` as Istio names unnamed routes (`%ROUTE_NAME%`).
+    public var name: String
+    /// `namespace/name` of the VirtualService, nil for the implicit route to a service.
+    public var virtualService: String?
+    public var rule: HTTPRoute
+    public var destinations: [(cluster: ClusterKey, weight: Int, headers: HeaderOperations)]
+    public var mirror: ClusterKey?
+
+    /// Picks a destination by weight; `random` is uniform in `0..<100` (weights add up to 100) or any
+    /// value when there is one destination.
+    public func pick(random: Int) -> (cluster: ClusterKey, weight: Int, headers: HeaderOperations)? {
+        guard destinations.count > 1 else { return destinations.first }
+        let total = destinations.reduce(0) { $0 + $1.weight }
+        guard total > 0 else { return destinations.first }
+        var r = random % total
+        for d in destinations {
+            if r < d.weight { return d }
+            r -= d.weight
+        }
+        return destinations.last
+    }
+}
+
+/// What the proxy knows of a request when it routes it.
+public struct RequestHead: Sendable {
+    public var authority: String
+    /// The path with its query string, as in the request line.
+    public var path: String
+    public var method: String
+    public var scheme: String
+    /// Headers as received (any case); repeated names appear several times.
+    public var headers: [(name: String, value: String)]
+    /// Port the request is addressed to (from the authority, else the listener's).
+    public var port: Int
+    public var sourceLabels: [String: String]
+    public var sourceNamespace: String?
+    /// The gateway (`namespace/name`) the request arrived through, nil on a sidecar.
+    public var gateway: String?
+
+    public init(
+        authority: String, path: String, method: String, scheme: String = "http", headers: [(name: String, value: String)] = [],
+        port: Int = 80, sourceLabels: [String: String] = [:], sourceNamespace: String? = nil, gateway: String? = nil
+    ) {
+        self.authority = authority
+        self.path = path
+        self.method = method
+        self.scheme = scheme
+        self.headers = headers
+        self.port = port
+        self.sourceLabels = sourceLabels
+        self.sourceNamespace = sourceNamespace
+        self.gateway = gateway
+    }
+
+    /// The first value of header `name` (given in lower case); names compare ASCII case-insensitively,
+    /// so callers can pass headers as received without lower-casing every name per request.
+    public func header(_ name: String) -> String? {
+        headers.first { HostName.equalsIgnoringASCIICase($0.name, lowercased: name) }?.value
+    }
+
+    /// The path without the query string.
+    public var pathOnly: Substring { path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "" }
+
+    /// The decoded value of query parameter `name`, if present.
+    public func query(_ name: String) -> String? {
+        guard let q = path.firstIndex(of: "?") else { return nil }
+        for pair in path[path.index(after: q)...].split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if kv.first.map(String.init) == name { return kv.count > 1 ? String(kv[1]) : "" }
+        }
+        return nil
+    }
+}
+
+/// The outcome of routing one request.
+public enum RouteDecision: Sendable {
+    /// No virtual host or no rule matched: 404 with response flag `NR`.
+    case noRoute
+    case route(CompiledRoute, virtualHost: String)
+}
+
+/// The routing table compiled from Istio resources for one proxy: immutable and shared by all
+/// connections; a reload builds a new one and swaps it in.
+public final class RouteTable: Sendable {
+    public let identity: ProxyIdentity
+    public let clusters: [ClusterKey: Cluster]
+    /// Fully qualified host → service definition.
+    let services: [String: ServiceEntry]
+    /// Exact host → routes (from VirtualServices), checked before wildcard hosts.
+    let exactHosts: [String: [CompiledRoute]]
+    let wildcardHosts: [(pattern: String, routes: [CompiledRoute])]
+    /// Gateway mode: the ports of the selected Gateways' servers and the hosts each accepts.
+    public let gatewayServers: [(gateway: String, server: Gateway.Server)]
+    public let mesh: MeshConfig
+    public let telemetry: [TelemetryResource]
+    /// Non-fatal findings (a VirtualService shadowed by another for the same host, ...).
+    public let warnings: [String]
+
+    public init(resources res: IstioResources, identity: ProxyIdentity) {
+        self.identity = identity
+        self.mesh = res.mesh
+        self.telemetry = res.telemetry
+        var warnings: [String] = []
+
+        var services: [String: ServiceEntry] = [:]
+        for se in res.serviceEntries {
+            for h in se.hosts {
+                let fqdn = HostName.qualify(h, namespace: se.meta.namespace)
+                if services[fqdn] != nil {
+                    warnings.append("host \(fqdn) is defined by several ServiceEntries; using the first")
+                } else {
+                    services[fqdn] = se
+                }
+            }
+        }
+        self.services = services
+
+        // DestinationRule lookup: the proxy's namespace first, then the service's, then any (Istio's order).
+        func rule(for host: String) -> DestinationRule? {
+            let matching = res.destinationRules.filter { HostName.wildcard(HostName.qualify($0.host, namespace: $0.meta.namespace), matches: host) }
+            return matching.first { $0.meta.namespace == identity.namespace && HostName.qualify($0.host, namespace: $0.meta.namespace) == host }
+                ?? matching.first { HostName.qualify($0.host, namespace: $0.meta.namespace) == host }
+                ?? matching.first
+        }
+
+        var clusters: [ClusterKey: Cluster] = [:]
+        for (fqdn, se) in services {
+            let dr = rule(for: fqdn)
+            for port in se.ports {
+                var subsets: [(String?, [String: String], TrafficPolicy?)] = [(nil, [:], nil)]
+                subsets += (dr?.subsets ?? []).map { ($0.name, $0.labels, $0.trafficPolicy) }
+                for (subset, labels, subsetPolicy) in subsets {
+                    let key = ClusterKey(host: fqdn, port: port.number, subset: subset)
+                    var endpoints: [Endpoint] = se.endpoints
+                        .filter { e in labels.allSatisfy { e.labels[$0.key] == $0.value } }
+                        .map { e in
+                            Endpoint(
+                                address: e.address, port: e.ports[port.name] ?? port.targetPort ?? port.number, labels: e.labels,
+                                weight: max(e.weight, 1), serviceAccount: e.serviceAccount)
+                        }
+                    if se.endpoints.isEmpty && (se.resolution == .dns || se.resolution == .dnsRoundRobin || se.resolution == .none) {
+                        endpoints = [Endpoint(address: fqdn, port: port.targetPort ?? port.number, labels: [:], weight: 1, serviceAccount: nil)]
+                    }
+                    let policy = (dr?.trafficPolicy ?? TrafficPolicy()).resolved(port: port.number, subset: subsetPolicy)
+                    let shortName = fqdn.hasSuffix(".\(HostName.clusterDomain)") ? String(fqdn.split(separator: ".").first!) : fqdn
+                    clusters[key] = Cluster(
+                        key: key, endpoints: endpoints, policy: policy, protocolName: port.selectedProtocol,
+                        serviceNamespace: se.meta.namespace, serviceName: shortName)
+                }
+            }
+        }
+
+        // Which VirtualServices apply to this proxy.
+        var selectedGateways: [(String, Gateway)] = []
+        if identity.mode == .gateway {
+            for g in res.gateways where g.selector.allSatisfy({ identity.labels[$0.key] == $0.value }) {
+                selectedGateways.append(("\(g.meta.namespace)/\(g.meta.name)", g))
+            }
+        }
+        self.gatewayServers = selectedGateways.flatMap { name, g in g.servers.map { (name, $0) } }
+        func applies(_ vs: VirtualService) -> Bool {
+            let gws = vs.gateways.isEmpty ? ["mesh"] : vs.gateways
+            switch identity.mode {
+            case .sidecar:
+                return gws.contains("mesh")
+            case .gateway:
+                return gws.contains { gw in
+                    let qualified = gw.contains("/") ? gw : "\(vs.meta.namespace)/\(gw)"
+                    return selectedGateways.contains { $0.0 == qualified }
+                }
+            }
+        }
+
+        var exact: [String: [CompiledRoute]] = [:]
+        var wildcard: [(String, [CompiledRoute])] = []
+        var owner: [String: String] = [:]
+        for vs in res.virtualServices where applies(vs) {
+            let vsName = "\(vs.meta.namespace)/\(vs.meta.name)"
+            let routes = vs.http.map { rule -> CompiledRoute in
+                func key(_ d: Destination) -> ClusterKey {
+                    let host = HostName.qualify(d.host, namespace: vs.meta.namespace)
+                    let port = d.port ?? services[host].flatMap { $0.ports.count == 1 ? $0.ports[0].number : nil } ?? 0
+                    return ClusterKey(host: host, port: port, subset: d.subset)
+                }
+                return CompiledRoute(
+                    name: rule.name ?? "default", virtualService: vsName, rule: rule,
+                    destinations: rule.route.map { (key($0.destination), $0.weight, $0.headers) },
+                    mirror: rule.mirror.map(key))
+            }
+            for h in vs.hosts {
+                let fqdn = HostName.qualify(h, namespace: vs.meta.namespace)
+                if let first = owner[fqdn] {
+                    warnings.append("VirtualService \(vsName) is shadowed by \(first) for host \(fqdn)")
+                    continue
+                }
+                owner[fqdn] = vsName
+                if fqdn.hasPrefix("*") { wildcard.append((fqdn, routes)) } else { exact[fqdn] = routes }
+            }
+        }
+        // Longest wildcard suffix first, so `*.api.example.com` wins over `*.example.com`.
+        wildcard.sort { $0.0.count > $1.0.count }
+        self.exactHosts = exact
+        self.wildcardHosts = wildcard
+        self.clusters = clusters
+        self.warnings = warnings
+    }
+
+    /// The hosts that have routes (VirtualService hosts, exact then wildcard), for `/config_dump`.
+    public var hostNames: [String] { exactHosts.keys.sorted() + wildcardHosts.map(\.pattern) }
+
+    /// The service definition for a fully qualified host.
+    public func service(_ fqdn: String) -> ServiceEntry? { services[fqdn] }
+
+    /// Resolves a cluster, filling a port-less key (a destination without `port`) from the request port.
+    public func cluster(_ key: ClusterKey, requestPort: Int) -> Cluster? {
+        if let c = clusters[key] { return c }
+        guard key.port == 0 else { return nil }
+        return clusters[ClusterKey(host: key.host, port: requestPort, subset: key.subset)]
+    }
+
+    /// Routes a request: virtual host by authority (exact, then the shorter forms Istio accepts, then
+    /// wildcards), then the first `http[]` rule whose match holds.
+    public func route(_ head: RequestHead) -> RouteDecision {
+        let (host, _) = HostName.splitAuthority(head.authority)
+        for candidate in HostName.candidates(for: host, proxyNamespace: identity.namespace) {
+            if let routes = exactHosts[candidate] {
+                return first(routes, head, virtualHost: "\(candidate):\(head.port)")
+            }
+            if services[candidate] != nil {
+                // Implicit route to a known service, as Istio generates for services without a VirtualService.
+                guard let c = defaultCluster(candidate, port: head.port) else { return .noRoute }
+                let rule = HTTPRoute(
+                    name: "default", match: [], route: [], redirect: nil, directResponse: nil, rewrite: nil, timeout: nil,
+                    retries: nil, fault: nil, mirror: nil, mirrorPercentage: nil, corsPolicy: nil, headers: HeaderOperations(),
+                    location: nil)
+                return .route(
+                    CompiledRoute(name: "default", virtualService: nil, rule: rule, destinations: [(c, 100, HeaderOperations())], mirror: nil),
+                    virtualHost: "\(candidate):\(c.port)")
+            }
+        }
+        for (pattern, routes) in wildcardHosts where HostName.wildcard(pattern, matches: host) {
+            return first(routes, head, virtualHost: "\(pattern):\(head.port)")
+        }
+        return .noRoute
+    }
+
+    private func defaultCluster(_ fqdn: String, port: Int) -> ClusterKey? {
+        guard let se = services[fqdn] else { return nil }
+        if se.ports.contains(where: { $0.number == port }) { return ClusterKey(host: fqdn, port: port) }
+        let http = se.ports.filter { $0.selectedProtocol.isHTTP || $0.selectedProtocol == .unknown }
+        return http.count == 1 || se.ports.count == 1 ? ClusterKey(host: fqdn, port: (http.first ?? se.ports[0]).number) : nil
+    }
+
+    private func first(_ routes: [CompiledRoute], _ head: RequestHead, virtualHost: String) -> RouteDecision {
+        for r in routes where r.rule.match.isEmpty || r.rule.match.contains(where: { Self.matches($0, head, gatewayMode: identity.mode == .gateway) }) {
+            return .route(r, virtualHost: virtualHost)
+        }
+        return .noRoute
+    }
+
+    /// `HTTPMatchRequest` semantics: every condition present must hold.
+    static func matches(_ m: HTTPMatchRequest, _ head: RequestHead, gatewayMode: Bool) -> Bool {
+        if let uri = m.uri, !uri.matches(String(head.pathOnly), ignoreCase: m.ignoreUriCase) { return false }
+        if let s = m.scheme, !s.matches(head.scheme) { return false }
+        if let s = m.method, !s.matches(head.method) { return false }
+        if let s = m.authority, !s.matches(head.authority) { return false }
+        if let p = m.port, p != head.port { return false }
+        for (name, match) in m.headers {
+            guard let v = head.header(name), match.matches(v) else { return false }
+        }
+        for (name, match) in m.withoutHeaders {
+            if let v = head.header(name), match.matches(v) { return false }
+        }
+        for (name, match) in m.queryParams {
+            guard let v = head.query(name), match.matches(v) else { return false }
+        }
+        if !m.sourceLabels.allSatisfy({ head.sourceLabels[$0.key] == $0.value }) { return false }
+        if let ns = m.sourceNamespace, ns != head.sourceNamespace { return false }
+        if !m.gateways.isEmpty {
+            let via = head.gateway ?? "mesh"
+            let short = via.split(separator: "/").last.map(String.init) ?? via
+            if !m.gateways.contains(via) && !m.gateways.contains(short) { return false }
+        }
+        return true
+    }
+}

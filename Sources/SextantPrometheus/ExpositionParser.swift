@@ -1,0 +1,745 @@
+/// Parses a scrape body in the Prometheus text format 0.0.4 or OpenMetrics 1.0 into metric families.
+///
+/// Grammars followed: the Prometheus "Exposition formats" text-based format (lines, `# HELP`/`# TYPE`,
+/// escapes `\\`, `\"`, `\n`, blanks between tokens, timestamps in integer milliseconds) and the OpenMetrics
+/// 1.0 text format ABNF (single spaces, `# UNIT`, exemplars, timestamps in seconds, `# EOF` last).
+/// It works on bytes: each line is scanned once in place and only names, label values and help texts become
+/// `String`s. Every error carries the 1-based line number and the reason; nothing is returned on error.
+///
+/// Checks beyond the grammar: a family's lines form one group, metadata appears once and before samples,
+/// sample names fit the family's `# TYPE` (`_bucket` needs `le`, summary quantiles need `quantile`, OpenMetrics
+/// counters are `_total`/`_created`, ...), no series appears twice, histogram buckets have increasing `le` and
+/// non-decreasing counts (and end with `+Inf` in OpenMetrics), label values and help are valid UTF-8.
+public struct ExpositionParser {
+    public static func parse(_ bytes: [UInt8], format: ExpositionFormat) throws(ExpositionError) -> [ExpositionFamily] {
+        try bytes.withUnsafeBytes { raw in Result { () throws(ExpositionError) in try parse(raw, format: format) } }.get()
+    }
+
+    public static func parse(_ bytes: UnsafeRawBufferPointer, format: ExpositionFormat) throws(ExpositionError) -> [ExpositionFamily] {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count > 0 else {
+            if format == .openMetrics { throw ExpositionError(.eof, line: 1, "missing # EOF: the exposition is empty") }
+            return []
+        }
+        var parser = ExpositionParser(base: base, count: bytes.count, openMetrics: format == .openMetrics)
+        try parser.run()
+        return parser.families
+    }
+
+    // MARK: - State
+
+    private let p: UnsafePointer<UInt8>
+    private let count: Int
+    private let om: Bool
+    private var line = 0
+    private var families: [ExpositionFamily] = []
+    /// Names of families already started, with the line they started on (a family may not reappear).
+    private var familyLines: [String: Int] = [:]
+    /// Series hash → (family, sample) of the first sample with that hash, for duplicate detection.
+    private var seriesByHash: [UInt64: SampleRef] = [:]
+    /// Further samples whose hash collided with a different series (rare).
+    private var hashCollisions: [UInt64: [SampleRef]] = [:]
+    /// Scratch for the labels of the sample being parsed, and their per-label hashes.
+    private var labelScratch: [ExpositionLabel] = []
+    private var seriesLabelHash: UInt64 = 0
+    /// The bytes of the current (last) family's name.
+    private var lastFamilyName: [UInt8] = []
+    /// The previous sample's name and labels with their byte ranges: consecutive samples mostly repeat
+    /// them, and reusing the `String`s saves an allocation and a UTF-8 check each.
+    private var previousName: (start: Int, count: Int, string: String) = (0, 0, "")
+    private var previousLabels: [CachedLabel] = []
+    private var currentLabels: [CachedLabel] = []
+
+    private struct CachedLabel {
+        var name: Int
+        var nameCount: Int
+        var value: Int
+        var valueCount: Int
+        var label: ExpositionLabel
+    }
+
+    private struct SampleRef {
+        var family: Int32
+        var sample: Int32
+    }
+
+    private init(base: UnsafePointer<UInt8>, count: Int, openMetrics: Bool) {
+        p = base
+        self.count = count
+        om = openMetrics
+        labelScratch.reserveCapacity(16)
+        seriesByHash.reserveCapacity(count / 64)
+    }
+
+    private static let space = UInt8(ascii: " ")
+    private static let tab = UInt8(ascii: "\t")
+    private static let newline = UInt8(ascii: "\n")
+    private static let quote = UInt8(ascii: "\"")
+    private static let backslash = UInt8(ascii: "\\")
+
+    @inline(__always)
+    private func fail(_ code: ExpositionError.Code, _ reason: String) -> ExpositionError {
+        ExpositionError(code, line: line, reason)
+    }
+
+    // MARK: - Lines
+
+    /// The index of the next `\n` at or after `i`, or `count`. Scans 8 bytes per step (SWAR zero-byte test).
+    @inline(__always)
+    private func lineEnd(from start: Int) -> Int {
+        var i = start
+        let raw = UnsafeRawPointer(p)
+        while i + 8 <= count {
+            let word = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ 0x0A0A_0A0A_0A0A_0A0A
+            let zero = (word &- 0x0101_0101_0101_0101) & ~word & 0x8080_8080_8080_8080
+            if zero != 0 { return i + (zero.littleEndian.trailingZeroBitCount >> 3) }
+            i += 8
+        }
+        while i < count, p[i] != Self.newline { i += 1 }
+        return i
+    }
+
+    private mutating func run() throws(ExpositionError) {
+        var start = 0
+        var sawEOF = false
+        while start < count {
+            line += 1
+            let end = lineEnd(from: start)
+            if sawEOF { throw fail(.eof, "content after # EOF") }
+            if try parseLine(start, end) { sawEOF = true }
+            start = end + 1
+        }
+        if om && !sawEOF {
+            throw ExpositionError(.eof, line: max(line, 1), "missing # EOF: an OpenMetrics exposition must end with it")
+        }
+        try closeFamily()
+    }
+
+    /// Parses one line `[s, e)`; returns true for OpenMetrics `# EOF`.
+    private mutating func parseLine(_ s: Int, _ e: Int) throws(ExpositionError) -> Bool {
+        if s == e {
+            if om { throw fail(.syntax, "empty line (OpenMetrics allows none)") }
+            return false
+        }
+        if p[s] == UInt8(ascii: "#") { return try parseComment(s, e) }
+        if !om {
+            var i = s
+            while i < e, p[i] == Self.space || p[i] == Self.tab { i += 1 }
+            if i == e { return false }
+            if p[i] == UInt8(ascii: "#") { return try parseComment(i, e) }
+            try parseSample(i, e)
+        } else {
+            try parseSample(s, e)
+        }
+        return false
+    }
+
+    // MARK: - Metadata
+
+    private func equals(_ s: Int, _ e: Int, _ word: StaticString) -> Bool {
+        guard e - s == word.utf8CodeUnitCount else { return false }
+        let w = word.utf8Start
+        for k in 0..<(e - s) where p[s + k] != w[k] { return false }
+        return true
+    }
+
+    private mutating func parseComment(_ s: Int, _ e: Int) throws(ExpositionError) -> Bool {
+        var i = s + 1
+        if om {
+            if equals(s, e, "# EOF") { return true }
+            guard i < e, p[i] == Self.space else { throw fail(.syntax, "expected '# HELP', '# TYPE', '# UNIT' or '# EOF'") }
+            i += 1
+            let kw = i
+            while i < e, p[i] != Self.space { i += 1 }
+            let keyword: Substring
+            if equals(kw, i, "HELP") { keyword = "HELP" } else if equals(kw, i, "TYPE") { keyword = "TYPE" } else if equals(kw, i, "UNIT") {
+                keyword = "UNIT"
+            } else {
+                throw fail(.syntax, "unknown comment '\(text(s, e, limit: 40))'; OpenMetrics allows only HELP, TYPE, UNIT and EOF")
+            }
+            guard i < e else { throw fail(.syntax, "# \(keyword) needs a metric name") }
+            i += 1
+            let nameStart = i
+            i = scanMetricName(i, e)
+            guard i > nameStart else { throw fail(.syntax, "# \(keyword): invalid metric name") }
+            let name = ascii(nameStart, i)
+            var rest = ""
+            if i < e {
+                guard p[i] == Self.space else { throw fail(.syntax, "# \(keyword) \(name): expected a space after the name") }
+                i += 1
+                rest = try keyword == "HELP" ? unescape(i, e, allowQuote: true, what: "HELP text") : ascii(i, e)
+            } else if keyword != "HELP" {
+                throw fail(.syntax, "# \(keyword) \(name): missing value")
+            }
+            try metadata(keyword, name: name, value: rest)
+            return false
+        }
+        // Text format: "#" [blanks] token; only HELP and TYPE are special, anything else is a comment.
+        while i < e, p[i] == Self.space || p[i] == Self.tab { i += 1 }
+        let kw = i
+        while i < e, p[i] != Self.space, p[i] != Self.tab { i += 1 }
+        let isHelp = equals(kw, i, "HELP")
+        guard isHelp || equals(kw, i, "TYPE") else { return false }
+        while i < e, p[i] == Self.space || p[i] == Self.tab { i += 1 }
+        let nameStart = i
+        i = scanMetricName(i, e)
+        guard i > nameStart, i == e || p[i] == Self.space || p[i] == Self.tab else {
+            throw fail(.syntax, "# \(isHelp ? "HELP" : "TYPE"): invalid metric name")
+        }
+        let name = ascii(nameStart, i)
+        while i < e, p[i] == Self.space || p[i] == Self.tab { i += 1 }
+        if isHelp {
+            try metadata("HELP", name: name, value: unescape(i, e, allowQuote: false, what: "HELP text"))
+        } else {
+            var t = e
+            while t > i, p[t - 1] == Self.space || p[t - 1] == Self.tab { t -= 1 }
+            try metadata("TYPE", name: name, value: ascii(i, t))
+        }
+        return false
+    }
+
+    private mutating func metadata(_ keyword: Substring, name: String, value: String) throws(ExpositionError) {
+        var index: Int
+        if let last = families.indices.last, families[last].name == name {
+            index = last
+        } else {
+            try startFamily(name)
+            index = families.count - 1
+        }
+        var f = families[index]
+        switch keyword {
+        case "TYPE":
+            if f.typeDeclared { throw fail(.metadata, "second # TYPE line for \(name)") }
+            if !f.samples.isEmpty { throw fail(.metadata, "# TYPE line for \(name) after its samples") }
+            let type: ExpositionMetricType?
+            if om {
+                type = value == "unknown" ? .unknown : ExpositionMetricType(rawValue: value)
+            } else {
+                switch value {
+                case "counter": type = .counter
+                case "gauge": type = .gauge
+                case "histogram": type = .histogram
+                case "summary": type = .summary
+                case "untyped": type = .unknown
+                default: type = nil
+                }
+            }
+            guard let type else {
+                throw fail(
+                    .syntax,
+                    "unknown metric type '\(value)' for \(name); expected "
+                        + (om ? "counter, gauge, histogram, gaugehistogram, stateset, info, summary or unknown" : "counter, gauge, histogram, summary or untyped"))
+            }
+            f.type = type
+            f.typeDeclared = true
+        case "HELP":
+            if f.help != nil { throw fail(.metadata, "second # HELP line for \(name)") }
+            if om && !f.samples.isEmpty { throw fail(.metadata, "# HELP line for \(name) after its samples") }
+            f.help = value
+        default:
+            if f.unit != nil { throw fail(.metadata, "second # UNIT line for \(name)") }
+            if !f.samples.isEmpty { throw fail(.metadata, "# UNIT line for \(name) after its samples") }
+            if !value.isEmpty && !name.hasSuffix("_" + value) {
+                throw fail(.metadata, "# UNIT \(value): the metric name \(name) must end with _\(value)")
+            }
+            f.unit = value
+        }
+        families[index] = f
+    }
+
+    private mutating func startFamily(_ name: String) throws(ExpositionError) {
+        if let first = familyLines[name] {
+            throw fail(.metadata, "metric family \(name) appears again (first at line \(first)); all its lines must be one group")
+        }
+        try closeFamily()
+        familyLines[name] = line
+        families.append(ExpositionFamily(name: name, line: line))
+        lastFamilyName = Array(name.utf8)
+    }
+
+    // MARK: - Samples
+
+    /// The part of a sample name after its family's name.
+    private enum Suffix {
+        case none, total, created, bucket, count, sum, gcount, gsum, info, other
+    }
+
+    private func classifySuffix(_ s: Int, _ e: Int) -> Suffix {
+        switch e - s {
+        case 0: return .none
+        case 4: return equals(s, e, "_sum") ? .sum : .other
+        case 5: return equals(s, e, "_gsum") ? .gsum : equals(s, e, "_info") ? .info : .other
+        case 6: return equals(s, e, "_total") ? .total : equals(s, e, "_count") ? .count : .other
+        case 7: return equals(s, e, "_bucket") ? .bucket : equals(s, e, "_gcount") ? .gcount : .other
+        case 8: return equals(s, e, "_created") ? .created : .other
+        default: return .other
+        }
+    }
+
+    /// Whether a sample with this suffix belongs to a family of `type` (OpenMetrics 1.0 §"Metric types";
+    /// the text format has no `_created`, and its counters and untyped metrics have no suffix).
+    private func allowed(_ suffix: Suffix, _ type: ExpositionMetricType) -> Bool {
+        switch type {
+        case .counter: return om ? suffix == .total || suffix == .created : suffix == .none
+        case .histogram: return suffix == .bucket || suffix == .count || suffix == .sum || (om && suffix == .created)
+        case .gaugehistogram: return suffix == .bucket || suffix == .gcount || suffix == .gsum
+        case .summary: return suffix == .none || suffix == .count || suffix == .sum || (om && suffix == .created)
+        case .info: return om ? suffix == .info : suffix == .none
+        case .gauge, .stateset, .unknown: return suffix == .none
+        }
+    }
+
+    /// The family of the sample named `p[s..<e]`: the current one when the name is the family's name plus a
+    /// suffix its type allows, else a new untyped family. A typed suffix its type does not allow is an error.
+    private mutating func familyIndex(_ s: Int, _ e: Int, name: String) throws(ExpositionError) -> (Int, Suffix) {
+        if let last = families.indices.last {
+            let n = lastFamilyName.count
+            let prefixed = e - s >= n && lastFamilyName.withUnsafeBufferPointer { f in
+                var k = 0
+                while k < n, f[k] == p[s + k] { k += 1 }
+                return k == n
+            }
+            if prefixed {
+                let sfx = classifySuffix(s + n, e)
+                let f = families[last]
+                if allowed(sfx, f.type) { return (last, sfx) }
+                if f.typeDeclared, sfx != .other, om || f.type == .histogram || f.type == .summary {
+                    throw fail(
+                        .typeMismatch,
+                        "sample \(name) does not fit # TYPE \(f.name) \(f.type.rawValue) (line \(f.line))"
+                            + (sfx == .none ? "; a \(f.type.rawValue) has no sample without suffix" : ""))
+                }
+            }
+        }
+        try startFamily(name)
+        return (families.count - 1, .none)
+    }
+
+    private mutating func parseSample(_ s: Int, _ e: Int) throws(ExpositionError) {
+        var i = scanMetricName(s, e)
+        let nameEnd = i
+        guard i > s else { throw fail(.syntax, "expected a metric name, found '\(text(s, e, limit: 40))'") }
+        let name: String
+        if i - s == previousName.count, bytesEqual(s, previousName.start, i - s) {
+            name = previousName.string
+        } else {
+            name = ascii(s, i)
+        }
+        previousName = (s, i - s, name)
+        swap(&previousLabels, &currentLabels)
+        currentLabels.removeAll(keepingCapacity: true)
+        // The scratch array is uniquely owned, so clearing it keeps its buffer; each sample then gets an
+        // exact-size copy instead of a 16-slot buffer.
+        var labels = labelScratch
+        labelScratch = []
+        labels.removeAll(keepingCapacity: true)
+        seriesLabelHash = 0
+        if !om { i = skipBlanks(i, e) }
+        if i < e, p[i] == UInt8(ascii: "{") {
+            i = try parseLabels(i + 1, e, into: &labels, series: true)
+        }
+        labelScratch = labels
+        // Value.
+        if om {
+            guard i < e, p[i] == Self.space else { throw fail(.syntax, "\(name): expected a space before the value") }
+            i += 1
+        } else {
+            i = skipBlanks(i, e)
+        }
+        let valueStart = i
+        while i < e, p[i] != Self.space, p[i] != Self.tab { i += 1 }
+        guard i > valueStart else { throw fail(.syntax, "\(name): missing value") }
+        guard let value = ExpositionNumber.parseDouble(p + valueStart, i - valueStart) else {
+            throw fail(.syntax, "\(name): invalid value '\(text(valueStart, i, limit: 40))'")
+        }
+        // Timestamp and exemplar.
+        var timestamp: Int64?
+        var exemplar: ExpositionExemplar?
+        if om {
+            if i < e {
+                guard p[i] == Self.space, i + 1 < e else { throw fail(.syntax, "\(name): unexpected character after the value") }
+                i += 1
+                if p[i] != UInt8(ascii: "#") {
+                    let ts = i
+                    while i < e, p[i] != Self.space { i += 1 }
+                    guard let t = ExpositionNumber.parseSecondsAsNanos(p + ts, i - ts) else {
+                        throw fail(.syntax, "\(name): invalid timestamp '\(text(ts, i, limit: 40))' (OpenMetrics timestamps are seconds)")
+                    }
+                    timestamp = t
+                    if i < e {
+                        guard i + 1 < e, p[i + 1] == UInt8(ascii: "#") else { throw fail(.syntax, "\(name): unexpected text after the timestamp") }
+                        i += 1
+                    }
+                }
+                if i < e { exemplar = try parseExemplar(i, e, sample: name) }
+            }
+        } else {
+            i = skipBlanks(i, e)
+            if i < e {
+                let ts = i
+                while i < e, p[i] != Self.space, p[i] != Self.tab { i += 1 }
+                guard let ms = ExpositionNumber.parseInt64(p + ts, i - ts) else {
+                    throw fail(.syntax, "\(name): invalid timestamp '\(text(ts, i, limit: 40))' (expected integer milliseconds)")
+                }
+                let (ns, overflow) = ms.multipliedReportingOverflow(by: 1_000_000)
+                guard !overflow else { throw fail(.syntax, "\(name): timestamp \(ms) out of range") }
+                timestamp = ns
+                i = skipBlanks(i, e)
+                guard i == e else { throw fail(.syntax, "\(name): unexpected text after the timestamp: '\(text(i, e, limit: 40))'") }
+            }
+        }
+        let (fi, sfx) = try familyIndex(s, nameEnd, name: name)
+        try checkSample(family: fi, suffix: sfx, name: name, value: value, exemplar: exemplar != nil)
+        let sample = ExpositionSample(
+            name: name, labels: Self.exactCopy(labelScratch), value: value, timestampNanos: timestamp, exemplar: exemplar, line: line)
+        try recordSeries(family: fi, sample, nameHash: hashBytes(0xCBF2_9CE4_8422_2325, s, nameEnd))
+        families[fi].samples.append(sample)
+    }
+
+    /// Type-specific rules for one sample (OpenMetrics 1.0 §"Metric types"; the text format's histogram
+    /// and summary conventions).
+    private func checkSample(family fi: Int, suffix: Suffix, name: String, value: Double, exemplar: Bool) throws(ExpositionError) {
+        let f = families[fi]
+        func has(_ label: String) -> String? {
+            for l in labelScratch where l.name == label { return l.value }
+            return nil
+        }
+        switch f.type {
+        case .histogram, .gaugehistogram:
+            if suffix == .bucket {
+                guard let le = has("le") else { throw fail(.typeMismatch, "\(name): histogram bucket without an le label") }
+                guard ExpositionNumber.parseDouble(le) != nil else { throw fail(.invalidValue, "\(name): le=\"\(le)\" is not a number") }
+                if om && (value < 0 || value.isNaN) { throw fail(.invalidValue, "\(name): bucket count \(value) must be a non-negative number") }
+            }
+            if om, suffix == .count || suffix == .gcount, value < 0 || value.isNaN {
+                throw fail(.invalidValue, "\(name): count \(value) must be a non-negative number")
+            }
+        case .summary:
+            if suffix == .none {
+                guard let q = has("quantile") else { throw fail(.typeMismatch, "\(name): summary sample without a quantile label") }
+                guard let qv = ExpositionNumber.parseDouble(q), qv >= 0, qv <= 1 else {
+                    throw fail(.invalidValue, "\(name): quantile=\"\(q)\" is not a number between 0 and 1")
+                }
+            }
+        case .counter:
+            if om, suffix == .total, value < 0 || value.isNaN { throw fail(.invalidValue, "\(name): counter value \(value) must be non-negative") }
+        case .stateset:
+            guard has(f.name) != nil else { throw fail(.typeMismatch, "\(name): a stateset sample needs the label \(f.name)") }
+            guard value == 0 || value == 1 else { throw fail(.invalidValue, "\(name): stateset value must be 0 or 1, found \(value)") }
+        case .info:
+            if om && value != 1 { throw fail(.invalidValue, "\(name): info value must be 1, found \(value)") }
+        case .gauge, .unknown:
+            break
+        }
+        if exemplar {
+            let permitted = (f.type == .counter && suffix == .total) || ((f.type == .histogram || f.type == .gaugehistogram) && suffix == .bucket)
+            guard permitted else { throw fail(.syntax, "\(name): exemplars are only allowed on counter _total and histogram _bucket samples") }
+        }
+    }
+
+    /// Rejects a second sample with the same name and label set (labels compared as a set).
+    private mutating func recordSeries(family fi: Int, _ sample: ExpositionSample, nameHash: UInt64) throws(ExpositionError) {
+        var h = nameHash &* 0x9E37_79B9_7F4A_7C15
+        h ^= seriesLabelHash
+        let ref = SampleRef(family: Int32(fi), sample: Int32(families[fi].samples.count))
+        guard let existing = seriesByHash[h] else {
+            seriesByHash[h] = ref
+            return
+        }
+        func same(_ r: SampleRef) -> Bool {
+            let other = families[Int(r.family)].samples[Int(r.sample)]
+            guard other.name == sample.name, other.labels.count == sample.labels.count else { return false }
+            for l in sample.labels where other.label(l.name) != l.value { return false }
+            return true
+        }
+        for r in [existing] + (hashCollisions[h] ?? []) where same(r) {
+            let first = families[Int(r.family)].samples[Int(r.sample)].line
+            throw fail(.duplicateSeries, "duplicate series \(sample.name)\(Self.render(sample.labels)) (first at line \(first))")
+        }
+        hashCollisions[h, default: []].append(ref)
+    }
+
+    static func render(_ labels: [ExpositionLabel]) -> String {
+        labels.isEmpty ? "" : "{" + labels.map { "\($0.name)=\"\($0.value)\"" }.joined(separator: ",") + "}"
+    }
+
+    // MARK: - Labels and exemplars
+
+    /// Parses `name="value",...}` starting after `{`; returns the index after `}`.
+    private mutating func parseLabels(_ start: Int, _ e: Int, into labels: inout [ExpositionLabel], series: Bool) throws(ExpositionError)
+        -> Int
+    {
+        var i = start
+        var first = true
+        var names: Set<String> = []
+        while true {
+            if !om { i = skipBlanks(i, e) }
+            guard i < e else { throw fail(.syntax, "unterminated label set: missing '}'") }
+            if p[i] == UInt8(ascii: "}") {
+                guard first || !om else { throw fail(.syntax, "trailing ',' in label set") }
+                return i + 1
+            }
+            let ns = i
+            i = scanLabelName(i, e)
+            guard i > ns else { throw fail(.syntax, "expected a label name, found '\(text(ns, min(e, ns + 20), limit: 20))'") }
+            let nameEnd = i
+            if !om { i = skipBlanks(i, e) }
+            guard i < e, p[i] == UInt8(ascii: "=") else { throw fail(.syntax, "expected '=' after label name \(ascii(ns, nameEnd))") }
+            i += 1
+            if !om { i = skipBlanks(i, e) }
+            guard i < e, p[i] == Self.quote else { throw fail(.syntax, "expected '\"' to open the value of label \(ascii(ns, nameEnd))") }
+            i += 1
+            let vs = i
+            var escaped = false
+            while i < e, p[i] != Self.quote {
+                if p[i] == Self.backslash {
+                    escaped = true
+                    i += 1
+                }
+                i += 1
+            }
+            guard i < e else { throw fail(.syntax, "unterminated value of label \(ascii(ns, nameEnd))") }
+            let ve = i
+            i += 1
+            let k = labels.count
+            let label: ExpositionLabel
+            if series, k < previousLabels.count, previousLabels[k].nameCount == nameEnd - ns, previousLabels[k].valueCount == ve - vs,
+                bytesEqual(ns, previousLabels[k].name, nameEnd - ns), bytesEqual(vs, previousLabels[k].value, ve - vs)
+            {
+                label = previousLabels[k].label
+            } else {
+                let name = ascii(ns, nameEnd)
+                let value = escaped ? try unescape(vs, ve, allowQuote: true, what: "label value") : try utf8(vs, ve, what: "label value")
+                label = ExpositionLabel(name, value)
+            }
+            // Duplicate names: a linear scan for the usual few labels, a set beyond that (so a hostile
+            // line with thousands of labels costs linear, not quadratic, time).
+            if labels.count < 16 {
+                for l in labels where l.name == label.name { throw fail(.syntax, "duplicate label name \(label.name)") }
+            } else {
+                if names.isEmpty { names = Set(labels.map(\.name)) }
+                guard names.insert(label.name).inserted else { throw fail(.syntax, "duplicate label name \(label.name)") }
+            }
+            labels.append(label)
+            let name = label.name
+            if series {
+                currentLabels.append(CachedLabel(name: ns, nameCount: nameEnd - ns, value: vs, valueCount: ve - vs, label: label))
+                let h = hashBytes(hashBytes(0xCBF2_9CE4_8422_2325, ns, nameEnd) ^ 0xFF, vs, ve)
+                seriesLabelHash &+= h
+            }
+            first = false
+            if !om { i = skipBlanks(i, e) }
+            guard i < e else { throw fail(.syntax, "unterminated label set: missing '}'") }
+            if p[i] == UInt8(ascii: ",") {
+                i += 1
+                if om && (i >= e || p[i] == UInt8(ascii: "}")) { throw fail(.syntax, "trailing ',' in label set") }
+                continue
+            }
+            guard p[i] == UInt8(ascii: "}") else { throw fail(.syntax, "expected ',' or '}' after the value of label \(name)") }
+            return i + 1
+        }
+    }
+
+    /// `# {labels} value [timestamp]` starting at `#` (OpenMetrics 1.0 §Exemplars).
+    private mutating func parseExemplar(_ s: Int, _ e: Int, sample: String) throws(ExpositionError) -> ExpositionExemplar {
+        var i = s
+        guard e - i >= 3, p[i] == UInt8(ascii: "#"), p[i + 1] == Self.space, p[i + 2] == UInt8(ascii: "{") else {
+            throw fail(.syntax, "\(sample): expected an exemplar '# {labels} value'")
+        }
+        var labels: [ExpositionLabel] = []
+        i = try parseLabels(i + 3, e, into: &labels, series: false)
+        let runes = labels.reduce(0) { $0 + $1.name.unicodeScalars.count + $1.value.unicodeScalars.count }
+        guard runes <= 128 else { throw fail(.syntax, "\(sample): exemplar labels are \(runes) characters long; the limit is 128") }
+        guard i < e, p[i] == Self.space else { throw fail(.syntax, "\(sample): expected a space before the exemplar value") }
+        i += 1
+        let vs = i
+        while i < e, p[i] != Self.space { i += 1 }
+        guard let value = ExpositionNumber.parseDouble(p + vs, i - vs) else {
+            throw fail(.syntax, "\(sample): invalid exemplar value '\(text(vs, i, limit: 40))'")
+        }
+        var ts: Int64?
+        if i < e {
+            i += 1
+            guard let t = ExpositionNumber.parseSecondsAsNanos(p + i, e - i) else {
+                throw fail(.syntax, "\(sample): invalid exemplar timestamp '\(text(i, e, limit: 40))'")
+            }
+            ts = t
+        }
+        return ExpositionExemplar(labels: labels, value: value, timestampNanos: ts)
+    }
+
+    // MARK: - Family checks
+
+    /// Histogram checks once a family is complete: per label set, `le` strictly increasing, counts
+    /// non-decreasing, and (OpenMetrics) a `+Inf` bucket last.
+    private mutating func closeFamily() throws(ExpositionError) {
+        guard let last = families.indices.last else { return }
+        let f = families[last]
+        guard f.type == .histogram || f.type == .gaugehistogram else { return }
+        var groupLabels: [ExpositionLabel]? = nil
+        var lastLE = -Double.infinity
+        var lastCount = 0.0
+        var lastLine = 0
+        let bucketName = f.name + "_bucket"
+        func finishGroup() throws(ExpositionError) {
+            if om, groupLabels != nil, lastLE != .infinity {
+                throw ExpositionError(.invalidValue, line: lastLine, "\(bucketName): histogram has no le=\"+Inf\" bucket")
+            }
+        }
+        for s in f.samples where s.name == bucketName {
+            let rest = s.labels.filter { $0.name != "le" }
+            if rest != groupLabels {
+                try finishGroup()
+                groupLabels = rest
+                lastLE = -.infinity
+                lastCount = -.infinity
+            }
+            let le = ExpositionNumber.parseDouble(s.label("le") ?? "") ?? .nan
+            if !(le > lastLE) {
+                throw ExpositionError(.invalidValue, line: s.line, "\(bucketName): le=\"\(s.label("le")!)\" is not greater than the previous bucket's")
+            }
+            if s.value < lastCount {
+                throw ExpositionError(.invalidValue, line: s.line, "\(bucketName): bucket counts decrease (\(s.value) after \(lastCount))")
+            }
+            lastLE = le
+            lastCount = s.value
+            lastLine = s.line
+        }
+        try finishGroup()
+    }
+
+    // MARK: - Tokens
+
+    /// A copy of `labels` in a buffer of its own, sized to fit.
+    @inline(__always)
+    private static func exactCopy(_ labels: [ExpositionLabel]) -> [ExpositionLabel] {
+        if labels.isEmpty { return [] }
+        return [ExpositionLabel](unsafeUninitializedCapacity: labels.count) { buffer, count in
+            for (k, l) in labels.enumerated() { (buffer.baseAddress! + k).initialize(to: l) }
+            count = labels.count
+        }
+    }
+
+    /// Whether `count` bytes at `a` and `b` are equal.
+    @inline(__always)
+    private func bytesEqual(_ a: Int, _ b: Int, _ count: Int) -> Bool {
+        let raw = UnsafeRawPointer(p)
+        var k = 0
+        while k + 8 <= count {
+            if raw.loadUnaligned(fromByteOffset: a + k, as: UInt64.self) != raw.loadUnaligned(fromByteOffset: b + k, as: UInt64.self) {
+                return false
+            }
+            k += 8
+        }
+        while k < count {
+            if p[a + k] != p[b + k] { return false }
+            k += 1
+        }
+        return true
+    }
+
+    @inline(__always)
+    private func skipBlanks(_ start: Int, _ e: Int) -> Int {
+        var i = start
+        while i < e, p[i] == Self.space || p[i] == Self.tab { i += 1 }
+        return i
+    }
+
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
+    @inline(__always)
+    private func scanMetricName(_ start: Int, _ e: Int) -> Int {
+        var i = start
+        while i < e {
+            let b = p[i]
+            let letter = (b | 0x20) &- UInt8(ascii: "a") < 26 || b == UInt8(ascii: "_") || b == UInt8(ascii: ":")
+            guard letter || (i > start && b &- UInt8(ascii: "0") < 10) else { break }
+            i += 1
+        }
+        return i
+    }
+
+    /// `[a-zA-Z_][a-zA-Z0-9_]*`
+    @inline(__always)
+    private func scanLabelName(_ start: Int, _ e: Int) -> Int {
+        var i = start
+        while i < e {
+            let b = p[i]
+            let letter = (b | 0x20) &- UInt8(ascii: "a") < 26 || b == UInt8(ascii: "_")
+            guard letter || (i > start && b &- UInt8(ascii: "0") < 10) else { break }
+            i += 1
+        }
+        return i
+    }
+
+    /// Bytes already checked to be ASCII.
+    @inline(__always)
+    private func ascii(_ s: Int, _ e: Int) -> String {
+        String(decoding: UnsafeBufferPointer(start: p + s, count: e - s), as: UTF8.self)
+    }
+
+    private func utf8(_ s: Int, _ e: Int, what: String) throws(ExpositionError) -> String {
+        let buffer = UnsafeBufferPointer(start: p + s, count: e - s)
+        var allASCII = true
+        for b in buffer where b >= 0x80 {
+            allASCII = false
+            break
+        }
+        if allASCII { return String(decoding: buffer, as: UTF8.self) }
+        guard let v = String(validating: buffer, as: UTF8.self) else { throw fail(.invalidUTF8, "\(what) is not valid UTF-8") }
+        return v
+    }
+
+    /// Resolves `\\`, `\n` and (in label values and OpenMetrics help) `\"`; any other escape is an error.
+    private func unescape(_ s: Int, _ e: Int, allowQuote: Bool, what: String) throws(ExpositionError) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(e - s)
+        var i = s
+        while i < e {
+            let b = p[i]
+            if b == Self.backslash {
+                guard i + 1 < e else { throw fail(.syntax, "\(what) ends with a lone backslash") }
+                switch p[i + 1] {
+                case Self.backslash: out.append(Self.backslash)
+                case UInt8(ascii: "n"): out.append(Self.newline)
+                case Self.quote where allowQuote: out.append(Self.quote)
+                default: throw fail(.syntax, "invalid escape sequence '\\\(Character(Unicode.Scalar(p[i + 1])))' in \(what)")
+                }
+                i += 2
+            } else {
+                out.append(b)
+                i += 1
+            }
+        }
+        guard let v = String(validating: out, as: UTF8.self) else { throw fail(.invalidUTF8, "\(what) is not valid UTF-8") }
+        return v
+    }
+
+    /// A short, printable excerpt for error messages.
+    private func text(_ s: Int, _ e: Int, limit: Int) -> String {
+        let end = min(e, s + limit)
+        let t = String(decoding: UnsafeBufferPointer(start: p + s, count: end - s), as: UTF8.self)
+        return end < e ? t + "…" : t
+    }
+
+    /// Mixes `p[s..<e]` into `seed` eight bytes at a time (a multiply-xorshift hash; the exact series
+    /// comparison on a hash match makes collisions harmless).
+    @inline(__always)
+    private func hashBytes(_ seed: UInt64, _ s: Int, _ e: Int) -> UInt64 {
+        let raw = UnsafeRawPointer(p)
+        var h = seed ^ UInt64(truncatingIfNeeded: e - s)
+        var i = s
+        while i + 8 <= e {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x9E37_79B9_7F4A_7C15
+            h ^= h >> 29
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < e {
+            tail |= UInt64(p[i]) << shift
+            shift += 8
+            i += 1
+        }
+        h = (h ^ tail) &* 0xBF58_476D_1CE4_E5B9
+        return h ^ (h >> 31)
+    }
+}

@@ -1,0 +1,206 @@
+/// One Prometheus `relabel_config` as `metric_relabel_configs` uses it (Prometheus configuration docs,
+/// `<relabel_config>`): `source_labels` joined by `separator` are matched against the fully anchored
+/// `regex`; actions `replace`, `keep`, `drop`, `labeldrop`, `labelkeep`, `labelmap`, `lowercase`, `uppercase`.
+///
+/// The regex is Swift's `Regex`, which accepts the RE2 syntax Prometheus configs use (including
+/// `(?P<name>…)`) apart from RE2-only corner cases; replacement references follow Go's `Regexp.Expand`:
+/// `$1`, `${1}`, `$name`, `${name}`, `$$`; `$1x` names a group called `1x` (empty), as in Prometheus.
+public struct RelabelRule: Sendable {
+    public enum Action: String, Sendable, CaseIterable {
+        case replace, keep, drop, labeldrop, labelkeep, labelmap, lowercase, uppercase
+    }
+
+    public var sourceLabels: [String]
+    public var separator: String
+    public var targetLabel: String
+    public var replacement: String
+    public var action: Action
+    public let regex: AnchoredRegex
+
+    public init(
+        sourceLabels: [String] = [], separator: String = ";", regex: String = "(.*)", targetLabel: String = "",
+        replacement: String = "$1", action: Action = .replace
+    ) throws {
+        self.sourceLabels = sourceLabels
+        self.separator = separator
+        self.regex = try AnchoredRegex(regex)
+        self.targetLabel = targetLabel
+        self.replacement = replacement
+        self.action = action
+    }
+
+    /// Applies the rule; returns false when the series is dropped. `labels` includes `__name__`.
+    public func apply(to labels: inout [ExpositionLabel]) -> Bool {
+        func value(_ name: String) -> String {
+            for l in labels where l.name == name { return l.value }
+            return ""
+        }
+        switch action {
+        case .keep, .drop, .replace, .lowercase, .uppercase:
+            let joined = sourceLabels.map(value).joined(separator: separator)
+            switch action {
+            case .keep: return regex.matches(joined)
+            case .drop: return !regex.matches(joined)
+            case .lowercase: set(&labels, targetLabel, joined.lowercased())
+            case .uppercase: set(&labels, targetLabel, joined.uppercased())
+            default:
+                guard let match = regex.match(joined) else { return true }
+                let target = regex.expand(targetLabel, match)
+                guard RelabelRule.isLabelName(target) else { return true }
+                set(&labels, target, regex.expand(replacement, match))
+            }
+        case .labeldrop:
+            labels.removeAll { regex.matches($0.name) }
+        case .labelkeep:
+            labels.removeAll { $0.name != "__name__" && !regex.matches($0.name) }
+        case .labelmap:
+            for l in labels {
+                guard let match = regex.match(l.name) else { continue }
+                let name = regex.expand(replacement, match)
+                if RelabelRule.isLabelName(name) { set(&labels, name, l.value) }
+            }
+        }
+        return true
+    }
+
+    /// Sets a label; an empty value removes it (Prometheus label semantics).
+    private func set(_ labels: inout [ExpositionLabel], _ name: String, _ value: String) {
+        if let i = labels.firstIndex(where: { $0.name == name }) {
+            if value.isEmpty { labels.remove(at: i) } else { labels[i].value = value }
+        } else if !value.isEmpty {
+            labels.append(ExpositionLabel(name, value))
+        }
+    }
+
+    /// `[a-zA-Z_][a-zA-Z0-9_]*`
+    public static func isLabelName(_ s: String) -> Bool {
+        guard let first = s.utf8.first, !(first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9")) else { return false }
+        return s.utf8.allSatisfy { b in
+            (b | 0x20) &- UInt8(ascii: "a") < 26 || b == UInt8(ascii: "_") || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
+        }
+    }
+}
+
+/// A regular expression matched against whole strings (`^(?:re)$`), as Prometheus anchors relabel regexes.
+///
+/// `Regex<AnyRegexOutput>` is not `Sendable` only because its output type erases to `Any`; the compiled
+/// program is immutable once built, so sharing it across tasks is safe.
+public struct AnchoredRegex: @unchecked Sendable {
+    public let source: String
+    private let regex: Regex<AnyRegexOutput>
+
+    public init(_ pattern: String) throws {
+        source = pattern
+        regex = try Regex("^(?:" + pattern + ")$")
+        _ = try? regex.wholeMatch(in: "")
+    }
+
+    public func matches(_ s: String) -> Bool { (try? regex.wholeMatch(in: s)) != nil }
+
+    func match(_ s: String) -> Regex<AnyRegexOutput>.Match? { try? regex.wholeMatch(in: s) }
+
+    /// Go's `Regexp.Expand` over `template`.
+    func expand(_ template: String, _ match: Regex<AnyRegexOutput>.Match) -> String {
+        guard template.contains("$") else { return template }
+        var out = ""
+        var chars = template.unicodeScalars[...]
+        func group(_ name: String) -> String {
+            if let n = Int(name) {
+                guard n < match.output.count, let sub = match.output[n].substring else { return "" }
+                return String(sub)
+            }
+            guard let element = match.output[name], let sub = element.substring else { return "" }
+            return String(sub)
+        }
+        func isWordChar(_ c: Unicode.Scalar) -> Bool { c == "_" || c.properties.isAlphabetic && c.isASCII || ("0"..."9").contains(c) }
+        while let c = chars.first {
+            chars = chars.dropFirst()
+            guard c == "$", let next = chars.first else {
+                out.unicodeScalars.append(c)
+                continue
+            }
+            if next == "$" {
+                out += "$"
+                chars = chars.dropFirst()
+            } else if next == "{" {
+                guard let close = chars.firstIndex(of: "}") else {
+                    out += "$"
+                    continue
+                }
+                let name = String(String.UnicodeScalarView(chars[chars.index(after: chars.startIndex)..<close]))
+                out += group(name)
+                chars = chars[chars.index(after: close)...]
+            } else {
+                var name = ""
+                while let d = chars.first, isWordChar(d) {
+                    name.unicodeScalars.append(d)
+                    chars = chars.dropFirst()
+                }
+                if name.isEmpty { out += "$" } else { out += group(name) }
+            }
+        }
+        return out
+    }
+}
+
+/// Target labels, `honor_labels` and `metric_relabel_configs` applied to scraped families (Prometheus'
+/// scrape-time label handling, in its order): target labels (`job`, `instance`, static labels) are added to
+/// every sample — on a clash the scraped label is renamed `exported_<name>` unless `honorLabels` — then the
+/// rules run on each sample's labels plus `__name__`. A sample whose name is rewritten out of its family
+/// becomes its own untyped family.
+public enum ScrapeLabeling {
+    public static func apply(
+        _ families: [ExpositionFamily], targetLabels: [ExpositionLabel], honorLabels: Bool, rules: [RelabelRule]
+    ) -> [ExpositionFamily] {
+        var out: [ExpositionFamily] = []
+        out.reserveCapacity(families.count)
+        var moved: [String: Int] = [:]
+        var extra: [ExpositionFamily] = []
+        for var f in families {
+            var kept: [ExpositionSample] = []
+            kept.reserveCapacity(f.samples.count)
+            for var s in f.samples {
+                merge(&s.labels, targetLabels, honor: honorLabels)
+                if !rules.isEmpty {
+                    var labels = s.labels
+                    labels.append(ExpositionLabel("__name__", s.name))
+                    var keep = true
+                    for r in rules where keep { keep = r.apply(to: &labels) }
+                    guard keep else { continue }
+                    let name = labels.first { $0.name == "__name__" }?.value ?? ""
+                    labels.removeAll { $0.name == "__name__" }
+                    s.labels = labels
+                    if name != s.name {
+                        guard !name.isEmpty else { continue }
+                        s.name = name
+                        if let i = moved[name] {
+                            extra[i].samples.append(s)
+                        } else {
+                            moved[name] = extra.count
+                            extra.append(ExpositionFamily(name: name, samples: [s], line: s.line))
+                        }
+                        continue
+                    }
+                }
+                kept.append(s)
+            }
+            if kept.isEmpty && !f.samples.isEmpty { continue }
+            f.samples = kept
+            out.append(f)
+        }
+        return out + extra
+    }
+
+    private static func merge(_ labels: inout [ExpositionLabel], _ target: [ExpositionLabel], honor: Bool) {
+        for t in target {
+            if let i = labels.firstIndex(where: { $0.name == t.name }) {
+                if honor { continue }
+                let scraped = labels[i].value
+                labels[i].value = t.value
+                if !scraped.isEmpty { labels.append(ExpositionLabel("exported_" + t.name, scraped)) }
+            } else if !t.value.isEmpty {
+                labels.append(ExpositionLabel(t.name, t.value))
+            }
+        }
+    }
+}

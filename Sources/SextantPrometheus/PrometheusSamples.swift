@@ -1,0 +1,228 @@
+import SextantModel
+
+/// The Prometheus view of OTLP metrics, shared by the text 0.0.4 and OpenMetrics renderers and the
+/// remote-write conversion, so that all three name and label a point the same way.
+///
+/// Mapping (OpenTelemetry "Prometheus and OpenMetrics Compatibility", § OTLP Metric points to
+/// Prometheus): gauge → gauge; monotonic cumulative sum → counter (`_total`); non-monotonic cumulative sum →
+/// gauge; explicit histogram → histogram (`_bucket{le}` cumulative up to `+Inf`, `_sum`, `_count`);
+/// summary → summary (`{quantile}`, `_sum`, `_count`). Delta temporality and exponential histograms
+/// have no Prometheus form here and are skipped (and counted). Resource attributes give `job`
+/// (`service.namespace/service.name`), `instance` (`service.instance.id`), and one `target_info`
+/// point per resource carrying the other attributes (§ Resource Attributes).
+public enum PrometheusSamples {
+    /// How OTLP becomes Prometheus series (the exporters' shared settings).
+    public struct Options: Sendable {
+        /// Prefix for every metric name (`namespace` in the OTel exporters).
+        public var namespace = ""
+        /// Labels added to every series (`const_labels` / `external_labels`); names are sanitised.
+        public var constLabels: [(String, String)] = []
+        /// Also copy every resource attribute onto every series (`resource_to_telemetry_conversion`).
+        public var resourceToTelemetry = false
+        public init() {}
+    }
+
+    /// The Prometheus metric type of a family.
+    public enum MetricType: String, Sendable {
+        case gauge, counter, histogram, summary, info
+    }
+
+    /// A metric family's metadata. `name` is the full Prometheus name (`_total` included for counters).
+    public struct Family: Sendable, Equatable {
+        public var name: String
+        public var type: MetricType
+        public var help: String
+        /// The unit word used as the name's suffix (`seconds`, `bytes`), or empty.
+        public var unit: String
+    }
+
+    /// One line of a point: `family.name + suffix`, the point's labels plus `extra` (`le`/`quantile`).
+    public struct Line: Sendable {
+        public var suffix: String
+        public var extra: (String, String)?
+        public var value: Double
+        /// The exemplar shown on this line (OpenMetrics `_total` and `_bucket` lines only).
+        public var exemplar: Exemplar?
+    }
+
+    /// One OTLP data point in Prometheus form.
+    public struct Point: Sendable {
+        public var family: Family
+        /// Sorted by name; `job`/`instance`, constant labels and attributes (attributes win).
+        public var labels: [(String, String)]
+        public var lines: [Line]
+        public var timeUnixNano: UInt64
+        public var startTimeUnixNano: UInt64
+        /// `NO_RECORDED_VALUE` was set: the series went stale.
+        public var stale: Bool
+
+        /// The series identity: family name plus sorted labels, as label text.
+        public var seriesKey: String { family.name + PrometheusText.labelText(labels) }
+    }
+
+    /// Points of kinds Prometheus cannot show (delta, exponential histogram) are counted here.
+    public struct Skipped: Sendable, Equatable {
+        public var points = 0
+        public var reasons: Set<String> = []
+    }
+
+    /// Walks every point of `batches`, then one `target_info` point per resource with attributes
+    /// besides `service.*` (its time the newest point's of that resource; `job`/`instance` and the
+    /// resource attributes only, no constant labels). Returns what was skipped.
+    @discardableResult
+    public static func forEachPoint(_ batches: [MetricsData], options: Options, _ body: (Point) -> Void) -> Skipped {
+        var skipped = Skipped()
+        let constLabels = options.constLabels.map { (PrometheusNaming.sanitizeLabelName($0.0), $0.1) }
+        for batch in batches {
+            for rm in batch.resourceMetrics {
+                let (jobInstance, infoLabels) = resourceLabels(rm.resource)
+                var base = jobInstance + constLabels
+                if options.resourceToTelemetry { base = merge(base, infoLabels) }
+                var newest: UInt64 = 0
+                for sm in rm.scopeMetrics {
+                    for m in sm.metrics {
+                        points(m, base: base, options: options, skipped: &skipped) { p in
+                            newest = max(newest, p.timeUnixNano)
+                            body(p)
+                        }
+                    }
+                }
+                if !infoLabels.isEmpty {
+                    let family = Family(name: "target_info", type: .info, help: "Target metadata", unit: "")
+                    body(
+                        Point(
+                            family: family, labels: merge(jobInstance, infoLabels).sorted { $0.0 < $1.0 },
+                            lines: [Line(suffix: "", extra: nil, value: 1)], timeUnixNano: newest, startTimeUnixNano: 0, stale: false))
+                }
+            }
+        }
+        return skipped
+    }
+
+    private static func points(_ m: Metric, base: [(String, String)], options: Options, skipped: inout Skipped, _ body: (Point) -> Void) {
+        func family(_ type: MetricType, counter: Bool = false, gauge: Bool = false) -> Family {
+            let name = PrometheusNaming.metricName(m.name, unit: m.unit, namespace: options.namespace, isCounter: counter, isGauge: gauge)
+            return Family(
+                name: name, type: type, help: m.description.isEmpty ? m.name : m.description,
+                unit: PrometheusNaming.unitSuffix(m.unit, isGauge: gauge) ?? "")
+        }
+        func labels(_ attrs: [KeyValue]) -> [(String, String)] {
+            merge(base, attrs.map { (PrometheusNaming.sanitizeLabelName($0.key), $0.value.asString) }).sorted { $0.0 < $1.0 }
+        }
+        func skip(_ n: Int, _ reason: String) {
+            skipped.points += n
+            skipped.reasons.insert(reason)
+        }
+        switch m.data {
+        case .gauge(let ps):
+            let f = family(.gauge, gauge: true)
+            for p in ps {
+                body(number(f, p, labels(p.attributes), exemplar: nil))
+            }
+        case .sum(let ps, let temporality, let monotonic):
+            guard temporality == .cumulative else { return skip(ps.count, "delta or unspecified-temporality sum") }
+            let f = monotonic ? family(.counter, counter: true) : family(.gauge, gauge: true)
+            for p in ps {
+                body(number(f, p, labels(p.attributes), exemplar: monotonic ? p.exemplars.last : nil))
+            }
+        case .histogram(let ps, let temporality):
+            guard temporality == .cumulative else { return skip(ps.count, "delta or unspecified-temporality histogram") }
+            let f = family(.histogram)
+            for p in ps {
+                var lines: [Line] = []
+                lines.reserveCapacity(p.explicitBounds.count + 3)
+                var cumulative: UInt64 = 0
+                for (i, bound) in p.explicitBounds.enumerated() where i < p.bucketCounts.count {
+                    cumulative += p.bucketCounts[i]
+                    let lower = i == 0 ? -Double.infinity : p.explicitBounds[i - 1]
+                    let ex = p.exemplars.last { $0.value.asDouble <= bound && $0.value.asDouble > lower }
+                    lines.append(Line(suffix: "_bucket", extra: ("le", PrometheusText.number(bound)), value: Double(cumulative), exemplar: ex))
+                }
+                let top = p.explicitBounds.last ?? -Double.infinity
+                lines.append(
+                    Line(
+                        suffix: "_bucket", extra: ("le", "+Inf"), value: Double(p.count),
+                        exemplar: p.exemplars.last { $0.value.asDouble > top }))
+                if let sum = p.sum { lines.append(Line(suffix: "_sum", value: sum)) }
+                lines.append(Line(suffix: "_count", value: Double(p.count)))
+                body(
+                    Point(
+                        family: f, labels: labels(p.attributes), lines: lines, timeUnixNano: p.timeUnixNano,
+                        startTimeUnixNano: p.startTimeUnixNano, stale: p.flags & DataPointFlags.noRecordedValue != 0))
+            }
+        case .summary(let ps):
+            let f = family(.summary)
+            for p in ps {
+                var lines = p.quantileValues.map { Line(suffix: "", extra: ("quantile", PrometheusText.number($0.quantile)), value: $0.value) }
+                lines.append(Line(suffix: "_sum", value: p.sum))
+                lines.append(Line(suffix: "_count", value: Double(p.count)))
+                body(
+                    Point(
+                        family: f, labels: labels(p.attributes), lines: lines, timeUnixNano: p.timeUnixNano,
+                        startTimeUnixNano: p.startTimeUnixNano, stale: p.flags & DataPointFlags.noRecordedValue != 0))
+            }
+        case .exponentialHistogram(let ps, _):
+            skip(ps.count, "exponential histogram")
+        case .empty:
+            return
+        }
+    }
+
+    private static func number(_ f: Family, _ p: NumberDataPoint, _ labels: [(String, String)], exemplar: Exemplar?) -> Point {
+        Point(
+            family: f, labels: labels, lines: [Line(suffix: "", value: p.value.asDouble, exemplar: exemplar)], timeUnixNano: p.timeUnixNano,
+            startTimeUnixNano: p.startTimeUnixNano, stale: p.flags & DataPointFlags.noRecordedValue != 0)
+    }
+
+    /// `job` and `instance` from the resource, and the other attributes for `target_info`.
+    static func resourceLabels(_ r: Resource) -> ([(String, String)], [(String, String)]) {
+        var job = r.serviceName ?? ""
+        if case .string(let ns)? = r.attributes[key: "service.namespace"], !ns.isEmpty, !job.isEmpty { job = ns + "/" + job }
+        var base: [(String, String)] = []
+        if !job.isEmpty { base.append(("job", job)) }
+        if case .string(let inst)? = r.attributes[key: "service.instance.id"], !inst.isEmpty { base.append(("instance", inst)) }
+        let skip: Set<String> = ["service.name", "service.namespace", "service.instance.id"]
+        let info = r.attributes.filter { !skip.contains($0.key) }.map { (PrometheusNaming.sanitizeLabelName($0.key), $0.value.asString) }
+        return (base, info)
+    }
+
+    /// `base` with `more` laid over it: a label already present takes the later value.
+    static func merge(_ base: [(String, String)], _ more: [(String, String)]) -> [(String, String)] {
+        var l = base
+        for (name, value) in more {
+            if let i = l.firstIndex(where: { $0.0 == name }) { l[i].1 = value } else { l.append((name, value)) }
+        }
+        return l
+    }
+}
+
+extension PrometheusSamples.Line {
+    init(suffix: String, value: Double) { self.init(suffix: suffix, extra: nil, value: value, exemplar: nil) }
+    init(suffix: String, extra: (String, String)?, value: Double) { self.init(suffix: suffix, extra: extra, value: value, exemplar: nil) }
+}
+
+extension PrometheusSamples {
+    /// The latest point of every series (the newest `timeUnixNano` wins; a later one in input order on
+    /// ties). A stale point removes its series. Families sorted by name, series by label text: the
+    /// deterministic order both exposition renderers print.
+    public static func latest(_ batches: [MetricsData], options: Options) -> [(Family, [Point])] {
+        var bySeries: [String: Point] = [:]
+        var families: [String: Family] = [:]
+        forEachPoint(batches, options: options) { p in
+            let key = p.seriesKey
+            if let old = bySeries[key], old.timeUnixNano > p.timeUnixNano { return }
+            if p.stale {
+                bySeries[key] = nil
+                return
+            }
+            if families[p.family.name] == nil { families[p.family.name] = p.family }
+            bySeries[key] = p
+        }
+        var grouped: [String: [(String, Point)]] = [:]
+        for (key, p) in bySeries { grouped[p.family.name, default: []].append((key, p)) }
+        return families.keys.sorted().compactMap { name in
+            guard let points = grouped[name] else { return nil }
+            return (families[name]!, points.sorted { $0.0 < $1.0 }.map(\.1))
+        }
+    }
+}

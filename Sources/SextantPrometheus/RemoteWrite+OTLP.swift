@@ -1,0 +1,180 @@
+import SextantModel
+
+extension RemoteWrite {
+    /// How OTLP metrics become remote-write series.
+    public struct ConversionOptions: Sendable {
+        /// Naming, constant labels and `resource_to_telemetry_conversion`, as for the exposition formats.
+        public var samples = PrometheusSamples.Options()
+        /// Added to every series unless the series already has the label (Prometheus's
+        /// `external_labels` semantics, as the OTel exporter applies them).
+        public var externalLabels: [(String, String)] = []
+        /// Also send one `MetricMetadata` per family.
+        public var sendMetadata = true
+        public init() {}
+    }
+
+    /// The result of converting OTLP: the request and what had no remote-write form.
+    public struct Conversion: Sendable {
+        public var request: WriteRequest
+        public var skipped: PrometheusSamples.Skipped
+        /// Data points converted (the unit the collector counts metrics in).
+        public var points: Int
+    }
+
+    /// OTLP metrics → remote-write series (OTel "Prometheus and OpenMetrics Compatibility"; the
+    /// naming and labels of `PrometheusSamples`): each line of a point (`_bucket{le}`, `_sum`, `_count`,
+    /// quantiles, or the value) is a series named by `__name__`, labels sorted by name; timestamps
+    /// are milliseconds; points of one series are sent in time order. A point flagged
+    /// `NO_RECORDED_VALUE` becomes Prometheus's staleness marker on each of its series. Each resource
+    /// with attributes adds `target_info` at its newest point's time. Series are sorted by labels.
+    public static func convert(_ batches: [MetricsData], options: ConversionOptions = .init()) -> Conversion {
+        let external = options.externalLabels.map { (PrometheusNaming.sanitizeLabelName($0.0), $0.1) }
+        var series: [String: TimeSeries] = [:]
+        var families: [String: PrometheusSamples.Family] = [:]
+        var points = 0
+        let skipped = PrometheusSamples.forEachPoint(batches, options: options.samples) { p in
+            if p.family.type == .info && p.timeUnixNano == 0 { return }  // a resource without points
+            if p.family.type != .info { points += 1 }
+            families[p.family.name] = p.family
+            let ms = Int64(clamping: p.timeUnixNano / 1_000_000)
+            for line in p.lines {
+                var labels = p.labels.map { Label($0.0, $0.1) }
+                if let (name, value) = line.extra { labels.append(Label(name, value)) }
+                labels.append(Label("__name__", p.family.name + line.suffix))
+                for (name, value) in external where !labels.contains(where: { $0.name == name }) { labels.append(Label(name, value)) }
+                labels.sort { $0.name < $1.name }
+                let key = labelKey(labels)
+                let sample = Sample(value: p.stale ? staleNaN : line.value, timestamp: ms)
+                series[key, default: TimeSeries(labels: labels)].samples.append(sample)
+                if let e = line.exemplar, !p.stale { series[key]!.exemplars.append(exemplar(e)) }
+            }
+        }
+        var request = WriteRequest()
+        request.timeseries = series.keys.sorted().map { key in
+            var ts = series[key]!
+            // Stable: points of the same millisecond keep their input order.
+            if !zip(ts.samples, ts.samples.dropFirst()).allSatisfy({ $0.timestamp <= $1.timestamp }) {
+                ts.samples = ts.samples.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }.map(\.element)
+            }
+            return ts
+        }
+        if options.sendMetadata {
+            request.metadata = families.keys.sorted().map { name in
+                let f = families[name]!
+                let type: MetricMetadata.MetricType
+                switch f.type {
+                case .gauge: type = .gauge
+                case .counter: type = .counter
+                case .histogram: type = .histogram
+                case .summary: type = .summary
+                case .info: type = .info
+                }
+                return MetricMetadata(type: type, familyName: f.name, help: f.help, unit: f.unit)
+            }
+        }
+        return Conversion(request: request, skipped: skipped, points: points)
+    }
+
+    private static func labelKey(_ labels: [Label]) -> String {
+        var key = ""
+        for l in labels {
+            key += l.name
+            key += "\u{0}"
+            key += l.value
+            key += "\u{0}"
+        }
+        return key
+    }
+
+    private static func exemplar(_ e: SextantModel.Exemplar) -> Exemplar {
+        var labels: [Label] = []
+        if let t = e.traceID, t.isValid { labels.append(Label("trace_id", t.hex)) }
+        if let s = e.spanID, s.isValid { labels.append(Label("span_id", s.hex)) }
+        for kv in e.filteredAttributes {
+            let name = PrometheusNaming.sanitizeLabelName(kv.key)
+            if !labels.contains(where: { $0.name == name }) { labels.append(Label(name, kv.value.asString)) }
+        }
+        return Exemplar(labels: labels, value: e.value.asDouble, timestamp: Int64(clamping: e.timeUnixNano / 1_000_000))
+    }
+}
+
+extension RemoteWrite.WriteRequest {
+    /// Remote-write series → OTLP metrics, as the receiver hands them on. Series are grouped into
+    /// resources by `job` (→ `service.name`, with a `namespace/` prefix → `service.namespace`) and
+    /// `instance` (→ `service.instance.id`); every other label except `__name__` becomes a point
+    /// attribute. Remote write carries no types with the samples, so a series is a gauge, except that
+    /// a name ending in `_total` (or whose family the request's metadata calls a counter) becomes a
+    /// monotonic cumulative sum. Histogram and summary series stay separate gauges/sums per
+    /// `_bucket`/`_sum`/`_count` line, as Prometheus stores them. Staleness markers become points
+    /// flagged `NO_RECORDED_VALUE`. Series without `__name__` are rejected (counted).
+    public func toMetrics() -> (data: MetricsData, points: Int, rejected: Int) {
+        var counters = Set<String>()
+        var help: [String: (String, String)] = [:]
+        for m in metadata {
+            if m.type == .counter { counters.insert(m.familyName) }
+            help[m.familyName] = (m.help, m.unit)
+        }
+        struct ResourceKey: Hashable {
+            var job: String
+            var instance: String
+        }
+        var order: [ResourceKey] = []
+        var metrics: [ResourceKey: [String: (index: Int, points: [NumberDataPoint])]] = [:]
+        var points = 0
+        var rejected = 0
+        for ts in timeseries {
+            guard let name = ts.metricName, !name.isEmpty else {
+                rejected += ts.samples.count
+                continue
+            }
+            var key = ResourceKey(job: "", instance: "")
+            var attributes: [KeyValue] = []
+            for l in ts.labels {
+                switch l.name {
+                case "__name__": continue
+                case "job": key.job = l.value
+                case "instance": key.instance = l.value
+                default: attributes.append(KeyValue(l.name, .string(l.value)))
+                }
+            }
+            if metrics[key] == nil {
+                order.append(key)
+                metrics[key] = [:]
+            }
+            let ps = ts.samples.map { s in
+                let stale = RemoteWrite.isStaleMarker(s.value)
+                return NumberDataPoint(
+                    attributes: attributes, timeUnixNano: UInt64(clamping: s.timestamp) &* 1_000_000, value: .double(s.value),
+                    flags: stale ? DataPointFlags.noRecordedValue : 0)
+            }
+            points += ps.count
+            let next = metrics[key]!.count
+            metrics[key]![name, default: (next, [])].points.append(contentsOf: ps)
+        }
+        var data = MetricsData()
+        for key in order {
+            var resource: [KeyValue] = []
+            if !key.job.isEmpty {
+                if let slash = key.job.lastIndex(of: "/") {
+                    resource.append(KeyValue("service.namespace", .string(String(key.job[..<slash]))))
+                    resource.append(KeyValue("service.name", .string(String(key.job[key.job.index(after: slash)...]))))
+                } else {
+                    resource.append(KeyValue("service.name", .string(key.job)))
+                }
+            }
+            if !key.instance.isEmpty { resource.append(KeyValue("service.instance.id", .string(key.instance))) }
+            let ms = metrics[key]!.sorted { $0.value.index < $1.value.index }.map { name, entry in
+                let isCounter = counters.contains(name) || name.hasSuffix("_total")
+                let (description, unit) = help[name] ?? help[String(name.dropLast(isCounter && name.hasSuffix("_total") ? 6 : 0))] ?? ("", "")
+                return Metric(
+                    name: name, description: description, unit: unit,
+                    data: isCounter ? .sum(entry.points, temporality: .cumulative, isMonotonic: true) : .gauge(entry.points))
+            }
+            data.resourceMetrics.append(
+                ResourceMetrics(
+                    resource: Resource(attributes: resource),
+                    scopeMetrics: [ScopeMetrics(scope: InstrumentationScope(name: "sextant/prometheusremotewrite"), metrics: ms)]))
+        }
+        return (data, points, rejected)
+    }
+}

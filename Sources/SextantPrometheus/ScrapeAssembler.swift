@@ -1,0 +1,491 @@
+import SextantModel
+
+/// Turns the metric families of successive scrapes of one target into OTLP metrics, following the
+/// OpenTelemetry specification's "Prometheus and OpenMetrics Compatibility" § "Prometheus Metric points to
+/// OTLP":
+///
+/// - counter → monotonic cumulative Sum; gauge and unknown/untyped → Gauge; info and stateset →
+///   non-monotonic cumulative Sum; histogram → cumulative explicit-bucket Histogram (bounds from `le`,
+///   dropped without `_count`); summary → Summary (dropped without `_count`, sum 0 without `_sum`);
+///   gaugehistogram → dropped, as the specification requires.
+/// - The name is the Prometheus metric name (OpenMetrics counters keep `_total`, infos `_info`), HELP is
+///   the description, UNIT the unit (Prometheus words → UCUM), TYPE goes to `metadata["prometheus.type"]`.
+/// - Start time: from `_created` when present; otherwise the time the series was first seen, renewed when
+///   a cumulative value decreases (a reset), per the data model's "handling unknown start time".
+/// - Staleness: a series present in the previous scrape and absent now, or every series of a target whose
+///   scrape failed, gets one point flagged `NO_RECORDED_VALUE`, as the OTel Collector's receiver does.
+/// - `target_info` labels become resource attributes; `otel_scope_name`/`otel_scope_version` labels select
+///   the instrumentation scope and `otel_scope_info` supplies its attributes; `job` and `instance` never
+///   become point attributes (they are the resource's `service.name`/`service.instance.id`).
+public struct ScrapeAssembler: Sendable {
+    /// The resource attributes of the target (see `targetResource`), before `target_info` is merged in.
+    public let resource: [KeyValue]
+    /// The scope for metrics without `otel_scope_name`.
+    public let defaultScope: InstrumentationScope
+
+    private var series: [SeriesKey: SeriesState] = [:]
+    /// Counts `assemble` calls; a series whose state holds an older value was not in the latest scrape.
+    private var generation: UInt64 = 0
+    /// Series added by the last `assemble` call (Prometheus' `scrape_series_added`).
+    public private(set) var seriesAdded = 0
+
+    public init(resource: [KeyValue], defaultScope: InstrumentationScope) {
+        self.resource = resource
+        self.defaultScope = defaultScope
+    }
+
+    /// The resource attributes of a scrape target (OTel compatibility spec § Resource Attributes).
+    public static func targetResource(job: String, instance: String, scheme: String) -> [KeyValue] {
+        var attrs = [KeyValue("service.name", .string(job)), KeyValue("service.instance.id", .string(instance))]
+        var host = instance
+        var port: Int64?
+        if let colon = instance.lastIndex(of: ":"), let p = Int64(instance[instance.index(after: colon)...]) {
+            host = String(instance[..<colon])
+            port = p
+        }
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        attrs.append(KeyValue("server.address", .string(host)))
+        if let port { attrs.append(KeyValue("server.port", .int(port))) }
+        attrs.append(KeyValue("url.scheme", .string(scheme)))
+        return attrs
+    }
+
+    // MARK: - Series state
+
+    private struct SeriesKey: Hashable, Sendable {
+        var metric: String
+        var scopeName: String
+        var scopeVersion: String
+        var labels: [ExpositionLabel]
+    }
+
+
+    // MARK: - Assembly
+
+    /// Converts one successful scrape. Series missing since the previous scrape get staleness markers.
+    public mutating func assemble(_ families: [ExpositionFamily], at time: UInt64) -> MetricsData {
+        seriesAdded = 0
+        generation &+= 1
+        var resourceAttributes = resource
+        var scopeAttributes: [AssembledScopeID: [KeyValue]] = [:]
+        var builder = ScopeBuilder()
+
+        for f in families {
+            if f.name == "target_info" || (f.name == "target" && f.type == .info) {
+                for s in f.samples {
+                    for l in s.labels where l.name != "job" && l.name != "instance" { resourceAttributes.set(l.name, .string(l.value)) }
+                }
+                continue
+            }
+            if f.name == "otel_scope_info" || (f.name == "otel_scope" && f.type == .info) {
+                for s in f.samples {
+                    let id = AssembledScopeID(name: s.label("otel_scope_name") ?? "", version: s.label("otel_scope_version") ?? "")
+                    scopeAttributes[id, default: []] += s.labels
+                        .filter { !["otel_scope_name", "otel_scope_version", "job", "instance"].contains($0.name) }
+                        .map { KeyValue($0.name, .string($0.value)) }
+                }
+                continue
+            }
+            convert(f, at: time, into: &builder)
+        }
+        // Staleness markers for series that disappeared.
+        for (key, state) in series where state.generation != generation {
+            builder.add(state.meta, scope: state.scope, point: stalePoint(state, at: time))
+            series[key] = nil
+        }
+        let scopes = builder.build(defaultScope: defaultScope, scopeAttributes: scopeAttributes)
+        return MetricsData(resourceMetrics: [ResourceMetrics(resource: Resource(attributes: resourceAttributes), scopeMetrics: scopes)])
+    }
+
+    /// A failed scrape: every series of the previous scrape gets a staleness marker and is forgotten.
+    public mutating func markStale(at time: UInt64) -> MetricsData {
+        seriesAdded = 0
+        var builder = ScopeBuilder()
+        for state in series.values { builder.add(state.meta, scope: state.scope, point: stalePoint(state, at: time)) }
+        series = [:]
+        let scopes = builder.build(defaultScope: defaultScope, scopeAttributes: [:])
+        return MetricsData(resourceMetrics: [ResourceMetrics(resource: Resource(attributes: resource), scopeMetrics: scopes)])
+    }
+
+    /// Adds metrics the scraper itself produces (`up`, `scrape_duration_seconds`, ...) to the default scope.
+    public func appendSynthetic(_ metrics: [Metric], to data: inout MetricsData) {
+        guard !metrics.isEmpty, !data.resourceMetrics.isEmpty else { return }
+        if let i = data.resourceMetrics[0].scopeMetrics.firstIndex(where: { $0.scope == defaultScope }) {
+            data.resourceMetrics[0].scopeMetrics[i].metrics += metrics
+        } else {
+            data.resourceMetrics[0].scopeMetrics.insert(ScopeMetrics(scope: defaultScope, metrics: metrics), at: 0)
+        }
+    }
+
+    private func stalePoint(_ s: SeriesState, at time: UInt64) -> AssembledPoint {
+        let flags = DataPointFlags.noRecordedValue
+        switch s.meta.kind {
+        case .gauge, .monotonicSum, .nonMonotonicSum:
+            return .number(
+                NumberDataPoint(
+                    attributes: s.attributes, startTimeUnixNano: s.meta.kind == .gauge ? 0 : s.start, timeUnixNano: time,
+                    value: .double(.nan), flags: flags))
+        case .histogram:
+            return .histogram(HistogramDataPoint(attributes: s.attributes, startTimeUnixNano: s.start, timeUnixNano: time, flags: flags))
+        case .summary:
+            return .summary(SummaryDataPoint(attributes: s.attributes, startTimeUnixNano: s.start, timeUnixNano: time, flags: flags))
+        }
+    }
+
+    private mutating func convert(_ f: ExpositionFamily, at scrapeTime: UInt64, into builder: inout ScopeBuilder) {
+        let kind: SeriesKind
+        var name = f.name
+        switch f.type {
+        case .counter:
+            kind = .monotonicSum
+            if f.samples.contains(where: { $0.name == f.name + "_total" }) { name = f.name + "_total" }
+        case .gauge, .unknown: kind = .gauge
+        case .info:
+            kind = .nonMonotonicSum
+            if f.samples.contains(where: { $0.name == f.name + "_info" }) { name = f.name + "_info" }
+        case .stateset: kind = .nonMonotonicSum
+        case .histogram: kind = .histogram
+        case .summary: kind = .summary
+        case .gaugehistogram: return
+        }
+        let meta = MetricMeta(
+            name: name, description: f.help ?? "", unit: Self.otelUnit(f.unit ?? ""),
+            metadata: [KeyValue("prometheus.type", .string(f.type.rawValue))], kind: kind)
+
+        switch kind {
+        case .gauge, .monotonicSum, .nonMonotonicSum:
+            var created: [[ExpositionLabel]: Double] = [:]
+            if kind == .monotonicSum {
+                for s in f.samples where s.name == f.name + "_created" { created[Self.sorted(s.labels)] = s.value }
+            }
+            for s in f.samples where s.name == name {
+                let labels = Self.sorted(s.labels)
+                let time = s.timestampNanos.map { UInt64(clamping: $0) } ?? scrapeTime
+                var point = NumberDataPoint(
+                    attributes: [], timeUnixNano: time, value: .double(s.value),
+                    exemplars: s.exemplar.map { [Self.exemplar($0, scrapeTime: scrapeTime)] } ?? [])
+                let (scope, attrs) = split(labels)
+                point.attributes = attrs
+                point.startTimeUnixNano = track(
+                    meta, scope: scope, labels: labels, attributes: attrs, time: time, value: s.value,
+                    created: created[labels].map(Self.secondsToNanos))
+                if kind == .gauge { point.startTimeUnixNano = 0 }
+                builder.add(meta, scope: scope, point: .number(point))
+            }
+        case .histogram:
+            convertHistogram(f, meta: meta, at: scrapeTime, into: &builder)
+        case .summary:
+            convertSummary(f, meta: meta, at: scrapeTime, into: &builder)
+        }
+    }
+
+    /// Buckets, `_count`, `_sum` and `_created` of one label set (without `le`/`quantile`).
+    private struct Group {
+        var labels: [ExpositionLabel]
+        var buckets: [(bound: Double, count: Double, exemplar: ExpositionExemplar?)] = []
+        var quantiles: [SummaryDataPoint.ValueAtQuantile] = []
+        var count: Double?
+        var sum: Double?
+        var created: Double?
+        var time: Int64?
+    }
+
+    private static func groups(_ f: ExpositionFamily, without special: String) -> [Group] {
+        var index: [[ExpositionLabel]: Int] = [:]
+        var groups: [Group] = []
+        for s in f.samples {
+            let labels = sorted(s.labels.filter { $0.name != special })
+            let gi: Int
+            if let i = index[labels] {
+                gi = i
+            } else {
+                gi = groups.count
+                index[labels] = gi
+                groups.append(Group(labels: labels))
+            }
+            let suffix = Substring(s.name.utf8.dropFirst(f.name.utf8.count))
+            switch suffix {
+            case "_bucket":
+                let bound = s.label("le").flatMap(ExpositionNumber.parseDouble) ?? .nan
+                groups[gi].buckets.append((bound, s.value, s.exemplar))
+            case "_count": groups[gi].count = s.value
+            case "_sum": groups[gi].sum = s.value
+            case "_created": groups[gi].created = s.value
+            case "":
+                if let q = s.label("quantile").flatMap(ExpositionNumber.parseDouble) {
+                    groups[gi].quantiles.append(.init(quantile: q, value: s.value))
+                }
+            default: continue
+            }
+            if let t = s.timestampNanos { groups[gi].time = t }
+        }
+        return groups
+    }
+
+    private mutating func convertHistogram(_ f: ExpositionFamily, meta: MetricMeta, at scrapeTime: UInt64, into builder: inout ScopeBuilder) {
+        for g in Self.groups(f, without: "le") {
+            guard let count = g.count else { continue }  // spec: without _count the metric is dropped
+            let buckets = g.buckets.filter { !$0.bound.isNaN }.sorted { $0.bound < $1.bound }
+            var bounds: [Double] = []
+            var counts: [UInt64] = []
+            var previous = 0.0
+            var exemplars: [Exemplar] = []
+            for b in buckets {
+                if b.bound != .infinity { bounds.append(b.bound) }
+                counts.append(UInt64(max(0, b.count - previous).rounded()))
+                previous = max(previous, b.count)
+                if let e = b.exemplar { exemplars.append(Self.exemplar(e, scrapeTime: scrapeTime)) }
+            }
+            if !buckets.isEmpty, buckets.last!.bound != .infinity { counts.append(UInt64(max(0, count - previous).rounded())) }
+            let time = g.time.map { UInt64(clamping: $0) } ?? scrapeTime
+            let (scope, attrs) = split(g.labels)
+            var point = HistogramDataPoint(
+                attributes: attrs, timeUnixNano: time, count: UInt64(max(0, count).rounded()), sum: g.sum, bucketCounts: counts,
+                explicitBounds: bounds, exemplars: exemplars)
+            point.startTimeUnixNano = track(
+                meta, scope: scope, labels: g.labels, attributes: attrs, time: time, value: count, created: g.created.map(Self.secondsToNanos))
+            builder.add(meta, scope: scope, point: .histogram(point))
+        }
+    }
+
+    private mutating func convertSummary(_ f: ExpositionFamily, meta: MetricMeta, at scrapeTime: UInt64, into builder: inout ScopeBuilder) {
+        for g in Self.groups(f, without: "quantile") {
+            guard let count = g.count else { continue }  // spec: without _count the metric is dropped
+            let time = g.time.map { UInt64(clamping: $0) } ?? scrapeTime
+            let (scope, attrs) = split(g.labels)
+            var point = SummaryDataPoint(
+                attributes: attrs, timeUnixNano: time, count: UInt64(max(0, count).rounded()), sum: g.sum ?? 0,
+                quantileValues: g.quantiles.sorted { $0.quantile < $1.quantile })
+            point.startTimeUnixNano = track(
+                meta, scope: scope, labels: g.labels, attributes: attrs, time: time, value: count, created: g.created.map(Self.secondsToNanos))
+            builder.add(meta, scope: scope, point: .summary(point))
+        }
+    }
+
+    /// Records the series as seen and returns its start time (`_created`, first sight, or the reset time).
+    private mutating func track(
+        _ meta: MetricMeta, scope: InstrumentationScope, labels: [ExpositionLabel], attributes: [KeyValue], time: UInt64, value: Double,
+        created: UInt64?
+    ) -> UInt64 {
+        let key = SeriesKey(metric: meta.name, scopeName: scope.name, scopeVersion: scope.version, labels: labels)
+        if var s = series[key], s.meta.kind == meta.kind {
+            if let created {
+                s.start = created
+            } else if meta.kind != .gauge && meta.kind != .nonMonotonicSum && value < s.last {
+                s.start = time  // reset: the cumulative value went down
+            }
+            s.last = value
+            s.generation = generation
+            series[key] = s
+            return s.start
+        }
+        seriesAdded += 1
+        series[key] = SeriesState(
+            meta: meta, scope: scope, attributes: attributes, start: created ?? time, last: value, generation: generation)
+        return created ?? time
+    }
+
+    // MARK: - Helpers
+
+    /// Splits `otel_scope_name`/`otel_scope_version` off into a scope and drops `job`/`instance`.
+    private func split(_ labels: [ExpositionLabel]) -> (InstrumentationScope, [KeyValue]) {
+        var scope = defaultScope
+        var named = false
+        var attrs: [KeyValue] = []
+        attrs.reserveCapacity(labels.count)
+        for l in labels {
+            switch l.name {
+            case "job", "instance": continue
+            case "otel_scope_name":
+                if !named { scope = InstrumentationScope(name: l.value, version: "") }
+                named = true
+                scope.name = l.value
+            case "otel_scope_version":
+                if !named { scope = InstrumentationScope(name: "", version: l.value) }
+                named = true
+                scope.version = l.value
+            default: attrs.append(KeyValue(l.name, .string(l.value)))
+            }
+        }
+        return (scope, attrs)
+    }
+
+    private static func sorted(_ labels: [ExpositionLabel]) -> [ExpositionLabel] {
+        labels.count < 2 ? labels : labels.sorted { $0.name < $1.name }
+    }
+
+    /// `_created` seconds as Unix nanoseconds, rounded to the microsecond: a double near 1.7e9 holds
+    /// about 0.2 µs of precision, so finer digits would be noise (1520430000.123 → …123000000, not …122999808).
+    private static func secondsToNanos(_ seconds: Double) -> UInt64 {
+        guard seconds.isFinite, seconds > 0, seconds < 1.8e10 else { return 0 }
+        let whole = seconds.rounded(.down)
+        return UInt64(whole) * 1_000_000_000 + UInt64(((seconds - whole) * 1e6).rounded()) * 1000
+    }
+
+    /// An OpenMetrics exemplar: `trace_id`/`span_id` labels become the IDs, the rest attributes.
+    private static func exemplar(_ e: ExpositionExemplar, scrapeTime: UInt64) -> Exemplar {
+        var out = Exemplar(timeUnixNano: e.timestampNanos.map { UInt64(clamping: $0) } ?? scrapeTime, value: .double(e.value))
+        for l in e.labels {
+            if l.name == "trace_id", let bytes = hexBytes(l.value, count: 16) {
+                out.traceID = TraceID(bytes: bytes)
+            } else if l.name == "span_id", let bytes = hexBytes(l.value, count: 8) {
+                out.spanID = SpanID(bytes: bytes)
+            } else {
+                out.filteredAttributes.append(KeyValue(l.name, .string(l.value)))
+            }
+        }
+        return out
+    }
+
+    private static func hexBytes(_ s: String, count: Int) -> [UInt8]? {
+        let u = Array(s.utf8)
+        guard u.count == count * 2 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(count)
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+        }
+        for i in stride(from: 0, to: u.count, by: 2) {
+            guard let h = nibble(u[i]), let l = nibble(u[i + 1]) else { return nil }
+            out.append(h << 4 | l)
+        }
+        return out
+    }
+
+    /// Prometheus unit words → UCUM (`seconds` → `s`, `bytes` → `By`, `ratio` → `1`, `a_per_b` → `a/b`).
+    public static func otelUnit(_ unit: String) -> String {
+        if unit.isEmpty { return "" }
+        if unit == "ratio" { return "1" }
+        var parts = [unit]
+        if let r = unit.firstRange(of: "_per_") { parts = [String(unit[..<r.lowerBound]), String(unit[r.upperBound...])] }
+        func one(_ w: String) -> String {
+            if let u = reverseUnits[w] { return u }
+            if let u = reversePerUnits[w] { return u }
+            return w
+        }
+        if parts.count == 2 { return one(parts[0]) + "/" + one(parts[1]) }
+        return one(unit)
+    }
+
+    /// Unit words of Prometheus metric names (the compatibility spec's unit table, reversed).
+    private static let reverseUnits: [String: String] = [
+        "days": "d", "hours": "h", "minutes": "min", "seconds": "s", "milliseconds": "ms", "microseconds": "us",
+        "nanoseconds": "ns", "bytes": "By", "kibibytes": "KiBy", "mebibytes": "MiBy", "gibibytes": "GiBy", "tebibytes": "TiBy",
+        "kilobytes": "KBy", "megabytes": "MBy", "gigabytes": "GBy", "terabytes": "TBy", "meters": "m", "volts": "V",
+        "amperes": "A", "joules": "J", "watts": "W", "grams": "g", "celsius": "Cel", "hertz": "Hz", "percent": "%",
+    ]
+    private static let reversePerUnits: [String: String] = [
+        "second": "s", "minute": "m", "hour": "h", "day": "d", "week": "w", "month": "mo", "year": "y",
+    ]
+}
+
+// MARK: - Output grouping
+
+private enum SeriesKind: Sendable, Equatable {
+    case gauge, monotonicSum, nonMonotonicSum, histogram, summary
+}
+
+/// What a metric carries besides its points.
+private struct MetricMeta: Sendable {
+    var name: String
+    var description: String
+    var unit: String
+    var metadata: [KeyValue]
+    var kind: SeriesKind
+}
+
+/// What the assembler remembers of a series between scrapes.
+private struct SeriesState: Sendable {
+    var meta: MetricMeta
+    var scope: InstrumentationScope
+    var attributes: [KeyValue]
+    var start: UInt64
+    /// The last cumulative value (sum value, histogram/summary count) for reset detection.
+    var last: Double
+    /// The scrape (`ScrapeAssembler.generation`) that last saw the series.
+    var generation: UInt64
+}
+
+private struct AssembledScopeID: Hashable {
+    var name: String
+    var version: String
+}
+
+private enum AssembledPoint {
+    case number(NumberDataPoint)
+    case histogram(HistogramDataPoint)
+    case summary(SummaryDataPoint)
+}
+
+/// Collects points into metrics per scope, keeping first-seen order.
+private struct ScopeBuilder {
+    private struct Pending {
+        var name: String
+        var description: String
+        var unit: String
+        var metadata: [KeyValue]
+        var kind: SeriesKind
+        var numbers: [NumberDataPoint] = []
+        var histograms: [HistogramDataPoint] = []
+        var summaries: [SummaryDataPoint] = []
+    }
+
+    private var scopes: [InstrumentationScope] = []
+    private var scopeIndex: [AssembledScopeID: Int] = [:]
+    private var metrics: [[Pending]] = []
+    private var metricIndex: [[String: Int]] = []
+
+    mutating func add(_ meta: MetricMeta, scope: InstrumentationScope, point: AssembledPoint) {
+        let si: Int
+        let id = AssembledScopeID(name: scope.name, version: scope.version)
+        if let i = scopeIndex[id] {
+            si = i
+        } else {
+            si = scopes.count
+            scopeIndex[id] = si
+            scopes.append(scope)
+            metrics.append([])
+            metricIndex.append([:])
+        }
+        let mi: Int
+        if let i = metricIndex[si][meta.name] {
+            mi = i
+        } else {
+            mi = metrics[si].count
+            metricIndex[si][meta.name] = mi
+            metrics[si].append(
+                Pending(name: meta.name, description: meta.description, unit: meta.unit, metadata: meta.metadata, kind: meta.kind))
+        }
+        switch point {
+        case .number(let p): metrics[si][mi].numbers.append(p)
+        case .histogram(let p): metrics[si][mi].histograms.append(p)
+        case .summary(let p): metrics[si][mi].summaries.append(p)
+        }
+    }
+
+    func build(defaultScope: InstrumentationScope, scopeAttributes: [AssembledScopeID: [KeyValue]]) -> [ScopeMetrics] {
+        scopes.indices.map { si in
+            var scope = scopes[si]
+            if scope != defaultScope, let attrs = scopeAttributes[AssembledScopeID(name: scope.name, version: scope.version)] {
+                scope.attributes = attrs
+            }
+            let ms = metrics[si].map { p -> Metric in
+                let data: MetricData
+                switch p.kind {
+                case .gauge: data = .gauge(p.numbers)
+                case .monotonicSum: data = .sum(p.numbers, temporality: .cumulative, isMonotonic: true)
+                case .nonMonotonicSum: data = .sum(p.numbers, temporality: .cumulative, isMonotonic: false)
+                case .histogram: data = .histogram(p.histograms, temporality: .cumulative)
+                case .summary: data = .summary(p.summaries)
+                }
+                return Metric(name: p.name, description: p.description, unit: p.unit, data: data, metadata: p.metadata)
+            }
+            return ScopeMetrics(scope: scope, metrics: ms)
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import SextantIstio
+import Synchronization
+
+/// Per-endpoint counters shared by every event loop.
+final class EndpointState: Sendable {
+    let endpoint: Endpoint
+    /// Requests in flight to this endpoint (for `LEAST_REQUEST`).
+    let active = Atomic<Int>(0)
+    /// "address:port", the key of the connection pools.
+    let key: String
+
+    init(_ endpoint: Endpoint) {
+        self.endpoint = endpoint
+        self.key = endpoint.description
+    }
+}
+
+/// Outlier detection state of a cluster behind a lock (updated from every event loop).
+final class OutlierBox: Sendable {
+    let detector: Mutex<OutlierDetector>
+    init(_ d: OutlierDetector) { detector = Mutex(d) }
+}
+
+/// A cluster as the data plane uses it: endpoints, load balancer, circuit-breaker counters and
+/// outlier detection. Built with each route table; shared by all connections until the next reload.
+final class ClusterRuntime: Sendable {
+    let cluster: Cluster
+    let endpoints: [EndpointState]
+    let policy: LoadBalancerSettings
+    let ring: RingHash?
+    let outlier: OutlierBox?
+    let roundRobin = Atomic<Int>(0)
+    /// Open upstream connections of this cluster (`tcp.maxConnections`).
+    let connections = Atomic<Int>(0)
+    /// Requests waiting for a connection (`http.http1MaxPendingRequests`).
+    let pending = Atomic<Int>(0)
+    /// Requests in flight (`http.http2MaxRequests`, which Envoy applies to HTTP/1.1 too).
+    let activeRequests = Atomic<Int>(0)
+
+    let maxConnections: Int
+    let maxPending: Int
+    let maxRequests: Int
+    let maxRequestsPerConnection: Int?
+    let connectTimeout: Duration
+    let idleTimeout: Duration
+
+    /// Envoy's cluster name (`outbound|9080|v1|reviews.default.svc.cluster.local`, `inbound|9080||`).
+    let name: String
+
+    init(_ cluster: Cluster, name: String? = nil) {
+        self.cluster = cluster
+        self.name = name ?? cluster.key.description
+        self.endpoints = cluster.endpoints.map(EndpointState.init)
+        let lb = cluster.policy.loadBalancer ?? .simple(.unspecified)
+        self.policy = lb
+        if case .consistentHash(_, let size) = lb {
+            ring = RingHash(endpoints: cluster.endpoints.map { ($0.description, $0.weight) }, minimumRingSize: size)
+        } else {
+            ring = nil
+        }
+        outlier = cluster.policy.outlierDetection.map { OutlierBox(OutlierDetector(settings: $0, endpointCount: cluster.endpoints.count)) }
+        let pool = cluster.policy.connectionPool
+        // Istio leaves Envoy's circuit breakers effectively unlimited unless a DestinationRule sets them.
+        maxConnections = pool?.maxConnections ?? Int(UInt32.max)
+        maxPending = pool?.http1MaxPendingRequests ?? Int(UInt32.max)
+        maxRequests = pool?.http2MaxRequests ?? Int(UInt32.max)
+        maxRequestsPerConnection = pool?.maxRequestsPerConnection
+        connectTimeout = pool?.connectTimeout ?? .seconds(10)
+        idleTimeout = pool?.idleTimeout ?? .seconds(3600)
+    }
+
+    /// Chooses an endpoint: ejected endpoints and those already tried by this request are avoided
+    /// (Istio's retry "on other hosts"), unless nothing else is left.
+    func pick(hash: UInt64?, tried: Set<Int>, now: ContinuousClock.Instant, random: inout some RandomNumberGenerator) -> Int? {
+        guard !endpoints.isEmpty else { return nil }
+        var healthy = [Bool](repeating: true, count: endpoints.count)
+        if let outlier {
+            outlier.detector.withLock { d in
+                for i in healthy.indices { healthy[i] = d.isAvailable(i, now: now) }
+            }
+        }
+        var usable = healthy.indices.filter { healthy[$0] && !tried.contains($0) }
+        if usable.isEmpty { usable = healthy.indices.filter { healthy[$0] } }
+        guard !usable.isEmpty else { return nil }
+        switch policy {
+        case .consistentHash:
+            let set = Set(usable)
+            return ring?.endpoint(for: hash ?? random.next(), usable: { set.contains($0) })
+        case .simple(.random):
+            return usable.randomElement(using: &random)
+        case .simple(.roundRobin), .simple(.passthrough):
+            let n = roundRobin.wrappingAdd(1, ordering: .relaxed).oldValue
+            return usable[Int(UInt(bitPattern: n) % UInt(usable.count))]
+        case .simple(.leastRequest), .simple(.leastConn), .simple(.unspecified):
+            // Envoy's LEAST_REQUEST with equal weights: the better of two random choices.
+            guard usable.count > 1 else { return usable[0] }
+            let a = usable.randomElement(using: &random)!
+            var b = usable.randomElement(using: &random)!
+            if a == b { b = usable[(usable.firstIndex(of: a)! + 1) % usable.count] }
+            return endpoints[a].active.load(ordering: .relaxed) <= endpoints[b].active.load(ordering: .relaxed) ? a : b
+        }
+    }
+
+    /// Feeds outlier detection: an HTTP status, or nil for a connect failure / reset.
+    func record(endpoint: Int, status: Int?, now: ContinuousClock.Instant) {
+        guard let outlier else { return }
+        outlier.detector.withLock { _ = $0.record(endpoint, status: status, now: now) }
+    }
+
+    /// Ejections so far (for `/config_dump` and tests).
+    var ejections: Int { outlier?.detector.withLock { $0.ejections } ?? 0 }
+
+    /// Takes a circuit-breaker slot if one is free.
+    static func tryIncrement(_ counter: borrowing Atomic<Int>, limit: Int) -> Bool {
+        while true {
+            let current = counter.load(ordering: .relaxed)
+            if current >= limit { return false }
+            if counter.compareExchange(expected: current, desired: current + 1, ordering: .relaxed).exchanged { return true }
+        }
+    }
+}
+
+/// One consistent view of the configuration: the route table and its clusters. Swapped whole on reload;
+/// in-flight requests finish with the snapshot they started with.
+final class ProxySnapshot: Sendable {
+    let table: RouteTable
+    let clusters: [ClusterKey: ClusterRuntime]
+    let version: Int
+
+    init(table: RouteTable, version: Int) {
+        self.table = table
+        self.version = version
+        var c: [ClusterKey: ClusterRuntime] = [:]
+        for (k, v) in table.clusters { c[k] = ClusterRuntime(v) }
+        clusters = c
+    }
+
+    func cluster(_ key: ClusterKey, requestPort: Int) -> ClusterRuntime? {
+        if let c = clusters[key] { return c }
+        guard key.port == 0 else { return nil }
+        return clusters[ClusterKey(host: key.host, port: requestPort, subset: key.subset)]
+    }
+}

@@ -1,0 +1,931 @@
+import NIOCore
+import NIOHTTP1
+import SextantIstio
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One downstream HTTP/1.1 connection: routes each request, applies the route's faults, retries and
+/// timeouts, forwards it over a pooled upstream connection and streams the response back.
+///
+/// NIO's pipelining handler in front of it delivers one request at a time, so the handler holds at
+/// most one `Exchange`. Everything runs on the connection's event loop.
+final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let shared: ProxyShared
+    let kind: ListenerKind
+    /// The inbound listener's fixed cluster (the local app), nil on outbound listeners.
+    let inboundCluster: ClusterRuntime?
+    var pool: UpstreamPool!
+    var context: ChannelHandlerContext!
+    var exchange: Exchange?
+    var remoteAddress: String?
+    var localAddress: String?
+    var remoteIP: String?
+    var random = FastRandom()
+    /// Whether reading from the downstream is paused (backpressure), so `autoRead` changes only on a change.
+    var readPaused = false
+    /// Parts of pipelined requests waiting for the current response to finish.
+    var pipelined: [HTTPServerRequestPart] = []
+    var pipelinedBytes = 0
+
+    init(shared: ProxyShared, kind: ListenerKind, inboundCluster: ClusterRuntime?) {
+        self.shared = shared
+        self.kind = kind
+        self.inboundCluster = inboundCluster
+    }
+
+    /// Per-request state. A class so that timers and pool callbacks can refer to the same request.
+    final class Exchange {
+        var head: HTTPRequestHead
+        var record: ProxyRecord
+        let started: NIODeadline
+        let snapshot: ProxySnapshot
+        var route: CompiledRoute?
+        var cluster: ClusterRuntime?
+        var upstreamHead: HTTPRequestHead?
+        var responseHeaderOps = HeaderOperations.Operations()
+        var corsOrigin: String?
+        /// Request body parts kept for (re)sending; emptied once streaming past `retryBufferBytes`.
+        var parts: [ByteBuffer] = []
+        var partsBytes = 0
+        var canRetry = true
+        var requestComplete = false
+        var keepAlive: Bool
+        /// Set when a local reply went out before the request body was read: ignore the rest, then close.
+        var replied = false
+        var attempt = 0
+        var maxTries = 1
+        var retryOn = RetryOn.istioDefault
+        var perTryTimeout: Duration?
+        var timeout: Duration?
+        var tried: Set<Int> = []
+        var endpointIndex: Int?
+        var connection: UpstreamConnection?
+        var waiterID: Int?
+        /// Bumped per attempt so that stale timers and callbacks are ignored.
+        var generation = 0
+        var attemptStart: NIODeadline = .now()
+        var responding = false
+        var globalTimer: Scheduled<Void>?
+        var tryTimer: Scheduled<Void>?
+        var hash: UInt64?
+        var activeCounted = false
+        var endpointActive: EndpointState?
+        var mirror: (ClusterKey, String)?
+        /// gRPC status moved out of a Trailers-Only response head (see `upstreamRead`).
+        var trailersFromHead: HTTPHeaders?
+
+        init(head: HTTPRequestHead, record: ProxyRecord, snapshot: ProxySnapshot) {
+            self.head = head
+            self.record = record
+            self.snapshot = snapshot
+            self.started = .now()
+            self.keepAlive = head.isKeepAlive
+        }
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        pool = shared.pools.pool(for: context.eventLoop)
+        remoteAddress = context.channel.remoteAddress.map(Self.format)
+        localAddress = context.channel.localAddress.map(Self.format)
+        remoteIP = context.channel.remoteAddress?.ipAddress
+    }
+
+    static func format(_ a: SocketAddress) -> String {
+        guard let ip = a.ipAddress, let port = a.port else { return "\(a)" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        // HTTP/1.1 pipelining: a request that arrives while the previous response is still going out waits
+        // here (NIO's pipelining helper would do this too, but by toggling read interest on every request,
+        // which costs two `epoll_ctl` calls per request).
+        if !pipelined.isEmpty || (exchange?.requestComplete ?? false) {
+            pipelined.append(part)
+            if case .body(let b) = part { pipelinedBytes += b.readableBytes }
+            if pipelined.count > 64 || pipelinedBytes > shared.limits.retryBufferBytes { pauseDownstream(true) }
+            return
+        }
+        deliver(part)
+    }
+
+    /// Hands the requests that waited behind a finished response to `deliver`, in order.
+    private func drainPipelined() {
+        while exchange == nil || !(exchange!.requestComplete), !pipelined.isEmpty {
+            let part = pipelined.removeFirst()
+            if case .body(let b) = part { pipelinedBytes -= b.readableBytes }
+            deliver(part)
+            if context == nil || !context.channel.isActive { return }
+        }
+        if pipelined.isEmpty && readPaused && exchange?.connection == nil { pauseDownstream(false) }
+    }
+
+    private func deliver(_ part: HTTPServerRequestPart) {
+        switch part {
+        case .head(let head):
+            begin(head)
+        case .body(let buffer):
+            guard let x = exchange, !x.replied else { return }
+            x.record.bytesReceived += buffer.readableBytes
+            if let c = x.connection {
+                c.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+                keepForRetry(buffer, in: x)
+            } else {
+                // Not connected yet (routing, fault delay, connecting, retry back-off): hold the part.
+                x.parts.append(buffer)
+                x.partsBytes += buffer.readableBytes
+                if x.partsBytes > shared.limits.retryBufferBytes {
+                    // Stop reading until an upstream connection takes what is held.
+                    pauseDownstream(true)
+                }
+            }
+        case .end:
+            guard let x = exchange else { return }
+            x.requestComplete = true
+            if x.replied {
+                finish(x)
+                return
+            }
+            if let c = x.connection {
+                c.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            }
+            startTimers(x)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        exchange?.connection?.channel.flush()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        guard let x = exchange else { return }
+        x.record.responseFlags.insert(.downstreamConnectionTermination)
+        abandonUpstream(x)
+        complete(x)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        if let c = exchange?.connection { c.pauseReading(!writable) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let e = error as? HTTPParserError {
+            let tooLarge = e == .headerOverflow
+            if exchange == nil || !(exchange!.responding) {
+                localReplyAndClose(status: tooLarge ? .requestHeaderFieldsTooLarge : .badRequest, flags: .downstreamProtocolError)
+                return
+            }
+        }
+        context.close(promise: nil)
+    }
+
+    /// Stops or resumes reading the downstream connection (only when that changes: each change is an
+    /// `epoll_ctl` system call).
+    private func pauseDownstream(_ pause: Bool) {
+        guard pause != readPaused else { return }
+        readPaused = pause
+        context.channel.setOption(ChannelOptions.autoRead, value: !pause).whenComplete { _ in }
+    }
+
+    // MARK: Routing
+
+    private func begin(_ head: HTTPRequestHead) {
+        let snapshot = shared.state.snapshot
+        var headers = head.headers
+        let authority = headers.first(name: "host") ?? ""
+        var requestID = headers.first(name: "x-request-id") ?? ""
+        if requestID.isEmpty {
+            requestID = RequestID.make(using: &random)
+            headers.replaceOrAdd(name: "x-request-id", value: requestID)
+        }
+        var record = ProxyRecord(
+            direction: kind == .outbound ? ProxyRecord.Direction.outbound : .inbound, startUnixNanos: WallClock.nowNanos(), method: head.method.rawValue,
+            path: head.uri, protocolName: "HTTP/\(head.version.major).\(head.version.minor)", authority: authority,
+            requestHeaders: headers)
+        record.requestID = requestID
+        record.downstreamRemoteAddress = remoteAddress
+        record.downstreamLocalAddress = localAddress
+        var h = head
+        h.headers = headers
+        let x = Exchange(head: h, record: record, snapshot: snapshot)
+        exchange = x
+
+        var headerBytes = 0
+        for (n, v) in head.headers { headerBytes += n.utf8.count + v.utf8.count + 4 }
+        if headerBytes > shared.limits.maxRequestHeaderBytes {
+            localReply(x, status: .requestHeaderFieldsTooLarge, body: "", flags: .downstreamProtocolError, details: "request_headers_too_large")
+            return
+        }
+        if head.headers.contains(name: "expect"), head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            // Envoy answers `Expect: 100-continue` itself and does not forward it.
+            x.head.headers.remove(name: "expect")
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+
+        if case .inbound = kind {
+            guard let cluster = inboundCluster else { return }
+            x.cluster = cluster
+            x.maxTries = 1
+            x.record.upstreamCluster = cluster.name
+            x.record.routeName = "default"
+            x.upstreamHead = upstreamHead(for: x, route: nil, destinationHeaders: nil)
+            startAttempt(x)
+            return
+        }
+
+        let (_, authorityPort) = HostName.splitAuthority(authority)
+        let listenerPort = context.channel.localAddress?.port ?? 80
+        let rh = RequestHead(
+            authority: authority, path: head.uri, method: head.method.rawValue, scheme: "http",
+            headers: headers.map { (name: $0.name, value: $0.value) },
+            port: authorityPort ?? (shared.state.table.identity.mode == .gateway ? listenerPort : 80),
+            sourceLabels: snapshot.table.identity.labels, sourceNamespace: snapshot.table.identity.namespace)
+        guard case .route(let route, _) = snapshot.table.route(rh) else {
+            localReply(x, status: .notFound, body: "", flags: .noRouteFound, details: "route_not_found")
+            return
+        }
+        x.route = route
+        x.record.routeName = route.name
+        let rule = route.rule
+
+        if let cors = rule.corsPolicy, let origin = headers.first(name: "origin") {
+            if cors.allowOrigins.contains(where: { $0.matches(origin) }) {
+                x.corsOrigin = origin
+                if head.method == .OPTIONS, headers.contains(name: "access-control-request-method") {
+                    var extra = HTTPHeaders()
+                    extra.add(name: "access-control-allow-origin", value: origin)
+                    if !cors.allowMethods.isEmpty { extra.add(name: "access-control-allow-methods", value: cors.allowMethods.joined(separator: ",")) }
+                    if !cors.allowHeaders.isEmpty { extra.add(name: "access-control-allow-headers", value: cors.allowHeaders.joined(separator: ",")) }
+                    if let age = cors.maxAge { extra.add(name: "access-control-max-age", value: "\(age.components.seconds)") }
+                    if cors.allowCredentials == true { extra.add(name: "access-control-allow-credentials", value: "true") }
+                    localReply(x, status: .ok, body: "", flags: [], details: "cors_response", extra: extra)
+                    return
+                }
+            }
+        }
+        if let direct = rule.directResponse {
+            localReply(x, status: .init(statusCode: direct.status), bytes: direct.body ?? [], flags: [], details: "direct_response")
+            return
+        }
+        if let redirect = rule.redirect {
+            let (host, port) = HostName.splitAuthority(authority)
+            var location = "\(redirect.scheme ?? "http")://\(redirect.authority ?? host)"
+            if let p = redirect.port ?? (redirect.authority == nil ? port : nil) { location += ":\(p)" }
+            location += redirect.uri ?? head.uri
+            var extra = HTTPHeaders()
+            extra.add(name: "location", value: location)
+            localReply(x, status: .init(statusCode: redirect.redirectCode), body: "", flags: [], details: "direct_response", extra: extra)
+            return
+        }
+        guard let picked = route.pick(random: Int.random(in: 0..<100, using: &random)),
+            let cluster = snapshot.cluster(picked.cluster, requestPort: rh.port)
+        else {
+            localReply(x, status: .serviceUnavailable, body: "", flags: .noClusterFound, details: "cluster_not_found")
+            return
+        }
+        x.cluster = cluster
+        x.record.upstreamCluster = cluster.name
+        x.record.destinationService = cluster.cluster.key.host
+        x.record.destinationServiceName = cluster.cluster.serviceName
+        x.record.destinationServiceNamespace = cluster.cluster.serviceNamespace
+        x.responseHeaderOps = rule.headers.response
+        x.responseHeaderOps.set += picked.headers.response.set
+        x.responseHeaderOps.add += picked.headers.response.add
+        x.responseHeaderOps.remove += picked.headers.response.remove
+        x.upstreamHead = upstreamHead(for: x, route: route, destinationHeaders: picked.headers)
+        x.timeout = rule.timeout.flatMap { $0 > .zero ? $0 : nil }
+        if let r = rule.retries {
+            x.maxTries = 1 + r.attempts
+            x.retryOn = r.retryOn
+            x.perTryTimeout = r.perTryTimeout
+        } else {
+            // Istio's default retry policy for routes without `retries`.
+            x.maxTries = 3
+        }
+        x.hash = hashKey(cluster.policy, x)
+        if let m = route.mirror, Double.random(in: 0..<100, using: &random) < (rule.mirrorPercentage ?? 100) {
+            x.mirror = (m, authority)
+        }
+
+        if let fault = rule.fault {
+            if let delay = fault.delay, Double.random(in: 0..<100, using: &random) < delay.percentage {
+                x.record.responseFlags.insert(.delayInjected)
+                let generation = x.generation
+                context.eventLoop.assumeIsolated().scheduleTask(in: Self.timeAmount(delay.fixedDelay)) { [self] in
+                    guard exchange === x, x.generation == generation else { return }
+                    afterDelay(x, fault: fault)
+                }
+                return
+            }
+            afterDelay(x, fault: fault)
+            return
+        }
+        startAttempt(x)
+    }
+
+    private func afterDelay(_ x: Exchange, fault: HTTPFault) {
+        if let abort = fault.abort, Double.random(in: 0..<100, using: &random) < abort.percentage {
+            switch abort.kind {
+            case .httpStatus(let code):
+                localReply(x, status: .init(statusCode: code), body: "fault filter abort", flags: .faultInjected, details: "fault_filter_abort")
+            case .grpcStatus(let name):
+                var extra = HTTPHeaders()
+                extra.add(name: "content-type", value: "application/grpc")
+                extra.add(name: "grpc-status", value: "\(GRPCStatusName.code(name) ?? 2)")
+                extra.add(name: "grpc-message", value: "fault filter abort")
+                localReply(x, status: .ok, body: "", flags: .faultInjected, details: "fault_filter_abort", extra: extra)
+            }
+            return
+        }
+        startAttempt(x)
+    }
+
+    private func hashKey(_ policy: LoadBalancerSettings, _ x: Exchange) -> UInt64? {
+        guard case .consistentHash(let key, _) = policy else { return nil }
+        switch key {
+        case .header(let name):
+            return x.head.headers.first(name: name).map { StableHash.hash($0) }
+        case .cookie(let name, _, _):
+            for cookie in x.head.headers["cookie"] {
+                for pair in cookie.split(separator: ";") {
+                    let kv = pair.split(separator: "=", maxSplits: 1)
+                    if kv.count == 2, kv[0].trimmingPrefixSpaces == name { return StableHash.hash(kv[1]) }
+                }
+            }
+            return nil
+        case .sourceIP:
+            return remoteIP.map { StableHash.hash($0) }
+        case .queryParameter(let name):
+            let rh = RequestHead(authority: "", path: x.head.uri, method: "")
+            return rh.query(name).map { StableHash.hash($0) }
+        }
+    }
+
+    /// The request as sent upstream: hop-by-hop headers removed, route header edits and rewrites applied.
+    private func upstreamHead(for x: Exchange, route: CompiledRoute?, destinationHeaders: HeaderOperations?) -> HTTPRequestHead {
+        // Copy-on-write: the received headers are reused as they are unless a hop-by-hop one must go.
+        var headers = x.head.headers
+        HopByHop(headers).strip(from: &headers)
+        // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
+        if x.head.headers["te"].contains(where: { $0.lowercased() == "trailers" }) { headers.add(name: "te", value: "trailers") }
+        if !headers.contains(name: "x-forwarded-proto") { headers.add(name: "x-forwarded-proto", value: "http") }
+        if shared.state.table.identity.mode == .gateway, let ip = remoteIP {
+            if let xff = headers.first(name: "x-forwarded-for") {
+                headers.replaceOrAdd(name: "x-forwarded-for", value: "\(xff), \(ip)")
+            } else {
+                headers.add(name: "x-forwarded-for", value: ip)
+            }
+        }
+        var uri = x.head.uri
+        if let rule = route?.rule {
+            if let rw = rule.rewrite {
+                if let newURI = rw.uri {
+                    headers.replaceOrAdd(name: "x-envoy-original-path", value: uri)
+                    uri = Self.rewrite(uri, matched: rule.match.first?.uri, with: newURI)
+                }
+                if let a = rw.authority { headers.replaceOrAdd(name: "host", value: a) }
+            }
+            Self.apply(rule.headers.request, to: &headers)
+        }
+        if let d = destinationHeaders { Self.apply(d.request, to: &headers) }
+        var out = HTTPRequestHead(version: .http1_1, method: x.head.method, uri: uri, headers: headers)
+        out.headers.remove(name: "transfer-encoding")
+        return out
+    }
+
+    /// Envoy's `prefix_rewrite`: the matched prefix is replaced; for exact/regex matches, the whole path.
+    static func rewrite(_ uri: String, matched: StringMatch?, with replacement: String) -> String {
+        if case .prefix(let p) = matched, uri.hasPrefix(p) {
+            return replacement + uri.dropFirst(p.count)
+        }
+        let query = uri.firstIndex(of: "?").map { String(uri[$0...]) } ?? ""
+        return replacement + query
+    }
+
+    static func apply(_ ops: HeaderOperations.Operations, to headers: inout HTTPHeaders) {
+        for (n, v) in ops.set { headers.replaceOrAdd(name: n, value: v) }
+        for (n, v) in ops.add { headers.add(name: n, value: v) }
+        for n in ops.remove { headers.remove(name: n) }
+    }
+
+    static func timeAmount(_ d: Duration) -> TimeAmount {
+        let (s, a) = d.components
+        return .nanoseconds(s * 1_000_000_000 + a / 1_000_000_000)
+    }
+
+    // MARK: Attempts
+
+    private func startAttempt(_ x: Exchange) {
+        guard let cluster = x.cluster else { return }
+        x.attempt += 1
+        x.generation += 1
+        x.record.attempts = x.attempt
+        let now = ContinuousClock.now
+        guard let index = cluster.pick(hash: x.hash, tried: x.tried, now: now, random: &random) else {
+            localReply(x, status: .serviceUnavailable, body: "no healthy upstream", flags: .noHealthyUpstream, details: "no_healthy_upstream")
+            return
+        }
+        if !x.activeCounted {
+            guard ClusterRuntime.tryIncrement(cluster.activeRequests, limit: cluster.maxRequests) else {
+                overflow(x)
+                return
+            }
+            x.activeCounted = true
+        }
+        x.endpointIndex = index
+        x.tried.insert(index)
+        let endpoint = cluster.endpoints[index]
+        x.record.upstreamHost = endpoint.key
+        x.record.upstreamLabels = endpoint.endpoint.labels
+        let generation = x.generation
+        x.attemptStart = .now()
+        let acquired = pool.acquire(cluster: cluster, endpoint: endpoint, http2: upstreamHTTP2(cluster, x)) { [self] result in
+            guard exchange === x, x.generation == generation else {
+                if case .success(let c) = result { pool.release(c, reusable: true) }
+                return
+            }
+            x.waiterID = nil
+            switch result {
+            case .success(let c): attach(x, c)
+            case .failure(let error): connectFailed(x, error)
+            }
+        }
+        switch acquired {
+        case .ready(let c): attach(x, c)
+        case .pending(let waiterID): x.waiterID = waiterID
+        case .overflow: overflow(x)
+        }
+    }
+
+    /// Istio's protocol selection for the upstream side: the port's protocol (`GRPC`, `HTTP2` → HTTP/2;
+    /// `HTTP` → HTTP/1.1), else the protocol the client used.
+    private func upstreamHTTP2(_ cluster: ClusterRuntime, _ x: Exchange) -> Bool {
+        switch cluster.cluster.protocolName {
+        case .grpc, .http2: return true
+        case .http: return false
+        default: return x.head.version.major == 2
+        }
+    }
+
+    private func overflow(_ x: Exchange) {
+        localReply(
+            x, status: .serviceUnavailable, body: "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            flags: .upstreamOverflow, details: "upstream_reset_before_response_started{overflow}")
+    }
+
+    private func connectFailed(_ x: Exchange, _ error: any Error) {
+        if let i = x.endpointIndex { x.cluster?.record(endpoint: i, status: nil, now: .now) }
+        x.record.upstreamTransportFailureReason = "\(error)"
+        if x.retryOn.connectFailure && x.attempt < x.maxTries && x.canRetry {
+            retryLater(x)
+            return
+        }
+        localReply(
+            x, status: .serviceUnavailable,
+            body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+            flags: .upstreamConnectionFailure, details: "upstream_reset_before_response_started{connection_failure}")
+    }
+
+    private func attach(_ x: Exchange, _ c: UpstreamConnection) {
+        x.connection = c
+        c.delegate = self
+        if let e = x.endpointIndex, let cluster = x.cluster {
+            x.endpointActive = cluster.endpoints[e]
+            cluster.endpoints[e].active.add(1, ordering: .relaxed)
+        }
+        guard let head = x.upstreamHead else { return }
+        c.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        for p in x.parts { c.channel.write(HTTPClientRequestPart.body(.byteBuffer(p)), promise: nil) }
+        dropRetryBufferIfFull(x)
+        if x.requestComplete {
+            c.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            startTryTimer(x)
+        } else {
+            c.channel.flush()
+            pauseDownstream(false)
+        }
+        c.pauseReading(!context.channel.isWritable)
+    }
+
+    /// Keeps a body part for retries while the body fits the retry buffer; past it, the request
+    /// streams through and can no longer be retried or mirrored.
+    private func keepForRetry(_ buffer: ByteBuffer, in x: Exchange) {
+        guard x.canRetry else { return }
+        x.parts.append(buffer)
+        x.partsBytes += buffer.readableBytes
+        dropRetryBufferIfFull(x)
+    }
+
+    private func dropRetryBufferIfFull(_ x: Exchange) {
+        if x.partsBytes > shared.limits.retryBufferBytes {
+            x.canRetry = false
+            x.parts = []
+            x.partsBytes = 0
+        }
+    }
+
+    private func startTimers(_ x: Exchange) {
+        if let t = x.timeout, x.globalTimer == nil {
+            x.globalTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.timeAmount(t)) { [self] in
+                guard exchange === x else { return }
+                globalTimeout(x)
+            }
+        }
+        if x.connection != nil { startTryTimer(x) }
+    }
+
+    private func startTryTimer(_ x: Exchange) {
+        guard let t = x.perTryTimeout, t > .zero else { return }
+        x.tryTimer?.cancel()
+        let generation = x.generation
+        x.tryTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.timeAmount(t)) { [self] in
+            guard exchange === x, x.generation == generation, !x.responding else { return }
+            if let i = x.endpointIndex { x.cluster?.record(endpoint: i, status: 504, now: .now) }
+            abandonUpstream(x)
+            if (x.retryOn.fiveXX || x.retryOn.gatewayError || x.retryOn.reset) && x.attempt < x.maxTries && x.canRetry {
+                retryLater(x)
+            } else {
+                x.record.responseFlags.insert(.upstreamRequestTimeout)
+                localReply(x, status: .gatewayTimeout, body: "upstream request timeout", flags: .upstreamRequestTimeout, details: "upstream_per_try_timeout")
+            }
+        }
+    }
+
+    private func globalTimeout(_ x: Exchange) {
+        abandonUpstream(x)
+        if x.responding {
+            x.record.responseFlags.insert(.upstreamRequestTimeout)
+            context.close(promise: nil)
+            return
+        }
+        localReply(x, status: .gatewayTimeout, body: "upstream request timeout", flags: .upstreamRequestTimeout, details: "response_timeout")
+    }
+
+    /// Retries after Envoy's jittered exponential back-off (base 25 ms, capped at 250 ms).
+    private func retryLater(_ x: Exchange) {
+        x.generation += 1
+        let generation = x.generation
+        let base = shared.limits.retryBackoffBase
+        let ceiling = min(shared.limits.retryBackoffMax, base * (1 << min(x.attempt, 10)))
+        let nanos = Int64(Double(ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000) * Double.random(in: 0..<1, using: &random))
+        context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanos)) { [self] in
+            guard exchange === x, x.generation == generation else { return }
+            startAttempt(x)
+        }
+    }
+
+    /// Lets go of the current upstream connection mid-exchange: it cannot be reused (HTTP/1.1 has no
+    /// way to cancel one request), so it is closed.
+    private func abandonUpstream(_ x: Exchange) {
+        x.tryTimer?.cancel()
+        x.tryTimer = nil
+        if let id = x.waiterID, let cluster = x.cluster {
+            pool.cancelWaiter(id, cluster: cluster)
+            x.waiterID = nil
+        }
+        if let e = x.endpointActive {
+            e.active.subtract(1, ordering: .relaxed)
+            x.endpointActive = nil
+        }
+        guard let c = x.connection else { return }
+        x.connection = nil
+        c.delegate = nil
+        c.channel.close(promise: nil)
+    }
+
+    // MARK: Upstream events
+
+    func upstreamRead(_ part: HTTPClientResponsePart, from c: UpstreamConnection) {
+        guard let x = exchange, x.connection === c else { return }
+        switch part {
+        case .head(let head):
+            x.record.upstreamServiceTime = .nanoseconds(Int64((NIODeadline.now() - x.attemptStart).nanoseconds))
+            let status = Int(head.status.code)
+            let grpcStatus = head.headers.first(name: "grpc-status").flatMap { Int($0) }
+            if let i = x.endpointIndex { x.cluster?.record(endpoint: i, status: status, now: .now) }
+            if head.status.code >= 100 && head.status.code < 200 { return }
+            if x.retryOn.retries(status: status, grpcStatus: grpcStatus) && x.canRetry {
+                if x.attempt < x.maxTries {
+                    abandonUpstream(x)
+                    retryLater(x)
+                    return
+                }
+                if x.maxTries > 1 { x.record.responseFlags.insert(.upstreamRetryLimitExceeded) }
+            }
+            x.tryTimer?.cancel()
+            x.responding = true
+            x.record.responseCode = status
+            x.record.responseCodeDetails = "via_upstream"
+            var h = HTTPResponseHead(version: x.head.version, status: head.status, headers: head.headers)
+            HopByHop(head.headers).strip(from: &h.headers)
+            h.headers.replaceOrAdd(name: "x-envoy-upstream-service-time", value: "\((x.record.upstreamServiceTime ?? .zero).components.attoseconds / 1_000_000_000_000_000 + (x.record.upstreamServiceTime ?? .zero).components.seconds * 1000)")
+            h.headers.replaceOrAdd(name: "server", value: "istio-envoy")
+            Self.apply(x.responseHeaderOps, to: &h.headers)
+            if let origin = x.corsOrigin, let cors = x.route?.rule.corsPolicy {
+                h.headers.replaceOrAdd(name: "access-control-allow-origin", value: origin)
+                if !cors.exposeHeaders.isEmpty { h.headers.replaceOrAdd(name: "access-control-expose-headers", value: cors.exposeHeaders.joined(separator: ",")) }
+                if cors.allowCredentials == true { h.headers.replaceOrAdd(name: "access-control-allow-credentials", value: "true") }
+            }
+            if !x.keepAlive && x.head.version.major < 2 { h.headers.replaceOrAdd(name: "connection", value: "close") }
+            if x.head.version.major == 2, h.headers.contains(name: "grpc-status") {
+                // A gRPC "Trailers-Only" response (one HEADERS frame with END_STREAM) reaches us as a head
+                // and an empty end; the status goes out as trailers so the client still finds it there.
+                var trailers = HTTPHeaders()
+                for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+                    for v in h.headers[name] { trailers.add(name: name, value: v) }
+                    h.headers.remove(name: name)
+                }
+                x.trailersFromHead = trailers
+            }
+            if !head.isKeepAlive { c.requestsServed = Int.max - 1 }
+            x.record.responseHeaders = h.headers
+            context.write(wrapOutboundOut(.head(h)), promise: nil)
+        case .body(let b):
+            guard x.responding else { return }
+            x.record.bytesSent += b.readableBytes
+            context.write(wrapOutboundOut(.body(.byteBuffer(b))), promise: nil)
+            if !context.channel.isWritable {
+                c.pauseReading(true)
+            }
+        case .end(let trailers):
+            guard x.responding else { return }
+            let reusable = x.requestComplete && c.requestsServed < Int.max - 1
+            x.connection = nil
+            if let e = x.endpointActive {
+                e.active.subtract(1, ordering: .relaxed)
+                x.endpointActive = nil
+            }
+            pool.release(c, reusable: reusable)
+            sendMirror(x)
+            context.writeAndFlush(wrapOutboundOut(.end(trailers ?? x.trailersFromHead)), promise: nil)
+            if !x.requestComplete {
+                // The upstream answered before the request body was all sent: the rest cannot be
+                // skipped reliably on this connection, so it closes after the response (as Envoy does).
+                x.keepAlive = false
+            }
+            finish(x)
+        }
+    }
+
+    func upstreamClosed(_ c: UpstreamConnection) {
+        guard let x = exchange, x.connection === c else { return }
+        x.connection = nil
+        if let e = x.endpointActive {
+            e.active.subtract(1, ordering: .relaxed)
+            x.endpointActive = nil
+        }
+        x.tryTimer?.cancel()
+        if x.responding {
+            x.record.responseFlags.insert(.upstreamConnectionTermination)
+            context.close(promise: nil)
+            return
+        }
+        if let i = x.endpointIndex { x.cluster?.record(endpoint: i, status: nil, now: .now) }
+        // A reused keep-alive connection the upstream closed just as we sent on it: resend once, as a
+        // fresh connection would have been used had the close been seen first.
+        let staleKeepAlive = c.requestsServed > 0 && x.canRetry
+        if (x.retryOn.reset || staleKeepAlive) && x.attempt < x.maxTries + (staleKeepAlive ? 1 : 0) && x.canRetry {
+            retryLater(x)
+            return
+        }
+        localReply(
+            x, status: .serviceUnavailable,
+            body: "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+            flags: .upstreamConnectionTermination, details: "upstream_reset_before_response_started{connection_termination}")
+    }
+
+    func upstreamWritabilityChanged(_ c: UpstreamConnection, writable: Bool) {
+        guard let x = exchange, x.connection === c else { return }
+        pauseDownstream(!writable)
+    }
+
+    // MARK: Mirroring
+
+    /// Sends a copy of the request to the mirror cluster with `-shadow` appended to the authority, as
+    /// Envoy's request mirroring does; the answer is read and dropped.
+    private func sendMirror(_ x: Exchange) {
+        guard let (key, authority) = x.mirror, x.canRetry, var head = x.upstreamHead else { return }
+        x.mirror = nil
+        guard let cluster = x.snapshot.cluster(key, requestPort: HostName.splitAuthority(authority).port ?? 80),
+            let index = cluster.pick(hash: nil, tried: [], now: .now, random: &random)
+        else { return }
+        let (host, port) = HostName.splitAuthority(authority)
+        head.headers.replaceOrAdd(name: "host", value: port.map { "\(host)-shadow:\($0)" } ?? "\(host)-shadow")
+        let shadow = ShadowRequest(pool: pool, head: head, body: x.parts)
+        shadow.start(cluster: cluster, endpoint: cluster.endpoints[index], http2: upstreamHTTP2(cluster, x))
+    }
+
+    // MARK: Replies
+
+    private func localReply(
+        _ x: Exchange, status: HTTPResponseStatus, body: String, flags: ResponseFlags, details: String, extra: HTTPHeaders = [:]
+    ) {
+        localReply(x, status: status, bytes: Array(body.utf8), flags: flags, details: details, extra: extra)
+    }
+
+    private func localReply(
+        _ x: Exchange, status: HTTPResponseStatus, bytes: [UInt8], flags: ResponseFlags, details: String, extra: HTTPHeaders = [:]
+    ) {
+        abandonUpstream(x)
+        x.globalTimer?.cancel()
+        x.generation += 1
+        x.record.responseFlags.formUnion(flags)
+        x.record.responseCode = Int(status.code)
+        x.record.responseCodeDetails = details
+        var h = HTTPResponseHead(version: x.head.version, status: status)
+        if !bytes.isEmpty && !extra.contains(name: "content-type") { h.headers.add(name: "content-type", value: "text/plain") }
+        h.headers.add(name: "content-length", value: "\(bytes.count)")
+        h.headers.add(contentsOf: extra)
+        h.headers.add(name: "server", value: "istio-envoy")
+        if (!x.requestComplete || !x.keepAlive) && x.head.version.major < 2 {
+            x.keepAlive = false
+            h.headers.add(name: "connection", value: "close")
+        }
+        if let origin = x.corsOrigin, details != "cors_response" { h.headers.add(name: "access-control-allow-origin", value: origin) }
+        x.record.responseHeaders = h.headers
+        x.record.bytesSent = bytes.count
+        x.responding = true
+        var trailers: HTTPHeaders?
+        if x.head.version.major == 2, h.headers.contains(name: "grpc-status") {
+            // gRPC over HTTP/2 reads the status from trailers (a fault abort with `grpcStatus`).
+            var t = HTTPHeaders()
+            for name in ["grpc-status", "grpc-message"] {
+                for v in h.headers[name] { t.add(name: name, value: v) }
+                h.headers.remove(name: name)
+            }
+            h.headers.remove(name: "content-length")
+            trailers = t
+        }
+        context.write(wrapOutboundOut(.head(h)), promise: nil)
+        if !bytes.isEmpty {
+            var buf = context.channel.allocator.buffer(capacity: bytes.count)
+            buf.writeBytes(bytes)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        if x.requestComplete {
+            finish(x)
+        } else {
+            // The rest of the request body is not read: the connection closes after this reply.
+            x.replied = true
+            complete(x)
+            context.close(promise: nil)
+        }
+    }
+
+    private func localReplyAndClose(status: HTTPResponseStatus, flags: ResponseFlags) {
+        if let x = exchange {
+            x.requestComplete = false
+            localReply(x, status: status, body: "", flags: flags, details: "downstream_protocol_error")
+            return
+        }
+        var h = HTTPResponseHead(version: .http1_1, status: status)
+        h.headers.add(name: "content-length", value: "0")
+        h.headers.add(name: "connection", value: "close")
+        h.headers.add(name: "server", value: "istio-envoy")
+        context.write(wrapOutboundOut(.head(h)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [context] _ in
+            context!.close(promise: nil)
+        }
+    }
+
+    /// The response is complete: report it, and close the connection if the request asked for that.
+    private func finish(_ x: Exchange) {
+        complete(x)
+        if !x.keepAlive {
+            pipelined = []
+            context.close(promise: nil)
+            return
+        }
+        if !pipelined.isEmpty { drainPipelined() }
+    }
+
+    private func complete(_ x: Exchange) {
+        guard exchange === x else { return }
+        exchange = nil
+        x.globalTimer?.cancel()
+        x.tryTimer?.cancel()
+        if let e = x.endpointActive {
+            e.active.subtract(1, ordering: .relaxed)
+            x.endpointActive = nil
+        }
+        if x.activeCounted, let cluster = x.cluster { cluster.activeRequests.subtract(1, ordering: .relaxed) }
+        x.record.duration = .nanoseconds(Int64((NIODeadline.now() - x.started).nanoseconds))
+        shared.observer.requestFinished(x.record)
+    }
+}
+
+@available(*, unavailable)
+extension DownstreamHandler: Sendable {}
+
+@available(*, unavailable)
+extension DownstreamHandler.Exchange: Sendable {}
+
+/// A mirrored request: sent on its own connection, its response drained and dropped.
+final class ShadowRequest: UpstreamDelegate {
+    let pool: UpstreamPool
+    let head: HTTPRequestHead
+    let body: [ByteBuffer]
+    var keepSelf: ShadowRequest?
+
+    init(pool: UpstreamPool, head: HTTPRequestHead, body: [ByteBuffer]) {
+        self.pool = pool
+        self.head = head
+        self.body = body
+    }
+
+    func start(cluster: ClusterRuntime, endpoint: EndpointState, http2: Bool) {
+        keepSelf = self
+        let acquired = pool.acquire(cluster: cluster, endpoint: endpoint, http2: http2) { [self] result in
+            switch result {
+            case .success(let c): send(on: c)
+            case .failure: keepSelf = nil
+            }
+        }
+        switch acquired {
+        case .ready(let c): send(on: c)
+        case .pending: break
+        case .overflow: keepSelf = nil
+        }
+    }
+
+    private func send(on c: UpstreamConnection) {
+        c.delegate = self
+        c.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        for b in body { c.channel.write(HTTPClientRequestPart.body(.byteBuffer(b)), promise: nil) }
+        c.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+    }
+
+    func upstreamRead(_ part: HTTPClientResponsePart, from c: UpstreamConnection) {
+        if case .end = part {
+            pool.release(c, reusable: true)
+            keepSelf = nil
+        }
+    }
+
+    func upstreamClosed(_ c: UpstreamConnection) { keepSelf = nil }
+    func upstreamWritabilityChanged(_ c: UpstreamConnection, writable: Bool) {}
+}
+
+@available(*, unavailable)
+extension ShadowRequest: Sendable {}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) that a proxy must not forward, plus those named in `Connection`.
+/// Checked per header per request, so without sets or lower-cased copies.
+struct HopByHop {
+    static let fixed = [
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+        "proxy-authenticate", "proxy-authorization",
+    ]
+    /// Extra names listed in the message's `Connection` header (lower-cased), usually none.
+    private var listed: [String] = []
+
+    init(_ headers: HTTPHeaders) {
+        for value in headers["connection"] {
+            for token in value.split(separator: ",") {
+                let t = token.trimmingPrefixSpaces.lowercased()
+                if t != "close" && t != "keep-alive" { listed.append(t) }
+            }
+        }
+    }
+
+    func contains(_ name: String) -> Bool {
+        for f in Self.fixed where HostName.equalsIgnoringASCIICase(name, lowercased: f) { return true }
+        for f in listed where HostName.equalsIgnoringASCIICase(name, lowercased: f) { return true }
+        return false
+    }
+
+    /// Removes hop-by-hop headers; leaves `headers` untouched (no copy) when there are none.
+    func strip(from headers: inout HTTPHeaders) {
+        var doomed: [String] = []
+        for (name, _) in headers where contains(name) { doomed.append(name) }
+        for name in doomed { headers.remove(name: name) }
+    }
+}
+
+extension Substring {
+    var trimmingPrefixSpaces: String {
+        var s = self
+        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
+        while s.last == " " || s.last == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// Wall-clock time for `%START_TIME%`.
+enum WallClock {
+    static func nowNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}

@@ -1,0 +1,94 @@
+import NIOCore
+import NIOHTTP1
+
+/// Envoy's `%RESPONSE_FLAGS%` (stream_info `ResponseFlag`), the short codes access logs, Istio's
+/// `response_flags` label and spans carry.
+public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let noHealthyUpstream = ResponseFlags(rawValue: 1 << 0)  // UH
+    public static let upstreamConnectionFailure = ResponseFlags(rawValue: 1 << 1)  // UF
+    public static let upstreamOverflow = ResponseFlags(rawValue: 1 << 2)  // UO
+    public static let noRouteFound = ResponseFlags(rawValue: 1 << 3)  // NR
+    public static let upstreamRetryLimitExceeded = ResponseFlags(rawValue: 1 << 4)  // URX
+    public static let noClusterFound = ResponseFlags(rawValue: 1 << 5)  // NC
+    public static let downstreamConnectionTermination = ResponseFlags(rawValue: 1 << 6)  // DC
+    public static let upstreamRequestTimeout = ResponseFlags(rawValue: 1 << 7)  // UT
+    public static let localReset = ResponseFlags(rawValue: 1 << 8)  // LR
+    public static let upstreamRemoteReset = ResponseFlags(rawValue: 1 << 9)  // UR
+    public static let upstreamConnectionTermination = ResponseFlags(rawValue: 1 << 10)  // UC
+    public static let delayInjected = ResponseFlags(rawValue: 1 << 11)  // DI
+    public static let faultInjected = ResponseFlags(rawValue: 1 << 12)  // FI
+    public static let invalidHeader = ResponseFlags(rawValue: 1 << 13)  // IH
+    public static let downstreamProtocolError = ResponseFlags(rawValue: 1 << 14)  // DPE
+    public static let upstreamProtocolError = ResponseFlags(rawValue: 1 << 15)  // UPE
+
+    /// Codes in Envoy's print order (`source/common/stream_info/utility.cc`), joined with `,`; `-` if none.
+    static let codes: [(ResponseFlags, String)] = [
+        (.noHealthyUpstream, "UH"), (.upstreamConnectionFailure, "UF"), (.upstreamOverflow, "UO"), (.noRouteFound, "NR"),
+        (.upstreamRetryLimitExceeded, "URX"), (.noClusterFound, "NC"), (.downstreamConnectionTermination, "DC"),
+        (.upstreamRequestTimeout, "UT"), (.localReset, "LR"), (.upstreamRemoteReset, "UR"),
+        (.upstreamConnectionTermination, "UC"), (.delayInjected, "DI"), (.faultInjected, "FI"), (.invalidHeader, "IH"),
+        (.downstreamProtocolError, "DPE"), (.upstreamProtocolError, "UPE"),
+    ]
+
+    public var description: String {
+        if isEmpty { return "-" }
+        return Self.codes.filter { contains($0.0) }.map(\.1).joined(separator: ",")
+    }
+}
+
+/// Everything the telemetry tap learns about one request, filled in as the request goes through the
+/// proxy (no extra work on the request path beyond storing these values).
+public struct ProxyRecord: Sendable {
+    /// Direction of the listener: `outbound` (the workload's own calls) or `inbound` (calls to it).
+    public enum Direction: String, Sendable { case outbound, inbound }
+
+    public var direction: Direction
+    /// Wall-clock start, nanoseconds since the Unix epoch (`%START_TIME%`).
+    public var startUnixNanos: UInt64
+    /// Monotonic duration until the last byte was sent downstream (`%DURATION%`).
+    public var duration: Duration = .zero
+    /// Time from the upstream request start to its response head (`x-envoy-upstream-service-time`).
+    public var upstreamServiceTime: Duration?
+    public var method: String
+    /// The path as received (`X-ENVOY-ORIGINAL-PATH?:PATH`).
+    public var path: String
+    /// `HTTP/1.1`, `HTTP/2`, ...
+    public var protocolName: String
+    public var authority: String
+    public var requestHeaders: HTTPHeaders
+    public var responseHeaders: HTTPHeaders = [:]
+    public var responseCode: Int = 0
+    public var responseCodeDetails: String = ""
+    public var responseFlags: ResponseFlags = []
+    public var bytesReceived: Int = 0
+    public var bytesSent: Int = 0
+    public var upstreamHost: String?
+    public var upstreamCluster: String?
+    public var upstreamTransportFailureReason: String?
+    public var routeName: String?
+    /// Service name and namespace of the destination (Istio `destination_service*`).
+    public var destinationService: String?
+    public var destinationServiceName: String?
+    public var destinationServiceNamespace: String?
+    /// Labels of the chosen endpoint (`version` feeds `destination_version`).
+    public var upstreamLabels: [String: String] = [:]
+    public var downstreamRemoteAddress: String?
+    public var downstreamLocalAddress: String?
+    public var attempts: Int = 0
+    public var requestID: String = ""
+}
+
+/// Receives every finished request. Implementations must be cheap and never block: they run on the
+/// connection's event loop after the response is complete.
+public protocol ProxyObserver: Sendable {
+    func requestFinished(_ record: ProxyRecord)
+}
+
+/// The observer used when telemetry is off.
+public struct NoProxyObserver: ProxyObserver {
+    public init() {}
+    public func requestFinished(_ record: ProxyRecord) {}
+}

@@ -1,0 +1,265 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SextantHTTP
+import SextantIstio
+import SextantOTLP
+import SextantPipeline
+import ServiceLifecycle
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How `sextant proxy` was started.
+public struct ProxyOptions: Sendable {
+    public var configPaths: [String]
+    public var identity: ProxyIdentity
+    /// Outbound listener (`--listen`): the workload's calls, routed by Istio config.
+    public var listen: (host: String, port: Int)?
+    /// Inbound listener and the local app it fronts (`--inbound`, `--app`), sidecar mode.
+    public var inbound: (host: String, port: Int)?
+    public var app: (host: String, port: Int)?
+    /// Admin endpoint (`--admin`): `/ready`, `/config_dump`.
+    public var admin: (host: String, port: Int)?
+    public var limits = ProxyLimits()
+    /// How often config files are checked for changes (SIGHUP reloads at once).
+    public var reloadPollInterval: Duration = .seconds(1)
+    /// Event-loop threads (Envoy's `--concurrency`).
+    public var threads = 1
+
+    public init(configPaths: [String], identity: ProxyIdentity) {
+        self.configPaths = configPaths
+        self.identity = identity
+    }
+}
+
+/// The routing proxy as a `Service`: loads Istio config, binds its listeners, reloads on SIGHUP or file
+/// change (a bad new config is logged and the old one kept), and drains on graceful shutdown.
+public final class ProxyServer: Service, Sendable {
+    public let options: ProxyOptions
+    let shared: ProxyShared
+    let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    private let channels: NIOLockedValueBox<[any Channel]> = .init([])
+    private let admin: NIOLockedValueBox<HTTPServer?> = .init(nil)
+    private let ready: NIOLockedValueBox<Bool> = .init(false)
+    private let inboundCluster: ClusterRuntime?
+    private let reloads = NIOLockedValueBox<(ok: Int, rejected: Int)>((0, 0))
+
+    /// Loads and validates the configuration; throws `ConfigError` with every problem found.
+    public init(options: ProxyOptions, observer: any ProxyObserver = NoProxyObserver(), logger: Logger) throws(ConfigError) {
+        self.options = options
+        self.logger = logger
+        let (resources, warnings) = try IstioConfigLoader.load(paths: options.configPaths)
+        for w in warnings { logger.warning("\(w)") }
+        let table = RouteTable(resources: resources, identity: options.identity)
+        for w in table.warnings { logger.warning("\(w)") }
+        shared = ProxyShared(state: ProxyState(ProxySnapshot(table: table, version: 1)), observer: observer, limits: options.limits)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
+        if let app = options.app, let inbound = options.inbound {
+            let key = ClusterKey(host: "inbound", port: inbound.port)
+            let endpoint = Endpoint(address: app.host, port: app.port, labels: options.identity.labels, weight: 1, serviceAccount: nil)
+            inboundCluster = ClusterRuntime(
+                Cluster(
+                    key: key, endpoints: [endpoint], policy: TrafficPolicy(), protocolName: .unknown,
+                    serviceNamespace: options.identity.namespace, serviceName: options.identity.workload),
+                name: "inbound|\(inbound.port)||")
+        } else {
+            inboundCluster = nil
+        }
+    }
+
+    /// The configuration in force.
+    public var state: ProxyState { shared.state }
+
+    /// Ports actually bound, by listener (`outbound`, `inbound`, `admin`), useful with port 0.
+    public func boundPorts() -> [String: Int] {
+        var out = listenerPorts.withLockedValue { $0 }
+        if let a = admin.withLockedValue({ $0 }) { out["admin"] = a.port }
+        return out
+    }
+    private let listenerPorts = NIOLockedValueBox<[String: Int]>([:])
+
+    public func run() async throws {
+        try await bindListeners()
+        if let a = options.admin {
+            let server = try await HTTPServer.start(
+                HTTPServerConfiguration(host: a.host, port: a.port, maxRequestBodySize: 1 << 16), group: group, logger: logger
+            ) { [self] request in await self.adminResponse(request) }
+            admin.withLockedValue { $0 = server }
+        }
+        ready.withLockedValue { $0 = true }
+        logger.info("sextant proxy ready", metadata: ["ports": "\(boundPorts())", "config_version": "\(state.version)"])
+
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { [self] in await watchForReload() }
+            tasks.addTask { [self] in
+                let signals = await UnixSignalsSequence(trapping: .sighup)
+                for await _ in signals.cancelOnGracefulShutdown() { _ = reload(reason: "SIGHUP") }
+            }
+            tasks.addTask {
+                try? await gracefulShutdown()
+            }
+            await tasks.next()
+            tasks.cancelAll()
+        }
+        await shutdown()
+    }
+
+    private func bindListeners() async throws {
+        var bound: [(String, any Channel)] = []
+        if let l = options.listen { bound.append(("outbound", try await bind(l, kind: .outbound))) }
+        if let l = options.inbound, let app = options.app {
+            bound.append(("inbound", try await bind(l, kind: .inbound(appHost: app.host, appPort: app.port))))
+        }
+        channels.withLockedValue { $0 = bound.map(\.1) }
+        listenerPorts.withLockedValue { ports in
+            for (name, c) in bound { ports[name] = c.localAddress?.port ?? 0 }
+        }
+    }
+
+    private func bind(_ address: (host: String, port: Int), kind: ListenerKind) async throws -> any Channel {
+        let shared = self.shared
+        let inbound = kind == .outbound ? nil : inboundCluster
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sniffer = ProtocolSniffer { DownstreamHandler(shared: shared, kind: kind, inboundCluster: inbound) }
+                    try channel.pipeline.syncOperations.addHandler(sniffer)
+                }
+            }
+            .bind(host: address.host, port: address.port).get()
+    }
+
+    /// Re-reads the config files; on success the new table serves every request that starts from now
+    /// on, while requests in flight finish on the old one. Returns whether the new config was taken.
+    @discardableResult
+    public func reload(reason: String) -> Bool {
+        do {
+            let (resources, warnings) = try IstioConfigLoader.load(paths: options.configPaths)
+            for w in warnings { logger.warning("\(w)") }
+            let table = RouteTable(resources: resources, identity: options.identity)
+            let version = shared.state.version + 1
+            shared.state.replace(ProxySnapshot(table: table, version: version))
+            reloads.withLockedValue { $0.ok += 1 }
+            logger.info("configuration reloaded", metadata: ["reason": "\(reason)", "version": "\(version)"])
+            return true
+        } catch {
+            reloads.withLockedValue { $0.rejected += 1 }
+            logger.error("configuration rejected; keeping version \(shared.state.version)", metadata: ["reason": "\(reason)", "errors": "\(error)"])
+            return false
+        }
+    }
+
+    private func watchForReload() async {
+        var last = options.configPaths.map(Self.modificationStamp)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: options.reloadPollInterval)
+            let now = options.configPaths.map(Self.modificationStamp)
+            if now != last {
+                last = now
+                reload(reason: "file change")
+            }
+        }
+    }
+
+    static func modificationStamp(_ path: String) -> String {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return "missing" }
+        return "\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec).\(st.st_size).\(st.st_ino)"
+    }
+
+    private func shutdown() async {
+        ready.withLockedValue { $0 = false }
+        for c in channels.withLockedValue({ $0 }) { try? await c.close() }
+        if let a = admin.withLockedValue({ $0 }) { await a.shutdown() }
+        try? await group.shutdownGracefully()
+    }
+
+    // MARK: Admin
+
+    func adminResponse(_ request: HTTPRequest) async -> HTTPResponse {
+        switch request.path {
+        case "/ready":
+            return ready.withLockedValue { $0 } ? .text(.ok, "LIVE\n") : .text(.serviceUnavailable, "PRE_INITIALIZING\n")
+        case "/config_dump":
+            var body = ByteBuffer()
+            body.writeString(configDump())
+            var r = HTTPResponse(status: .ok, body: body)
+            r.headers.add(name: "content-type", value: "application/json")
+            return r
+        default:
+            return .text(.notFound, "unknown admin path; try /ready or /config_dump\n")
+        }
+    }
+
+    /// A JSON view of the configuration in force: version, identity, clusters with endpoints and
+    /// circuit-breaker state, virtual hosts. (Not Envoy's protobuf-shaped dump: ours is for people.)
+    func configDump() -> String {
+        let snapshot = shared.state.snapshot
+        let t = snapshot.table
+        let r = reloads.withLockedValue { $0 }
+        let bytes = JSONWriter.document(estimatedSize: 4096) { w in
+            w.beginObject()
+            w.key("version")
+            w.number(snapshot.version)
+            w.key("reloads_ok")
+            w.number(r.ok)
+            w.key("reloads_rejected")
+            w.number(r.rejected)
+            w.key("identity")
+            w.beginObject()
+            w.key("workload")
+            w.string(t.identity.workload)
+            w.key("namespace")
+            w.string(t.identity.namespace)
+            w.key("mode")
+            w.string(t.identity.mode.rawValue)
+            w.endObject()
+            w.key("clusters")
+            w.beginArray()
+            for c in snapshot.clusters.values.sorted(by: { $0.name < $1.name }) {
+                w.element()
+                w.beginObject()
+                w.key("name")
+                w.string(c.name)
+                w.key("protocol")
+                w.string(c.cluster.protocolName.rawValue)
+                w.key("active_requests")
+                w.number(c.activeRequests.load(ordering: .relaxed))
+                w.key("connections")
+                w.number(c.connections.load(ordering: .relaxed))
+                w.key("pending")
+                w.number(c.pending.load(ordering: .relaxed))
+                w.key("ejections")
+                w.number(c.ejections)
+                w.key("endpoints")
+                w.beginArray()
+                for e in c.endpoints {
+                    w.element()
+                    w.string(e.key)
+                }
+                w.endArray()
+                w.endObject()
+            }
+            w.endArray()
+            w.key("virtual_hosts")
+            w.beginArray()
+            for h in t.hostNames {
+                w.element()
+                w.string(h)
+            }
+            w.endArray()
+            w.endObject()
+        }
+        return String(decoding: bytes, as: UTF8.self) + "\n"
+    }
+}

@@ -1,0 +1,119 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import SextantIstio
+import Synchronization
+
+/// Limits of the data plane (Envoy's defaults where Envoy has one).
+public struct ProxyLimits: Sendable {
+    /// Request headers larger than this get 431 (Envoy's `max_request_headers_kb` default: 60 KiB).
+    public var maxRequestHeaderBytes = 60 * 1024
+    /// Request body bytes kept for retries and mirroring (Envoy's per-request buffer limit for
+    /// retries); larger bodies stream through and are not retried.
+    public var retryBufferBytes = 64 * 1024
+    /// Retry back-off: Envoy's base interval and its 10× cap.
+    public var retryBackoffBase: Duration = .milliseconds(25)
+    public var retryBackoffMax: Duration = .milliseconds(250)
+
+    public init() {}
+}
+
+/// What a listener does with the requests it accepts.
+public enum ListenerKind: Sendable, Equatable {
+    /// The workload's own calls (Istio's outbound 15001): routed by `VirtualService`/`ServiceEntry`.
+    case outbound
+    /// Calls from other proxies to this workload (Istio's inbound 15006): forwarded to the local app.
+    case inbound(appHost: String, appPort: Int)
+}
+
+/// The configuration currently in force; replaced whole on reload.
+public final class ProxyState: Sendable {
+    private let current: Mutex<ProxySnapshot>
+
+    init(_ snapshot: ProxySnapshot) { current = Mutex(snapshot) }
+
+    var snapshot: ProxySnapshot { current.withLock { $0 } }
+
+    func replace(_ s: ProxySnapshot) { current.withLock { $0 = s } }
+
+    /// The configuration version (1 at start, +1 per successful reload).
+    public var version: Int { snapshot.version }
+    public var table: RouteTable { snapshot.table }
+}
+
+/// Upstream pools, one per event loop. Each pool is only ever used on its own loop.
+final class PoolRegistry: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var pools: [ObjectIdentifier: UpstreamPool] = [:]
+
+    func pool(for loop: any EventLoop) -> UpstreamPool {
+        lock.withLock {
+            if let p = pools[ObjectIdentifier(loop)] { return p }
+            let p = UpstreamPool(eventLoop: loop)
+            pools[ObjectIdentifier(loop)] = p
+            return p
+        }
+    }
+}
+
+/// Everything a connection handler needs, shared by all connections of the proxy.
+final class ProxyShared: Sendable {
+    let state: ProxyState
+    let observer: any ProxyObserver
+    let limits: ProxyLimits
+    let pools = PoolRegistry()
+
+    init(state: ProxyState, observer: any ProxyObserver, limits: ProxyLimits) {
+        self.state = state
+        self.observer = observer
+        self.limits = limits
+    }
+}
+
+/// A fast per-connection pseudo-random generator (SplitMix64, seeded from the system generator once):
+/// weights, fault percentages, load-balancer choices and request IDs need uniformity, not secrecy, and
+/// `SystemRandomNumberGenerator` costs a `getrandom` system call per number.
+struct FastRandom: RandomNumberGenerator {
+    private var state: UInt64
+
+    init() {
+        var system = SystemRandomNumberGenerator()
+        state = system.next()
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}
+
+/// Random identifiers for `x-request-id` (UUID version 4 text, as Envoy generates).
+enum RequestID {
+    static func make(using g: inout some RandomNumberGenerator) -> String {
+        let a = g.next() as UInt64
+        let b = g.next() as UInt64
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for i in 0..<8 {
+            bytes[i] = UInt8(truncatingIfNeeded: a >> (8 * i))
+            bytes[8 + i] = UInt8(truncatingIfNeeded: b >> (8 * i))
+        }
+        bytes[6] = (bytes[6] & 0x0f) | 0x40
+        bytes[8] = (bytes[8] & 0x3f) | 0x80
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 36) { out in
+            var j = 0
+            for (i, byte) in bytes.enumerated() {
+                if i == 4 || i == 6 || i == 8 || i == 10 {
+                    out[j] = UInt8(ascii: "-")
+                    j += 1
+                }
+                out[j] = hex[Int(byte >> 4)]
+                out[j + 1] = hex[Int(byte & 0x0f)]
+                j += 2
+            }
+            return j
+        }
+    }
+}

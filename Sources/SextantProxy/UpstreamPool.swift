@@ -1,0 +1,365 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+
+/// Receives the response of the request currently using an upstream connection.
+protocol UpstreamDelegate: AnyObject {
+    func upstreamRead(_ part: HTTPClientResponsePart, from connection: UpstreamConnection)
+    func upstreamClosed(_ connection: UpstreamConnection)
+    func upstreamWritabilityChanged(_ connection: UpstreamConnection, writable: Bool)
+}
+
+/// One HTTP/1.1 connection to an endpoint, owned by the pool of its event loop.
+final class UpstreamConnection {
+    let channel: any Channel
+    let endpointKey: String
+    let cluster: ClusterRuntime
+    weak var delegate: (any UpstreamDelegate)?
+    var requestsServed = 0
+    var isClosed = false
+    /// When it went idle, for the idle timeout.
+    var idleSince: NIODeadline = .now()
+    private var readPaused = false
+
+    /// Stops or resumes reading responses (backpressure from a slow downstream); a system call, so
+    /// only on a change.
+    func pauseReading(_ pause: Bool) {
+        guard pause != readPaused else { return }
+        readPaused = pause
+        channel.setOption(ChannelOptions.autoRead, value: !pause).whenComplete { _ in }
+    }
+
+    /// An HTTP/2 stream on a shared connection (not pooled itself; the connection is).
+    let isStream: Bool
+
+    init(channel: any Channel, endpointKey: String, cluster: ClusterRuntime, isStream: Bool = false) {
+        self.channel = channel
+        self.endpointKey = endpointKey
+        self.cluster = cluster
+        self.isStream = isStream
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamConnection: Sendable {}
+
+/// Hands response parts of an upstream connection to its current user.
+final class UpstreamHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    var connection: UpstreamConnection?
+    let pool: UpstreamPool
+
+    init(pool: UpstreamPool) { self.pool = pool }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let c = connection else { return }
+        c.delegate?.upstreamRead(unwrapInboundIn(data), from: c)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        guard let c = connection else { return }
+        connection = nil
+        pool.closed(c)
+        c.delegate?.upstreamClosed(c)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        guard let c = connection else { return }
+        c.delegate?.upstreamWritabilityChanged(c, writable: context.channel.isWritable)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamHandler: Sendable {}
+
+/// Upstream HTTP/1.1 connections of one event loop, per endpoint, with Envoy's circuit breakers:
+/// `maxConnections` per cluster (shared across loops), then up to `http1MaxPendingRequests` waiting
+/// requests, then overflow (503 `UO`). All methods run on `eventLoop`.
+final class UpstreamPool {
+    typealias Completion = (Result<UpstreamConnection, any Error>) -> Void
+
+    enum Acquired {
+        case ready(UpstreamConnection)
+        /// Connecting or queued: the completion runs with a connection or an error.
+        case pending(waiterID: Int?)
+        case overflow
+    }
+
+    struct Waiter {
+        let id: Int
+        let endpoint: EndpointState
+        let completion: Completion
+    }
+
+    /// The queue of requests waiting for a connection of one cluster.
+    final class Queue {
+        let cluster: ClusterRuntime
+        var waiters: [Waiter] = []
+        init(_ cluster: ClusterRuntime) { self.cluster = cluster }
+    }
+
+    let eventLoop: any EventLoop
+    private var idle: [String: [UpstreamConnection]] = [:]
+    private var queues: [ObjectIdentifier: Queue] = [:]
+    private var nextWaiterID = 0
+    private var recheckScheduled = false
+
+    init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
+    /// Gets a connection to `endpoint` of `cluster`: an idle one now, or later (a new connection within
+    /// `maxConnections`, or a place in the pending queue), or overflow.
+    func acquire(cluster: ClusterRuntime, endpoint: EndpointState, http2: Bool = false, completion: @escaping Completion) -> Acquired {
+        eventLoop.preconditionInEventLoop()
+        if http2 { return acquireStream(cluster: cluster, endpoint: endpoint, completion: completion) }
+        if let c = popIdle(endpoint.key) { return .ready(c) }
+        if ClusterRuntime.tryIncrement(cluster.connections, limit: cluster.maxConnections) {
+            connect(cluster: cluster, endpoint: endpoint, completion: completion)
+            return .pending(waiterID: nil)
+        }
+        guard ClusterRuntime.tryIncrement(cluster.pending, limit: cluster.maxPending) else { return .overflow }
+        nextWaiterID += 1
+        let q = queue(cluster)
+        q.waiters.append(Waiter(id: nextWaiterID, endpoint: endpoint, completion: completion))
+        scheduleRecheck()
+        return .pending(waiterID: nextWaiterID)
+    }
+
+    /// Removes a queued request (its downstream went away or timed out).
+    func cancelWaiter(_ id: Int, cluster: ClusterRuntime) {
+        guard let q = queues[ObjectIdentifier(cluster)], let i = q.waiters.firstIndex(where: { $0.id == id }) else { return }
+        q.waiters.remove(at: i)
+        cluster.pending.subtract(1, ordering: .relaxed)
+    }
+
+    /// Returns a connection after a complete exchange; it is reused, given to a waiter, or closed.
+    func release(_ c: UpstreamConnection, reusable: Bool) {
+        c.delegate = nil
+        if c.isStream {
+            // The stream ends with the response; only its connection is shared.
+            if !reusable { c.channel.close(promise: nil) }
+            return
+        }
+        c.pauseReading(false)
+        c.requestsServed += 1
+        if let max = c.cluster.maxRequestsPerConnection, c.requestsServed >= max {
+            c.channel.close(promise: nil)
+            return
+        }
+        guard reusable, !c.isClosed, c.channel.isActive else {
+            c.channel.close(promise: nil)
+            return
+        }
+        if let q = queues[ObjectIdentifier(c.cluster)], let i = q.waiters.firstIndex(where: { $0.endpoint.key == c.endpointKey }) {
+            let w = q.waiters.remove(at: i)
+            c.cluster.pending.subtract(1, ordering: .relaxed)
+            w.completion(.success(c))
+            return
+        }
+        c.idleSince = .now()
+        idle[c.endpointKey, default: []].append(c)
+    }
+
+    /// Called once when an upstream connection closes: frees its circuit-breaker slot and lets a
+    /// waiting request of the same cluster open a new connection.
+    func closed(_ c: UpstreamConnection) {
+        guard !c.isClosed else { return }
+        c.isClosed = true
+        if c.isStream { return }
+        c.cluster.connections.subtract(1, ordering: .relaxed)
+        if var list = idle[c.endpointKey], let i = list.firstIndex(where: { $0 === c }) {
+            list.remove(at: i)
+            idle[c.endpointKey] = list
+        }
+        if let q = queues[ObjectIdentifier(c.cluster)] { serve(q) }
+    }
+
+    private func queue(_ cluster: ClusterRuntime) -> Queue {
+        if let q = queues[ObjectIdentifier(cluster)] { return q }
+        let q = Queue(cluster)
+        queues[ObjectIdentifier(cluster)] = q
+        return q
+    }
+
+    private func popIdle(_ key: String) -> UpstreamConnection? {
+        let now = NIODeadline.now()
+        while var list = idle[key], let c = list.popLast() {
+            idle[key] = list
+            guard !c.isClosed && c.channel.isActive else { continue }
+            // `connectionPool.http.idleTimeout`: a connection idle for longer is closed, not reused.
+            if now - c.idleSince > DownstreamHandler.timeAmount(c.cluster.idleTimeout) {
+                c.channel.close(promise: nil)
+                continue
+            }
+            return c
+        }
+        return nil
+    }
+
+    private func serve(_ q: Queue) {
+        while let w = q.waiters.first {
+            if let c = popIdle(w.endpoint.key) {
+                q.waiters.removeFirst()
+                q.cluster.pending.subtract(1, ordering: .relaxed)
+                w.completion(.success(c))
+                continue
+            }
+            guard ClusterRuntime.tryIncrement(q.cluster.connections, limit: q.cluster.maxConnections) else { return }
+            q.waiters.removeFirst()
+            q.cluster.pending.subtract(1, ordering: .relaxed)
+            connect(cluster: q.cluster, endpoint: w.endpoint, completion: w.completion)
+        }
+    }
+
+    /// Connections freed on other event loops cannot call into this one; queues are rechecked on a
+    /// short timer while any request waits.
+    private func scheduleRecheck() {
+        guard !recheckScheduled else { return }
+        recheckScheduled = true
+        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(5)) { [self] in
+            recheckScheduled = false
+            for q in queues.values where !q.waiters.isEmpty { serve(q) }
+            queues = queues.filter { !$0.value.waiters.isEmpty }
+            if !queues.isEmpty { scheduleRecheck() }
+        }
+    }
+
+    // MARK: HTTP/2
+
+    /// One multiplexed HTTP/2 connection to an endpoint (gRPC and `HTTP2` ports), shared by all requests
+    /// of this event loop; requests wait for it while it connects.
+    final class H2Connection {
+        var multiplexer: NIOHTTP2Handler.StreamMultiplexer?
+        var channel: (any Channel)?
+        var waiting: [(UpstreamConnection?, (any Error)?) -> Void] = []
+        var failed = false
+    }
+
+    private var h2: [String: H2Connection] = [:]
+
+    private func acquireStream(cluster: ClusterRuntime, endpoint: EndpointState, completion: @escaping Completion) -> Acquired {
+        let key = "\(endpoint.key)|\(ObjectIdentifier(cluster).hashValue)"
+        let open: (H2Connection) -> Void = { [self] conn in
+            guard let mux = conn.multiplexer else { return }
+            openStream(mux, cluster: cluster, endpoint: endpoint, completion: completion)
+        }
+        if let conn = h2[key], !conn.failed {
+            if conn.multiplexer != nil {
+                open(conn)
+            } else {
+                conn.waiting.append { _, error in
+                    if let error { completion(.failure(error)) } else { open(conn) }
+                }
+            }
+            return .pending(waiterID: nil)
+        }
+        guard ClusterRuntime.tryIncrement(cluster.connections, limit: cluster.maxConnections) else { return .overflow }
+        let conn = H2Connection()
+        h2[key] = conn
+        conn.waiting.append { _, error in
+            if let error { completion(.failure(error)) } else { open(conn) }
+        }
+        let (seconds, attos) = cluster.connectTimeout.components
+        let box = NIOLoopBound(conn, eventLoop: eventLoop)
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.nanoseconds(seconds * 1_000_000_000 + attos / 1_000_000_000))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let mux = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                    ) { stream in stream.close() }
+                    box.value.multiplexer = mux
+                }
+            }
+            .connect(host: endpoint.endpoint.address, port: endpoint.endpoint.port)
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                let waiting = conn.waiting
+                conn.waiting = []
+                switch result {
+                case .success(let channel):
+                    conn.channel = channel
+                    channel.closeFuture.assumeIsolated().whenComplete { [self] _ in
+                        conn.failed = true
+                        if h2[key] === conn { h2[key] = nil }
+                        cluster.connections.subtract(1, ordering: .relaxed)
+                    }
+                    for w in waiting { w(nil, nil) }
+                case .failure(let error):
+                    conn.failed = true
+                    if h2[key] === conn { h2[key] = nil }
+                    cluster.connections.subtract(1, ordering: .relaxed)
+                    for w in waiting { w(nil, error) }
+                }
+            }
+        return .pending(waiterID: nil)
+    }
+
+    private func openStream(
+        _ mux: NIOHTTP2Handler.StreamMultiplexer, cluster: ClusterRuntime, endpoint: EndpointState, completion: @escaping Completion
+    ) {
+        let handler = UpstreamHandler(pool: self)
+        let bound = NIOLoopBound(handler, eventLoop: eventLoop)
+        mux.createStreamChannel { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http))
+                try stream.pipeline.syncOperations.addHandler(bound.value)
+            }
+        }
+        .assumeIsolated()
+        .whenComplete { result in
+            switch result {
+            case .success(let stream):
+                let c = UpstreamConnection(channel: stream, endpointKey: endpoint.key, cluster: cluster, isStream: true)
+                handler.connection = c
+                completion(.success(c))
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    private func connect(cluster: ClusterRuntime, endpoint: EndpointState, completion: @escaping Completion) {
+        let handler = UpstreamHandler(pool: self)
+        let bound = NIOLoopBound(handler, eventLoop: eventLoop)
+        let e = endpoint.endpoint
+        let (seconds, attos) = cluster.connectTimeout.components
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.nanoseconds(seconds * 1_000_000_000 + attos / 1_000_000_000))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    try channel.pipeline.syncOperations.addHandler(bound.value)
+                }
+            }
+            .connect(host: e.address, port: e.port)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    let c = UpstreamConnection(channel: channel, endpointKey: endpoint.key, cluster: cluster)
+                    handler.connection = c
+                    if !channel.isActive {
+                        handler.connection = nil
+                        c.isClosed = true
+                        cluster.connections.subtract(1, ordering: .relaxed)
+                        completion(.failure(ChannelError.ioOnClosedChannel))
+                    } else {
+                        completion(.success(c))
+                    }
+                case .failure(let error):
+                    cluster.connections.subtract(1, ordering: .relaxed)
+                    completion(.failure(error))
+                }
+            }
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamPool: Sendable {}

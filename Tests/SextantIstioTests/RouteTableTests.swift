@@ -1,0 +1,166 @@
+import SextantIstio
+import SextantPipeline
+import Testing
+
+/// Routing decisions with Istio's semantics: host forms, first-match-wins, match conditions, weights.
+@Suite struct RouteTableTests {
+    let table: RouteTable
+
+    init() throws {
+        let d = Diagnostics()
+        var res = IstioResources()
+        IstioConfigLoader.read(IstioConfigTests.bookinfo + "\n" + Self.extra, file: "mesh.yaml", into: &res, diagnostics: d)
+        IstioConfigLoader.validate(res, diagnostics: d)
+        #expect(!d.hasErrors, "\(d.all)")
+        table = RouteTable(resources: res, identity: ProxyIdentity(workload: "productpage-v1", namespace: "default", labels: ["app": "productpage"]))
+    }
+
+    static let extra = """
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: ratings, namespace: default}
+        spec:
+          hosts: [ratings]
+          resolution: STATIC
+          ports: [{number: 9080, name: http}]
+          endpoints: [{address: 127.0.0.1, ports: {http: 19100}, labels: {version: v1}}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: ratings, namespace: default}
+        spec:
+          hosts: [ratings]
+          http:
+          - match:
+            - queryParams: {debug: {exact: "1"}}
+              method: {exact: POST}
+            directResponse: {status: 418, body: {string: teapot}}
+          - match:
+            - sourceLabels: {app: reviews}
+              withoutHeaders: {x-skip: {prefix: ""}}
+            route: [{destination: {host: ratings}}]
+          - match:
+            - uri: {regex: "/old/[0-9]+"}
+            redirect: {uri: /new, redirectCode: 302}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: wildcard, namespace: default}
+        spec:
+          hosts: ["*.example.com"]
+          http:
+          - route: [{destination: {host: ratings, port: {number: 9080}}}]
+        """
+
+    func decide(_ authority: String, _ path: String = "/", method: String = "GET", headers: [(name: String, value: String)] = [], labels: [String: String] = [:]) -> (String, String)? {
+        let head = RequestHead(authority: authority, path: path, method: method, headers: headers, port: HostName.splitAuthority(authority).port ?? 80, sourceLabels: labels)
+        guard case .route(let r, let vh) = table.route(head) else { return nil }
+        return (r.name, vh)
+    }
+
+    @Test func everyHostFormReachesTheService() {
+        for authority in ["reviews", "reviews:9080", "reviews.default", "reviews.default.svc", "REVIEWS.default.svc.cluster.local:9080"] {
+            #expect(decide(authority)?.1.hasPrefix("reviews.default.svc.cluster.local") == true, "\(authority)")
+        }
+        #expect(decide("unknown.default.svc.cluster.local") == nil)
+        #expect(decide("api.example.com")?.1 == "*.example.com:80")
+    }
+
+    @Test func firstMatchingRuleWins() {
+        #expect(decide("reviews:9080", headers: [("end-user", "jason")])?.0 == "jason")
+        #expect(decide("reviews:9080", "/REVIEWS/1")?.0 == "canary")
+        #expect(decide("reviews:9080", "/other")?.0 == "default")
+        #expect(decide("reviews:9080", headers: [("end-user", "jasonx")])?.0 == "default")
+    }
+
+    @Test func matchConditions() {
+        let teapot = RequestHead(authority: "ratings:9080", path: "/x?a=2&debug=1", method: "POST", port: 9080)
+        guard case .route(let r, _) = table.route(teapot) else { Issue.record("no route"); return }
+        #expect(r.rule.directResponse?.status == 418)
+        #expect(r.rule.directResponse?.body == Array("teapot".utf8))
+        #expect(decide("ratings:9080", "/x?debug=1", method: "GET") == nil)
+        #expect(decide("ratings:9080", labels: ["app": "reviews"]) != nil)
+        #expect(decide("ratings:9080", headers: [("x-skip", "y")], labels: ["app": "reviews"]) == nil)
+        let old = RequestHead(authority: "ratings", path: "/old/42", method: "GET", port: 80)
+        guard case .route(let redirect, _) = table.route(old) else { Issue.record("no route"); return }
+        #expect(redirect.rule.redirect?.redirectCode == 302)
+        #expect(decide("ratings", "/old/x") == nil)
+    }
+
+    @Test func weightedDestinationsSplitAsConfigured() throws {
+        let head = RequestHead(authority: "reviews:9080", path: "/reviews", method: "GET", port: 9080)
+        guard case .route(let r, _) = table.route(head) else { Issue.record("no route"); return }
+        var counts: [String: Int] = [:]
+        for i in 0..<100 { counts[r.pick(random: i)!.cluster.subset!, default: 0] += 1 }
+        #expect(counts == ["v1": 80, "v3": 20])
+        let v3 = try #require(table.cluster(r.destinations[1].cluster, requestPort: 9080))
+        #expect(v3.key.description == "outbound|9080|v3|reviews.default.svc.cluster.local")
+        #expect(v3.endpoints.map(\.description) == ["127.0.0.1:19083"])
+        #expect(v3.policy.loadBalancer == .simple(.leastRequest))
+        #expect(v3.policy.connectionPool?.maxConnections == 10)
+        let v2 = try #require(table.cluster(ClusterKey(host: "reviews.default.svc.cluster.local", port: 9080, subset: "v2"), requestPort: 9080))
+        #expect(v2.policy.loadBalancer == .consistentHash(.header("x-user"), minimumRingSize: 1024))
+        #expect(v2.serviceName == "reviews" && v2.serviceNamespace == "default")
+    }
+
+    @Test func ringHashIsStickyAndMovesLittle() {
+        let four = RingHash(endpoints: (0..<4).map { ("10.0.0.\($0):80", 1) })
+        let five = RingHash(endpoints: (0..<5).map { ("10.0.0.\($0):80", 1) })
+        var same = 0
+        var perEndpoint = [Int](repeating: 0, count: 4)
+        for k in 0..<2000 {
+            let h = StableHash.hash("user-\(k)")
+            let a = four.endpoint(for: h)!
+            perEndpoint[a] += 1
+            #expect(four.endpoint(for: h) == a)
+            if five.endpoint(for: h) == a { same += 1 }
+        }
+        // A fifth endpoint should take about a fifth of the keys and leave the rest where they were.
+        #expect(same > 1400, "only \(same) of 2000 keys stayed")
+        #expect(perEndpoint.allSatisfy { $0 > 300 }, "\(perEndpoint)")
+        #expect(four.endpoint(for: 42, usable: { $0 != four.endpoint(for: 42) }) != four.endpoint(for: 42))
+    }
+
+    @Test func outlierDetectionEjectsAndReturns() {
+        var s = OutlierDetectionSettings()
+        s.consecutive5xxErrors = 3
+        s.baseEjectionTime = .seconds(5)
+        s.maxEjectionPercent = 50
+        var d = OutlierDetector(settings: s, endpointCount: 4)
+        let t0 = ContinuousClock.now
+        var ejected = d.record(0, status: 500, now: t0)
+        #expect(!ejected)
+        ejected = d.record(0, status: 200, now: t0)
+        #expect(!ejected)
+        for _ in 0..<2 { d.record(0, status: 503, now: t0) }
+        ejected = d.record(0, status: nil, now: t0)
+        #expect(ejected)
+        var available = d.isAvailable(0, now: t0 + .seconds(4))
+        #expect(!available)
+        for _ in 0..<3 { d.record(1, status: 500, now: t0) }
+        // 50 % of 4 endpoints: a third ejection is refused.
+        for _ in 0..<3 { d.record(2, status: 500, now: t0) }
+        #expect(d.ejectedCount(now: t0) == 2)
+        available = d.isAvailable(2, now: t0)
+        #expect(available)
+        available = d.isAvailable(0, now: t0 + .seconds(5))
+        #expect(available)
+        // The second ejection lasts twice as long.
+        for _ in 0..<3 { d.record(0, status: 500, now: t0 + .seconds(6)) }
+        available = d.isAvailable(0, now: t0 + .seconds(15))
+        #expect(!available)
+        available = d.isAvailable(0, now: t0 + .seconds(16))
+        #expect(available)
+    }
+
+    @Test func retryOnDefaultsAndConditions() {
+        let def = RetryOn.istioDefault
+        #expect(def.retries(status: 503, grpcStatus: nil))
+        #expect(!def.retries(status: 500, grpcStatus: nil))
+        #expect(def.retries(status: 200, grpcStatus: 14))
+        let (gw, unknown) = RetryOn.parse("gateway-error, reset")
+        #expect(unknown.isEmpty && gw.reset)
+        #expect(gw.retries(status: 504, grpcStatus: nil) && !gw.retries(status: 500, grpcStatus: nil))
+    }
+}

@@ -1,0 +1,190 @@
+import SextantModel
+import SextantPrometheus
+import SextantSnappy
+import Testing
+
+@Suite struct RemoteWriteCodecTests {
+    /// `up{} 1 @1000` assembled by hand from prompb's field numbers.
+    @Test func encodesTheWireFormat() {
+        let req = RemoteWrite.WriteRequest(timeseries: [
+            RemoteWrite.TimeSeries(labels: [.init("__name__", "up")], samples: [.init(value: 1, timestamp: 1000)])
+        ])
+        let want: [UInt8] =
+            [0x0A, 30, 0x0A, 14, 0x0A, 8] + Array("__name__".utf8) + [0x12, 2] + Array("up".utf8)
+            + [0x12, 12, 0x09, 0, 0, 0, 0, 0, 0, 0xF0, 0x3F, 0x10, 0xE8, 0x07]
+        #expect(req.encode() == want)
+        #expect(req.timeseries[0].encodedSize == want.count)
+    }
+
+    @Test func roundTripsEveryField() throws {
+        let req = RemoteWrite.WriteRequest(
+            timeseries: [
+                RemoteWrite.TimeSeries(
+                    labels: [.init("__name__", "x_bucket"), .init("le", "+Inf"), .init("ü", "ñ")],
+                    samples: [.init(value: -0.0, timestamp: -5), .init(value: RemoteWrite.staleNaN, timestamp: 7), .init(value: 0, timestamp: 0)],
+                    exemplars: [.init(labels: [.init("trace_id", "ab")], value: 2.5, timestamp: 9)]),
+                RemoteWrite.TimeSeries(labels: [.init("__name__", "y")]),
+            ],
+            metadata: [.init(type: .histogram, familyName: "x", help: "h", unit: "seconds"), .init(type: .unknown, familyName: "z")])
+        let bytes = req.encode()
+        let back = try RemoteWrite.WriteRequest.decode(bytes)
+        #expect(back == req)
+        #expect(RemoteWrite.isStaleMarker(back.timeseries[0].samples[1].value))
+        #expect(req.timeseries.map(\.encodedSize).reduce(0, +) == RemoteWrite.WriteRequest(timeseries: req.timeseries).encode().count)
+    }
+
+    @Test func decodeErrorsNameTheProblem() {
+        func message(_ b: [UInt8]) -> String? {
+            do {
+                _ = try RemoteWrite.WriteRequest.decode(b)
+                return nil
+            } catch { return error.message }
+        }
+        #expect(message([0x0A, 5, 0x0A]) == "truncated length-delimited field 1: length 5 exceeds the 1 bytes left at offset 2")
+        #expect(message([0x0A, 4, 0x0A, 4, 0x0A, 0]) == "truncated length-delimited field 1: length 4 exceeds the 2 bytes left at offset 4")
+        #expect(message([0x0A, 4, 0x0A, 2, 0x12, 0xFF]) == "truncated varint at offset 5")
+        #expect(message([0x0A, 5, 0x0A, 3, 0x0A, 1, 0xFF])?.hasPrefix("invalid UTF-8 in string field 1 of Label") == true)
+        #expect(message([0x07]) == "invalid field tag 7 at offset 0")
+    }
+
+    @Test func splitsBySize() {
+        let series = (0..<100).map { i in
+            RemoteWrite.TimeSeries(labels: [.init("__name__", "m\(i)")], samples: [.init(value: Double(i), timestamp: 1)])
+        }
+        let req = RemoteWrite.WriteRequest(timeseries: series, metadata: [.init(type: .gauge, familyName: "m")])
+        let parts = RemoteWrite.split(req, maxBytes: 300)
+        #expect(parts.count > 1)
+        #expect(parts.allSatisfy { $0.encode().count <= 300 })
+        #expect(parts.flatMap(\.timeseries) == series)
+        #expect(parts.flatMap(\.metadata) == req.metadata)
+        // A series larger than the limit travels alone.
+        #expect(RemoteWrite.split(req, maxBytes: 1).count == 101)
+    }
+
+    @Test func snappyFramedRoundTrip() throws {
+        let req = RemoteWrite.convert([Fixtures.data()]).request
+        let wire = Snappy.compress(req.encode())
+        let back = try RemoteWrite.WriteRequest.decode(try Snappy.decompress(wire, maxLength: 1 << 20))
+        #expect(back == req)
+    }
+}
+
+@Suite struct RemoteWriteConversionTests {
+    func labels(_ ts: RemoteWrite.TimeSeries) -> String { ts.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",") }
+
+    @Test func convertsEveryTypeSorted() {
+        var options = RemoteWrite.ConversionOptions()
+        options.externalLabels = [("cluster", "eu"), ("job", "ignored")]
+        let c = RemoteWrite.convert([Fixtures.data()], options: options)
+        let ms: Int64 = 1_700_000_010_500
+        let got = c.request.timeseries.map { "\(labels($0)) \($0.samples.map { "\($0.value)@\($0.timestamp)" }) ex=\($0.exemplars.count)" }
+        let want = [
+            "__name__=http_server_duration_seconds_bucket,cluster=eu,instance=pod-1,job=checkout,le=+Inf [\"5.0@\(ms)\"] ex=0",
+            "__name__=http_server_duration_seconds_bucket,cluster=eu,instance=pod-1,job=checkout,le=0.1 [\"1.0@\(ms)\"] ex=0",
+            "__name__=http_server_duration_seconds_bucket,cluster=eu,instance=pod-1,job=checkout,le=1 [\"4.0@\(ms)\"] ex=1",
+            "__name__=http_server_duration_seconds_count,cluster=eu,instance=pod-1,job=checkout [\"5.0@\(ms)\"] ex=0",
+            "__name__=http_server_duration_seconds_sum,cluster=eu,instance=pod-1,job=checkout [\"1.25@\(ms)\"] ex=0",
+            "__name__=http_server_requests_total,cluster=eu,code=200,instance=pod-1,job=checkout [\"40.0@\(ms)\"] ex=1",
+            "__name__=queue_size_bytes,cluster=eu,instance=pod-1,job=checkout [\"3.5@\(ms)\"] ex=0",
+            "__name__=rpc_latency_seconds,cluster=eu,instance=pod-1,job=checkout,quantile=0.5 [\"0.25@\(ms)\"] ex=0",
+            "__name__=rpc_latency_seconds_count,cluster=eu,instance=pod-1,job=checkout [\"4.0@\(ms)\"] ex=0",
+            "__name__=rpc_latency_seconds_sum,cluster=eu,instance=pod-1,job=checkout [\"2.0@\(ms)\"] ex=0",
+            "__name__=target_info,cluster=eu,instance=pod-1,job=checkout,k8s_pod_name=checkout-abc [\"1.0@\(ms)\"] ex=0",
+        ]
+        #expect(got == want)
+        #expect(c.points == 4)
+        let ex = c.request.timeseries[2].exemplars[0]
+        #expect(ex == .init(labels: [.init("trace_id", Fixtures.trace.hex), .init("span_id", "0000000000000def")], value: 0.5, timestamp: ms))
+        #expect(c.request.metadata.map(\.familyName) == [
+            "http_server_duration_seconds", "http_server_requests_total", "queue_size_bytes", "rpc_latency_seconds", "target_info",
+        ])
+        #expect(c.request.metadata[0] == .init(type: .histogram, familyName: "http_server_duration_seconds", help: "http.server.duration", unit: "seconds"))
+    }
+
+    @Test func samplesInTimeOrderWithStalenessAndSkips() {
+        let points = [
+            NumberDataPoint(timeUnixNano: 3_000_000, value: .int(3)), NumberDataPoint(timeUnixNano: 1_000_000, value: .int(1)),
+            NumberDataPoint(timeUnixNano: 2_000_000, value: .int(0), flags: DataPointFlags.noRecordedValue),
+        ]
+        let data = MetricsData(resourceMetrics: [ResourceMetrics(scopeMetrics: [ScopeMetrics(metrics: [
+            Metric(name: "g", data: .gauge(points)),
+            Metric(name: "d", data: .sum([NumberDataPoint(value: .int(1))], temporality: .delta, isMonotonic: true)),
+            Metric(name: "e", data: .exponentialHistogram([ExponentialHistogramDataPoint(count: 1)], temporality: .cumulative)),
+        ])])])
+        let c = RemoteWrite.convert([data])
+        #expect(c.request.timeseries.count == 1)
+        let s = c.request.timeseries[0].samples
+        #expect(s.map(\.timestamp) == [1, 2, 3])
+        #expect(s[0].value == 1 && RemoteWrite.isStaleMarker(s[1].value) && s[2].value == 3)
+        #expect(c.skipped.points == 2)
+    }
+
+    @Test func receiverSideMapping() {
+        let req = RemoteWrite.WriteRequest(
+            timeseries: [
+                .init(labels: [.init("__name__", "up"), .init("instance", "h:9090"), .init("job", "shop/prom")], samples: [.init(value: 1, timestamp: 5)]),
+                .init(
+                    labels: [.init("__name__", "reqs_total"), .init("code", "200"), .init("instance", "h:9090"), .init("job", "shop/prom")],
+                    samples: [.init(value: 7, timestamp: 5), .init(value: RemoteWrite.staleNaN, timestamp: 6)]),
+                .init(labels: [.init("code", "500")], samples: [.init(value: 1, timestamp: 5)]),
+            ],
+            metadata: [.init(type: .gauge, familyName: "up", help: "Up.")])
+        let (data, points, rejected) = req.toMetrics()
+        #expect(points == 3 && rejected == 1)
+        let rm = data.resourceMetrics[0]
+        #expect(rm.resource.attributes[key: "service.name"] == .string("prom"))
+        #expect(rm.resource.attributes[key: "service.namespace"] == .string("shop"))
+        #expect(rm.resource.attributes[key: "service.instance.id"] == .string("h:9090"))
+        let ms = rm.scopeMetrics[0].metrics
+        #expect(ms.map(\.name) == ["up", "reqs_total"])
+        #expect(ms[0].description == "Up.")
+        guard case .gauge(let up) = ms[0].data, case .sum(let reqs, .cumulative, true) = ms[1].data else {
+            Issue.record("unexpected types \(ms.map(\.data.typeName))")
+            return
+        }
+        #expect(up[0].timeUnixNano == 5_000_000 && up[0].value == .double(1))
+        #expect(reqs[0].attributes[key: "code"] == .string("200"))
+        #expect(reqs[1].flags == DataPointFlags.noRecordedValue)
+    }
+}
+
+/// A deterministic mutation smoke test (the libFuzzer harness in `fuzz/` covers the other decoders):
+/// corrupted Snappy blocks and WriteRequests either decode or throw, never trap or over-allocate,
+/// and whatever decodes re-encodes to bytes that decode to the same request.
+@Suite struct RemoteWriteMutationTests {
+    @Test func mutatedInputsFailCleanly() throws {
+        let request = RemoteWrite.convert([Fixtures.data()]).request
+        let encoded = request.encode()
+        let block = Snappy.compress(encoded + encoded)
+        var x: UInt64 = 0x2545_F491_4F6C_DD1D
+        func next(_ n: Int) -> Int {
+            x ^= x << 13
+            x ^= x >> 7
+            x ^= x << 17
+            return Int(x % UInt64(n))
+        }
+        var decodedBlocks = 0
+        var decodedRequests = 0
+        for _ in 0..<3000 {
+            var b = block
+            var e = encoded
+            for _ in 0...next(4) {
+                b[next(b.count)] = UInt8(truncatingIfNeeded: next(256))
+                e[next(e.count)] = UInt8(truncatingIfNeeded: next(256))
+            }
+            if next(4) == 0 { b.removeLast(next(b.count)) }
+            if next(4) == 0 { e.removeLast(next(e.count)) }
+            if let out = try? Snappy.decompress(b, maxLength: 1 << 20) {
+                decodedBlocks += 1
+                #expect(out.count == (try b.withUnsafeBytes { try Snappy.decompressedLength($0) }))
+            }
+            if let r = try? RemoteWrite.WriteRequest.decode(e) {
+                decodedRequests += 1
+                #expect(try RemoteWrite.WriteRequest.decode(r.encode()) == r)
+            }
+        }
+        // Both outcomes occur: the mutations are neither all fatal nor all harmless.
+        #expect(decodedBlocks > 0 && decodedBlocks < 3000)
+        #expect(decodedRequests > 0 && decodedRequests < 3000)
+    }
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Benchmark: the `prometheus` receiver's pure path — `ExpositionParser` (bytes → metric families) and
+# `ScrapeAssembler` (families → OTLP, start times, staleness) — on a synthetic ~0.6 MB exposition
+# (120 × [12 counters with 3 labels, 3 gauges, 2 × 12-bucket histograms, a 5-quantile summary]), in both
+# the text format 0.0.4 and OpenMetrics 1.0. Release build of the pure modules only; one core.
+# Usage: bench/prometheus_parse.sh [seconds_per_case]   (results go to stdout, MB/s of exposition bytes)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$PWD"
+seconds="${1:-3}"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/Sources/bench"
+for m in SextantModel SextantOTLP SextantPrometheus; do ln -s "$root/Sources/$m" "$tmp/Sources/$m"; done
+cat > "$tmp/Package.swift" <<'SWIFT'
+// swift-tools-version:6.1
+import PackageDescription
+let package = Package(
+    name: "prometheus-parse-bench",
+    targets: [
+        .target(name: "SextantModel"),
+        .target(name: "SextantOTLP", dependencies: ["SextantModel"]),
+        .target(name: "SextantPrometheus", dependencies: ["SextantModel", "SextantOTLP"]),
+        .executableTarget(name: "bench", dependencies: ["SextantModel", "SextantPrometheus"], linkerSettings: [.linkedLibrary("m")]),
+    ]
+)
+SWIFT
+cat > "$tmp/Sources/bench/main.swift" <<'SWIFT'
+import SextantModel
+import SextantPrometheus
+
+/// A synthetic exposition in the shape client libraries write (HELP/TYPE, labels, histograms, summaries).
+func document(openMetrics: Bool) -> [UInt8] {
+    var s = ""
+    let methods = ["GET", "POST", "PUT", "DELETE"]
+    let codes = ["200", "404", "500"]
+    var n = 0
+    for family in 0..<120 {
+        let base = "app_component\(family)_http_requests"
+        s += "# HELP \(base) Requests handled by component \(family), by method and code.\n"
+        s += "# TYPE \(base)\(openMetrics ? "" : "_total") counter\n"
+        for m in methods {
+            for c in codes {
+                n += 1
+                s += "\(base)_total{method=\"\(m)\",code=\"\(c)\",handler=\"/api/v1/query_range\"} \(n * 7919 % 1_000_003)\n"
+            }
+        }
+        let g = "app_component\(family)_memory_bytes"
+        s += "# HELP \(g) Resident memory.\n# TYPE \(g) gauge\n"
+        for area in ["heap", "stack", "mmap"] { s += "\(g){area=\"\(area)\",pool=\"default\"} \(Double(n) * 1048576.25)\n" }
+        let h = "app_component\(family)_request_duration_seconds"
+        s += "# HELP \(h) Request latency.\n# TYPE \(h) histogram\n"
+        for m in methods.prefix(2) {
+            var cum = 0
+            for le in ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"] {
+                cum += (n * 31 + le.count) % 97
+                s += "\(h)_bucket{method=\"\(m)\",handler=\"/api/v1/query_range\",le=\"\(openMetrics && le == "1" ? "1.0" : le)\"} \(cum)\n"
+            }
+            s += "\(h)_sum{method=\"\(m)\",handler=\"/api/v1/query_range\"} \(Double(cum) * 0.0123)\n"
+            s += "\(h)_count{method=\"\(m)\",handler=\"/api/v1/query_range\"} \(cum)\n"
+        }
+        let q = "app_component\(family)_gc_duration_seconds"
+        s += "# TYPE \(q) summary\n"
+        for quantile in ["0", "0.25", "0.5", "0.75", "1"] { s += "\(q){quantile=\"\(quantile)\"} 1.2345e-05\n" }
+        s += "\(q)_sum 0.0123456789\n\(q)_count 1234\n"
+    }
+    if openMetrics { s += "# EOF\n" }
+    return Array(s.utf8)
+}
+
+func measure(_ label: String, bytes: Int, seconds: Double, _ body: () -> Void) {
+    let clock = ContinuousClock()
+    body()  // warm-up
+    var iterations = 0
+    let start = clock.now
+    var elapsed = Duration.zero
+    repeat {
+        body()
+        iterations += 1
+        elapsed = clock.now - start
+    } while elapsed < .milliseconds(Int64(seconds * 1000))
+    let secs = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let mb = Double(bytes * iterations) / 1e6 / secs
+    print("\(label): \(bytes) bytes × \(iterations) in \(String(format1(secs))) s → \(String(format1(mb))) MB/s")
+}
+
+func format1(_ d: Double) -> String { String(Double(Int(d * 10)) / 10) }
+
+let seconds = CommandLine.arguments.count > 1 ? Double(CommandLine.arguments[1]) ?? 3 : 3
+for om in [false, true] {
+    let doc = document(openMetrics: om)
+    let format: ExpositionFormat = om ? .openMetrics : .prometheusText
+    let families = try ExpositionParser.parse(doc, format: format)
+    let samples = families.reduce(0) { $0 + $1.samples.count }
+    print("\(format): \(families.count) families, \(samples) samples")
+    measure("  parse", bytes: doc.count, seconds: seconds) { _ = try! ExpositionParser.parse(doc, format: format) }
+    var assembler = ScrapeAssembler(resource: [], defaultScope: InstrumentationScope(name: "bench"))
+    var t: UInt64 = 1_700_000_000_000_000_000
+    measure("  parse + assemble", bytes: doc.count, seconds: seconds) {
+        t += 1_000_000_000
+        _ = assembler.assemble(try! ExpositionParser.parse(doc, format: format), at: t)
+    }
+}
+SWIFT
+cd "$tmp"
+# SEXTANT_BUILD_LOCK=/path serialises the build with other builds (flock), e.g. on a shared machine.
+${SEXTANT_BUILD_LOCK:+flock "$SEXTANT_BUILD_LOCK"} swift build -c release --product bench 2>&1 | grep -E "error|Compiling bench|Build complete" || true
+.build/release/bench "$seconds"

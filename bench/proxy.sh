@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Benchmark: `sextant proxy` side by side with nginx and haproxy (Debian) as equivalent reverse proxies,
+# one worker/thread each, keep-alive to the upstream, 1 KiB responses (the proxy issue's headline).
+#   1. max throughput: wrk -t1 -c16 through each proxy, and direct to the upstream;
+#   2. latency at a constant 1000 req/s (bench/latency.py, open loop, 16 connections): p50/p90/p99,
+#      with the proxy's CPU (vCPU = CPU seconds / wall seconds) and peak RSS.
+# The proxies run on core 0; the upstream (nginx, 1 worker) and the load generators on core 1.
+# Usage: bench/proxy.sh [seconds]        SEXTANT_BIN=... to use another build (default: release build).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+secs="${1:-10}"
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v haproxy >/dev/null || need+=(haproxy)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Debian's packages start system services on install; this benchmark runs its own.
+(command -v systemctl >/dev/null && systemctl stop nginx haproxy) >/dev/null 2>&1 || true
+scripts/python-env.sh
+py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
+if [ -z "${SEXTANT_BIN:-}" ]; then
+  swift build -c release --product sextant 2>&1 | tail -1
+  SEXTANT_BIN="$PWD/.build/release/sextant"
+fi
+
+tmp="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+up="$(free_port)"; ngx="$(free_port)"; hap="$(free_port)"; sx="$(free_port)"; sxadmin="$(free_port)"
+head -c 1024 /dev/zero | tr '\0' 'x' > "$tmp/1k"
+chmod 755 "$tmp"; chmod 644 "$tmp/1k"  # nginx workers run as an unprivileged user
+
+cat > "$tmp/upstream.conf" <<EOF
+worker_processes 1; daemon off; pid $tmp/up.pid; error_log $tmp/up.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$up; location / { root $tmp; try_files /1k =404; default_type text/plain; } } }
+EOF
+cat > "$tmp/nginx.conf" <<EOF
+worker_processes 1; daemon off; pid $tmp/ngx.pid; error_log $tmp/ngx.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:$up; keepalive 64; }
+  server { listen 127.0.0.1:$ngx;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+EOF
+cat > "$tmp/haproxy.cfg" <<EOF
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$hap
+  default_backend be
+backend be
+  server s1 127.0.0.1:$up
+EOF
+cat > "$tmp/mesh.yaml" <<EOF
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: upstream, namespace: default}
+spec:
+  hosts: [upstream.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http: $up}}]
+EOF
+
+taskset -c 1 nginx -c "$tmp/upstream.conf" -p "$tmp" & pids+=($!)
+taskset -c 0 nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!); ngx_pid=$!
+taskset -c 0 haproxy -f "$tmp/haproxy.cfg" -q & pids+=($!); hap_pid=$!
+taskset -c 0 "$SEXTANT_BIN" proxy --config "$tmp/mesh.yaml" --listen "127.0.0.1:$sx" --admin "127.0.0.1:$sxadmin" \
+  --workload bench --concurrency 1 --log-level warning & pids+=($!); sx_pid=$!
+sleep 1.5
+# nginx's master forks the worker that does the work; measure the worker.
+ngx_worker="$(pgrep -P "$ngx_pid" | head -1)"
+
+echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%FT%TZ)"
+echo "# max throughput (wrk -t1 -c16 -d${secs}s, 1 KiB), requests/s"
+for target in "direct:$up" "nginx:$ngx" "haproxy:$hap" "sextant:$sx"; do
+  name="${target%%:*}"; port="${target##*:}"
+  rps="$(taskset -c 1 wrk -t1 -c16 -d"${secs}s" -H 'Host: upstream:80' "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')"
+  echo "$name $rps"
+done
+
+echo "# latency at 1000 req/s (open loop, 16 connections, ${secs}s), CPU and RSS of the proxy"
+taskset -c 1 "$py" bench/latency.py --port "$up" --host upstream:80 --rate 1000 --seconds "$secs" --label direct
+taskset -c 1 "$py" bench/latency.py --port "$ngx" --host upstream:80 --rate 1000 --seconds "$secs" --pid "$ngx_worker" --label nginx
+taskset -c 1 "$py" bench/latency.py --port "$hap" --host upstream:80 --rate 1000 --seconds "$secs" --pid "$hap_pid" --label haproxy
+taskset -c 1 "$py" bench/latency.py --port "$sx" --host upstream:80 --rate 1000 --seconds "$secs" --pid "$sx_pid" --label sextant
+echo "# idle RSS after the runs (MiB): sextant $(awk '/VmRSS/ {print $2/1024}' /proc/$sx_pid/status)"

@@ -1,0 +1,199 @@
+"""Upstream test servers and a `sextant proxy` runner for the proxy conformance suite.
+
+Upstreams are Python `http.server` HTTP/1.1 servers (keep-alive) on free loopback ports. Each answers
+with JSON naming itself (`name`), echoing the path and headers it received, and obeys a few control
+paths, so tests can see where a request went and make an upstream misbehave:
+
+    /status/<code>       answer with that status
+    /delay/<ms>          sleep, then answer 200
+    /flaky/<n>           the first n requests of this path get 503, later ones 200 (per upstream)
+    /close               close the connection without answering
+
+Every request is recorded (`requests`), so tests can count retries and mirrored copies.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from conftest import SEXTANT_BIN, free_port
+
+READY_TIMEOUT = 20.0
+
+
+def read_chunked(rfile) -> bytes:
+    """Reads an HTTP/1.1 chunked body (RFC 9112 §7.1), trailers ignored."""
+    out = bytearray()
+    while True:
+        size = int(rfile.readline().split(b";")[0].strip(), 16)
+        if size == 0:
+            while rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return bytes(out)
+        out += rfile.read(size)
+        rfile.readline()
+
+
+class Upstream:
+    """One upstream app: a threaded HTTP/1.1 server on a free port."""
+
+    def __init__(self, name: str, default_status: int = 200):
+        self.name = name
+        self.default_status = default_status
+        self.requests: list[dict] = []
+        self.flaky: dict[str, int] = {}
+        self.lock = threading.Lock()
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle on, each response would wait for
+            # a delayed ACK (40 ms).
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                    body = read_chunked(self.rfile)
+                with upstream.lock:
+                    upstream.requests.append(
+                        {"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                    )
+                status = upstream.default_status
+                parts = self.path.split("?")[0].strip("/").split("/")
+                if parts[0] == "status" and len(parts) > 1:
+                    status = int(parts[1])
+                elif parts[0] == "delay" and len(parts) > 1:
+                    time.sleep(int(parts[1]) / 1000)
+                elif parts[0] == "flaky" and len(parts) > 1:
+                    with upstream.lock:
+                        seen = upstream.flaky.get(self.path, 0)
+                        upstream.flaky[self.path] = seen + 1
+                    status = 503 if seen < int(parts[1]) else 200
+                elif parts[0] == "close":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                payload = json.dumps(
+                    {"name": upstream.name, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body_len": len(body)}
+                ).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def count(self, path_prefix: str = "") -> int:
+        with self.lock:
+            return sum(1 for r in self.requests if r["path"].startswith(path_prefix))
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Proxy:
+    """A `sextant proxy` process with an outbound listener and an admin port."""
+
+    def __init__(self, tmp: Path, config: str, extra_args: list[str] | None = None):
+        self.config_path = tmp / "mesh.yaml"
+        self.config_path.write_text(config)
+        self.log_path = tmp / "proxy.log"
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.admin_port = 0
+
+    def start(self):
+        for _ in range(3):
+            self.port, self.admin_port = free_port(), free_port()
+            cmd = [str(SEXTANT_BIN), "proxy", "--config", str(self.config_path), "--listen", f"127.0.0.1:{self.port}",
+                   "--admin", f"127.0.0.1:{self.admin_port}", "--workload", "productpage-v1", "--namespace", "default",
+                   "--label", "app=productpage", "--label", "version=v1", *self.extra_args]
+            self.log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + READY_TIMEOUT
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1) as r:
+                        if r.status == 200:
+                            return self
+                except OSError:
+                    time.sleep(0.05)
+            self.stop()
+        raise AssertionError(f"proxy did not become ready; log:\n{self.log_path.read_text(errors='replace')}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+
+    def config_dump(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/config_dump", timeout=5) as r:
+            return json.loads(r.read())
+
+    def client(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+    def request(self, host: str, path: str = "/", method: str = "GET", headers: dict | None = None, body: bytes | None = None,
+                conn: http.client.HTTPConnection | None = None):
+        """One request through the proxy; returns (status, headers, parsed JSON body or raw bytes)."""
+        c = conn or self.client()
+        h = {"Host": host, **(headers or {})}
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        if conn is None:
+            c.close()
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = data
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, parsed
+
+
+def service_entry(name: str, endpoints: list[tuple[Upstream, dict]], port: int = 9080, port_name: str = "http") -> str:
+    """A STATIC ServiceEntry for `name` in namespace default whose endpoints are the given upstreams."""
+    eps = "\n".join(
+        f"  - {{address: 127.0.0.1, ports: {{{port_name}: {u.port}}}, labels: {json.dumps(labels)}}}" for u, labels in endpoints
+    )
+    return f"""---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: {name}, namespace: default}}
+spec:
+  hosts: [{name}.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: {port}, name: {port_name}, protocol: HTTP}}]
+  endpoints:
+{eps}
+"""
