@@ -76,6 +76,10 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var activeCounted = false
         var endpointActive: EndpointState?
         var mirror: (ClusterKey, String)?
+        /// An HTTP/1.1 `Upgrade` request (WebSocket): on 101 both connections become a byte relay.
+        var upgrade: String?
+        /// The upstream's 101, held until its end is read.
+        var upgradeHead: HTTPResponseHead?
         /// gRPC status moved out of a Trailers-Only response head (see `upstreamRead`).
         var trailersFromHead: HTTPHeaders?
 
@@ -218,6 +222,14 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         h.headers = headers
         let x = Exchange(head: h, record: record, snapshot: snapshot)
         exchange = x
+        if head.version.major == 1, let up = head.headers.first(name: "upgrade"),
+            head.headers["connection"].contains(where: { $0.lowercased().contains("upgrade") })
+        {
+            x.upgrade = up
+            // The decoder stops parsing after an upgrade request: this connection ends with this exchange
+            // unless it becomes a relay.
+            x.keepAlive = false
+        }
 
         var headerBytes = 0
         for (n, v) in head.headers { headerBytes += n.utf8.count + v.utf8.count + 4 }
@@ -311,6 +323,10 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             // Istio's default retry policy for routes without `retries`.
             x.maxTries = 3
         }
+        if x.upgrade != nil {
+            x.maxTries = 1
+            x.canRetry = false
+        }
         x.hash = hashKey(cluster.policy, x)
         if let m = route.mirror, Double.random(in: 0..<100, using: &random) < (rule.mirrorPercentage ?? 100) {
             x.mirror = (m, authority)
@@ -375,6 +391,10 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         // Copy-on-write: the received headers are reused as they are unless a hop-by-hop one must go.
         var headers = x.head.headers
         HopByHop(headers).strip(from: &headers)
+        if let up = x.upgrade {
+            headers.replaceOrAdd(name: "connection", value: "upgrade")
+            headers.replaceOrAdd(name: "upgrade", value: up)
+        }
         // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
         if x.head.headers["te"].contains(where: { $0.lowercased() == "trailers" }) { headers.add(name: "te", value: "trailers") }
         if !headers.contains(name: "x-forwarded-proto") { headers.add(name: "x-forwarded-proto", value: "http") }
@@ -612,6 +632,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             let status = Int(head.status.code)
             let grpcStatus = head.headers.first(name: "grpc-status").flatMap { Int($0) }
             if let i = x.endpointIndex { x.cluster?.record(endpoint: i, status: status, now: .now) }
+            if head.status == .switchingProtocols, x.upgrade != nil {
+                // The decoder still delivers the 101's end; the relay takes over after it.
+                x.upgradeHead = head
+                return
+            }
             if head.status.code >= 100 && head.status.code < 200 { return }
             if x.retryOn.retries(status: status, grpcStatus: grpcStatus) && x.canRetry {
                 if x.attempt < x.maxTries {
@@ -657,6 +682,10 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 c.pauseReading(true)
             }
         case .end(let trailers):
+            if let head = x.upgradeHead {
+                switchToRelay(x, c, head)
+                return
+            }
             guard x.responding else { return }
             let reusable = x.requestComplete && c.requestsServed < Int.max - 1
             x.connection = nil
@@ -674,6 +703,49 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             }
             finish(x)
         }
+    }
+
+    /// The upstream accepted the upgrade: forward its 101, then replace the HTTP codecs on both
+    /// connections by a `RawRelay` pair. Bytes either side already read past the handshake are forwarded
+    /// by the decoders as they are removed.
+    private func switchToRelay(_ x: Exchange, _ c: UpstreamConnection, _ head: HTTPResponseHead) {
+        x.tryTimer?.cancel()
+        x.globalTimer?.cancel()
+        var h = HTTPResponseHead(version: x.head.version, status: .switchingProtocols, headers: head.headers)
+        h.headers.replaceOrAdd(name: "server", value: "istio-envoy")
+        x.record.responseCode = 101
+        x.record.responseCodeDetails = "via_upstream"
+        x.record.responseHeaders = h.headers
+        context.writeAndFlush(wrapOutboundOut(.head(h)), promise: nil)
+        x.connection = nil
+        c.delegate = nil
+        if let e = x.endpointActive {
+            e.active.subtract(1, ordering: .relaxed)
+            x.endpointActive = nil
+        }
+        x.keepAlive = true
+        complete(x)
+        let (down, up) = RawRelay.pair()
+        do {
+            let u = c.channel.pipeline.syncOperations
+            let d = context.pipeline.syncOperations
+            // Relays first; then the encoders go (the relays write raw bytes); then the decoders, which
+            // hand the bytes they hold past the handshake to the relays as they are removed. The upstream
+            // handler stays last, so the connection's close still reaches the pool.
+            try u.addHandler(up, position: .before(try u.handler(type: UpstreamHandler.self)))
+            try d.addHandler(down, position: .before(self))
+            u.removeHandler(try u.handler(type: HTTPRequestEncoder.self), promise: nil)
+            d.removeHandler(try d.handler(type: HTTPResponseEncoder.self), promise: nil)
+            d.removeHandler(try d.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+            u.removeHandler(try u.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+        } catch {
+            c.channel.close(promise: nil)
+            context.close(promise: nil)
+            return
+        }
+        pauseDownstream(false)
+        c.pauseReading(false)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
     func upstreamClosed(_ c: UpstreamConnection) {

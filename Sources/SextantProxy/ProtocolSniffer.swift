@@ -40,11 +40,11 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                     }
                 }
             } else {
-                // Pipelined requests are queued by `DownstreamHandler` itself. Header values come from a
-                // parsed request or from validated config, so NIO's second validation pass is skipped.
-                try sync.configureHTTPServerPipeline(
-                    position: .last, withPipeliningAssistance: false, withErrorHandling: false,
-                    withOutboundHeaderValidation: false)
+                // Pipelined requests are queued by `DownstreamHandler` itself, and header values come from
+                // a parsed request or from validated config, so only the codec is needed. Bytes after an
+                // `Upgrade` request are kept (`.forwardBytes`) for the WebSocket relay.
+                try sync.addHandler(HTTPResponseEncoder())
+                try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
                 try sync.addHandler(makeHandler())
             }
         } catch {

@@ -120,7 +120,41 @@ public final class ProxyServer: Service, Sendable {
         listenerPorts.withLockedValue { ports in
             for (name, c) in bound { ports[name] = c.localAddress?.port ?? 0 }
         }
+        await reconcileTCPListeners()
     }
+
+    /// One listener per TCP service port on the `--listen` host (sidecar outbound), opened and closed to
+    /// follow the configuration on every reload. A port that cannot be bound is logged and skipped.
+    private func reconcileTCPListeners() async {
+        guard let l = options.listen, options.identity.mode == .sidecar else { return }
+        let wanted = Set(shared.state.table.tcpPorts)
+        let current = tcpListeners.withLockedValue { $0 }
+        for (port, channel) in current where !wanted.contains(port) {
+            try? await channel.close()
+            tcpListeners.withLockedValue { _ = $0.removeValue(forKey: port) }
+        }
+        for port in wanted.sorted() where current[port] == nil {
+            do {
+                let shared = self.shared
+                let channel = try await ServerBootstrap(group: group)
+                    .serverChannelOption(.backlog, value: 256)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelOption(.autoRead, value: false)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(TCPProxyHandler(shared: shared, port: port))
+                        }
+                    }
+                    .bind(host: l.host, port: port).get()
+                tcpListeners.withLockedValue { $0[port] = channel }
+                logger.info("tcp listener", metadata: ["port": "\(port)"])
+            } catch {
+                logger.error("cannot listen for TCP service port", metadata: ["port": "\(port)", "error": "\(error)"])
+            }
+        }
+    }
+    private let tcpListeners = NIOLockedValueBox<[Int: any Channel]>([:])
 
     private func bind(_ address: (host: String, port: Int), kind: ListenerKind) async throws -> any Channel {
         let shared = self.shared
@@ -151,6 +185,7 @@ public final class ProxyServer: Service, Sendable {
             shared.state.replace(ProxySnapshot(table: table, version: version))
             reloads.withLockedValue { $0.ok += 1 }
             logger.info("configuration reloaded", metadata: ["reason": "\(reason)", "version": "\(version)"])
+            if ready.withLockedValue({ $0 }) { Task { await reconcileTCPListeners() } }
             return true
         } catch {
             reloads.withLockedValue { $0.rejected += 1 }
@@ -180,6 +215,7 @@ public final class ProxyServer: Service, Sendable {
     private func shutdown() async {
         ready.withLockedValue { $0 = false }
         for c in channels.withLockedValue({ $0 }) { try? await c.close() }
+        for c in tcpListeners.withLockedValue({ Array($0.values) }) { try? await c.close() }
         if let a = admin.withLockedValue({ $0 }) { await a.shutdown() }
         try? await group.shutdownGracefully()
     }

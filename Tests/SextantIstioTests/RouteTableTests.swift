@@ -104,6 +104,44 @@ import Testing
         #expect(v2.serviceName == "reviews" && v2.serviceNamespace == "default")
     }
 
+    @Test func tcpConnectionsAreRoutedByPort() throws {
+        let yaml = """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: db}
+            spec:
+              hosts: [db]
+              resolution: STATIC
+              ports: [{number: 3306, name: mysql}]
+              endpoints: [{address: 127.0.0.1, ports: {mysql: 13306}, labels: {version: v1}}]
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: db}
+            spec: {host: db, subsets: [{name: v1, labels: {version: v1}}]}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: db}
+            spec:
+              hosts: [db]
+              tcp:
+              - match: [{port: 3306, sourceLabels: {app: other}}]
+                route: [{destination: {host: db}}]
+              - route: [{destination: {host: db, subset: v1}, weight: 100}]
+            """
+        let d = Diagnostics()
+        var res = IstioResources()
+        IstioConfigLoader.read(yaml, file: "tcp.yaml", into: &res, diagnostics: d)
+        #expect(!d.hasErrors, "\(d.all)")
+        let t = RouteTable(resources: res, identity: ProxyIdentity(workload: "app", namespace: "default", labels: ["app": "web"]))
+        #expect(t.tcpPorts == [3306])
+        let route = try #require(t.tcpRoute(port: 3306, sourceLabels: ["app": "web"]))
+        #expect(route.service == "db.default.svc.cluster.local")
+        #expect(route.destinations.map(\.cluster.description) == ["outbound|3306|v1|db.default.svc.cluster.local"])
+        #expect(t.tcpRoute(port: 9999, sourceLabels: [:]) == nil)
+    }
+
     @Test func ringHashIsStickyAndMovesLittle() {
         let four = RingHash(endpoints: (0..<4).map { ("10.0.0.\($0):80", 1) })
         let five = RingHash(endpoints: (0..<5).map { ("10.0.0.\($0):80", 1) })

@@ -554,3 +554,125 @@ spec:
     finally:
         p.stop()
         server.stop(0)
+
+
+def test_websocket_upgrade_passes_through(tmp_path):
+    """A real `websockets` client ↔ sextant proxy ↔ a real `websockets` server: the handshake is
+    forwarded, then frames flow both ways unchanged (text, binary, a 1 MiB message) until the close."""
+    import asyncio  # noqa: PLC0415
+
+    from websockets.asyncio.client import connect  # noqa: PLC0415
+    from websockets.asyncio.server import serve  # noqa: PLC0415
+
+    async def echo(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    async def scenario():
+        async with serve(echo, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            mesh = service_entry("chat", [(type("U", (), {"port": port})(), {})])
+            p = Proxy(tmp_path, mesh).start()
+            try:
+                # The URI names the service (it becomes the Host header); the socket goes to the proxy.
+                async with connect("ws://chat:9080/ws", host="127.0.0.1", port=p.port, max_size=2**21) as ws:
+                    await ws.send("hello")
+                    assert await ws.recv() == "hello"
+                    await ws.send(b"\x00\x01binary")
+                    assert await ws.recv() == b"\x00\x01binary"
+                    big = bytes(range(256)) * 4096
+                    await ws.send(big)
+                    assert await ws.recv() == big
+                # After the relay ends, plain HTTP through the proxy still works.
+                assert p.config_dump()["version"] == 1
+            finally:
+                p.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_plain_tcp_is_routed_by_port(tmp_path):
+    """A service port declared TCP gets its own listener (Istio's per-port outbound listener); bytes are
+    relayed to the endpoint chosen by `VirtualService.tcp` weights; a dead endpoint closes the connection."""
+    import socketserver  # noqa: PLC0415
+
+    from conftest import free_port  # noqa: PLC0415
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(self.server.prefix)
+            while data := self.request.recv(65536):
+                self.request.sendall(data)
+
+    servers = []
+    for prefix in (b"v1:", b"v2:"):
+        srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
+        srv.daemon_threads = True
+        srv.prefix = prefix
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+    tcp_port, dead_port = free_port(), free_port()
+    mesh = f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: db, namespace: default}}
+spec:
+  hosts: [db.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: {tcp_port}, name: tcp-db, protocol: TCP}}]
+  endpoints:
+  - {{address: 127.0.0.1, ports: {{tcp-db: {servers[0].server_address[1]}}}, labels: {{version: v1}}}}
+  - {{address: 127.0.0.1, ports: {{tcp-db: {servers[1].server_address[1]}}}, labels: {{version: v2}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: gone, namespace: default}}
+spec:
+  hosts: [gone.default.svc.cluster.local]
+  resolution: STATIC
+  ports: [{{number: {dead_port}, name: tcp, protocol: TCP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{tcp: 1}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: db, namespace: default}}
+spec:
+  host: db
+  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: db, namespace: default}}
+spec:
+  hosts: [db]
+  tcp:
+  - match: [{{port: {tcp_port}}}]
+    route:
+    - {{destination: {{host: db, subset: v2, port: {{number: {tcp_port}}}}}, weight: 100}}
+"""
+    p = Proxy(tmp_path, mesh).start()
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                s = socket.create_connection(("127.0.0.1", tcp_port), timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "no TCP listener on the service port"
+                time.sleep(0.05)
+        with s:
+            payload = bytes(range(256)) * 1024
+            s.sendall(payload)
+            got = b""
+            while len(got) < len(payload) + 3:
+                chunk = s.recv(65536)
+                assert chunk, "closed early"
+                got += chunk
+            assert got.startswith(b"v2:") and got[3:] == payload
+        with socket.create_connection(("127.0.0.1", dead_port), timeout=5) as s:
+            assert s.recv(10) == b"", "a connect failure upstream closes the downstream connection"
+    finally:
+        p.stop()
+        for srv in servers:
+            srv.shutdown()
+            srv.server_close()

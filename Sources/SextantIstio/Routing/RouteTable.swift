@@ -168,6 +168,8 @@ public final class RouteTable: Sendable {
     /// Exact host → routes (from VirtualServices), checked before wildcard hosts.
     let exactHosts: [String: [CompiledRoute]]
     let wildcardHosts: [(pattern: String, routes: [CompiledRoute])]
+    /// Fully qualified host → the `tcp[]` rules of its VirtualService.
+    let tcpRules: [String: [TCPRoute]]
     /// Gateway mode: the ports of the selected Gateways' servers and the hosts each accepts.
     public let gatewayServers: [(gateway: String, server: Gateway.Server)]
     public let mesh: MeshConfig
@@ -253,6 +255,14 @@ public final class RouteTable: Sendable {
         var exact: [String: [CompiledRoute]] = [:]
         var wildcard: [(String, [CompiledRoute])] = []
         var owner: [String: String] = [:]
+        var tcp: [String: [TCPRoute]] = [:]
+        for vs in res.virtualServices where applies(vs) && !vs.tcp.isEmpty {
+            for h in vs.hosts {
+                let fqdn = HostName.qualify(h, namespace: vs.meta.namespace)
+                if tcp[fqdn] == nil { tcp[fqdn] = vs.tcp }
+            }
+        }
+        self.tcpRules = tcp
         for vs in res.virtualServices where applies(vs) {
             let vsName = "\(vs.meta.namespace)/\(vs.meta.name)"
             let routes = vs.http.map { rule -> CompiledRoute in
@@ -282,6 +292,39 @@ public final class RouteTable: Sendable {
         self.wildcardHosts = wildcard
         self.clusters = clusters
         self.warnings = warnings
+    }
+
+    /// Ports on which services speak plain TCP (protocol `TCP`, `TLS`, `MONGO`, `REDIS`, `MYSQL`, or a
+    /// port name saying so). Without an authority to route on, a TCP connection is routed by the port it
+    /// arrives on, as Istio's per-port outbound listeners do; the proxy listens on each of these ports.
+    public var tcpPorts: [Int] {
+        var ports = Set<Int>()
+        for se in services.values {
+            for p in se.ports where !p.selectedProtocol.isHTTP && p.selectedProtocol != .unknown { ports.insert(p.number) }
+        }
+        return ports.sorted()
+    }
+
+    /// Routes a TCP connection that arrived on `port`: the service with a TCP port of that number (the
+    /// first by host name if several share it), then the first `tcp[]` rule of its VirtualService whose
+    /// `match` holds, else the service itself. Returns weighted destinations.
+    public func tcpRoute(port: Int, sourceLabels: [String: String]) -> (service: String, destinations: [(cluster: ClusterKey, weight: Int)])? {
+        let candidates = services.filter { _, se in
+            se.ports.contains { $0.number == port && !$0.selectedProtocol.isHTTP && $0.selectedProtocol != .unknown }
+        }.keys.sorted()
+        guard let host = candidates.first else { return nil }
+        for rule in tcpRules[host] ?? [] {
+            let ok = rule.match.isEmpty || rule.match.contains { m in
+                (m.port == nil || m.port == port) && m.sourceLabels.allSatisfy { sourceLabels[$0.key] == $0.value }
+            }
+            if ok {
+                return (host, rule.route.map { d in
+                    (ClusterKey(host: HostName.qualify(d.destination.host, namespace: identity.namespace), port: d.destination.port ?? port,
+                        subset: d.destination.subset), d.weight)
+                })
+            }
+        }
+        return (host, [(ClusterKey(host: host, port: port), 100)])
     }
 
     /// The hosts that have routes (VirtualService hosts, exact then wildcard), for `/config_dump`.

@@ -1,0 +1,116 @@
+import NIOCore
+import NIOPosix
+import SextantIstio
+
+/// A plain TCP connection accepted on a service's TCP port (Istio's per-port outbound listener and
+/// `tcp_proxy`): routed by the port (and `VirtualService.tcp` rules), connected to an endpoint of the
+/// chosen cluster, then relayed byte for byte. Reading starts only once the upstream is connected, so
+/// nothing is buffered here. Connect failure or circuit-breaker overflow closes the connection (`UF`/`UO`).
+final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    let shared: ProxyShared
+    let port: Int
+    var random = FastRandom()
+    private var record: ProxyRecord?
+    private var started = NIODeadline.now()
+    private var cluster: ClusterRuntime?
+    private var relays: (down: RawRelay, up: RawRelay)?
+
+    init(shared: ProxyShared, port: Int) {
+        self.shared = shared
+        self.port = port
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let snapshot = shared.state.snapshot
+        var record = ProxyRecord(
+            direction: .outbound, startUnixNanos: WallClock.nowNanos(), method: "", path: "", protocolName: "TCP",
+            authority: "", requestHeaders: [:])
+        record.downstreamRemoteAddress = context.channel.remoteAddress.map(DownstreamHandler.format)
+        record.downstreamLocalAddress = context.channel.localAddress.map(DownstreamHandler.format)
+        self.record = record
+        guard let route = snapshot.table.tcpRoute(port: port, sourceLabels: snapshot.table.identity.labels) else {
+            return fail(context, .noRouteFound)
+        }
+        let total = max(1, route.destinations.reduce(0) { $0 + $1.weight })
+        var r = Int.random(in: 0..<total, using: &random)
+        var chosen = route.destinations.first?.cluster
+        for d in route.destinations {
+            if r < d.weight {
+                chosen = d.cluster
+                break
+            }
+            r -= d.weight
+        }
+        guard let key = chosen, let cluster = snapshot.cluster(key, requestPort: port) else {
+            return fail(context, .noClusterFound)
+        }
+        self.cluster = cluster
+        self.record?.upstreamCluster = cluster.name
+        self.record?.destinationService = cluster.cluster.key.host
+        self.record?.destinationServiceName = cluster.cluster.serviceName
+        self.record?.destinationServiceNamespace = cluster.cluster.serviceNamespace
+        guard let index = cluster.pick(hash: nil, tried: [], now: .now, random: &random) else {
+            return fail(context, .noHealthyUpstream)
+        }
+        guard ClusterRuntime.tryIncrement(cluster.connections, limit: cluster.maxConnections) else {
+            return fail(context, .upstreamOverflow)
+        }
+        let endpoint = cluster.endpoints[index]
+        self.record?.upstreamHost = endpoint.key
+        self.record?.upstreamLabels = endpoint.endpoint.labels
+        let (down, up) = RawRelay.pair()
+        relays = (down, up)
+        let upBound = NIOLoopBound(up, eventLoop: context.eventLoop)
+        let (seconds, attos) = cluster.connectTimeout.components
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(.nanoseconds(seconds * 1_000_000_000 + attos / 1_000_000_000))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(upBound.value) }
+            }
+            .connect(host: endpoint.endpoint.address, port: endpoint.endpoint.port)
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let upstream):
+                    upstream.closeFuture.whenComplete { _ in cluster.connections.subtract(1, ordering: .relaxed) }
+                    cluster.record(endpoint: index, status: 200, now: .now)
+                    do {
+                        try context.pipeline.syncOperations.addHandler(down, position: .before(self))
+                    } catch {
+                        upstream.close(promise: nil)
+                        return fail(context, .localReset)
+                    }
+                    context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+                case .failure(let error):
+                    cluster.connections.subtract(1, ordering: .relaxed)
+                    cluster.record(endpoint: index, status: nil, now: .now)
+                    self.record?.upstreamTransportFailureReason = "\(error)"
+                    fail(context, .upstreamConnectionFailure)
+                }
+            }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish()
+    }
+
+    private func fail(_ context: ChannelHandlerContext, _ flags: ResponseFlags) {
+        record?.responseFlags.formUnion(flags)
+        context.close(promise: nil)
+    }
+
+    private func finish() {
+        guard var r = record else { return }
+        record = nil
+        r.bytesReceived = relays?.down.bytesRead ?? 0
+        r.bytesSent = relays?.up.bytesRead ?? 0
+        r.duration = .nanoseconds(Int64((NIODeadline.now() - started).nanoseconds))
+        shared.observer.requestFinished(r)
+    }
+}
+
+@available(*, unavailable)
+extension TCPProxyHandler: Sendable {}
