@@ -126,10 +126,13 @@ final class ProxySnapshot: Sendable {
     let table: RouteTable
     let clusters: [ClusterKey: ClusterRuntime]
     let version: Int
+    /// Computed once per configuration: routing needs the request headers only if a rule matches on them.
+    let routingNeedsHeaders: Bool
 
     init(table: RouteTable, version: Int) {
         self.table = table
         self.version = version
+        self.routingNeedsHeaders = table.matchesOnHeaders
         var c: [ClusterKey: ClusterRuntime] = [:]
         for (k, v) in table.clusters { c[k] = ClusterRuntime(v) }
         clusters = c

@@ -102,6 +102,16 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         remoteIP = context.channel.remoteAddress?.ipAddress
     }
 
+    /// `%PROTOCOL%` without building a string per request.
+    static func protocolName(_ v: HTTPVersion) -> String {
+        switch (v.major, v.minor) {
+        case (1, 1): return "HTTP/1.1"
+        case (2, _): return "HTTP/2"
+        case (1, 0): return "HTTP/1.0"
+        default: return "HTTP/\(v.major).\(v.minor)"
+        }
+    }
+
     static func format(_ a: SocketAddress) -> String {
         guard let ip = a.ipAddress, let port = a.port else { return "\(a)" }
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
@@ -213,7 +223,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         var record = ProxyRecord(
             direction: kind == .outbound ? ProxyRecord.Direction.outbound : .inbound, startUnixNanos: WallClock.nowNanos(), method: head.method.rawValue,
-            path: head.uri, protocolName: "HTTP/\(head.version.major).\(head.version.minor)", authority: authority,
+            path: head.uri, protocolName: Self.protocolName(head.version), authority: authority,
             requestHeaders: headers)
         record.requestID = requestID
         record.downstreamRemoteAddress = remoteAddress
@@ -222,6 +232,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         h.headers = headers
         let x = Exchange(head: h, record: record, snapshot: snapshot)
         exchange = x
+        if let peer = x.head.headers.first(name: PeerMetadata.header) {
+            if kind != .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
+            // Identity headers are between proxies only: never forwarded to apps or further hops.
+            x.head.headers.remove(name: PeerMetadata.header)
+        }
         if head.version.major == 1, let up = head.headers.first(name: "upgrade"),
             head.headers["connection"].contains(where: { $0.lowercased().contains("upgrade") })
         {
@@ -258,7 +273,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         let listenerPort = context.channel.localAddress?.port ?? 80
         let rh = RequestHead(
             authority: authority, path: head.uri, method: head.method.rawValue, scheme: "http",
-            headers: headers.map { (name: $0.name, value: $0.value) },
+            headers: snapshot.routingNeedsHeaders ? headers.map { (name: $0.name, value: $0.value) } : [],
             port: authorityPort ?? (shared.state.table.identity.mode == .gateway ? listenerPort : 80),
             sourceLabels: snapshot.table.identity.labels, sourceNamespace: snapshot.table.identity.namespace)
         guard case .route(let route, _) = snapshot.table.route(rh) else {
@@ -391,6 +406,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         // Copy-on-write: the received headers are reused as they are unless a hop-by-hop one must go.
         var headers = x.head.headers
         HopByHop(headers).strip(from: &headers)
+        if kind == .outbound {
+            var me = shared.me
+            me.service = x.cluster?.cluster.key.host
+            headers.replaceOrAdd(name: PeerMetadata.header, value: me.headerValue)
+        }
         if let up = x.upgrade {
             headers.replaceOrAdd(name: "connection", value: "upgrade")
             headers.replaceOrAdd(name: "upgrade", value: up)
@@ -468,7 +488,12 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.record.upstreamLabels = endpoint.endpoint.labels
         let generation = x.generation
         x.attemptStart = .now()
-        let acquired = pool.acquire(cluster: cluster, endpoint: endpoint, http2: upstreamHTTP2(cluster, x)) { [self] result in
+        let http2 = upstreamHTTP2(cluster, x)
+        if !http2, let idle = pool.takeIdle(endpoint) {
+            attach(x, idle)
+            return
+        }
+        let acquired = pool.acquire(cluster: cluster, endpoint: endpoint, http2: http2) { [self] result in
             guard exchange === x, x.generation == generation else {
                 if case .success(let c) = result { pool.release(c, reusable: true) }
                 return
@@ -649,9 +674,15 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             x.tryTimer?.cancel()
             x.responding = true
             x.record.responseCode = status
+            x.record.grpcStatus = grpcStatus.map { "\($0)" }
             x.record.responseCodeDetails = "via_upstream"
             var h = HTTPResponseHead(version: x.head.version, status: head.status, headers: head.headers)
             HopByHop(head.headers).strip(from: &h.headers)
+            if let peer = h.headers.first(name: PeerMetadata.header) {
+                if kind == .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
+                h.headers.remove(name: PeerMetadata.header)
+            }
+            if kind != .outbound { h.headers.replaceOrAdd(name: PeerMetadata.header, value: shared.meHeader) }
             h.headers.replaceOrAdd(name: "x-envoy-upstream-service-time", value: "\((x.record.upstreamServiceTime ?? .zero).components.attoseconds / 1_000_000_000_000_000 + (x.record.upstreamServiceTime ?? .zero).components.seconds * 1000)")
             h.headers.replaceOrAdd(name: "server", value: "istio-envoy")
             Self.apply(x.responseHeaderOps, to: &h.headers)
@@ -682,6 +713,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 c.pauseReading(true)
             }
         case .end(let trailers):
+            if let g = trailers?.first(name: "grpc-status") { x.record.grpcStatus = g }
             if let head = x.upgradeHead {
                 switchToRelay(x, c, head)
                 return
@@ -827,6 +859,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.record.bytesSent = bytes.count
         x.responding = true
         var trailers: HTTPHeaders?
+        x.record.grpcStatus = h.headers.first(name: "grpc-status")
         if x.head.version.major == 2, h.headers.contains(name: "grpc-status") {
             // gRPC over HTTP/2 reads the status from trailers (a fault abort with `grpcStatus`).
             var t = HTTPHeaders()

@@ -79,6 +79,11 @@ public struct ProxyRecord: Sendable {
     public var downstreamLocalAddress: String?
     public var attempts: Int = 0
     public var requestID: String = ""
+    /// The other proxy's identity, from `x-sextant-peer-metadata` (the server's on outbound records, the
+    /// client's on inbound ones); nil when the peer has no proxy.
+    public var peer: PeerMetadata?
+    /// `grpc-status` of the response (headers or trailers), for gRPC calls.
+    public var grpcStatus: String?
 }
 
 /// Receives every finished request. Implementations must be cheap and never block: they run on the

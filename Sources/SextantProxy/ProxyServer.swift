@@ -30,6 +30,10 @@ public struct ProxyOptions: Sendable {
     public var reloadPollInterval: Duration = .seconds(1)
     /// Event-loop threads (Envoy's `--concurrency`).
     public var threads = 1
+    /// `tag` of `istio_build`.
+    public var version = "dev"
+    /// Metric series not updated for this long are dropped.
+    public var metricExpiry: Duration = .seconds(600)
 
     public init(configPaths: [String], identity: ProxyIdentity) {
         self.configPaths = configPaths
@@ -49,6 +53,8 @@ public final class ProxyServer: Service, Sendable {
     private let ready: NIOLockedValueBox<Bool> = .init(false)
     private let inboundCluster: ClusterRuntime?
     private let reloads = NIOLockedValueBox<(ok: Int, rejected: Int)>((0, 0))
+    /// Istio's standard metrics, served at the admin endpoint's `/stats/prometheus`.
+    public let metrics: IstioMetrics
 
     /// Loads and validates the configuration; throws `ConfigError` with every problem found.
     public init(options: ProxyOptions, observer: any ProxyObserver = NoProxyObserver(), logger: Logger) throws(ConfigError) {
@@ -58,7 +64,12 @@ public final class ProxyServer: Service, Sendable {
         for w in warnings { logger.warning("\(w)") }
         let table = RouteTable(resources: resources, identity: options.identity)
         for w in table.warnings { logger.warning("\(w)") }
-        shared = ProxyShared(state: ProxyState(ProxySnapshot(table: table, version: 1)), observer: observer, limits: options.limits)
+        let metrics = IstioMetrics(identity: options.identity, version: options.version, expiry: options.metricExpiry)
+        self.metrics = metrics
+        shared = ProxyShared(
+            state: ProxyState(ProxySnapshot(table: table, version: 1)),
+            observer: CombinedObserver(observers: [metrics, observer]), limits: options.limits,
+            me: PeerMetadata(identity: options.identity))
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
         if let app = options.app, let inbound = options.inbound {
             let key = ClusterKey(host: "inbound", port: inbound.port)
@@ -226,6 +237,12 @@ public final class ProxyServer: Service, Sendable {
         switch request.path {
         case "/ready":
             return ready.withLockedValue { $0 } ? .text(.ok, "LIVE\n") : .text(.serviceUnavailable, "PRE_INITIALIZING\n")
+        case "/stats/prometheus":
+            var body = ByteBuffer()
+            body.writeString(metrics.render())
+            var r = HTTPResponse(status: .ok, body: body)
+            r.headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+            return r
         case "/config_dump":
             var body = ByteBuffer()
             body.writeString(configDump())
@@ -233,7 +250,7 @@ public final class ProxyServer: Service, Sendable {
             r.headers.add(name: "content-type", value: "application/json")
             return r
         default:
-            return .text(.notFound, "unknown admin path; try /ready or /config_dump\n")
+            return .text(.notFound, "unknown admin path; try /ready, /stats/prometheus or /config_dump\n")
         }
     }
 

@@ -61,11 +61,16 @@ final class ProxyShared: Sendable {
     let observer: any ProxyObserver
     let limits: ProxyLimits
     let pools = PoolRegistry()
+    /// This proxy's identity as sent to peers, pre-rendered for responses.
+    let me: PeerMetadata
+    let meHeader: String
 
-    init(state: ProxyState, observer: any ProxyObserver, limits: ProxyLimits) {
+    init(state: ProxyState, observer: any ProxyObserver, limits: ProxyLimits, me: PeerMetadata) {
         self.state = state
         self.observer = observer
         self.limits = limits
+        self.me = me
+        self.meHeader = me.headerValue
     }
 }
 

@@ -129,6 +129,11 @@ final class UpstreamPool {
         return .pending(waiterID: nextWaiterID)
     }
 
+    /// An idle HTTP/1.1 connection to `endpoint`, if one is ready (the common case; no callback needed).
+    func takeIdle(_ endpoint: EndpointState) -> UpstreamConnection? {
+        popIdle(endpoint.key)
+    }
+
     /// Removes a queued request (its downstream went away or timed out).
     func cancelWaiter(_ id: Int, cluster: ClusterRuntime) {
         guard let q = queues[ObjectIdentifier(cluster)], let i = q.waiters.firstIndex(where: { $0.id == id }) else { return }

@@ -39,11 +39,14 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The local app behind the inbound listener, host:port.")
     var app: String?
 
-    @Option(name: .long, help: "Admin listener host:port (/ready, /config_dump).")
+    @Option(name: .long, help: "Admin listener host:port (/ready, /stats/prometheus, /config_dump).")
     var admin: String?
 
     @Option(name: .long, help: "Event-loop threads.")
     var concurrency = 1
+
+    @Option(name: .customLong("metrics-expiry"), help: "Drop Istio metric series not updated for this long (Go duration).")
+    var metricsExpiry = "10m"
 
     @OptionGroup var logging: LoggingOptions
 
@@ -55,6 +58,9 @@ struct ProxyCommand: AsyncParsableCommand {
             if let value, HostPort.parse(value) == nil { throw ValidationError("\(flag) must be host:port, found '\(value)'") }
         }
         for l in label where !l.contains("=") { throw ValidationError("--label must be k=v, found '\(l)'") }
+        guard GoDuration.parse(metricsExpiry).map({ $0 > .zero }) == true else {
+            throw ValidationError("--metrics-expiry must be a duration such as 10m, found '\(metricsExpiry)'")
+        }
     }
 
     func run() async throws {
@@ -71,6 +77,8 @@ struct ProxyCommand: AsyncParsableCommand {
         options.app = app.flatMap(HostPort.parse)
         options.admin = admin.flatMap(HostPort.parse)
         options.threads = concurrency
+        options.version = Self.buildVersion
+        options.metricExpiry = GoDuration.parse(metricsExpiry) ?? .seconds(600)
         let server: ProxyServer
         do {
             server = try ProxyServer(options: options, logger: logger)

@@ -121,3 +121,8 @@ func printError(_ s: String) {
     let bytes = Array((s + "\n").utf8)
     _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
+
+extension ProxyCommand {
+    /// `istio_build`'s `tag`.
+    static let buildVersion = CollectorRunner.version
+}

@@ -451,7 +451,7 @@ spec:
   selector: {istio: ingressgateway}
   servers:
   - port: {number: 8080, name: http, protocol: HTTP}
-    hosts: ["*"]
+    hosts: ["default/*.example.com"]
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -477,6 +477,8 @@ spec:
         assert status == 200 and body["name"] == "productpage"
         assert p.request("bookinfo.example.com", "/static/app.css")[2]["name"] == "productpage"
         assert p.request("bookinfo.example.com", "/other")[0] == 404
+        # A host no Gateway server exposes is not routed, even though the VirtualService says `*`.
+        assert p.request("bookinfo.example.org", "/productpage")[0] == 404
     finally:
         p.stop()
 
@@ -676,3 +678,71 @@ spec:
         for srv in servers:
             srv.shutdown()
             srv.server_close()
+
+
+def test_istio_metrics_from_both_reporters(upstreams, tmp_path):
+    """productpage's sidecar → reviews' sidecar (inbound) → the reviews app: both proxies count the call
+    with Istio's metric names and full label set, each side knowing the other from the exchanged peer
+    metadata; promtool reads the exposition; the identity header never reaches the app."""
+    from conftest import free_port  # noqa: PLC0415
+
+    app = upstreams("reviews-app")
+    inbound = free_port()
+    mesh = f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: reviews, namespace: default}}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {inbound}}}, labels: {{app: reviews, version: v2}}}}]
+"""
+    (tmp_path / "client").mkdir()
+    (tmp_path / "server").mkdir()
+    client = Proxy(tmp_path / "client", mesh).start()
+    server = Proxy(tmp_path / "server", mesh, extra_args=[
+        "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app.port}", "--workload", "reviews-v2",
+        "--label", "app=reviews", "--label", "version=v2"]).start()
+    try:
+        conn = client.client()
+        for _ in range(3):
+            status, headers, body = client.request(REVIEWS, "/reviews/1", conn=conn)
+            assert status == 200 and body["name"] == "reviews-app"
+            assert "x-sextant-peer-metadata" not in body["headers"] and "x-sextant-peer-metadata" not in headers
+        assert client.request(REVIEWS, "/status/503", headers={"x-skip": "1"}, conn=conn)[0] == 503
+
+        def scrape(p):
+            import urllib.request  # noqa: PLC0415
+
+            with urllib.request.urlopen(f"http://127.0.0.1:{p.admin_port}/stats/prometheus", timeout=5) as r:
+                return r.read().decode()
+
+        source, destination = scrape(client), scrape(server)
+        ok = ('reporter="source",source_workload="productpage-v1",source_workload_namespace="default",'
+              'source_principal="unknown",source_app="productpage",source_version="v1",source_canonical_service="productpage",'
+              'source_canonical_revision="v1",source_cluster="unknown",destination_workload="reviews-v2",'
+              'destination_workload_namespace="default",destination_principal="unknown",destination_app="reviews",'
+              'destination_version="v2",destination_service="reviews.default.svc.cluster.local",'
+              'destination_service_name="reviews",destination_service_namespace="default",destination_canonical_service="reviews",'
+              'destination_canonical_revision="v2",destination_cluster="unknown",request_protocol="http",response_flags="-",'
+              'connection_security_policy="unknown",response_code="200",grpc_response_status=""')
+        assert f"istio_requests_total{{{ok}}} 3" in source, source
+        # The client side gave up after Istio's default retries: Envoy's `URX` flag.
+        failed = ok.replace('response_code="200"', 'response_code="503"').replace('response_flags="-"', 'response_flags="URX"')
+        assert f"istio_requests_total{{{failed}}} 1" in source
+        # Istio's default retry policy retried the 503 twice: the server side saw three requests.
+        dest = ok.replace('reporter="source"', 'reporter="destination"').replace(
+            'connection_security_policy="unknown"', 'connection_security_policy="none"')
+        assert f"istio_requests_total{{{dest}}} 3" in destination, destination
+        dest_failed = dest.replace('response_code="200"', 'response_code="503"')
+        assert f"istio_requests_total{{{dest_failed}}} 3" in destination
+        assert 'istio_request_duration_milliseconds_bucket{' in source and 'le="0.5"' in source and 'le="3600000"' in source
+        assert 'istio_build{component="proxy"' in source
+        lint = subprocess.run(["promtool", "check", "metrics"], input=source, capture_output=True, text=True, timeout=30)
+        findings = [line for line in (lint.stdout + lint.stderr).splitlines() if line.strip()]
+        # Istio's own name keeps milliseconds, which promtool lints; nothing else may be reported.
+        assert all("istio_request_duration_milliseconds" in f and "base unit" in f for f in findings), findings
+    finally:
+        client.stop()
+        server.stop()

@@ -327,6 +327,12 @@ public final class RouteTable: Sendable {
         return (host, [(ClusterKey(host: host, port: port), 100)])
     }
 
+    /// Whether any rule matches on request headers: when none does, callers can skip collecting them.
+    public var matchesOnHeaders: Bool {
+        let all = exactHosts.values.flatMap { $0 } + wildcardHosts.flatMap(\.routes)
+        return all.contains { r in r.rule.match.contains { !$0.headers.isEmpty || !$0.withoutHeaders.isEmpty } }
+    }
+
     /// The hosts that have routes (VirtualService hosts, exact then wildcard), for `/config_dump`.
     public var hostNames: [String] { exactHosts.keys.sorted() + wildcardHosts.map(\.pattern) }
 
@@ -344,6 +350,7 @@ public final class RouteTable: Sendable {
     /// wildcards), then the first `http[]` rule whose match holds.
     public func route(_ head: RequestHead) -> RouteDecision {
         let (host, _) = HostName.splitAuthority(head.authority)
+        if identity.mode == .gateway && !gatewayAccepts(host) { return .noRoute }
         for candidate in HostName.candidates(for: host, proxyNamespace: identity.namespace) {
             if let routes = exactHosts[candidate] {
                 return first(routes, head, virtualHost: "\(candidate):\(head.port)")
@@ -364,6 +371,17 @@ public final class RouteTable: Sendable {
             return first(routes, head, virtualHost: "\(pattern):\(head.port)")
         }
         return .noRoute
+    }
+
+    /// Whether a selected `Gateway` server exposes `host` (`hosts` entries may carry a `namespace/` prefix
+    /// and be wildcards).
+    func gatewayAccepts(_ host: String) -> Bool {
+        gatewayServers.contains { _, server in
+            server.hosts.contains { entry in
+                let pattern = entry.split(separator: "/", maxSplits: 1).last.map { String($0).lowercased() } ?? entry
+                return HostName.wildcard(pattern, matches: host)
+            }
+        }
     }
 
     private func defaultCluster(_ fqdn: String, port: Int) -> ClusterKey? {

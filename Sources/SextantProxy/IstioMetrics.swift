@@ -1,0 +1,283 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import SextantIstio
+
+/// Workload identity exchanged between proxies in the `x-sextant-peer-metadata` header (Istio's peer
+/// metadata exchange idea: Istio sends `x-envoy-peer-metadata`): the client's identity rides on requests,
+/// the server's on responses, so that both reporters can fill both sides of Istio's labels.
+public struct PeerMetadata: Sendable, Equatable {
+    public static let header = "x-sextant-peer-metadata"
+
+    public var workload = "unknown"
+    public var namespace = "unknown"
+    public var app = "unknown"
+    public var version = "unknown"
+    public var canonicalService = "unknown"
+    public var canonicalRevision = "latest"
+    /// On requests: the destination service the client's proxy chose (`destination_service`), so the
+    /// server side never falls back to the Host header (unbounded values).
+    public var service: String?
+
+    public init() {}
+
+    /// The identity of a proxy from its `--workload`, `--namespace` and `--label`s, with Istio's
+    /// canonical-service rules (`service.istio.io/canonical-name`, else `app`, else the workload).
+    public init(identity: ProxyIdentity) {
+        workload = identity.workload
+        namespace = identity.namespace
+        app = identity.labels["app"] ?? "unknown"
+        version = identity.labels["version"] ?? "unknown"
+        canonicalService = identity.labels["service.istio.io/canonical-name"] ?? identity.labels["app"] ?? identity.workload
+        canonicalRevision = identity.labels["service.istio.io/canonical-revision"] ?? identity.labels["version"] ?? "latest"
+    }
+
+    /// `k=v,k=v`: label values cannot contain `,` or `=`, so no escaping is needed.
+    public var headerValue: String {
+        var s = "workload=\(workload),namespace=\(namespace),app=\(app),version=\(version),cs=\(canonicalService),cr=\(canonicalRevision)"
+        if let service { s += ",service=\(service)" }
+        return s
+    }
+
+    public init?(headerValue: String) {
+        var m = PeerMetadata()
+        var any = false
+        for pair in headerValue.split(separator: ",") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2, kv[1].count <= 253 else { continue }
+            let v = String(kv[1])
+            any = true
+            switch kv[0] {
+            case "workload": m.workload = v
+            case "namespace": m.namespace = v
+            case "app": m.app = v
+            case "version": m.version = v
+            case "cs": m.canonicalService = v
+            case "cr": m.canonicalRevision = v
+            case "service": m.service = v
+            default: any = any || false
+            }
+        }
+        guard any else { return nil }
+        self = m
+    }
+}
+
+/// Istio's standard metrics (names, labels in Istio's order, Envoy's default histogram buckets) built
+/// from the proxy's request records and rendered in the Prometheus text format at the admin endpoint's
+/// `/stats/prometheus`. Series not updated for `expiry` are dropped so label churn cannot grow memory
+/// without bound.
+public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
+    /// Envoy's `HistogramSettingsImpl::defaultBuckets()`.
+    static let buckets: [Double] = [
+        0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1_800_000, 3_600_000,
+    ]
+    static let labelNames = [
+        "reporter", "source_workload", "source_workload_namespace", "source_principal", "source_app", "source_version",
+        "source_canonical_service", "source_canonical_revision", "source_cluster", "destination_workload",
+        "destination_workload_namespace", "destination_principal", "destination_app", "destination_version",
+        "destination_service", "destination_service_name", "destination_service_namespace", "destination_canonical_service",
+        "destination_canonical_revision", "destination_cluster", "request_protocol", "response_flags",
+        "connection_security_policy", "response_code", "grpc_response_status",
+    ]
+
+    struct Histogram {
+        var counts = [UInt64](repeating: 0, count: IstioMetrics.buckets.count)
+        var sum = 0.0
+        var count: UInt64 = 0
+
+        mutating func observe(_ v: Double) {
+            if let i = IstioMetrics.buckets.firstIndex(where: { v <= $0 }) { counts[i] += 1 }
+            sum += v
+            count += 1
+        }
+    }
+
+    struct HTTPSeries {
+        var requests: UInt64 = 0
+        var duration = Histogram()
+        var requestBytes = Histogram()
+        var responseBytes = Histogram()
+        var lastUpdate: NIODeadline = .now()
+    }
+
+    struct TCPSeries {
+        var sent: UInt64 = 0
+        var received: UInt64 = 0
+        var opened: UInt64 = 0
+        var closed: UInt64 = 0
+        var lastUpdate: NIODeadline = .now()
+    }
+
+    public let me: PeerMetadata
+    let expiry: TimeAmount
+    let version: String
+    private let lock = NIOLock()
+    private var http: [[String]: HTTPSeries] = [:]
+    private var tcp: [[String]: TCPSeries] = [:]
+
+    public init(identity: ProxyIdentity, version: String, expiry: Duration = .seconds(600)) {
+        me = PeerMetadata(identity: identity)
+        self.version = version
+        self.expiry = DownstreamHandler.timeAmount(expiry)
+    }
+
+    public func requestFinished(_ r: ProxyRecord) {
+        let labels = labels(for: r)
+        let now = NIODeadline.now()
+        lock.withLock {
+            if r.protocolName == "TCP" {
+                var s = tcp[labels] ?? TCPSeries()
+                s.sent += UInt64(max(0, r.bytesSent))
+                s.received += UInt64(max(0, r.bytesReceived))
+                s.opened += 1
+                s.closed += 1
+                s.lastUpdate = now
+                tcp[labels] = s
+            } else {
+                var s = http[labels] ?? HTTPSeries()
+                s.requests += 1
+                let (sec, atto) = r.duration.components
+                s.duration.observe(Double(sec) * 1000 + Double(atto) / 1e15)
+                s.requestBytes.observe(Double(r.bytesReceived))
+                s.responseBytes.observe(Double(r.bytesSent))
+                s.lastUpdate = now
+                http[labels] = s
+            }
+        }
+    }
+
+    /// The 25 label values, in `labelNames` order.
+    func labels(for r: ProxyRecord) -> [String] {
+        let source: PeerMetadata
+        let destination: PeerMetadata
+        let reporter: String
+        var destinationService = r.destinationService ?? "unknown"
+        var destinationServiceName = r.destinationServiceName ?? "unknown"
+        var destinationServiceNamespace = r.destinationServiceNamespace ?? "unknown"
+        switch r.direction {
+        case .outbound:
+            reporter = "source"
+            source = me
+            // The server's proxy says who answered; without one, the endpoint's labels are all we know.
+            if let peer = r.peer {
+                destination = peer
+            } else {
+                var d = PeerMetadata()
+                d.app = r.upstreamLabels["app"] ?? "unknown"
+                d.version = r.upstreamLabels["version"] ?? "unknown"
+                d.canonicalService = r.upstreamLabels["service.istio.io/canonical-name"] ?? r.upstreamLabels["app"] ?? "unknown"
+                d.canonicalRevision = r.upstreamLabels["version"] ?? "latest"
+                destination = d
+            }
+        case .inbound:
+            reporter = "destination"
+            source = r.peer ?? PeerMetadata()
+            destination = me
+            destinationService = r.peer?.service ?? "unknown"
+            if let s = r.peer?.service, s.hasSuffix(".svc.cluster.local") {
+                let parts = s.split(separator: ".")
+                destinationServiceName = String(parts[0])
+                destinationServiceNamespace = parts.count > 1 ? String(parts[1]) : "unknown"
+            } else {
+                destinationServiceName = r.peer?.service ?? "unknown"
+                destinationServiceNamespace = me.namespace
+            }
+        }
+        let isTCP = r.protocolName == "TCP"
+        let grpc = r.requestHeaders.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
+        return [
+            reporter, source.workload, source.namespace, "unknown", source.app, source.version, source.canonicalService,
+            source.canonicalRevision, "unknown", destination.workload, destination.namespace, "unknown", destination.app,
+            destination.version, destinationService, destinationServiceName, destinationServiceNamespace,
+            destination.canonicalService, destination.canonicalRevision, "unknown",
+            isTCP ? "tcp" : (grpc ? "grpc" : "http"), r.responseFlags.description,
+            r.direction == .outbound ? "unknown" : "none", isTCP ? "" : "\(r.responseCode)", r.grpcStatus ?? "",
+        ]
+    }
+
+    /// Prometheus text exposition 0.0.4 of the current state, families and series sorted.
+    public func render() -> String {
+        let now = NIODeadline.now()
+        let (httpSeries, tcpSeries) = lock.withLock { () -> ([([String], HTTPSeries)], [([String], TCPSeries)]) in
+            http = http.filter { now - $0.value.lastUpdate < expiry }
+            tcp = tcp.filter { now - $0.value.lastUpdate < expiry }
+            return (http.map { ($0.key, $0.value) }, tcp.map { ($0.key, $0.value) })
+        }
+        let h = httpSeries.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+        let t = tcpSeries.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+        var out = ""
+        out += "# HELP istio_build Istio component build information.\n# TYPE istio_build gauge\nistio_build{component=\"proxy\",tag=\"\(version)\"} 1\n"
+        if !h.isEmpty {
+            out += "# HELP istio_request_bytes Size of HTTP request bodies, bytes.\n# TYPE istio_request_bytes histogram\n"
+            for (l, s) in h { histogram(&out, "istio_request_bytes", l, s.requestBytes) }
+            out += "# HELP istio_request_duration_milliseconds Duration of HTTP requests, milliseconds.\n# TYPE istio_request_duration_milliseconds histogram\n"
+            for (l, s) in h { histogram(&out, "istio_request_duration_milliseconds", l, s.duration) }
+            out += "# HELP istio_requests_total Requests handled, by source, destination and response.\n# TYPE istio_requests_total counter\n"
+            for (l, s) in h { out += "istio_requests_total{\(Self.labelText(l))} \(s.requests)\n" }
+            out += "# HELP istio_response_bytes Size of HTTP response bodies, bytes.\n# TYPE istio_response_bytes histogram\n"
+            for (l, s) in h { histogram(&out, "istio_response_bytes", l, s.responseBytes) }
+        }
+        if !t.isEmpty {
+            let families: [(String, (TCPSeries) -> UInt64)] = [
+                ("istio_tcp_connections_closed_total", { $0.closed }), ("istio_tcp_connections_opened_total", { $0.opened }),
+                ("istio_tcp_received_bytes_total", { $0.received }), ("istio_tcp_sent_bytes_total", { $0.sent }),
+            ]
+            let help = [
+                "istio_tcp_connections_closed_total": "TCP connections closed.",
+                "istio_tcp_connections_opened_total": "TCP connections opened.",
+                "istio_tcp_received_bytes_total": "Bytes received from downstream on TCP connections.",
+                "istio_tcp_sent_bytes_total": "Bytes sent to downstream on TCP connections.",
+            ]
+            for (name, value) in families {
+                out += "# HELP \(name) \(help[name]!)\n# TYPE \(name) counter\n"
+                for (l, s) in t { out += "\(name){\(Self.labelText(l))} \(value(s))\n" }
+            }
+        }
+        return out
+    }
+
+    private func histogram(_ out: inout String, _ name: String, _ labels: [String], _ h: Histogram) {
+        let base = Self.labelText(labels)
+        var cumulative: UInt64 = 0
+        for (i, bound) in Self.buckets.enumerated() {
+            cumulative += h.counts[i]
+            out += "\(name)_bucket{\(base),le=\"\(Self.number(bound))\"} \(cumulative)\n"
+        }
+        out += "\(name)_bucket{\(base),le=\"+Inf\"} \(h.count)\n"
+        out += "\(name)_sum{\(base)} \(Self.number(h.sum))\n"
+        out += "\(name)_count{\(base)} \(h.count)\n"
+    }
+
+    static func number(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : "\(v)"
+    }
+
+    /// Label pairs in Istio's order, values escaped as the text format requires.
+    static func labelText(_ values: [String]) -> String {
+        var s = ""
+        for (i, name) in labelNames.enumerated() {
+            if i > 0 { s += "," }
+            s += name
+            s += "=\""
+            for c in values[i].unicodeScalars {
+                switch c {
+                case "\\": s += "\\\\"
+                case "\"": s += "\\\""
+                case "\n": s += "\\n"
+                default: s.unicodeScalars.append(c)
+                }
+            }
+            s += "\""
+        }
+        return s
+    }
+}
+
+/// Several observers behind one: the built-in metrics plus whatever the caller adds.
+struct CombinedObserver: ProxyObserver {
+    let observers: [any ProxyObserver]
+    func requestFinished(_ record: ProxyRecord) {
+        for o in observers { o.requestFinished(record) }
+    }
+}
