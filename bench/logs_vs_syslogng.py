@@ -131,13 +131,18 @@ def run_one(name: str, argv_for, block: bytes, block_lines: int, warmup: float, 
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit(f"{name} did not start:\n" + (tmp / "log").read_text())
                 time.sleep(0.05)
+        sock.settimeout(60)
         sent = [0]
+        failure: list[BaseException] = []
         stop = threading.Event()
 
         def sender():
-            while not stop.is_set():
-                sock.sendall(block)
-                sent[0] += block_lines
+            try:
+                while not stop.is_set():
+                    sock.sendall(block)
+                    sent[0] += block_lines
+            except OSError as e:
+                failure.append(e)
 
         t = threading.Thread(target=sender, daemon=True)
         t.start()
@@ -152,6 +157,8 @@ def run_one(name: str, argv_for, block: bytes, block_lines: int, warmup: float, 
         stop.set()
         t.join(timeout=60)
         sock.close()
+        if failure:
+            raise SystemExit(f"{name}: sending failed: {failure[0]!r}\n" + (tmp / "log").read_text()[-2000:])
         # Drain: wait until every sent line is indexed or nothing arrives for 5 s.
         last, last_change = -1, time.monotonic()
         while time.monotonic() - last_change < 5:

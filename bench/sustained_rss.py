@@ -6,11 +6,12 @@ chunk acked, at most --window unacknowledged) at a constant rate for --seconds, 
 collector's resident set (VmRSS) every --every seconds. Two pipelines:
   nop:           fluentforward → nop
   elasticsearch: fluentforward → batch → elasticsearch (ECS) → bench/elasticsearch_export.py's `_bulk` sink
-Prints the series, min/max/last, the mean of the first and last thirds (a leak shows as a rising last
-third) and the peak (VmHWM). The collector runs on core 0; this script (sender and sink) on core 1.
+Prints the series and, after a --warmup (30 s), min/max/last, the mean of the first and last thirds
+(a leak shows as a rising last third) and the peak (VmHWM). The collector runs on core 0; this script
+(sender and sink) on core 1.
 
-Usage: bench/sustained_rss.py --pipeline nop --rate 400000 --seconds 180
-       bench/sustained_rss.py --pipeline elasticsearch --rate 60000 --seconds 180
+Usage: bench/sustained_rss.py --pipeline nop --rate 500000 --seconds 180
+       bench/sustained_rss.py --pipeline elasticsearch --rate 80000 --seconds 180
 (needs the interop venv and a release build: swift build -c release --product sextant).
 """
 
@@ -40,6 +41,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=400_000, help="events per second")
     ap.add_argument("--seconds", type=float, default=180)
     ap.add_argument("--every", type=float, default=5, help="RSS sampling interval, seconds")
+    ap.add_argument("--warmup", type=float, default=30, help="seconds left out of min/max/means")
     ap.add_argument("--events-per-chunk", type=int, default=1000)
     ap.add_argument("--window", type=int, default=8, help="chunks in flight (unacknowledged) at most")
     ap.add_argument("--bin", default=str(ROOT / ".build" / "release" / "sextant"))
@@ -127,13 +129,13 @@ service:
         elapsed = time.monotonic() - t0
         cpu = cpu_seconds(collector.pid) - cpu0
         events = sent * args.events_per_chunk
-        rss = [r for _, r in samples]
+        print(f"RSS samples every {args.every:.0f} s (MiB): {' '.join(f'{r:.0f}' for _, r in samples)}")
+        rss = [r for t, r in samples if t >= args.warmup] or [samples[-1][1]]
         third = max(1, len(rss) // 3)
         print(f"fluentforward → {args.pipeline}: target {args.rate:,.0f} events/s, achieved {events / elapsed:,.0f} events/s "
               f"over {elapsed:.0f} s ({events:,} events acked), collector {cpu / elapsed:.2f} cores")
-        print(f"RSS samples every {args.every:.0f} s (MiB): {' '.join(f'{r:.0f}' for r in rss)}")
-        print(f"RSS min {min(rss):.1f}  max {max(rss):.1f}  last {rss[-1]:.1f}  mean first third {sum(rss[:third]) / third:.1f}"
-              f"  mean last third {sum(rss[-third:]) / third:.1f}  peak (VmHWM) {rss_mib(collector.pid):.1f} MiB")
+        print(f"after the {args.warmup:.0f} s warm-up: RSS min {min(rss):.1f}  max {max(rss):.1f}  last {rss[-1]:.1f}"
+              f"  mean first third {sum(rss[:third]) / third:.1f}  mean last third {sum(rss[-third:]) / third:.1f}  peak (VmHWM) {rss_mib(collector.pid):.1f} MiB")
         if sink is not None:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
