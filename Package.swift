@@ -169,6 +169,10 @@ let package = Package(
         .testTarget(name: "SextantModelTests", dependencies: ["SextantModel"], swiftSettings: strict),
         .testTarget(name: "SextantIstioTests", dependencies: ["SextantIstio", "SextantPipeline"], swiftSettings: strict),
         .testTarget(
+            name: "SextantProxyTests",
+            dependencies: ["SextantProxy", "SextantEnvoyAccessLog", .product(name: "NIOHTTP1", package: "swift-nio")],
+            swiftSettings: strict),
+        .testTarget(
             name: "SextantOTLPTests", dependencies: ["SextantOTLP", "SextantModel"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "SextantJaegerTests", dependencies: ["SextantJaeger", "SextantThrift", "SextantModel"],

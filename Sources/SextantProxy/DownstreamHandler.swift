@@ -543,6 +543,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     private func attach(_ x: Exchange, _ c: UpstreamConnection) {
         x.connection = c
         c.delegate = self
+        x.record.upstreamLocalAddress = c.channel.localAddress.map(Self.format)
         if let e = x.endpointIndex, let cluster = x.cluster {
             x.endpointActive = cluster.endpoints[e]
             cluster.endpoints[e].active.add(1, ordering: .relaxed)

@@ -76,6 +76,8 @@ public struct ProxyRecord: Sendable {
     /// Labels of the chosen endpoint (`version` feeds `destination_version`).
     public var upstreamLabels: [String: String] = [:]
     public var downstreamRemoteAddress: String?
+    /// The proxy's own address on the upstream connection (`%UPSTREAM_LOCAL_ADDRESS%`).
+    public var upstreamLocalAddress: String?
     public var downstreamLocalAddress: String?
     public var attempts: Int = 0
     public var requestID: String = ""
@@ -84,6 +86,19 @@ public struct ProxyRecord: Sendable {
     public var peer: PeerMetadata?
     /// `grpc-status` of the response (headers or trailers), for gRPC calls.
     public var grpcStatus: String?
+
+    public init(
+        direction: Direction, startUnixNanos: UInt64, method: String, path: String, protocolName: String, authority: String,
+        requestHeaders: HTTPHeaders
+    ) {
+        self.direction = direction
+        self.startUnixNanos = startUnixNanos
+        self.method = method
+        self.path = path
+        self.protocolName = protocolName
+        self.authority = authority
+        self.requestHeaders = requestHeaders
+    }
 }
 
 /// Receives every finished request. Implementations must be cheap and never block: they run on the

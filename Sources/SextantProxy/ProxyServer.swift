@@ -55,6 +55,8 @@ public final class ProxyServer: Service, Sendable {
     private let reloads = NIOLockedValueBox<(ok: Int, rejected: Int)>((0, 0))
     /// Istio's standard metrics, served at the admin endpoint's `/stats/prometheus`.
     public let metrics: IstioMetrics
+    /// `meshConfig.accessLogFile`'s writer, when access logging is on.
+    let accessLog: AccessLogObserver?
 
     /// Loads and validates the configuration; throws `ConfigError` with every problem found.
     public init(options: ProxyOptions, observer: any ProxyObserver = NoProxyObserver(), logger: Logger) throws(ConfigError) {
@@ -66,9 +68,29 @@ public final class ProxyServer: Service, Sendable {
         for w in table.warnings { logger.warning("\(w)") }
         let metrics = IstioMetrics(identity: options.identity, version: options.version, expiry: options.metricExpiry)
         self.metrics = metrics
+        let mesh = resources.mesh
+        var accessLog: AccessLogObserver?
+        if !mesh.accessLogFile.isEmpty {
+            let encoding: AccessLogObserver.Encoding
+            do {
+                switch mesh.accessLogEncoding {
+                case .text:
+                    encoding = .text(mesh.accessLogFormat.isEmpty ? .istioText : try AccessLogFormat(mesh.accessLogFormat))
+                case .json:
+                    if !mesh.accessLogFormat.isEmpty {
+                        logger.warning("meshConfig.accessLogFormat with JSON encoding is not supported yet; Istio's default JSON fields are used")
+                    }
+                    encoding = .json(AccessLogFormat.istioJSON)
+                }
+                accessLog = try AccessLogObserver(path: mesh.accessLogFile, encoding: encoding)
+            } catch {
+                throw ConfigError([ConfigDiagnostic(.error, at: nil, "meshConfig: \(error)")])
+            }
+        }
+        self.accessLog = accessLog
         shared = ProxyShared(
             state: ProxyState(ProxySnapshot(table: table, version: 1)),
-            observer: CombinedObserver(observers: [metrics, observer]), limits: options.limits,
+            observer: CombinedObserver(observers: [metrics, observer] + (accessLog.map { [$0] } ?? [])), limits: options.limits,
             me: PeerMetadata(identity: options.identity))
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
         if let app = options.app, let inbound = options.inbound {
@@ -229,6 +251,7 @@ public final class ProxyServer: Service, Sendable {
         for c in tcpListeners.withLockedValue({ Array($0.values) }) { try? await c.close() }
         if let a = admin.withLockedValue({ $0 }) { await a.shutdown() }
         try? await group.shutdownGracefully()
+        accessLog?.shutdown()
     }
 
     // MARK: Admin

@@ -746,3 +746,58 @@ spec:
     finally:
         client.stop()
         server.stop()
+
+
+@pytest.mark.parametrize("encoding", ["TEXT", "JSON"])
+def test_access_log_in_istio_formats(upstreams, tmp_path, encoding):
+    """`meshConfig.accessLogFile` with Istio's default TEXT format (field by field, `-` for empty values)
+    and its JSON field set; one line per request, the same x-request-id the app saw."""
+    import json as jsonlib  # noqa: PLC0415
+    import re  # noqa: PLC0415
+
+    v1 = upstreams("v1")
+    log = tmp_path / "access.log"
+    mesh = service_entry("reviews", [(v1, {"version": "v1"})]) + f"""---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {{name: mesh, namespace: istio-system}}
+spec:
+  meshConfig:
+    accessLogFile: {log}
+    accessLogEncoding: {encoding}
+"""
+    p = Proxy(tmp_path, mesh).start()
+    try:
+        status, _, body = p.request(REVIEWS, "/reviews/7?x=1", headers={"User-Agent": "conformance/1.0"})
+        assert status == 200
+        request_id = body["headers"]["x-request-id"]
+        assert p.request("nowhere", "/")[0] == 404
+        deadline = time.monotonic() + 5
+        while (not log.exists() or log.read_text().count("\n") < 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lines = log.read_text().splitlines()
+        assert len(lines) == 2, lines
+    finally:
+        p.stop()
+    if encoding == "TEXT":
+        istio = re.compile(
+            r'^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\] "(\S+) (\S+) (\S+)" (\d+) (\S+) (\S+) (\S+) "([^"]*)" '
+            r'(\d+) (\d+) (\d+) (\S+) "([^"]*)" "([^"]*)" "([^"]*)" "([^"]*)" "([^"]*)" (\S+) (\S+) (\S+) (\S+) (\S+) (\S+)$')
+        m = istio.match(lines[0])
+        assert m, lines[0]
+        g = m.groups()
+        assert g[1:8] == ("GET", "/reviews/7?x=1", "HTTP/1.1", "200", "-", "via_upstream", "-")
+        assert g[8] == "-" and int(g[10]) > 0 and g[13] == "-" and g[14] == "conformance/1.0" and g[15] == request_id
+        assert g[16] == REVIEWS and g[17] == f"127.0.0.1:{v1.port}"
+        assert g[18] == "outbound|9080||reviews.default.svc.cluster.local" and g[19].startswith("127.0.0.1:")
+        assert g[20] == f"127.0.0.1:{p.port}" and g[22] == "-" and g[23] == "default"
+        nr = istio.match(lines[1]).groups()
+        assert nr[4:6] == ("404", "NR") and nr[6] == "route_not_found" and nr[17] == "-" and nr[18] == "-"
+    else:
+        first, second = (jsonlib.loads(line) for line in lines)
+        assert list(first) == sorted(first) and len(first) == 24
+        assert first["method"] == "GET" and first["path"] == "/reviews/7?x=1" and first["response_code"] == 200
+        assert first["request_id"] == request_id and first["upstream_cluster"] == "outbound|9080||reviews.default.svc.cluster.local"
+        assert isinstance(first["bytes_sent"], int) and isinstance(first["duration"], int)
+        assert first["requested_server_name"] == "-" and first["route_name"] == "default"
+        assert second["response_code"] == 404 and second["response_flags"] == "NR" and second["upstream_host"] == "-"

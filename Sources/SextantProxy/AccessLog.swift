@@ -1,0 +1,327 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An Envoy access-log format (`%COMMAND%` operators, Envoy's "Format strings" docs), compiled once and
+/// applied to each finished request. Empty values print `-`, as Envoy does.
+public struct AccessLogFormat: Sendable {
+    enum Command: Sendable, Equatable {
+        case startTime
+        case request(String, fallback: String?)
+        case response(String, fallback: String?)
+        case responseCode, responseFlags, responseCodeDetails, connectionTerminationDetails
+        case upstreamTransportFailureReason, bytesReceived, bytesSent, duration, upstreamHost, upstreamCluster
+        case upstreamLocalAddress, downstreamLocalAddress, downstreamRemoteAddress, downstreamRemoteAddressWithoutPort
+        case requestedServerName, routeName, protocolName
+    }
+
+    enum Piece: Sendable, Equatable {
+        case literal(String)
+        case command(Command, maxLength: Int?)
+    }
+
+    let pieces: [Piece]
+
+    /// Istio's default TEXT format (istio `pilot/pkg/model/telemetry_logging.go`, `EnvoyTextLogFormat`).
+    public static let istioText = try! AccessLogFormat(
+        "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% "
+            + "%RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% \"%UPSTREAM_TRANSPORT_FAILURE_REASON%\" "
+            + "%BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" "
+            + "\"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\" %UPSTREAM_CLUSTER% "
+            + "%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% "
+            + "%ROUTE_NAME%\n")
+
+    /// Istio's JSON field set (`EnvoyJSONLogFormatIstio`); Envoy writes the keys sorted.
+    public static let istioJSON: [(String, AccessLogFormat)] = [
+        ("authority", "%REQ(:AUTHORITY)%"), ("bytes_received", "%BYTES_RECEIVED%"), ("bytes_sent", "%BYTES_SENT%"),
+        ("connection_termination_details", "%CONNECTION_TERMINATION_DETAILS%"),
+        ("downstream_local_address", "%DOWNSTREAM_LOCAL_ADDRESS%"), ("downstream_remote_address", "%DOWNSTREAM_REMOTE_ADDRESS%"),
+        ("duration", "%DURATION%"), ("method", "%REQ(:METHOD)%"), ("path", "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"),
+        ("protocol", "%PROTOCOL%"), ("request_id", "%REQ(X-REQUEST-ID)%"), ("requested_server_name", "%REQUESTED_SERVER_NAME%"),
+        ("response_code", "%RESPONSE_CODE%"), ("response_code_details", "%RESPONSE_CODE_DETAILS%"),
+        ("response_flags", "%RESPONSE_FLAGS%"), ("route_name", "%ROUTE_NAME%"), ("start_time", "%START_TIME%"),
+        ("upstream_cluster", "%UPSTREAM_CLUSTER%"), ("upstream_host", "%UPSTREAM_HOST%"),
+        ("upstream_local_address", "%UPSTREAM_LOCAL_ADDRESS%"), ("upstream_service_time", "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%"),
+        ("upstream_transport_failure_reason", "%UPSTREAM_TRANSPORT_FAILURE_REASON%"), ("user_agent", "%REQ(USER-AGENT)%"),
+        ("x_forwarded_for", "%REQ(X-FORWARDED-FOR)%"),
+    ].map { ($0.0, try! AccessLogFormat($0.1)) }
+
+    public struct FormatError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Compiles `text`; an unknown `%COMMAND%` is an error naming it.
+    public init(_ text: String) throws(FormatError) {
+        var pieces: [Piece] = []
+        var literal = ""
+        var rest = Substring(text)
+        while let start = rest.firstIndex(of: "%") {
+            literal += rest[..<start]
+            let after = rest[rest.index(after: start)...]
+            if after.first == "%" {  // `%%` is a literal percent sign
+                literal += "%"
+                rest = after.dropFirst()
+                continue
+            }
+            guard let end = after.firstIndex(of: "%") else {
+                throw FormatError(description: "unterminated %COMMAND% in access log format: '\(text)'")
+            }
+            var token = after[..<end]
+            var maxLength: Int?
+            if let colon = token.lastIndex(of: ":"), token.last != ")", let n = Int(token[token.index(after: colon)...]) {
+                maxLength = n
+                token = token[..<colon]
+            }
+            guard let command = Self.command(token) else {
+                throw FormatError(description: "unsupported access log command %\(token)%")
+            }
+            if !literal.isEmpty { pieces.append(.literal(literal)) }
+            literal = ""
+            pieces.append(.command(command, maxLength: maxLength))
+            rest = after[after.index(after: end)...]
+        }
+        literal += rest
+        if !literal.isEmpty { pieces.append(.literal(literal)) }
+        self.pieces = pieces
+    }
+
+    private static func command(_ token: Substring) -> Command? {
+        func header(_ prefix: String) -> (String, String?)? {
+            guard token.hasPrefix(prefix + "("), token.hasSuffix(")") else { return nil }
+            let inner = token.dropFirst(prefix.count + 1).dropLast()
+            let parts = inner.split(separator: "?", maxSplits: 1).map { String($0).lowercased() }
+            return (parts[0], parts.count > 1 ? parts[1] : nil)
+        }
+        if let (h, f) = header("REQ") { return .request(h, fallback: f) }
+        if let (h, f) = header("RESP") { return .response(h, fallback: f) }
+        switch token {
+        case "START_TIME": return .startTime
+        case "RESPONSE_CODE": return .responseCode
+        case "RESPONSE_FLAGS": return .responseFlags
+        case "RESPONSE_CODE_DETAILS": return .responseCodeDetails
+        case "CONNECTION_TERMINATION_DETAILS": return .connectionTerminationDetails
+        case "UPSTREAM_TRANSPORT_FAILURE_REASON": return .upstreamTransportFailureReason
+        case "BYTES_RECEIVED": return .bytesReceived
+        case "BYTES_SENT": return .bytesSent
+        case "DURATION": return .duration
+        case "UPSTREAM_HOST": return .upstreamHost
+        case "UPSTREAM_CLUSTER": return .upstreamCluster
+        case "UPSTREAM_LOCAL_ADDRESS": return .upstreamLocalAddress
+        case "DOWNSTREAM_LOCAL_ADDRESS": return .downstreamLocalAddress
+        case "DOWNSTREAM_REMOTE_ADDRESS": return .downstreamRemoteAddress
+        case "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT": return .downstreamRemoteAddressWithoutPort
+        case "REQUESTED_SERVER_NAME": return .requestedServerName
+        case "ROUTE_NAME": return .routeName
+        case "PROTOCOL": return .protocolName
+        default: return nil
+        }
+    }
+
+    /// The value of one command for a record: a string, a number, or nil for "no value" (`-`).
+    enum Value {
+        case string(String)
+        case number(Int64)
+    }
+
+    static func value(_ c: Command, _ r: ProxyRecord) -> Value? {
+        func str(_ s: String?) -> Value? { s.flatMap { $0.isEmpty ? nil : .string($0) } }
+        switch c {
+        case .startTime: return .string(Self.startTime(r.startUnixNanos))
+        case .request(let name, let fallback):
+            switch name {
+            case ":method": return str(r.method)
+            case ":path": return str(r.path)
+            case ":authority": return str(r.authority)
+            default:
+                if let v = r.requestHeaders.first(name: name) { return str(v) }
+                if let f = fallback { return value(.request(f, fallback: nil), r) }
+                return nil
+            }
+        case .response(let name, let fallback):
+            if let v = r.responseHeaders.first(name: name) { return str(v) }
+            return fallback.flatMap { r.responseHeaders.first(name: $0) }.flatMap { str($0) }
+        case .responseCode: return .number(Int64(r.responseCode))
+        case .responseFlags: return str(r.responseFlags.description)
+        case .responseCodeDetails: return str(r.responseCodeDetails)
+        case .connectionTerminationDetails: return nil
+        case .upstreamTransportFailureReason: return str(r.upstreamTransportFailureReason)
+        case .bytesReceived: return .number(Int64(r.bytesReceived))
+        case .bytesSent: return .number(Int64(r.bytesSent))
+        case .duration:
+            let (s, a) = r.duration.components
+            return .number(s * 1000 + a / 1_000_000_000_000_000)
+        case .upstreamHost: return str(r.upstreamHost)
+        case .upstreamCluster: return str(r.upstreamCluster)
+        case .upstreamLocalAddress: return str(r.upstreamLocalAddress)
+        case .downstreamLocalAddress: return str(r.downstreamLocalAddress)
+        case .downstreamRemoteAddress: return str(r.downstreamRemoteAddress)
+        case .downstreamRemoteAddressWithoutPort:
+            guard let a = r.downstreamRemoteAddress, let colon = a.lastIndex(of: ":") else { return str(r.downstreamRemoteAddress) }
+            return str(String(a[..<colon]).trimmingBrackets)
+        case .requestedServerName: return nil
+        case .routeName: return str(r.routeName)
+        case .protocolName: return str(r.protocolName)
+        }
+    }
+
+    /// The text form of a record (TEXT encoding).
+    public func render(_ r: ProxyRecord) -> String {
+        var out = ""
+        for p in pieces {
+            switch p {
+            case .literal(let s): out += s
+            case .command(let c, let max):
+                var text: String
+                switch Self.value(c, r) {
+                case .string(let s)?: text = s
+                case .number(let n)?: text = String(n)
+                case nil: text = "-"
+                }
+                if let max, text.count > max { text = String(text.prefix(max)) }
+                out += text
+            }
+        }
+        return out
+    }
+
+    /// The JSON form (JSON encoding): one object, keys sorted, numbers for numeric commands, `null`-free
+    /// (`-` for missing values, as Envoy prints them).
+    public static func renderJSON(_ fields: [(String, AccessLogFormat)], _ r: ProxyRecord) -> String {
+        var out = "{"
+        for (i, (key, format)) in fields.sorted(by: { $0.0 < $1.0 }).enumerated() {
+            if i > 0 { out += "," }
+            out += "\"\(key)\":"
+            if format.pieces.count == 1, case .command(let c, _) = format.pieces[0], case .number(let n)? = value(c, r) {
+                out += String(n)
+            } else {
+                jsonString(format.render(r), into: &out)
+            }
+        }
+        return out + "}\n"
+    }
+
+    static func jsonString(_ s: String, into out: inout String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        out += "\""
+    }
+
+    /// Envoy's default `%START_TIME%`: `2026-11-25T01:02:03.456Z` (UTC, milliseconds).
+    static func startTime(_ unixNanos: UInt64) -> String {
+        let ms = unixNanos / 1_000_000
+        let secs = Int64(ms / 1000)
+        var days = secs / 86400
+        let rem = secs % 86400
+        // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+        days += 719_468
+        let era = (days >= 0 ? days : days - 146_096) / 146_097
+        let doe = days - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func pad(_ v: Int64, _ n: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, n - s.count)) + s
+        }
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rem / 3600, 2)):\(pad(rem / 60 % 60, 2)):\(pad(rem % 60, 2)).\(pad(Int64(ms % 1000), 3))Z"
+    }
+}
+
+extension String {
+    fileprivate var trimmingBrackets: String {
+        hasPrefix("[") && hasSuffix("]") ? String(dropFirst().dropLast()) : self
+    }
+}
+
+/// Writes access-log lines to a file (or `/dev/stdout`) without blocking event loops: lines are appended
+/// to a buffer under a lock, and a background thread writes the buffer out every 100 ms or once it holds
+/// 64 KiB. Formatting happens only when a log is configured, so logging off costs nothing.
+public final class AccessLogObserver: ProxyObserver, @unchecked Sendable {
+    public enum Encoding: Sendable {
+        case text(AccessLogFormat)
+        case json([(String, AccessLogFormat)])
+    }
+
+    let encoding: Encoding
+    let fd: Int32
+    private let lock = NIOLock()
+    private let wake = ConditionLock(value: 0)
+    private var buffer: [UInt8] = []
+    private var stopped = false
+    private let pool = NIOThreadPool(numberOfThreads: 1)
+
+    /// Opens `path` for appending; throws with the reason when it cannot.
+    public init(path: String, encoding: Encoding) throws(AccessLogFormat.FormatError) {
+        self.encoding = encoding
+        let fd = path == "/dev/stdout" ? dup(1) : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw AccessLogFormat.FormatError(description: "cannot open access log '\(path)': \(String(cString: strerror(errno)))")
+        }
+        self.fd = fd
+        pool.start()
+        pool.submit { [self] _ in writerLoop() }
+    }
+
+    public func requestFinished(_ record: ProxyRecord) {
+        let line: String
+        switch encoding {
+        case .text(let f): line = f.render(record)
+        case .json(let fields): line = AccessLogFormat.renderJSON(fields, record)
+        }
+        let full = lock.withLock { () -> Bool in
+            buffer.append(contentsOf: line.utf8)
+            return buffer.count >= 64 * 1024
+        }
+        if full { wake.lock(); wake.unlock(withValue: 1) }
+    }
+
+    private func writerLoop() {
+        while true {
+            if wake.lock(whenValue: 1, timeoutSeconds: 0.1) { wake.unlock(withValue: 0) }
+            let (chunk, done) = lock.withLock { () -> ([UInt8], Bool) in
+                let c = buffer
+                buffer.removeAll(keepingCapacity: true)
+                return (c, stopped)
+            }
+            var offset = 0
+            while offset < chunk.count {
+                let n = chunk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                if n <= 0 { break }
+                offset += n
+            }
+            if done { return }
+        }
+    }
+
+    /// Writes what is buffered and closes the file.
+    public func shutdown() {
+        lock.withLock { stopped = true }
+        wake.lock()
+        wake.unlock(withValue: 1)
+        try? pool.syncShutdownGracefully()
+        close(fd)
+    }
+}
