@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "SextantProxy",
             dependencies: [
-                "SextantIstio", "SextantPipeline", "SextantHTTP", "SextantOTLP",
+                "SextantIstio", "SextantPipeline", "SextantHTTP", "SextantOTLP", "SextantZipkin", "SextantModel",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import SextantIstio
+import SextantModel
 
 #if canImport(Glibc)
 import Glibc
@@ -80,6 +81,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var upgrade: String?
         /// The upstream's 101, held until its end is read.
         var upgradeHead: HTTPResponseHead?
+        /// This hop's trace context when tracing is on.
+        var trace: TraceContext?
         /// gRPC status moved out of a Trailers-Only response head (see `upstreamRead`).
         var trailersFromHead: HTTPHeaders?
 
@@ -232,6 +235,15 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         h.headers = headers
         let x = Exchange(head: h, record: record, snapshot: snapshot)
         exchange = x
+        if let tracer = shared.tracer {
+            let incoming = TraceContext.extract(x.head.headers)
+            let sampled = incoming?.2 ?? (Double.random(in: 0..<100, using: &random) < tracer.settings.samplingPercent)
+            var traceID = incoming?.0 ?? TraceID(high: random.next(), low: random.next())
+            if !traceID.isValid { traceID = TraceID(high: 1, low: random.next()) }
+            x.trace = TraceContext(
+                traceID: traceID, spanID: SpanID(random.next() | 1), parentSpanID: incoming?.1, sampled: sampled,
+                traceState: incoming?.3)
+        }
         if let peer = x.head.headers.first(name: PeerMetadata.header) {
             if kind != .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
             // Identity headers are between proxies only: never forwarded to apps or further hops.
@@ -406,6 +418,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         // Copy-on-write: the received headers are reused as they are unless a hop-by-hop one must go.
         var headers = x.head.headers
         HopByHop(headers).strip(from: &headers)
+        if let t = x.trace { t.inject(into: &headers) }
         if kind == .outbound {
             var me = shared.me
             me.service = x.cluster?.cluster.key.host
@@ -927,6 +940,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         if x.activeCounted, let cluster = x.cluster { cluster.activeRequests.subtract(1, ordering: .relaxed) }
         x.record.duration = .nanoseconds(Int64((NIODeadline.now() - x.started).nanoseconds))
         shared.observer.requestFinished(x.record)
+        if let t = x.trace, t.sampled, let tracer = shared.tracer { tracer.exporter.add(tracer.builder.span(x.record, t)) }
     }
 }
 

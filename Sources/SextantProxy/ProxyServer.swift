@@ -88,11 +88,20 @@ public final class ProxyServer: Service, Sendable {
             }
         }
         self.accessLog = accessLog
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
+        self.group = group
+        let (tracing, tracingWarning) = TracingSettings.resolve(resources.mesh, telemetry: resources.telemetry, identity: options.identity)
+        if let tracingWarning { logger.warning("\(tracingWarning)") }
+        var tracer: ProxyTracer?
+        if let tracing {
+            tracer = ProxyTracer(
+                settings: tracing, exporter: SpanExporter(settings: tracing, identity: options.identity, group: group, logger: logger),
+                builder: SpanBuilder(identity: options.identity))
+        }
         shared = ProxyShared(
             state: ProxyState(ProxySnapshot(table: table, version: 1)),
             observer: CombinedObserver(observers: [metrics, observer] + (accessLog.map { [$0] } ?? [])), limits: options.limits,
-            me: PeerMetadata(identity: options.identity))
-        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
+            me: PeerMetadata(identity: options.identity), tracer: tracer)
         if let app = options.app, let inbound = options.inbound {
             let key = ClusterKey(host: "inbound", port: inbound.port)
             let endpoint = Endpoint(address: app.host, port: app.port, labels: options.identity.labels, weight: 1, serviceAccount: nil)
@@ -130,6 +139,7 @@ public final class ProxyServer: Service, Sendable {
 
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask { [self] in await watchForReload() }
+            if let tracer = shared.tracer { tasks.addTask { await tracer.exporter.run() } }
             tasks.addTask { [self] in
                 let signals = await UnixSignalsSequence(trapping: .sighup)
                 for await _ in signals.cancelOnGracefulShutdown() { _ = reload(reason: "SIGHUP") }

@@ -64,8 +64,10 @@ final class ProxyShared: Sendable {
     /// This proxy's identity as sent to peers, pre-rendered for responses.
     let me: PeerMetadata
     let meHeader: String
+    let tracer: ProxyTracer?
 
-    init(state: ProxyState, observer: any ProxyObserver, limits: ProxyLimits, me: PeerMetadata) {
+    init(state: ProxyState, observer: any ProxyObserver, limits: ProxyLimits, me: PeerMetadata, tracer: ProxyTracer?) {
+        self.tracer = tracer
         self.state = state
         self.observer = observer
         self.limits = limits

@@ -801,3 +801,103 @@ spec:
         assert isinstance(first["bytes_sent"], int) and isinstance(first["duration"], int)
         assert first["requested_server_name"] == "-" and first["route_name"] == "default"
         assert second["response_code"] == 404 and second["response_flags"] == "NR" and second["upstream_host"] == "-"
+
+
+def test_trace_propagation_and_spans_across_two_hops(upstreams, tmp_path):
+    """Client sidecar → server sidecar → app with tracing on (Zipkin provider, 100 % sampling): the app
+    receives W3C and B3 headers (parsed by the OpenTelemetry SDK's W3C propagator) naming the server span as
+    parent; a caller's sampled `traceparent` is continued; the two spans arrive at a Zipkin collector double
+    (it accepts `POST /api/v2/spans` JSON, as Zipkin does) with Istio's names, kinds and Envoy's tags."""
+    import json as jsonlib  # noqa: PLC0415
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415
+
+    from conftest import free_port  # noqa: PLC0415
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator  # noqa: PLC0415
+    from opentelemetry import trace as otel_trace  # noqa: PLC0415
+
+    spans: list[dict] = []
+
+    class Zipkin(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            assert self.path == "/api/v2/spans" and self.headers["content-type"] == "application/json"
+            spans.extend(jsonlib.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(202)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+    zipkin = ThreadingHTTPServer(("127.0.0.1", 0), Zipkin)
+    threading.Thread(target=zipkin.serve_forever, daemon=True).start()
+    app = upstreams("reviews-app")
+    inbound = free_port()
+    mesh = f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: reviews, namespace: default}}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {inbound}}}, labels: {{app: reviews, version: v2}}}}]
+---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {{name: mesh, namespace: istio-system}}
+spec:
+  meshConfig:
+    enableTracing: true
+    defaultConfig: {{tracing: {{sampling: 100.0}}}}
+    extensionProviders:
+    - name: zipkin
+      zipkin: {{service: 127.0.0.1, port: {zipkin.server_address[1]}}}
+    defaultProviders: {{tracing: [zipkin]}}
+"""
+    (tmp_path / "client").mkdir()
+    (tmp_path / "server").mkdir()
+    client = Proxy(tmp_path / "client", mesh).start()
+    server = Proxy(tmp_path / "server", mesh, extra_args=[
+        "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app.port}", "--workload", "reviews-v2",
+        "--label", "app=reviews", "--label", "version=v2"]).start()
+    try:
+        status, _, body = client.request(REVIEWS, "/reviews/1")
+        assert status == 200
+        seen = body["headers"]
+        ctx = TraceContextTextMapPropagator().extract(carrier=seen)
+        parent = otel_trace.get_current_span(ctx).get_span_context()
+        assert parent.is_valid and parent.trace_flags.sampled
+        assert seen["x-b3-traceid"] == format(parent.trace_id, "032x") and seen["x-b3-sampled"] == "1"
+        deadline = time.monotonic() + 10
+        while len(spans) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(spans) == 2, spans
+        by_kind = {s["kind"]: s for s in spans}
+        c, s = by_kind["CLIENT"], by_kind["SERVER"]
+        assert c["traceId"] == s["traceId"] == format(parent.trace_id, "032x")
+        assert s["parentId"] == c["id"] and "parentId" not in c
+        assert s["id"] == format(parent.span_id, "016x"), "the app's parent is the server-side span"
+        assert c["name"] == s["name"] == "reviews.default.svc.cluster.local:9080/*"
+        assert c["localEndpoint"]["serviceName"] == "productpage.default" and s["localEndpoint"]["serviceName"] == "reviews.default"
+        assert c["tags"]["http.status_code"] == "200" and c["tags"]["component"] == "proxy"
+        assert c["tags"]["upstream_cluster"] == "outbound|9080||reviews.default.svc.cluster.local"
+        assert c["tags"]["guid:x-request-id"] == seen["x-request-id"] == s["tags"]["guid:x-request-id"]
+
+        # A caller's decision wins: an unsampled traceparent stays unsampled, a sampled one is continued.
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        _, _, body = client.request(REVIEWS, "/x", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-00"})
+        assert body["headers"]["traceparent"].startswith(f"00-{trace_id}-") and body["headers"]["traceparent"].endswith("-00")
+        _, _, body = client.request(REVIEWS, "/y", headers={"b3": f"{trace_id}-00f067aa0ba902b7-1"})
+        assert body["headers"]["x-b3-traceid"] == trace_id and body["headers"]["traceparent"].endswith("-01")
+        deadline = time.monotonic() + 10
+        while len(spans) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        continued = [x for x in spans if x["traceId"] == trace_id]
+        assert len(continued) == 2 and {x["kind"] for x in continued} == {"CLIENT", "SERVER"}
+        assert next(x for x in continued if x["kind"] == "CLIENT")["parentId"] == "00f067aa0ba902b7"
+    finally:
+        client.stop()
+        server.stop()
+        zipkin.shutdown()
