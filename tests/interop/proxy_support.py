@@ -197,3 +197,32 @@ spec:
   endpoints:
 {eps}
 """
+
+
+def two_sidecars(tmp, app: Upstream, extra_mesh: str = ""):
+    """productpage's sidecar (outbound listener) and reviews-v2's sidecar (inbound listener in front of
+    `app`), both reading one mesh whose `reviews` endpoint is the second sidecar's inbound port.
+    Returns (client, server) proxies, started; the caller stops them."""
+    inbound = free_port()
+    mesh = f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: reviews, namespace: default}}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {inbound}}}, labels: {{app: reviews, version: v2}}}}]
+""" + extra_mesh
+    (tmp / "client").mkdir()
+    (tmp / "server").mkdir()
+    client = Proxy(tmp / "client", mesh).start()
+    try:
+        server = Proxy(tmp / "server", mesh, extra_args=[
+            "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app.port}", "--workload", "reviews-v2",
+            "--label", "app=reviews", "--label", "version=v2"]).start()
+    except BaseException:
+        client.stop()
+        raise
+    return client, server
+

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import SEXTANT_BIN
-from proxy_support import Proxy, Upstream, service_entry
+from proxy_support import Proxy, Upstream, service_entry, two_sidecars
 
 REVIEWS = "reviews.default.svc.cluster.local:9080"
 
@@ -684,26 +684,8 @@ def test_istio_metrics_from_both_reporters(upstreams, tmp_path):
     """productpage's sidecar → reviews' sidecar (inbound) → the reviews app: both proxies count the call
     with Istio's metric names and full label set, each side knowing the other from the exchanged peer
     metadata; promtool reads the exposition; the identity header never reaches the app."""
-    from conftest import free_port  # noqa: PLC0415
-
     app = upstreams("reviews-app")
-    inbound = free_port()
-    mesh = f"""apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: reviews, namespace: default}}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  endpoints: [{{address: 127.0.0.1, ports: {{http: {inbound}}}, labels: {{app: reviews, version: v2}}}}]
-"""
-    (tmp_path / "client").mkdir()
-    (tmp_path / "server").mkdir()
-    client = Proxy(tmp_path / "client", mesh).start()
-    server = Proxy(tmp_path / "server", mesh, extra_args=[
-        "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app.port}", "--workload", "reviews-v2",
-        "--label", "app=reviews", "--label", "version=v2"]).start()
+    client, server = two_sidecars(tmp_path, app)
     try:
         conn = client.client()
         for _ in range(3):
@@ -811,7 +793,6 @@ def test_trace_propagation_and_spans_across_two_hops(upstreams, tmp_path):
     import json as jsonlib  # noqa: PLC0415
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415
 
-    from conftest import free_port  # noqa: PLC0415
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator  # noqa: PLC0415
     from opentelemetry import trace as otel_trace  # noqa: PLC0415
 
@@ -833,17 +814,7 @@ def test_trace_propagation_and_spans_across_two_hops(upstreams, tmp_path):
     zipkin = ThreadingHTTPServer(("127.0.0.1", 0), Zipkin)
     threading.Thread(target=zipkin.serve_forever, daemon=True).start()
     app = upstreams("reviews-app")
-    inbound = free_port()
-    mesh = f"""apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: reviews, namespace: default}}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  endpoints: [{{address: 127.0.0.1, ports: {{http: {inbound}}}, labels: {{app: reviews, version: v2}}}}]
----
+    client, server = two_sidecars(tmp_path, app, f"""---
 apiVersion: install.istio.io/v1alpha1
 kind: IstioOperator
 metadata: {{name: mesh, namespace: istio-system}}
@@ -855,13 +826,7 @@ spec:
     - name: zipkin
       zipkin: {{service: 127.0.0.1, port: {zipkin.server_address[1]}}}
     defaultProviders: {{tracing: [zipkin]}}
-"""
-    (tmp_path / "client").mkdir()
-    (tmp_path / "server").mkdir()
-    client = Proxy(tmp_path / "client", mesh).start()
-    server = Proxy(tmp_path / "server", mesh, extra_args=[
-        "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app.port}", "--workload", "reviews-v2",
-        "--label", "app=reviews", "--label", "version=v2"]).start()
+""")
     try:
         status, _, body = client.request(REVIEWS, "/reviews/1")
         assert status == 200
