@@ -118,7 +118,7 @@ YAML
 stop_sut() { kill -TERM "$sut_pid"; wait "$sut_pid" 2>/dev/null || true; sut_pid=""; }
 
 measure() {  # system round
-  local r0 c0 s0 t0 r1 c1 s1 t1 rss_sum=0 rss_max=0 n=0 rss
+  local r0 c0 s0 t0 r1 c1 s1 t1 rss_sum=0 rss_max=0 anon_sum=0 n=0 rss
   r0="$(received)"
   for _ in $(seq 100); do [ "$(received)" -gt "$r0" ] && break; sleep 0.2; done
   [ "$(received)" -gt "$r0" ] || { echo "$1 delivered nothing" >&2; cat "$tmp/$1.log" >&2; exit 1; }
@@ -127,26 +127,27 @@ measure() {  # system round
   for _ in $(seq "$secs"); do
     sleep 1
     rss="$(awk '/^VmRSS/ {print $2}' "/proc/$sut_pid/status")"
+    anon_sum=$((anon_sum + $(awk '/^RssAnon/ {print $2}' "/proc/$sut_pid/status")))
     rss_sum=$((rss_sum + rss)); n=$((n + 1)); [ "$rss" -gt "$rss_max" ] && rss_max="$rss"
   done
   c1="$(cpu_ticks "$sut_pid")"; t1="$(date +%s.%N)"; r1="$(received)"; s1="$(scrapes)"
   hwm="$(awk '/^VmHWM/ {print $2}' "/proc/$sut_pid/status")"
   own="$(self_samples)"
   awk -v sys="$1" -v round="$2" -v hz="$hz" -v c="$((c1 - c0))" -v r="$((r1 - r0))" -v s="$((s1 - s0))" \
-      -v per="$series" -v t0="$t0" -v t1="$t1" -v mean="$((rss_sum / n))" -v max="$rss_max" -v hwm="$hwm" -v own="$own" 'BEGIN {
+      -v per="$series" -v t0="$t0" -v t1="$t1" -v mean="$((rss_sum / n))" -v anon="$((anon_sum / n))" -v max="$rss_max" -v hwm="$hwm" -v own="$own" 'BEGIN {
     cpu = c / hz; wall = t1 - t0
-    printf "%-10s %5d %7.1f %9.2f %7.1f %10d %10d %8.3f %8.1f %8.1f %8.1f %12s\n", sys, round, wall, cpu, 100 * cpu / wall,
-      s * per, r, cpu / (r / 1e6), mean / 1024, max / 1024, hwm / 1024, own
+    printf "%-10s %5d %7.1f %9.2f %7.1f %10d %10d %8.3f %8.1f %8.1f %8.1f %8.1f %12s\n", sys, round, wall, cpu, 100 * cpu / wall,
+      s * per, r, cpu / (r / 1e6), mean / 1024, max / 1024, hwm / 1024, anon / 1024, own
   }' | tee -a "$tmp/results.txt"
 }
 
 echo "machine: $(nproc) vCPU $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"
-echo "sextant: $bin ($(git log -1 --format=%h 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ', dirty tree'))"
+echo "sextant: $bin (built $(date -u -r "$bin" '+%Y-%m-%d %H:%M UTC'); repo at $(git log -1 --format=%h 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ', dirty tree'))"
 echo "load: $ntargets targets × $series series, scrape_interval 1s; warm-up ${warmup}s, measured ${secs}s per run"
-printf '%-10s %5s %7s %9s %7s %10s %10s %8s %8s %8s %8s %12s\n' system round wall_s cpu_s cpu_% scraped received \
-  cpu_s/M rss_MiB rssmax hwm_MiB own_counter
+printf '%-10s %5s %7s %9s %7s %10s %10s %8s %8s %8s %8s %8s %12s\n' system round wall_s cpu_s cpu_% scraped received \
+  cpu_s/M rss_MiB rssmax hwm_MiB anon_MiB own_counter
 for round in $(seq "$rounds"); do
   for sys in prometheus sextant; do
     "start_$sys"
@@ -155,11 +156,13 @@ for round in $(seq "$rounds"); do
   done
 done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "(own_counter: prometheus_remote_storage_samples_total resp. sextant_exporter_sent_items_total since start)"
+echo "(cpu_s/M: CPU seconds per million samples received; rss_MiB: mean VmRSS; anon_MiB: mean RssAnon, i.e. without mapped code;"
+echo " own_counter: prometheus_remote_storage_samples_total resp. sextant_exporter_sent_items_total since start)"
 awk '
-  { cpu[$1, $2] = $8; rss[$1, $2] = $9; hwm[$1, $2] = $11; if ($2 > n) n = $2 }
+  { cpu[$1, $2] = $8; rss[$1, $2] = $9; hwm[$1, $2] = $11; anon[$1, $2] = $12; if ($2 > n) n = $2 }
   END {
     for (i = 1; i <= n; i++)
-      printf "round %d: Sextant/Prometheus CPU per sample %.2f×, mean RSS %.2f×, peak RSS (VmHWM) %.2f×  (target ≤ 0.5×)\n",
-        i, cpu["sextant", i] / cpu["prometheus", i], rss["sextant", i] / rss["prometheus", i], hwm["sextant", i] / hwm["prometheus", i]
+      printf "round %d: Sextant/Prometheus CPU per sample %.2f×, mean RSS %.2f×, peak RSS (VmHWM) %.2f×, anonymous RSS %.2f×  (target ≤ 0.5×)\n",
+        i, cpu["sextant", i] / cpu["prometheus", i], rss["sextant", i] / rss["prometheus", i], hwm["sextant", i] / hwm["prometheus", i],
+        anon["sextant", i] / anon["prometheus", i]
   }' "$tmp/results.txt"
