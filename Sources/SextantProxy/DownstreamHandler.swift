@@ -81,6 +81,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var upgrade: String?
         /// The upstream's 101, held until its end is read.
         var upgradeHead: HTTPResponseHead?
+        /// `content-type: application/grpc*`: messages are counted for Istio's gRPC metrics.
+        lazy var isGRPC: Bool = head.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
         /// This hop's trace context when tracing is on.
         var trace: TraceContext?
         /// gRPC status moved out of a Trailers-Only response head (see `upstreamRead`).
@@ -152,6 +154,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         case .body(let buffer):
             guard let x = exchange, !x.replied else { return }
             x.record.bytesReceived += buffer.readableBytes
+            if x.isGRPC { x.record.requestMessages.consume(buffer) }
             if let c = x.connection {
                 c.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
                 keepForRetry(buffer, in: x)
@@ -722,6 +725,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         case .body(let b):
             guard x.responding else { return }
             x.record.bytesSent += b.readableBytes
+            if x.isGRPC { x.record.responseMessages.consume(b) }
             context.write(wrapOutboundOut(.body(.byteBuffer(b))), promise: nil)
             if !context.channel.isWritable {
                 c.pauseReading(true)

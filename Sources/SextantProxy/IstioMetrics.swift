@@ -95,6 +95,8 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
 
     struct HTTPSeries {
         var requests: UInt64 = 0
+        var requestMessages: UInt64 = 0
+        var responseMessages: UInt64 = 0
         var duration = Histogram()
         var requestBytes = Histogram()
         var responseBytes = Histogram()
@@ -137,6 +139,8 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
             } else {
                 var s = http[labels] ?? HTTPSeries()
                 s.requests += 1
+                s.requestMessages += UInt64(r.requestMessages.messages)
+                s.responseMessages += UInt64(r.responseMessages.messages)
                 let (sec, atto) = r.duration.components
                 s.duration.observe(Double(sec) * 1000 + Double(atto) / 1e15)
                 s.requestBytes.observe(Double(r.bytesReceived))
@@ -217,6 +221,14 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
             for (l, s) in h { out += "istio_requests_total{\(Self.labelText(l))} \(s.requests)\n" }
             out += "# HELP istio_response_bytes Size of HTTP response bodies, bytes.\n# TYPE istio_response_bytes histogram\n"
             for (l, s) in h { histogram(&out, "istio_response_bytes", l, s.responseBytes) }
+            // gRPC only (request_protocol="grpc"), as Istio reports them.
+            let grpc = h.filter { $0.0[20] == "grpc" }
+            if !grpc.isEmpty {
+                out += "# HELP istio_request_messages_total gRPC messages sent by clients.\n# TYPE istio_request_messages_total counter\n"
+                for (l, s) in grpc { out += "istio_request_messages_total{\(Self.labelText(l))} \(s.requestMessages)\n" }
+                out += "# HELP istio_response_messages_total gRPC messages sent by servers.\n# TYPE istio_response_messages_total counter\n"
+                for (l, s) in grpc { out += "istio_response_messages_total{\(Self.labelText(l))} \(s.responseMessages)\n" }
+            }
         }
         if !t.isEmpty {
             let families: [(String, (TCPSeries) -> UInt64)] = [

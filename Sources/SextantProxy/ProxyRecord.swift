@@ -86,6 +86,9 @@ public struct ProxyRecord: Sendable {
     public var peer: PeerMetadata?
     /// `grpc-status` of the response (headers or trailers), for gRPC calls.
     public var grpcStatus: String?
+    /// gRPC messages in each direction (`istio_request_messages_total` / `istio_response_messages_total`).
+    public var requestMessages = GRPCMessageCounter()
+    public var responseMessages = GRPCMessageCounter()
 
     public init(
         direction: Direction, startUnixNanos: UInt64, method: String, path: String, protocolName: String, authority: String,
@@ -98,6 +101,41 @@ public struct ProxyRecord: Sendable {
         self.protocolName = protocolName
         self.authority = authority
         self.requestHeaders = requestHeaders
+    }
+}
+
+/// Counts gRPC messages in a body stream: each is a 1-byte flag and a 4-byte big-endian length, then that
+/// many bytes (gRPC over HTTP/2, "Length-Prefixed-Message"). Works on any split of the stream.
+public struct GRPCMessageCounter: Sendable {
+    public private(set) var messages = 0
+    /// Payload bytes of the current message still to skip.
+    private var remaining = 0
+    /// Header bytes of the next message seen so far (0...4), and its length being assembled.
+    private var headerSeen = 0
+    private var length = 0
+
+    public init() {}
+
+    public mutating func consume(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { bytes in
+            var i = 0
+            while i < bytes.count {
+                if remaining > 0 {
+                    let skip = min(remaining, bytes.count - i)
+                    remaining -= skip
+                    i += skip
+                    continue
+                }
+                if headerSeen == 0 { messages += 1 } else { length = length << 8 | Int(bytes[i]) }
+                headerSeen += 1
+                i += 1
+                if headerSeen == 5 {
+                    remaining = length
+                    headerSeen = 0
+                    length = 0
+                }
+            }
+        }
     }
 }
 

@@ -534,6 +534,17 @@ spec:
             replies = list(pool.map(lambda i: call(str(i).encode(), timeout=10), range(100)))
         assert replies == [b"echo:" + str(i).encode() for i in range(100)]
         channel.close()
+        # Istio's gRPC message counters: 103 requests of one message each; 1 + 0 (the abort) + 50 + 100 replies.
+        import urllib.request  # noqa: PLC0415
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{p.admin_port}/stats/prometheus", timeout=5) as r:
+            exposition = r.read().decode()
+
+        def total(name):
+            return sum(int(line.rsplit(" ", 1)[1]) for line in exposition.splitlines() if line.startswith(name + "{"))
+
+        assert total("istio_request_messages_total") == 103 and total("istio_response_messages_total") == 151
+        assert 'request_protocol="grpc"' in exposition and 'grpc_response_status="9"' in exposition
         # A gRPC fault abort answers with the configured status, in trailers.
         p.config_path.write_text(mesh + """---
 apiVersion: networking.istio.io/v1
