@@ -128,27 +128,32 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
         let labels = labels(for: r)
         let now = NIODeadline.now()
         lock.withLock {
+            // Updated in place (`default:` subscript): a copy out and back would copy the bucket arrays.
             if r.protocolName == "TCP" {
-                var s = tcp[labels] ?? TCPSeries()
-                s.sent += UInt64(max(0, r.bytesSent))
-                s.received += UInt64(max(0, r.bytesReceived))
-                s.opened += 1
-                s.closed += 1
-                s.lastUpdate = now
-                tcp[labels] = s
+                Self.update(&tcp[labels, default: TCPSeries()], r, now)
             } else {
-                var s = http[labels] ?? HTTPSeries()
-                s.requests += 1
-                s.requestMessages += UInt64(r.requestMessages.messages)
-                s.responseMessages += UInt64(r.responseMessages.messages)
-                let (sec, atto) = r.duration.components
-                s.duration.observe(Double(sec) * 1000 + Double(atto) / 1e15)
-                s.requestBytes.observe(Double(r.bytesReceived))
-                s.responseBytes.observe(Double(r.bytesSent))
-                s.lastUpdate = now
-                http[labels] = s
+                Self.update(&http[labels, default: HTTPSeries()], r, now)
             }
         }
+    }
+
+    private static func update(_ s: inout TCPSeries, _ r: ProxyRecord, _ now: NIODeadline) {
+        s.sent += UInt64(max(0, r.bytesSent))
+        s.received += UInt64(max(0, r.bytesReceived))
+        s.opened += 1
+        s.closed += 1
+        s.lastUpdate = now
+    }
+
+    private static func update(_ s: inout HTTPSeries, _ r: ProxyRecord, _ now: NIODeadline) {
+        s.requests += 1
+        s.requestMessages += UInt64(r.requestMessages.messages)
+        s.responseMessages += UInt64(r.responseMessages.messages)
+        let (sec, atto) = r.duration.components
+        s.duration.observe(Double(sec) * 1000 + Double(atto) / 1e15)
+        s.requestBytes.observe(Double(r.bytesReceived))
+        s.responseBytes.observe(Double(r.bytesSent))
+        s.lastUpdate = now
     }
 
     /// The 25 label values, in `labelNames` order.
