@@ -4,8 +4,10 @@ import PackageDescription
 /// libFuzzer targets for Sextant's pure wire-format decoders (issue 8).
 ///
 /// The decoder modules are the real sources, reached through the relative symlinks under
-/// `Sources/` (e.g. `Sources/SextantOTLP -> ../../Sources/SextantOTLP`), so this package needs
-/// no dependency and never drifts from the collector. Build and run everything with
+/// `Sources/` (e.g. `Sources/SextantOTLP -> ../../Sources/SextantOTLP`), so they never drift from
+/// the collector. `SextantSyslog` holds symlinks to the two self-contained syslog parser files of
+/// `SextantReceivers` (the rest of that module needs SwiftNIO). Only the Istio loader needs
+/// packages: `SextantPipeline`'s Yams, swift-log and swift-service-lifecycle. Build and run everything with
 /// `scripts/fuzz`; see `README.md`.
 let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -21,16 +23,36 @@ func fuzzer(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
 let package = Package(
     name: "sextant-fuzz",
     platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+    ],
     targets: [
         .target(name: "SextantModel", swiftSettings: strict),
         .target(name: "SextantOTLP", dependencies: ["SextantModel"], swiftSettings: strict),
         .target(name: "SextantZipkin", dependencies: ["SextantModel", "SextantOTLP"], swiftSettings: strict),
         .target(name: "SextantThrift", swiftSettings: strict),
         .target(name: "SextantJaeger", dependencies: ["SextantModel", "SextantThrift"], swiftSettings: strict),
+        .target(name: "SextantPrometheus", dependencies: ["SextantModel", "SextantOTLP"], swiftSettings: strict),
+        .target(name: "SextantSnappy", swiftSettings: strict),
+        .target(name: "SextantEnvoyAccessLog", dependencies: ["SextantModel", "SextantOTLP"], swiftSettings: strict),
+        .target(name: "SextantFluentForward", dependencies: ["SextantModel"], swiftSettings: strict),
+        .target(name: "SextantSyslog", dependencies: ["SextantModel"], swiftSettings: strict),
+        .target(
+            name: "SextantPipeline",
+            dependencies: [
+                "SextantModel",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        .target(name: "SextantIstio", dependencies: ["SextantModel", "SextantPipeline"], swiftSettings: strict),
         .systemLibrary(name: "CLibFuzzer"),
         .target(
             name: "FuzzSupport",
-            dependencies: ["CLibFuzzer", "SextantModel", "SextantOTLP", "SextantThrift", "SextantJaeger", "SextantZipkin"],
+            dependencies: ["CLibFuzzer", "SextantModel", "SextantOTLP", "SextantThrift", "SextantJaeger", "SextantZipkin", "SextantPrometheus"],
             swiftSettings: strict),
         fuzzer("FuzzOTLPProtobuf", []),
         fuzzer("FuzzOTLPJSON", []),
@@ -38,5 +60,12 @@ let package = Package(
         fuzzer("FuzzJaegerThriftCompact", ["SextantThrift"]),
         fuzzer("FuzzZipkinJSON", []),
         fuzzer("FuzzZipkinProto", []),
+        fuzzer("FuzzFluentForward", ["SextantFluentForward"]),
+        fuzzer("FuzzPrometheusText", ["SextantPrometheus"]),
+        fuzzer("FuzzOpenMetrics", ["SextantPrometheus"]),
+        fuzzer("FuzzRemoteWrite", ["SextantPrometheus", "SextantSnappy"]),
+        fuzzer("FuzzSyslog", ["SextantSyslog"]),
+        fuzzer("FuzzEnvoyAccessLog", ["SextantEnvoyAccessLog"]),
+        fuzzer("FuzzIstioConfig", ["SextantIstio", "SextantPipeline"]),
     ]
 )

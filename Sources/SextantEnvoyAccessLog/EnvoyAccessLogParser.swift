@@ -350,7 +350,10 @@ public enum RFC3339 {
         let days = daysFromCivil(year: year, month: month, day: day)
         let seconds = days * 86400 + hour * 3600 + minute * 60 + min(second, 59) - offset
         guard seconds >= 0 else { return nil }
-        return UInt64(seconds) * 1_000_000_000 + UInt64(nanos)
+        // Unix nanoseconds end in 2554; a later 4-digit year would overflow.
+        let (ns, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow, ns <= UInt64.max - UInt64(nanos) else { return nil }
+        return ns + UInt64(nanos)
     }
 
     static func daysIn(month: Int, year: Int) -> Int {

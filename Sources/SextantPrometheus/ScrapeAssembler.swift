@@ -232,15 +232,19 @@ public struct ScrapeAssembler: Sendable {
             var exemplars: [Exemplar] = []
             for b in buckets {
                 if b.bound != .infinity { bounds.append(b.bound) }
-                counts.append(UInt64(max(0, b.count - previous).rounded()))
+                counts.append(Self.count(b.count - previous))
                 previous = max(previous, b.count)
                 if let e = b.exemplar { exemplars.append(Self.exemplar(e, scrapeTime: scrapeTime)) }
             }
-            if !buckets.isEmpty, buckets.last!.bound != .infinity { counts.append(UInt64(max(0, count - previous).rounded())) }
+            if !buckets.isEmpty, buckets.last!.bound != .infinity { counts.append(Self.count(count - previous)) }
+            // OTLP: `count` equals the sum of `bucket_counts`. A scrape whose `_count` disagrees with its
+            // buckets (below the last one, or unlike its +Inf bucket) gets the buckets' total, so the point
+            // stays valid and its cumulative rendering never decreases.
+            let total = counts.isEmpty ? Self.count(count) : counts.reduce(0) { $0 > UInt64.max - $1 ? UInt64.max : $0 + $1 }
             let time = g.time.map { UInt64(clamping: $0) } ?? scrapeTime
             let (scope, attrs) = split(g.labels)
             var point = HistogramDataPoint(
-                attributes: attrs, timeUnixNano: time, count: UInt64(max(0, count).rounded()), sum: g.sum, bucketCounts: counts,
+                attributes: attrs, timeUnixNano: time, count: total, sum: g.sum, bucketCounts: counts,
                 explicitBounds: bounds, exemplars: exemplars)
             point.startTimeUnixNano = track(
                 meta, scope: scope, labels: g.labels, attributes: attrs, time: time, value: count, created: g.created.map(Self.secondsToNanos))
@@ -254,7 +258,7 @@ public struct ScrapeAssembler: Sendable {
             let time = g.time.map { UInt64(clamping: $0) } ?? scrapeTime
             let (scope, attrs) = split(g.labels)
             var point = SummaryDataPoint(
-                attributes: attrs, timeUnixNano: time, count: UInt64(max(0, count).rounded()), sum: g.sum ?? 0,
+                attributes: attrs, timeUnixNano: time, count: Self.count(count), sum: g.sum ?? 0,
                 quantileValues: g.quantiles.sorted { $0.quantile < $1.quantile })
             point.startTimeUnixNano = track(
                 meta, scope: scope, labels: g.labels, attributes: attrs, time: time, value: count, created: g.created.map(Self.secondsToNanos))
@@ -312,6 +316,14 @@ public struct ScrapeAssembler: Sendable {
 
     private static func sorted(_ labels: [ExpositionLabel]) -> [ExpositionLabel] {
         labels.count < 2 ? labels : labels.sorted { $0.name < $1.name }
+    }
+
+    /// A scraped count as an OTLP count: rounded, 0 for negative or NaN, `UInt64.max` from 2^64 on (a
+    /// value such as `1e30` or `+Inf` must not trap the receiver).
+    private static func count(_ v: Double) -> UInt64 {
+        guard v > 0 else { return 0 }
+        let r = v.rounded()
+        return r >= 18_446_744_073_709_551_616.0 ? UInt64.max : UInt64(r)
     }
 
     /// `_created` seconds as Unix nanoseconds, rounded to the microsecond: a double near 1.7e9 holds

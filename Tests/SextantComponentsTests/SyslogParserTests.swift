@@ -94,10 +94,18 @@ private let bom = "\u{FEFF}"
         ("<13>1 - - - - - [a b=\"x", "unterminated"),
         ("<13>1 - - - - - x", "STRUCTURED-DATA"),
         ("<13>1 - - abcdefghijabcdefghijabcdefghijabcdefghijabcdefghij - - -", "APP-NAME"),
+        // Found by fuzz/FuzzSyslog: years past 2554 overflowed the UInt64 nanoseconds and trapped.
+        ("<165>1 4006-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 - x", "2554"),
+        ("<13>1 2554-07-21T23:34:33.709552Z - - - - -", "2554"),
     ])
     func rejects(_ input: String, _ reason: String) {
         #expect(throws: SyslogParseError.self) { try SyslogParser.parse5424(bytes(input)) }
         do { _ = try SyslogParser.parse5424(bytes(input)) } catch { #expect(error.reason.contains(reason), "\(error)") }
+    }
+
+    /// The last representable instant (UInt64.max ns is 2554-07-21T23:34:33.709551615Z) still parses.
+    @Test func latestTimestamp() throws {
+        #expect(try SyslogParser.parse5424(bytes("<13>1 2554-07-21T23:34:33.709551Z - - - - -")).timestamp == 18_446_744_073_709_551_000)
     }
 
     @Test func invalidUTF8BecomesReplacement() throws {

@@ -179,6 +179,11 @@ enum AccessLogLines {
         #expect(RFC3339.parse("2023-02-29T00:00:00Z") == nil)
         #expect(RFC3339.parse("2023-01-01T00:00:00") == nil)
         #expect(RFC3339.parse("2023-01-01T00:00:00.Z") == nil)
+        // Found by fuzz/FuzzEnvoyAccessLog: years past 2554 overflowed the UInt64 nanoseconds and trapped.
+        #expect(RFC3339.parse("2554-07-21T23:34:33.709551615Z") == UInt64.max)
+        #expect(RFC3339.parse("2554-07-21T23:34:33.709551616Z") == nil)
+        #expect(RFC3339.parse("3251-11-25T21:26:18.409Z") == nil)
+        #expect(EnvoyAccessLogParser.parse(#"{"method":"GET","start_time":"9999-12-31T23:59:59.999Z"}"#)?.startTimeUnixNano == nil)
     }
 
     @Test func traceContextHeaders() {

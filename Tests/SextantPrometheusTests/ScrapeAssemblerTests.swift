@@ -111,6 +111,48 @@ private func numbers(_ m: Metric?) -> [NumberDataPoint] {
         #expect(m["nocount"] == nil)  // spec: no _count → dropped
     }
 
+    /// Found by fuzz/FuzzPrometheusText and FuzzOpenMetrics: a `_count` below the buckets (or unlike the +Inf
+    /// bucket) made a point whose count was not the sum of its buckets, rendered with a decreasing +Inf bucket.
+    @Test(arguments: [
+        ("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_count 0\n", ExpositionFormat.prometheusText, [UInt64(1), 0]),
+        ("# TYPE h histogram\nh_bucket{le=\"1\"} 11\nh_bucket{le=\"+Inf\"} 17\nh_count 8\n# EOF\n", .openMetrics, [11, 6]),
+    ])
+    func histogramCountDisagreeingWithBuckets(_ text: String, _ format: ExpositionFormat, _ buckets: [UInt64]) throws {
+        var a = assembler()
+        let data = a.assemble(try families(text, format), at: t0)
+        guard case .histogram(let h, _)? = metrics(data)["h"]?.data, let p = h.first else {
+            Issue.record("h is not a histogram")
+            return
+        }
+        #expect(p.bucketCounts == buckets)
+        #expect(p.count == buckets.reduce(0, +))
+        for rendered in [PrometheusText.render([data]), OpenMetricsText.render([data])] {
+            #expect(throws: Never.self) { try ExpositionParser.parse(Array(rendered.utf8), format: rendered.hasSuffix("# EOF\n") ? .openMetrics : .prometheusText) }
+        }
+    }
+
+    /// Found by fuzz/FuzzPrometheusText: a summary or histogram count beyond UInt64 trapped the receiver.
+    @Test func hugeCountsSaturate() throws {
+        let text = """
+            # TYPE s summary
+            s_sum 1
+            s_count 8072850663655555555555555555553000
+            # TYPE h histogram
+            h_bucket{le="1"} 1e30
+            h_bucket{le="+Inf"} +Inf
+            h_count +Inf
+            """
+        var a = assembler()
+        let m = metrics(a.assemble(try families(text + "\n"), at: t0))
+        guard case .summary(let s)? = m["s"]?.data, case .histogram(let h, _)? = m["h"]?.data else {
+            Issue.record("s or h missing")
+            return
+        }
+        #expect(s.first?.count == UInt64.max)
+        #expect(h.first?.bucketCounts == [UInt64.max, UInt64.max])  // +Inf − 1e30 saturates too
+        #expect(h.first?.count == UInt64.max)
+    }
+
     @Test func startTimeFirstSightAndReset() throws {
         var a = assembler()
         let first = numbers(metrics(a.assemble(try families("# TYPE c counter\nc 10\n# TYPE g gauge\ng 1\n"), at: t0))["c"])

@@ -143,7 +143,12 @@ public enum SyslogParser {
         else { throw SyslogParseError(offset: start, reason: "TIMESTAMP: date or time out of range") }
         let secs = CivilTime.unixSeconds(year: year, month: month, day: day, hour: hour, minute: minute, second: second) - offsetSeconds
         guard secs >= 0 else { throw SyslogParseError(offset: start, reason: "TIMESTAMP: before 1970") }
-        return UInt64(secs) * 1_000_000_000 + UInt64(nanos)
+        // Unix nanoseconds end in 2554; a later 4-digit year would overflow.
+        let (ns, overflow) = UInt64(secs).multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow, ns <= UInt64.max - UInt64(nanos) else {
+            throw SyslogParseError(offset: start, reason: "TIMESTAMP: after 2554 (beyond 64-bit Unix nanoseconds)")
+        }
+        return ns + UInt64(nanos)
     }
 
     /// §6.3: NILVALUE or one or more `"[" SD-ID *(SP SD-PARAM) "]"`; PARAM-VALUE escapes `\"`, `\\`, `\]` (§6.3.3).

@@ -1,0 +1,1 @@
+../../../Sources/SextantReceivers/Syslog/SyslogMessage.swift
