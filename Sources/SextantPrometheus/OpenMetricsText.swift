@@ -32,6 +32,9 @@ public enum OpenMetricsText {
             if !f.unit.isEmpty && family.hasSuffix("_" + f.unit) { out += "# UNIT \(family) \(f.unit)\n" }
             out += "# HELP \(family) \(escapeHelp(f.help))\n"
             for p in points {
+                // OpenMetrics § Counter: a Total is non-NaN and non-negative. A text-format scrape can
+                // still deliver one; it stays in the 0.0.4 output and is left out here.
+                if f.type == .counter, p.lines.contains(where: { $0.value.isNaN || $0.value < 0 }) { continue }
                 var tail: [PrometheusSamples.Line] = []
                 for line in p.lines {
                     if line.suffix == "_count" || line.suffix == "_sum" {

@@ -39,6 +39,20 @@ enum Fixtures {
 }
 
 @Suite struct OpenMetricsTextTests {
+    @Test func negativeCountersAreLeftOutOfOpenMetricsOnly() {
+        let data = MetricsData(resourceMetrics: [
+            ResourceMetrics(resource: Fixtures.resource, scopeMetrics: [ScopeMetrics(metrics: [
+                Metric(name: "broken", data: .sum([
+                    NumberDataPoint(attributes: [KeyValue("k", .string("neg"))], timeUnixNano: Fixtures.t1, value: .double(-1)),
+                    NumberDataPoint(attributes: [KeyValue("k", .string("ok"))], timeUnixNano: Fixtures.t1, value: .double(2)),
+                ], temporality: .cumulative, isMonotonic: true))
+            ])])
+        ])
+        let om = OpenMetricsText.render([data])
+        #expect(om.contains("broken_total{") && om.contains("k=\"ok\"") && !om.contains("k=\"neg\""))
+        #expect(PrometheusText.render([data]).contains("k=\"neg\""))
+    }
+
     @Test func rendersEveryTypeWithExemplarsAndCreated() {
         let text = OpenMetricsText.render([Fixtures.data()])
         let want = """
