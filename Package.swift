@@ -69,6 +69,7 @@ let package = Package(
             name: "SextantProxy",
             dependencies: [
                 "SextantIstio", "SextantPipeline", "SextantHTTP", "SextantOTLP", "SextantZipkin", "SextantModel",
+                "SextantPrometheus",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -37,7 +37,7 @@ public enum PrometheusText {
     }
 
     /// `{a="1",b="2"}` with `extra` last; nothing for no labels.
-    static func appendLabels(_ labels: [(String, String)], _ extra: (String, String)?, to out: inout String) {
+    public static func appendLabels(_ labels: [(String, String)], _ extra: (String, String)?, to out: inout String) {
         guard !labels.isEmpty || extra != nil else { return }
         out += "{"
         var first = true

@@ -153,8 +153,7 @@ public struct AccessLogFormat: Sendable {
         case .bytesReceived: return .number(Int64(r.bytesReceived))
         case .bytesSent: return .number(Int64(r.bytesSent))
         case .duration:
-            let (s, a) = r.duration.components
-            return .number(s * 1000 + a / 1_000_000_000_000_000)
+            return .number(r.duration.wholeMilliseconds)
         case .upstreamHost: return str(r.upstreamHost)
         case .upstreamCluster: return str(r.upstreamCluster)
         case .upstreamLocalAddress: return str(r.upstreamLocalAddress)

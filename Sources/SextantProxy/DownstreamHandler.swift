@@ -366,7 +366,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             if let delay = fault.delay, Double.random(in: 0..<100, using: &random) < delay.percentage {
                 x.record.responseFlags.insert(.delayInjected)
                 let generation = x.generation
-                context.eventLoop.assumeIsolated().scheduleTask(in: Self.timeAmount(delay.fixedDelay)) { [self] in
+                context.eventLoop.assumeIsolated().scheduleTask(in: delay.fixedDelay.timeAmount) { [self] in
                     guard exchange === x, x.generation == generation else { return }
                     afterDelay(x, fault: fault)
                 }
@@ -471,11 +471,6 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         for (n, v) in ops.set { headers.replaceOrAdd(name: n, value: v) }
         for (n, v) in ops.add { headers.add(name: n, value: v) }
         for n in ops.remove { headers.remove(name: n) }
-    }
-
-    static func timeAmount(_ d: Duration) -> TimeAmount {
-        let (s, a) = d.components
-        return .nanoseconds(s * 1_000_000_000 + a / 1_000_000_000)
     }
 
     // MARK: Attempts
@@ -597,7 +592,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func startTimers(_ x: Exchange) {
         if let t = x.timeout, x.globalTimer == nil {
-            x.globalTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.timeAmount(t)) { [self] in
+            x.globalTimer = context.eventLoop.assumeIsolated().scheduleTask(in: t.timeAmount) { [self] in
                 guard exchange === x else { return }
                 globalTimeout(x)
             }
@@ -609,7 +604,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         guard let t = x.perTryTimeout, t > .zero else { return }
         x.tryTimer?.cancel()
         let generation = x.generation
-        x.tryTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.timeAmount(t)) { [self] in
+        x.tryTimer = context.eventLoop.assumeIsolated().scheduleTask(in: t.timeAmount) { [self] in
             guard exchange === x, x.generation == generation, !x.responding else { return }
             if let i = x.endpointIndex { x.cluster?.record(endpoint: i, status: 504, now: .now) }
             abandonUpstream(x)
@@ -638,7 +633,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         let generation = x.generation
         let base = shared.limits.retryBackoffBase
         let ceiling = min(shared.limits.retryBackoffMax, base * (1 << min(x.attempt, 10)))
-        let nanos = Int64(Double(ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000) * Double.random(in: 0..<1, using: &random))
+        let nanos = Int64(Double(ceiling.timeAmount.nanoseconds) * Double.random(in: 0..<1, using: &random))
         context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanos)) { [self] in
             guard exchange === x, x.generation == generation else { return }
             startAttempt(x)
@@ -654,14 +649,28 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             pool.cancelWaiter(id, cluster: cluster)
             x.waiterID = nil
         }
-        if let e = x.endpointActive {
-            e.active.subtract(1, ordering: .relaxed)
-            x.endpointActive = nil
-        }
+        releaseEndpoint(x)
         guard let c = x.connection else { return }
         x.connection = nil
         c.delegate = nil
         c.channel.close(promise: nil)
+    }
+
+    /// Moves the gRPC status headers (`grpc-status`, `grpc-message`, `grpc-status-details-bin`) out of a
+    /// response head into the trailers that carry them on HTTP/2.
+    static func moveGRPCStatus(from headers: inout HTTPHeaders) -> HTTPHeaders {
+        var trailers = HTTPHeaders()
+        for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+            for v in headers[name] { trailers.add(name: name, value: v) }
+            headers.remove(name: name)
+        }
+        return trailers
+    }
+
+    /// Gives back the least-request slot the exchange holds on its endpoint, if any.
+    private func releaseEndpoint(_ x: Exchange) {
+        x.endpointActive?.active.subtract(1, ordering: .relaxed)
+        x.endpointActive = nil
     }
 
     // MARK: Upstream events
@@ -700,7 +709,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 h.headers.remove(name: PeerMetadata.header)
             }
             if kind != .outbound { h.headers.replaceOrAdd(name: PeerMetadata.header, value: shared.meHeader) }
-            h.headers.replaceOrAdd(name: "x-envoy-upstream-service-time", value: "\((x.record.upstreamServiceTime ?? .zero).components.attoseconds / 1_000_000_000_000_000 + (x.record.upstreamServiceTime ?? .zero).components.seconds * 1000)")
+            h.headers.replaceOrAdd(name: "x-envoy-upstream-service-time", value: "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)")
             h.headers.replaceOrAdd(name: "server", value: "istio-envoy")
             Self.apply(x.responseHeaderOps, to: &h.headers)
             if let origin = x.corsOrigin, let cors = x.route?.rule.corsPolicy {
@@ -712,12 +721,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             if x.head.version.major == 2, h.headers.contains(name: "grpc-status") {
                 // A gRPC "Trailers-Only" response (one HEADERS frame with END_STREAM) reaches us as a head
                 // and an empty end; the status goes out as trailers so the client still finds it there.
-                var trailers = HTTPHeaders()
-                for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
-                    for v in h.headers[name] { trailers.add(name: name, value: v) }
-                    h.headers.remove(name: name)
-                }
-                x.trailersFromHead = trailers
+                x.trailersFromHead = Self.moveGRPCStatus(from: &h.headers)
             }
             if !head.isKeepAlive { c.requestsServed = Int.max - 1 }
             x.record.responseHeaders = h.headers
@@ -739,10 +743,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             guard x.responding else { return }
             let reusable = x.requestComplete && c.requestsServed < Int.max - 1
             x.connection = nil
-            if let e = x.endpointActive {
-                e.active.subtract(1, ordering: .relaxed)
-                x.endpointActive = nil
-            }
+            releaseEndpoint(x)
             pool.release(c, reusable: reusable)
             sendMirror(x)
             context.writeAndFlush(wrapOutboundOut(.end(trailers ?? x.trailersFromHead)), promise: nil)
@@ -769,10 +770,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         context.writeAndFlush(wrapOutboundOut(.head(h)), promise: nil)
         x.connection = nil
         c.delegate = nil
-        if let e = x.endpointActive {
-            e.active.subtract(1, ordering: .relaxed)
-            x.endpointActive = nil
-        }
+        releaseEndpoint(x)
         x.keepAlive = true
         complete(x)
         let (down, up) = RawRelay.pair()
@@ -801,10 +799,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     func upstreamClosed(_ c: UpstreamConnection) {
         guard let x = exchange, x.connection === c else { return }
         x.connection = nil
-        if let e = x.endpointActive {
-            e.active.subtract(1, ordering: .relaxed)
-            x.endpointActive = nil
-        }
+        releaseEndpoint(x)
         x.tryTimer?.cancel()
         if x.responding {
             x.record.responseFlags.insert(.upstreamConnectionTermination)
@@ -880,13 +875,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.record.grpcStatus = h.headers.first(name: "grpc-status")
         if x.head.version.major == 2, h.headers.contains(name: "grpc-status") {
             // gRPC over HTTP/2 reads the status from trailers (a fault abort with `grpcStatus`).
-            var t = HTTPHeaders()
-            for name in ["grpc-status", "grpc-message"] {
-                for v in h.headers[name] { t.add(name: name, value: v) }
-                h.headers.remove(name: name)
-            }
             h.headers.remove(name: "content-length")
-            trailers = t
+            trailers = Self.moveGRPCStatus(from: &h.headers)
         }
         context.write(wrapOutboundOut(.head(h)), promise: nil)
         if !bytes.isEmpty {
@@ -937,10 +927,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         exchange = nil
         x.globalTimer?.cancel()
         x.tryTimer?.cancel()
-        if let e = x.endpointActive {
-            e.active.subtract(1, ordering: .relaxed)
-            x.endpointActive = nil
-        }
+        releaseEndpoint(x)
         if x.activeCounted, let cluster = x.cluster { cluster.activeRequests.subtract(1, ordering: .relaxed) }
         x.record.duration = .nanoseconds(Int64((NIODeadline.now() - x.started).nanoseconds))
         shared.observer.requestFinished(x.record)

@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import SextantIstio
+import SextantPrometheus
 
 /// Workload identity exchanged between proxies in the `x-sextant-peer-metadata` header (Istio's peer
 /// metadata exchange idea: Istio sends `x-envoy-peer-metadata`): the client's identity rides on requests,
@@ -121,7 +122,7 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
     public init(identity: ProxyIdentity, version: String, expiry: Duration = .seconds(600)) {
         me = PeerMetadata(identity: identity)
         self.version = version
-        self.expiry = DownstreamHandler.timeAmount(expiry)
+        self.expiry = expiry.timeAmount
     }
 
     public func requestFinished(_ r: ProxyRecord) {
@@ -223,16 +224,16 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
             out += "# HELP istio_request_duration_milliseconds Duration of HTTP requests, milliseconds.\n# TYPE istio_request_duration_milliseconds histogram\n"
             for (l, s) in h { histogram(&out, "istio_request_duration_milliseconds", l, s.duration) }
             out += "# HELP istio_requests_total Requests handled, by source, destination and response.\n# TYPE istio_requests_total counter\n"
-            for (l, s) in h { out += "istio_requests_total{\(Self.labelText(l))} \(s.requests)\n" }
+            for (l, s) in h { Self.sample(&out, "istio_requests_total", l, nil, String(s.requests)) }
             out += "# HELP istio_response_bytes Size of HTTP response bodies, bytes.\n# TYPE istio_response_bytes histogram\n"
             for (l, s) in h { histogram(&out, "istio_response_bytes", l, s.responseBytes) }
             // gRPC only (request_protocol="grpc"), as Istio reports them.
             let grpc = h.filter { $0.0[20] == "grpc" }
             if !grpc.isEmpty {
                 out += "# HELP istio_request_messages_total gRPC messages sent by clients.\n# TYPE istio_request_messages_total counter\n"
-                for (l, s) in grpc { out += "istio_request_messages_total{\(Self.labelText(l))} \(s.requestMessages)\n" }
+                for (l, s) in grpc { Self.sample(&out, "istio_request_messages_total", l, nil, String(s.requestMessages)) }
                 out += "# HELP istio_response_messages_total gRPC messages sent by servers.\n# TYPE istio_response_messages_total counter\n"
-                for (l, s) in grpc { out += "istio_response_messages_total{\(Self.labelText(l))} \(s.responseMessages)\n" }
+                for (l, s) in grpc { Self.sample(&out, "istio_response_messages_total", l, nil, String(s.responseMessages)) }
             }
         }
         if !t.isEmpty {
@@ -248,46 +249,30 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
             ]
             for (name, value) in families {
                 out += "# HELP \(name) \(help[name]!)\n# TYPE \(name) counter\n"
-                for (l, s) in t { out += "\(name){\(Self.labelText(l))} \(value(s))\n" }
+                for (l, s) in t { Self.sample(&out, name, l, nil, String(value(s))) }
             }
         }
         return out
     }
 
     private func histogram(_ out: inout String, _ name: String, _ labels: [String], _ h: Histogram) {
-        let base = Self.labelText(labels)
         var cumulative: UInt64 = 0
         for (i, bound) in Self.buckets.enumerated() {
             cumulative += h.counts[i]
-            out += "\(name)_bucket{\(base),le=\"\(Self.number(bound))\"} \(cumulative)\n"
+            Self.sample(&out, name + "_bucket", labels, ("le", PrometheusText.number(bound)), String(cumulative))
         }
-        out += "\(name)_bucket{\(base),le=\"+Inf\"} \(h.count)\n"
-        out += "\(name)_sum{\(base)} \(Self.number(h.sum))\n"
-        out += "\(name)_count{\(base)} \(h.count)\n"
+        Self.sample(&out, name + "_bucket", labels, ("le", "+Inf"), String(h.count))
+        Self.sample(&out, name + "_sum", labels, nil, PrometheusText.number(h.sum))
+        Self.sample(&out, name + "_count", labels, nil, String(h.count))
     }
 
-    static func number(_ v: Double) -> String {
-        v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : "\(v)"
-    }
-
-    /// Label pairs in Istio's order, values escaped as the text format requires.
-    static func labelText(_ values: [String]) -> String {
-        var s = ""
-        for (i, name) in labelNames.enumerated() {
-            if i > 0 { s += "," }
-            s += name
-            s += "=\""
-            for c in values[i].unicodeScalars {
-                switch c {
-                case "\\": s += "\\\\"
-                case "\"": s += "\\\""
-                case "\n": s += "\\n"
-                default: s.unicodeScalars.append(c)
-                }
-            }
-            s += "\""
-        }
-        return s
+    /// One sample line; labels in Istio's order (not sorted), escaped by the exposition writer.
+    private static func sample(_ out: inout String, _ name: String, _ values: [String], _ extra: (String, String)?, _ value: String) {
+        out += name
+        PrometheusText.appendLabels(Array(zip(labelNames, values)), extra, to: &out)
+        out += " "
+        out += value
+        out += "\n"
     }
 }
 

@@ -63,9 +63,8 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let (down, up) = RawRelay.pair()
         relays = (down, up)
         let upBound = NIOLoopBound(up, eventLoop: context.eventLoop)
-        let (seconds, attos) = cluster.connectTimeout.components
         ClientBootstrap(group: context.eventLoop)
-            .connectTimeout(.nanoseconds(seconds * 1_000_000_000 + attos / 1_000_000_000))
+            .connectTimeout(cluster.connectTimeout.timeAmount)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(upBound.value) }

@@ -277,8 +277,7 @@ struct SpanBuilder: Sendable {
         let (host, port) = HostName.splitAuthority(r.authority)
         let service = r.destinationService ?? host
         let name = "\(service):\(port ?? (r.direction == .inbound ? 80 : 80))/*"
-        let (s, a) = r.duration.components
-        let end = r.startUnixNanos + UInt64(max(0, s)) * 1_000_000_000 + UInt64(max(0, a / 1_000_000_000))
+        let end = r.startUnixNanos + UInt64(max(0, r.duration.timeAmount.nanoseconds))
         var attrs: [KeyValue] = [
             KeyValue("node_id", .string(nodeID)), KeyValue("zone", .string("")), KeyValue("component", .string("proxy")),
             KeyValue("guid:x-request-id", .string(r.requestID)), KeyValue("http.url", .string("http://\(r.authority)\(r.path)")),

@@ -196,7 +196,7 @@ final class UpstreamPool {
             idle[key] = list
             guard !c.isClosed && c.channel.isActive else { continue }
             // `connectionPool.http.idleTimeout`: a connection idle for longer is closed, not reused.
-            if now - c.idleSince > DownstreamHandler.timeAmount(c.cluster.idleTimeout) {
+            if now - c.idleSince > c.cluster.idleTimeout.timeAmount {
                 c.channel.close(promise: nil)
                 continue
             }
@@ -268,10 +268,9 @@ final class UpstreamPool {
         conn.waiting.append { _, error in
             if let error { completion(.failure(error)) } else { open(conn) }
         }
-        let (seconds, attos) = cluster.connectTimeout.components
         let box = NIOLoopBound(conn, eventLoop: eventLoop)
         ClientBootstrap(group: eventLoop)
-            .connectTimeout(.nanoseconds(seconds * 1_000_000_000 + attos / 1_000_000_000))
+            .connectTimeout(cluster.connectTimeout.timeAmount)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -333,9 +332,8 @@ final class UpstreamPool {
         let handler = UpstreamHandler(pool: self)
         let bound = NIOLoopBound(handler, eventLoop: eventLoop)
         let e = endpoint.endpoint
-        let (seconds, attos) = cluster.connectTimeout.components
         ClientBootstrap(group: eventLoop)
-            .connectTimeout(.nanoseconds(seconds * 1_000_000_000 + attos / 1_000_000_000))
+            .connectTimeout(cluster.connectTimeout.timeAmount)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
