@@ -22,6 +22,7 @@ import PackageDescription
 /// - `SextantGRPC`: grpc-swift-2 glue (raw-bytes coding, OTLP service descriptors) shared by receivers and exporters.
 /// - `SextantReceivers`, `SextantProcessors`, `SextantExporters`, `SextantConnectors`: components by role.
 /// - `SextantCollector`: the registry of built-in components and the collector runtime.
+/// - `SextantDemo`: `sextant demo` — the collector, a Bookinfo mesh of in-process apps and sidecars, traffic.
 /// - `SextantTesting`: in-memory sinks, a test clock and helpers used by every test target.
 /// - `sextant`: the executable; wiring only.
 let strict: [SwiftSetting] = [
@@ -69,7 +70,9 @@ let package = Package(
             name: "SextantProxy",
             dependencies: [
                 "SextantIstio", "SextantPipeline", "SextantHTTP", "SextantOTLP", "SextantZipkin", "SextantModel",
-                "SextantPrometheus",
+                "SextantPrometheus", "SextantGRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -157,10 +160,23 @@ let package = Package(
             dependencies: ["SextantModel", "SextantPipeline"],
             swiftSettings: strict
         ),
+        .target(
+            name: "SextantDemo",
+            dependencies: [
+                "SextantCollector", "SextantPipeline", "SextantIstio", "SextantProxy", "SextantReceivers", "SextantExporters", "SextantHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "sextant",
             dependencies: [
-                "SextantCollector", "SextantPipeline", "SextantIstio", "SextantProxy",
+                "SextantCollector", "SextantPipeline", "SextantIstio", "SextantProxy", "SextantDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -168,6 +184,18 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SextantModelTests", dependencies: ["SextantModel"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantDemoTests",
+            dependencies: [
+                "SextantDemo", "SextantHTTP", "SextantIstio", "SextantPipeline", "SextantProxy",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "SextantIstioTests", dependencies: ["SextantIstio", "SextantPipeline"], swiftSettings: strict),
         .testTarget(
             name: "SextantProxyTests",

@@ -13,6 +13,19 @@ public enum CollectorRunner {
 
     /// Runs an already loaded config (the CLI loads first to pick the log level from it).
     public static func run(_ config: CollectorConfig, registry: ComponentRegistry = BuiltinComponents.registry, logger: Logger) async throws {
+        var groupConfig = ServiceGroupConfiguration(
+            services: try services(config, registry: registry, logger: logger), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfig.maximumGracefulShutdownDuration = config.shutdownTimeout + .seconds(2)
+        let group = ServiceGroup(configuration: groupConfig)
+        try await group.run()
+    }
+
+    /// The collector as services for a `ServiceGroup` (`sextant demo` runs them beside its mesh). A
+    /// `ServiceGroup` shuts services down in reverse order: the collector first (receivers, then the rest
+    /// drain), the self-telemetry endpoint last so the drain stays observable.
+    public static func services(_ config: CollectorConfig, registry: ComponentRegistry = BuiltinComponents.registry, logger: Logger) throws
+        -> [ServiceGroupConfiguration.ServiceConfiguration]
+    {
         for w in config.warnings { logger.warning("\(w)") }
         let telemetry = SelfTelemetry()
         telemetry.gauge("sextant_build_info", help: "Sextant build information.", labels: [("version", version)]).set(1)
@@ -24,12 +37,7 @@ public enum CollectorRunner {
             let server = TelemetryServer(host: hp.host, port: hp.port, telemetry: telemetry, readiness: readiness, logger: logger)
             services.append(.init(service: server))
         }
-        // The ServiceGroup shuts services down in reverse order: the collector first (receivers, then
-        // the rest drain), the self-telemetry endpoint last so the drain stays observable.
         services.append(.init(service: collector, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
-        var groupConfig = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        groupConfig.maximumGracefulShutdownDuration = config.shutdownTimeout + .seconds(2)
-        let group = ServiceGroup(configuration: groupConfig)
-        try await group.run()
+        return services
     }
 }

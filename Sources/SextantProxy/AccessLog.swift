@@ -27,6 +27,8 @@ public struct AccessLogFormat: Sendable {
 
     let pieces: [Piece]
 
+    init(pieces: [Piece]) { self.pieces = pieces }
+
     /// Istio's default TEXT format (istio `pilot/pkg/model/telemetry_logging.go`, `EnvoyTextLogFormat`).
     public static let istioText = try! AccessLogFormat(
         "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% "

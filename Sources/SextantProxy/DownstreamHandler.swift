@@ -243,9 +243,10 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             let sampled = incoming?.2 ?? (Double.random(in: 0..<100, using: &random) < tracer.settings.samplingPercent)
             var traceID = incoming?.0 ?? TraceID(high: random.next(), low: random.next())
             if !traceID.isValid { traceID = TraceID(high: 1, low: random.next()) }
-            x.trace = TraceContext(
-                traceID: traceID, spanID: SpanID(random.next() | 1), parentSpanID: incoming?.1, sampled: sampled,
-                traceState: incoming?.3)
+            let spanID = SpanID(random.next() | 1)
+            x.trace = TraceContext(traceID: traceID, spanID: spanID, parentSpanID: incoming?.1, sampled: sampled, traceState: incoming?.3)
+            x.record.traceID = traceID
+            x.record.spanID = spanID
         }
         if let peer = x.head.headers.first(name: PeerMetadata.header) {
             if kind != .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
@@ -425,6 +426,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         if kind == .outbound {
             var me = shared.me
             me.service = x.cluster?.cluster.key.host
+            me.servicePort = x.cluster?.cluster.key.port
             headers.replaceOrAdd(name: PeerMetadata.header, value: me.headerValue)
         }
         if let up = x.upgrade {

@@ -19,6 +19,8 @@ public struct PeerMetadata: Sendable, Equatable {
     /// On requests: the destination service the client's proxy chose (`destination_service`), so the
     /// server side never falls back to the Host header (unbounded values).
     public var service: String?
+    /// On requests: that service's port, which names the server-side span (`<service>:<port>/*`).
+    public var servicePort: Int?
 
     public init() {}
 
@@ -37,6 +39,7 @@ public struct PeerMetadata: Sendable, Equatable {
     public var headerValue: String {
         var s = "workload=\(workload),namespace=\(namespace),app=\(app),version=\(version),cs=\(canonicalService),cr=\(canonicalRevision)"
         if let service { s += ",service=\(service)" }
+        if let servicePort { s += ",port=\(servicePort)" }
         return s
     }
 
@@ -56,6 +59,7 @@ public struct PeerMetadata: Sendable, Equatable {
             case "cs": m.canonicalService = v
             case "cr": m.canonicalRevision = v
             case "service": m.service = v
+            case "port": m.servicePort = Int(v).flatMap { (1...65535).contains($0) ? $0 : nil }
             default: any = any || false
             }
         }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import SextantModel
 
 /// Envoy's `%RESPONSE_FLAGS%` (stream_info `ResponseFlag`), the short codes access logs, Istio's
 /// `response_flags` label and spans carry.
@@ -89,6 +90,9 @@ public struct ProxyRecord: Sendable {
     /// gRPC messages in each direction (`istio_request_messages_total` / `istio_response_messages_total`).
     public var requestMessages = GRPCMessageCounter()
     public var responseMessages = GRPCMessageCounter()
+    /// This hop's trace and span when tracing is on (sampled or not), for access-log correlation.
+    public var traceID: TraceID?
+    public var spanID: SpanID?
 
     public init(
         direction: Direction, startUnixNanos: UInt64, method: String, path: String, protocolName: String, authority: String,

@@ -34,6 +34,8 @@ public struct ProxyOptions: Sendable {
     public var version = "dev"
     /// Metric series not updated for this long are dropped.
     public var metricExpiry: Duration = .seconds(600)
+    /// Replaces `meshConfig.accessLogFile`'s path for this proxy (each workload's own "stdout").
+    public var accessLogFile: String?
 
     public init(configPaths: [String], identity: ProxyIdentity) {
         self.configPaths = configPaths
@@ -55,8 +57,10 @@ public final class ProxyServer: Service, Sendable {
     private let reloads = NIOLockedValueBox<(ok: Int, rejected: Int)>((0, 0))
     /// Istio's standard metrics, served at the admin endpoint's `/stats/prometheus`.
     public let metrics: IstioMetrics
-    /// `meshConfig.accessLogFile`'s writer, when access logging is on.
-    let accessLog: AccessLogObserver?
+    /// Access-log files (`meshConfig.accessLogFile`, `envoyFileAccessLog` providers) and OTLP access-log
+    /// senders (`envoyOtelAls` providers) in force.
+    let accessLogs: [AccessLogObserver]
+    let otelAccessLogs: [OTelAccessLogObserver]
 
     /// Loads and validates the configuration; throws `ConfigError` with every problem found.
     public init(options: ProxyOptions, observer: any ProxyObserver = NoProxyObserver(), logger: Logger) throws(ConfigError) {
@@ -68,39 +72,37 @@ public final class ProxyServer: Service, Sendable {
         for w in table.warnings { logger.warning("\(w)") }
         let metrics = IstioMetrics(identity: options.identity, version: options.version, expiry: options.metricExpiry)
         self.metrics = metrics
-        let mesh = resources.mesh
-        var accessLog: AccessLogObserver?
-        if !mesh.accessLogFile.isEmpty {
-            let encoding: AccessLogObserver.Encoding
-            do {
-                switch mesh.accessLogEncoding {
-                case .text:
-                    encoding = .text(mesh.accessLogFormat.isEmpty ? .istioText : try AccessLogFormat(mesh.accessLogFormat))
-                case .json:
-                    if !mesh.accessLogFormat.isEmpty {
-                        logger.warning("meshConfig.accessLogFormat with JSON encoding is not supported yet; Istio's default JSON fields are used")
-                    }
-                    encoding = .json(AccessLogFormat.istioJSON)
-                }
-                accessLog = try AccessLogObserver(path: mesh.accessLogFile, encoding: encoding)
-            } catch {
-                throw ConfigError([ConfigDiagnostic(.error, at: nil, "meshConfig: \(error)")])
-            }
-        }
-        self.accessLog = accessLog
+        var fileLogs: [AccessLogObserver] = []
+        var otelLogs: [OTelAccessLogObserver] = []
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
         self.group = group
-        let (tracing, tracingWarning) = TracingSettings.resolve(resources.mesh, telemetry: resources.telemetry, identity: options.identity)
-        if let tracingWarning { logger.warning("\(tracingWarning)") }
+        do {
+            for sink in try AccessLogSink.resolve(table, fileOverride: options.accessLogFile) {
+                switch sink {
+                case .file(let path, let encoding):
+                    fileLogs.append(try AccessLogObserver(path: path, encoding: encoding))
+                case .openTelemetry(let destination, let body, let labels):
+                    otelLogs.append(
+                        OTelAccessLogObserver(
+                            destination: destination, body: body, labels: labels, identity: options.identity, group: group, logger: logger))
+                }
+            }
+        } catch {
+            for f in fileLogs { f.shutdown() }
+            try? group.syncShutdownGracefully()
+            throw ConfigError([ConfigDiagnostic(.error, at: nil, "meshConfig: \(error)")])
+        }
+        self.accessLogs = fileLogs
+        self.otelAccessLogs = otelLogs
         var tracer: ProxyTracer?
-        if let tracing {
+        if let tracing = TracingSettings.resolve(table) {
             tracer = ProxyTracer(
                 settings: tracing, exporter: SpanExporter(settings: tracing, identity: options.identity, group: group, logger: logger),
                 builder: SpanBuilder(identity: options.identity))
         }
         shared = ProxyShared(
             state: ProxyState(ProxySnapshot(table: table, version: 1)),
-            observer: CombinedObserver(observers: [metrics, observer] + (accessLog.map { [$0] } ?? [])), limits: options.limits,
+            observer: CombinedObserver(observers: [metrics, observer] + fileLogs + otelLogs), limits: options.limits,
             me: PeerMetadata(identity: options.identity), tracer: tracer)
         if let app = options.app, let inbound = options.inbound {
             let key = ClusterKey(host: "inbound", port: inbound.port)
@@ -140,6 +142,7 @@ public final class ProxyServer: Service, Sendable {
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask { [self] in await watchForReload() }
             if let tracer = shared.tracer { tasks.addTask { await tracer.exporter.run() } }
+            for log in otelAccessLogs { tasks.addTask { await log.batcher.run() } }
             tasks.addTask { [self] in
                 let signals = await UnixSignalsSequence(trapping: .sighup)
                 for await _ in signals.cancelOnGracefulShutdown() { _ = reload(reason: "SIGHUP") }
@@ -261,7 +264,7 @@ public final class ProxyServer: Service, Sendable {
         for c in tcpListeners.withLockedValue({ Array($0.values) }) { try? await c.close() }
         if let a = admin.withLockedValue({ $0 }) { await a.shutdown() }
         try? await group.shutdownGracefully()
-        accessLog?.shutdown()
+        for log in accessLogs { log.shutdown() }
     }
 
     // MARK: Admin

@@ -79,173 +79,64 @@ struct TraceContext: Sendable {
 }
 
 /// Where spans go: `meshConfig.extensionProviders` (`zipkin` → Zipkin v2 JSON to `/api/v2/spans`;
-/// `opentelemetry` with `http` → OTLP/HTTP protobuf) or the legacy `defaultConfig.tracing.zipkin.address`.
+/// `opentelemetry` → OTLP/gRPC, or OTLP/HTTP protobuf when `http` is set) or the legacy
+/// `defaultConfig.tracing.zipkin.address`.
 public struct TracingSettings: Sendable {
-    public enum Sink: Sendable {
-        case zipkin(host: String, port: Int)
-        case otlpHTTP(host: String, port: Int, path: String)
-    }
-    public var sink: Sink
+    public var destination: TelemetryDestination
     /// Percent of requests without an incoming decision that are sampled.
     public var samplingPercent: Double
 
-    /// The settings Istio would apply to this proxy, or nil when tracing is off / has nowhere to go.
-    /// Returns a warning for providers that cannot be served yet.
-    public static func resolve(_ mesh: MeshConfig, telemetry: [TelemetryResource], identity: ProxyIdentity) -> (TracingSettings?, String?) {
-        guard mesh.enableTracing else { return (nil, nil) }
-        // Telemetry resources: the workload's namespace (selector matching), then the root namespace.
-        let applicable = telemetry.filter { t in
-            (t.meta.namespace == identity.namespace && t.selector.allSatisfy { identity.labels[$0.key] == $0.value })
-                || t.meta.namespace == "istio-system"
-        }.sorted { a, _ in a.meta.namespace == identity.namespace }
+    /// The settings Istio would apply to this proxy, or nil when tracing is off or has nowhere to go.
+    /// Provider services are resolved through `ServiceEntry`s as Istio resolves them through clusters.
+    public static func resolve(_ table: RouteTable) -> TracingSettings? {
+        let mesh = table.mesh
+        guard mesh.enableTracing else { return nil }
+        let applicable = table.applicableTelemetry
+        if applicable.contains(where: { $0.disableSpanReporting == true }) { return nil }
         let providers = applicable.first(where: { !$0.tracingProviders.isEmpty })?.tracingProviders ?? mesh.defaultTracingProviders
         let sampling = applicable.compactMap(\.randomSamplingPercentage).first ?? mesh.tracingSampling
-        if applicable.contains(where: { $0.disableSpanReporting == true }) { return (nil, nil) }
         for name in providers {
             guard let p = mesh.extensionProviders.first(where: { $0.name == name }) else { continue }
             switch p.kind {
             case .zipkin(let service, let port, _):
-                return (TracingSettings(sink: .zipkin(host: service, port: port), samplingPercent: sampling), nil)
-            case .opentelemetry(let service, let port, let path?):
-                return (TracingSettings(sink: .otlpHTTP(host: service, port: port, path: path), samplingPercent: sampling), nil)
-            case .opentelemetry:
-                return (nil, "tracing provider '\(name)' uses OTLP/gRPC, which sextant proxy cannot send yet; set opentelemetry.http or use a zipkin provider")
+                let (host, port) = table.providerAddress(service: service, port: port)
+                return TracingSettings(destination: .zipkin(host: host, port: port), samplingPercent: sampling)
+            case .opentelemetry(let service, let port, let path):
+                let (host, port) = table.providerAddress(service: service, port: port)
+                let destination: TelemetryDestination =
+                    path.map { .otlpHTTP(host: host, port: port, path: $0) } ?? .otlpGRPC(host: host, port: port)
+                return TracingSettings(destination: destination, samplingPercent: sampling)
             default:
                 continue
             }
         }
         if let address = mesh.zipkinAddress, let (host, port) = HostPort.parse(address) {
-            return (TracingSettings(sink: .zipkin(host: host, port: port), samplingPercent: sampling), nil)
+            return TracingSettings(destination: .zipkin(host: host, port: port), samplingPercent: sampling)
         }
-        return (nil, nil)
+        return nil
     }
 }
 
-/// Collects finished spans and sends them in batches (every second, or at 512 spans) without ever
-/// blocking or failing a request: when the collector is slow or down, spans beyond `maxQueued` are
-/// dropped and counted.
-public final class SpanExporter: @unchecked Sendable {
-    let settings: TracingSettings
-    let resource: Resource
-    let group: any EventLoopGroup
-    let logger: Logger
-    let maxQueued = 10_000
-    private let lock = NIOLock()
-    private var queue: [Span] = []
-    /// Spans sent, and dropped (queue full or export failed).
-    public private(set) var sent = 0
-    public private(set) var dropped = 0
+/// Sends finished spans in batches under this proxy's resource (Istio's Zipkin service name
+/// `<canonical service>.<namespace>`).
+final class SpanExporter: Sendable {
+    let batcher: TelemetryBatcher<Span>
 
     init(settings: TracingSettings, identity: ProxyIdentity, group: any EventLoopGroup, logger: Logger) {
-        self.settings = settings
         let me = PeerMetadata(identity: identity)
-        // Istio's Zipkin service name: `<canonical service>.<namespace>`.
-        resource = Resource(attributes: [KeyValue("service.name", .string("\(me.canonicalService).\(identity.namespace)"))])
-        self.group = group
-        self.logger = logger
-    }
-
-    func add(_ span: Span) {
-        lock.withLock {
-            if queue.count >= maxQueued {
-                dropped += 1
-            } else {
-                queue.append(span)
-            }
+        let resource = Resource(attributes: [KeyValue("service.name", .string("\(me.canonicalService).\(identity.namespace)"))])
+        let transport = TelemetryTransport(destination: settings.destination, group: group, logger: logger)
+        batcher = TelemetryBatcher(transport: transport) { [transport] spans in
+            await transport.send(TracesData(resourceSpans: [ResourceSpans(resource: resource, scopeSpans: [ScopeSpans(spans: spans)])]))
         }
     }
 
-    /// Runs until cancelled, then sends what is left once.
-    func run() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(1))
-            await flush()
-        }
-        await flush()
-    }
-
-    func flush() async {
-        while true {
-            let batch = lock.withLock { () -> [Span] in
-                let n = min(queue.count, 512)
-                let b = Array(queue.prefix(n))
-                queue.removeFirst(n)
-                return b
-            }
-            if batch.isEmpty { return }
-            let traces = TracesData(resourceSpans: [ResourceSpans(resource: resource, scopeSpans: [ScopeSpans(spans: batch)])])
-            let ok: Bool
-            switch settings.sink {
-            case .zipkin(let host, let port):
-                ok = await post(host: host, port: port, path: "/api/v2/spans", contentType: "application/json", body: ZipkinV2.encodeJSON(traces))
-            case .otlpHTTP(let host, let port, let path):
-                ok = await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: OTLPProtobuf.encode(traces))
-            }
-            lock.withLock {
-                if ok { sent += batch.count } else { dropped += batch.count }
-            }
-            if !ok { return }
-        }
-    }
-
-    /// One HTTP/1.1 POST on a fresh connection; true on a 2xx answer.
-    private func post(host: String, port: Int, path: String, contentType: String, body: [UInt8]) async -> Bool {
-        do {
-            let loop = group.next()
-            let done = loop.makePromise(of: Int.self)
-            let channel = try await ClientBootstrap(group: loop)
-                .connectTimeout(.seconds(2))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(StatusCatcher(promise: done))
-                    }
-                }
-                .connect(host: host, port: port).get()
-            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path)
-            head.headers.add(name: "host", value: "\(host):\(port)")
-            head.headers.add(name: "content-type", value: contentType)
-            head.headers.add(name: "content-length", value: "\(body.count)")
-            head.headers.add(name: "connection", value: "close")
-            var buffer = channel.allocator.buffer(capacity: body.count)
-            buffer.writeBytes(body)
-            channel.write(HTTPClientRequestPart.head(head), promise: nil)
-            channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
-            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-            let timeout = loop.scheduleTask(in: .seconds(5)) { done.fail(ChannelError.connectTimeout(.seconds(5))) }
-            let status = try await done.futureResult.get()
-            timeout.cancel()
-            channel.close(promise: nil)
-            return (200..<300).contains(status)
-        } catch {
-            logger.debug("span export failed", metadata: ["error": "\(error)"])
-            return false
-        }
-    }
+    func add(_ span: Span) { batcher.add(span) }
+    func run() async { await batcher.run() }
+    /// Spans delivered, and dropped (queue full or export failed).
+    var sent: Int { batcher.sent }
+    var dropped: Int { batcher.dropped }
 }
-
-/// Completes a promise with the response status once the response has been read.
-private final class StatusCatcher: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    let promise: EventLoopPromise<Int>
-    var status = 0
-
-    init(promise: EventLoopPromise<Int>) { self.promise = promise }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let h): status = Int(h.status.code)
-        case .body: break
-        case .end: promise.succeed(status)
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) { promise.fail(ChannelError.eof) }
-    func errorCaught(context: ChannelHandlerContext, error: any Error) { promise.fail(error) }
-}
-
-@available(*, unavailable)
-extension StatusCatcher: Sendable {}
 
 /// Tracing as configured for this proxy: where spans go, how they are named.
 final class ProxyTracer: Sendable {
@@ -270,13 +161,27 @@ struct SpanBuilder: Sendable {
     init(identity: ProxyIdentity) {
         self.identity = identity
         me = PeerMetadata(identity: identity)
-        nodeID = "sidecar~127.0.0.1~\(identity.workload).\(identity.namespace)~\(identity.namespace).svc.cluster.local"
+        nodeID = Self.nodeID(identity)
+    }
+
+    /// Envoy's node ID as Istio sets it: `sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`.
+    static func nodeID(_ identity: ProxyIdentity) -> String {
+        "\(identity.mode == .gateway ? "router" : "sidecar")~127.0.0.1~\(identity.workload).\(identity.namespace)~\(identity.namespace).svc.cluster.local"
     }
 
     func span(_ r: ProxyRecord, _ t: TraceContext) -> Span {
-        let (host, port) = HostName.splitAuthority(r.authority)
-        let service = r.destinationService ?? host
-        let name = "\(service):\(port ?? (r.direction == .inbound ? 80 : 80))/*"
+        let (host, authorityPort) = HostName.splitAuthority(r.authority)
+        // Inbound: the service the caller's proxy chose (peer metadata), else the Host qualified in this
+        // workload's namespace, as Istio names its inbound routes by service.
+        let service = r.destinationService ?? r.peer?.service ?? HostName.qualify(host, namespace: identity.namespace)
+        // Istio's decorator names the destination's service port: the cluster's (`outbound|9080|v1|host`)
+        // on the client side, not the port the caller happened to address (a gateway's listener).
+        var port = r.direction == .inbound ? (r.peer?.servicePort ?? authorityPort ?? 80) : (authorityPort ?? 80)
+        if r.direction == .outbound, let c = r.upstreamCluster {
+            let parts = c.split(separator: "|", omittingEmptySubsequences: false)
+            if parts.count == 4, parts[0] == "outbound", let p = Int(parts[1]) { port = p }
+        }
+        let name = "\(service):\(port)/*"
         let end = r.startUnixNanos + UInt64(max(0, r.duration.timeAmount.nanoseconds))
         var attrs: [KeyValue] = [
             KeyValue("node_id", .string(nodeID)), KeyValue("zone", .string("")), KeyValue("component", .string("proxy")),

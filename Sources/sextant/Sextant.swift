@@ -14,7 +14,7 @@ struct Sextant: AsyncParsableCommand {
         commandName: "sextant",
         abstract: "A telemetry collector for service meshes (receivers → processors → exporters) and an Istio-style routing proxy.",
         version: CollectorRunner.version,
-        subcommands: [Collector.self, ProxyCommand.self, Validate.self, Components.self]
+        subcommands: [Collector.self, DemoCommand.self, ProxyCommand.self, Validate.self, Components.self]
     )
 }
 
@@ -114,6 +114,12 @@ struct Components: ParsableCommand {
         print("\(pad("KIND", w1))  \(pad("TYPE", w2))  \(pad("SIGNALS", w3))  DESCRIPTION")
         for r in rows { print("\(pad(r.kind.rawValue, w1))  \(pad(r.type, w2))  \(pad(r.signals, w3))  \(r.summary)") }
     }
+}
+
+/// Writes a line to standard output at once (no stdio buffering, so a pipe sees it immediately).
+func printOut(_ s: String) {
+    let bytes = Array((s + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
 }
 
 /// Writes a line to standard error.

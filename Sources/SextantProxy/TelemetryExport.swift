@@ -1,0 +1,225 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SextantGRPC
+import SextantModel
+import SextantOTLP
+import SextantZipkin
+
+/// Where the proxy sends spans or access logs: a collector address and the wire format it speaks.
+public enum TelemetryDestination: Sendable, Equatable {
+    /// Zipkin v2 JSON to `http://host:port/api/v2/spans` (spans only).
+    case zipkin(host: String, port: Int)
+    /// OTLP/HTTP protobuf to `http://host:port<path>`.
+    case otlpHTTP(host: String, port: Int, path: String)
+    /// OTLP/gRPC `Export` to `host:port` (Istio's default for `opentelemetry` and `envoyOtelAls`).
+    case otlpGRPC(host: String, port: Int)
+}
+
+/// Sends OTLP or Zipkin payloads to one destination. HTTP uses a short-lived HTTP/1.1 connection per
+/// batch (batches are at most one a second); gRPC keeps one multiplexed HTTP/2 connection, run by `run`.
+final class TelemetryTransport: Sendable {
+    let destination: TelemetryDestination
+    let group: any EventLoopGroup
+    let logger: Logger
+    private let grpc: GRPCClient<HTTP2ClientTransport.Posix>?
+
+    init(destination: TelemetryDestination, group: any EventLoopGroup, logger: Logger) {
+        self.destination = destination
+        self.group = group
+        self.logger = logger
+        if case .otlpGRPC(let host, let port) = destination {
+            let target: any ResolvableTarget =
+                host.contains(":")
+                ? .ipv6(address: host, port: port)
+                : (host.first?.isNumber == true ? .ipv4(address: host, port: port) : .dns(host: host, port: port))
+            // Reconnect quickly when the collector comes up late or restarts (gRPC's default backoff grows to
+            // two minutes, long enough to lose every span of a short run).
+            var config = HTTP2ClientTransport.Posix.Config.defaults
+            config.backoff = .init(initial: .milliseconds(200), max: .seconds(5), multiplier: 1.6, jitter: 0.2)
+            grpc = try? GRPCClient(transport: HTTP2ClientTransport.Posix(target: target, transportSecurity: .plaintext, config: config))
+            if grpc == nil { logger.error("cannot create OTLP/gRPC client", metadata: ["target": "\(host):\(port)"]) }
+        } else {
+            grpc = nil
+        }
+    }
+
+    /// Runs `body` with the gRPC connection (if any) alive, and closes it gracefully afterwards.
+    func run(_ body: @Sendable @escaping () async -> Void) async {
+        guard let grpc else {
+            await body()
+            return
+        }
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try? await grpc.runConnections() }
+            await body()
+            grpc.beginGracefulShutdown()
+        }
+    }
+
+    /// True when the collector accepted the spans (2xx / gRPC OK).
+    func send(_ traces: TracesData) async -> Bool {
+        switch destination {
+        case .zipkin(let host, let port):
+            return await post(host: host, port: port, path: "/api/v2/spans", contentType: "application/json", body: ZipkinV2.encodeJSON(traces))
+        case .otlpHTTP(let host, let port, let path):
+            return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: OTLPProtobuf.encode(traces))
+        case .otlpGRPC:
+            return await unary(OTLPGRPCMethods.traces, OTLPProtobuf.encode(traces))
+        }
+    }
+
+    /// True when the collector accepted the log records. Zipkin carries no logs.
+    func send(_ logs: LogsData) async -> Bool {
+        switch destination {
+        case .zipkin: return false
+        case .otlpHTTP(let host, let port, let path):
+            return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: OTLPProtobuf.encode(logs))
+        case .otlpGRPC:
+            return await unary(OTLPGRPCMethods.logs, OTLPProtobuf.encode(logs))
+        }
+    }
+
+    private func unary(_ method: MethodDescriptor, _ body: [UInt8]) async -> Bool {
+        guard let grpc else { return false }
+        var options = CallOptions.defaults
+        options.timeout = .seconds(5)
+        // Wait (up to the timeout) for a connection being re-established instead of failing at once.
+        options.waitForReady = true
+        do {
+            _ = try await grpc.unary(
+                request: ClientRequest(message: body), descriptor: method, serializer: RawBytesCoding(), deserializer: RawBytesCoding(),
+                options: options
+            ) { response in try response.message }
+            return true
+        } catch {
+            logger.debug("telemetry export failed", metadata: ["destination": "\(destination)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    /// One HTTP/1.1 POST on a fresh connection; true on a 2xx answer.
+    private func post(host: String, port: Int, path: String, contentType: String, body: [UInt8]) async -> Bool {
+        do {
+            let loop = group.next()
+            let done = loop.makePromise(of: Int.self)
+            let channel = try await ClientBootstrap(group: loop)
+                .connectTimeout(.seconds(2))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(StatusCatcher(promise: done))
+                    }
+                }
+                .connect(host: host, port: port).get()
+            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path)
+            head.headers.add(name: "host", value: "\(host):\(port)")
+            head.headers.add(name: "content-type", value: contentType)
+            head.headers.add(name: "content-length", value: "\(body.count)")
+            head.headers.add(name: "connection", value: "close")
+            var buffer = channel.allocator.buffer(capacity: body.count)
+            buffer.writeBytes(body)
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            let timeout = loop.scheduleTask(in: .seconds(5)) { done.fail(ChannelError.connectTimeout(.seconds(5))) }
+            let status = try await done.futureResult.get()
+            timeout.cancel()
+            channel.close(promise: nil)
+            return (200..<300).contains(status)
+        } catch {
+            logger.debug("telemetry export failed", metadata: ["destination": "\(destination)", "error": "\(error)"])
+            return false
+        }
+    }
+}
+
+/// Completes a promise with the response status once the response has been read.
+private final class StatusCatcher: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    let promise: EventLoopPromise<Int>
+    var status = 0
+
+    init(promise: EventLoopPromise<Int>) { self.promise = promise }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h): status = Int(h.status.code)
+        case .body: break
+        case .end: promise.succeed(status)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) { promise.fail(ChannelError.eof) }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { promise.fail(error) }
+}
+
+@available(*, unavailable)
+extension StatusCatcher: Sendable {}
+
+/// Collects finished items (spans, access-log records) and hands them to `send` in batches, every second
+/// or at `batchSize`, without ever blocking or failing a request: when the collector is slow or down,
+/// items beyond `maxQueued` are dropped and counted, and a failed batch is dropped and counted.
+final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
+    let maxQueued: Int
+    let batchSize: Int
+    let transport: TelemetryTransport
+    private let send: @Sendable ([Item]) async -> Bool
+    private let lock = NIOLock()
+    private var queue: [Item] = []
+    private var sentCount = 0
+    private var droppedCount = 0
+
+    init(transport: TelemetryTransport, maxQueued: Int = 10_000, batchSize: Int = 512, send: @escaping @Sendable ([Item]) async -> Bool) {
+        self.transport = transport
+        self.maxQueued = maxQueued
+        self.batchSize = batchSize
+        self.send = send
+    }
+
+    /// Items delivered, and dropped (queue full or export failed).
+    var sent: Int { lock.withLock { sentCount } }
+    var dropped: Int { lock.withLock { droppedCount } }
+
+    func add(_ item: Item) {
+        lock.withLock {
+            if queue.count >= maxQueued {
+                droppedCount += 1
+            } else {
+                queue.append(item)
+            }
+        }
+    }
+
+    /// Runs until cancelled, then sends what is left once.
+    func run() async {
+        await transport.run { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                await flush()
+            }
+            await flush()
+        }
+    }
+
+    func flush() async {
+        while true {
+            let batch = lock.withLock { () -> [Item] in
+                let n = min(queue.count, batchSize)
+                let b = Array(queue.prefix(n))
+                queue.removeFirst(n)
+                return b
+            }
+            if batch.isEmpty { return }
+            let ok = await send(batch)
+            lock.withLock {
+                if ok { sentCount += batch.count } else { droppedCount += batch.count }
+            }
+            if !ok { return }
+        }
+    }
+}
