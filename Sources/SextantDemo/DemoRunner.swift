@@ -22,6 +22,8 @@ public struct DemoOptions: Sendable {
     public var outDirectory = "./out"
     /// First port of the mesh's port plan (`DemoPlan`).
     public var basePort = 20000
+    /// First three octets of the workloads' loopback "pod IPs" (`DemoPlan`).
+    public var podNetwork = "127.0.0"
     /// Requests per second through the gateway; 0 sends none.
     public var rate = 5.0
     /// How long traffic runs, then everything stops; nil: until SIGINT/SIGTERM.
@@ -40,13 +42,13 @@ public struct DemoError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// `sextant demo`: the collector on its config, a Bookinfo mesh (six workloads, each an in-process app
+/// `sextant demo`: the collector on its config, a Bookinfo mesh (eight workloads, each an in-process app
 /// behind its own sidecar `ProxyServer`, and an ingress gateway), and a traffic generator, all as services
 /// of one `ServiceGroup`, so SIGINT/SIGTERM stops them in reverse order (traffic, apps, proxies, then the
 /// collector, which drains last).
 public enum DemoRunner {
     public static func run(_ options: DemoOptions, logger: Logger, print: @escaping @Sendable (String) -> Void) async throws {
-        let plan = DemoPlan(basePort: options.basePort)
+        let plan = DemoPlan(basePort: options.basePort, podNetwork: options.podNetwork)
         let out = options.outDirectory.hasSuffix("/") ? String(options.outDirectory.dropLast()) : options.outDirectory
         let demoDir = "\(out)/demo"
         for dir in [out, demoDir, "\(demoDir)/logs"] where mkdir(dir, 0o755) != 0 && errno != EEXIST {
@@ -92,10 +94,10 @@ public enum DemoRunner {
             var o = ProxyOptions(
                 configPaths: meshFiles,
                 identity: ProxyIdentity(workload: w.name, namespace: DemoPlan.namespace, labels: ["app": w.service, "version": w.version]))
-            o.listen = (plan.host, w.outboundPort)
-            o.inbound = (plan.host, w.inboundPort)
-            o.app = (plan.host, w.appPort)
-            o.admin = (plan.host, w.adminPort)
+            o.listen = (w.ip, w.outboundPort)
+            o.inbound = (w.ip, w.inboundPort)
+            o.app = (w.ip, w.appPort)
+            o.admin = (w.ip, w.adminPort)
             o.accessLogFile = "\(demoDir)/logs/\(w.name).log"
             o.version = options.version
             proxies.append(try ProxyServer(options: o, logger: logger))
@@ -104,9 +106,11 @@ public enum DemoRunner {
         var clientConfig = HTTPClient.Configuration()
         clientConfig.timeout = .init(connect: .seconds(2), read: .seconds(10))
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfig)
-        let apps = plan.workloads.map { BookinfoApp(workload: $0, host: plan.host, client: client, logger: logger) }
+        let apps: [any Service] = plan.workloads.map { w in
+            w.service == "mongodb" ? MongoStandIn(workload: w) as any Service : BookinfoApp(workload: w, client: client, logger: logger)
+        }
         let traffic = TrafficGenerator(
-            url: "http://\(plan.host):\(plan.gatewayPort)/productpage", rate: options.rate, duration: options.duration, client: client,
+            gateway: "http://\(plan.host):\(plan.gatewayPort)", rate: options.rate, duration: options.duration, client: client,
             logger: logger, print: print)
 
         var services = try CollectorRunner.services(config, registry: registry, logger: logger)
@@ -134,9 +138,9 @@ public enum DemoRunner {
         }
         let jaeger = endpoint("jaeger_query") { (c: JaegerQueryExporterConfig) in "http://\(c.host):\(c.port)" }
         let prometheus = endpoint("prometheus") { (c: PrometheusExporterConfig) in "http://\(c.host):\(c.port)/metrics" }
-        let admins = plan.adminPorts.map(String.init).joined(separator: ", ")
+        let admins = plan.adminTargets.joined(separator: ", ")
         var lines = [
-            "sextant demo: the Bookinfo mesh (ingress gateway + 6 sidecars) and the collector (\(options.collectorConfigs.joined(separator: " + ")))",
+            "sextant demo: the Bookinfo mesh (ingress gateway + 8 sidecars) and the collector (\(options.collectorConfigs.joined(separator: " + ")))",
             "  gateway       http://\(plan.host):\(plan.gatewayPort)/productpage   (header `end-user: jason` → reviews v2)",
             options.rate > 0
                 ? "  traffic       \(options.rate) req/s through the gateway\(options.duration.map { " for \($0)" } ?? " until Ctrl-C"), every 4th as jason"
@@ -151,7 +155,7 @@ public enum DemoRunner {
             lines.append("                Grafana: dashboards/grafana (provisioning in dashboards/README.md)")
         }
         lines += [
-            "  proxies       /stats/prometheus, /config_dump, /ready on admin ports \(admins) (gateway first)",
+            "  proxies       /stats/prometheus, /config_dump, /ready at \(admins) (gateway first)",
             "  access logs   \(demoDir)/logs/<workload>.log (Istio JSON, one file per proxy)",
             "                \(out)/logs.ecs.ndjson — the same requests as ECS documents (sent by the proxies over OTLP); Kibana: dashboards/README.md",
             "  mesh config   \(options.meshDirectory)/*.yaml + \(demoDir)/services.yaml — edit and save: the proxies reload",

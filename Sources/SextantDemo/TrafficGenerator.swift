@@ -5,10 +5,12 @@ import ServiceLifecycle
 
 /// Sends `GET /productpage` through the ingress gateway at a constant rate (one request every
 /// `1/rate` s, not waiting for answers, so a slow hop does not slow the load), every fourth one as the
-/// logged-in user `jason` (Istio's routing examples send him to reviews v2). Prints a summary every
+/// logged-in user `jason` (Istio's routing examples send him to reviews v2), and every tenth one asks the
+/// product API for a product that does not exist (a 404, as clients do). Prints a summary every
 /// `reportEvery` and stops after `duration` (nil: until shutdown).
 public final class TrafficGenerator: Service, Sendable {
-    let url: String
+    /// `http://host:port` of the ingress gateway.
+    let gateway: String
     let rate: Double
     let duration: Duration?
     let reportEvery: Duration
@@ -18,10 +20,10 @@ public final class TrafficGenerator: Service, Sendable {
     private let counts = NIOLockedValueBox<[Int: Int]>([:])
 
     public init(
-        url: String, rate: Double, duration: Duration?, reportEvery: Duration = .seconds(10), client: HTTPClient, logger: Logger,
+        gateway: String, rate: Double, duration: Duration?, reportEvery: Duration = .seconds(10), client: HTTPClient, logger: Logger,
         print: @escaping @Sendable (String) -> Void
     ) {
-        self.url = url
+        self.gateway = gateway
         self.rate = rate
         self.duration = duration
         self.reportEvery = reportEvery
@@ -49,8 +51,9 @@ public final class TrafficGenerator: Service, Sendable {
                 if let duration, clock.now - start >= duration { break }
                 next = next + interval
                 let user: String? = sent % 4 == 3 ? "jason" : nil
+                let path = sent % 10 == 9 ? "/api/v1/products/7" : "/productpage"
                 sent += 1
-                tasks.addTask { [self] in await one(user: user) }
+                tasks.addTask { [self] in await one(path: path, user: user) }
                 if clock.now - lastReport >= reportEvery {
                     lastReport = clock.now
                     print("traffic: \(summary(sent: sent))")
@@ -67,8 +70,8 @@ public final class TrafficGenerator: Service, Sendable {
         return "\(sent) requests sent; \(byStatus.isEmpty ? "no answers yet" : byStatus)"
     }
 
-    private func one(user: String?) async {
-        var request = HTTPClientRequest(url: url)
+    private func one(path: String, user: String?) async {
+        var request = HTTPClientRequest(url: gateway + path)
         request.headers.add(name: "host", value: "bookinfo.example.com")
         request.headers.add(name: "user-agent", value: "sextant-demo-traffic")
         if let user { request.headers.add(name: "end-user", value: user) }

@@ -2,9 +2,11 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 
-/// Picks HTTP/1.1 or HTTP/2 for a downstream connection from its first bytes, as Istio's protocol
-/// sniffing does: the HTTP/2 connection preface (RFC 9113 §3.4, "prior knowledge") selects HTTP/2,
-/// anything else is parsed as HTTP/1.1. Installs the chosen handlers, replays the bytes, and removes itself.
+/// Picks HTTP/1.1, HTTP/2 or plain TCP for a downstream connection from its first bytes, as Istio's
+/// protocol sniffing does: the HTTP/2 connection preface (RFC 9113 §3.4, "prior knowledge") selects
+/// HTTP/2; a request line's method token (RFC 9112 §3: uppercase letters then a space) selects HTTP/1.1;
+/// anything else is TCP where the listener can relay it (`makeTCP`, the inbound side), else HTTP/1.1 (whose
+/// parser answers 400). Installs the chosen handlers, replays the bytes, and removes itself.
 final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -13,8 +15,29 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
 
     private var buffered: ByteBuffer?
     private let makeHandler: @Sendable () -> DownstreamHandler
+    private let makeTCP: (@Sendable () -> TCPProxyHandler)?
 
-    init(makeHandler: @escaping @Sendable () -> DownstreamHandler) { self.makeHandler = makeHandler }
+    init(makeHandler: @escaping @Sendable () -> DownstreamHandler, makeTCP: (@Sendable () -> TCPProxyHandler)? = nil) {
+        self.makeHandler = makeHandler
+        self.makeTCP = makeTCP
+    }
+
+    /// Longest method token accepted as HTTP (Envoy's sniffer looks at a handful of bytes too).
+    static let maxMethodLength = 20
+
+    enum Guess { case http1, tcp, needMore }
+
+    /// Whether `bytes` (not the HTTP/2 preface) start like an HTTP/1.1 request line.
+    static func guessHTTP1(_ bytes: some Collection<UInt8>) -> Guess {
+        var n = 0
+        for b in bytes {
+            if b == UInt8(ascii: " ") { return n > 0 ? .http1 : .tcp }
+            guard (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") else { return .tcp }
+            n += 1
+            if n > maxMethodLength { return .tcp }
+        }
+        return .needMore
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
@@ -27,9 +50,19 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         let n = min(bytes.count, Self.preface.count)
         let isPrefix = bytes.prefix(n).elementsEqual(Self.preface.prefix(n))
         if isPrefix && n < Self.preface.count { return }
+        var tcp = false
+        if !isPrefix, makeTCP != nil {
+            switch Self.guessHTTP1(bytes) {
+            case .needMore: return
+            case .tcp: tcp = true
+            case .http1: break
+            }
+        }
         do {
             let sync = context.pipeline.syncOperations
-            if isPrefix {
+            if tcp, let makeTCP {
+                try sync.addHandler(makeTCP())
+            } else if isPrefix {
                 let make = makeHandler
                 _ = try sync.configureHTTP2Pipeline(
                     mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(), position: .last

@@ -212,7 +212,10 @@ public final class ProxyServer: Service, Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let sniffer = ProtocolSniffer { DownstreamHandler(shared: shared, kind: kind, inboundCluster: inbound) }
+                    var makeTCP: (@Sendable () -> TCPProxyHandler)?
+                    if let inbound { makeTCP = { TCPProxyHandler(shared: shared, inbound: inbound) } }
+                    let sniffer = ProtocolSniffer(
+                        makeHandler: { DownstreamHandler(shared: shared, kind: kind, inboundCluster: inbound) }, makeTCP: makeTCP)
                     try channel.pipeline.syncOperations.addHandler(sniffer)
                 }
             }

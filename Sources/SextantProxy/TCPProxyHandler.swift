@@ -2,27 +2,63 @@ import NIOCore
 import NIOPosix
 import SextantIstio
 
-/// A plain TCP connection accepted on a service's TCP port (Istio's per-port outbound listener and
-/// `tcp_proxy`): routed by the port (and `VirtualService.tcp` rules), connected to an endpoint of the
-/// chosen cluster, then relayed byte for byte. Reading starts only once the upstream is connected, so
-/// nothing is buffered here. Connect failure or circuit-breaker overflow closes the connection (`UF`/`UO`).
+/// A plain TCP connection relayed byte for byte (Envoy's `tcp_proxy`). Outbound, it was accepted on a
+/// service's TCP port (Istio's per-port outbound listener) and is routed by the port (and
+/// `VirtualService.tcp` rules) to an endpoint of the chosen cluster. Inbound, the sniffer found no HTTP in
+/// its first bytes and it goes to the local app; those bytes, and any read before the app answered the
+/// connect, are replayed. Outbound listeners read nothing before the upstream is connected. Connect failure
+/// or circuit-breaker overflow closes the connection (`UF`/`UO`).
 final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
+    enum Target {
+        /// A service port of the outbound side, routed by the route table.
+        case servicePort(Int)
+        /// The inbound listener's local app.
+        case inbound(ClusterRuntime)
+    }
+
     let shared: ProxyShared
-    let port: Int
+    let target: Target
     var random = FastRandom()
     private var record: ProxyRecord?
     private var started = NIODeadline.now()
     private var cluster: ClusterRuntime?
     private var relays: (down: RawRelay, up: RawRelay)?
+    /// Bytes read before the upstream connection is up (inbound: the sniffed ones and any after them).
+    private var pending: ByteBuffer?
+    private var pendingBytes = 0
+    private var isStarted = false
 
     init(shared: ProxyShared, port: Int) {
         self.shared = shared
-        self.port = port
+        self.target = .servicePort(port)
+    }
+
+    init(shared: ProxyShared, inbound: ClusterRuntime) {
+        self.shared = shared
+        self.target = .inbound(inbound)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // Added by the sniffer to a connection that is already active.
+        if context.channel.isActive { start(context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        pendingBytes += buffer.readableBytes
+        if pending == nil { pending = buffer } else { pending!.writeBuffer(&buffer) }
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard !isStarted else { return }
+        isStarted = true
         let snapshot = shared.state.snapshot
         var record = ProxyRecord(
             direction: .outbound, startUnixNanos: WallClock.nowNanos(), method: "", path: "", protocolName: "TCP",
@@ -30,27 +66,36 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         record.downstreamRemoteAddress = context.channel.remoteAddress.map(DownstreamHandler.format)
         record.downstreamLocalAddress = context.channel.localAddress.map(DownstreamHandler.format)
         self.record = record
-        guard let route = snapshot.table.tcpRoute(port: port, sourceLabels: snapshot.table.identity.labels) else {
-            return fail(context, .noRouteFound)
-        }
-        let total = max(1, route.destinations.reduce(0) { $0 + $1.weight })
-        var r = Int.random(in: 0..<total, using: &random)
-        var chosen = route.destinations.first?.cluster
-        for d in route.destinations {
-            if r < d.weight {
-                chosen = d.cluster
-                break
+        let cluster: ClusterRuntime
+        switch target {
+        case .inbound(let c):
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            self.record?.direction = .inbound
+            cluster = c
+        case .servicePort(let port):
+            guard let route = snapshot.table.tcpRoute(port: port, sourceLabels: snapshot.table.identity.labels) else {
+                return fail(context, .noRouteFound)
             }
-            r -= d.weight
-        }
-        guard let key = chosen, let cluster = snapshot.cluster(key, requestPort: port) else {
-            return fail(context, .noClusterFound)
+            let total = max(1, route.destinations.reduce(0) { $0 + $1.weight })
+            var r = Int.random(in: 0..<total, using: &random)
+            var chosen = route.destinations.first?.cluster
+            for d in route.destinations {
+                if r < d.weight {
+                    chosen = d.cluster
+                    break
+                }
+                r -= d.weight
+            }
+            guard let key = chosen, let c = snapshot.cluster(key, requestPort: port) else {
+                return fail(context, .noClusterFound)
+            }
+            cluster = c
+            self.record?.destinationService = cluster.cluster.key.host
+            self.record?.destinationServiceName = cluster.cluster.serviceName
+            self.record?.destinationServiceNamespace = cluster.cluster.serviceNamespace
         }
         self.cluster = cluster
         self.record?.upstreamCluster = cluster.name
-        self.record?.destinationService = cluster.cluster.key.host
-        self.record?.destinationServiceName = cluster.cluster.serviceName
-        self.record?.destinationServiceNamespace = cluster.cluster.serviceNamespace
         guard let index = cluster.pick(hash: nil, tried: [], now: .now, random: &random) else {
             return fail(context, .noHealthyUpstream)
         }
@@ -76,6 +121,10 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 case .success(let upstream):
                     upstream.closeFuture.whenComplete { _ in cluster.connections.subtract(1, ordering: .relaxed) }
                     cluster.record(endpoint: index, status: 200, now: .now)
+                    if let pending = self.pending {
+                        upstream.writeAndFlush(pending, promise: nil)
+                        self.pending = nil
+                    }
                     do {
                         try context.pipeline.syncOperations.addHandler(down, position: .before(self))
                     } catch {
@@ -104,7 +153,7 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func finish() {
         guard var r = record else { return }
         record = nil
-        r.bytesReceived = relays?.down.bytesRead ?? 0
+        r.bytesReceived = pendingBytes + (relays?.down.bytesRead ?? 0)
         r.bytesSent = relays?.up.bytesRead ?? 0
         r.duration = .nanoseconds(Int64((NIODeadline.now() - started).nanoseconds))
         shared.observer.requestFinished(r)

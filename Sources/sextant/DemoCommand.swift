@@ -21,8 +21,11 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Directory for the collector's output (SEXTANT_OUT), generated files and access logs.")
     var out = "./out"
 
-    @Option(name: .customLong("base-port"), help: "First port of the mesh: gateway admin; gateway at +80; workload i at +10·i (app, inbound, outbound, admin).")
+    @Option(name: .customLong("base-port"), help: "First port of the mesh: gateway admin; gateway at +80; workload i at +100+10·i (app, inbound, outbound, admin).")
     var basePort = 20000
+
+    @Option(name: .customLong("pod-network"), help: "First three octets of the workloads' loopback addresses (127.x.y): each gets its own, as a pod IP.")
+    var podNetwork = "127.0.0"
 
     @Option(name: .long, help: "Requests per second through the gateway (0: none).")
     var rate = 5.0
@@ -37,6 +40,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard rate >= 0, rate <= 10_000 else { throw ValidationError("--rate must be between 0 and 10000") }
+        guard DemoPlan.isPodNetwork(podNetwork) else { throw ValidationError("--pod-network must be three octets of 127.0.0.0/8 such as 127.0.0, found '\(podNetwork)'") }
         guard (1024...65000).contains(basePort) else { throw ValidationError("--base-port must be between 1024 and 65000") }
         if let duration, GoDuration.parse(duration).map({ $0 > .zero }) != true {
             throw ValidationError("--duration must be a duration such as 2m, found '\(duration)'")
@@ -53,6 +57,7 @@ struct DemoCommand: AsyncParsableCommand {
         options.meshDirectory = meshDirectory
         options.outDirectory = out
         options.basePort = basePort
+        options.podNetwork = podNetwork
         options.rate = rate
         options.duration = duration.flatMap(GoDuration.parse)
         options.scrapeInterval = scrapeInterval

@@ -44,13 +44,19 @@ import Glibc
     @Test func registryPointsEveryServiceAtItsSidecarsInboundListener() throws {
         let plan = DemoPlan(basePort: 30000)
         let table = try Self.table(try Self.meshFiles(plan, collector: ("127.0.0.1", 4317)), Self.productpage)
-        for w in plan.workloads {
+        for w in plan.workloads where w.service != "mongodb" {
             let c = try #require(table.clusters[ClusterKey(host: "\(w.service).default.svc.cluster.local", port: 9080, subset: w.version)])
-            #expect(c.endpoints.map(\.port) == [w.inboundPort], "\(w.name)")
+            #expect(c.endpoints.map(\.description) == ["\(w.ip):\(w.inboundPort)"], "\(w.name)")
         }
-        #expect(Set(plan.adminPorts).count == 7)
-        let all = plan.workloads.flatMap { [$0.appPort, $0.inboundPort, $0.outboundPort, $0.adminPort] } + [plan.gatewayPort, plan.gatewayAdminPort]
-        #expect(Set(all).count == all.count, "the port plan reuses a port")
+        let mongo = try #require(table.clusters[ClusterKey(host: "mongodb.default.svc.cluster.local", port: 27017)])
+        #expect(mongo.protocolName == .tcp)
+        #expect(table.tcpPorts == [27017])
+        #expect(Set(plan.adminTargets).count == 9)
+        let all = plan.workloads.flatMap { w in [w.appPort, w.inboundPort, w.outboundPort, w.adminPort, DemoPlan.mongoPort].map { "\(w.ip):\($0)" } }
+            + ["\(plan.host):\(plan.gatewayPort)", "\(plan.host):\(plan.gatewayAdminPort)"]
+        #expect(Set(all).count == all.count, "the port plan reuses an address")
+        #expect(DemoPlan.isPodNetwork("127.0.0") && DemoPlan.isPodNetwork("127.42.7"))
+        #expect(!DemoPlan.isPodNetwork("10.0.0") && !DemoPlan.isPodNetwork("127.0.0.1") && !DemoPlan.isPodNetwork("127.0.256"))
     }
 
     @Test func jasonGoesToReviewsV2AndOthersToTheCanary() throws {
@@ -64,6 +70,7 @@ import Glibc
         let ratings = RequestHead(authority: "ratings:9080", path: "/ratings/0", method: "GET", port: 9080)
         guard case .route(let f, _) = table.route(ratings) else { Issue.record("no ratings route"); return }
         #expect(f.rule.fault != nil)
+        #expect(f.destinations.map { "\($0.cluster.subset ?? "-"):\($0.weight)" } == ["v1:80", "v2:20"])
     }
 
     @Test func gatewayServesTheProductPage() throws {
@@ -93,7 +100,7 @@ import Glibc
     @Test func scrapeOverlayKeepsThePipelinesReceivers() {
         let yaml = DemoPlan(basePort: 30000).scrapeOverlayYAML(pipeline: "metrics", receivers: ["otlp", "prometheusremotewrite"], interval: "5s")
         #expect(yaml.contains("receivers: [otlp, prometheusremotewrite, prometheus/mesh]"))
-        #expect(yaml.contains(#"targets: ["127.0.0.1:30000", "127.0.0.1:30013""#))
+        #expect(yaml.contains(#"targets: ["127.0.0.1:30000", "127.0.0.11:30103", "127.0.0.12:30113""#))
     }
 
     /// productpage calls details and reviews through a stand-in sidecar that records what it receives:
@@ -108,8 +115,8 @@ import Glibc
             return HTTPResponse(status: .ok, body: body)
         }
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        let w = DemoWorkload(service: "productpage", version: "v1", appPort: 0, inboundPort: 0, outboundPort: sidecar.port, adminPort: 0)
-        let app = BookinfoApp(workload: w, host: "127.0.0.1", client: client, logger: logger)
+        let w = DemoWorkload(service: "productpage", version: "v1", ip: "127.0.0.1", appPort: 0, inboundPort: 0, outboundPort: sidecar.port, adminPort: 0)
+        let app = BookinfoApp(workload: w, client: client, logger: logger)
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/productpage")
         let propagated: [(String, String)] = [
             ("x-request-id", "rid-1"), ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),

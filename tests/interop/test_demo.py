@@ -39,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import REPO_ROOT, SEXTANT_BIN, free_port, free_udp_port
 
 WAIT = 60.0  # seconds any eventual condition may take (debug build, 7 proxies + collector on 2 cores)
-WORKLOADS = ["productpage-v1", "details-v1", "reviews-v1", "reviews-v2", "reviews-v3", "ratings-v1"]
+WORKLOADS = ["productpage-v1", "details-v1", "reviews-v1", "reviews-v2", "reviews-v3", "ratings-v1", "ratings-v2", "mongodb-v1"]
 # (source workload, destination workload, destination service name) of each hop of jason's request.
 HOPS = [
     ("istio-ingressgateway", "productpage-v1", "productpage"),
@@ -69,20 +69,25 @@ def get(url: str, headers: dict[str, str] | None = None, timeout: float = 10):
         return r.status, r.read()
 
 
-def ports_free(base: int) -> bool:
-    wanted = [base, base + 80] + [base + 10 * i + k for i in range(1, 7) for k in range(4)]
-    for p in wanted:
+def ports_free(base: int, pod_network: str) -> bool:
+    """Whether every address of the demo's plan (`DemoPlan`) can be bound."""
+    wanted = [("127.0.0.1", base), ("127.0.0.1", base + 80)]
+    for i in range(len(WORKLOADS)):
+        ip = f"{pod_network}.{11 + i}"
+        wanted += [(ip, base + 100 + 10 * i + k) for k in range(4)] + [(ip, 27017)]
+    for addr in wanted:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
-                s.bind(("127.0.0.1", p))
+                s.bind(addr)
             except OSError:
                 return False
     return True
 
 
 class Demo:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, rate: float = 0):
         self.tmp = tmp
+        self.rate = rate
         self.out = tmp / "out"
         self.proc: subprocess.Popen | None = None
 
@@ -110,18 +115,22 @@ service:
 """)
         for _ in range(50):
             base = random.randrange(20000, 60000, 100)
-            if ports_free(base):
+            pod_network = f"127.{random.randrange(1, 255)}.{random.randrange(0, 256)}"
+            if ports_free(base, pod_network):
                 break
         else:
             pytest.fail("no free block of ports for the mesh")
         self.base = base
         self.gateway = f"http://127.0.0.1:{base + 80}"
-        self.admins = {"istio-ingressgateway": base} | {w: base + 10 * (i + 1) + 3 for i, w in enumerate(WORKLOADS)}
+        self.pod_network = pod_network
+        self.admins = {"istio-ingressgateway": f"127.0.0.1:{base}"} | {
+            w: f"{pod_network}.{11 + i}:{base + 100 + 10 * i + 3}" for i, w in enumerate(WORKLOADS)}
         self.log_path = self.tmp / "demo.log"
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [str(SEXTANT_BIN), "demo", "--collector-config", "pipelines/default.yaml", "--collector-config", str(overlay),
-             "--out", str(self.out), "--base-port", str(base), "--rate", "0", "--scrape-interval", "1s"],
+             "--out", str(self.out), "--base-port", str(base), "--pod-network", pod_network, "--rate", str(self.rate),
+             "--scrape-interval", "1s"],
             cwd=REPO_ROOT, stdout=self.log, stderr=subprocess.STDOUT)
 
         def ready():
@@ -180,7 +189,7 @@ def requests_total(text: str) -> dict[tuple, float]:
 
 
 def proxy_counts(demo: Demo) -> dict[str, dict[tuple, float]]:
-    return {w: requests_total(get(f"http://127.0.0.1:{port}/stats/prometheus")[1].decode()) for w, port in demo.admins.items()}
+    return {w: requests_total(get(f"http://{addr}/stats/prometheus")[1].decode()) for w, addr in demo.admins.items()}
 
 
 def dotted(doc: dict, path: str):
@@ -304,15 +313,10 @@ def test_one_request_through_the_gateway_is_traced_counted_and_logged(demo):
     assert {dotted(d, "span.id") for d in docs} == set(spans), "access-log span IDs differ from the trace's spans"
 
 
-def test_demo_stops_cleanly_on_sigint(tmp_path):
-    """Ctrl-C stops the collector, the proxies, the apps and the traffic generator; exit status 0."""
-    d = Demo(tmp_path)
-    try:
-        d.start()
-    except BaseException:
-        d.stop()
-        raise
-    code = d.stop()
-    assert code == 0, d.log_path.read_text(errors="replace")[-3000:]
-    text = d.log_path.read_text(errors="replace")
+def test_demo_stops_cleanly_on_sigint(demo):
+    """Ctrl-C stops the collector, the proxies, the apps and the traffic generator; exit status 0.
+    (Last in this module: it stops the module's demo.)"""
+    code = demo.stop()
+    assert code == 0, demo.log_path.read_text(errors="replace")[-3000:]
+    text = demo.log_path.read_text(errors="replace")
     assert "sextant demo stopped" in text, text[-3000:]
