@@ -8,17 +8,18 @@ with real peers:
    its targets) reads `${datasource}` or the Jaeger variable `${jaeger}`, and every `$variable` a query,
    legend or title uses is defined (or is one of Grafana's built-ins). The provisioning YAML files parse
    and point at Prometheus (127.0.0.1:9090) and Sextant's Jaeger query API (127.0.0.1:16686).
-2. Live queries: a small mesh runs on loopback — two `sextant proxy` sidecars (productpage-v1 → reviews-v2,
-   and reviews-v2 → ratings over HTTP and TCP), both sending spans (OTLP/HTTP, 100 % sampling) to a
-   `sextant collector` whose `jaeger_query` exporter serves them — and Debian's `prometheus` (1 s scrape
-   interval, temp TSDB) scrapes both sidecars' `/stats/prometheus` and the collector's self-telemetry
-   `/metrics`. Traffic is 200s, 404s, 503s and TCP echo flows, sent in two rounds around a scrape. Then, per
-   dashboard, the template variables are resolved the way Grafana does (`label_values(...)` through
-   Prometheus's label-values API, custom variables from their options, `All` as the `allValue`), and every
-   PromQL target is run through `/api/v1/query` for every combination of variable values (with
-   `$__rate_interval` = 1m, `$__interval` = 15s): each must succeed for every combination and return data
-   for at least one — as a user picking from the drop-downs would see. Jaeger targets are run as Grafana's
-   Jaeger data source runs a search (`/api/traces?service=&limit=&start=&end=`) and must find traces.
+2. Live queries: `sextant demo` runs (the README's main command, on free addresses: `demo_support.py`) —
+   the Bookinfo mesh behind its ingress gateway, eight sidecars, the collector on `pipelines/default.yaml`
+   with 100 % of the requests traced, and its traffic generator at 10 requests/s: 200s, 404s from the product
+   API, 500s from the fault injected on ratings, and plain TCP from ratings v2 to MongoDB — and Debian's
+   `prometheus` (1 s scrape interval, temp TSDB) scrapes every proxy's `/stats/prometheus` and the
+   collector's self-telemetry `/metrics`. Then, per dashboard, the template variables are resolved the way
+   Grafana does (`label_values(...)` through Prometheus's label-values API, custom variables from their
+   options, `All` as the `allValue`), and every PromQL target is run through `/api/v1/query` for every
+   combination of variable values (with `$__rate_interval` = 1m, `$__interval` = 15s): each must succeed for
+   every combination and return data for at least one — as a user picking from the drop-downs would see.
+   Jaeger targets are run as Grafana's Jaeger data source runs a search (`/api/traces?service=&limit=&start=
+   &end=`) against the demo collector's Jaeger query API and must find traces.
 """
 
 from __future__ import annotations
@@ -26,10 +27,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
-import socketserver
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -39,13 +37,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, Collector, free_port
-from proxy_support import Proxy, Upstream
+from conftest import REPO_ROOT, free_port
+from demo_support import Demo
 
 GRAFANA = REPO_ROOT / "dashboards" / "grafana"
 DASHBOARDS = sorted(GRAFANA.glob("*.json"))
 PROMETHEUS = shutil.which("prometheus")
-WAIT = 30.0  # seconds any eventual condition may take
+WAIT = 60.0  # seconds any eventual condition may take (the demo runs nine proxies on 2 cores)
 PROM_DS = {"type": "prometheus", "uid": "${datasource}"}
 JAEGER_DS = {"type": "jaeger", "uid": "${jaeger}"}
 # Grafana's global variables, with the values the queries are evaluated with (1 s scrapes: 1m holds ~60 samples).
@@ -171,120 +169,41 @@ def test_provisioning_files():
 # ---------------------------------------------------------------------------------------------- live mesh
 
 
-class Echo(socketserver.BaseRequestHandler):
-    """A TCP app: echoes what it receives."""
-
-    def handle(self):
-        while data := self.request.recv(65536):
-            self.request.sendall(data)
-
-
 def get_json(url: str, timeout: float = 5):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return json.loads(r.read())
 
 
 class Mesh:
-    """productpage-v1's sidecar → reviews-v2's sidecar → reviews app; reviews-v2's sidecar → ratings (HTTP
-    port and TCP port, no sidecar); spans of both sidecars → collector (`jaeger_query`); Prometheus scrapes
-    the sidecars and the collector."""
+    """A running `sextant demo` (with traffic) and a Prometheus scraping its proxies and its collector."""
 
     def __init__(self, tmp: Path):
         self.tmp = tmp
-        self.reviews_app = Upstream("reviews-app")
-        self.ratings_app = Upstream("ratings-app")
-        self.echo = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
-        self.echo.daemon_threads = True
-        threading.Thread(target=self.echo.serve_forever, daemon=True).start()
-        self.jaeger_port, self.prom_port = free_port(), free_port()
-        self.tcp_port, self.inbound_port = free_port(), free_port()
-        self.collector: Collector | None = None
-        self.proxies: list[Proxy] = []
+        self.demo = Demo(tmp / "demo", rate=10)
+        self.prom_port = free_port()
         self.prometheus: subprocess.Popen | None = None
 
     @property
     def prom(self) -> str:
         return f"http://127.0.0.1:{self.prom_port}"
 
-    def start(self):
-        (self.tmp / "collector").mkdir()
-        self.collector = Collector(self.tmp / "collector", config_template=f"""
-receivers:
-  otlp:
-    protocols:
-      http: {{endpoint: "127.0.0.1:$http_port"}}
-processors:
-  memory_limiter: {{check_interval: 1s, limit_mib: 4000}}
-  batch: {{timeout: 200ms}}
-exporters:
-  jaeger_query: {{endpoint: "127.0.0.1:{self.jaeger_port}", max_spans: 10000}}
-  file/archive: {{path: $out/traces.jsonl, format: json}}
-service:
-  telemetry:
-    metrics: {{address: "127.0.0.1:$telemetry_port"}}
-  pipelines:
-    traces: {{receivers: [otlp], processors: [memory_limiter, batch], exporters: [jaeger_query, file/archive]}}
-""")
-        self.collector.start()
-        tracing = f"""---
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-metadata: {{name: mesh, namespace: istio-system}}
-spec:
-  meshConfig:
-    enableTracing: true
-    defaultConfig: {{tracing: {{sampling: 100.0}}}}
-    extensionProviders:
-    - name: otel
-      opentelemetry: {{service: 127.0.0.1, port: {self.collector.otlp_port}, http: {{path: /v1/traces}}}}
-    defaultProviders: {{tracing: [otel]}}
-"""
-        reviews = f"""---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: reviews, namespace: default}}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  endpoints: [{{address: 127.0.0.1, ports: {{http: {self.inbound_port}}}, labels: {{app: reviews, version: v2}}}}]
-"""
-        # Only reviews-v2 calls ratings, so only its sidecar opens ratings' TCP port (on 127.0.0.1).
-        ratings = f"""---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: ratings, namespace: default}}
-spec:
-  hosts: [ratings.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 9080, name: http, protocol: HTTP}}, {{number: {self.tcp_port}, name: tcp-ratings, protocol: TCP}}]
-  endpoints:
-  - {{address: 127.0.0.1, ports: {{http: {self.ratings_app.port}, tcp-ratings: {self.echo.server_address[1]}}}, labels: {{app: ratings, version: v1}}}}
-"""
-        for name in ("client", "server"):
-            (self.tmp / name).mkdir()
-        self.client = Proxy(self.tmp / "client", reviews + tracing)
-        self.proxies.append(self.client)
-        self.client.start()
-        self.server = Proxy(self.tmp / "server", reviews + ratings + tracing, extra_args=[
-            "--inbound", f"127.0.0.1:{self.inbound_port}", "--app", f"127.0.0.1:{self.reviews_app.port}", "--workload", "reviews-v2",
-            "--label", "app=reviews", "--label", "version=v2"])
-        self.proxies.append(self.server)
-        self.server.start()
-        self.start_prometheus()
+    @property
+    def jaeger_port(self) -> int:
+        return self.demo.ports["jaeger"]
 
-    def start_prometheus(self):
+    def start(self):
+        (self.tmp / "demo").mkdir()
+        self.demo.start()
         config = self.tmp / "prometheus.yml"
+        targets = ", ".join(f'"{a}"' for a in self.demo.admins.values())
         config.write_text(f"""
 global: {{scrape_interval: 1s, evaluation_interval: 1s}}
 scrape_configs:
   - job_name: istio-proxies
     metrics_path: /stats/prometheus
-    static_configs: [{{targets: ["127.0.0.1:{self.client.admin_port}", "127.0.0.1:{self.server.admin_port}"]}}]
+    static_configs: [{{targets: [{targets}]}}]
   - job_name: sextant
-    static_configs: [{{targets: ["127.0.0.1:{self.collector.telemetry_port}"]}}]
+    static_configs: [{{targets: ["127.0.0.1:{self.demo.ports['telemetry']}"]}}]
 """)
         with open(self.tmp / "prometheus.log", "wb") as log:
             self.prometheus = subprocess.Popen(
@@ -292,30 +211,6 @@ scrape_configs:
                  f"--web.listen-address=127.0.0.1:{self.prom_port}"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp)
         self.wait_for("Prometheus ready", lambda: urllib.request.urlopen(f"{self.prom}/-/ready", timeout=1).status == 200)
-
-    def traffic(self):
-        """200s, a 404 and a 503 (which Istio's default policy retries) productpage → reviews; 200s and a
-        503 reviews → ratings; two TCP echo flows reviews → ratings' TCP port."""
-        conn = self.client.client()
-        for _ in range(3):
-            assert self.client.request("reviews", "/reviews/1", conn=conn)[0] == 200
-        assert self.client.request("reviews", "/status/404", conn=conn)[0] == 404
-        assert self.client.request("reviews", "/status/503", conn=conn)[0] == 503
-        conn.close()
-        conn = self.server.client()
-        for _ in range(2):
-            assert self.server.request("ratings", "/ratings/1", conn=conn)[0] == 200
-        assert self.server.request("ratings", "/status/503", conn=conn)[0] == 503
-        conn.close()
-        for payload in (b"hello ratings", b"x" * 5000):
-            with socket.create_connection(("127.0.0.1", self.tcp_port), timeout=5) as s:
-                s.sendall(payload)
-                got = b""
-                while len(got) < len(payload):
-                    chunk = s.recv(65536)
-                    assert chunk, "TCP flow closed early"
-                    got += chunk
-                assert got == payload
 
     def query(self, promql: str) -> dict:
         """The raw `/api/v1/query` answer (status, data or error)."""
@@ -364,14 +259,7 @@ scrape_configs:
             except subprocess.TimeoutExpired:
                 self.prometheus.kill()
                 self.prometheus.wait(timeout=10)
-        for p in self.proxies:
-            p.stop()
-        if self.collector is not None:
-            self.collector.kill()
-        self.reviews_app.stop()
-        self.ratings_app.stop()
-        self.echo.shutdown()
-        self.echo.server_close()
+        self.demo.stop()
 
 
 @pytest.fixture(scope="module")
@@ -380,12 +268,12 @@ def mesh(tmp_path_factory):
     m = Mesh(tmp_path_factory.mktemp("grafana"))
     try:
         m.start()
-        m.traffic()
-        # Round two after Prometheus has seen round one, so that rates over the window are above zero.
+        # The demo's traffic runs all along; wait until Prometheus has seen enough of it that rates over
+        # the 1m window are above zero for every kind of series the dashboards read.
         for metric in ("istio_requests_total", "istio_tcp_sent_bytes_total", "sextant_exporter_sent_items_total"):
             m.wait_for(f"{metric} scraped", lambda metric=metric: m.query(f"sum({metric})")["data"]["result"])
-        m.traffic()
         for expr in ('sum(increase(istio_requests_total{reporter="destination"}[1m]))', 'sum(increase(istio_requests_total{reporter="source"}[1m]))',
+                     'sum(increase(istio_requests_total{response_code=~"4.."}[1m]))', 'sum(increase(istio_requests_total{response_code=~"5.."}[1m]))',
                      "sum(increase(istio_tcp_sent_bytes_total[1m]))", 'sum(increase(sextant_receiver_accepted_items_total{signal="traces"}[1m]))',
                      "min(count_over_time(up[1m])) >= 2"):
             m.wait_for(expr, lambda expr=expr: m.value(expr) > 0)
