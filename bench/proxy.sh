@@ -4,6 +4,9 @@
 #   1. max throughput: wrk -t1 -c16 through each proxy, and direct to the upstream;
 #   2. latency at a constant 1000 req/s (bench/latency.py, open loop, 16 connections): p50/p90/p99,
 #      with the proxy's CPU (vCPU = CPU seconds / wall seconds) and peak RSS.
+# Sextant runs twice in the same run: with Istio metrics only ("sextant"), and with full telemetry
+# ("sextant+telemetry": metrics, Istio's JSON access log to a file, 100 % of requests traced and sent over
+# OTLP/gRPC to a sink collector on core 1 that discards them) — the telemetry issue's overhead figure.
 # The proxies run on core 0; the upstream (nginx, 1 worker) and the load generators on core 1.
 # Usage: bench/proxy.sh [seconds]        SEXTANT_BIN=... to use another build (default: release build).
 set -euo pipefail
@@ -33,6 +36,7 @@ trap cleanup EXIT
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 up="$(free_port)"; ngx="$(free_port)"; hap="$(free_port)"; sx="$(free_port)"; sxadmin="$(free_port)"
+sxt="$(free_port)"; sxtadmin="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
 head -c 1024 /dev/zero | tr '\0' 'x' > "$tmp/1k"
 chmod 755 "$tmp"; chmod 644 "$tmp/1k"  # nginx workers run as an unprivileged user
 
@@ -77,18 +81,47 @@ spec:
   endpoints: [{address: 127.0.0.1, ports: {http: $up}}]
 EOF
 
+cat > "$tmp/telemetry.yaml" <<EOF
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {name: telemetry, namespace: istio-system}
+spec:
+  meshConfig:
+    accessLogFile: $tmp/access.log
+    accessLogEncoding: JSON
+    enableTracing: true
+    defaultConfig: {tracing: {sampling: 100}}
+    extensionProviders:
+    - name: otel
+      opentelemetry: {service: 127.0.0.1, port: $sink}
+    defaultProviders: {tracing: [otel]}
+EOF
+cat > "$tmp/sink.yaml" <<EOF
+receivers:
+  otlp: {protocols: {grpc: {endpoint: 127.0.0.1:$sink}}}
+exporters:
+  nop: {}
+service:
+  telemetry: {metrics: {address: 127.0.0.1:$sinktel}}
+  pipelines:
+    traces: {receivers: [otlp], exporters: [nop]}
+EOF
+
 taskset -c 1 nginx -c "$tmp/upstream.conf" -p "$tmp" & pids+=($!)
+taskset -c 1 "$SEXTANT_BIN" collector --config "$tmp/sink.yaml" --log-level warning & pids+=($!)
 taskset -c 0 nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!); ngx_pid=$!
 taskset -c 0 haproxy -f "$tmp/haproxy.cfg" -q & pids+=($!); hap_pid=$!
 taskset -c 0 "$SEXTANT_BIN" proxy --config "$tmp/mesh.yaml" --listen "127.0.0.1:$sx" --admin "127.0.0.1:$sxadmin" \
   --workload bench --concurrency 1 --log-level warning & pids+=($!); sx_pid=$!
+taskset -c 0 "$SEXTANT_BIN" proxy --config "$tmp/mesh.yaml" --config "$tmp/telemetry.yaml" --listen "127.0.0.1:$sxt" \
+  --admin "127.0.0.1:$sxtadmin" --workload bench --concurrency 1 --log-level warning & pids+=($!); sxt_pid=$!
 sleep 1.5
 # nginx's master forks the worker that does the work; measure the worker.
 ngx_worker="$(pgrep -P "$ngx_pid" | head -1)"
 
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%FT%TZ)"
 echo "# max throughput (wrk -t1 -c16 -d${secs}s, 1 KiB), requests/s"
-for target in "direct:$up" "nginx:$ngx" "haproxy:$hap" "sextant:$sx"; do
+for target in "direct:$up" "nginx:$ngx" "haproxy:$hap" "sextant:$sx" "sextant+telemetry:$sxt"; do
   name="${target%%:*}"; port="${target##*:}"
   rps="$(taskset -c 1 wrk -t1 -c16 -d"${secs}s" -H 'Host: upstream:80' "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')"
   echo "$name $rps"
@@ -99,4 +132,9 @@ taskset -c 1 "$py" bench/latency.py --port "$up" --host upstream:80 --rate 1000 
 taskset -c 1 "$py" bench/latency.py --port "$ngx" --host upstream:80 --rate 1000 --seconds "$secs" --pid "$ngx_worker" --label nginx
 taskset -c 1 "$py" bench/latency.py --port "$hap" --host upstream:80 --rate 1000 --seconds "$secs" --pid "$hap_pid" --label haproxy
 taskset -c 1 "$py" bench/latency.py --port "$sx" --host upstream:80 --rate 1000 --seconds "$secs" --pid "$sx_pid" --label sextant
-echo "# idle RSS after the runs (MiB): sextant $(awk '/VmRSS/ {print $2/1024}' /proc/$sx_pid/status)"
+taskset -c 1 "$py" bench/latency.py --port "$sxt" --host upstream:80 --rate 1000 --seconds "$secs" --pid "$sxt_pid" --label sextant+telemetry
+echo "# idle RSS after the runs (MiB): sextant $(awk '/VmRSS/ {print $2/1024}' /proc/$sx_pid/status)," \
+  "sextant+telemetry $(awk '/VmRSS/ {print $2/1024}' /proc/$sxt_pid/status)"
+sleep 2
+echo "# telemetry delivered: access-log lines $(wc -l < "$tmp/access.log"); spans the sink accepted" \
+  "$(curl -s "http://127.0.0.1:$sinktel/metrics" | awk '/^sextant_receiver_accepted_items_total/ && /traces/ {s+=$2} END {print s+0}')"
