@@ -3,22 +3,27 @@
 Each test writes Istio YAML as `kubectl get -o yaml` would hold it, starts a real `sextant proxy` process
 in front of small Python upstream apps (proxy_support.py) and checks the behaviour Istio documents:
 request routing, traffic shifting, fault injection, timeouts, retries, circuit breaking, outlier
-detection, mirroring, consistent hashing, hot reload; plus malformed-input handling.
-HTTP/2, gRPC, WebSocket and TCP pass-through are not implemented yet and have no tests here.
+detection, mirroring, consistent hashing, hot reload; HTTP/2 and gRPC, WebSocket and TCP pass-through
+(inbound TCP found by sniffing); Istio's metrics, access logs and traces; malformed-input handling and an
+upstream killed mid-request.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
 import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import SEXTANT_BIN
+from conftest import SEXTANT_BIN, free_port
 from proxy_support import Proxy, Upstream, service_entry, two_sidecars
 
 REVIEWS = "reviews.default.svc.cluster.local:9080"
@@ -877,3 +882,99 @@ spec:
         client.stop()
         server.stop()
         zipkin.shutdown()
+
+
+UPSTREAM_SCRIPT = """
+import http.server, sys, time
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        if self.path == "/slow":
+            open(sys.argv[2], "w").close()  # tell the test the request arrived
+            time.sleep(60)
+        body = b"ok"
+        self.send_response(200); self.send_header("content-length", "2"); self.end_headers(); self.wfile.write(body)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def test_upstream_killed_mid_request_gets_503_uc_then_uf_and_the_proxy_lives(tmp_path):
+    """Fault test 6 of the reliability issue: `kill -9` of the upstream process while a request waits for
+    its answer. The client gets 503 with `UC` (upstream connection termination) or, when the reset is taken
+    for a stale keep-alive connection and the request resent once, `UF` (the resend cannot connect); the
+    next request gets 503 `UF` (connect failure, after Istio's default retries); the proxy keeps serving
+    (`/ready`), and once an upstream is back on the port requests succeed again."""
+    port = free_port()
+    script = tmp_path / "upstream.py"
+    script.write_text(UPSTREAM_SCRIPT)
+    arrived = tmp_path / "arrived"
+    log = tmp_path / "access.log"
+
+    def start_upstream() -> subprocess.Popen:
+        p = subprocess.Popen(["python3", str(script), str(port), str(arrived)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return p
+            except OSError:
+                time.sleep(0.05)
+        p.kill()
+        raise AssertionError("upstream did not start")
+
+    upstream = start_upstream()
+    p = None
+    try:
+        p = Proxy(tmp_path, f"""---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {{name: mesh, namespace: istio-system}}
+spec:
+  meshConfig: {{accessLogFile: {log}, accessLogEncoding: JSON}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: fragile, namespace: default}}
+spec:
+  hosts: [fragile.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]
+""").start()
+        host = "fragile.default.svc.cluster.local:9080"
+        assert p.request(host, "/")[0] == 200
+        result: dict = {}
+        t = threading.Thread(target=lambda: result.update(answer=p.request(host, "/slow")))
+        t.start()
+        deadline = time.monotonic() + 10
+        while not arrived.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert arrived.exists(), "the request never reached the upstream"
+        os.kill(upstream.pid, signal.SIGKILL)
+        upstream.wait(timeout=10)
+        t.join(timeout=15)
+        assert result["answer"][0] == 503
+        status, _, _ = p.request(host, "/after")
+        assert status == 503
+        with urllib.request.urlopen(f"http://127.0.0.1:{p.admin_port}/ready", timeout=5) as r:
+            assert r.status == 200
+        deadline = time.monotonic() + 10
+        lines: list[dict] = []
+        while time.monotonic() < deadline:
+            lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+            if len(lines) >= 3:
+                break
+            time.sleep(0.1)
+        by_path = {e["path"]: e for e in lines}
+        assert {"UC", "UF"} & set(by_path["/slow"]["response_flags"].split(",")), by_path["/slow"]
+        assert by_path["/slow"]["response_code"] == 503
+        assert "UF" in by_path["/after"]["response_flags"].split(","), by_path["/after"]
+        upstream = start_upstream()
+        assert p.request(host, "/")[0] == 200, "the proxy did not recover once the upstream was back"
+    finally:
+        upstream.kill()
+        upstream.wait()
+        if p:
+            p.stop()
