@@ -129,9 +129,13 @@ final class ProxySnapshot: Sendable {
     /// Computed once per configuration: routing needs the request headers only if a rule matches on them.
     let routingNeedsHeaders: Bool
 
-    init(table: RouteTable, version: Int) {
+    /// `RequestAuthentication` checks in force, nil when none applies.
+    let jwt: JWTAuthenticator?
+
+    init(table: RouteTable, version: Int, jwt: JWTAuthenticator? = nil) {
         self.table = table
         self.version = version
+        self.jwt = jwt
         self.routingNeedsHeaders = table.matchesOnHeaders
         var c: [ClusterKey: ClusterRuntime] = [:]
         for (k, v) in table.clusters { c[k] = ClusterRuntime(v) }

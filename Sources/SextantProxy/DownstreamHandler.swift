@@ -274,6 +274,28 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
 
+        // RequestAuthentication: a gateway checks what it accepts, a sidecar what reaches its workload.
+        var claims: [String: [String]] = [:]
+        if let jwt = snapshot.jwt, kind != .outbound || snapshot.table.identity.mode == .gateway {
+            switch jwt.authenticate(headers: x.head.headers, uri: head.uri, now: Double(WallClock.nowNanos()) / 1e9) {
+            case .none:
+                break
+            case .invalid(let reason):
+                var extra = HTTPHeaders()
+                extra.add(name: "www-authenticate", value: "Bearer realm=\"http://\(authority)\(head.uri.split(separator: "?").first ?? "")\", error=\"invalid_token\"")
+                let detail = reason.replacingOccurrences(of: " ", with: "_")
+                localReply(x, status: .unauthorized, body: reason, flags: [], details: "jwt_authn_access_denied{\(detail)}", extra: extra)
+                return
+            case .valid(let v):
+                claims = v.claims
+                if !v.rule.forwardOriginalToken, let h = v.header { x.head.headers.remove(name: h) }
+                for (header, claim) in v.rule.outputClaimToHeaders {
+                    if let values = v.claims[claim], !values.isEmpty { x.head.headers.replaceOrAdd(name: header, value: values.joined(separator: ",")) }
+                }
+                if let h = v.rule.outputPayloadToHeader { x.head.headers.replaceOrAdd(name: h, value: String(v.payloadBase64)) }
+            }
+        }
+
         if case .inbound = kind {
             guard let cluster = inboundCluster else { return }
             x.cluster = cluster
@@ -291,7 +313,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             authority: authority, path: head.uri, method: head.method.rawValue, scheme: "http",
             headers: snapshot.routingNeedsHeaders ? headers.map { (name: $0.name, value: $0.value) } : [],
             port: authorityPort ?? (shared.state.table.identity.mode == .gateway ? listenerPort : 80),
-            sourceLabels: snapshot.table.identity.labels, sourceNamespace: snapshot.table.identity.namespace)
+            sourceLabels: snapshot.table.identity.labels, sourceNamespace: snapshot.table.identity.namespace, claims: claims)
         guard case .route(let route, _) = snapshot.table.route(rh) else {
             localReply(x, status: .notFound, body: "", flags: .noRouteFound, details: "route_not_found")
             return

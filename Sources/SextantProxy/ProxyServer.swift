@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -61,6 +62,8 @@ public final class ProxyServer: Service, Sendable {
     /// senders (`envoyOtelAls` providers) in force.
     let accessLogs: [AccessLogObserver]
     let otelAccessLogs: [OTelAccessLogObserver]
+    /// Keys fetched from `RequestAuthentication` `jwksUri`s, kept across reloads.
+    let remoteJWKS: RemoteJWKS
 
     /// Loads and validates the configuration; throws `ConfigError` with every problem found.
     public init(options: ProxyOptions, observer: any ProxyObserver = NoProxyObserver(), logger: Logger) throws(ConfigError) {
@@ -72,6 +75,9 @@ public final class ProxyServer: Service, Sendable {
         for w in table.warnings { logger.warning("\(w)") }
         let metrics = IstioMetrics(identity: options.identity, version: options.version, expiry: options.metricExpiry)
         self.metrics = metrics
+        let remoteJWKS = RemoteJWKS()
+        self.remoteJWKS = remoteJWKS
+        let jwt = table.requestAuthentications.isEmpty ? nil : try JWTAuthenticator(table: table, remote: remoteJWKS)
         var fileLogs: [AccessLogObserver] = []
         var otelLogs: [OTelAccessLogObserver] = []
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
@@ -101,7 +107,7 @@ public final class ProxyServer: Service, Sendable {
                 builder: SpanBuilder(identity: options.identity))
         }
         shared = ProxyShared(
-            state: ProxyState(ProxySnapshot(table: table, version: 1)),
+            state: ProxyState(ProxySnapshot(table: table, version: 1, jwt: jwt)),
             observer: CombinedObserver(observers: [metrics, observer] + fileLogs + otelLogs), limits: options.limits,
             me: PeerMetadata(identity: options.identity), tracer: tracer)
         if let app = options.app, let inbound = options.inbound {
@@ -143,6 +149,7 @@ public final class ProxyServer: Service, Sendable {
             tasks.addTask { [self] in await watchForReload() }
             if let tracer = shared.tracer { tasks.addTask { await tracer.exporter.run() } }
             for log in otelAccessLogs { tasks.addTask { await log.batcher.run() } }
+            tasks.addTask { [self] in await refreshJWKS() }
             tasks.addTask { [self] in
                 let signals = await UnixSignalsSequence(trapping: .sighup)
                 for await _ in signals.cancelOnGracefulShutdown() { _ = reload(reason: "SIGHUP") }
@@ -231,7 +238,8 @@ public final class ProxyServer: Service, Sendable {
             for w in warnings { logger.warning("\(w)") }
             let table = RouteTable(resources: resources, identity: options.identity)
             let version = shared.state.version + 1
-            shared.state.replace(ProxySnapshot(table: table, version: version))
+            let jwt = table.requestAuthentications.isEmpty ? nil : try JWTAuthenticator(table: table, remote: remoteJWKS)
+            shared.state.replace(ProxySnapshot(table: table, version: version, jwt: jwt))
             reloads.withLockedValue { $0.ok += 1 }
             logger.info("configuration reloaded", metadata: ["reason": "\(reason)", "version": "\(version)"])
             if ready.withLockedValue({ $0 }) { Task { await reconcileTCPListeners() } }
@@ -240,6 +248,32 @@ public final class ProxyServer: Service, Sendable {
             reloads.withLockedValue { $0.rejected += 1 }
             logger.error("configuration rejected; keeping version \(shared.state.version)", metadata: ["reason": "\(reason)", "errors": "\(error)"])
             return false
+        }
+    }
+
+    /// Fetches the JWK sets of `RequestAuthentication` `jwksUri`s: every 5 s until a first fetch of a URL
+    /// succeeds (tokens checked against it get 401 "Jwks remote fetch is failed" until then), then every
+    /// 20 minutes; a failed refresh keeps the keys already fetched.
+    private func refreshJWKS() async {
+        var fetchedAt: [String: ContinuousClock.Instant] = [:]
+        let clock = ContinuousClock()
+        while !Task.isCancelled {
+            for uri in shared.state.snapshot.jwt?.remoteURIs ?? [] {
+                if let at = fetchedAt[uri], clock.now - at < .seconds(20 * 60) { continue }
+                do {
+                    var request = HTTPClientRequest(url: uri)
+                    request.headers.add(name: "accept", value: "application/json")
+                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+                    let body = try await response.body.collect(upTo: 1 << 20)
+                    guard response.status == .ok else { throw JWTError("HTTP \(response.status.code)") }
+                    remoteJWKS.store(uri, try JWK.parseSet(String(buffer: body)))
+                    fetchedAt[uri] = clock.now
+                    logger.info("fetched JWKS", metadata: ["uri": "\(uri)"])
+                } catch {
+                    logger.warning("cannot fetch JWKS", metadata: ["uri": "\(uri)", "error": "\(error)"])
+                }
+            }
+            try? await Task.sleep(for: .seconds(5))
         }
     }
 

@@ -229,6 +229,38 @@ import Testing
         #expect(diags.contains { $0.severity == .error && $0.message.contains("duplicated key(s): 'apiVersion', 'kind'") }, "\(diags)")
     }
 
+    @Test func requestAuthenticationIsReadAndItsErrorsReported() throws {
+        let (res, diags) = Self.load("""
+            apiVersion: security.istio.io/v1
+            kind: RequestAuthentication
+            metadata: {name: jwt, namespace: istio-system}
+            spec:
+              selector: {matchLabels: {istio: ingressgateway}}
+              jwtRules:
+              - issuer: https://issuer.example.com
+                jwksUri: https://issuer.example.com/keys
+                fromHeaders: [{name: X-Token, prefix: "Token "}]
+                outputClaimToHeaders: [{header: X-Sub, claim: sub}]
+              - issuer: https://other.example.com
+              - jwks: '{"keys": []}'
+                jwksUri: ftp://x
+                forwardOrginalToken: true
+            """)
+        let errors = diags.filter { $0.severity == .error }.map(\.message)
+        #expect(errors.count == 4, "\(errors)")
+        #expect(errors.contains { $0.contains("jwksUri or jwks is required") })
+        #expect(errors.contains { $0.contains("issuer is required") })
+        #expect(errors.contains { $0.contains("must be an http:// or https:// URL") })
+        #expect(errors.contains { $0.contains("unknown key 'forwardOrginalToken'") && $0.contains("did you mean") })
+        let ra = try #require(res.requestAuthentications.first)
+        let rule = ra.rules[0]
+        #expect(rule.fromHeaders.map(\.name) == ["x-token"] && rule.fromHeaders[0].prefix == "Token " && rule.fromParams.isEmpty)
+        #expect(rule.outputClaimToHeaders.map(\.header) == ["x-sub"])
+        #expect(ra.rules[1].fromHeaders.map(\.name) == ["authorization"] && ra.rules[1].fromParams == ["access_token"])
+        #expect(ra.applies(to: ProxyIdentity(workload: "gw", namespace: "default", labels: ["istio": "ingressgateway"], mode: .gateway)))
+        #expect(!ra.applies(to: ProxyIdentity(workload: "reviews-v1", namespace: "default", labels: ["app": "reviews"])))
+    }
+
     @Test func protocolSelectionFollowsIstio() {
         #expect(ServicePort(number: 1, name: "grpc-demosvr", protocolName: nil, targetPort: nil).selectedProtocol == .grpc)
         #expect(ServicePort(number: 1, name: "http2", protocolName: nil, targetPort: nil).selectedProtocol == .http2)

@@ -7,6 +7,7 @@ public struct IstioResources: Sendable {
     public var serviceEntries: [ServiceEntry] = []
     public var gateways: [Gateway] = []
     public var telemetry: [TelemetryResource] = []
+    public var requestAuthentications: [RequestAuthentication] = []
     public var mesh = MeshConfig()
 
     public init() {}
@@ -20,7 +21,7 @@ public enum IstioConfigLoader {
     /// Istio kinds that exist but that sextant proxy does not implement: a warning, not an error.
     static let unsupportedIstioKinds: Set<String> = [
         "Sidecar", "WorkloadEntry", "WorkloadGroup", "EnvoyFilter", "ProxyConfig", "PeerAuthentication",
-        "RequestAuthentication", "AuthorizationPolicy", "WasmPlugin",
+        "AuthorizationPolicy", "WasmPlugin",
     ]
 
     /// Loads and validates `paths` in order; throws `ConfigError` with every diagnostic when any is an error.
@@ -105,6 +106,11 @@ public enum IstioConfigLoader {
             // control plane; it does not configure a proxy.
             for k in spec.keys where k != "meshConfig" { _ = spec.raw(k) }
             spec.finish()
+        case ("security.istio.io", "RequestAuthentication"):
+            if version != "v1" && version != "v1beta1" {
+                r.error("apiVersion", "unknown API version \(apiVersion) (use security.istio.io/v1 or v1beta1)")
+            }
+            resources.requestAuthentications.append(.parse(&spec, meta: meta))
         case ("telemetry.istio.io", "Telemetry"):
             if version != "v1" && version != "v1alpha1" {
                 r.error("apiVersion", "unknown API version \(apiVersion) (use telemetry.istio.io/v1)")
@@ -117,7 +123,7 @@ public enum IstioConfigLoader {
     }
 
     private static func hint(_ kind: String) -> String {
-        let kinds = ["VirtualService", "DestinationRule", "ServiceEntry", "Gateway", "IstioOperator", "Telemetry"]
+        let kinds = ["VirtualService", "DestinationRule", "ServiceEntry", "Gateway", "IstioOperator", "Telemetry", "RequestAuthentication"]
         return kinds.first { $0.lowercased() == kind.lowercased() }.map { " (did you mean '\($0)'?)" } ?? ""
     }
 
@@ -153,6 +159,7 @@ public enum IstioConfigLoader {
         duplicates("ServiceEntry", res.serviceEntries.map(\.meta))
         duplicates("Gateway", res.gateways.map(\.meta))
         duplicates("Telemetry", res.telemetry.map(\.meta))
+        duplicates("RequestAuthentication", res.requestAuthentications.map(\.meta))
 
         var subsets: [String: Set<String>] = [:]
         for dr in res.destinationRules {

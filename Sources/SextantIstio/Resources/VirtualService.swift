@@ -344,8 +344,9 @@ extension HTTPMatchRequest {
             scheme: one("scheme", &m),
             method: one("method", &m),
             authority: one("authority", &m),
-            headers: m.stringMatchMap("headers").map { ($0.0.lowercased(), $0.1) },
-            withoutHeaders: m.stringMatchMap("withoutHeaders").map { ($0.0.lowercased(), $0.1) },
+            // `@request.auth.claims.*` names a JWT claim, whose case matters.
+            headers: m.stringMatchMap("headers").map { ($0.0.hasPrefix("@") ? $0.0 : $0.0.lowercased(), $0.1) },
+            withoutHeaders: m.stringMatchMap("withoutHeaders").map { ($0.0.hasPrefix("@") ? $0.0 : $0.0.lowercased(), $0.1) },
             queryParams: m.stringMatchMap("queryParams"),
             port: m.portSelector("port"),
             sourceLabels: m.labels("sourceLabels"),

@@ -115,11 +115,16 @@ public struct RequestHead: Sendable {
     public var sourceNamespace: String?
     /// The gateway (`namespace/name`) the request arrived through, nil on a sidecar.
     public var gateway: String?
+    /// The verified JWT's claims (`RequestAuthentication`) by path (`groups`, `nested.key`), each with its
+    /// values (a list claim has several): what `headers` matches on `@request.auth.claims.<path>` read.
+    public var claims: [String: [String]]
 
     public init(
         authority: String, path: String, method: String, scheme: String = "http", headers: [(name: String, value: String)] = [],
-        port: Int = 80, sourceLabels: [String: String] = [:], sourceNamespace: String? = nil, gateway: String? = nil
+        port: Int = 80, sourceLabels: [String: String] = [:], sourceNamespace: String? = nil, gateway: String? = nil,
+        claims: [String: [String]] = [:]
     ) {
+        self.claims = claims
         self.authority = authority
         self.path = path
         self.method = method
@@ -174,6 +179,8 @@ public final class RouteTable: Sendable {
     public let gatewayServers: [(gateway: String, server: Gateway.Server)]
     public let mesh: MeshConfig
     public let telemetry: [TelemetryResource]
+    /// The `RequestAuthentication` resources that apply to this proxy.
+    public let requestAuthentications: [RequestAuthentication]
     /// Non-fatal findings (a VirtualService shadowed by another for the same host, ...).
     public let warnings: [String]
 
@@ -181,6 +188,7 @@ public final class RouteTable: Sendable {
         self.identity = identity
         self.mesh = res.mesh
         self.telemetry = res.telemetry
+        self.requestAuthentications = res.requestAuthentications.filter { $0.applies(to: identity) }
         var warnings: [String] = []
 
         var services: [String: ServiceEntry] = [:]
@@ -398,6 +406,15 @@ public final class RouteTable: Sendable {
         return .noRoute
     }
 
+    /// `@request.auth.claims.groups` → `groups`; `@request.auth.claims.[a.b]` (a key holding dots) → `a.b`.
+    static func claimPath(_ header: String) -> String? {
+        let prefix = "@request.auth.claims."
+        guard header.hasPrefix(prefix) else { return nil }
+        var path = String(header.dropFirst(prefix.count))
+        if path.hasPrefix("[") && path.hasSuffix("]") { path = String(path.dropFirst().dropLast()) }
+        return path
+    }
+
     /// `HTTPMatchRequest` semantics: every condition present must hold.
     static func matches(_ m: HTTPMatchRequest, _ head: RequestHead, gatewayMode: Bool) -> Bool {
         if let uri = m.uri, !uri.matches(String(head.pathOnly), ignoreCase: m.ignoreUriCase) { return false }
@@ -406,9 +423,18 @@ public final class RouteTable: Sendable {
         if let s = m.authority, !s.matches(head.authority) { return false }
         if let p = m.port, p != head.port { return false }
         for (name, match) in m.headers {
+            if let claim = Self.claimPath(name) {
+                // Istio: a list claim matches when any of its items does.
+                guard let values = head.claims[claim], values.contains(where: { match.matches($0) }) else { return false }
+                continue
+            }
             guard let v = head.header(name), match.matches(v) else { return false }
         }
         for (name, match) in m.withoutHeaders {
+            if let claim = Self.claimPath(name) {
+                if let values = head.claims[claim], values.contains(where: { match.matches($0) }) { return false }
+                continue
+            }
             if let v = head.header(name), match.matches(v) { return false }
         }
         for (name, match) in m.queryParams {
