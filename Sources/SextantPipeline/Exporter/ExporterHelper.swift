@@ -135,7 +135,8 @@ public final class ExporterHelper<C: Clock>: Sendable where C.Duration == Durati
     }
 
     /// Stops taking data and drains the queue. If the caller is cancelled (shutdown timeout), in-flight
-    /// retries stop and what remains is counted as failed.
+    /// retries stop and what remains is counted as failed. A persistent queue is not drained: the
+    /// batches in flight finish (or are interrupted at the deadline) and everything else stays on disk.
     public func shutdown() async {
         if let durable {
             // Stop taking batches out; what is queued stays on disk for the next start. The

@@ -38,7 +38,7 @@ public final class DurableQueue: Sendable {
     }
 
     private enum PushOutcome: Sendable {
-        case appended(dropped: [UInt32])
+        case appended(dropped: [UInt32], usedBytes: Int)
         case full
     }
 
@@ -167,7 +167,7 @@ public final class DurableQueue: Sendable {
                         }
                     }
                     try wal.append(payload, tag: tag)
-                    return .appended(dropped: dropped)
+                    return .appended(dropped: dropped, usedBytes: wal.usedBytes)
                 }
             } catch {
                 throw ConsumerError.overloaded("persistent queue of exporter '\(owner)' cannot store the batch: \(error)")
@@ -180,7 +180,8 @@ public final class DurableQueue: Sendable {
                 }
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .milliseconds(50))
-            case .appended(let dropped):
+            case .appended(let dropped, let used):
+                counters.size.set(used)
                 for t in dropped {
                     let (signal, items) = Self.untag(t)
                     counters.dropped[signal]!.add(items)
@@ -248,13 +249,17 @@ public final class DurableQueue: Sendable {
         }
     }
 
-    /// Marks a popped batch as done (sent, or given up on); it will not be delivered again.
+    /// Marks a popped batch as done (sent, or given up on); it will not be delivered again. Runs
+    /// even if the caller is being cancelled (shutdown deadline): the batch was sent, and skipping
+    /// the acknowledgement would only send it again after the restart.
     public func ack(_ seq: UInt64) async {
         do {
-            let used = try await withLog { wal in
-                try wal.ack(seq)
-                return wal.usedBytes
-            }
+            let used = try await Task {
+                try await withLog { wal in
+                    try wal.ack(seq)
+                    return wal.usedBytes
+                }
+            }.value
             counters.size.set(used)
         } catch {
             logger.error("persistent queue ack failed", metadata: ["exporter": "\(owner)", "seq": "\(seq)", "error": "\(error)"])
