@@ -111,10 +111,6 @@ final class WriteAheadLog {
     /// What recovery found.
     private(set) var report = WALRecoveryReport()
 
-    /// Records appended and not yet handed out.
-    var unreadCount: Int { entries.count - readIndex }
-    /// Records appended and not yet acknowledged.
-    var unackedCount: Int { entries[head...].count { !$0.acked } }
     /// The first sequence number not yet acknowledged: everything below it is done.
     var ackedWatermark: UInt64 { head < entries.count ? entries[head].seq : nextSeq }
     private var readPosition: UInt64 { readIndex < entries.count ? entries[readIndex].seq : nextSeq }
