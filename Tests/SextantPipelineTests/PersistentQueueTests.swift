@@ -146,6 +146,26 @@ import Testing
         await s2.shutdown()
     }
 
+    @Test func shutdownDoesNotWaitForARetryBackoff() async throws {
+        let dir = ScratchDirectory("sextant-pq")
+        defer { dir.remove() }
+        let telemetry = SelfTelemetry()
+        let failing = ScriptedSender(Array(repeating: .fail(.retryable("503")), count: 100))
+        let s = storage(dir)
+        let h = helper(s, failing, telemetry: telemetry)  // a manual clock that nobody advances
+        try await s.start()
+        h.start()
+        try await h.consume(TestData.traces(2, firstSpan: 1))
+        #expect(await eventually { failing.attempts == 1 })
+        await h.shutdown()  // returns without cancellation: the backoff is interrupted
+        await s.shutdown()
+        #expect(telemetry.value("sextant_exporter_send_failed_items_total", labels: [("exporter", "x/y"), ("signal", "traces")]) == 0)
+        let reopened = try WriteAheadLog(directory: dir.path + "/" + FileStorage.subdirectory(for: ComponentID(type: "x", name: "y")))
+        #expect(reopened.report.pendingRecords == 1)
+        #expect(reopened.report.redeliveredRecords == 1)
+        try reopened.close()
+    }
+
     @Test func aSecondProcessCannotOpenAQueueInUse() async throws {
         let dir = ScratchDirectory("sextant-pq")
         defer { dir.remove() }

@@ -26,6 +26,8 @@ public final class ExporterHelper<C: Clock>: Sendable where C.Duration == Durati
     private let send: Send
     private let queue: BoundedQueue<Telemetry>?
     private let durable: DurableQueue?
+    /// Fired at shutdown: interrupts retry backoffs of a persistent queue's workers.
+    private let stopping = StopSignal()
     private let workers = Mutex<[Task<Void, Never>]>([])
     private let counters: [Signal: SignalCounters]
     private let queueSize: SelfTelemetry.Gauge
@@ -142,6 +144,7 @@ public final class ExporterHelper<C: Clock>: Sendable where C.Duration == Durati
             // Stop taking batches out; what is queued stays on disk for the next start. The
             // `file_storage` extension closes the files after every exporter has stopped.
             durable.stopReading()
+            stopping.fire()
             await waitForWorkers()
             return
         }
@@ -210,16 +213,35 @@ public final class ExporterHelper<C: Clock>: Sendable where C.Duration == Durati
                 c.retries.increment()
                 logger.warning(
                     "export failed, will retry", metadata: ["exporter": "\(id)", "error": "\(e.message)", "delay": "\(delay)"])
+                if keepOnInterrupt {
+                    guard await sleepUnlessStopping(delay) else { return .interrupted }
+                    interval = min(interval * settings.retry.multiplier, settings.retry.maxInterval)
+                    continue
+                }
                 do {
                     try await clock.sleep(for: delay)
                 } catch {
-                    if keepOnInterrupt { return .interrupted }
                     c.failed.add(n)
                     logger.error("dropping data: shutting down during retry", metadata: ["exporter": "\(id)", "items": "\(n)"])
                     return .dropped(ConsumerError(.retryable, "cancelled while waiting to retry"))
                 }
                 interval = min(interval * settings.retry.multiplier, settings.retry.maxInterval)
             }
+        }
+    }
+
+    /// Waits out a retry backoff; `false` when shutdown began (or the task was cancelled) first. A
+    /// persistent queue's batch is safe on disk, so shutdown need not wait for its next attempt.
+    private func sleepUnlessStopping(_ delay: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { [clock] in (try? await clock.sleep(for: delay)) != nil }
+            group.addTask { [stopping] in
+                await stopping.wait()
+                return false
+            }
+            let slept = await group.next()!
+            group.cancelAll()
+            return slept && !stopping.isSet
         }
     }
 
@@ -253,5 +275,54 @@ public final class ExporterHelper<C: Clock>: Sendable where C.Duration == Durati
 extension ExporterHelper where C == ContinuousClock {
     public convenience init(_ settings: ExporterHelperSettings, component: ComponentSettings, send: @escaping Send) {
         self.init(settings, component: component, clock: ContinuousClock(), send: send)
+    }
+}
+
+/// A one-shot signal: `wait()` returns once `fire()` was called, or when the waiting task is cancelled.
+final class StopSignal: Sendable {
+    private struct State {
+        var fired = false
+        var nextID = 0
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var cancelled: Set<Int> = []
+    }
+
+    private let state = Mutex(State())
+
+    var isSet: Bool { state.withLock { $0.fired } }
+
+    func fire() {
+        let waiters = state.withLock { s in
+            s.fired = true
+            defer { s.waiters = [:] }
+            return Array(s.waiters.values)
+        }
+        for w in waiters { w.resume() }
+    }
+
+    func wait() async {
+        let id = state.withLock { s in
+            s.nextID += 1
+            return s.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s in
+                    if s.fired || s.cancelled.remove(id) != nil { return true }
+                    s.waiters[id] = c
+                    return false
+                }
+                if now { c.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s in
+                guard let w = s.waiters.removeValue(forKey: id) else {
+                    s.cancelled.insert(id)
+                    return nil as CheckedContinuation<Void, Never>?
+                }
+                return w
+            }
+            waiter?.resume()
+        }
     }
 }

@@ -276,15 +276,16 @@ public final class DurableQueue: Sendable {
         for c in waiting { c.resume() }
     }
 
-    /// Syncs and closes the log and stops the I/O thread.
+    /// Syncs and closes the log and stops the I/O thread, even when the caller is being cancelled
+    /// (the shutdown deadline passed): the files must still be synced.
     public func close() async {
         stopReading()
         do {
-            try await withLog { wal in try wal.close() }
+            try await Task { try await withLog { wal in try wal.close() } }.value
         } catch {
             logger.error("persistent queue close failed", metadata: ["exporter": "\(owner)", "error": "\(error)"])
         }
-        _ = try? await io.runIfActive { [self] in log.withLock { $0 = nil } }
+        _ = try? await Task { try await io.runIfActive { [self] in log.withLock { $0 = nil } } }.value
         try? await io.shutdownGracefully()
     }
 
