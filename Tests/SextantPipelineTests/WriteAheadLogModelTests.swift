@@ -175,6 +175,26 @@ struct ScratchDirectory {
         #expect(crashes > 0)
     }
 
+    @Test func anUnreadableCursorMeansRedeliveryNotLoss() throws {
+        let dir = ScratchDirectory("sextant-wal-cursor")
+        defer { dir.remove() }
+        var wal: WriteAheadLog? = try WriteAheadLog(directory: dir.path)
+        for i in 0..<5 { try wal!.append([UInt8(i)], tag: 0) }
+        for _ in 0..<3 { _ = try wal!.next() }
+        try wal!.ack(0)
+        try wal!.ack(1)
+        wal = nil  // crash
+        let fd = try POSIXFile.open(dir.path + "/cursor", create: false)
+        try POSIXFile.write(fd, dir.path + "/cursor", [UInt8](repeating: 0xA5, count: 64), offset: 0)
+        POSIXFile.close(fd)
+        wal = try WriteAheadLog(directory: dir.path)
+        #expect(wal!.report.corruptions == 1)
+        #expect(wal!.report.pendingRecords == 5)  // the acknowledged two come back: duplicates, not loss
+        var payloads: [[UInt8]] = []
+        while let r = try wal!.next() { payloads.append(r.payload) }
+        #expect(payloads == [[0], [1], [2], [3], [4]])
+    }
+
     /// Drops the log (a crash), then damages the newest segment file: nothing (1/2), its tail cut off
     /// (1/4) or one byte flipped (1/4). Returns the ids destroyed and whether recovery must notice.
     func damageNewestSegment(
