@@ -92,6 +92,8 @@ let package = Package(
             name: "SextantPipeline",
             dependencies: [
                 "SextantModel",
+                "SextantOTLP",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

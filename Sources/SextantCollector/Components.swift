@@ -42,6 +42,7 @@ public enum BuiltinComponents {
         r.register(ForwardConnectorFactory())
         r.register(SpanMetricsConnectorFactory())
         r.register(HealthCheckExtensionFactory())
+        r.register(FileStorageExtensionFactory())
         return r
     }
 }

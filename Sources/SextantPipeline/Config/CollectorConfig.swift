@@ -95,6 +95,8 @@ public struct CollectorConfig: Sendable {
             diagnostics.error(at: loc, "service::extensions references extension '\(id)' which is not defined under 'extensions'")
         }
 
+        validateReferences(diagnostics, definitions: definitions, enabledExtensions: Set(extensions.map(\.0)))
+
         var pipelines: [Pipeline] = []
         let pipelinesNode = service.raw("pipelines")
         service.finish()
@@ -150,6 +152,27 @@ public struct CollectorConfig: Sendable {
             out[id] = Definition(id: id, kind: kind, config: config, location: entry.keyLocation)
         }
         return out
+    }
+
+    /// Components named inside other components' configs must exist, have the required type, and
+    /// (extensions) be enabled under `service::extensions`, since only enabled extensions run.
+    private static func validateReferences(
+        _ diagnostics: Diagnostics, definitions: [ComponentKind: [ComponentID: Definition]], enabledExtensions: Set<ComponentID>
+    ) {
+        for r in diagnostics.references {
+            if let t = r.requiredType, r.id.type != t {
+                diagnostics.error(at: r.location, "\(r.path) must name a \(t) \(r.kind.rawValue) (\(t)[/name]), found '\(r.id)'")
+            } else if definitions[r.kind]?[r.id] == nil {
+                let known = (definitions[r.kind]?.keys.map(\.description) ?? []).sorted()
+                diagnostics.error(
+                    at: r.location,
+                    "\(r.path) references \(r.kind.rawValue) '\(r.id)' which is not defined under '\(r.kind.section)'"
+                        + Spelling.hint(for: r.id.description, among: known))
+            } else if r.kind == .extension && !enabledExtensions.contains(r.id) {
+                diagnostics.error(
+                    at: r.location, "\(r.path) references extension '\(r.id)', which is not enabled: add it to service::extensions")
+            }
+        }
     }
 
     private static func componentList(_ node: ConfigNode?, path: String, diagnostics: Diagnostics) -> [(ComponentID, SourceLocation)] {

@@ -174,6 +174,18 @@ public struct ConfigReader {
         return entries.compactMap { e in scalar("\(key)::\(e.key)", e.value, expecting: "a string").map { (e.key, $0) } }
     }
 
+    /// The ID of another component this one uses (e.g. an extension); the collector config checks
+    /// that it is defined, of `requiredType` when given, and (for extensions) enabled.
+    public mutating func componentReference(_ key: String, kind: ComponentKind, requiredType: String? = nil) -> ComponentID? {
+        guard let n = raw(key), let s = scalar(key, n, expecting: "a component ID") else { return nil }
+        guard let id = ComponentID(parsing: s) else {
+            diagnostics.error(at: n.location, "\(qualified(key)): '\(s)' is not a valid component ID (expected type[/name])")
+            return nil
+        }
+        diagnostics.reference(ComponentReference(kind: kind, id: id, requiredType: requiredType, location: n.location, path: qualified(key)))
+        return id
+    }
+
     /// A nested mapping as its own reader. An absent or null section reads as an empty mapping.
     public mutating func section(_ key: String) -> ConfigReader {
         known.insert(key)

@@ -22,13 +22,29 @@ public struct ConfigDiagnostic: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// A component named inside another component's config (e.g. `sending_queue::storage:
+/// file_storage/queue`), checked once every section is parsed.
+public struct ComponentReference: Sendable {
+    public var kind: ComponentKind
+    public var id: ComponentID
+    /// The component type the referring key requires, if any.
+    public var requiredType: String?
+    /// Where the reference is written, and the key's path for messages.
+    public var location: SourceLocation
+    public var path: String
+}
+
 /// Collects every problem found while loading a configuration, so all are reported at once.
 ///
 /// Used only during loading, on one task; not `Sendable` on purpose.
 public final class Diagnostics {
     public private(set) var all: [ConfigDiagnostic] = []
+    /// Cross-component references recorded while parsing, validated after all sections are read.
+    public private(set) var references: [ComponentReference] = []
 
     public init() {}
+
+    public func reference(_ r: ComponentReference) { references.append(r) }
 
     public func error(at location: SourceLocation?, _ message: String) {
         all.append(ConfigDiagnostic(.error, at: location, message))

@@ -64,16 +64,18 @@ public final class CollectorGraph: Sendable {
         readiness: Readiness = Readiness()
     ) throws -> CollectorGraph {
         var nodes: [Node] = []
+        var extensions: [ComponentID: any Component] = [:]
         func settings(_ kind: ComponentKind, _ id: ComponentID, _ extra: Logger.Metadata = [:]) -> ComponentSettings {
             var l = logger
             l[metadataKey: "component"] = "\(kind.rawValue)/\(id)"
             for (k, v) in extra { l[metadataKey: k] = v }
-            return ComponentSettings(id: id, kind: kind, logger: l, telemetry: telemetry, readiness: readiness)
+            return ComponentSettings(id: id, kind: kind, logger: l, telemetry: telemetry, readiness: readiness, extensions: extensions)
         }
 
         for id in config.extensions {
             let def = config.definition(.extension, id)!
             let ext = try registry.extensions[id.type]!.makeExtension(settings(.extension, id), config: def.config)
+            extensions[id] = ext
             nodes.append(Node(label: "extension/\(id)", component: ext))
         }
 

@@ -127,13 +127,20 @@ public struct ComponentSettings: Sendable {
     public var telemetry: SelfTelemetry
     /// Whether the whole collector is up (extensions such as `health_check` report it).
     public var readiness: Readiness
+    /// The running extensions, by ID (OTel's `host.GetExtensions()`): e.g. the `file_storage` an
+    /// exporter's persistent queue lives in. Extensions are created before every other component.
+    public var extensions: [ComponentID: any Component]
 
-    public init(id: ComponentID, kind: ComponentKind, logger: Logger, telemetry: SelfTelemetry, readiness: Readiness = Readiness()) {
+    public init(
+        id: ComponentID, kind: ComponentKind, logger: Logger, telemetry: SelfTelemetry, readiness: Readiness = Readiness(),
+        extensions: [ComponentID: any Component] = [:]
+    ) {
         self.id = id
         self.kind = kind
         self.logger = logger
         self.telemetry = telemetry
         self.readiness = readiness
+        self.extensions = extensions
     }
 }
 

@@ -11,7 +11,8 @@ public struct RetrySettings: Sendable, Equatable {
     public init() {}
 }
 
-/// `sending_queue`: a bounded in-memory queue drained by `num_consumers` workers.
+/// `sending_queue`: a bounded queue drained by `num_consumers` workers, in memory or, with `storage`,
+/// persistent on disk.
 public struct QueueSettings: Sendable, Equatable {
     /// What `queue_size` counts.
     public enum Sizer: String, Sendable {
@@ -27,6 +28,13 @@ public struct QueueSettings: Sendable, Equatable {
     public var sizer: Sizer = .items
     /// When full: refuse new batches (`false`, the default) or wait for room (`true`).
     public var blockOnOverflow = false
+    /// The `file_storage` extension that holds a persistent queue; `nil` keeps the queue in memory.
+    /// A persistent queue is bounded by the extension's `max_size` (bytes) instead of `queue_size`.
+    public var storage: ComponentID?
+    /// What a persistent queue does when full.
+    public var whenFull: QueueFullPolicy = .block
+    /// How long `when_full: block` waits for room before refusing a batch.
+    public var blockTimeout: Duration = .seconds(5)
 
     public init() {}
 }
@@ -62,6 +70,17 @@ public struct ExporterHelperSettings: Sendable, Equatable {
         s.queue.sizer = QueueSettings.Sizer(rawValue: q.choice("sizer", ["items", "requests"], default: defaults.queue.sizer.rawValue))!
         if q.keys.contains("sizer") && !q.keys.contains("queue_size") && s.queue.sizer == .requests { s.queue.queueSize = 1000 }
         s.queue.blockOnOverflow = q.bool("block_on_overflow", default: defaults.queue.blockOnOverflow)
+        s.queue.storage = q.componentReference("storage", kind: .extension, requiredType: "file_storage")
+        s.queue.whenFull = QueueFullPolicy(
+            rawValue: q.choice("when_full", QueueFullPolicy.allCases.map(\.rawValue), default: defaults.queue.whenFull.rawValue))!
+        s.queue.blockTimeout = q.duration("block_timeout", default: defaults.queue.blockTimeout)
+        if s.queue.storage == nil {
+            for key in ["when_full", "block_timeout"] where q.keys.contains(key) {
+                q.error(key, "\(q.qualified(key)) applies to a persistent queue: set \(q.qualified("storage")) too")
+            }
+        } else if !s.queue.enabled {
+            q.error("storage", "\(q.qualified("storage")) needs the queue enabled (\(q.qualified("enabled")): true)")
+        }
         q.finish()
         var r = reader.section("retry_on_failure")
         s.retry.enabled = r.bool("enabled", default: defaults.retry.enabled)
