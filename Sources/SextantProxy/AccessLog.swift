@@ -128,12 +128,14 @@ public struct AccessLogFormat: Sendable {
     enum Value {
         case string(String)
         case number(Int64)
+        /// `%START_TIME%`, formatted where it is written.
+        case startTime(UInt64)
     }
 
     static func value(_ c: Command, _ r: ProxyRecord) -> Value? {
         func str(_ s: String?) -> Value? { s.flatMap { $0.isEmpty ? nil : .string($0) } }
         switch c {
-        case .startTime: return .string(Self.startTime(r.startUnixNanos))
+        case .startTime: return .startTime(r.startUnixNanos)
         case .request(let name, let fallback):
             switch name {
             case ":method": return str(r.method)
@@ -172,63 +174,119 @@ public struct AccessLogFormat: Sendable {
 
     /// The text form of a record (TEXT encoding).
     public func render(_ r: ProxyRecord) -> String {
-        var out = ""
+        var out: [UInt8] = []
+        append(r, into: &out, escapingJSON: false)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the formatted record as UTF-8, escaped as a JSON string's content when `escapingJSON`.
+    /// Values are written straight into `out` (no intermediate strings for numbers and times): this runs
+    /// on the event loop for every request while a log is on.
+    func append(_ r: ProxyRecord, into out: inout [UInt8], escapingJSON: Bool) {
         for p in pieces {
             switch p {
-            case .literal(let s): out += s
-            case .command(let c, let max):
+            case .literal(let s): Self.appendText(s, &out, escapingJSON)
+            case .command(let c, let max?):
+                // Truncation counts characters: the rare `%COMMAND:N%` takes the String path.
                 var text: String
                 switch Self.value(c, r) {
                 case .string(let s)?: text = s
                 case .number(let n)?: text = String(n)
+                case .startTime(let ns)?:
+                    var bytes: [UInt8] = []
+                    Self.appendStartTime(ns, &bytes)
+                    text = String(decoding: bytes, as: UTF8.self)
                 case nil: text = "-"
                 }
-                if let max, text.count > max { text = String(text.prefix(max)) }
-                out += text
+                if text.count > max { text = String(text.prefix(max)) }
+                Self.appendText(text, &out, escapingJSON)
+            case .command(let c, nil):
+                switch Self.value(c, r) {
+                case .string(let s)?: Self.appendText(s, &out, escapingJSON)
+                case .number(let n)?: Self.appendInt(n, &out)
+                case .startTime(let ns)?: Self.appendStartTime(ns, &out)
+                case nil: out.append(UInt8(ascii: "-"))
+                }
             }
         }
-        return out
     }
 
     /// The JSON form (JSON encoding): one object, keys sorted, numbers for numeric commands, `null`-free
     /// (`-` for missing values, as Envoy prints them).
     public static func renderJSON(_ fields: [(String, AccessLogFormat)], _ r: ProxyRecord) -> String {
-        var out = "{"
-        for (i, (key, format)) in fields.sorted(by: { $0.0 < $1.0 }).enumerated() {
-            if i > 0 { out += "," }
-            out += "\"\(key)\":"
-            if format.pieces.count == 1, case .command(let c, _) = format.pieces[0], case .number(let n)? = value(c, r) {
-                out += String(n)
-            } else {
-                jsonString(format.render(r), into: &out)
-            }
-        }
-        return out + "}\n"
+        var out: [UInt8] = []
+        appendJSON(sortedFields(fields), r, into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
-    static func jsonString(_ s: String, into out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
+    /// Fields in Envoy's output order (sorted keys), with the keys pre-rendered: sort once, not per line.
+    static func sortedFields(_ fields: [(String, AccessLogFormat)]) -> [(key: [UInt8], format: AccessLogFormat)] {
+        fields.sorted { $0.0 < $1.0 }.map { key, format in
+            var k: [UInt8] = [UInt8(ascii: "\"")]
+            appendText(key, &k, true)
+            k += Array("\":".utf8)
+            return (k, format)
+        }
+    }
+
+    static func appendJSON(_ fields: [(key: [UInt8], format: AccessLogFormat)], _ r: ProxyRecord, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        for (i, f) in fields.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out += f.key
+            if f.format.pieces.count == 1, case .command(let c, nil) = f.format.pieces[0], case .number(let n)? = value(c, r) {
+                appendInt(n, &out)
+            } else {
+                out.append(UInt8(ascii: "\""))
+                f.format.append(r, into: &out, escapingJSON: true)
+                out.append(UInt8(ascii: "\""))
+            }
+        }
+        out += [UInt8(ascii: "}"), UInt8(ascii: "\n")]
+    }
+
+    /// UTF-8 of `s`; as JSON string content (RFC 8259 §7) when `json`.
+    static func appendText(_ s: String, _ out: inout [UInt8], _ json: Bool) {
+        var s = s
+        s.withUTF8 { bytes in
+            guard json, bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+                out.append(contentsOf: bytes)
+                return
+            }
+            for b in bytes {
+                switch b {
+                case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+                case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+                case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+                case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+                case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+                case 0..<0x20:
+                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                    out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(b >> 4)], hex[Int(b & 0xf)]]
+                default: out.append(b)
                 }
             }
         }
-        out += "\""
+    }
+
+    static func appendInt(_ n: Int64, _ out: inout [UInt8]) {
+        if n < 0 {
+            out.append(UInt8(ascii: "-"))
+            appendInt(n == .min ? .max : -n, &out)
+            return
+        }
+        if n >= 10 { appendInt(n / 10, &out) }
+        out.append(UInt8(ascii: "0") + UInt8(n % 10))
     }
 
     /// Envoy's default `%START_TIME%`: `2026-11-25T01:02:03.456Z` (UTC, milliseconds).
     static func startTime(_ unixNanos: UInt64) -> String {
+        var out: [UInt8] = []
+        appendStartTime(unixNanos, &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func appendStartTime(_ unixNanos: UInt64, _ out: inout [UInt8]) {
         let ms = unixNanos / 1_000_000
         let secs = Int64(ms / 1000)
         var days = secs / 86400
@@ -243,11 +301,30 @@ public struct AccessLogFormat: Sendable {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func pad(_ v: Int64, _ n: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, n - s.count)) + s
+        func pad(_ v: Int64, _ width: Int) {
+            var digits: [UInt8] = []
+            var v = v
+            repeat {
+                digits.append(UInt8(ascii: "0") + UInt8(v % 10))
+                v /= 10
+            } while v > 0
+            for _ in digits.count..<max(width, digits.count) { out.append(UInt8(ascii: "0")) }
+            out += digits.reversed()
         }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rem / 3600, 2)):\(pad(rem / 60 % 60, 2)):\(pad(rem % 60, 2)).\(pad(Int64(ms % 1000), 3))Z"
+        pad(y, 4)
+        out.append(UInt8(ascii: "-"))
+        pad(m, 2)
+        out.append(UInt8(ascii: "-"))
+        pad(d, 2)
+        out.append(UInt8(ascii: "T"))
+        pad(rem / 3600, 2)
+        out.append(UInt8(ascii: ":"))
+        pad(rem / 60 % 60, 2)
+        out.append(UInt8(ascii: ":"))
+        pad(rem % 60, 2)
+        out.append(UInt8(ascii: "."))
+        pad(Int64(ms % 1000), 3)
+        out.append(UInt8(ascii: "Z"))
     }
 }
 
@@ -267,6 +344,8 @@ public final class AccessLogObserver: ProxyObserver, @unchecked Sendable {
     }
 
     let encoding: Encoding
+    /// JSON fields sorted with their keys pre-rendered, once.
+    private let jsonFields: [(key: [UInt8], format: AccessLogFormat)]
     let fd: Int32
     private let lock = NIOLock()
     private let wake = ConditionLock(value: 0)
@@ -277,6 +356,7 @@ public final class AccessLogObserver: ProxyObserver, @unchecked Sendable {
     /// Opens `path` for appending; throws with the reason when it cannot.
     public init(path: String, encoding: Encoding) throws(AccessLogFormat.FormatError) {
         self.encoding = encoding
+        if case .json(let fields) = encoding { jsonFields = AccessLogFormat.sortedFields(fields) } else { jsonFields = [] }
         let fd = path == "/dev/stdout" ? dup(1) : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw AccessLogFormat.FormatError(description: "cannot open access log '\(path)': \(String(cString: strerror(errno)))")
@@ -287,13 +367,14 @@ public final class AccessLogObserver: ProxyObserver, @unchecked Sendable {
     }
 
     public func requestFinished(_ record: ProxyRecord) {
-        let line: String
+        var line: [UInt8] = []
+        line.reserveCapacity(768)
         switch encoding {
-        case .text(let f): line = f.render(record)
-        case .json(let fields): line = AccessLogFormat.renderJSON(fields, record)
+        case .text(let f): f.append(record, into: &line, escapingJSON: false)
+        case .json: AccessLogFormat.appendJSON(jsonFields, record, into: &line)
         }
         let full = lock.withLock { () -> Bool in
-            buffer.append(contentsOf: line.utf8)
+            buffer.append(contentsOf: line)
             return buffer.count >= 64 * 1024
         }
         if full { wake.lock(); wake.unlock(withValue: 1) }
