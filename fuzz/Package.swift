@@ -7,7 +7,8 @@ import PackageDescription
 /// `Sources/` (e.g. `Sources/SextantOTLP -> ../../Sources/SextantOTLP`), so they never drift from
 /// the collector. `SextantSyslog` holds symlinks to the two self-contained syslog parser files of
 /// `SextantReceivers` (the rest of that module needs SwiftNIO). Only the Istio loader needs
-/// packages: `SextantPipeline`'s Yams, swift-log and swift-service-lifecycle. Build and run everything with
+/// packages: `SextantPipeline`'s Yams, swift-log, swift-service-lifecycle and NIOPosix (the persistent
+/// queue's I/O thread). Build and run everything with
 /// `scripts/fuzz`; see `README.md`.
 let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
     ],
     targets: [
         .target(name: "SextantModel", swiftSettings: strict),
@@ -42,7 +44,8 @@ let package = Package(
         .target(
             name: "SextantPipeline",
             dependencies: [
-                "SextantModel",
+                "SextantModel", "SextantOTLP",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
