@@ -329,6 +329,47 @@ def test_bearer_token_on_otlp_http_and_grpc(start_collector, pki, tmp_path):
     collector.stop_cleanly()
 
 
+RECEIVERS = {
+    # type: (config body with $http_port, path, content type of a body the handler must reject with 400)
+    "zipkin": ("    endpoint: 127.0.0.1:$http_port\n{security}", "/api/v2/spans", "application/json"),
+    "jaeger": ("    protocols:\n      thrift_http:\n        endpoint: 127.0.0.1:$http_port\n{security_nested}", "/api/traces", "application/x-thrift"),
+    "prometheusremotewrite": ("    endpoint: 127.0.0.1:$http_port\n{security}", "/api/v1/write", "application/x-protobuf"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RECEIVERS))
+def test_http_receivers_share_tls_and_bearer_auth(start_collector, pki, kind):
+    """The other receivers on the shared HTTP server: TLS, then 401 before the body is looked at; with the
+    token the request reaches the receiver's own handler (which rejects the garbage body with 400)."""
+    body, path, content_type = RECEIVERS[kind]
+    security = f"    tls: {pki.server_tls(mutual=False)}\n    auth: {{authenticator: bearertokenauth}}\n"
+    nested = security.replace("    ", "        ", 1).replace("\n    auth", "\n        auth")
+    signal = "metrics" if kind == "prometheusremotewrite" else "traces"
+    collector = start_collector(config_template=(
+        "extensions: {bearertokenauth: {token: recv-s3cret}}\n"
+        f"receivers:\n  {kind}:\n" + body.format(security=security, security_nested=nested) +
+        "exporters: {nop: }\n"
+        "service:\n"
+        "  extensions: [bearertokenauth]\n"
+        "  telemetry: {metrics: {address: 127.0.0.1:$telemetry_port}}\n"
+        f"  pipelines: {{{signal}: {{receivers: [{kind}], exporters: [nop]}}}}\n"
+    ))
+    url = f"https://localhost:{collector.otlp_port}{path}"
+
+    def post(token: str | None) -> requests.Response:
+        headers = {"Content-Type": content_type}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.post(url, data=b"\xff\x00 not a valid body", headers=headers, verify=pki.path("ca.crt"), timeout=TIMEOUT)
+
+    for token in (None, "wrong"):
+        r = post(token)
+        assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer", (token, r.status_code, r.text)
+    r = post("recv-s3cret")
+    assert r.status_code == 400, (r.status_code, r.text)
+    collector.stop_cleanly()
+
+
 # ---------------------------------------------------------------------------------------------------
 # 3. Exporters over mutual TLS, with credentials.
 
