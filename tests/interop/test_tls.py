@@ -325,6 +325,13 @@ def test_bearer_token_on_otlp_http_and_grpc(start_collector, pki, tmp_path):
 
     assert len(wait_for_names(collector, "bearer-", 4)) == 4
     assert "bearer-refused" not in span_names(collector)
+    metrics = requests.get(f"{collector.telemetry_url}/metrics", timeout=TIMEOUT).text
+    refused = {
+        transport: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() for transport in ("http", "grpc")
+        if line.startswith(f'sextant_receiver_unauthenticated_requests_total{{receiver="otlp",transport="{transport}"}}')
+    }
+    # HTTP: the four above, the stale token after rotation, and any polls before the reload; gRPC: none + wrong.
+    assert refused["http"] >= 5 and refused["grpc"] == 2, refused
     assert "first-token" not in collector.log_path.read_text() and "second-token" not in collector.log_path.read_text()
     collector.stop_cleanly()
 

@@ -166,9 +166,8 @@ public final class OTLPReceiver: Component {
             return try await handleGRPC(signal, bytes)
         }
         var interceptors: [any ServerInterceptor] = []
-        if let auth = grpc.security.auth {
-            let authenticator = try auth.serverAuthenticator(settings)
-            interceptors.append(AuthenticatingServerInterceptor { authenticator.authenticate($0) })
+        if let check = try grpc.security.requestCheck(settings, transport: "grpc") {
+            interceptors.append(AuthenticatingServerInterceptor(check))
         }
         let logger = self.logger
         let stop: @Sendable () -> Void
