@@ -35,7 +35,7 @@ public final class OTLPReceiver: Component {
     private let grpcMetrics: ReceiverMetrics
     private let httpServer = Mutex<HTTPServer?>(nil)
     /// The running gRPC server (plaintext and TLS servers have different transport types).
-    private let grpcServer = Mutex<(stop: @Sendable () -> Void, task: Task<Void, Never>, port: Int)?>(nil)
+    private let grpcServer = Mutex<(stop: @Sendable () -> Void, task: Task<String?, Never>, port: Int)?>(nil)
 
     public init(_ config: OTLPReceiverConfig, settings: ComponentSettings, consumers: [Signal: any Consumer]) {
         self.config = config
@@ -60,7 +60,7 @@ public final class OTLPReceiver: Component {
         await httpServer.withLock { $0 }?.shutdown()
         if let g = grpcServer.withLock({ $0 }) {
             g.stop()
-            await g.task.value
+            _ = await g.task.value
         }
     }
 
@@ -171,7 +171,8 @@ public final class OTLPReceiver: Component {
         }
         let logger = self.logger
         let stop: @Sendable () -> Void
-        let task: Task<Void, Never>
+        /// Serves until shutdown; returns why serving failed, if it did (e.g. the port is taken).
+        let task: Task<String?, Never>
         let listening: @Sendable () async throws -> GRPCNIOTransportCore.SocketAddress?
         if let tls = grpc.security.tls {
             // gRPC requires ALPN h2 over TLS (gRPC over HTTP/2, "Protocol negotiation").
@@ -184,7 +185,11 @@ public final class OTLPReceiver: Component {
             let server = GRPCServer(transport: transport, services: [service], interceptors: interceptors)
             stop = { server.beginGracefulShutdown() }
             task = Task {
-                do { try await server.serve() } catch { logger.error("OTLP/gRPC server stopped: \(error)") }
+                do { try await server.serve() } catch {
+                    logger.error("OTLP/gRPC server stopped: \(error)")
+                    return "\(error)"
+                }
+                return nil
             }
             listening = { await transport.listeningAddress }
         } else {
@@ -194,19 +199,26 @@ public final class OTLPReceiver: Component {
             let server = GRPCServer(transport: transport, services: [service], interceptors: interceptors)
             stop = { server.beginGracefulShutdown() }
             task = Task {
-                do { try await server.serve() } catch { logger.error("OTLP/gRPC server stopped: \(error)") }
+                do { try await server.serve() } catch {
+                    logger.error("OTLP/gRPC server stopped: \(error)")
+                    return "\(error)"
+                }
+                return nil
             }
             listening = { try await transport.listeningAddress }
         }
         let port: Int
         do {
             guard let bound = try await listening() else {
-                throw RuntimeError(code: .serverIsStopped, message: "the OTLP/gRPC server could not listen on \(grpc.host):\(grpc.port)")
+                // The TLS transport reports no address when its bind failed; the serve task knows why.
+                stop()
+                let reason = await task.value ?? "stopped"
+                throw RuntimeError(code: .serverIsStopped, message: "OTLP/gRPC cannot listen on \(grpc.host):\(grpc.port): \(reason)")
             }
             port = bound.ipv4?.port ?? bound.ipv6?.port ?? grpc.port
         } catch {
             stop()
-            await task.value
+            _ = await task.value
             throw error
         }
         grpcServer.withLock { $0 = (stop, task, port) }
