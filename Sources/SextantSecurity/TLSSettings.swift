@@ -86,8 +86,7 @@ public struct TLSSettings: Sendable, Equatable {
     }
 
     /// Reads `key` (default `tls`) of `r` as a client-side block. Absent means TLS with default
-    /// verification, as in the OTel Collector; `insecureByDefault` serves HTTP exporters, whose URL
-    /// scheme decides.
+    /// verification, as in the OTel Collector (HTTP exporters use TLS only for `https://` URLs).
     public static func parseClient(_ r: inout ConfigReader, key: String = "tls") -> TLSSettings {
         var s = r.section(key)
         var t = TLSSettings(role: .client)

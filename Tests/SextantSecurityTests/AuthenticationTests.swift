@@ -137,4 +137,62 @@ func eventually(_ condition: () -> Bool) async -> Bool {
         await client.shutdown()
         await server.shutdown()
     }
+
+    /// Sextant to Sextant over OTLP/gRPC: the `otlp` exporter (client certificate, `server_name_override`
+    /// for an IP endpoint, bearer token as metadata) into a receiver requiring mutual TLS and the token.
+    @Test func otlpGRPCOverMutualTLSWithBearerToken() async throws {
+        let serverSide = TestHarness()
+        let server = try await build(
+            """
+            extensions: {bearertokenauth: {token: grpc-s3cret}}
+            receivers:
+              otlp:
+                protocols:
+                  grpc:
+                    endpoint: 127.0.0.1:0
+                    tls: {cert_file: \(PKI.path("server.crt")), key_file: \(PKI.path("server.key")), client_ca_file: \(PKI.path("ca.crt")), min_version: "1.3"}
+                    auth: {authenticator: bearertokenauth}
+            exporters: {testexp: }
+            service:
+              extensions: [bearertokenauth]
+              pipelines: {traces: {receivers: [otlp], exporters: [testexp]}}
+            """, serverSide)
+        let port = (server.nodes.first { $0.label == "receiver/otlp" }!.component as! OTLPReceiver).grpcPort!
+
+        func exporterSide(token: String, certificate: Bool) async throws -> (TestHarness, CollectorGraph) {
+            let clientSide = TestHarness()
+            let cert = certificate ? ", cert_file: \(PKI.path("client.crt")), key_file: \(PKI.path("client.key"))" : ""
+            let graph = try await build(
+                """
+                extensions: {bearertokenauth/out: {token: \(token)}}
+                receivers: {testrecv: }
+                exporters:
+                  otlp:
+                    endpoint: 127.0.0.1:\(port)
+                    tls: {ca_file: \(PKI.path("ca.crt")), server_name_override: localhost\(cert)}
+                    auth: {authenticator: bearertokenauth/out}
+                    sending_queue: {enabled: false}
+                    retry_on_failure: {enabled: false}
+                service:
+                  extensions: [bearertokenauth/out]
+                  pipelines: {traces: {receivers: [testrecv], exporters: [otlp]}}
+                """, clientSide)
+            return (clientSide, graph)
+        }
+
+        let (good, goodGraph) = try await exporterSide(token: "grpc-s3cret", certificate: true)
+        try await good.send(TestData.traces(4), via: "testrecv")
+        #expect(serverSide.exporter("testexp").itemCount == 4)
+        await goodGraph.shutdown()
+
+        // A wrong token is refused by the server (UNAUTHENTICATED: permanent, not retried); so is a
+        // client without a certificate (the handshake fails).
+        for (token, certificate) in [("wrong", true), ("grpc-s3cret", false)] {
+            let (bad, badGraph) = try await exporterSide(token: token, certificate: certificate)
+            await #expect(throws: (any Error).self) { try await bad.send(TestData.traces(1), via: "testrecv") }
+            await badGraph.shutdown()
+        }
+        #expect(serverSide.exporter("testexp").itemCount == 4)
+        await server.shutdown()
+    }
 }
