@@ -39,8 +39,15 @@ public struct TLSSettings: Sendable, Equatable {
     public var role: Role
     public var certFile: String?
     public var keyFile: String?
+    /// `cert_pem` / `key_pem` / `ca_pem`: the same material inline (each exclusive with its `_file`);
+    /// the key is a `Secret`.
+    public var certPEM: String?
+    public var keyPEM: Secret?
+    public var caPEM: String?
     /// Client: the CA bundle that verifies servers (the system roots when absent).
     public var caFile: String?
+    /// Client: trust the system roots as well as `ca_file`/`ca_pem`.
+    public var includeSystemCACertsPool = false
     /// Server: the CA bundle that verifies client certificates; setting it requires them.
     public var clientCAFile: String?
     public var minVersion: Version = .tls12
@@ -67,15 +74,15 @@ public struct TLSSettings: Sendable, Equatable {
         }
         var s = r.section(key)
         var t = TLSSettings(role: .server)
-        t.certFile = s.optionalString("cert_file")
-        t.keyFile = s.optionalString("key_file")
+        t.parseMaterial(&s)
         t.clientCAFile = s.optionalString("client_ca_file")
         t.parseVersions(&s)
-        if t.certFile == nil || t.keyFile == nil {
-            s.error(nil, "\(s.path): a server needs both cert_file and key_file")
+        if t.certificate == nil || t.privateKey == nil {
+            s.error(nil, "\(s.path): a server needs both cert_file and key_file (or cert_pem and key_pem)")
         }
         for (k, hint) in [
-            ("ca_file", "use client_ca_file to verify client certificates"), ("insecure", "a receiver without tls is plaintext"),
+            ("ca_file", "use client_ca_file to verify client certificates"), ("ca_pem", "use client_ca_file to verify client certificates"),
+            ("include_system_ca_certs_pool", "it applies to clients (exporters)"), ("insecure", "a receiver without tls is plaintext"),
             ("insecure_skip_verify", "it applies to clients (exporters)"), ("server_name_override", "it applies to clients (exporters)"),
         ] where s.has(k) {
             s.error(k, "\(s.qualified(k)) is not a server setting: \(hint)")
@@ -93,12 +100,16 @@ public struct TLSSettings: Sendable, Equatable {
         t.insecure = s.bool("insecure", default: false)
         t.insecureSkipVerify = s.bool("insecure_skip_verify", default: false)
         t.caFile = s.optionalString("ca_file")
-        t.certFile = s.optionalString("cert_file")
-        t.keyFile = s.optionalString("key_file")
+        t.caPEM = s.optionalString("ca_pem")
+        if t.caFile != nil && t.caPEM != nil { s.error("ca_pem", "\(s.path): set ca_file or ca_pem, not both") }
+        t.includeSystemCACertsPool = s.bool("include_system_ca_certs_pool", default: false)
+        t.parseMaterial(&s)
         t.serverNameOverride = s.optionalString("server_name_override")
         t.parseVersions(&s)
-        if (t.certFile == nil) != (t.keyFile == nil) {
-            s.error(t.certFile == nil ? "key_file" : "cert_file", "\(s.path): cert_file and key_file go together (a client certificate needs its key)")
+        if (t.certificate == nil) != (t.privateKey == nil) {
+            s.error(
+                t.certificate == nil ? (t.keyFile != nil ? "key_file" : "key_pem") : (t.certFile != nil ? "cert_file" : "cert_pem"),
+                "\(s.path): cert_file and key_file go together (a client certificate needs its key)")
         }
         if s.has("client_ca_file") {
             s.error("client_ca_file", "\(s.qualified("client_ca_file")) is a server setting (receivers); an exporter verifies its server with ca_file")
@@ -117,26 +128,29 @@ public struct TLSSettings: Sendable, Equatable {
         }
     }
 
-    /// Loads every named file now, so that problems point at the key that names the file; then builds
-    /// a context, which catches a key that does not match its certificate.
+    private mutating func parseMaterial(_ s: inout ConfigReader) {
+        certFile = s.optionalString("cert_file")
+        keyFile = s.optionalString("key_file")
+        certPEM = s.optionalString("cert_pem")
+        keyPEM = s.optionalString("key_pem").map(Secret.init)
+        if certFile != nil && certPEM != nil { s.error("cert_pem", "\(s.path): set cert_file or cert_pem, not both") }
+        if keyFile != nil && keyPEM != nil { s.error("key_pem", "\(s.path): set key_file or key_pem, not both") }
+    }
+
+    /// Loads every certificate and key now, so that problems point at the key that names them; then
+    /// builds a context, which catches a key that does not match its certificate.
     private func check(_ s: inout ConfigReader) {
         var ok = true
-        for (key, path, kind) in [
-            ("cert_file", certFile, FileKind.certificates), ("key_file", keyFile, .privateKey), ("ca_file", caFile, .certificates),
-            ("client_ca_file", clientCAFile, .certificates),
-        ] {
-            guard let path else { continue }
+        for (material, isKey) in [(certificate, false), (privateKey, true), (ca, false), (clientCA, false)] {
+            guard let material else { continue }
             do throws(TLSSetupError) {
-                switch kind {
-                case .certificates: _ = try Self.loadCertificates(path, key: key)
-                case .privateKey: _ = try Self.loadPrivateKey(path)
-                }
+                if isKey { _ = try Self.loadPrivateKey(material) } else { _ = try Self.loadCertificates(material) }
             } catch {
                 ok = false
-                s.error(key, "\(s.qualified(key)): \(error)")
+                s.error(material.key, "\(s.qualified(material.key)): \(error)")
             }
         }
-        guard ok, certFile != nil, keyFile != nil else { return }
+        guard ok, certificate != nil, privateKey != nil else { return }
         do throws(TLSSetupError) {
             _ = try makeContext()
         } catch {
@@ -144,10 +158,35 @@ public struct TLSSettings: Sendable, Equatable {
         }
     }
 
-    private enum FileKind {
-        case certificates
-        case privateKey
+    /// One certificate bundle or key: from a file or inline, with the config key that names it.
+    struct Material {
+        enum Source {
+            case file(String)
+            case inline(String)
+        }
+
+        var key: String
+        var source: Source
+
+        /// For messages: the file's path, never inline content.
+        var description: String {
+            switch source {
+            case .file(let path): return "\(key) '\(path)'"
+            case .inline: return key
+            }
+        }
     }
+
+    var certificate: Material? {
+        certFile.map { Material(key: "cert_file", source: .file($0)) } ?? certPEM.map { Material(key: "cert_pem", source: .inline($0)) }
+    }
+    var privateKey: Material? {
+        keyFile.map { Material(key: "key_file", source: .file($0)) } ?? keyPEM.map { Material(key: "key_pem", source: .inline($0.value)) }
+    }
+    var ca: Material? {
+        caFile.map { Material(key: "ca_file", source: .file($0)) } ?? caPEM.map { Material(key: "ca_pem", source: .inline($0)) }
+    }
+    var clientCA: Material? { clientCAFile.map { Material(key: "client_ca_file", source: .file($0)) } }
 
     // MARK: Building
 
@@ -157,12 +196,12 @@ public struct TLSSettings: Sendable, Equatable {
         var c: TLSConfiguration
         switch role {
         case .server:
-            guard let certFile, let keyFile else { throw TLSSetupError("a server needs both cert_file and key_file") }
-            let chain = try Self.loadCertificates(certFile, key: "cert_file")
-            let key = try Self.loadPrivateKey(keyFile)
+            guard let certificate, let privateKey else { throw TLSSetupError("a server needs both cert_file and key_file") }
+            let chain = try Self.loadCertificates(certificate)
+            let key = try Self.loadPrivateKey(privateKey)
             c = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
-            if let clientCAFile {
-                c.trustRoots = .certificates(try Self.loadCertificates(clientCAFile, key: "client_ca_file"))
+            if let clientCA {
+                c.trustRoots = .certificates(try Self.loadCertificates(clientCA))
                 // A client certificate is then required (BoringSSL's SSL_VERIFY_FAIL_IF_NO_PEER_CERT); its
                 // name is not checked, as in Go's tls.RequireAndVerifyClientCert.
                 c.certificateVerification = .noHostnameVerification
@@ -171,10 +210,18 @@ public struct TLSSettings: Sendable, Equatable {
             }
         case .client:
             c = TLSConfiguration.makeClientConfiguration()
-            if let caFile { c.trustRoots = .certificates(try Self.loadCertificates(caFile, key: "ca_file")) }
-            if let certFile, let keyFile {
-                c.certificateChain = try Self.loadCertificates(certFile, key: "cert_file").map { .certificate($0) }
-                c.privateKey = .privateKey(try Self.loadPrivateKey(keyFile))
+            if let ca {
+                let roots = try Self.loadCertificates(ca)
+                if includeSystemCACertsPool {
+                    c.trustRoots = .default
+                    c.additionalTrustRoots = [.certificates(roots)]
+                } else {
+                    c.trustRoots = .certificates(roots)
+                }
+            }
+            if let certificate, let privateKey {
+                c.certificateChain = try Self.loadCertificates(certificate).map { .certificate($0) }
+                c.privateKey = .privateKey(try Self.loadPrivateKey(privateKey))
             }
             c.certificateVerification = insecureSkipVerify ? .none : .fullVerification
         }
@@ -191,7 +238,7 @@ public struct TLSSettings: Sendable, Equatable {
             return try NIOSSLContext(configuration: c)
         } catch NIOSSLError.failedToLoadPrivateKey {
             // BoringSSL's SSL_CTX_use_PrivateKey refuses a key that does not belong to the certificate.
-            throw TLSSetupError("key_file '\(keyFile ?? "")' is not the private key of cert_file '\(certFile ?? "")'")
+            throw TLSSetupError("\(privateKey?.description ?? "key_file") is not the private key of \(certificate?.description ?? "cert_file")")
         } catch {
             throw TLSSetupError("cannot set up TLS with \(describeFiles()): \(error)")
         }
@@ -205,29 +252,47 @@ public struct TLSSettings: Sendable, Equatable {
     }
 
     private func describeFiles() -> String {
-        [("cert_file", certFile), ("key_file", keyFile), ("ca_file", caFile), ("client_ca_file", clientCAFile)]
-            .compactMap { k, v in v.map { "\(k) '\($0)'" } }.joined(separator: ", ")
+        [certificate, privateKey, ca, clientCA].compactMap { $0?.description }.joined(separator: ", ")
     }
 
-    static func loadCertificates(_ path: String, key: String) throws(TLSSetupError) -> [NIOSSLCertificate] {
-        try checkReadable(path, what: "certificate file")
+    static func loadCertificates(_ m: Material) throws(TLSSetupError) -> [NIOSSLCertificate] {
         let certificates: [NIOSSLCertificate]
-        do {
-            certificates = try NIOSSLCertificate.fromPEMFile(path)
-        } catch {
-            throw TLSSetupError("'\(path)' is not a PEM certificate file (\(error))")
+        switch m.source {
+        case .file(let path):
+            try checkReadable(path, what: "certificate file")
+            do {
+                certificates = try NIOSSLCertificate.fromPEMFile(path)
+            } catch {
+                throw TLSSetupError("'\(path)' is not a PEM certificate file (\(error))")
+            }
+            if certificates.isEmpty { throw TLSSetupError("'\(path)' holds no PEM certificate") }
+        case .inline(let text):
+            do {
+                certificates = try NIOSSLCertificate.fromPEMBytes(Array(text.utf8))
+            } catch {
+                throw TLSSetupError("not a PEM certificate (\(error))")
+            }
+            if certificates.isEmpty { throw TLSSetupError("holds no PEM certificate") }
         }
-        if certificates.isEmpty { throw TLSSetupError("'\(path)' holds no PEM certificate") }
         return certificates
     }
 
-    static func loadPrivateKey(_ path: String) throws(TLSSetupError) -> NIOSSLPrivateKey {
-        try checkReadable(path, what: "key file")
-        do {
-            return try NIOSSLPrivateKey(file: path, format: .pem)
-        } catch {
-            // The error never includes the key's bytes.
-            throw TLSSetupError("'\(path)' is not a PEM private key file (\(error))")
+    /// Errors never include the key's bytes.
+    static func loadPrivateKey(_ m: Material) throws(TLSSetupError) -> NIOSSLPrivateKey {
+        switch m.source {
+        case .file(let path):
+            try checkReadable(path, what: "key file")
+            do {
+                return try NIOSSLPrivateKey(file: path, format: .pem)
+            } catch {
+                throw TLSSetupError("'\(path)' is not a PEM private key file (\(error))")
+            }
+        case .inline(let text):
+            do {
+                return try NIOSSLPrivateKey(bytes: Array(text.utf8), format: .pem)
+            } catch {
+                throw TLSSetupError("not a PEM private key (\(error))")
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOSSL
 import SextantCollector
@@ -66,7 +67,7 @@ func configErrors(_ yaml: String) -> [String] {
             \(pipelines)
             """,
             [
-                "c.yaml:6:11: error: receivers::otlp::protocols::http::tls: a server needs both cert_file and key_file",
+                "c.yaml:6:11: error: receivers::otlp::protocols::http::tls: a server needs both cert_file and key_file (or cert_pem and key_pem)",
                 "c.yaml:6:22: error: receivers::otlp::protocols::http::tls::cert_file: cannot read certificate file '/nonexistent/server.crt': No such file or directory",
                 "c.yaml:7:24: error: receivers::otlp::protocols::http::tls::min_version: '1.1' is not one of 1.2, 1.3 (did you mean '1.2'?)",
             ]
@@ -193,6 +194,51 @@ func configErrors(_ yaml: String) -> [String] {
     func diagnostics(_ i: Int) {
         let (name, yaml, expected) = Self.table[i]
         #expect(configErrors(yaml) == expected, "\(name)")
+    }
+
+    /// `cert_pem`/`key_pem` inline (a YAML block scalar) load like files; mixing a file and its inline
+    /// form, or inline text that is not PEM, are errors — and the message never repeats a key.
+    @Test func inlinePEM() throws {
+        func block(_ name: String, indent: Int) throws -> String {
+            let text = try String(contentsOfFile: PKI.path(name), encoding: .utf8)
+            return text.split(separator: "\n").map { String(repeating: " ", count: indent) + $0 }.joined(separator: "\n")
+        }
+        let yaml = """
+            receivers:
+              otlp:
+                protocols:
+                  http:
+                    tls:
+                      cert_pem: |
+            \(try block("server.crt", indent: 12))
+                      key_pem: |
+            \(try block("server.key", indent: 12))
+                  grpc:
+                    tls:
+                      cert_file: \(PKI.path("server.crt"))
+                      cert_pem: "x"
+                      key_pem: "-----BEGIN PRIVATE KEY-----\\nbm90IGEga2V5\\n-----END PRIVATE KEY-----"
+            exporters:
+              testexp:
+              otlp: {endpoint: "127.0.0.1:4317", tls: {ca_pem: "not pem", include_system_ca_certs_pool: true}}
+            service:
+              pipelines:
+                traces: {receivers: [otlp], exporters: [testexp, otlp]}
+            """
+        let errors = configErrors(yaml)
+        #expect(errors.count == 3, "\(errors)")
+        #expect(!errors.contains { $0.contains("protocols::http") }, "\(errors)")
+        #expect(errors.contains { $0.hasSuffix("error: receivers::otlp::protocols::grpc::tls: set cert_file or cert_pem, not both") }, "\(errors)")
+        #expect(errors.contains { $0.contains("receivers::otlp::protocols::grpc::tls::key_pem: not a PEM private key") }, "\(errors)")
+        #expect(errors.contains { $0.contains("exporters::otlp::tls::ca_pem: not a PEM certificate") }, "\(errors)")
+        #expect(!errors.joined().contains("bm90IGEga2V5"))
+
+        var client = TLSSettings(role: .client)
+        client.caPEM = try String(contentsOfFile: PKI.path("ca.crt"), encoding: .utf8)
+        client.includeSystemCACertsPool = true
+        let c = try client.makeConfiguration()
+        #expect(c.trustRoots == .default)
+        #expect(c.additionalTrustRoots.count == 1)
     }
 
     @Test func secretsNeverPrint() {
