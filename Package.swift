@@ -19,6 +19,8 @@ import PackageDescription
 /// - `SextantProxy`: the routing proxy's data plane on SwiftNIO (listeners, upstream pools, retries, faults).
 /// - `SextantPipeline`: config → validated graph → running services; queue/retry/batch helpers.
 /// - `SextantHTTP`: small SwiftNIO HTTP/1.1 server plumbing shared by receivers and self-telemetry.
+/// - `SextantSecurity`: `tls` settings (OTel's `configtls`) → swift-nio-ssl configurations, and the
+///   authenticator protocols (`auth: {authenticator: ...}`, OTel's `configauth`) receivers and exporters use.
 /// - `SextantGRPC`: grpc-swift-2 glue (raw-bytes coding, OTLP service descriptors) shared by receivers and exporters.
 /// - `SextantReceivers`, `SextantProcessors`, `SextantExporters`, `SextantConnectors`: components by role.
 /// - `SextantCollector`: the registry of built-in components and the collector runtime.
@@ -52,6 +54,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
     ],
     targets: [
         .target(name: "SextantModel", swiftSettings: strict),
@@ -107,6 +110,17 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SextantSecurity",
+            dependencies: [
+                "SextantPipeline",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -116,6 +130,9 @@ let package = Package(
             dependencies: [
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
         ),
@@ -123,9 +140,10 @@ let package = Package(
             name: "SextantReceivers",
             dependencies: ["SextantModel", "SextantOTLP", "SextantZipkin", "SextantJaeger", "SextantThrift", "SextantPipeline", "SextantHTTP",
                 "SextantGRPC", "SextantPrometheus", "SextantSnappy",
-                "SextantFluentForward",
+                "SextantFluentForward", "SextantSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict
@@ -140,7 +158,8 @@ let package = Package(
             dependencies: [
                 "SextantModel", "SextantOTLP", "SextantZipkin", "SextantJaeger", "SextantTraceStore", "SextantPipeline",
                 "SextantHTTP", "SextantGRPC", "SextantPrometheus", "SextantSnappy", "SextantElasticsearch",
-                "SextantFluentForward",
+                "SextantFluentForward", "SextantSecurity",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict
@@ -153,7 +172,7 @@ let package = Package(
         .target(
             name: "SextantCollector",
             dependencies: [
-                "SextantModel", "SextantPipeline", "SextantHTTP",
+                "SextantModel", "SextantPipeline", "SextantHTTP", "SextantSecurity",
                 "SextantReceivers", "SextantProcessors", "SextantExporters", "SextantConnectors",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -240,6 +259,17 @@ let package = Package(
         .testTarget(
             name: "SextantProcessorsTests",
             dependencies: ["SextantProcessors", "SextantTesting", "SextantModel", "SextantPipeline"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SextantSecurityTests",
+            dependencies: [
+                "SextantSecurity", "SextantPipeline", "SextantCollector", "SextantHTTP", "SextantTesting", "SextantModel",
+                "SextantReceivers",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -8,6 +8,8 @@ import SextantReceivers
 public enum BuiltinComponents {
     public static var registry: ComponentRegistry {
         var r = ComponentRegistry()
+        r.register(BearerTokenAuthExtensionFactory())
+        r.register(BasicAuthExtensionFactory())
         r.register(OTLPReceiverFactory())
         r.register(ZipkinReceiverFactory())
         r.register(JaegerReceiverFactory())

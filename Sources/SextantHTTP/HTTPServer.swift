@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// A complete HTTP request: head plus the whole (already decompressed) body.
@@ -69,6 +70,16 @@ public struct HTTPServerConfiguration: Sendable {
     /// Builds the response for requests the server refuses before the responder sees them
     /// (413, 415, 400 on a corrupt compressed body). Receivers use it to answer in their protocol's shape.
     public var errorResponder: @Sendable (HTTPResponseStatus, String, HTTPRequestHead) -> HTTPResponse
+    /// Serve HTTPS: every connection starts with a TLS handshake (mutual when the context requires
+    /// client certificates). A client that does not speak TLS, or has no acceptable certificate, is
+    /// disconnected; other connections are unaffected.
+    public var tls: NIOSSLContext?
+    /// Checks each request's head before its body is read; a refused request gets
+    /// `401 Unauthorized` with `WWW-Authenticate: <authenticateScheme>` (RFC 9110 §11.6.1), through
+    /// `errorResponder`, and the connection is closed.
+    public var authorize: (@Sendable (HTTPRequestHead) -> Bool)?
+    /// The challenge sent with a 401, e.g. `Bearer` (RFC 6750 §3).
+    public var authenticateScheme = "Bearer"
 
     public init(
         host: String, port: Int, maxRequestBodySize: Int = 20 << 20, decompress: Bool = true,
@@ -120,6 +131,9 @@ public final class HTTPServer: Sendable {
                 tracker.add(channel)
                 channel.closeFuture.whenComplete { _ in tracker.remove(channel) }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls = configuration.tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
                         HTTPRequestHandler(configuration: configuration, responder: responder, tracker: tracker, logger: logger))
@@ -183,6 +197,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            if let authorize = configuration.authorize, !authorize(head) {
+                refuse(
+                    context, head, .unauthorized, "missing or invalid credentials",
+                    headers: [("www-authenticate", configuration.authenticateScheme)])
+                return
+            }
             if let lengthText = head.headers.first(name: "content-length"), let length = Int(lengthText),
                 length > configuration.maxRequestBodySize
             {
@@ -274,9 +294,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Answers before the body has been read, then closes: the rest of the body is not worth reading.
-    private func refuse(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ message: String) {
+    private func refuse(
+        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ message: String,
+        headers: [(String, String)] = []
+    ) {
         state = .discarding
         var response = configuration.errorResponder(status, message, head)
+        for (name, value) in headers { response.headers.replaceOrAdd(name: name, value: value) }
         response.headers.replaceOrAdd(name: "connection", value: "close")
         write(context, head, response, close: true)
     }

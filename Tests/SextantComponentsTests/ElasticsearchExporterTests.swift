@@ -268,7 +268,7 @@ struct ESConfigTestError: Error { var messages: [String] }
     }
 
     @Test(arguments: [
-        ("endpoints: [https://x:9200]", "must be an http:// URL"),
+        ("endpoints: [ftp://x:9200]", "must be an http:// or https:// URL"),
         ("{}", "needs endpoints"),
         ("endpoints: [http://x]\nlogs_index: Logs", "lower case"),
         ("endpoints: [http://x]\nlogs_index: \"l-%{+yyyy.QQ}\"", "unsupported date pattern"),

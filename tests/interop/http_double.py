@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import http.server
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ class Received:
     decoded: Any
     answered: int
     at: float  # time.monotonic()
+    peer_cert: dict | None = None  # the client certificate (ssl.SSLSocket.getpeercert()) over mutual TLS
 
 
 class StrictHTTPDouble:
@@ -39,8 +41,11 @@ class StrictHTTPDouble:
         success: int,
         count_items: Callable[[Any], int],
         script: list[int] = (),
+        tls: ssl.SSLContext | None = None,
     ):
+        """`tls`: serve HTTPS with this server-side context (the handshake runs when a connection is accepted)."""
         self.path = path
+        self.tls = tls
         self.received: list[Received] = []
         self.violations: list[str] = []
         self._decoders = decoders
@@ -66,12 +71,16 @@ class StrictHTTPDouble:
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.port}{self.path}"
         return f"http://127.0.0.1:{self.port}{self.path}"
 
     @staticmethod
@@ -119,7 +128,8 @@ class StrictHTTPDouble:
         with self._changed:
             status = self._script.pop(0) if self._script else self._success
             headers = {k.lower(): v for k, v in handler.headers.items()}
-            self.received.append(Received(headers, raw, content_type, decoded, status, time.monotonic()))
+            peer = handler.connection.getpeercert() if isinstance(handler.connection, ssl.SSLSocket) else None
+            self.received.append(Received(headers, raw, content_type, decoded, status, time.monotonic(), peer))
             self._changed.notify_all()
         self._respond(handler, status, b"" if status == self._success else f"scripted {status}".encode())
 

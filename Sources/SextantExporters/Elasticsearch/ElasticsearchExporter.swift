@@ -49,6 +49,7 @@ public final class ElasticsearchExporter: ConsumingComponent {
     private let nextEndpoint = Atomic<Int>(0)
     private let flusher = Mutex<Task<Void, Never>?>(nil)
     private let deadLetter: DeadLetterFile?
+    private let client: HTTPExportClient
 
     public init(_ config: ElasticsearchExporterConfig, settings: ComponentSettings) {
         self.config = config
@@ -56,6 +57,7 @@ public final class ElasticsearchExporter: ConsumingComponent {
         id = settings.id.description
         workers = AsyncSemaphore(config.numWorkers)
         deadLetter = config.deadLetterFile.map(DeadLetterFile.init)
+        client = HTTPExportClient(config.security, configured: config.tlsConfigured, settings: settings)
         let t = settings.telemetry
         var sent: [Signal: SelfTelemetry.Counter] = [:]
         var failed: [Signal: SelfTelemetry.Counter] = [:]
@@ -78,6 +80,7 @@ public final class ElasticsearchExporter: ConsumingComponent {
     }
 
     public func start() async throws {
+        try client.start()
         try deadLetter?.open()
         let interval = config.flushInterval
         let task = Task { [weak self] in
@@ -112,6 +115,7 @@ public final class ElasticsearchExporter: ConsumingComponent {
             for t in inFlight.withLock({ Array($0.values) }) { t.cancel() }
         }
         deadLetter?.close()
+        await client.shutdown()
     }
 
     public func consume(_ telemetry: Telemetry) async throws {
@@ -293,19 +297,27 @@ public final class ElasticsearchExporter: ConsumingComponent {
         request.headers.add(name: "Content-Type", value: "application/x-ndjson")
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "User-Agent", value: "sextant")
-        if let auth = config.authorization { request.headers.add(name: "Authorization", value: auth) }
+        if let auth = config.authorization { request.headers.add(name: "Authorization", value: auth.value) }
         if config.compression {
             body = Inflater.gzip(body)
             request.headers.add(name: "Content-Encoding", value: "gzip")
         }
         for (k, v) in config.headers { request.headers.replaceOrAdd(name: k, value: v) }
+        let http: HTTPClient
+        do {
+            let (c, credentials) = try client.current()
+            http = c
+            for (k, v) in credentials { request.headers.replaceOrAdd(name: k, value: v) }
+        } catch {
+            return .retryable("\(error)", retryAfter: nil)
+        }
         request.body = .bytes(ByteBuffer(bytes: body))
         counters.requests.increment()
         let status: Int
         let headers: HTTPHeaders
         let reply: [UInt8]
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: TimeAmount(config.timeout))
+            let response = try await http.execute(request, timeout: TimeAmount(config.timeout))
             status = Int(response.status.code)
             headers = response.headers
             // A bulk response is ~100 bytes per document; allow generously more, never unbounded.

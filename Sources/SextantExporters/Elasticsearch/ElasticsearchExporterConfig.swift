@@ -1,6 +1,7 @@
 import SextantElasticsearch
 import SextantModel
 import SextantPipeline
+import SextantSecurity
 
 /// `elasticsearch` exporter config (the OTel Collector contrib exporter's keys where they exist).
 public struct ElasticsearchExporterConfig: ComponentConfig {
@@ -28,8 +29,12 @@ public struct ElasticsearchExporterConfig: ComponentConfig {
     public var dataStream: DataStream?
     public var mode: ECSMapping.Mode = .ecs
     public var action: ElasticsearchBulk.Action = .create
-    /// The `Authorization` header value (`Basic …` from user/password, or `ApiKey …`).
-    public var authorization: String?
+    /// The `Authorization` header value (`Basic …` from user/password, or `ApiKey …`); never printed.
+    public var authorization: Secret?
+    /// `tls` (used with `https://` endpoints) and `auth` (an authenticator extension instead of
+    /// user/password or api_key).
+    public var security = ClientSecurity()
+    var tlsConfigured = false
     public var headers: [(String, String)] = []
     public var compression = false
     public var flushBytes = 5_000_000
@@ -62,8 +67,8 @@ public struct ElasticsearchExporterFactory: ExporterFactory {
         if let one = r.optionalString("endpoint") { c.endpoints.append(one) }
         if c.endpoints.isEmpty { r.error(nil, "\(r.path) needs endpoints (e.g. [http://127.0.0.1:9200])") }
         for e in c.endpoints {
-            guard e.hasPrefix("http://"), e.utf8.count > 7, !e.dropFirst(7).hasPrefix("/") else {
-                r.error("endpoints", "\(r.qualified("endpoints")): '\(e)' must be an http:// URL (TLS is not available yet)")
+            guard URLParts.parse(e) != nil else {
+                r.error("endpoints", "\(r.qualified("endpoints")): '\(e)' must be an http:// or https:// URL")
                 continue
             }
         }
@@ -118,13 +123,17 @@ public struct ElasticsearchExporterFactory: ExporterFactory {
         let apiKey = r.optionalString("api_key")
         if let apiKey {
             if user != nil || password != nil { r.error("api_key", "\(r.path): use either api_key or user/password, not both") }
-            c.authorization = "ApiKey " + apiKey
+            c.authorization = Secret("ApiKey " + apiKey)
         } else if let user {
-            c.authorization = "Basic " + Base64.encode(Array((user + ":" + (password ?? "")).utf8))
+            c.authorization = Secret("Basic " + Base64.encode(Array((user + ":" + (password ?? "")).utf8)))
         } else if password != nil {
             r.error("password", "\(r.qualified("password")) needs user")
         }
         c.headers = r.stringMap("headers")
+        (c.security, c.tlsConfigured) = ClientSecurity.parseHTTP(&r)
+        if c.security.auth != nil && c.authorization != nil {
+            r.error("auth", "\(r.qualified("auth")): use either an authenticator or user/password/api_key, not both")
+        }
         c.compression = r.choice("compression", ["none", "gzip"], default: "none") == "gzip"
 
         var f = r.section("flush")

@@ -1,10 +1,12 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SextantFluentForward
 import SextantHTTP
 import SextantModel
 import SextantPipeline
+import SextantSecurity
 import Synchronization
 
 /// `fluentforward` exporter config (the OTel Collector contrib exporter's keys).
@@ -23,6 +25,9 @@ public struct FluentForwardExporterConfig: ComponentConfig {
     public var sharedKey: String?
     public var selfHostname = ""
     public var helper = ExporterHelperSettings()
+    /// `tls` (the contrib exporter's `tls`, plaintext unless given with `insecure: false`): the
+    /// connection starts with a TLS handshake; certificate files are read on every connect.
+    public var tls: TLSSettings?
 
     public init() {}
 }
@@ -59,6 +64,10 @@ public struct FluentForwardExporterFactory: ExporterFactory {
             c.selfHostname = host ?? ""
             if c.selfHostname.isEmpty { r.error("shared_key", "\(r.path)::self_hostname is required with shared_key") }
         }
+        if r.keys.contains("tls") {
+            let tls = TLSSettings.parseClient(&r)
+            c.tls = tls.insecure ? nil : tls
+        }
         c.helper = ExporterHelperSettings.parse(&r)
         return c
     }
@@ -82,8 +91,10 @@ public struct FluentForwardExporterFactory: ExporterFactory {
 public final class FluentForwardExporter: ConsumingComponent {
     private let helper: ExporterHelper<ContinuousClock>
     private let client: ForwardClient
+    private let config: FluentForwardExporterConfig
 
     public init(_ config: FluentForwardExporterConfig, settings: ComponentSettings) {
+        self.config = config
         let client = ForwardClient(config: config, logger: settings.logger)
         self.client = client
         helper = ExporterHelper(config.helper, component: settings) { batch in
@@ -98,7 +109,11 @@ public final class FluentForwardExporter: ConsumingComponent {
         }
     }
 
-    public func start() async throws { helper.start() }
+    public func start() async throws {
+        // Certificate problems stop the start rather than surface as endless reconnects.
+        if let tls = config.tls { _ = try tls.makeContext() }
+        helper.start()
+    }
 
     public func shutdown() async {
         await helper.shutdown()
@@ -191,11 +206,15 @@ final class ForwardConnection: Sendable {
     var isOpen: Bool { channel.isActive && !state.withLock { $0.closed } }
 
     static func open(_ config: FluentForwardExporterConfig, logger: Logger) async throws -> ForwardConnection {
+        let tls = try config.tls.map { ($0.serverHostname(for: config.host), try $0.makeContext()) }
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.nanoseconds(Int64(config.connectionTimeout / .nanoseconds(1))))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
+                    if let (hostname, context) = tls {
+                        try ch.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: hostname))
+                    }
                     let c = ForwardConnection(channel: ch)
                     try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(ForwardReplyDecoder()))
                     try ch.pipeline.syncOperations.addHandler(ForwardReplyHandler(connection: c))

@@ -1,6 +1,7 @@
 import SextantJaeger
 import SextantModel
 import SextantPipeline
+import SextantSecurity
 
 /// `jaeger_thrift` exporter: posts jaeger.thrift `Batch`es (binary protocol) to a Jaeger collector's
 /// `/api/traces`, one batch per resource, mapped as the OTel Collector maps OTLP to Jaeger.
@@ -9,6 +10,8 @@ public struct JaegerThriftExporterFactory: ExporterFactory {
         var endpoint = ""
         var headers: [(String, String)] = []
         var helper = ExporterHelperSettings()
+        var security = ClientSecurity()
+        var tlsConfigured = false
     }
 
     public init() {}
@@ -21,10 +24,11 @@ public struct JaegerThriftExporterFactory: ExporterFactory {
         c.endpoint = r.string("endpoint", default: "")
         if c.endpoint.isEmpty {
             r.error("endpoint", "\(r.path)::endpoint is required (e.g. http://127.0.0.1:14268/api/traces)")
-        } else if URLParts.parse(c.endpoint)?.scheme != "http" {
-            r.error("endpoint", "\(r.path)::endpoint must be an http:// URL, found '\(c.endpoint)'")
+        } else if URLParts.parse(c.endpoint) == nil {
+            r.error("endpoint", "\(r.path)::endpoint must be an http:// or https:// URL, found '\(c.endpoint)'")
         }
         c.headers = r.stringMap("headers")
+        (c.security, c.tlsConfigured) = ClientSecurity.parseHTTP(&r)
         c.helper = ExporterHelperSettings.parse(&r)
         return c
     }
@@ -33,16 +37,17 @@ public struct JaegerThriftExporterFactory: ExporterFactory {
         -> any ConsumingComponent
     {
         let c = config as! Config
+        let client = HTTPExportClient(c.security, configured: c.tlsConfigured, settings: settings)
         let helper = ExporterHelper(c.helper, component: settings) { batch in
             guard case .traces(let traces) = batch else { throw ConsumerError.permanent("jaeger_thrift exports traces only") }
             for jaegerBatch in JaegerTranslator.fromTraces(traces) {
                 let reply = try await HTTPPoster.post(
                     c.endpoint, contentType: "application/x-thrift", body: JaegerThrift.encodeBatch(jaegerBatch, protocol: .binary),
-                    gzip: false, headers: c.headers, timeout: c.helper.timeout)
+                    gzip: false, headers: c.headers, timeout: c.helper.timeout, via: client)
                 try HTTPPoster.check(reply, url: c.endpoint, detail: String(decoding: reply.body.prefix(256), as: UTF8.self))
             }
         }
-        return JaegerThriftExporter(helper: helper)
+        return JaegerThriftExporter(helper: helper, client: client)
     }
 }
 
@@ -50,8 +55,17 @@ public struct JaegerThriftExporterFactory: ExporterFactory {
 /// failed, never one the collector already accepted.
 struct JaegerThriftExporter: ConsumingComponent {
     let helper: ExporterHelper<ContinuousClock>
-    func start() async throws { helper.start() }
-    func shutdown() async { await helper.shutdown() }
+    let client: HTTPExportClient
+
+    func start() async throws {
+        try client.start()
+        helper.start()
+    }
+
+    func shutdown() async {
+        await helper.shutdown()
+        await client.shutdown()
+    }
 
     func consume(_ telemetry: Telemetry) async throws {
         guard case .traces(let t) = telemetry, t.resourceSpans.count > 1 else { return try await helper.consume(telemetry) }

@@ -1,5 +1,6 @@
 import SextantModel
 import SextantPipeline
+import SextantSecurity
 
 /// Settings shared by the `otlp` (gRPC) and `otlphttp` exporters.
 public struct OTLPExporterConfig: ComponentConfig {
@@ -21,6 +22,13 @@ public struct OTLPExporterConfig: ComponentConfig {
     public var encoding: Encoding = .proto
     public var headers: [(String, String)] = []
     public var helper = ExporterHelperSettings()
+    /// `tls` and `auth`. gRPC: TLS unless `tls::insecure` (or an `http://` endpoint), as in the OTel
+    /// Collector's `configgrpc`; HTTP: the URL scheme decides.
+    public var security = ClientSecurity()
+    /// gRPC: plaintext (`tls::insecure: true` or an `http://` endpoint).
+    public var plaintext = false
+    /// HTTP: a `tls` block is present (then the exporter owns a client with those settings).
+    var tlsConfigured = false
 
     /// The URL an `otlphttp` exporter posts a signal to.
     public func url(for signal: Signal) -> String {
@@ -35,7 +43,10 @@ public struct OTLPExporterConfig: ComponentConfig {
         c.endpoint = r.string("endpoint", default: "")
         if grpc {
             var ep = c.endpoint
+            let httpScheme = ep.hasPrefix("http://")
             for scheme in ["http://", "https://"] where ep.hasPrefix(scheme) { ep.removeFirst(scheme.count) }
+            c.security = ClientSecurity.parse(&r)
+            c.plaintext = c.security.tls.insecure || httpScheme
             if c.endpoint.isEmpty {
                 r.error("endpoint", "\(r.path)::endpoint is required (host:port)")
             } else if HostPort.parse(ep) == nil {
@@ -46,27 +57,19 @@ public struct OTLPExporterConfig: ComponentConfig {
             for s in Signal.allCases {
                 if let u = r.optionalString("\(s.rawValue)_endpoint") {
                     c.signalEndpoints[s] = u
-                    if URLParts.parse(u) == nil { r.error("\(s.rawValue)_endpoint", "\(r.qualified("\(s.rawValue)_endpoint")) must be an http:// URL, found '\(u)'") }
+                    if URLParts.parse(u) == nil { r.error("\(s.rawValue)_endpoint", "\(r.qualified("\(s.rawValue)_endpoint")) must be an http:// or https:// URL, found '\(u)'") }
                 }
             }
             if c.endpoint.isEmpty && c.signalEndpoints.count < Signal.allCases.count {
                 r.error("endpoint", "\(r.path)::endpoint is required (e.g. http://127.0.0.1:4318)")
             } else if !c.endpoint.isEmpty && URLParts.parse(c.endpoint) == nil {
-                r.error("endpoint", "\(r.path)::endpoint must be an http:// URL, found '\(c.endpoint)'")
+                r.error("endpoint", "\(r.path)::endpoint must be an http:// or https:// URL, found '\(c.endpoint)'")
             }
+            (c.security, c.tlsConfigured) = ClientSecurity.parseHTTP(&r)
             c.encoding = Encoding(rawValue: r.choice("encoding", ["proto", "json"], default: "proto"))!
         }
         c.compression = Compression(rawValue: r.choice("compression", ["gzip", "none"], default: "gzip"))!
         c.headers = r.stringMap("headers")
-        var tls = r.section("tls")
-        let insecure = tls.bool("insecure", default: !grpc)
-        if grpc && !insecure {
-            tls.error(nil, "\(r.path)::tls: TLS is not available in this build yet; set tls: {insecure: true} for plaintext")
-        }
-        tls.finish()
-        if !grpc, c.endpoint.hasPrefix("https://") || c.signalEndpoints.values.contains(where: { $0.hasPrefix("https://") }) {
-            r.error("endpoint", "\(r.path)::endpoint: https is not available in this build yet")
-        }
         c.helper = ExporterHelperSettings.parse(&r)
         return c
     }

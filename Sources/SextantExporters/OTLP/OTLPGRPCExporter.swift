@@ -5,6 +5,7 @@ import SextantGRPC
 import SextantModel
 import SextantOTLP
 import SextantPipeline
+import SextantSecurity
 import Synchronization
 
 public struct OTLPExporterFactory: ExporterFactory {
@@ -27,17 +28,25 @@ public struct OTLPExporterFactory: ExporterFactory {
 /// Status handling follows the OTLP spec §"Failures": UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED,
 /// ABORTED, OUT_OF_RANGE, DATA_LOSS and RESOURCE_EXHAUSTED are retried with backoff; any other
 /// code drops the batch (counted). A partial success is logged with the server's message.
+///
+/// TLS (the default, as in the OTel Collector; `tls::insecure: true` for plaintext) uses the context
+/// `TLSSettings` builds, offering ALPN `h2`; `auth::authenticator` adds its headers as metadata.
 public final class OTLPGRPCExporter: ConsumingComponent {
     private let config: OTLPExporterConfig
     private let logger: Logger
     private let client: GRPCClient<HTTP2ClientTransport.Posix>?
     private let setupError: (any Error)?
+    /// The `auth` extension, found when the graph is built (extensions exist by then); a failure
+    /// stops the start.
+    private let authenticator: Result<(any ClientAuthenticator)?, any Error>
     private let runTask = Mutex<Task<Void, Never>?>(nil)
     private let helper: ExporterHelper<ContinuousClock>
 
     public init(_ config: OTLPExporterConfig, settings: ComponentSettings) {
         self.config = config
         self.logger = settings.logger
+        let authenticator = Result { try config.security.auth.map { try $0.clientAuthenticator(settings) } }
+        self.authenticator = authenticator
         var client: GRPCClient<HTTP2ClientTransport.Posix>?
         var setupError: (any Error)?
         do {
@@ -49,8 +58,14 @@ public final class OTLPGRPCExporter: ConsumingComponent {
             var transportConfig = HTTP2ClientTransport.Posix.Config.defaults
             transportConfig.compression.enabledAlgorithms = .all
             transportConfig.compression.algorithm = config.compression == .gzip ? .gzip : .none
-            client = GRPCClient(
-                transport: try HTTP2ClientTransport.Posix(target: target, transportSecurity: .plaintext, config: transportConfig))
+            var security = HTTP2ClientTransport.Posix.TransportSecurity.plaintext
+            if !config.plaintext {
+                // Certificate files are read here, when the graph is built, before anything starts.
+                let context = try config.security.tls.makeContext(applicationProtocols: ["h2", "grpc-exp"])
+                transportConfig.secure(with: context, serverHostname: config.security.tls.serverHostname(for: hp.host))
+                security = .customSecure
+            }
+            client = GRPCClient(transport: try HTTP2ClientTransport.Posix(target: target, transportSecurity: security, config: transportConfig))
         } catch {
             setupError = error
         }
@@ -60,10 +75,12 @@ public final class OTLPGRPCExporter: ConsumingComponent {
         let timeout = config.helper.timeout
         let compression = config.compression
         let logger = settings.logger
+        let credentials = (try? authenticator.get()) ?? nil
         self.helper = ExporterHelper(config.helper, component: settings) { [client] batch in
             guard let client else { throw ConsumerError.permanent("gRPC client could not be created") }
             var metadata = Metadata()
             for (k, v) in headers { metadata.addString(v, forKey: k.lowercased()) }
+            for (k, v) in credentials?.requestHeaders() ?? [] { metadata.replaceOrAddString(v, forKey: k) }
             var options = CallOptions.defaults
             options.timeout = timeout
             options.compression = compression == .gzip ? .gzip : CompressionAlgorithm.none
@@ -100,6 +117,7 @@ public final class OTLPGRPCExporter: ConsumingComponent {
 
     public func start() async throws {
         if let setupError { throw setupError }
+        _ = try authenticator.get()
         let client = self.client!
         let logger = self.logger
         runTask.withLock {

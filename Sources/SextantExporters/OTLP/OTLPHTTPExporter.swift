@@ -27,16 +27,19 @@ public struct OTLPHTTPExporterFactory: ExporterFactory {
 /// `Retry-After`); any other non-2xx drops the batch, logging the `google.rpc.Status` message.
 public final class OTLPHTTPExporter: ConsumingComponent {
     private let helper: ExporterHelper<ContinuousClock>
+    private let client: HTTPExportClient
 
     public init(_ config: OTLPExporterConfig, settings: ComponentSettings) {
         let logger = settings.logger
+        let client = HTTPExportClient(config.security, configured: config.tlsConfigured, settings: settings)
+        self.client = client
         self.helper = ExporterHelper(config.helper, component: settings) { batch in
             let json = config.encoding == .json
             let url = config.url(for: batch.signal)
             let reply = try await HTTPPoster.post(
                 url, contentType: json ? "application/json" : "application/x-protobuf",
                 body: json ? OTLPJSON.encode(batch) : OTLPProtobuf.encode(batch), gzip: config.compression == .gzip,
-                headers: config.headers, timeout: config.helper.timeout)
+                headers: config.headers, timeout: config.helper.timeout, via: client)
             let replyJSON = reply.headers.first(name: "content-type")?.contains("json") == true
             try HTTPPoster.check(reply, url: url, detail: Self.statusMessage(reply.body, json: replyJSON)) { [429, 502, 503, 504].contains($0) }
             let partial = try? (json ? OTLPJSON.decodeExportResponse(reply.body) : OTLPProtobuf.decodeExportResponse(reply.body))
@@ -51,7 +54,14 @@ public final class OTLPHTTPExporter: ConsumingComponent {
         return String(decoding: body.prefix(256), as: UTF8.self)
     }
 
-    public func start() async throws { helper.start() }
-    public func shutdown() async { await helper.shutdown() }
+    public func start() async throws {
+        try client.start()
+        helper.start()
+    }
+
+    public func shutdown() async {
+        await helper.shutdown()
+        await client.shutdown()
+    }
     public func consume(_ telemetry: Telemetry) async throws { try await helper.consume(telemetry) }
 }

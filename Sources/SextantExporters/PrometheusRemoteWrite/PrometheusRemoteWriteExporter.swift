@@ -2,6 +2,7 @@ import Logging
 import SextantModel
 import SextantPipeline
 import SextantPrometheus
+import SextantSecurity
 import SextantSnappy
 
 /// `prometheusremotewrite` exporter config (as in the OTel Collector's exporter of that name).
@@ -12,6 +13,9 @@ public struct PrometheusRemoteWriteExporterConfig: ComponentConfig {
     public var targetInfo = true
     public var maxBatchSizeBytes = 3_000_000
     public var helper = ExporterHelperSettings()
+    /// `tls` (used with an `https://` endpoint) and `auth`.
+    public var security = ClientSecurity()
+    var tlsConfigured = false
 }
 
 public struct PrometheusRemoteWriteExporterFactory: ExporterFactory {
@@ -25,10 +29,11 @@ public struct PrometheusRemoteWriteExporterFactory: ExporterFactory {
         c.endpoint = r.string("endpoint", default: "")
         if c.endpoint.isEmpty {
             r.error("endpoint", "\(r.path)::endpoint is required (e.g. http://127.0.0.1:9090/api/v1/write)")
-        } else if URLParts.parse(c.endpoint)?.scheme != "http" {
-            r.error("endpoint", "\(r.path)::endpoint must be an http:// URL, found '\(c.endpoint)'")
+        } else if URLParts.parse(c.endpoint) == nil {
+            r.error("endpoint", "\(r.path)::endpoint must be an http:// or https:// URL, found '\(c.endpoint)'")
         }
         c.headers = r.stringMap("headers")
+        (c.security, c.tlsConfigured) = ClientSecurity.parseHTTP(&r)
         c.conversion.samples.namespace = r.string("namespace", default: "")
         c.conversion.externalLabels = r.stringMap("external_labels")
         var conversion = r.section("resource_to_telemetry_conversion")
@@ -61,8 +66,11 @@ public struct PrometheusRemoteWriteExporterFactory: ExporterFactory {
 /// identical samples.
 public final class PrometheusRemoteWriteExporter: ConsumingComponent {
     private let helper: ExporterHelper<ContinuousClock>
+    private let client: HTTPExportClient
 
     public init(_ config: PrometheusRemoteWriteExporterConfig, settings: ComponentSettings) {
+        let client = HTTPExportClient(config.security, configured: config.tlsConfigured, settings: settings)
+        self.client = client
         let labels = [("exporter", settings.id.description)]
         let skipped = settings.telemetry.counter(
             "sextant_exporter_prometheusremotewrite_skipped_points_total",
@@ -86,7 +94,7 @@ public final class PrometheusRemoteWriteExporter: ConsumingComponent {
             for request in RemoteWrite.split(conversion.request, maxBytes: config.maxBatchSizeBytes) {
                 let reply = try await HTTPPoster.post(
                     config.endpoint, contentType: "application/x-protobuf", body: Snappy.compress(request.encode()), gzip: false,
-                    headers: fixedHeaders, timeout: config.helper.timeout)
+                    headers: fixedHeaders, timeout: config.helper.timeout, via: client)
                 try HTTPPoster.check(
                     reply, url: config.endpoint, detail: String(decoding: reply.body.prefix(256), as: UTF8.self),
                     retryable: { $0 == 429 || $0 >= 500 })
@@ -94,7 +102,14 @@ public final class PrometheusRemoteWriteExporter: ConsumingComponent {
         }
     }
 
-    public func start() async throws { helper.start() }
-    public func shutdown() async { await helper.shutdown() }
+    public func start() async throws {
+        try client.start()
+        helper.start()
+    }
+
+    public func shutdown() async {
+        await helper.shutdown()
+        await client.shutdown()
+    }
     public func consume(_ telemetry: Telemetry) async throws { try await helper.consume(telemetry) }
 }

@@ -1,10 +1,12 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SextantFluentForward
 import SextantHTTP
 import SextantModel
 import SextantPipeline
+import SextantSecurity
 import Synchronization
 
 /// `fluentforward` receiver config (the OTel Collector's `endpoint`, plus Fluentd `in_forward`'s
@@ -31,6 +33,9 @@ public struct FluentForwardReceiverConfig: ComponentConfig {
     /// Time a client has to complete the shared-key handshake.
     public var handshakeTimeout: Duration = .seconds(10)
     public var security: Security?
+    /// `tls`: TCP connections start with a TLS handshake (Fluentd's `<transport tls>`), mutual with
+    /// `client_ca_file`. The UDP heartbeat stays plain, as in Fluentd.
+    public var tls: TLSSettings?
 
     public init() {}
 }
@@ -57,6 +62,7 @@ public struct FluentForwardReceiverFactory: ReceiverFactory {
             s.finish()
             c.security = .init(sharedKey: key, selfHostname: host)
         }
+        c.tls = TLSSettings.parseServer(&r)
         r.finish()
         return c
     }
@@ -115,6 +121,7 @@ public final class FluentForwardReceiver: Component {
 
     public func start() async throws {
         let maxFrame = config.maxMessageSize
+        let tls = try config.tls?.makeContext()
         let serverChannel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -122,6 +129,7 @@ public final class FluentForwardReceiver: Component {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
             .bind(host: config.host, port: config.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(ForwardFrameDecoder(maxFrameSize: maxFrame)))
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }

@@ -6,6 +6,7 @@ import SextantHTTP
 import SextantJaeger
 import SextantModel
 import SextantPipeline
+import SextantSecurity
 import SextantThrift
 import Synchronization
 
@@ -23,6 +24,8 @@ public struct JaegerReceiverConfig: ComponentConfig {
     /// Datagrams being processed at once per UDP listener; more are dropped (and counted).
     public var udpQueueSize = 1000
     public var maxPacketSize = 65_000
+    /// `tls` and `auth` of `protocols::thrift_http`.
+    public var thriftHTTPSecurity = ServerSecurity()
 }
 
 public struct JaegerReceiverFactory: ReceiverFactory {
@@ -47,6 +50,7 @@ public struct JaegerReceiverFactory: ReceiverFactory {
                 server.finish()
             } else {
                 c.maxRequestBodySize = s.byteSize("max_request_body_size", default: c.maxRequestBodySize, min: 1)
+                c.thriftHTTPSecurity = ServerSecurity.parse(&s)
             }
             return .init(host: host, port: port)
         }
@@ -79,6 +83,7 @@ public struct JaegerReceiverFactory: ReceiverFactory {
 public final class JaegerReceiver: Component {
     private let config: JaegerReceiverConfig
     private let next: any Consumer
+    private let settings: ComponentSettings
     private let logger: Logger
     private let httpMetrics: ReceiverMetrics
     private let udpMetrics: ReceiverMetrics
@@ -90,6 +95,7 @@ public final class JaegerReceiver: Component {
     public init(_ config: JaegerReceiverConfig, settings: ComponentSettings, next: any Consumer) {
         self.config = config
         self.next = next
+        self.settings = settings
         self.logger = settings.logger
         httpMetrics = ReceiverMetrics(settings, transport: "thrift_http")
         udpMetrics = ReceiverMetrics(settings, transport: "udp")
@@ -106,11 +112,11 @@ public final class JaegerReceiver: Component {
 
     public func start() async throws {
         if let e = config.thriftHTTP {
-            let s = try await HTTPServer.start(
-                HTTPServerConfiguration(host: e.host, port: e.port, maxRequestBodySize: config.maxRequestBodySize), logger: logger
-            ) { [self] request in await handle(request) }
+            var serverConfig = HTTPServerConfiguration(host: e.host, port: e.port, maxRequestBodySize: config.maxRequestBodySize)
+            try serverConfig.secure(config.thriftHTTPSecurity, settings: settings)
+            let s = try await HTTPServer.start(serverConfig, logger: logger) { [self] request in await handle(request) }
             http.withLock { $0 = s }
-            logger.info("Jaeger thrift_http receiver listening", metadata: ["endpoint": "\(e.host):\(s.port)"])
+            logger.info("Jaeger thrift_http receiver listening", metadata: config.thriftHTTPSecurity.logMetadata(endpoint: "\(e.host):\(s.port)"))
         }
         for (kind, endpoint) in [(ThriftProtocolKind.compact, config.thriftCompact), (.binary, config.thriftBinary)] {
             guard let endpoint else { continue }

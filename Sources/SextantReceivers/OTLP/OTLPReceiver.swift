@@ -8,6 +8,7 @@ import SextantHTTP
 import SextantModel
 import SextantOTLP
 import SextantPipeline
+import SextantSecurity
 import Synchronization
 
 /// The `otlp` receiver: OTLP/gRPC and OTLP/HTTP per the OTLP specification.
@@ -28,15 +29,18 @@ public final class OTLPReceiver: Component {
 
     private let config: OTLPReceiverConfig
     private let consumers: [Signal: any Consumer]
+    private let settings: ComponentSettings
     private let logger: Logger
     private let httpMetrics: ReceiverMetrics
     private let grpcMetrics: ReceiverMetrics
     private let httpServer = Mutex<HTTPServer?>(nil)
-    private let grpcServer = Mutex<(server: GRPCServer<HTTP2ServerTransport.Posix>, task: Task<Void, Never>, port: Int)?>(nil)
+    /// The running gRPC server (plaintext and TLS servers have different transport types).
+    private let grpcServer = Mutex<(stop: @Sendable () -> Void, task: Task<String?, Never>, port: Int)?>(nil)
 
     public init(_ config: OTLPReceiverConfig, settings: ComponentSettings, consumers: [Signal: any Consumer]) {
         self.config = config
         self.consumers = consumers
+        self.settings = settings
         self.logger = settings.logger
         self.httpMetrics = ReceiverMetrics(settings, transport: "http")
         self.grpcMetrics = ReceiverMetrics(settings, transport: "grpc")
@@ -55,8 +59,8 @@ public final class OTLPReceiver: Component {
     public func shutdown() async {
         await httpServer.withLock { $0 }?.shutdown()
         if let g = grpcServer.withLock({ $0 }) {
-            g.server.beginGracefulShutdown()
-            await g.task.value
+            g.stop()
+            _ = await g.task.value
         }
     }
 
@@ -82,16 +86,17 @@ public final class OTLPReceiver: Component {
 
     private func startHTTP(_ http: OTLPReceiverConfig.HTTP) async throws {
         let routes: [String: Signal] = [http.tracesPath: .traces, http.metricsPath: .metrics, http.logsPath: .logs]
-        let serverConfig = HTTPServerConfiguration(
+        var serverConfig = HTTPServerConfiguration(
             host: http.host, port: http.port, maxRequestBodySize: http.maxRequestBodySize,
             errorResponder: { status, message, head in
                 OTLPHTTPResponses.error(status, message, json: OTLPHTTPResponses.isJSON(head.headers))
             })
+        try serverConfig.secure(http.security, settings: settings)
         let s = try await HTTPServer.start(serverConfig, logger: logger) { [self] request in
             await handle(request, routes: routes)
         }
         httpServer.withLock { $0 = s }
-        logger.info("OTLP/HTTP receiver listening", metadata: ["endpoint": "\(http.host):\(s.port)"])
+        logger.info("OTLP/HTTP receiver listening", metadata: http.security.logMetadata(endpoint: "\(http.host):\(s.port)"))
     }
 
     func handle(_ request: HTTPRequest, routes: [String: Signal]) async -> HTTPResponse {
@@ -152,9 +157,6 @@ public final class OTLPReceiver: Component {
         // message gets RESOURCE_EXHAUSTED as gRPC clients expect. Past 4× the limit the transport's
         // reset still applies, which keeps memory bounded.
         transportConfig.rpc.maxRequestPayloadSize = grpc.maxRecvMsgSize * 4
-        let address: GRPCNIOTransportCore.SocketAddress =
-            grpc.host.contains(":") ? .ipv6(host: grpc.host, port: grpc.port) : .ipv4(host: grpc.host, port: grpc.port)
-        let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: transportConfig)
         let limit = grpc.maxRecvMsgSize
         let service = OTLPGRPCService(signals: Set(consumers.keys)) { [self] signal, bytes in
             guard bytes.count <= limit else {
@@ -163,22 +165,64 @@ public final class OTLPReceiver: Component {
             }
             return try await handleGRPC(signal, bytes)
         }
-        let server = GRPCServer(transport: transport, services: [service])
+        var interceptors: [any ServerInterceptor] = []
+        if let check = try grpc.security.requestCheck(settings, transport: "grpc") {
+            interceptors.append(AuthenticatingServerInterceptor(check))
+        }
         let logger = self.logger
-        let task = Task {
-            do { try await server.serve() } catch { logger.error("OTLP/gRPC server stopped: \(error)") }
+        let stop: @Sendable () -> Void
+        /// Serves until shutdown; returns why serving failed, if it did (e.g. the port is taken).
+        let task: Task<String?, Never>
+        let listening: @Sendable () async throws -> GRPCNIOTransportCore.SocketAddress?
+        if let tls = grpc.security.tls {
+            // gRPC requires ALPN h2 over TLS (gRPC over HTTP/2, "Protocol negotiation").
+            let context = try tls.makeContext(applicationProtocols: ["h2", "grpc-exp"])
+            let config = HTTP2ServerTransport.Custom<TLSListenerFactory>.Config(
+                compression: transportConfig.compression, connection: transportConfig.connection, http2: transportConfig.http2,
+                rpc: transportConfig.rpc, channelDebuggingCallbacks: transportConfig.channelDebuggingCallbacks)
+            let transport = HTTP2ServerTransport.Custom(
+                listenerFactory: TLSListenerFactory(host: grpc.host, port: grpc.port, context: context), config: config)
+            let server = GRPCServer(transport: transport, services: [service], interceptors: interceptors)
+            stop = { server.beginGracefulShutdown() }
+            task = Task {
+                do { try await server.serve() } catch {
+                    logger.error("OTLP/gRPC server stopped: \(error)")
+                    return "\(error)"
+                }
+                return nil
+            }
+            listening = { await transport.listeningAddress }
+        } else {
+            let address: GRPCNIOTransportCore.SocketAddress =
+                grpc.host.contains(":") ? .ipv6(host: grpc.host, port: grpc.port) : .ipv4(host: grpc.host, port: grpc.port)
+            let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: transportConfig)
+            let server = GRPCServer(transport: transport, services: [service], interceptors: interceptors)
+            stop = { server.beginGracefulShutdown() }
+            task = Task {
+                do { try await server.serve() } catch {
+                    logger.error("OTLP/gRPC server stopped: \(error)")
+                    return "\(error)"
+                }
+                return nil
+            }
+            listening = { try await transport.listeningAddress }
         }
         let port: Int
         do {
-            let bound = try await transport.listeningAddress
+            guard let bound = try await listening() else {
+                // The TLS transport reports no address when its bind failed; the serve task knows why.
+                stop()
+                let reason = await task.value ?? "stopped"
+                throw RuntimeError(code: .serverIsStopped, message: "OTLP/gRPC cannot listen on \(grpc.host):\(grpc.port): \(reason)")
+            }
             port = bound.ipv4?.port ?? bound.ipv6?.port ?? grpc.port
         } catch {
-            server.beginGracefulShutdown()
-            await task.value
+            stop()
+            _ = await task.value
             throw error
         }
-        grpcServer.withLock { $0 = (server, task, port) }
-        logger.info("OTLP/gRPC receiver listening", metadata: ["endpoint": "\(grpc.host):\(port)"])
+        grpcServer.withLock { $0 = (stop, task, port) }
+        logger.info("OTLP/gRPC receiver listening", metadata: grpc.security.logMetadata(endpoint: "\(grpc.host):\(port)"))
     }
 
     private func handleGRPC(_ signal: Signal, _ bytes: [UInt8]) async throws -> [UInt8] {
@@ -230,12 +274,13 @@ enum OTLPHTTPResponses {
     }
 
     /// An error with a `google.rpc.Status` body in the request's encoding. gRPC codes follow the usual
-    /// HTTP↔gRPC mapping: 400/415 → INVALID_ARGUMENT (3), 404 → NOT_FOUND (5), 405 → UNIMPLEMENTED (12),
+    /// HTTP↔gRPC mapping: 400/415 → INVALID_ARGUMENT (3), 401 → UNAUTHENTICATED (16), 404 → NOT_FOUND (5), 405 → UNIMPLEMENTED (12),
     /// 413/429 → RESOURCE_EXHAUSTED (8), 503 → UNAVAILABLE (14).
     static func error(_ status: HTTPResponseStatus, _ message: String, json: Bool, retryAfter: Duration? = nil) -> HTTPResponse {
         let code: Int32
         switch status {
         case .badRequest, .unsupportedMediaType: code = 3
+        case .unauthorized: code = 16
         case .notFound: code = 5
         case .methodNotAllowed: code = 12
         case .payloadTooLarge, .tooManyRequests: code = 8

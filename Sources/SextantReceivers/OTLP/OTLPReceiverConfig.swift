@@ -1,5 +1,6 @@
 import SextantModel
 import SextantPipeline
+import SextantSecurity
 
 /// `otlp` receiver config: `protocols: {http: {...}, grpc: {...}}` as in the OTel Collector.
 public struct OTLPReceiverConfig: ComponentConfig {
@@ -11,6 +12,8 @@ public struct OTLPReceiverConfig: ComponentConfig {
         public var tracesPath = "/v1/traces"
         public var metricsPath = "/v1/metrics"
         public var logsPath = "/v1/logs"
+        /// `tls` and `auth` of `protocols::http`.
+        public var security = ServerSecurity()
     }
 
     /// `protocols.grpc`.
@@ -19,6 +22,8 @@ public struct OTLPReceiverConfig: ComponentConfig {
         public var port = 4317
         /// Largest accepted message (after decompression); larger ones fail with RESOURCE_EXHAUSTED.
         public var maxRecvMsgSize = 4 << 20
+        /// `tls` and `auth` of `protocols::grpc`.
+        public var security = ServerSecurity()
     }
 
     public var http: HTTP?
@@ -39,6 +44,7 @@ public struct OTLPReceiverConfig: ComponentConfig {
             where !path.hasPrefix("/") {
                 h.error(key, "\(h.path)::\(key) must start with '/', found '\(path)'")
             }
+            http.security = ServerSecurity.parse(&h)
             h.finish()
             c.http = http
         }
@@ -47,6 +53,7 @@ public struct OTLPReceiverConfig: ComponentConfig {
             var grpc = GRPC()
             (grpc.host, grpc.port) = g.endpoint("endpoint", default: "localhost:4317")
             grpc.maxRecvMsgSize = g.int("max_recv_msg_size_mib", default: 4, min: 1, max: 1024) << 20
+            grpc.security = ServerSecurity.parse(&g)
             g.finish()
             c.grpc = grpc
         }

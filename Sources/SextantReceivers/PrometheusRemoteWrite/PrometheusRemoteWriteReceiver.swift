@@ -5,6 +5,7 @@ import SextantHTTP
 import SextantModel
 import SextantPipeline
 import SextantPrometheus
+import SextantSecurity
 import SextantSnappy
 import Synchronization
 
@@ -14,6 +15,8 @@ public struct PrometheusRemoteWriteReceiverConfig: ComponentConfig {
     public var port = 9091
     /// Bounds the compressed body and, separately, the decompressed message.
     public var maxRequestBodySize = 20 << 20
+    /// `tls` and `auth`.
+    public var security = ServerSecurity()
 }
 
 public struct PrometheusRemoteWriteReceiverFactory: ReceiverFactory {
@@ -26,6 +29,7 @@ public struct PrometheusRemoteWriteReceiverFactory: ReceiverFactory {
         var c = PrometheusRemoteWriteReceiverConfig()
         (c.host, c.port) = r.endpoint("endpoint", default: "localhost:9091")
         c.maxRequestBodySize = r.byteSize("max_request_body_size", default: c.maxRequestBodySize, min: 1)
+        c.security = ServerSecurity.parse(&r)
         return c
     }
 
@@ -46,6 +50,7 @@ public struct PrometheusRemoteWriteReceiverFactory: ReceiverFactory {
 public final class PrometheusRemoteWriteReceiver: Component {
     private let config: PrometheusRemoteWriteReceiverConfig
     private let next: any Consumer
+    private let settings: ComponentSettings
     private let logger: Logger
     private let metrics: ReceiverMetrics
     private let server = Mutex<HTTPServer?>(nil)
@@ -53,6 +58,7 @@ public final class PrometheusRemoteWriteReceiver: Component {
     public init(_ config: PrometheusRemoteWriteReceiverConfig, settings: ComponentSettings, next: any Consumer) {
         self.config = config
         self.next = next
+        self.settings = settings
         self.logger = settings.logger
         self.metrics = ReceiverMetrics(settings, transport: "http")
     }
@@ -61,12 +67,14 @@ public final class PrometheusRemoteWriteReceiver: Component {
 
     public func start() async throws {
         // Snappy is this protocol's own encoding: the server must not try to inflate it.
-        let s = try await HTTPServer.start(
-            HTTPServerConfiguration(host: config.host, port: config.port, maxRequestBodySize: config.maxRequestBodySize, decompress: false),
-            logger: logger
-        ) { [self] request in await handle(request) }
+        var serverConfig = HTTPServerConfiguration(
+            host: config.host, port: config.port, maxRequestBodySize: config.maxRequestBodySize, decompress: false)
+        try serverConfig.secure(config.security, settings: settings)
+        let s = try await HTTPServer.start(serverConfig, logger: logger) { [self] request in await handle(request) }
         server.withLock { $0 = s }
-        logger.info("Prometheus remote-write receiver listening", metadata: ["endpoint": "http://\(config.host):\(s.port)/api/v1/write"])
+        logger.info(
+            "Prometheus remote-write receiver listening",
+            metadata: config.security.logMetadata(endpoint: "\(config.security.tls == nil ? "http" : "https")://\(config.host):\(s.port)/api/v1/write"))
     }
 
     public func shutdown() async { await server.withLock { $0 }?.shutdown() }

@@ -4,6 +4,7 @@ import NIOHTTP1
 import SextantHTTP
 import SextantModel
 import SextantPipeline
+import SextantSecurity
 import SextantZipkin
 import Synchronization
 
@@ -12,6 +13,8 @@ public struct ZipkinReceiverConfig: ComponentConfig {
     public var host = "127.0.0.1"
     public var port = 9411
     public var maxRequestBodySize = 20 << 20
+    /// `tls` and `auth` (top level, as the OTel Collector's zipkin receiver has them).
+    public var security = ServerSecurity()
 }
 
 public struct ZipkinReceiverFactory: ReceiverFactory {
@@ -24,6 +27,7 @@ public struct ZipkinReceiverFactory: ReceiverFactory {
         var c = ZipkinReceiverConfig()
         (c.host, c.port) = r.endpoint("endpoint", default: "localhost:9411")
         c.maxRequestBodySize = r.byteSize("max_request_body_size", default: c.maxRequestBodySize, min: 1)
+        c.security = ServerSecurity.parse(&r)
         return c
     }
 
@@ -42,6 +46,7 @@ public struct ZipkinReceiverFactory: ReceiverFactory {
 public final class ZipkinReceiver: Component {
     private let config: ZipkinReceiverConfig
     private let next: any Consumer
+    private let settings: ComponentSettings
     private let logger: Logger
     private let metrics: ReceiverMetrics
     private let server = Mutex<HTTPServer?>(nil)
@@ -49,6 +54,7 @@ public final class ZipkinReceiver: Component {
     public init(_ config: ZipkinReceiverConfig, settings: ComponentSettings, next: any Consumer) {
         self.config = config
         self.next = next
+        self.settings = settings
         self.logger = settings.logger
         self.metrics = ReceiverMetrics(settings, transport: "http")
     }
@@ -56,12 +62,11 @@ public final class ZipkinReceiver: Component {
     public var port: Int? { server.withLock { $0?.port } }
 
     public func start() async throws {
-        let s = try await HTTPServer.start(
-            HTTPServerConfiguration(host: config.host, port: config.port, maxRequestBodySize: config.maxRequestBodySize),
-            logger: logger
-        ) { [self] request in await handle(request) }
+        var serverConfig = HTTPServerConfiguration(host: config.host, port: config.port, maxRequestBodySize: config.maxRequestBodySize)
+        try serverConfig.secure(config.security, settings: settings)
+        let s = try await HTTPServer.start(serverConfig, logger: logger) { [self] request in await handle(request) }
         server.withLock { $0 = s }
-        logger.info("Zipkin receiver listening", metadata: ["endpoint": "\(config.host):\(s.port)"])
+        logger.info("Zipkin receiver listening", metadata: config.security.logMetadata(endpoint: "\(config.host):\(s.port)"))
     }
 
     public func shutdown() async { await server.withLock { $0 }?.shutdown() }
