@@ -6,12 +6,16 @@ final class EndpointState: Sendable {
     let endpoint: Endpoint
     /// Requests in flight to this endpoint (for `LEAST_REQUEST`).
     let active = Atomic<Int>(0)
-    /// "address:port", the key of the connection pools.
+    /// "address:port" (`%UPSTREAM_HOST%`).
     let key: String
+    /// The key of the connection pools: mesh-mTLS connections are never handed to plain-text users of the
+    /// same address, or the other way round.
+    let poolKey: String
 
-    init(_ endpoint: Endpoint) {
+    init(_ endpoint: Endpoint, meshTLS: Bool) {
         self.endpoint = endpoint
         self.key = endpoint.description
+        self.poolKey = meshTLS ? key + "|mtls" : key
     }
 }
 
@@ -43,6 +47,9 @@ final class ClusterRuntime: Sendable {
     let maxRequestsPerConnection: Int?
     let connectTimeout: Duration
     let idleTimeout: Duration
+    /// `tls` of the resolved traffic policy when its mode is `ISTIO_MUTUAL`: upstream connections use the
+    /// proxy's mesh certificate.
+    let meshTLS: ClientTLSSettings?
 
     /// Envoy's cluster name (`outbound|9080|v1|reviews.default.svc.cluster.local`, `inbound|9080||`).
     let name: String
@@ -50,7 +57,9 @@ final class ClusterRuntime: Sendable {
     init(_ cluster: Cluster, name: String? = nil) {
         self.cluster = cluster
         self.name = name ?? cluster.key.description
-        self.endpoints = cluster.endpoints.map(EndpointState.init)
+        let tls = cluster.policy.tls
+        self.meshTLS = tls?.mode == .istioMutual ? tls : nil
+        self.endpoints = cluster.endpoints.map { EndpointState($0, meshTLS: tls?.mode == .istioMutual) }
         let lb = cluster.policy.loadBalancer ?? .simple(.unspecified)
         self.policy = lb
         if case .consistentHash(_, let size) = lb {
