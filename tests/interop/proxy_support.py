@@ -199,9 +199,11 @@ spec:
 """
 
 
-def two_sidecars(tmp, app: Upstream, extra_mesh: str = ""):
+def two_sidecars(tmp, app: Upstream, extra_mesh: str = "", client_args: list[str] | None = None,
+                 server_args: list[str] | None = None):
     """productpage's sidecar (outbound listener) and reviews-v2's sidecar (inbound listener in front of
-    `app`), both reading one mesh whose `reviews` endpoint is the second sidecar's inbound port.
+    `app`), both reading one mesh whose `reviews` endpoint is the second sidecar's inbound port
+    (`server.inbound_port`). `client_args`/`server_args` are extra flags (e.g. mesh certificates).
     Returns (client, server) proxies, started; the caller stops them."""
     inbound = free_port()
     mesh = f"""apiVersion: networking.istio.io/v1
@@ -216,13 +218,14 @@ spec:
 """ + extra_mesh
     (tmp / "client").mkdir()
     (tmp / "server").mkdir()
-    client = Proxy(tmp / "client", mesh).start()
+    client = Proxy(tmp / "client", mesh, extra_args=client_args).start()
     try:
         server = Proxy(tmp / "server", mesh, extra_args=[
             "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app.port}", "--workload", "reviews-v2",
-            "--label", "app=reviews", "--label", "version=v2"]).start()
+            "--label", "app=reviews", "--label", "version=v2", *(server_args or [])]).start()
     except BaseException:
         client.stop()
         raise
+    server.inbound_port = inbound
     return client, server
 

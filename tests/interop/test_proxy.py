@@ -10,9 +10,11 @@ upstream killed mid-request.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +22,7 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -978,3 +981,216 @@ spec:
         upstream.wait()
         if p:
             p.stop()
+
+
+# --- Proxy-to-proxy mTLS (DestinationRule ISTIO_MUTUAL, PeerAuthentication) -------------------------------
+
+PRODUCTPAGE_ID = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
+REVIEWS_ID = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews"
+
+MTLS_MESH = """---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec:
+  mtls: {mode: %s}
+"""
+
+
+def mesh_certs(tmp_path) -> Path:
+    """A mesh root and productpage/reviews workload certificates from `sextant ca`."""
+    out = tmp_path / "certs"
+    subprocess.run([str(SEXTANT_BIN), "ca", "--out", str(out), "--identity", PRODUCTPAGE_ID, "--identity", REVIEWS_ID],
+                   check=True, capture_output=True, timeout=30)
+    return out
+
+
+def cert_args(certs: Path, sa: str) -> list[str]:
+    return ["--cert", str(certs / sa / "cert-chain.pem"), "--key", str(certs / sa / "key.pem"), "--ca", str(certs / "root-cert.pem"),
+            "--service-account", sa]
+
+
+def mtls_sidecars(tmp_path, app, mode: str = "STRICT"):
+    certs = mesh_certs(tmp_path)
+    client, server = two_sidecars(tmp_path, app, extra_mesh=MTLS_MESH % mode, client_args=cert_args(certs, "bookinfo-productpage"),
+                                  server_args=cert_args(certs, "bookinfo-reviews"))
+    return certs, client, server
+
+
+def scrape(p) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{p.admin_port}/stats/prometheus", timeout=5) as r:
+        return r.read().decode()
+
+
+def tls_client(certs: Path, cert: Path | None, key: Path | None):
+    """A Python TLS client context trusting the mesh root (no host name check: SPIFFE IDs are URIs)."""
+    import ssl  # noqa: PLC0415
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(str(certs / "root-cert.pem"))
+    if cert:
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+def foreign_certificate(tmp_path, identity: str) -> tuple[Path, Path]:
+    """A workload certificate with a mesh-looking SPIFFE ID, issued by a CA the mesh does not trust
+    (made with Python's `cryptography`, independently of `sextant ca`)."""
+    import datetime  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cluster.local")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH, x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "foreign-cert.pem", tmp_path / "foreign-key.pem"
+    cert_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def refused(do) -> bool:
+    """Whether the server refused: the connection closed or the TLS handshake failed, no HTTP answer."""
+    import ssl  # noqa: PLC0415
+
+    try:
+        do()
+    except (ConnectionError, ssl.SSLError, http.client.RemoteDisconnected, http.client.BadStatusLine, socket.timeout, OSError):
+        return True
+    return False
+
+
+def test_mtls_istio_mutual_and_strict_fill_principals(upstreams, tmp_path):
+    app = upstreams("reviews-app")
+    _, client, server = mtls_sidecars(tmp_path, app)
+    try:
+        conn = client.client()
+        for _ in range(3):
+            status, _, body = client.request(REVIEWS, "/reviews/1", conn=conn)
+            assert status == 200 and body["name"] == "reviews-app"
+        # The app behind the inbound sidecar still sees plain HTTP.
+        assert app.count("/reviews/1") == 3
+        source, destination = scrape(client), scrape(server)
+        ok = ('reporter="source",source_workload="productpage-v1",source_workload_namespace="default",'
+              f'source_principal="{PRODUCTPAGE_ID}",source_app="productpage",source_version="v1",source_canonical_service="productpage",'
+              'source_canonical_revision="v1",source_cluster="unknown",destination_workload="reviews-v2",'
+              f'destination_workload_namespace="default",destination_principal="{REVIEWS_ID}",destination_app="reviews",'
+              'destination_version="v2",destination_service="reviews.default.svc.cluster.local",'
+              'destination_service_name="reviews",destination_service_namespace="default",destination_canonical_service="reviews",'
+              'destination_canonical_revision="v2",destination_cluster="unknown",request_protocol="http",response_flags="-",'
+              'connection_security_policy="unknown",response_code="200",grpc_response_status=""')
+        assert f"istio_requests_total{{{ok}}} 3" in source, source
+        dest = ok.replace('reporter="source"', 'reporter="destination"').replace(
+            'connection_security_policy="unknown"', 'connection_security_policy="mutual_tls"')
+        assert f"istio_requests_total{{{dest}}} 3" in destination, destination
+    finally:
+        client.stop()
+        server.stop()
+
+
+def test_mtls_strict_inbound_refuses_plain_text_and_foreign_certificates(upstreams, tmp_path):
+    app = upstreams("reviews-app")
+    certs, client, server = mtls_sidecars(tmp_path, app)
+    try:
+        def plain():
+            c = http.client.HTTPConnection("127.0.0.1", server.inbound_port, timeout=5)
+            try:
+                c.request("GET", "/reviews/1", headers={"Host": REVIEWS})
+                c.getresponse().read()
+            finally:
+                c.close()
+        assert refused(plain)
+
+        foreign_cert, foreign_key = foreign_certificate(tmp_path, PRODUCTPAGE_ID)
+
+        def with_cert(cert, key):
+            def go():
+                ctx = tls_client(certs, cert, key)
+                with socket.create_connection(("127.0.0.1", server.inbound_port), timeout=5) as raw:
+                    with ctx.wrap_socket(raw) as s:
+                        s.sendall(f"GET /reviews/1 HTTP/1.1\r\nHost: {REVIEWS}\r\nConnection: close\r\n\r\n".encode())
+                        data = s.recv(65536)
+                        if not data:
+                            raise ConnectionError("closed without an answer")
+                        return data
+            return go
+        # A SPIFFE certificate from a CA the mesh does not trust, and no client certificate at all.
+        assert refused(with_cert(foreign_cert, foreign_key))
+        assert refused(with_cert(None, None))
+        assert app.count("/reviews/1") == 0
+        # A client holding a mesh certificate gets through, and the inbound proxy presents its SPIFFE ID.
+        ctx = tls_client(certs, certs / "bookinfo-productpage" / "cert-chain.pem", certs / "bookinfo-productpage" / "key.pem")
+        with socket.create_connection(("127.0.0.1", server.inbound_port), timeout=5) as raw:
+            with ctx.wrap_socket(raw) as s:
+                assert ("URI", REVIEWS_ID) in s.getpeercert()["subjectAltName"]
+                s.sendall(f"GET /reviews/1 HTTP/1.1\r\nHost: {REVIEWS}\r\nConnection: close\r\n\r\n".encode())
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+        assert data.startswith(b"HTTP/1.1 200"), data
+        assert app.count("/reviews/1") == 1
+        assert f'source_principal="{PRODUCTPAGE_ID}"' in scrape(server)
+    finally:
+        client.stop()
+        server.stop()
+
+
+def test_mtls_client_refuses_a_server_outside_the_mesh(upstreams, tmp_path):
+    """ISTIO_MUTUAL toward an endpoint whose certificate is not from the mesh CA: 503 UF, nothing sent."""
+    app = upstreams("reviews-app")
+    certs = mesh_certs(tmp_path)
+    other = tmp_path / "other"
+    subprocess.run([str(SEXTANT_BIN), "ca", "--out", str(other), "--identity", REVIEWS_ID], check=True, capture_output=True, timeout=30)
+    client, server = two_sidecars(tmp_path, app, extra_mesh=MTLS_MESH % "STRICT", client_args=cert_args(certs, "bookinfo-productpage"),
+                                  server_args=["--cert", str(other / "bookinfo-reviews" / "cert-chain.pem"),
+                                               "--key", str(other / "bookinfo-reviews" / "key.pem"),
+                                               "--ca", str(other / "root-cert.pem"), "--service-account", "bookinfo-reviews"])
+    try:
+        status, headers, _ = client.request(REVIEWS, "/reviews/1")
+        assert status == 503
+        assert app.count("/reviews/1") == 0
+        source = scrape(client)
+        assert re.search(r'destination_principal="unknown".*response_flags="[A-Z,]*UF[A-Z,]*",connection_security_policy="unknown",'
+                         r'response_code="503"', source), source
+    finally:
+        client.stop()
+        server.stop()
+
+
+def test_mtls_permissive_accepts_both(upstreams, tmp_path):
+    app = upstreams("reviews-app")
+    _, client, server = mtls_sidecars(tmp_path, app, mode="PERMISSIVE")
+    try:
+        assert client.request(REVIEWS, "/reviews/1")[0] == 200
+        c = http.client.HTTPConnection("127.0.0.1", server.inbound_port, timeout=5)
+        c.request("GET", "/reviews/2", headers={"Host": REVIEWS})
+        assert c.getresponse().status == 200
+        c.close()
+        destination = scrape(server)
+        assert 'connection_security_policy="mutual_tls",response_code="200"' in destination, destination
+        assert 'source_principal="unknown"' in destination and 'connection_security_policy="none",response_code="200"' in destination
+    finally:
+        client.stop()
+        server.stop()
