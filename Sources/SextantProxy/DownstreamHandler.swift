@@ -107,7 +107,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         remoteAddress = context.channel.remoteAddress.map(Self.format)
         localAddress = context.channel.localAddress.map(Self.format)
         remoteIP = context.channel.remoteAddress?.ipAddress
-        downstreamPrincipal = MeshPeerIdentityHandler.principal(of: context)
+        // Only the inbound listener terminates mesh TLS.
+        if kind != .outbound, shared.meshTLS != nil { downstreamPrincipal = MeshPeerIdentityHandler.principal(of: context) }
     }
 
     /// `%PROTOCOL%` without building a string per request.

@@ -66,7 +66,7 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             authority: "", requestHeaders: [:])
         record.downstreamRemoteAddress = context.channel.remoteAddress.map(DownstreamHandler.format)
         record.downstreamLocalAddress = context.channel.localAddress.map(DownstreamHandler.format)
-        record.downstreamPeerPrincipal = MeshPeerIdentityHandler.principal(of: context)
+        if case .inbound = target, shared.meshTLS != nil { record.downstreamPeerPrincipal = MeshPeerIdentityHandler.principal(of: context) }
         self.record = record
         let cluster: ClusterRuntime
         switch target {
