@@ -4,13 +4,7 @@ import Testing
 
 /// `DestinationRule` client TLS and `PeerAuthentication`, and how they resolve for one workload.
 @Suite struct MeshSecurityConfigTests {
-    static func load(_ yaml: String) -> (IstioResources, [ConfigDiagnostic]) {
-        let d = Diagnostics()
-        var res = IstioResources()
-        IstioConfigLoader.read(yaml, file: "mesh.yaml", into: &res, diagnostics: d)
-        IstioConfigLoader.validate(res, diagnostics: d)
-        return (res, d.all)
-    }
+    static func load(_ yaml: String) -> (IstioResources, [ConfigDiagnostic]) { IstioConfigTests.load(yaml) }
 
     static let reviews = """
         apiVersion: networking.istio.io/v1

@@ -491,9 +491,9 @@ spec:
         p.stop()
 
 
-def test_grpc_passes_through_over_http2_with_trailers(tmp_path):
-    """A real grpcio client → sextant proxy (HTTP/2 prior knowledge) → a real grpcio server: unary and
-    streaming calls, metadata, and non-OK statuses carried in trailers."""
+def greeter_server():
+    """A grpcio server for `demo.Greeter` (raw bytes): `Echo` answers `echo:<request>` with trailer
+    `x-served-by: greeter-v1` (FAILED_PRECONDITION for `fail`), `Count` streams `0`..`n-1`. Returns (server, port)."""
     import grpc  # noqa: PLC0415
     from concurrent import futures  # noqa: PLC0415
 
@@ -515,6 +515,15 @@ def test_grpc_passes_through_over_http2_with_trailers(tmp_path):
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
+    return server, port
+
+
+def test_grpc_passes_through_over_http2_with_trailers(tmp_path):
+    """A real grpcio client → sextant proxy (HTTP/2 prior knowledge) → a real grpcio server: unary and
+    streaming calls, metadata, and non-OK statuses carried in trailers."""
+    import grpc  # noqa: PLC0415
+
+    server, port = greeter_server()
     mesh = f"""apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {{name: greeter, namespace: default}}
@@ -1194,3 +1203,117 @@ def test_mtls_permissive_accepts_both(upstreams, tmp_path):
     finally:
         client.stop()
         server.stop()
+
+
+def test_mtls_grpc_over_http2_between_sidecars(tmp_path):
+    """grpcio → client sidecar → HTTP/2 over mesh mTLS (ALPN h2) → server sidecar → grpcio server: unary and
+    streaming calls with trailers, and the gRPC series carry both principals."""
+    import grpc  # noqa: PLC0415
+
+    app, app_port = greeter_server()
+    certs = mesh_certs(tmp_path)
+    inbound = free_port()
+    mesh = f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: greeter, namespace: default}}
+spec:
+  hosts: [greeter.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 50051, name: grpc-demo}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{grpc-demo: {inbound}}}, labels: {{app: greeter}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: greeter, namespace: default}}
+spec:
+  host: greeter
+  trafficPolicy: {{tls: {{mode: ISTIO_MUTUAL, subjectAltNames: ["{REVIEWS_ID}"]}}}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: greeter, namespace: default}}
+spec:
+  selector: {{matchLabels: {{app: greeter}}}}
+  mtls: {{mode: STRICT}}
+"""
+    (tmp_path / "client").mkdir()
+    (tmp_path / "server").mkdir()
+    client = server = None
+    try:
+        client = Proxy(tmp_path / "client", mesh, extra_args=cert_args(certs, "bookinfo-productpage")).start()
+        server = Proxy(tmp_path / "server", mesh, extra_args=[
+            "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app_port}", "--workload", "greeter-v1",
+            "--label", "app=greeter", *cert_args(certs, "bookinfo-reviews")]).start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{client.port}", options=[("grpc.default_authority", "greeter:50051")])
+        reply, state = channel.unary_unary("/demo.Greeter/Echo").with_call(b"hello", timeout=10)
+        assert reply == b"echo:hello" and ("x-served-by", "greeter-v1") in state.trailing_metadata()
+        assert list(channel.unary_stream("/demo.Greeter/Count")(b"20", timeout=10)) == [str(i).encode() for i in range(20)]
+        channel.close()
+        source, destination = scrape(client), scrape(server)
+        both = f'source_principal="{PRODUCTPAGE_ID}",'
+        assert re.search(f'reporter="source",[^}}]*{both}[^}}]*destination_principal="{REVIEWS_ID}"[^}}]*request_protocol="grpc"',
+                         source), source
+        assert re.search(f'reporter="destination",[^}}]*{both}[^}}]*destination_principal="{REVIEWS_ID}"[^}}]*request_protocol="grpc"'
+                         f'[^}}]*connection_security_policy="mutual_tls"', destination), destination
+    finally:
+        for p in (client, server):
+            if p:
+                p.stop()
+        app.stop(0)
+
+
+def test_mtls_plain_tcp_between_sidecars(tmp_path):
+    """A TCP service port with ISTIO_MUTUAL: the client sidecar's per-port listener relays over mesh mTLS,
+    the STRICT inbound decrypts, sniffs TCP and relays to the app; istio_tcp_* name both principals."""
+    import socketserver  # noqa: PLC0415
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self):
+            while data := self.request.recv(65536):
+                self.request.sendall(b"db:" + data)
+
+    app = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
+    app.daemon_threads = True
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    certs = mesh_certs(tmp_path)
+    tcp_port, inbound = free_port(), free_port()
+    mesh = f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: db, namespace: default}}
+spec:
+  hosts: [db.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: {tcp_port}, name: tcp-db, protocol: TCP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{tcp-db: {inbound}}}, labels: {{app: db}}}}]
+""" + MTLS_MESH.replace("reviews", "db") % "STRICT"
+    (tmp_path / "client").mkdir()
+    (tmp_path / "server").mkdir()
+    client = server = None
+    try:
+        client = Proxy(tmp_path / "client", mesh, extra_args=cert_args(certs, "bookinfo-productpage")).start()
+        server = Proxy(tmp_path / "server", mesh, extra_args=[
+            "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app.server_address[1]}", "--workload", "db-v1",
+            "--label", "app=db", *cert_args(certs, "bookinfo-reviews")]).start()
+        with socket.create_connection(("127.0.0.1", tcp_port), timeout=5) as s:
+            s.sendall(b"hello\n")
+            assert s.recv(100) == b"db:hello\n"
+        # Records are finished when the connection closes on both proxies.
+        deadline = time.monotonic() + 10
+        pattern = (f'istio_tcp_connections_closed_total{{reporter="destination",[^}}]*source_principal="{PRODUCTPAGE_ID}"'
+                   f'[^}}]*destination_principal="{REVIEWS_ID}"[^}}]*connection_security_policy="mutual_tls"')
+        source_pattern = f'istio_tcp_connections_closed_total{{reporter="source",[^}}]*destination_principal="{REVIEWS_ID}"'
+        while time.monotonic() < deadline:
+            destination, source = scrape(server), scrape(client)
+            if re.search(pattern, destination) and re.search(source_pattern, source):
+                break
+            time.sleep(0.1)
+        assert re.search(pattern, destination), destination
+        assert re.search(source_pattern, source), source
+    finally:
+        for p in (client, server):
+            if p:
+                p.stop()
+        app.shutdown()
+        app.server_close()
