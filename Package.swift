@@ -16,7 +16,8 @@ import PackageDescription
 /// - `SextantFluentForward`: MessagePack and the Fluentd Forward Protocol v1 (modes, acks, handshake) ↔ logs, pure.
 /// - `SextantIstio`: Istio resources (VirtualService, DestinationRule, ServiceEntry, Gateway, mesh config) →
 ///   validated, compiled route table; load balancing and outlier-detection algorithms, pure.
-/// - `SextantProxy`: the routing proxy's data plane on SwiftNIO (listeners, upstream pools, retries, faults).
+/// - `SextantProxy`: the routing proxy's data plane on SwiftNIO (listeners, upstream pools, retries, faults,
+///   proxy-to-proxy mTLS with SPIFFE identities and a local mesh CA).
 /// - `SextantPipeline`: config → validated graph → running services; queue/retry/batch helpers.
 /// - `SextantHTTP`: small SwiftNIO HTTP/1.1 server plumbing shared by receivers and self-telemetry.
 /// - `SextantGRPC`: grpc-swift-2 glue (raw-bytes coding, OTLP service descriptors) shared by receivers and exporters.

@@ -104,8 +104,16 @@ public final class ProxyServer: Service, Sendable {
         } else if options.certificatePath != nil || options.keyPath != nil || options.caPath != nil {
             throw ConfigError([ConfigDiagnostic(.error, at: nil, "--cert, --key and --ca go together")])
         }
-        if credentials == nil, let app = options.app, options.inbound != nil, table.peerAuthenticationMode(port: app.port) == .strict {
-            logger.warning("PeerAuthentication is STRICT for this workload but no --cert/--key/--ca were given: inbound connections will be refused")
+        if credentials == nil {
+            if let app = options.app, options.inbound != nil, table.peerAuthenticationMode(port: app.port) == .strict {
+                logger.warning("PeerAuthentication is STRICT for this workload but no --cert/--key/--ca were given: inbound connections will be refused")
+            }
+            let mutual = table.clusters.values.filter { $0.policy.tls?.mode == .istioMutual }.map(\.key.description).sorted()
+            if !mutual.isEmpty {
+                logger.warning(
+                    "clusters require ISTIO_MUTUAL but no --cert/--key/--ca were given: their connections will fail (UF)",
+                    metadata: ["clusters": "\(mutual.joined(separator: ", "))"])
+            }
         }
         self.credentials = credentials
         let metrics = IstioMetrics(
@@ -392,6 +400,12 @@ public final class ProxyServer: Service, Sendable {
             w.string(t.identity.namespace)
             w.key("mode")
             w.string(t.identity.mode.rawValue)
+            w.key("principal")
+            w.string(credentials?.principal ?? "")
+            if let app = options.app, options.inbound != nil {
+                w.key("inbound_peer_authentication")
+                w.string(t.peerAuthenticationMode(port: app.port).rawValue)
+            }
             w.endObject()
             w.key("clusters")
             w.beginArray()
@@ -402,6 +416,8 @@ public final class ProxyServer: Service, Sendable {
                 w.string(c.name)
                 w.key("protocol")
                 w.string(c.cluster.protocolName.rawValue)
+                w.key("tls_mode")
+                w.string(c.cluster.policy.tls?.mode.rawValue ?? "DISABLE")
                 w.key("active_requests")
                 w.number(c.activeRequests.load(ordering: .relaxed))
                 w.key("connections")

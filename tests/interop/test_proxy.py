@@ -745,6 +745,9 @@ def test_istio_metrics_from_both_reporters(upstreams, tmp_path):
         dest = ok.replace('reporter="source"', 'reporter="destination"').replace(
             'connection_security_policy="unknown"', 'connection_security_policy="none"')
         assert f"istio_requests_total{{{dest}}} 3" in destination, destination
+        dump = server.config_dump()["identity"]
+        assert dump["principal"] == REVIEWS_ID and dump["inbound_peer_authentication"] == "STRICT", dump
+        assert {c["name"]: c["tls_mode"] for c in client.config_dump()["clusters"]}["outbound|9080||reviews.default.svc.cluster.local"] == "ISTIO_MUTUAL"
         dest_failed = dest.replace('response_code="200"', 'response_code="503"')
         assert f"istio_requests_total{{{dest_failed}}} 3" in destination
         assert 'istio_request_duration_milliseconds_bucket{' in source and 'le="0.5"' in source and 'le="3600000"' in source
