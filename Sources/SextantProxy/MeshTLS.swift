@@ -2,7 +2,32 @@ import NIOCore
 import NIOSSL
 import NIOTLS
 import SextantIstio
+import Synchronization
 import X509
+
+/// The mesh credentials in force, replaced when the files change (Istio rotates workload certificates):
+/// new connections use the new ones, established connections keep theirs.
+final class MeshCredentialsStore: Sendable {
+    private let credentials: Mutex<MeshCredentials>
+    let certificatePath: String
+    let keyPath: String
+    let caPath: String
+
+    init(certificatePath: String, keyPath: String, caPath: String) throws {
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+        self.caPath = caPath
+        credentials = Mutex(try MeshCredentials(certificatePath: certificatePath, keyPath: keyPath, caPath: caPath))
+    }
+
+    var current: MeshCredentials { credentials.withLock { $0 } }
+
+    /// Re-reads the files; on error the credentials in force stay.
+    func reload() throws {
+        let fresh = try MeshCredentials(certificatePath: certificatePath, keyPath: keyPath, caPath: caPath)
+        credentials.withLock { $0 = fresh }
+    }
+}
 
 /// The proxy's mesh credentials (`--cert`, `--key`, `--ca`): its SPIFFE certificate chain and key and
 /// the mesh root CA, as TLS contexts for both roles of proxy-to-proxy mutual TLS. Both sides verify the

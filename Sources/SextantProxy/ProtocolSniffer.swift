@@ -6,7 +6,7 @@ import SextantIstio
 /// What the inbound listener does with TLS (`PeerAuthentication`), looked up per connection so that a
 /// reload applies to the next one.
 struct InboundTLS: Sendable {
-    let credentials: MeshCredentials?
+    let credentials: MeshCredentialsStore?
     let state: ProxyState
     /// The workload port (`portLevelMtls` keys): the app's.
     let port: Int
@@ -61,7 +61,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
             return false
         }
         do {
-            let (ssl, identity) = credentials.serverHandlers()
+            let (ssl, identity) = credentials.current.serverHandlers()
             let sync = context.pipeline.syncOperations
             try sync.addHandler(ssl)
             try sync.addHandler(identity)

@@ -79,7 +79,7 @@ public final class ProxyServer: Service, Sendable {
     /// Keys fetched from `RequestAuthentication` `jwksUri`s, kept across reloads.
     let remoteJWKS: RemoteJWKS
     /// Mesh mTLS credentials (`--cert`, `--key`, `--ca`), nil when not given.
-    let credentials: MeshCredentials?
+    let credentials: MeshCredentialsStore?
 
     /// Loads and validates the configuration; throws `ConfigError` with every problem found.
     public init(options: ProxyOptions, observer: any ProxyObserver = NoProxyObserver(), logger: Logger) throws(ConfigError) {
@@ -89,17 +89,17 @@ public final class ProxyServer: Service, Sendable {
         for w in warnings { logger.warning("\(w)") }
         let table = RouteTable(resources: resources, identity: options.identity)
         for w in table.warnings { logger.warning("\(w)") }
-        var credentials: MeshCredentials?
+        var credentials: MeshCredentialsStore?
         if let cert = options.certificatePath, let key = options.keyPath, let ca = options.caPath {
             do {
-                credentials = try MeshCredentials(certificatePath: cert, keyPath: key, caPath: ca)
+                credentials = try MeshCredentialsStore(certificatePath: cert, keyPath: key, caPath: ca)
             } catch {
                 throw ConfigError([ConfigDiagnostic(.error, at: nil, "mesh TLS credentials: \(error)")])
             }
-            if credentials?.principal != options.expectedPrincipal {
+            if credentials?.current.principal != options.expectedPrincipal {
                 logger.warning(
                     "the certificate's identity is not the workload's service account",
-                    metadata: ["certificate": "\(credentials?.principal ?? "")", "expected": "\(options.expectedPrincipal)"])
+                    metadata: ["certificate": "\(credentials?.current.principal ?? "")", "expected": "\(options.expectedPrincipal)"])
             }
         } else if options.certificatePath != nil || options.keyPath != nil || options.caPath != nil {
             throw ConfigError([ConfigDiagnostic(.error, at: nil, "--cert, --key and --ca go together")])
@@ -117,7 +117,7 @@ public final class ProxyServer: Service, Sendable {
         }
         self.credentials = credentials
         let metrics = IstioMetrics(
-            identity: options.identity, version: options.version, expiry: options.metricExpiry, principal: credentials?.principal)
+            identity: options.identity, version: options.version, expiry: options.metricExpiry, principal: credentials?.current.principal)
         self.metrics = metrics
         let remoteJWKS = RemoteJWKS()
         self.remoteJWKS = remoteJWKS
@@ -284,6 +284,14 @@ public final class ProxyServer: Service, Sendable {
     /// on, while requests in flight finish on the old one. Returns whether the new config was taken.
     @discardableResult
     public func reload(reason: String) -> Bool {
+        if let credentials {
+            // Rotated workload certificates: new connections use them; a bad set is logged and the old kept.
+            do {
+                try credentials.reload()
+            } catch {
+                logger.error("mesh TLS credentials rejected; keeping the ones in force", metadata: ["reason": "\(reason)", "error": "\(error)"])
+            }
+        }
         do {
             let (resources, warnings) = try IstioConfigLoader.load(paths: options.configPaths)
             for w in warnings { logger.warning("\(w)") }
@@ -329,10 +337,12 @@ public final class ProxyServer: Service, Sendable {
     }
 
     private func watchForReload() async {
-        var last = options.configPaths.map(Self.modificationStamp)
+        // Config files, and the mesh certificate files (rotated in place, as Istio's agent writes them).
+        let paths = options.configPaths + [options.certificatePath, options.keyPath, options.caPath].compactMap { $0 }
+        var last = paths.map(Self.modificationStamp)
         while !Task.isCancelled {
             try? await Task.sleep(for: options.reloadPollInterval)
-            let now = options.configPaths.map(Self.modificationStamp)
+            let now = paths.map(Self.modificationStamp)
             if now != last {
                 last = now
                 reload(reason: "file change")
@@ -401,7 +411,7 @@ public final class ProxyServer: Service, Sendable {
             w.key("mode")
             w.string(t.identity.mode.rawValue)
             w.key("principal")
-            w.string(credentials?.principal ?? "")
+            w.string(credentials?.current.principal ?? "")
             if let app = options.app, options.inbound != nil {
                 w.key("inbound_peer_authentication")
                 w.string(t.peerAuthenticationMode(port: app.port).rawValue)

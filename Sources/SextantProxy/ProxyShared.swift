@@ -44,9 +44,9 @@ public final class ProxyState: Sendable {
 final class PoolRegistry: @unchecked Sendable {
     private let lock = NIOLock()
     private var pools: [ObjectIdentifier: UpstreamPool] = [:]
-    let meshTLS: MeshCredentials?
+    let meshTLS: MeshCredentialsStore?
 
-    init(meshTLS: MeshCredentials?) { self.meshTLS = meshTLS }
+    init(meshTLS: MeshCredentialsStore?) { self.meshTLS = meshTLS }
 
     func pool(for loop: any EventLoop) -> UpstreamPool {
         lock.withLock {
@@ -69,11 +69,11 @@ final class ProxyShared: Sendable {
     let meHeader: String
     let tracer: ProxyTracer?
     /// Mesh mTLS credentials; nil when the proxy has none (plain text only).
-    let meshTLS: MeshCredentials?
+    let meshTLS: MeshCredentialsStore?
 
     init(
         state: ProxyState, observer: any ProxyObserver, limits: ProxyLimits, me: PeerMetadata, tracer: ProxyTracer?,
-        meshTLS: MeshCredentials? = nil
+        meshTLS: MeshCredentialsStore? = nil
     ) {
         self.meshTLS = meshTLS
         self.pools = PoolRegistry(meshTLS: meshTLS)

@@ -108,13 +108,13 @@ final class UpstreamPool {
 
     let eventLoop: any EventLoop
     /// The proxy's mesh certificate, for clusters whose policy says `ISTIO_MUTUAL`.
-    let meshTLS: MeshCredentials?
+    let meshTLS: MeshCredentialsStore?
     private var idle: [String: [UpstreamConnection]] = [:]
     private var queues: [ObjectIdentifier: Queue] = [:]
     private var nextWaiterID = 0
     private var recheckScheduled = false
 
-    init(eventLoop: any EventLoop, meshTLS: MeshCredentials? = nil) {
+    init(eventLoop: any EventLoop, meshTLS: MeshCredentialsStore? = nil) {
         self.eventLoop = eventLoop
         self.meshTLS = meshTLS
     }
@@ -363,7 +363,7 @@ final class UpstreamPool {
         guard let meshTLS else {
             throw MeshTLSError("\(cluster.name) requires ISTIO_MUTUAL but the proxy has no mesh certificate (--cert, --key, --ca)")
         }
-        return try meshTLS.clientHandlers(for: cluster.cluster, tls: tls, protocol: p)
+        return try meshTLS.current.clientHandlers(for: cluster.cluster, tls: tls, protocol: p)
     }
 
     /// Waits for a mesh TLS connection's handshake and peer check; plain connections pass at once.

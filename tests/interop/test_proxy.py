@@ -745,9 +745,6 @@ def test_istio_metrics_from_both_reporters(upstreams, tmp_path):
         dest = ok.replace('reporter="source"', 'reporter="destination"').replace(
             'connection_security_policy="unknown"', 'connection_security_policy="none"')
         assert f"istio_requests_total{{{dest}}} 3" in destination, destination
-        dump = server.config_dump()["identity"]
-        assert dump["principal"] == REVIEWS_ID and dump["inbound_peer_authentication"] == "STRICT", dump
-        assert {c["name"]: c["tls_mode"] for c in client.config_dump()["clusters"]}["outbound|9080||reviews.default.svc.cluster.local"] == "ISTIO_MUTUAL"
         dest_failed = dest.replace('response_code="200"', 'response_code="503"')
         assert f"istio_requests_total{{{dest_failed}}} 3" in destination
         assert 'istio_request_duration_milliseconds_bucket{' in source and 'le="0.5"' in source and 'le="3600000"' in source
@@ -1029,9 +1026,9 @@ def cert_args(certs: Path, sa: str) -> list[str]:
             "--service-account", sa]
 
 
-def mtls_sidecars(tmp_path, app, mode: str = "STRICT"):
+def mtls_sidecars(tmp_path, app, mode: str = "STRICT", mesh: str = MTLS_MESH):
     certs = mesh_certs(tmp_path)
-    client, server = two_sidecars(tmp_path, app, extra_mesh=MTLS_MESH % mode, client_args=cert_args(certs, "bookinfo-productpage"),
+    client, server = two_sidecars(tmp_path, app, extra_mesh=mesh % mode, client_args=cert_args(certs, "bookinfo-productpage"),
                                   server_args=cert_args(certs, "bookinfo-reviews"))
     return certs, client, server
 
@@ -1117,6 +1114,9 @@ def test_mtls_istio_mutual_and_strict_fill_principals(upstreams, tmp_path):
         dest = ok.replace('reporter="source"', 'reporter="destination"').replace(
             'connection_security_policy="unknown"', 'connection_security_policy="mutual_tls"')
         assert f"istio_requests_total{{{dest}}} 3" in destination, destination
+        dump = server.config_dump()["identity"]
+        assert dump["principal"] == REVIEWS_ID and dump["inbound_peer_authentication"] == "STRICT", dump
+        assert {c["name"]: c["tls_mode"] for c in client.config_dump()["clusters"]}["outbound|9080||reviews.default.svc.cluster.local"] == "ISTIO_MUTUAL"
     finally:
         client.stop()
         server.stop()
@@ -1320,3 +1320,45 @@ spec:
                 p.stop()
         app.shutdown()
         app.server_close()
+
+
+def test_mtls_certificates_rotate_without_restart(upstreams, tmp_path):
+    """New certificate files (another root, as after a CA rotation) are picked up by both proxies: the
+    inbound then presents the new chain, and calls through the sidecars keep working."""
+    import shutil  # noqa: PLC0415
+    import ssl  # noqa: PLC0415
+
+    app = upstreams("reviews-app")
+    # One request per upstream connection, so that calls after the rotation need new handshakes.
+    one_per_connection = MTLS_MESH.replace("{tls: {mode: ISTIO_MUTUAL}}",
+                                           "{tls: {mode: ISTIO_MUTUAL}, connectionPool: {http: {maxRequestsPerConnection: 1}}}")
+    certs, client, server = mtls_sidecars(tmp_path, app, mesh=one_per_connection)
+    try:
+        assert client.request(REVIEWS, "/before")[0] == 200
+        fresh = tmp_path / "fresh"
+        subprocess.run([str(SEXTANT_BIN), "ca", "--out", str(fresh), "--identity", PRODUCTPAGE_ID, "--identity", REVIEWS_ID],
+                       check=True, capture_output=True, timeout=30)
+        for rel in ("root-cert.pem", "bookinfo-productpage/cert-chain.pem", "bookinfo-productpage/key.pem",
+                    "bookinfo-reviews/cert-chain.pem", "bookinfo-reviews/key.pem"):
+            shutil.copy(fresh / rel, certs / (rel + ".new"))
+            os.replace(certs / (rel + ".new"), certs / rel)
+        ctx = tls_client(fresh, fresh / "bookinfo-productpage" / "cert-chain.pem", fresh / "bookinfo-productpage" / "key.pem")
+        deadline, presented = time.monotonic() + 15, None
+        while time.monotonic() < deadline and presented is None:
+            try:
+                with socket.create_connection(("127.0.0.1", server.inbound_port), timeout=5) as raw, ctx.wrap_socket(raw) as s:
+                    presented = s.getpeercert()["subjectAltName"]
+            except (ssl.SSLError, OSError):
+                time.sleep(0.2)
+        assert presented is not None and ("URI", REVIEWS_ID) in presented
+        # The client sidecar picks the new files up too (within its 1 s poll): it must then offer the new
+        # chain and trust the new root, or no new connection to the rotated server could succeed.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and client.request(REVIEWS, "/settle")[0] != 200:
+            time.sleep(0.2)
+        for i in range(3):
+            assert client.request(REVIEWS, f"/after/{i}")[0] == 200
+        assert app.count("/after/") == 3
+    finally:
+        client.stop()
+        server.stop()
