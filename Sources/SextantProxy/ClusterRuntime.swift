@@ -11,11 +11,29 @@ final class EndpointState: Sendable {
     /// The key of the connection pools: mesh-mTLS connections are never handed to plain-text users of the
     /// same address, or the other way round.
     let poolKey: String
+    /// How connections to this endpoint are secured: the cluster's `ISTIO_MUTUAL` settings, or Istio's
+    /// auto mTLS (no tls setting, a sidecar-labelled endpoint); nil for plain text.
+    let meshTLS: ClientTLSSettings?
+    /// `meshTLS` comes from auto mTLS: plain text when the proxy has no mesh certificate.
+    let isAutoMTLS: Bool
 
-    init(_ endpoint: Endpoint, meshTLS: Bool) {
+    /// The label Istio puts on endpoints that have a sidecar.
+    static let tlsModeLabel = "security.istio.io/tlsMode"
+
+    init(_ endpoint: Endpoint, policy: ClientTLSSettings?, autoMTLS: Bool) {
         self.endpoint = endpoint
         self.key = endpoint.description
-        self.poolKey = meshTLS ? key + "|mtls" : key
+        if let policy {
+            meshTLS = policy.mode == .istioMutual ? policy : nil
+            isAutoMTLS = false
+        } else if autoMTLS && endpoint.labels[Self.tlsModeLabel] == "istio" {
+            meshTLS = ClientTLSSettings(mode: .istioMutual)
+            isAutoMTLS = true
+        } else {
+            meshTLS = nil
+            isAutoMTLS = false
+        }
+        self.poolKey = meshTLS != nil ? key + "|mtls" : key
     }
 }
 
@@ -47,19 +65,14 @@ final class ClusterRuntime: Sendable {
     let maxRequestsPerConnection: Int?
     let connectTimeout: Duration
     let idleTimeout: Duration
-    /// `tls` of the resolved traffic policy when its mode is `ISTIO_MUTUAL`: upstream connections use the
-    /// proxy's mesh certificate.
-    let meshTLS: ClientTLSSettings?
 
     /// Envoy's cluster name (`outbound|9080|v1|reviews.default.svc.cluster.local`, `inbound|9080||`).
     let name: String
 
-    init(_ cluster: Cluster, name: String? = nil) {
+    init(_ cluster: Cluster, name: String? = nil, autoMTLS: Bool = false) {
         self.cluster = cluster
         self.name = name ?? cluster.key.description
-        let tls = cluster.policy.tls
-        self.meshTLS = tls?.mode == .istioMutual ? tls : nil
-        self.endpoints = cluster.endpoints.map { EndpointState($0, meshTLS: tls?.mode == .istioMutual) }
+        self.endpoints = cluster.endpoints.map { EndpointState($0, policy: cluster.policy.tls, autoMTLS: autoMTLS) }
         let lb = cluster.policy.loadBalancer ?? .simple(.unspecified)
         self.policy = lb
         if case .consistentHash(_, let size) = lb {
@@ -147,7 +160,7 @@ final class ProxySnapshot: Sendable {
         self.jwt = jwt
         self.routingNeedsHeaders = table.matchesOnHeaders
         var c: [ClusterKey: ClusterRuntime] = [:]
-        for (k, v) in table.clusters { c[k] = ClusterRuntime(v) }
+        for (k, v) in table.clusters { c[k] = ClusterRuntime(v, autoMTLS: table.mesh.enableAutoMtls) }
         clusters = c
     }
 

@@ -280,7 +280,7 @@ final class UpstreamPool {
         let box = NIOLoopBound(conn, eventLoop: eventLoop)
         let tls: (NIOSSLClientHandler, MeshPeerIdentityHandler)?
         do {
-            tls = try meshHandlers(cluster, .http2)
+            tls = try meshHandlers(cluster, endpoint, .http2)
         } catch {
             cluster.connections.subtract(1, ordering: .relaxed)
             h2[key] = nil
@@ -356,11 +356,13 @@ final class UpstreamPool {
         }
     }
 
-    /// The TLS client handlers for a connection of `cluster` when its policy is `ISTIO_MUTUAL`; throws
-    /// when this proxy has no mesh certificate.
-    func meshHandlers(_ cluster: ClusterRuntime, _ p: UpstreamTLSProtocol) throws -> (NIOSSLClientHandler, MeshPeerIdentityHandler)? {
-        guard let tls = cluster.meshTLS else { return nil }
+    /// The TLS client handlers for a connection to `endpoint` of `cluster` when it is mesh mTLS
+    /// (`ISTIO_MUTUAL`, or auto mTLS when this proxy has a certificate); throws when the policy asks for
+    /// `ISTIO_MUTUAL` and this proxy has no mesh certificate.
+    func meshHandlers(_ cluster: ClusterRuntime, _ endpoint: EndpointState, _ p: UpstreamTLSProtocol) throws -> (NIOSSLClientHandler, MeshPeerIdentityHandler)? {
+        guard let tls = endpoint.meshTLS else { return nil }
         guard let meshTLS else {
+            if endpoint.isAutoMTLS { return nil }
             throw MeshTLSError("\(cluster.name) requires ISTIO_MUTUAL but the proxy has no mesh certificate (--cert, --key, --ca)")
         }
         return try meshTLS.current.clientHandlers(for: cluster.cluster, tls: tls, protocol: p)
@@ -382,7 +384,7 @@ final class UpstreamPool {
         let e = endpoint.endpoint
         let tls: (NIOSSLClientHandler, MeshPeerIdentityHandler)?
         do {
-            tls = try meshHandlers(cluster, .http1)
+            tls = try meshHandlers(cluster, endpoint, .http1)
         } catch {
             cluster.connections.subtract(1, ordering: .relaxed)
             completion(.failure(error))

@@ -125,6 +125,21 @@ import Testing
         h.close()
     }
 
+    @Test func whichEndpointsGetMeshTLS() {
+        let sidecar = Endpoint(address: "10.0.0.1", port: 9080, labels: ["security.istio.io/tlsMode": "istio"], weight: 1, serviceAccount: nil)
+        let bare = Endpoint(address: "10.0.0.2", port: 9080, labels: [:], weight: 1, serviceAccount: nil)
+        // Auto mTLS: only toward sidecar-labelled endpoints, only when no tls setting is given.
+        #expect(EndpointState(sidecar, policy: nil, autoMTLS: true).meshTLS?.mode == .istioMutual)
+        #expect(EndpointState(sidecar, policy: nil, autoMTLS: true).isAutoMTLS)
+        #expect(EndpointState(bare, policy: nil, autoMTLS: true).meshTLS == nil)
+        #expect(EndpointState(sidecar, policy: nil, autoMTLS: false).meshTLS == nil)
+        #expect(EndpointState(sidecar, policy: ClientTLSSettings(mode: .disable), autoMTLS: true).meshTLS == nil)
+        // An explicit ISTIO_MUTUAL applies to every endpoint, and its connections are pooled apart.
+        let explicit = EndpointState(bare, policy: ClientTLSSettings(mode: .istioMutual, sni: "x"), autoMTLS: false)
+        #expect(explicit.meshTLS?.sni == "x" && !explicit.isAutoMTLS)
+        #expect(explicit.poolKey != EndpointState(bare, policy: nil, autoMTLS: false).poolKey)
+    }
+
     @Test func spiffeIdentities() {
         let id = SPIFFEIdentity(Self.reviews)
         #expect(id?.trustDomain == "cluster.local")

@@ -200,7 +200,7 @@ spec:
 
 
 def two_sidecars(tmp, app: Upstream, extra_mesh: str = "", client_args: list[str] | None = None,
-                 server_args: list[str] | None = None):
+                 server_args: list[str] | None = None, endpoint_labels: str = "{app: reviews, version: v2}"):
     """productpage's sidecar (outbound listener) and reviews-v2's sidecar (inbound listener in front of
     `app`), both reading one mesh whose `reviews` endpoint is the second sidecar's inbound port
     (`server.inbound_port`). `client_args`/`server_args` are extra flags (e.g. mesh certificates).
@@ -214,7 +214,7 @@ spec:
   location: MESH_INTERNAL
   resolution: STATIC
   ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  endpoints: [{{address: 127.0.0.1, ports: {{http: {inbound}}}, labels: {{app: reviews, version: v2}}}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {inbound}}}, labels: {endpoint_labels}}}]
 """ + extra_mesh
     (tmp / "client").mkdir()
     (tmp / "server").mkdir()

@@ -997,6 +997,13 @@ spec:
 PRODUCTPAGE_ID = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
 REVIEWS_ID = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews"
 
+PEER_AUTHENTICATION = """---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec:
+  mtls: {mode: %s}
+"""
 MTLS_MESH = """---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -1004,13 +1011,7 @@ metadata: {name: reviews, namespace: default}
 spec:
   host: reviews
   trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: default}
-spec:
-  mtls: {mode: %s}
-"""
+""" + PEER_AUTHENTICATION
 
 
 def mesh_certs(tmp_path) -> Path:
@@ -1359,6 +1360,37 @@ def test_mtls_certificates_rotate_without_restart(upstreams, tmp_path):
         for i in range(3):
             assert client.request(REVIEWS, f"/after/{i}")[0] == 200
         assert app.count("/after/") == 3
+    finally:
+        client.stop()
+        server.stop()
+
+
+@pytest.mark.parametrize("auto", [True, False])
+def test_mtls_auto_mtls_to_sidecar_endpoints(upstreams, tmp_path, auto):
+    """No DestinationRule tls: Istio's auto mTLS uses mesh mTLS toward endpoints labelled
+    `security.istio.io/tlsMode: istio`, so a STRICT server accepts; with `enableAutoMtls: false` the client
+    speaks plain text and the STRICT server refuses (503)."""
+    app = upstreams("reviews-app")
+    certs = mesh_certs(tmp_path)
+    mesh = PEER_AUTHENTICATION % "STRICT"
+    if not auto:
+        mesh += """---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {name: mesh}
+spec:
+  meshConfig: {enableAutoMtls: false}
+"""
+    client, server = two_sidecars(tmp_path, app, extra_mesh=mesh, client_args=cert_args(certs, "bookinfo-productpage"),
+                                  server_args=cert_args(certs, "bookinfo-reviews"),
+                                  endpoint_labels='{app: reviews, version: v2, "security.istio.io/tlsMode": istio}')
+    try:
+        status = client.request(REVIEWS, "/reviews/1")[0]
+        if auto:
+            assert status == 200
+            assert f'source_principal="{PRODUCTPAGE_ID}"' in scrape(server) and 'connection_security_policy="mutual_tls"' in scrape(server)
+        else:
+            assert status == 503 and app.count("/reviews/1") == 0
     finally:
         client.stop()
         server.stop()
