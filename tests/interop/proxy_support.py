@@ -216,13 +216,21 @@ spec:
   ports: [{{number: 9080, name: http, protocol: HTTP}}]
   endpoints: [{{address: 127.0.0.1, ports: {{http: {inbound}}}, labels: {endpoint_labels}}}]
 """ + extra_mesh
+    return sidecar_pair(tmp, mesh, inbound, app.port, client_args=client_args, server_args=[
+        "--workload", "reviews-v2", "--label", "app=reviews", "--label", "version=v2", *(server_args or [])])
+
+
+def sidecar_pair(tmp, mesh: str, inbound: int, app_port: int, client_args: list[str] | None = None,
+                 server_args: list[str] | None = None):
+    """Two proxies reading `mesh`: the client's (productpage-v1, outbound listener) and the server's (inbound
+    listener on `inbound` in front of the app on `app_port`; its workload and labels in `server_args`).
+    Returns (client, server), started, with `server.inbound_port` set; the caller stops them."""
     (tmp / "client").mkdir()
     (tmp / "server").mkdir()
     client = Proxy(tmp / "client", mesh, extra_args=client_args).start()
     try:
         server = Proxy(tmp / "server", mesh, extra_args=[
-            "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app.port}", "--workload", "reviews-v2",
-            "--label", "app=reviews", "--label", "version=v2", *(server_args or [])]).start()
+            "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app_port}", *(server_args or [])]).start()
     except BaseException:
         client.stop()
         raise

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SEXTANT_BIN, free_port
-from proxy_support import Proxy, Upstream, service_entry, two_sidecars
+from proxy_support import Proxy, Upstream, service_entry, sidecar_pair, two_sidecars
 
 REVIEWS = "reviews.default.svc.cluster.local:9080"
 
@@ -1241,14 +1241,10 @@ spec:
   selector: {{matchLabels: {{app: greeter}}}}
   mtls: {{mode: STRICT}}
 """
-    (tmp_path / "client").mkdir()
-    (tmp_path / "server").mkdir()
     client = server = None
     try:
-        client = Proxy(tmp_path / "client", mesh, extra_args=cert_args(certs, "bookinfo-productpage")).start()
-        server = Proxy(tmp_path / "server", mesh, extra_args=[
-            "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app_port}", "--workload", "greeter-v1",
-            "--label", "app=greeter", *cert_args(certs, "bookinfo-reviews")]).start()
+        client, server = sidecar_pair(tmp_path, mesh, inbound, app_port, client_args=cert_args(certs, "bookinfo-productpage"),
+                                      server_args=["--workload", "greeter-v1", "--label", "app=greeter", *cert_args(certs, "bookinfo-reviews")])
         channel = grpc.insecure_channel(f"127.0.0.1:{client.port}", options=[("grpc.default_authority", "greeter:50051")])
         reply, state = channel.unary_unary("/demo.Greeter/Echo").with_call(b"hello", timeout=10)
         assert reply == b"echo:hello" and ("x-served-by", "greeter-v1") in state.trailing_metadata()
@@ -1292,14 +1288,10 @@ spec:
   ports: [{{number: {tcp_port}, name: tcp-db, protocol: TCP}}]
   endpoints: [{{address: 127.0.0.1, ports: {{tcp-db: {inbound}}}, labels: {{app: db}}}}]
 """ + MTLS_MESH.replace("reviews", "db") % "STRICT"
-    (tmp_path / "client").mkdir()
-    (tmp_path / "server").mkdir()
     client = server = None
     try:
-        client = Proxy(tmp_path / "client", mesh, extra_args=cert_args(certs, "bookinfo-productpage")).start()
-        server = Proxy(tmp_path / "server", mesh, extra_args=[
-            "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app.server_address[1]}", "--workload", "db-v1",
-            "--label", "app=db", *cert_args(certs, "bookinfo-reviews")]).start()
+        client, server = sidecar_pair(tmp_path, mesh, inbound, app.server_address[1], client_args=cert_args(certs, "bookinfo-productpage"),
+                                      server_args=["--workload", "db-v1", "--label", "app=db", *cert_args(certs, "bookinfo-reviews")])
         with socket.create_connection(("127.0.0.1", tcp_port), timeout=5) as s:
             s.sendall(b"hello\n")
             assert s.recv(100) == b"db:hello\n"
