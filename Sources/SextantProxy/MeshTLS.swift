@@ -117,6 +117,7 @@ final class MeshPeerIdentityHandler: ChannelInboundHandler, RemovableChannelHand
     let trustDomain: String
     private(set) var principal: String?
     private var promise: EventLoopPromise<String>?
+    private var context: ChannelHandlerContext?
     private var failure: (any Error)?
 
     init(accepting: [String], trustDomain: String) {
@@ -133,10 +134,20 @@ final class MeshPeerIdentityHandler: ChannelInboundHandler, RemovableChannelHand
         return p.futureResult
     }
 
+    /// The handshake took too long: fails it and closes the connection (no-op once it completed).
+    func timedOut() {
+        guard principal == nil, failure == nil, let context else { return }
+        fail(context, MeshTLSError("TLS handshake timed out"))
+    }
+
     func accepts(_ id: String) -> Bool {
         if !accepting.isEmpty { return accepting.contains(id) }
         return SPIFFEIdentity(id)?.trustDomain == trustDomain
     }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let e = event as? TLSUserEvent, case .handshakeCompleted = e {

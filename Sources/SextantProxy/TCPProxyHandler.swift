@@ -132,7 +132,9 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             }
             .connect(host: endpoint.endpoint.address, port: endpoint.endpoint.port)
-            .flatMap { channel in UpstreamPool.handshake(channel, tlsBound?.value.1).map { (channel, $0) } }
+            .flatMap { channel in
+                UpstreamPool.handshake(channel, tlsBound?.value.1, timeout: cluster.connectTimeout.timeAmount).map { (channel, $0) }
+            }
             .assumeIsolated()
             .whenComplete { [self] result in
                 switch result {

@@ -305,7 +305,9 @@ final class UpstreamPool {
                 }
             }
             .connect(host: endpoint.endpoint.address, port: endpoint.endpoint.port)
-            .flatMap { channel in Self.handshake(channel, tlsBound?.value.1).map { (channel, $0) } }
+            .flatMap { channel in
+                Self.handshake(channel, tlsBound?.value.1, timeout: cluster.connectTimeout.timeAmount).map { (channel, $0) }
+            }
             .assumeIsolated()
             .whenComplete { [self] result in
                 let waiting = conn.waiting
@@ -368,14 +370,19 @@ final class UpstreamPool {
         return try meshTLS.current.clientHandlers(for: cluster.cluster, tls: tls, protocol: p)
     }
 
-    /// Waits for a mesh TLS connection's handshake and peer check; plain connections pass at once.
-    static func handshake(_ channel: any Channel, _ identity: MeshPeerIdentityHandler?) -> EventLoopFuture<String?> {
+    /// Waits for a mesh TLS connection's handshake and peer check; plain connections pass at once. The
+    /// handshake counts against the connect timeout, as in Envoy (a server that never answers the
+    /// ClientHello is a connect failure, not a hung request).
+    static func handshake(_ channel: any Channel, _ identity: MeshPeerIdentityHandler?, timeout: TimeAmount) -> EventLoopFuture<String?> {
         guard let identity else { return channel.eventLoop.makeSucceededFuture(nil) }
+        let bound = NIOLoopBound(identity, eventLoop: channel.eventLoop)
+        let timer = channel.eventLoop.scheduleTask(in: timeout) { bound.value.timedOut() }
         return identity.handshake(on: channel.eventLoop).map { Optional($0) }
             .flatMapErrorThrowing { error in
                 channel.close(promise: nil)
                 throw error
             }
+            .always { _ in timer.cancel() }
     }
 
     private func connect(cluster: ClusterRuntime, endpoint: EndpointState, completion: @escaping Completion) {
@@ -406,7 +413,9 @@ final class UpstreamPool {
                 }
             }
             .connect(host: e.address, port: e.port)
-            .flatMap { channel in Self.handshake(channel, tlsBound?.value.1).map { (channel, $0) } }
+            .flatMap { channel in
+                Self.handshake(channel, tlsBound?.value.1, timeout: cluster.connectTimeout.timeAmount).map { (channel, $0) }
+            }
             .assumeIsolated()
             .whenComplete { result in
                 switch result {

@@ -1386,3 +1386,38 @@ spec:
     finally:
         client.stop()
         server.stop()
+
+
+def test_mtls_handshake_counts_against_the_connect_timeout(tmp_path):
+    """An ISTIO_MUTUAL endpoint that accepts TCP but never answers the ClientHello: 503 UF after the
+    connect timeout (with Istio's default retries), not a hung request."""
+    certs = mesh_certs(tmp_path)
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # the kernel completes handshakes; nothing ever reads or answers
+    mesh = f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: reviews, namespace: default}}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {silent.getsockname()[1]}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: reviews, namespace: default}}
+spec:
+  host: reviews
+  trafficPolicy: {{tls: {{mode: ISTIO_MUTUAL}}, connectionPool: {{tcp: {{connectTimeout: 0.3s}}}}}}
+"""
+    p = Proxy(tmp_path, mesh, extra_args=cert_args(certs, "bookinfo-productpage")).start()
+    try:
+        started = time.monotonic()
+        status, _, body = p.request(REVIEWS, "/reviews/1")
+        assert status == 503 and b"connection failure" in body, body
+        assert time.monotonic() - started < 5
+    finally:
+        p.stop()
+        silent.close()
