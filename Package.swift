@@ -16,7 +16,8 @@ import PackageDescription
 /// - `SextantFluentForward`: MessagePack and the Fluentd Forward Protocol v1 (modes, acks, handshake) ↔ logs, pure.
 /// - `SextantIstio`: Istio resources (VirtualService, DestinationRule, ServiceEntry, Gateway, mesh config) →
 ///   validated, compiled route table; load balancing and outlier-detection algorithms, pure.
-/// - `SextantProxy`: the routing proxy's data plane on SwiftNIO (listeners, upstream pools, retries, faults).
+/// - `SextantProxy`: the routing proxy's data plane on SwiftNIO (listeners, upstream pools, retries, faults,
+///   proxy-to-proxy mTLS with SPIFFE identities and a local mesh CA).
 /// - `SextantPipeline`: config → validated graph → running services; queue/retry/batch helpers.
 /// - `SextantHTTP`: small SwiftNIO HTTP/1.1 server plumbing shared by receivers and self-telemetry.
 /// - `SextantSecurity`: `tls` settings (OTel's `configtls`) → swift-nio-ssl configurations, and the
@@ -55,6 +56,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.0"),
     ],
     targets: [
         .target(name: "SextantModel", swiftSettings: strict),
@@ -79,6 +81,9 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -224,7 +229,10 @@ let package = Package(
         .testTarget(name: "SextantIstioTests", dependencies: ["SextantIstio", "SextantPipeline"], swiftSettings: strict),
         .testTarget(
             name: "SextantProxyTests",
-            dependencies: ["SextantProxy", "SextantEnvoyAccessLog", .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: [
+                "SextantProxy", "SextantEnvoyAccessLog", "SextantIstio", .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "SextantOTLPTests", dependencies: ["SextantOTLP", "SextantModel"], exclude: ["Fixtures"], swiftSettings: strict),

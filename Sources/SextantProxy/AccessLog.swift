@@ -17,7 +17,7 @@ public struct AccessLogFormat: Sendable {
         case responseCode, responseFlags, responseCodeDetails, connectionTerminationDetails
         case upstreamTransportFailureReason, bytesReceived, bytesSent, duration, upstreamHost, upstreamCluster
         case upstreamLocalAddress, downstreamLocalAddress, downstreamRemoteAddress, downstreamRemoteAddressWithoutPort
-        case requestedServerName, routeName, protocolName
+        case requestedServerName, routeName, protocolName, downstreamPeerURISAN, upstreamPeerURISAN
     }
 
     enum Piece: Sendable, Equatable {
@@ -119,6 +119,8 @@ public struct AccessLogFormat: Sendable {
         case "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT": return .downstreamRemoteAddressWithoutPort
         case "REQUESTED_SERVER_NAME": return .requestedServerName
         case "ROUTE_NAME": return .routeName
+        case "DOWNSTREAM_PEER_URI_SAN": return .downstreamPeerURISAN
+        case "UPSTREAM_PEER_URI_SAN": return .upstreamPeerURISAN
         case "PROTOCOL": return .protocolName
         default: return nil
         }
@@ -168,6 +170,8 @@ public struct AccessLogFormat: Sendable {
             return str(String(a[..<colon]).trimmingBrackets)
         case .requestedServerName: return nil
         case .routeName: return str(r.routeName)
+        case .downstreamPeerURISAN: return str(r.downstreamPeerPrincipal)
+        case .upstreamPeerURISAN: return str(r.upstreamPeerPrincipal)
         case .protocolName: return str(r.protocolName)
         }
     }

@@ -6,12 +6,34 @@ final class EndpointState: Sendable {
     let endpoint: Endpoint
     /// Requests in flight to this endpoint (for `LEAST_REQUEST`).
     let active = Atomic<Int>(0)
-    /// "address:port", the key of the connection pools.
+    /// "address:port" (`%UPSTREAM_HOST%`).
     let key: String
+    /// The key of the connection pools: mesh-mTLS connections are never handed to plain-text users of the
+    /// same address, or the other way round.
+    let poolKey: String
+    /// How connections to this endpoint are secured: the cluster's `ISTIO_MUTUAL` settings, or Istio's
+    /// auto mTLS (no tls setting, a sidecar-labelled endpoint); nil for plain text.
+    let meshTLS: ClientTLSSettings?
+    /// `meshTLS` comes from auto mTLS: plain text when the proxy has no mesh certificate.
+    let isAutoMTLS: Bool
 
-    init(_ endpoint: Endpoint) {
+    /// The label Istio puts on endpoints that have a sidecar.
+    static let tlsModeLabel = "security.istio.io/tlsMode"
+
+    init(_ endpoint: Endpoint, policy: ClientTLSSettings?, autoMTLS: Bool) {
         self.endpoint = endpoint
         self.key = endpoint.description
+        if let policy {
+            meshTLS = policy.mode == .istioMutual ? policy : nil
+            isAutoMTLS = false
+        } else if autoMTLS && endpoint.labels[Self.tlsModeLabel] == "istio" {
+            meshTLS = ClientTLSSettings(mode: .istioMutual)
+            isAutoMTLS = true
+        } else {
+            meshTLS = nil
+            isAutoMTLS = false
+        }
+        self.poolKey = meshTLS != nil ? key + "|mtls" : key
     }
 }
 
@@ -47,10 +69,10 @@ final class ClusterRuntime: Sendable {
     /// Envoy's cluster name (`outbound|9080|v1|reviews.default.svc.cluster.local`, `inbound|9080||`).
     let name: String
 
-    init(_ cluster: Cluster, name: String? = nil) {
+    init(_ cluster: Cluster, name: String? = nil, autoMTLS: Bool = false) {
         self.cluster = cluster
         self.name = name ?? cluster.key.description
-        self.endpoints = cluster.endpoints.map(EndpointState.init)
+        self.endpoints = cluster.endpoints.map { EndpointState($0, policy: cluster.policy.tls, autoMTLS: autoMTLS) }
         let lb = cluster.policy.loadBalancer ?? .simple(.unspecified)
         self.policy = lb
         if case .consistentHash(_, let size) = lb {
@@ -138,7 +160,7 @@ final class ProxySnapshot: Sendable {
         self.jwt = jwt
         self.routingNeedsHeaders = table.matchesOnHeaders
         var c: [ClusterKey: ClusterRuntime] = [:]
-        for (k, v) in table.clusters { c[k] = ClusterRuntime(v) }
+        for (k, v) in table.clusters { c[k] = ClusterRuntime(v, autoMTLS: table.mesh.enableAutoMtls) }
         clusters = c
     }
 

@@ -26,6 +26,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     var remoteAddress: String?
     var localAddress: String?
     var remoteIP: String?
+    /// The client proxy's SPIFFE ID on a mesh-mTLS inbound connection.
+    var downstreamPrincipal: String?
     var random = FastRandom()
     /// Whether reading from the downstream is paused (backpressure), so `autoRead` changes only on a change.
     var readPaused = false
@@ -105,6 +107,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         remoteAddress = context.channel.remoteAddress.map(Self.format)
         localAddress = context.channel.localAddress.map(Self.format)
         remoteIP = context.channel.remoteAddress?.ipAddress
+        // Only the inbound listener terminates mesh TLS.
+        if kind != .outbound, shared.meshTLS != nil { downstreamPrincipal = MeshPeerIdentityHandler.principal(of: context) }
     }
 
     /// `%PROTOCOL%` without building a string per request.
@@ -234,6 +238,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         record.requestID = requestID
         record.downstreamRemoteAddress = remoteAddress
         record.downstreamLocalAddress = localAddress
+        record.downstreamPeerPrincipal = downstreamPrincipal
         var h = head
         h.headers = headers
         let x = Exchange(head: h, record: record, snapshot: snapshot)
@@ -579,6 +584,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.connection = c
         c.delegate = self
         x.record.upstreamLocalAddress = c.channel.localAddress.map(Self.format)
+        x.record.upstreamPeerPrincipal = c.peerPrincipal
         if let e = x.endpointIndex, let cluster = x.cluster {
             x.endpointActive = cluster.endpoints[e]
             cluster.endpoints[e].active.add(1, ordering: .relaxed)

@@ -117,14 +117,17 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
     }
 
     public let me: PeerMetadata
+    /// This proxy's SPIFFE ID (its mesh certificate's URI SAN), reported for its side of mTLS connections.
+    let principal: String
     let expiry: TimeAmount
     let version: String
     private let lock = NIOLock()
     private var http: [[String]: HTTPSeries] = [:]
     private var tcp: [[String]: TCPSeries] = [:]
 
-    public init(identity: ProxyIdentity, version: String, expiry: Duration = .seconds(600)) {
+    public init(identity: ProxyIdentity, version: String, expiry: Duration = .seconds(600), principal: String? = nil) {
         me = PeerMetadata(identity: identity)
+        self.principal = principal ?? "unknown"
         self.version = version
         self.expiry = expiry.timeAmount
     }
@@ -169,6 +172,21 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
         var destinationService = r.destinationService ?? "unknown"
         var destinationServiceName = r.destinationServiceName ?? "unknown"
         var destinationServiceNamespace = r.destinationServiceNamespace ?? "unknown"
+        // Principals are the SPIFFE IDs of the mTLS connection's two certificates; Istio's
+        // `connection_security_policy` is `mutual_tls`/`none` on the server's side, `unknown` on the client's.
+        let sourcePrincipal: String
+        let destinationPrincipal: String
+        let securityPolicy: String
+        switch r.direction {
+        case .outbound:
+            sourcePrincipal = r.upstreamPeerPrincipal == nil ? "unknown" : principal
+            destinationPrincipal = r.upstreamPeerPrincipal ?? "unknown"
+            securityPolicy = "unknown"
+        case .inbound:
+            sourcePrincipal = r.downstreamPeerPrincipal ?? "unknown"
+            destinationPrincipal = r.downstreamPeerPrincipal == nil ? "unknown" : principal
+            securityPolicy = r.downstreamPeerPrincipal == nil ? "none" : "mutual_tls"
+        }
         switch r.direction {
         case .outbound:
             reporter = "source"
@@ -201,12 +219,12 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
         let isTCP = r.protocolName == "TCP"
         let grpc = r.requestHeaders.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
         return [
-            reporter, source.workload, source.namespace, "unknown", source.app, source.version, source.canonicalService,
-            source.canonicalRevision, "unknown", destination.workload, destination.namespace, "unknown", destination.app,
+            reporter, source.workload, source.namespace, sourcePrincipal, source.app, source.version, source.canonicalService,
+            source.canonicalRevision, "unknown", destination.workload, destination.namespace, destinationPrincipal, destination.app,
             destination.version, destinationService, destinationServiceName, destinationServiceNamespace,
             destination.canonicalService, destination.canonicalRevision, "unknown",
             isTCP ? "tcp" : (grpc ? "grpc" : "http"), r.responseFlags.description,
-            r.direction == .outbound ? "unknown" : "none", isTCP ? "" : "\(r.responseCode)", r.grpcStatus ?? "",
+            securityPolicy, isTCP ? "" : "\(r.responseCode)", r.grpcStatus ?? "",
         ]
     }
 

@@ -1,12 +1,28 @@
 import NIOCore
 import NIOHTTP1
 import NIOHTTP2
+import SextantIstio
+
+/// What the inbound listener does with TLS (`PeerAuthentication`), looked up per connection so that a
+/// reload applies to the next one.
+struct InboundTLS: Sendable {
+    let credentials: MeshCredentialsStore?
+    let state: ProxyState
+    /// The workload port (`portLevelMtls` keys): the app's.
+    let port: Int
+
+    var mode: PeerAuthentication.Mode { state.table.peerAuthenticationMode(port: port) }
+}
 
 /// Picks HTTP/1.1, HTTP/2 or plain TCP for a downstream connection from its first bytes, as Istio's
 /// protocol sniffing does: the HTTP/2 connection preface (RFC 9113 §3.4, "prior knowledge") selects
 /// HTTP/2; a request line's method token (RFC 9112 §3: uppercase letters then a space) selects HTTP/1.1;
 /// anything else is TCP where the listener can relay it (`makeTCP`, the inbound side), else HTTP/1.1 (whose
 /// parser answers 400). Installs the chosen handlers, replays the bytes, and removes itself.
+///
+/// On the inbound listener, mesh TLS comes first (`inboundTLS`): a TLS record (first byte 0x16, a
+/// handshake record, RFC 8446 §5.1) gets the TLS server handlers and a second sniffer that looks at the
+/// decrypted bytes; anything else is plain text, refused (closed) when `PeerAuthentication` is `STRICT`.
 final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -16,10 +32,49 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     private var buffered: ByteBuffer?
     private let makeHandler: @Sendable () -> DownstreamHandler
     private let makeTCP: (@Sendable () -> TCPProxyHandler)?
+    private let inboundTLS: InboundTLS?
 
-    init(makeHandler: @escaping @Sendable () -> DownstreamHandler, makeTCP: (@Sendable () -> TCPProxyHandler)? = nil) {
+    init(
+        makeHandler: @escaping @Sendable () -> DownstreamHandler, makeTCP: (@Sendable () -> TCPProxyHandler)? = nil,
+        inboundTLS: InboundTLS? = nil
+    ) {
         self.makeHandler = makeHandler
         self.makeTCP = makeTCP
+        self.inboundTLS = inboundTLS
+    }
+
+    /// TLS record content type `handshake` (RFC 8446 §5.1), the first byte of a ClientHello.
+    static let tlsHandshakeRecord: UInt8 = 0x16
+
+    /// Mesh TLS on the inbound side: returns true when the connection was handed to TLS or closed.
+    private func sniffTLS(context: ChannelHandlerContext, first: UInt8) -> Bool {
+        guard let tls = inboundTLS else { return false }
+        let mode = tls.mode
+        if mode == .disable { return false }
+        let isTLS = first == Self.tlsHandshakeRecord
+        guard isTLS, let credentials = tls.credentials else {
+            // STRICT: plain text is refused; so is TLS when this proxy has no certificate to answer with.
+            if mode == .strict {
+                context.close(promise: nil)
+                return true
+            }
+            return false
+        }
+        do {
+            let (ssl, identity) = credentials.current.serverHandlers()
+            let sync = context.pipeline.syncOperations
+            try sync.addHandler(ssl)
+            try sync.addHandler(identity)
+            try sync.addHandler(ProtocolSniffer(makeHandler: makeHandler, makeTCP: makeTCP, inboundTLS: nil))
+        } catch {
+            context.close(promise: nil)
+            return true
+        }
+        let replay = buffered!
+        buffered = nil
+        context.fireChannelRead(wrapInboundOut(replay))
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        return true
     }
 
     /// Longest method token accepted as HTTP (Envoy's sniffer looks at a handful of bytes too).
@@ -47,6 +102,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
             buffered!.writeBuffer(&incoming)
         }
         let bytes = buffered!.readableBytesView
+        if inboundTLS != nil, let first = bytes.first, sniffTLS(context: context, first: first) { return }
         let n = min(bytes.count, Self.preface.count)
         let isPrefix = bytes.prefix(n).elementsEqual(Self.preface.prefix(n))
         if isPrefix && n < Self.preface.count { return }

@@ -85,6 +85,12 @@ public struct ProxyRecord: Sendable {
     /// The other proxy's identity, from `x-sextant-peer-metadata` (the server's on outbound records, the
     /// client's on inbound ones); nil when the peer has no proxy.
     public var peer: PeerMetadata?
+    /// The SPIFFE ID of the downstream's certificate when it connected with mesh mTLS
+    /// (`%DOWNSTREAM_PEER_URI_SAN%`; Istio's `source_principal` on inbound records).
+    public var downstreamPeerPrincipal: String?
+    /// The SPIFFE ID of the upstream's certificate when the request went over mesh mTLS
+    /// (`%UPSTREAM_PEER_URI_SAN%`; `destination_principal` on outbound records).
+    public var upstreamPeerPrincipal: String?
     /// `grpc-status` of the response (headers or trailers), for gRPC calls.
     public var grpcStatus: String?
     /// gRPC messages in each direction (`istio_request_messages_total` / `istio_response_messages_total`).

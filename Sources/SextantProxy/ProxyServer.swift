@@ -37,6 +37,20 @@ public struct ProxyOptions: Sendable {
     public var metricExpiry: Duration = .seconds(600)
     /// Replaces `meshConfig.accessLogFile`'s path for this proxy (each workload's own "stdout").
     public var accessLogFile: String?
+    /// Mesh mTLS (`--cert`, `--key`, `--ca`): this proxy's SPIFFE certificate chain and private key and the
+    /// mesh root CA, PEM files. Without them the proxy speaks plain text only (a `STRICT` inbound side
+    /// then refuses every connection, and `ISTIO_MUTUAL` clusters fail to connect).
+    public var certificatePath: String?
+    public var keyPath: String?
+    public var caPath: String?
+    /// `--service-account`: the identity the certificate should carry,
+    /// `spiffe://cluster.local/ns/<namespace>/sa/<serviceAccount>` (default: the workload name).
+    public var serviceAccount: String?
+
+    /// The SPIFFE ID this proxy expects its certificate to carry.
+    public var expectedPrincipal: String {
+        SPIFFEIdentity(namespace: identity.namespace, serviceAccount: serviceAccount ?? identity.workload).description
+    }
 
     public init(configPaths: [String], identity: ProxyIdentity) {
         self.configPaths = configPaths
@@ -64,6 +78,8 @@ public final class ProxyServer: Service, Sendable {
     let otelAccessLogs: [OTelAccessLogObserver]
     /// Keys fetched from `RequestAuthentication` `jwksUri`s, kept across reloads.
     let remoteJWKS: RemoteJWKS
+    /// Mesh mTLS credentials (`--cert`, `--key`, `--ca`), nil when not given.
+    let credentials: MeshCredentialsStore?
 
     /// Loads and validates the configuration; throws `ConfigError` with every problem found.
     public init(options: ProxyOptions, observer: any ProxyObserver = NoProxyObserver(), logger: Logger) throws(ConfigError) {
@@ -73,7 +89,35 @@ public final class ProxyServer: Service, Sendable {
         for w in warnings { logger.warning("\(w)") }
         let table = RouteTable(resources: resources, identity: options.identity)
         for w in table.warnings { logger.warning("\(w)") }
-        let metrics = IstioMetrics(identity: options.identity, version: options.version, expiry: options.metricExpiry)
+        var credentials: MeshCredentialsStore?
+        if let cert = options.certificatePath, let key = options.keyPath, let ca = options.caPath {
+            do {
+                credentials = try MeshCredentialsStore(certificatePath: cert, keyPath: key, caPath: ca)
+            } catch {
+                throw ConfigError([ConfigDiagnostic(.error, at: nil, "mesh TLS credentials: \(error)")])
+            }
+            if credentials?.current.principal != options.expectedPrincipal {
+                logger.warning(
+                    "the certificate's identity is not the workload's service account",
+                    metadata: ["certificate": "\(credentials?.current.principal ?? "")", "expected": "\(options.expectedPrincipal)"])
+            }
+        } else if options.certificatePath != nil || options.keyPath != nil || options.caPath != nil {
+            throw ConfigError([ConfigDiagnostic(.error, at: nil, "--cert, --key and --ca go together")])
+        }
+        if credentials == nil {
+            if let app = options.app, options.inbound != nil, table.peerAuthenticationMode(port: app.port) == .strict {
+                logger.warning("PeerAuthentication is STRICT for this workload but no --cert/--key/--ca were given: inbound connections will be refused")
+            }
+            let mutual = table.clusters.values.filter { $0.policy.tls?.mode == .istioMutual }.map(\.key.description).sorted()
+            if !mutual.isEmpty {
+                logger.warning(
+                    "clusters require ISTIO_MUTUAL but no --cert/--key/--ca were given: their connections will fail (UF)",
+                    metadata: ["clusters": "\(mutual.joined(separator: ", "))"])
+            }
+        }
+        self.credentials = credentials
+        let metrics = IstioMetrics(
+            identity: options.identity, version: options.version, expiry: options.metricExpiry, principal: credentials?.current.principal)
         self.metrics = metrics
         let remoteJWKS = RemoteJWKS()
         self.remoteJWKS = remoteJWKS
@@ -109,7 +153,7 @@ public final class ProxyServer: Service, Sendable {
         shared = ProxyShared(
             state: ProxyState(ProxySnapshot(table: table, version: 1, jwt: jwt)),
             observer: CombinedObserver(observers: [metrics, observer] + fileLogs + otelLogs), limits: options.limits,
-            me: PeerMetadata(identity: options.identity), tracer: tracer)
+            me: PeerMetadata(identity: options.identity), tracer: tracer, meshTLS: credentials)
         if let app = options.app, let inbound = options.inbound {
             let key = ClusterKey(host: "inbound", port: inbound.port)
             let endpoint = Endpoint(address: app.host, port: app.port, labels: options.identity.labels, weight: 1, serviceAccount: nil)
@@ -212,6 +256,12 @@ public final class ProxyServer: Service, Sendable {
     private func bind(_ address: (host: String, port: Int), kind: ListenerKind) async throws -> any Channel {
         let shared = self.shared
         let inbound = kind == .outbound ? nil : inboundCluster
+        let inboundTLS: InboundTLS?
+        if case .inbound(_, let appPort) = kind {
+            inboundTLS = InboundTLS(credentials: credentials, state: shared.state, port: appPort)
+        } else {
+            inboundTLS = nil
+        }
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -222,7 +272,8 @@ public final class ProxyServer: Service, Sendable {
                     var makeTCP: (@Sendable () -> TCPProxyHandler)?
                     if let inbound { makeTCP = { TCPProxyHandler(shared: shared, inbound: inbound) } }
                     let sniffer = ProtocolSniffer(
-                        makeHandler: { DownstreamHandler(shared: shared, kind: kind, inboundCluster: inbound) }, makeTCP: makeTCP)
+                        makeHandler: { DownstreamHandler(shared: shared, kind: kind, inboundCluster: inbound) }, makeTCP: makeTCP,
+                        inboundTLS: inboundTLS)
                     try channel.pipeline.syncOperations.addHandler(sniffer)
                 }
             }
@@ -233,6 +284,14 @@ public final class ProxyServer: Service, Sendable {
     /// on, while requests in flight finish on the old one. Returns whether the new config was taken.
     @discardableResult
     public func reload(reason: String) -> Bool {
+        if let credentials {
+            // Rotated workload certificates: new connections use them; a bad set is logged and the old kept.
+            do {
+                try credentials.reload()
+            } catch {
+                logger.error("mesh TLS credentials rejected; keeping the ones in force", metadata: ["reason": "\(reason)", "error": "\(error)"])
+            }
+        }
         do {
             let (resources, warnings) = try IstioConfigLoader.load(paths: options.configPaths)
             for w in warnings { logger.warning("\(w)") }
@@ -278,10 +337,12 @@ public final class ProxyServer: Service, Sendable {
     }
 
     private func watchForReload() async {
-        var last = options.configPaths.map(Self.modificationStamp)
+        // Config files, and the mesh certificate files (rotated in place, as Istio's agent writes them).
+        let paths = options.configPaths + [options.certificatePath, options.keyPath, options.caPath].compactMap { $0 }
+        var last = paths.map(Self.modificationStamp)
         while !Task.isCancelled {
             try? await Task.sleep(for: options.reloadPollInterval)
-            let now = options.configPaths.map(Self.modificationStamp)
+            let now = paths.map(Self.modificationStamp)
             if now != last {
                 last = now
                 reload(reason: "file change")
@@ -349,6 +410,12 @@ public final class ProxyServer: Service, Sendable {
             w.string(t.identity.namespace)
             w.key("mode")
             w.string(t.identity.mode.rawValue)
+            w.key("principal")
+            w.string(credentials?.current.principal ?? "")
+            if let app = options.app, options.inbound != nil {
+                w.key("inbound_peer_authentication")
+                w.string(t.peerAuthenticationMode(port: app.port).rawValue)
+            }
             w.endObject()
             w.key("clusters")
             w.beginArray()
@@ -359,6 +426,8 @@ public final class ProxyServer: Service, Sendable {
                 w.string(c.name)
                 w.key("protocol")
                 w.string(c.cluster.protocolName.rawValue)
+                w.key("tls_mode")
+                w.string(c.cluster.policy.tls?.mode.rawValue ?? "DISABLE")
                 w.key("active_requests")
                 w.number(c.activeRequests.load(ordering: .relaxed))
                 w.key("connections")

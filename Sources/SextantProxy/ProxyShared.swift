@@ -44,11 +44,14 @@ public final class ProxyState: Sendable {
 final class PoolRegistry: @unchecked Sendable {
     private let lock = NIOLock()
     private var pools: [ObjectIdentifier: UpstreamPool] = [:]
+    let meshTLS: MeshCredentialsStore?
+
+    init(meshTLS: MeshCredentialsStore?) { self.meshTLS = meshTLS }
 
     func pool(for loop: any EventLoop) -> UpstreamPool {
         lock.withLock {
             if let p = pools[ObjectIdentifier(loop)] { return p }
-            let p = UpstreamPool(eventLoop: loop)
+            let p = UpstreamPool(eventLoop: loop, meshTLS: meshTLS)
             pools[ObjectIdentifier(loop)] = p
             return p
         }
@@ -60,13 +63,20 @@ final class ProxyShared: Sendable {
     let state: ProxyState
     let observer: any ProxyObserver
     let limits: ProxyLimits
-    let pools = PoolRegistry()
+    let pools: PoolRegistry
     /// This proxy's identity as sent to peers, pre-rendered for responses.
     let me: PeerMetadata
     let meHeader: String
     let tracer: ProxyTracer?
+    /// Mesh mTLS credentials; nil when the proxy has none (plain text only).
+    let meshTLS: MeshCredentialsStore?
 
-    init(state: ProxyState, observer: any ProxyObserver, limits: ProxyLimits, me: PeerMetadata, tracer: ProxyTracer?) {
+    init(
+        state: ProxyState, observer: any ProxyObserver, limits: ProxyLimits, me: PeerMetadata, tracer: ProxyTracer?,
+        meshTLS: MeshCredentialsStore? = nil
+    ) {
+        self.meshTLS = meshTLS
+        self.pools = PoolRegistry(meshTLS: meshTLS)
         self.tracer = tracer
         self.state = state
         self.observer = observer

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SextantIstio
 
 /// A plain TCP connection relayed byte for byte (Envoy's `tcp_proxy`). Outbound, it was accepted on a
@@ -65,6 +66,7 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             authority: "", requestHeaders: [:])
         record.downstreamRemoteAddress = context.channel.remoteAddress.map(DownstreamHandler.format)
         record.downstreamLocalAddress = context.channel.localAddress.map(DownstreamHandler.format)
+        if case .inbound = target, shared.meshTLS != nil { record.downstreamPeerPrincipal = MeshPeerIdentityHandler.principal(of: context) }
         self.record = record
         let cluster: ClusterRuntime
         switch target {
@@ -108,17 +110,36 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let (down, up) = RawRelay.pair()
         relays = (down, up)
         let upBound = NIOLoopBound(up, eventLoop: context.eventLoop)
+        let tls: (NIOSSLClientHandler, MeshPeerIdentityHandler)?
+        do {
+            tls = try shared.pools.pool(for: context.eventLoop).meshHandlers(cluster, endpoint, .tcp)
+        } catch {
+            cluster.connections.subtract(1, ordering: .relaxed)
+            self.record?.upstreamTransportFailureReason = "\(error)"
+            return fail(context, .upstreamConnectionFailure)
+        }
+        let tlsBound = tls.map { NIOLoopBound($0, eventLoop: context.eventLoop) }
         ClientBootstrap(group: context.eventLoop)
             .connectTimeout(cluster.connectTimeout.timeAmount)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(upBound.value) }
+                channel.eventLoop.makeCompletedFuture {
+                    if let tlsBound {
+                        try channel.pipeline.syncOperations.addHandler(tlsBound.value.0)
+                        try channel.pipeline.syncOperations.addHandler(tlsBound.value.1)
+                    }
+                    try channel.pipeline.syncOperations.addHandler(upBound.value)
+                }
             }
             .connect(host: endpoint.endpoint.address, port: endpoint.endpoint.port)
+            .flatMap { channel in
+                UpstreamPool.handshake(channel, tlsBound?.value.1, timeout: cluster.connectTimeout.timeAmount).map { (channel, $0) }
+            }
             .assumeIsolated()
             .whenComplete { [self] result in
                 switch result {
-                case .success(let upstream):
+                case .success(let (upstream, principal)):
+                    self.record?.upstreamPeerPrincipal = principal
                     upstream.closeFuture.whenComplete { _ in cluster.connections.subtract(1, ordering: .relaxed) }
                     cluster.record(endpoint: index, status: 200, now: .now)
                     if let pending = self.pending {

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
 
 /// Receives the response of the request currently using an upstream connection.
 protocol UpstreamDelegate: AnyObject {
@@ -32,6 +33,8 @@ final class UpstreamConnection {
 
     /// An HTTP/2 stream on a shared connection (not pooled itself; the connection is).
     let isStream: Bool
+    /// The upstream proxy's SPIFFE ID when the connection is mesh mTLS (`%UPSTREAM_PEER_URI_SAN%`).
+    var peerPrincipal: String?
 
     init(channel: any Channel, endpointKey: String, cluster: ClusterRuntime, isStream: Bool = false) {
         self.channel = channel
@@ -104,19 +107,24 @@ final class UpstreamPool {
     }
 
     let eventLoop: any EventLoop
+    /// The proxy's mesh certificate, for clusters whose policy says `ISTIO_MUTUAL`.
+    let meshTLS: MeshCredentialsStore?
     private var idle: [String: [UpstreamConnection]] = [:]
     private var queues: [ObjectIdentifier: Queue] = [:]
     private var nextWaiterID = 0
     private var recheckScheduled = false
 
-    init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+    init(eventLoop: any EventLoop, meshTLS: MeshCredentialsStore? = nil) {
+        self.eventLoop = eventLoop
+        self.meshTLS = meshTLS
+    }
 
     /// Gets a connection to `endpoint` of `cluster`: an idle one now, or later (a new connection within
     /// `maxConnections`, or a place in the pending queue), or overflow.
     func acquire(cluster: ClusterRuntime, endpoint: EndpointState, http2: Bool = false, completion: @escaping Completion) -> Acquired {
         eventLoop.preconditionInEventLoop()
         if http2 { return acquireStream(cluster: cluster, endpoint: endpoint, completion: completion) }
-        if let c = popIdle(endpoint.key) { return .ready(c) }
+        if let c = popIdle(endpoint.poolKey) { return .ready(c) }
         if ClusterRuntime.tryIncrement(cluster.connections, limit: cluster.maxConnections) {
             connect(cluster: cluster, endpoint: endpoint, completion: completion)
             return .pending(waiterID: nil)
@@ -131,7 +139,7 @@ final class UpstreamPool {
 
     /// An idle HTTP/1.1 connection to `endpoint`, if one is ready (the common case; no callback needed).
     func takeIdle(_ endpoint: EndpointState) -> UpstreamConnection? {
-        popIdle(endpoint.key)
+        popIdle(endpoint.poolKey)
     }
 
     /// Removes a queued request (its downstream went away or timed out).
@@ -159,7 +167,7 @@ final class UpstreamPool {
             c.channel.close(promise: nil)
             return
         }
-        if let q = queues[ObjectIdentifier(c.cluster)], let i = q.waiters.firstIndex(where: { $0.endpoint.key == c.endpointKey }) {
+        if let q = queues[ObjectIdentifier(c.cluster)], let i = q.waiters.firstIndex(where: { $0.endpoint.poolKey == c.endpointKey }) {
             let w = q.waiters.remove(at: i)
             c.cluster.pending.subtract(1, ordering: .relaxed)
             w.completion(.success(c))
@@ -207,7 +215,7 @@ final class UpstreamPool {
 
     private func serve(_ q: Queue) {
         while let w = q.waiters.first {
-            if let c = popIdle(w.endpoint.key) {
+            if let c = popIdle(w.endpoint.poolKey) {
                 q.waiters.removeFirst()
                 q.cluster.pending.subtract(1, ordering: .relaxed)
                 w.completion(.success(c))
@@ -242,6 +250,7 @@ final class UpstreamPool {
         var channel: (any Channel)?
         var waiting: [(UpstreamConnection?, (any Error)?) -> Void] = []
         var failed = false
+        var peerPrincipal: String?
     }
 
     private var h2: [String: H2Connection] = [:]
@@ -250,7 +259,7 @@ final class UpstreamPool {
         let key = "\(endpoint.key)|\(ObjectIdentifier(cluster).hashValue)"
         let open: (H2Connection) -> Void = { [self] conn in
             guard let mux = conn.multiplexer else { return }
-            openStream(mux, cluster: cluster, endpoint: endpoint, completion: completion)
+            openStream(mux, cluster: cluster, endpoint: endpoint, principal: conn.peerPrincipal, completion: completion)
         }
         if let conn = h2[key], !conn.failed {
             if conn.multiplexer != nil {
@@ -269,11 +278,26 @@ final class UpstreamPool {
             if let error { completion(.failure(error)) } else { open(conn) }
         }
         let box = NIOLoopBound(conn, eventLoop: eventLoop)
+        let tls: (NIOSSLClientHandler, MeshPeerIdentityHandler)?
+        do {
+            tls = try meshHandlers(cluster, endpoint, .http2)
+        } catch {
+            cluster.connections.subtract(1, ordering: .relaxed)
+            h2[key] = nil
+            conn.failed = true
+            completion(.failure(error))
+            return .pending(waiterID: nil)
+        }
+        let tlsBound = tls.map { NIOLoopBound($0, eventLoop: eventLoop) }
         ClientBootstrap(group: eventLoop)
             .connectTimeout(cluster.connectTimeout.timeAmount)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsBound {
+                        try channel.pipeline.syncOperations.addHandler(tlsBound.value.0)
+                        try channel.pipeline.syncOperations.addHandler(tlsBound.value.1)
+                    }
                     let mux = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                         mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
                     ) { stream in stream.close() }
@@ -281,13 +305,17 @@ final class UpstreamPool {
                 }
             }
             .connect(host: endpoint.endpoint.address, port: endpoint.endpoint.port)
+            .flatMap { channel in
+                Self.handshake(channel, tlsBound?.value.1, timeout: cluster.connectTimeout.timeAmount).map { (channel, $0) }
+            }
             .assumeIsolated()
             .whenComplete { [self] result in
                 let waiting = conn.waiting
                 conn.waiting = []
                 switch result {
-                case .success(let channel):
+                case .success(let (channel, principal)):
                     conn.channel = channel
+                    conn.peerPrincipal = principal
                     channel.closeFuture.assumeIsolated().whenComplete { [self] _ in
                         conn.failed = true
                         if h2[key] === conn { h2[key] = nil }
@@ -305,7 +333,8 @@ final class UpstreamPool {
     }
 
     private func openStream(
-        _ mux: NIOHTTP2Handler.StreamMultiplexer, cluster: ClusterRuntime, endpoint: EndpointState, completion: @escaping Completion
+        _ mux: NIOHTTP2Handler.StreamMultiplexer, cluster: ClusterRuntime, endpoint: EndpointState, principal: String?,
+        completion: @escaping Completion
     ) {
         let handler = UpstreamHandler(pool: self)
         let bound = NIOLoopBound(handler, eventLoop: eventLoop)
@@ -319,7 +348,8 @@ final class UpstreamPool {
         .whenComplete { result in
             switch result {
             case .success(let stream):
-                let c = UpstreamConnection(channel: stream, endpointKey: endpoint.key, cluster: cluster, isStream: true)
+                let c = UpstreamConnection(channel: stream, endpointKey: endpoint.poolKey, cluster: cluster, isStream: true)
+                c.peerPrincipal = principal
                 handler.connection = c
                 completion(.success(c))
             case .failure(let error):
@@ -328,26 +358,70 @@ final class UpstreamPool {
         }
     }
 
+    /// The TLS client handlers for a connection to `endpoint` of `cluster` when it is mesh mTLS
+    /// (`ISTIO_MUTUAL`, or auto mTLS when this proxy has a certificate); throws when the policy asks for
+    /// `ISTIO_MUTUAL` and this proxy has no mesh certificate.
+    func meshHandlers(_ cluster: ClusterRuntime, _ endpoint: EndpointState, _ p: UpstreamTLSProtocol) throws -> (NIOSSLClientHandler, MeshPeerIdentityHandler)? {
+        guard let tls = endpoint.meshTLS else { return nil }
+        guard let meshTLS else {
+            if endpoint.isAutoMTLS { return nil }
+            throw MeshTLSError("\(cluster.name) requires ISTIO_MUTUAL but the proxy has no mesh certificate (--cert, --key, --ca)")
+        }
+        return try meshTLS.current.clientHandlers(for: cluster.cluster, tls: tls, protocol: p)
+    }
+
+    /// Waits for a mesh TLS connection's handshake and peer check; plain connections pass at once. The
+    /// handshake counts against the connect timeout, as in Envoy (a server that never answers the
+    /// ClientHello is a connect failure, not a hung request).
+    static func handshake(_ channel: any Channel, _ identity: MeshPeerIdentityHandler?, timeout: TimeAmount) -> EventLoopFuture<String?> {
+        guard let identity else { return channel.eventLoop.makeSucceededFuture(nil) }
+        let bound = NIOLoopBound(identity, eventLoop: channel.eventLoop)
+        let timer = channel.eventLoop.scheduleTask(in: timeout) { bound.value.timedOut() }
+        return identity.handshake(on: channel.eventLoop).map { Optional($0) }
+            .flatMapErrorThrowing { error in
+                channel.close(promise: nil)
+                throw error
+            }
+            .always { _ in timer.cancel() }
+    }
+
     private func connect(cluster: ClusterRuntime, endpoint: EndpointState, completion: @escaping Completion) {
         let handler = UpstreamHandler(pool: self)
         let bound = NIOLoopBound(handler, eventLoop: eventLoop)
         let e = endpoint.endpoint
+        let tls: (NIOSSLClientHandler, MeshPeerIdentityHandler)?
+        do {
+            tls = try meshHandlers(cluster, endpoint, .http1)
+        } catch {
+            cluster.connections.subtract(1, ordering: .relaxed)
+            completion(.failure(error))
+            return
+        }
+        let tlsBound = tls.map { NIOLoopBound($0, eventLoop: eventLoop) }
         ClientBootstrap(group: eventLoop)
             .connectTimeout(cluster.connectTimeout.timeAmount)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsBound {
+                        try channel.pipeline.syncOperations.addHandler(tlsBound.value.0)
+                        try channel.pipeline.syncOperations.addHandler(tlsBound.value.1)
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
                         leftOverBytesStrategy: .forwardBytes, enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }
             }
             .connect(host: e.address, port: e.port)
+            .flatMap { channel in
+                Self.handshake(channel, tlsBound?.value.1, timeout: cluster.connectTimeout.timeAmount).map { (channel, $0) }
+            }
             .assumeIsolated()
             .whenComplete { result in
                 switch result {
-                case .success(let channel):
-                    let c = UpstreamConnection(channel: channel, endpointKey: endpoint.key, cluster: cluster)
+                case .success(let (channel, principal)):
+                    let c = UpstreamConnection(channel: channel, endpointKey: endpoint.poolKey, cluster: cluster)
+                    c.peerPrincipal = principal
                     handler.connection = c
                     if !channel.isActive {
                         handler.connection = nil

@@ -48,6 +48,18 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .customLong("metrics-expiry"), help: "Drop Istio metric series not updated for this long (Go duration).")
     var metricsExpiry = "10m"
 
+    @Option(name: .long, help: "Mesh mTLS: this proxy's SPIFFE certificate chain (PEM), leaf first.")
+    var cert: String?
+
+    @Option(name: .long, help: "Mesh mTLS: the private key of --cert (PEM).")
+    var key: String?
+
+    @Option(name: .long, help: "Mesh mTLS: the mesh root CA (PEM) that peers' certificates must chain to.")
+    var ca: String?
+
+    @Option(name: .customLong("service-account"), help: "Service account of the workload (identity spiffe://cluster.local/ns/NS/sa/SA); default: --workload.")
+    var serviceAccount: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -57,6 +69,7 @@ struct ProxyCommand: AsyncParsableCommand {
         for (flag, value) in [("--listen", listen), ("--inbound", inbound), ("--app", app), ("--admin", admin)] {
             if let value, HostPort.parse(value) == nil { throw ValidationError("\(flag) must be host:port, found '\(value)'") }
         }
+        guard (cert == nil) == (key == nil) && (cert == nil) == (ca == nil) else { throw ValidationError("--cert, --key and --ca go together") }
         for l in label where !l.contains("=") { throw ValidationError("--label must be k=v, found '\(l)'") }
         guard GoDuration.parse(metricsExpiry).map({ $0 > .zero }) == true else {
             throw ValidationError("--metrics-expiry must be a duration such as 10m, found '\(metricsExpiry)'")
@@ -79,6 +92,10 @@ struct ProxyCommand: AsyncParsableCommand {
         options.threads = concurrency
         options.version = Self.buildVersion
         options.metricExpiry = GoDuration.parse(metricsExpiry) ?? .seconds(600)
+        options.certificatePath = cert
+        options.keyPath = key
+        options.caPath = ca
+        options.serviceAccount = serviceAccount
         let server: ProxyServer
         do {
             server = try ProxyServer(options: options, logger: logger)

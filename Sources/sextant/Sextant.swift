@@ -14,7 +14,7 @@ struct Sextant: AsyncParsableCommand {
         commandName: "sextant",
         abstract: "A telemetry collector for service meshes (receivers → processors → exporters) and an Istio-style routing proxy.",
         version: CollectorRunner.version,
-        subcommands: [Collector.self, DemoCommand.self, ProxyCommand.self, Validate.self, Components.self]
+        subcommands: [Collector.self, DemoCommand.self, ProxyCommand.self, CACommand.self, Validate.self, Components.self]
     )
 }
 

@@ -199,9 +199,11 @@ spec:
 """
 
 
-def two_sidecars(tmp, app: Upstream, extra_mesh: str = ""):
+def two_sidecars(tmp, app: Upstream, extra_mesh: str = "", client_args: list[str] | None = None,
+                 server_args: list[str] | None = None, endpoint_labels: str = "{app: reviews, version: v2}"):
     """productpage's sidecar (outbound listener) and reviews-v2's sidecar (inbound listener in front of
-    `app`), both reading one mesh whose `reviews` endpoint is the second sidecar's inbound port.
+    `app`), both reading one mesh whose `reviews` endpoint is the second sidecar's inbound port
+    (`server.inbound_port`). `client_args`/`server_args` are extra flags (e.g. mesh certificates).
     Returns (client, server) proxies, started; the caller stops them."""
     inbound = free_port()
     mesh = f"""apiVersion: networking.istio.io/v1
@@ -212,17 +214,26 @@ spec:
   location: MESH_INTERNAL
   resolution: STATIC
   ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  endpoints: [{{address: 127.0.0.1, ports: {{http: {inbound}}}, labels: {{app: reviews, version: v2}}}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {inbound}}}, labels: {endpoint_labels}}}]
 """ + extra_mesh
+    return sidecar_pair(tmp, mesh, inbound, app.port, client_args=client_args, server_args=[
+        "--workload", "reviews-v2", "--label", "app=reviews", "--label", "version=v2", *(server_args or [])])
+
+
+def sidecar_pair(tmp, mesh: str, inbound: int, app_port: int, client_args: list[str] | None = None,
+                 server_args: list[str] | None = None):
+    """Two proxies reading `mesh`: the client's (productpage-v1, outbound listener) and the server's (inbound
+    listener on `inbound` in front of the app on `app_port`; its workload and labels in `server_args`).
+    Returns (client, server), started, with `server.inbound_port` set; the caller stops them."""
     (tmp / "client").mkdir()
     (tmp / "server").mkdir()
-    client = Proxy(tmp / "client", mesh).start()
+    client = Proxy(tmp / "client", mesh, extra_args=client_args).start()
     try:
         server = Proxy(tmp / "server", mesh, extra_args=[
-            "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app.port}", "--workload", "reviews-v2",
-            "--label", "app=reviews", "--label", "version=v2"]).start()
+            "--inbound", f"127.0.0.1:{inbound}", "--app", f"127.0.0.1:{app_port}", *(server_args or [])]).start()
     except BaseException:
         client.stop()
         raise
+    server.inbound_port = inbound
     return client, server
 

@@ -10,9 +10,11 @@ upstream killed mid-request.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,11 +22,12 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from conftest import SEXTANT_BIN, free_port
-from proxy_support import Proxy, Upstream, service_entry, two_sidecars
+from proxy_support import Proxy, Upstream, service_entry, sidecar_pair, two_sidecars
 
 REVIEWS = "reviews.default.svc.cluster.local:9080"
 
@@ -488,9 +491,9 @@ spec:
         p.stop()
 
 
-def test_grpc_passes_through_over_http2_with_trailers(tmp_path):
-    """A real grpcio client → sextant proxy (HTTP/2 prior knowledge) → a real grpcio server: unary and
-    streaming calls, metadata, and non-OK statuses carried in trailers."""
+def greeter_server():
+    """A grpcio server for `demo.Greeter` (raw bytes): `Echo` answers `echo:<request>` with trailer
+    `x-served-by: greeter-v1` (FAILED_PRECONDITION for `fail`), `Count` streams `0`..`n-1`. Returns (server, port)."""
     import grpc  # noqa: PLC0415
     from concurrent import futures  # noqa: PLC0415
 
@@ -512,6 +515,15 @@ def test_grpc_passes_through_over_http2_with_trailers(tmp_path):
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
+    return server, port
+
+
+def test_grpc_passes_through_over_http2_with_trailers(tmp_path):
+    """A real grpcio client → sextant proxy (HTTP/2 prior knowledge) → a real grpcio server: unary and
+    streaming calls, metadata, and non-OK statuses carried in trailers."""
+    import grpc  # noqa: PLC0415
+
+    server, port = greeter_server()
     mesh = f"""apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {{name: greeter, namespace: default}}
@@ -978,3 +990,434 @@ spec:
         upstream.wait()
         if p:
             p.stop()
+
+
+# --- Proxy-to-proxy mTLS (DestinationRule ISTIO_MUTUAL, PeerAuthentication) -------------------------------
+
+PRODUCTPAGE_ID = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
+REVIEWS_ID = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews"
+
+PEER_AUTHENTICATION = """---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec:
+  mtls: {mode: %s}
+"""
+MTLS_MESH = """---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+""" + PEER_AUTHENTICATION
+
+
+def mesh_certs(tmp_path) -> Path:
+    """A mesh root and productpage/reviews workload certificates from `sextant ca`."""
+    out = tmp_path / "certs"
+    subprocess.run([str(SEXTANT_BIN), "ca", "--out", str(out), "--identity", PRODUCTPAGE_ID, "--identity", REVIEWS_ID],
+                   check=True, capture_output=True, timeout=30)
+    return out
+
+
+def cert_args(certs: Path, sa: str) -> list[str]:
+    return ["--cert", str(certs / sa / "cert-chain.pem"), "--key", str(certs / sa / "key.pem"), "--ca", str(certs / "root-cert.pem"),
+            "--service-account", sa]
+
+
+def mtls_sidecars(tmp_path, app, mode: str = "STRICT", mesh: str = MTLS_MESH):
+    certs = mesh_certs(tmp_path)
+    client, server = two_sidecars(tmp_path, app, extra_mesh=mesh % mode, client_args=cert_args(certs, "bookinfo-productpage"),
+                                  server_args=cert_args(certs, "bookinfo-reviews"))
+    return certs, client, server
+
+
+def scrape(p) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{p.admin_port}/stats/prometheus", timeout=5) as r:
+        return r.read().decode()
+
+
+def tls_client(certs: Path, cert: Path | None, key: Path | None):
+    """A Python TLS client context trusting the mesh root (no host name check: SPIFFE IDs are URIs)."""
+    import ssl  # noqa: PLC0415
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(str(certs / "root-cert.pem"))
+    if cert:
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+def foreign_certificate(tmp_path, identity: str) -> tuple[Path, Path]:
+    """A workload certificate with a mesh-looking SPIFFE ID, issued by a CA the mesh does not trust
+    (made with Python's `cryptography`, independently of `sextant ca`)."""
+    import datetime  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cluster.local")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH, x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "foreign-cert.pem", tmp_path / "foreign-key.pem"
+    cert_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def refused(do) -> bool:
+    """Whether the server refused: the connection closed or the TLS handshake failed, no HTTP answer."""
+    import ssl  # noqa: PLC0415
+
+    try:
+        do()
+    except (ConnectionError, ssl.SSLError, http.client.RemoteDisconnected, http.client.BadStatusLine, socket.timeout, OSError):
+        return True
+    return False
+
+
+def test_mtls_istio_mutual_and_strict_fill_principals(upstreams, tmp_path):
+    app = upstreams("reviews-app")
+    _, client, server = mtls_sidecars(tmp_path, app)
+    try:
+        conn = client.client()
+        for _ in range(3):
+            status, _, body = client.request(REVIEWS, "/reviews/1", conn=conn)
+            assert status == 200 and body["name"] == "reviews-app"
+        # The app behind the inbound sidecar still sees plain HTTP.
+        assert app.count("/reviews/1") == 3
+        source, destination = scrape(client), scrape(server)
+        ok = ('reporter="source",source_workload="productpage-v1",source_workload_namespace="default",'
+              f'source_principal="{PRODUCTPAGE_ID}",source_app="productpage",source_version="v1",source_canonical_service="productpage",'
+              'source_canonical_revision="v1",source_cluster="unknown",destination_workload="reviews-v2",'
+              f'destination_workload_namespace="default",destination_principal="{REVIEWS_ID}",destination_app="reviews",'
+              'destination_version="v2",destination_service="reviews.default.svc.cluster.local",'
+              'destination_service_name="reviews",destination_service_namespace="default",destination_canonical_service="reviews",'
+              'destination_canonical_revision="v2",destination_cluster="unknown",request_protocol="http",response_flags="-",'
+              'connection_security_policy="unknown",response_code="200",grpc_response_status=""')
+        assert f"istio_requests_total{{{ok}}} 3" in source, source
+        dest = ok.replace('reporter="source"', 'reporter="destination"').replace(
+            'connection_security_policy="unknown"', 'connection_security_policy="mutual_tls"')
+        assert f"istio_requests_total{{{dest}}} 3" in destination, destination
+        dump = server.config_dump()["identity"]
+        assert dump["principal"] == REVIEWS_ID and dump["inbound_peer_authentication"] == "STRICT", dump
+        assert {c["name"]: c["tls_mode"] for c in client.config_dump()["clusters"]}["outbound|9080||reviews.default.svc.cluster.local"] == "ISTIO_MUTUAL"
+    finally:
+        client.stop()
+        server.stop()
+
+
+def test_mtls_strict_inbound_refuses_plain_text_and_foreign_certificates(upstreams, tmp_path):
+    app = upstreams("reviews-app")
+    certs, client, server = mtls_sidecars(tmp_path, app)
+    try:
+        def plain():
+            c = http.client.HTTPConnection("127.0.0.1", server.inbound_port, timeout=5)
+            try:
+                c.request("GET", "/reviews/1", headers={"Host": REVIEWS})
+                c.getresponse().read()
+            finally:
+                c.close()
+        assert refused(plain)
+
+        foreign_cert, foreign_key = foreign_certificate(tmp_path, PRODUCTPAGE_ID)
+
+        def with_cert(cert, key):
+            def go():
+                ctx = tls_client(certs, cert, key)
+                with socket.create_connection(("127.0.0.1", server.inbound_port), timeout=5) as raw:
+                    with ctx.wrap_socket(raw) as s:
+                        s.sendall(f"GET /reviews/1 HTTP/1.1\r\nHost: {REVIEWS}\r\nConnection: close\r\n\r\n".encode())
+                        data = s.recv(65536)
+                        if not data:
+                            raise ConnectionError("closed without an answer")
+                        return data
+            return go
+        # A SPIFFE certificate from a CA the mesh does not trust, and no client certificate at all.
+        assert refused(with_cert(foreign_cert, foreign_key))
+        assert refused(with_cert(None, None))
+        assert app.count("/reviews/1") == 0
+        # A client holding a mesh certificate gets through, and the inbound proxy presents its SPIFFE ID.
+        ctx = tls_client(certs, certs / "bookinfo-productpage" / "cert-chain.pem", certs / "bookinfo-productpage" / "key.pem")
+        with socket.create_connection(("127.0.0.1", server.inbound_port), timeout=5) as raw:
+            with ctx.wrap_socket(raw) as s:
+                assert ("URI", REVIEWS_ID) in s.getpeercert()["subjectAltName"]
+                s.sendall(f"GET /reviews/1 HTTP/1.1\r\nHost: {REVIEWS}\r\nConnection: close\r\n\r\n".encode())
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+        assert data.startswith(b"HTTP/1.1 200"), data
+        assert app.count("/reviews/1") == 1
+        assert f'source_principal="{PRODUCTPAGE_ID}"' in scrape(server)
+    finally:
+        client.stop()
+        server.stop()
+
+
+def test_mtls_client_refuses_a_server_outside_the_mesh(upstreams, tmp_path):
+    """ISTIO_MUTUAL toward an endpoint whose certificate is not from the mesh CA: 503 UF, nothing sent."""
+    app = upstreams("reviews-app")
+    certs = mesh_certs(tmp_path)
+    other = tmp_path / "other"
+    subprocess.run([str(SEXTANT_BIN), "ca", "--out", str(other), "--identity", REVIEWS_ID], check=True, capture_output=True, timeout=30)
+    client, server = two_sidecars(tmp_path, app, extra_mesh=MTLS_MESH % "STRICT", client_args=cert_args(certs, "bookinfo-productpage"),
+                                  server_args=["--cert", str(other / "bookinfo-reviews" / "cert-chain.pem"),
+                                               "--key", str(other / "bookinfo-reviews" / "key.pem"),
+                                               "--ca", str(other / "root-cert.pem"), "--service-account", "bookinfo-reviews"])
+    try:
+        status, headers, _ = client.request(REVIEWS, "/reviews/1")
+        assert status == 503
+        assert app.count("/reviews/1") == 0
+        source = scrape(client)
+        assert re.search(r'destination_principal="unknown".*response_flags="[A-Z,]*UF[A-Z,]*",connection_security_policy="unknown",'
+                         r'response_code="503"', source), source
+    finally:
+        client.stop()
+        server.stop()
+
+
+def test_mtls_permissive_accepts_both(upstreams, tmp_path):
+    app = upstreams("reviews-app")
+    _, client, server = mtls_sidecars(tmp_path, app, mode="PERMISSIVE")
+    try:
+        assert client.request(REVIEWS, "/reviews/1")[0] == 200
+        c = http.client.HTTPConnection("127.0.0.1", server.inbound_port, timeout=5)
+        c.request("GET", "/reviews/2", headers={"Host": REVIEWS})
+        assert c.getresponse().status == 200
+        c.close()
+        destination = scrape(server)
+        assert 'connection_security_policy="mutual_tls",response_code="200"' in destination, destination
+        assert 'source_principal="unknown"' in destination and 'connection_security_policy="none",response_code="200"' in destination
+    finally:
+        client.stop()
+        server.stop()
+
+
+def test_mtls_grpc_over_http2_between_sidecars(tmp_path):
+    """grpcio → client sidecar → HTTP/2 over mesh mTLS (ALPN h2) → server sidecar → grpcio server: unary and
+    streaming calls with trailers, and the gRPC series carry both principals."""
+    import grpc  # noqa: PLC0415
+
+    app, app_port = greeter_server()
+    certs = mesh_certs(tmp_path)
+    inbound = free_port()
+    mesh = f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: greeter, namespace: default}}
+spec:
+  hosts: [greeter.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 50051, name: grpc-demo}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{grpc-demo: {inbound}}}, labels: {{app: greeter}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: greeter, namespace: default}}
+spec:
+  host: greeter
+  trafficPolicy: {{tls: {{mode: ISTIO_MUTUAL, subjectAltNames: ["{REVIEWS_ID}"]}}}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: greeter, namespace: default}}
+spec:
+  selector: {{matchLabels: {{app: greeter}}}}
+  mtls: {{mode: STRICT}}
+"""
+    client = server = None
+    try:
+        client, server = sidecar_pair(tmp_path, mesh, inbound, app_port, client_args=cert_args(certs, "bookinfo-productpage"),
+                                      server_args=["--workload", "greeter-v1", "--label", "app=greeter", *cert_args(certs, "bookinfo-reviews")])
+        channel = grpc.insecure_channel(f"127.0.0.1:{client.port}", options=[("grpc.default_authority", "greeter:50051")])
+        reply, state = channel.unary_unary("/demo.Greeter/Echo").with_call(b"hello", timeout=10)
+        assert reply == b"echo:hello" and ("x-served-by", "greeter-v1") in state.trailing_metadata()
+        assert list(channel.unary_stream("/demo.Greeter/Count")(b"20", timeout=10)) == [str(i).encode() for i in range(20)]
+        channel.close()
+        source, destination = scrape(client), scrape(server)
+        both = f'source_principal="{PRODUCTPAGE_ID}",'
+        assert re.search(f'reporter="source",[^}}]*{both}[^}}]*destination_principal="{REVIEWS_ID}"[^}}]*request_protocol="grpc"',
+                         source), source
+        assert re.search(f'reporter="destination",[^}}]*{both}[^}}]*destination_principal="{REVIEWS_ID}"[^}}]*request_protocol="grpc"'
+                         f'[^}}]*connection_security_policy="mutual_tls"', destination), destination
+    finally:
+        for p in (client, server):
+            if p:
+                p.stop()
+        app.stop(0)
+
+
+def test_mtls_plain_tcp_between_sidecars(tmp_path):
+    """A TCP service port with ISTIO_MUTUAL: the client sidecar's per-port listener relays over mesh mTLS,
+    the STRICT inbound decrypts, sniffs TCP and relays to the app; istio_tcp_* name both principals."""
+    import socketserver  # noqa: PLC0415
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self):
+            while data := self.request.recv(65536):
+                self.request.sendall(b"db:" + data)
+
+    app = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
+    app.daemon_threads = True
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    certs = mesh_certs(tmp_path)
+    tcp_port, inbound = free_port(), free_port()
+    mesh = f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: db, namespace: default}}
+spec:
+  hosts: [db.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: {tcp_port}, name: tcp-db, protocol: TCP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{tcp-db: {inbound}}}, labels: {{app: db}}}}]
+""" + MTLS_MESH.replace("reviews", "db") % "STRICT"
+    client = server = None
+    try:
+        client, server = sidecar_pair(tmp_path, mesh, inbound, app.server_address[1], client_args=cert_args(certs, "bookinfo-productpage"),
+                                      server_args=["--workload", "db-v1", "--label", "app=db", *cert_args(certs, "bookinfo-reviews")])
+        with socket.create_connection(("127.0.0.1", tcp_port), timeout=5) as s:
+            s.sendall(b"hello\n")
+            assert s.recv(100) == b"db:hello\n"
+        # Records are finished when the connection closes on both proxies.
+        deadline = time.monotonic() + 10
+        pattern = (f'istio_tcp_connections_closed_total{{reporter="destination",[^}}]*source_principal="{PRODUCTPAGE_ID}"'
+                   f'[^}}]*destination_principal="{REVIEWS_ID}"[^}}]*connection_security_policy="mutual_tls"')
+        source_pattern = f'istio_tcp_connections_closed_total{{reporter="source",[^}}]*destination_principal="{REVIEWS_ID}"'
+        while time.monotonic() < deadline:
+            destination, source = scrape(server), scrape(client)
+            if re.search(pattern, destination) and re.search(source_pattern, source):
+                break
+            time.sleep(0.1)
+        assert re.search(pattern, destination), destination
+        assert re.search(source_pattern, source), source
+    finally:
+        for p in (client, server):
+            if p:
+                p.stop()
+        app.shutdown()
+        app.server_close()
+
+
+def test_mtls_certificates_rotate_without_restart(upstreams, tmp_path):
+    """New certificate files (another root, as after a CA rotation) are picked up by both proxies: the
+    inbound then presents the new chain, and calls through the sidecars keep working."""
+    import shutil  # noqa: PLC0415
+    import ssl  # noqa: PLC0415
+
+    app = upstreams("reviews-app")
+    # One request per upstream connection, so that calls after the rotation need new handshakes.
+    one_per_connection = MTLS_MESH.replace("{tls: {mode: ISTIO_MUTUAL}}",
+                                           "{tls: {mode: ISTIO_MUTUAL}, connectionPool: {http: {maxRequestsPerConnection: 1}}}")
+    certs, client, server = mtls_sidecars(tmp_path, app, mesh=one_per_connection)
+    try:
+        assert client.request(REVIEWS, "/before")[0] == 200
+        fresh = tmp_path / "fresh"
+        subprocess.run([str(SEXTANT_BIN), "ca", "--out", str(fresh), "--identity", PRODUCTPAGE_ID, "--identity", REVIEWS_ID],
+                       check=True, capture_output=True, timeout=30)
+        for rel in ("root-cert.pem", "bookinfo-productpage/cert-chain.pem", "bookinfo-productpage/key.pem",
+                    "bookinfo-reviews/cert-chain.pem", "bookinfo-reviews/key.pem"):
+            shutil.copy(fresh / rel, certs / (rel + ".new"))
+            os.replace(certs / (rel + ".new"), certs / rel)
+        ctx = tls_client(fresh, fresh / "bookinfo-productpage" / "cert-chain.pem", fresh / "bookinfo-productpage" / "key.pem")
+        deadline, presented = time.monotonic() + 15, None
+        while time.monotonic() < deadline and presented is None:
+            try:
+                with socket.create_connection(("127.0.0.1", server.inbound_port), timeout=5) as raw, ctx.wrap_socket(raw) as s:
+                    presented = s.getpeercert()["subjectAltName"]
+            except (ssl.SSLError, OSError):
+                time.sleep(0.2)
+        assert presented is not None and ("URI", REVIEWS_ID) in presented
+        # The client sidecar picks the new files up too (within its 1 s poll): it must then offer the new
+        # chain and trust the new root, or no new connection to the rotated server could succeed.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and client.request(REVIEWS, "/settle")[0] != 200:
+            time.sleep(0.2)
+        for i in range(3):
+            assert client.request(REVIEWS, f"/after/{i}")[0] == 200
+        assert app.count("/after/") == 3
+    finally:
+        client.stop()
+        server.stop()
+
+
+@pytest.mark.parametrize("auto", [True, False])
+def test_mtls_auto_mtls_to_sidecar_endpoints(upstreams, tmp_path, auto):
+    """No DestinationRule tls: Istio's auto mTLS uses mesh mTLS toward endpoints labelled
+    `security.istio.io/tlsMode: istio`, so a STRICT server accepts; with `enableAutoMtls: false` the client
+    speaks plain text and the STRICT server refuses (503)."""
+    app = upstreams("reviews-app")
+    certs = mesh_certs(tmp_path)
+    mesh = PEER_AUTHENTICATION % "STRICT"
+    if not auto:
+        mesh += """---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {name: mesh}
+spec:
+  meshConfig: {enableAutoMtls: false}
+"""
+    client, server = two_sidecars(tmp_path, app, extra_mesh=mesh, client_args=cert_args(certs, "bookinfo-productpage"),
+                                  server_args=cert_args(certs, "bookinfo-reviews"),
+                                  endpoint_labels='{app: reviews, version: v2, "security.istio.io/tlsMode": istio}')
+    try:
+        status = client.request(REVIEWS, "/reviews/1")[0]
+        if auto:
+            assert status == 200
+            assert f'source_principal="{PRODUCTPAGE_ID}"' in scrape(server) and 'connection_security_policy="mutual_tls"' in scrape(server)
+        else:
+            assert status == 503 and app.count("/reviews/1") == 0
+    finally:
+        client.stop()
+        server.stop()
+
+
+def test_mtls_handshake_counts_against_the_connect_timeout(tmp_path):
+    """An ISTIO_MUTUAL endpoint that accepts TCP but never answers the ClientHello: 503 UF after the
+    connect timeout (with Istio's default retries), not a hung request."""
+    certs = mesh_certs(tmp_path)
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # the kernel completes handshakes; nothing ever reads or answers
+    mesh = f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: reviews, namespace: default}}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {silent.getsockname()[1]}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: reviews, namespace: default}}
+spec:
+  host: reviews
+  trafficPolicy: {{tls: {{mode: ISTIO_MUTUAL}}, connectionPool: {{tcp: {{connectTimeout: 0.3s}}}}}}
+"""
+    p = Proxy(tmp_path, mesh, extra_args=cert_args(certs, "bookinfo-productpage")).start()
+    try:
+        started = time.monotonic()
+        status, _, body = p.request(REVIEWS, "/reviews/1")
+        assert status == 503 and b"connection failure" in body, body
+        assert time.monotonic() - started < 5
+    finally:
+        p.stop()
+        silent.close()

@@ -8,6 +8,7 @@ public struct IstioResources: Sendable {
     public var gateways: [Gateway] = []
     public var telemetry: [TelemetryResource] = []
     public var requestAuthentications: [RequestAuthentication] = []
+    public var peerAuthentications: [PeerAuthentication] = []
     public var mesh = MeshConfig()
 
     public init() {}
@@ -20,7 +21,7 @@ public enum IstioConfigLoader {
     static let networkingVersions: Set<String> = ["v1", "v1beta1", "v1alpha3"]
     /// Istio kinds that exist but that sextant proxy does not implement: a warning, not an error.
     static let unsupportedIstioKinds: Set<String> = [
-        "Sidecar", "WorkloadEntry", "WorkloadGroup", "EnvoyFilter", "ProxyConfig", "PeerAuthentication",
+        "Sidecar", "WorkloadEntry", "WorkloadGroup", "EnvoyFilter", "ProxyConfig",
         "AuthorizationPolicy", "WasmPlugin",
     ]
 
@@ -111,6 +112,11 @@ public enum IstioConfigLoader {
                 r.error("apiVersion", "unknown API version \(apiVersion) (use security.istio.io/v1 or v1beta1)")
             }
             resources.requestAuthentications.append(.parse(&spec, meta: meta))
+        case ("security.istio.io", "PeerAuthentication"):
+            if version != "v1" && version != "v1beta1" {
+                r.error("apiVersion", "unknown API version \(apiVersion) (use security.istio.io/v1 or v1beta1)")
+            }
+            resources.peerAuthentications.append(.parse(&spec, meta: meta))
         case ("telemetry.istio.io", "Telemetry"):
             if version != "v1" && version != "v1alpha1" {
                 r.error("apiVersion", "unknown API version \(apiVersion) (use telemetry.istio.io/v1)")
@@ -123,7 +129,7 @@ public enum IstioConfigLoader {
     }
 
     private static func hint(_ kind: String) -> String {
-        let kinds = ["VirtualService", "DestinationRule", "ServiceEntry", "Gateway", "IstioOperator", "Telemetry", "RequestAuthentication"]
+        let kinds = ["VirtualService", "DestinationRule", "ServiceEntry", "Gateway", "IstioOperator", "Telemetry", "RequestAuthentication", "PeerAuthentication"]
         return kinds.first { $0.lowercased() == kind.lowercased() }.map { " (did you mean '\($0)'?)" } ?? ""
     }
 
@@ -160,6 +166,7 @@ public enum IstioConfigLoader {
         duplicates("Gateway", res.gateways.map(\.meta))
         duplicates("Telemetry", res.telemetry.map(\.meta))
         duplicates("RequestAuthentication", res.requestAuthentications.map(\.meta))
+        duplicates("PeerAuthentication", res.peerAuthentications.map(\.meta))
 
         var subsets: [String: Set<String>] = [:]
         for dr in res.destinationRules {

@@ -94,11 +94,30 @@ public struct OutlierDetectionSettings: Sendable, Equatable {
     public init() {}
 }
 
-/// `ClientTLSSettings` (only the mode is used until mesh mTLS exists).
+/// `ClientTLSSettings`: how the client side's proxy secures connections to the destination.
 public struct ClientTLSSettings: Sendable, Equatable {
-    public var mode: String
+    public enum Mode: String, Sendable, CaseIterable {
+        case disable = "DISABLE"
+        /// TLS to the upstream, server verified against `caCertificates` (not implemented by sextant proxy).
+        case simple = "SIMPLE"
+        /// Mutual TLS with files named in the rule (not implemented by sextant proxy).
+        case mutual = "MUTUAL"
+        /// Mutual TLS with the proxy's own mesh certificate (`--cert`, `--key`, `--ca`): proxy to proxy.
+        case istioMutual = "ISTIO_MUTUAL"
+    }
+
+    public var mode: Mode
+    /// SNI sent in the ClientHello (Istio's default for ISTIO_MUTUAL: `outbound_.<port>_.<subset>_.<host>`).
     public var sni: String?
+    /// Identities (URI SANs, e.g. SPIFFE IDs) the server's certificate must present one of; empty accepts
+    /// any identity of the mesh's trust domain.
     public var subjectAltNames: [String]
+
+    public init(mode: Mode, sni: String? = nil, subjectAltNames: [String] = []) {
+        self.mode = mode
+        self.sni = sni
+        self.subjectAltNames = subjectAltNames
+    }
 }
 
 // MARK: - Parsing
@@ -139,7 +158,11 @@ extension TrafficPolicy {
         if var s = r.optionalSection("connectionPool") { p.connectionPool = ConnectionPoolSettings.parse(&s) }
         if var s = r.optionalSection("outlierDetection") { p.outlierDetection = OutlierDetectionSettings.parse(&s) }
         if var s = r.optionalSection("tls") {
-            let mode = s.choice("mode", ["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"], default: "DISABLE")
+            let raw = s.choice("mode", ClientTLSSettings.Mode.allCases.map(\.rawValue), default: "DISABLE")
+            let mode = ClientTLSSettings.Mode(rawValue: raw) ?? .disable
+            if mode == .simple || mode == .mutual {
+                s.warning("mode", "\(s.qualified("mode")) \(raw) is not supported by sextant proxy (only ISTIO_MUTUAL); connections stay plain text")
+            }
             p.tls = ClientTLSSettings(mode: mode, sni: s.optionalString("sni"), subjectAltNames: s.stringList("subjectAltNames"))
             for k in ["clientCertificate", "privateKey", "caCertificates", "credentialName", "insecureSkipVerify", "caCrl"] { _ = s.raw(k) }
             s.finish()

@@ -22,6 +22,9 @@ public struct MeshConfig: Sendable {
     public var defaultTracingProviders: [String] = []
     public var defaultAccessLogProviders: [String] = []
     public var defaultMetricsProviders: [String] = []
+    /// Istio's auto mTLS (default on): without a `DestinationRule` tls setting, the client side uses mesh
+    /// mTLS to endpoints labelled `security.istio.io/tlsMode: istio` (those with a sidecar).
+    public var enableAutoMtls = true
 
     public init() {}
 
@@ -49,7 +52,7 @@ public struct MeshConfig: Sendable {
         "rootNamespace", "defaultServiceExportTo", "defaultVirtualServiceExportTo", "defaultDestinationRuleExportTo",
         "localityLbSetting", "dnsRefreshRate", "h2UpgradePolicy", "inboundClusterStatName", "outboundClusterStatName",
         "certificates", "serviceSettings", "protocolDetectionTimeout", "connectTimeout", "tcpKeepalive",
-        "ingressClass", "ingressService", "ingressControllerMode", "ingressSelector", "enableAutoMtls",
+        "ingressClass", "ingressService", "ingressControllerMode", "ingressSelector",
         "discoverySelectors", "pathNormalization", "defaultHttpRetryPolicy", "meshMTLS", "tlsDefaults",
         "caCertificates", "proxyListenPort", "proxyInboundListenPort", "proxyHttpPort", "enableEnvoyAccessLogService",
         "verifyCertificateAtClient", "configSources",
@@ -62,6 +65,7 @@ public struct MeshConfig: Sendable {
         m.accessLogEncoding = AccessLogEncoding(rawValue: r.choice("accessLogEncoding", ["TEXT", "JSON"], default: "TEXT"))!
         m.accessLogFormat = r.string("accessLogFormat", default: "")
         m.enableTracing = r.bool("enableTracing", default: true)
+        m.enableAutoMtls = r.bool("enableAutoMtls", default: true)
         if var dc = r.optionalSection("defaultConfig") {
             if var t = dc.optionalSection("tracing") {
                 m.tracingSampling = t.double("sampling", default: 1.0, min: 0, max: 100)

@@ -181,14 +181,22 @@ public final class RouteTable: Sendable {
     public let telemetry: [TelemetryResource]
     /// The `RequestAuthentication` resources that apply to this proxy.
     public let requestAuthentications: [RequestAuthentication]
+    /// Every `PeerAuthentication` (mesh, namespace and workload levels); see `peerAuthenticationMode(port:)`.
+    public let peerAuthentications: [PeerAuthentication]
     /// Non-fatal findings (a VirtualService shadowed by another for the same host, ...).
     public let warnings: [String]
+
+    /// The `PeerAuthentication` mode of this workload's inbound side for traffic to workload `port`.
+    public func peerAuthenticationMode(port: Int?) -> PeerAuthentication.Mode {
+        PeerAuthentication.effectiveMode(peerAuthentications, identity: identity, port: port)
+    }
 
     public init(resources res: IstioResources, identity: ProxyIdentity) {
         self.identity = identity
         self.mesh = res.mesh
         self.telemetry = res.telemetry
         self.requestAuthentications = res.requestAuthentications.filter { $0.applies(to: identity) }
+        self.peerAuthentications = res.peerAuthentications
         var warnings: [String] = []
 
         var services: [String: ServiceEntry] = [:]
