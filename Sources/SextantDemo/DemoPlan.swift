@@ -59,6 +59,20 @@ public struct DemoPlan: Sendable {
         return parts.count == 3 && parts[0] == "127" && parts.allSatisfy { p in UInt8(p).map { String($0) == p } ?? false }
     }
 
+    /// Bookinfo's service accounts (`bookinfo-<service>`), and the ingress gateway's.
+    public static func serviceAccount(_ service: String) -> String { "bookinfo-\(service)" }
+    public static let gatewayServiceAccount = "istio-ingressgateway-service-account"
+
+    /// Every workload's SPIFFE identity, gateway first: what the demo's mesh CA issues certificates for.
+    public var identities: [String] {
+        var ids = ["spiffe://cluster.local/ns/istio-system/sa/\(Self.gatewayServiceAccount)"]
+        for w in workloads {
+            let id = "spiffe://cluster.local/ns/\(Self.namespace)/sa/\(Self.serviceAccount(w.service))"
+            if !ids.contains(id) { ids.append(id) }
+        }
+        return ids
+    }
+
     /// Every admin endpoint (`host:port`, gateway first), for scraping `/stats/prometheus`.
     public var adminTargets: [String] { ["\(host):\(gatewayAdminPort)"] + workloads.map { "\($0.ip):\($0.adminPort)" } }
 
@@ -85,7 +99,9 @@ public struct DemoPlan: Sendable {
 
                 """
             for w in workloads where w.service == s {
-                out += "  - {address: \(w.ip), ports: {\(portName): \(w.inboundPort)}, labels: {app: \(s), version: \(w.version)}}\n"
+                // `security.istio.io/tlsMode: istio` marks a sidecar'd endpoint: auto mTLS sends mutual TLS there.
+                out += "  - {address: \(w.ip), ports: {\(portName): \(w.inboundPort)}, "
+                    + "labels: {app: \(s), version: \(w.version), security.istio.io/tlsMode: istio}}\n"
             }
         }
         out += """

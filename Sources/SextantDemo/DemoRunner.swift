@@ -77,8 +77,21 @@ public enum DemoRunner {
             plan.scrapeOverlayYAML(pipeline: metrics.id.description, receivers: metrics.receivers.map(\.description), interval: options.scrapeInterval))
         let config = try CollectorConfig.load(files: options.collectorConfigs + [overlayPath], registry: registry, environment: environment)
 
-        // The mesh.
+        // The mesh, and its CA: a root and one SPIFFE certificate per service account, as istiod would issue.
         let meshFiles = try yamlFiles(in: options.meshDirectory) + [registryPath]
+        let certDirs: [String: String]
+        do {
+            certDirs = try MeshCertificateAuthority.generate(directory: "\(demoDir)/certs", identities: plan.identities)
+        } catch {
+            throw DemoError("cannot create the mesh CA under \(demoDir)/certs: \(error)")
+        }
+        func credentials(_ o: inout ProxyOptions, namespace: String, serviceAccount: String) {
+            guard let dir = certDirs["spiffe://cluster.local/ns/\(namespace)/sa/\(serviceAccount)"] else { return }
+            o.certificatePath = "\(dir)/cert-chain.pem"
+            o.keyPath = "\(dir)/key.pem"
+            o.caPath = "\(dir)/root-cert.pem"
+            o.serviceAccount = serviceAccount
+        }
         var proxies: [ProxyServer] = []
         var gatewayOptions = ProxyOptions(
             configPaths: meshFiles,
@@ -89,6 +102,7 @@ public enum DemoRunner {
         gatewayOptions.admin = (plan.host, plan.gatewayAdminPort)
         gatewayOptions.accessLogFile = "\(demoDir)/logs/istio-ingressgateway.log"
         gatewayOptions.version = options.version
+        credentials(&gatewayOptions, namespace: "istio-system", serviceAccount: DemoPlan.gatewayServiceAccount)
         proxies.append(try ProxyServer(options: gatewayOptions, logger: logger))
         for w in plan.workloads {
             var o = ProxyOptions(
@@ -100,6 +114,7 @@ public enum DemoRunner {
             o.admin = (w.ip, w.adminPort)
             o.accessLogFile = "\(demoDir)/logs/\(w.name).log"
             o.version = options.version
+            credentials(&o, namespace: DemoPlan.namespace, serviceAccount: DemoPlan.serviceAccount(w.service))
             proxies.append(try ProxyServer(options: o, logger: logger))
         }
 

@@ -6,11 +6,13 @@ of the collector is moved to a free one by an overlay config, and the mesh's por
 port. No traffic generator (`--rate 0`): the test sends its own requests.
 
 A request for `/productpage` as user jason (routed to reviews v2, which calls ratings) crosses four service
-hops: gateway → productpage → details, productpage → reviews-v2 → ratings. The test checks that it yields:
+hops: gateway → productpage → details, productpage → reviews-v2 → ratings, every hop over mutual TLS with the
+demo's mesh CA. The test checks that it yields:
 - one trace in the collector's Jaeger query API with eight spans (a client and a server span per hop) whose
   parent/child structure follows the calls, under Istio's service names;
 - `istio_requests_total` +1 for each hop at both reporters (`source` at the caller's proxy, `destination` at
-  the callee's), with source and destination workloads and `response_code="200"`; and the same series in the
+  the callee's), with source and destination workloads and `response_code="200"`, the callee's series naming both
+  SPIFFE principals and `connection_security_policy="mutual_tls"`; and the same series in the
   collector's Prometheus endpoint, which scrapes the proxies;
 - one access-log line per proxy-side of each hop (eight) in the proxies' JSON access-log files and, sent over
   OTLP by the proxies and parsed by the collector, eight ECS documents in the file the default pipeline
@@ -145,6 +147,20 @@ def test_one_request_through_the_gateway_is_traced_counted_and_logged(demo):
     total_delta = sum(sum(after[p].values()) - sum(before[p].values()) for p in after)
     assert total_delta == 2 * len(HOPS), total_delta
 
+    # Mutual TLS between every pair of proxies (mesh CA, PeerAuthentication STRICT, auto mTLS): the
+    # destination reporters see the caller's SPIFFE identity and `mutual_tls`.
+    sa = {"istio-ingressgateway": "istio-system/sa/istio-ingressgateway-service-account"} | {
+        w: f"default/sa/bookinfo-{w.rsplit('-', 1)[0]}" for w in ["productpage-v1", "details-v1", "reviews-v2", "ratings-v1"]}
+    for src, dst, _ in HOPS:
+        text = get(f"http://{demo.admins[dst]}/stats/prometheus")[1].decode()
+        series = [s.labels for f in text_string_to_metric_families(text) if f.name == "istio_requests" for s in f.samples
+                  if s.name == "istio_requests_total" and s.labels["reporter"] == "destination" and s.labels["source_workload"] == src]
+        assert series, (src, dst)
+        for labels in series:
+            assert labels["connection_security_policy"] == "mutual_tls", labels
+            assert labels["source_principal"] == f"spiffe://cluster.local/ns/{sa[src]}", labels
+            assert labels["destination_principal"] == f"spiffe://cluster.local/ns/{sa[dst]}", labels
+
     # The same series reach the collector's Prometheus endpoint, scraped from the proxies.
     def scraped():
         series = requests_total(get(f"http://127.0.0.1:{demo.ports['prom']}/metrics")[1].decode())
@@ -187,6 +203,20 @@ def test_one_request_through_the_gateway_is_traced_counted_and_logged(demo):
     assert {dotted(d, "http.response.status_code") for d in docs} == {200}
     # The log records carry the span of their hop: each ECS document's span.id is one of the trace's spans.
     assert {dotted(d, "span.id") for d in docs} == set(spans), "access-log span IDs differ from the trace's spans"
+
+
+def test_sidecars_refuse_plain_text(demo):
+    """PeerAuthentication STRICT: a client without the mesh's certificate cannot reach an app behind its
+    sidecar's inbound listener, though the gateway (which holds one) can."""
+    import http.client  # noqa: PLC0415
+
+    ip, port = demo.pod_network + ".11", demo.base + 100 + 1  # productpage-v1's inbound listener
+    conn = http.client.HTTPConnection(ip, port, timeout=5)
+    with pytest.raises((ConnectionError, http.client.RemoteDisconnected, OSError)):
+        conn.request("GET", "/productpage", headers={"Host": "productpage:9080"})
+        conn.getresponse().read()
+    conn.close()
+    assert get(f"{demo.gateway}/productpage", {"Host": "bookinfo.example.com"})[0] == 200
 
 
 def test_demo_stops_cleanly_on_sigint(demo):
