@@ -42,8 +42,10 @@ class StrictHTTPDouble:
         count_items: Callable[[Any], int],
         script: list[int] = (),
         tls: ssl.SSLContext | None = None,
+        port: int = 0,
     ):
-        """`tls`: serve HTTPS with this server-side context (the handshake runs when a connection is accepted)."""
+        """`tls`: serve HTTPS with this server-side context (the handshake runs when a connection is accepted).
+        `port`: a fixed port (a backend coming back where an exporter keeps retrying), else a free one."""
         self.path = path
         self.tls = tls
         self.received: list[Received] = []
@@ -69,7 +71,7 @@ class StrictHTTPDouble:
 
             do_PUT = do_GET
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         if tls is not None:
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
