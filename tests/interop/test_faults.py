@@ -1,5 +1,5 @@
-"""Fault test 2 (issue 8): the backend is down for 30 s, then back — zero loss, bounded memory, and the
-retries visible in the collector's self-metrics.
+"""Fault tests 2 and 4 (issue 8). Test 2: the backend is down for 30 s, then back — zero loss, bounded
+memory, and the retries visible in the collector's self-metrics. Test 4 (below): a persistent queue full.
 
 `otlp` (HTTP) → `otlphttp` exporter with the default in-memory sending queue and retries with backoff
 (1 s initial, 5 s cap). While nothing listens on the exporter's port, records keep arriving and every request
@@ -102,4 +102,82 @@ service:
         print(f"\nfault test 2: {len(acknowledged)} records acknowledged during a {OUTAGE:.0f} s outage, all delivered "
               f"({len(delivered)} distinct); {retries_during_outage:.0f} retries; peak RSS {peak_rss / 2**20:.0f} MiB")
     finally:
+        sink.stop()
+
+
+def test_full_queue_refuses_with_429_and_recovers(start_collector, tmp_path):
+    """Fault test 4 (issue 8), with a size cap as the full disk: a persistent queue of 256 KiB in front of a
+    backend that is down. Once the queue is full, requests get 429 (never 500) after `block_timeout`, the
+    collector keeps serving, and nothing it acknowledged is lost or damaged: when the backend comes back the
+    queue drains, new requests are accepted again, and every acknowledged record arrives."""
+    sink_port = free_port()
+    collector = start_collector(config_template=f"""
+extensions:
+  file_storage/q: {{directory: {tmp_path / "queue"}, fsync: false, max_size: 256KiB}}
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: "127.0.0.1:$http_port"}}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{sink_port}
+    compression: none
+    timeout: 2s
+    retry_on_failure: {{initial_interval: 200ms, max_interval: 1s, max_elapsed_time: 0s}}
+    sending_queue: {{storage: file_storage/q, when_full: block, block_timeout: 500ms}}
+service:
+  extensions: [file_storage/q]
+  telemetry: {{metrics: {{address: "127.0.0.1:$telemetry_port"}}}}
+  pipelines:
+    logs: {{receivers: [otlp], exporters: [otlphttp]}}
+""")
+    acknowledged: set[str] = set()
+    statuses: dict[int, int] = {}
+    conn = http.client.HTTPConnection("127.0.0.1", collector.otlp_port, timeout=10)
+    n = 0
+
+    def send() -> int:
+        nonlocal n
+        ids = [f"q-{n + i}" for i in range(RECORDS_PER_REQUEST)]
+        n += RECORDS_PER_REQUEST
+        conn.request("POST", "/v1/logs", request(ids), {"Content-Type": "application/x-protobuf"})
+        response = conn.getresponse()
+        response.read()
+        statuses[response.status] = statuses.get(response.status, 0) + 1
+        if response.status == 200:
+            acknowledged.update(ids)
+        return response.status
+
+    deadline = time.monotonic() + 30
+    refused = 0
+    while time.monotonic() < deadline and refused < 3:
+        status = send()
+        assert status in (200, 429), f"answered {status} while the queue filled up"
+        refused += status == 429
+    assert refused == 3, f"the 256 KiB queue never filled: {statuses}"
+    assert acknowledged, "nothing was accepted before the queue was full"
+    assert collector.process.poll() is None
+
+    sink = StrictHTTPDouble("/v1/logs", {"application/x-protobuf": ids_of}, success=200, count_items=len, port=sink_port)
+    try:
+        deadline = time.monotonic() + 30
+        accepted_again = False
+        while time.monotonic() < deadline and not accepted_again:
+            accepted_again = send() == 200
+            time.sleep(0.2)
+        assert accepted_again, f"never accepted again once the backend was back: {statuses}"
+        deadline = time.monotonic() + 30
+        delivered: set[str] = set()
+        while time.monotonic() < deadline:
+            delivered = {i for batch in sink.delivered() for i in batch}
+            if acknowledged <= delivered:
+                break
+            time.sleep(0.2)
+        missing = acknowledged - delivered
+        assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged records never arrived"
+        corruptions = sum(v for _, v in prometheus_samples(collector, "sextant_exporter_queue_corruptions_total"))
+        assert corruptions == 0
+        print(f"\nfault test 4: {statuses} — {len(acknowledged)} acknowledged, all delivered after the backend returned")
+    finally:
+        conn.close()
         sink.stop()
