@@ -149,6 +149,19 @@ public final class OTLPReceiver: Component {
 
     // MARK: gRPC
 
+
+    /// Starts serving in a task; returns how to stop it and the task, whose value says why serving
+    /// failed (e.g. the port is taken), or nil after a graceful stop.
+    private static func serve<T: ServerTransport>(_ server: GRPCServer<T>, _ logger: Logger) -> (@Sendable () -> Void, Task<String?, Never>) {
+        let task = Task<String?, Never> {
+            do { try await server.serve() } catch {
+                logger.error("OTLP/gRPC server stopped: \(error)")
+                return "\(error)"
+            }
+            return nil
+        }
+        return ({ server.beginGracefulShutdown() }, task)
+    }
     private func startGRPC(_ grpc: OTLPReceiverConfig.GRPC) async throws {
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         transportConfig.compression.enabledAlgorithms = .all
@@ -182,29 +195,13 @@ public final class OTLPReceiver: Component {
                 rpc: transportConfig.rpc, channelDebuggingCallbacks: transportConfig.channelDebuggingCallbacks)
             let transport = HTTP2ServerTransport.Custom(
                 listenerFactory: TLSListenerFactory(host: grpc.host, port: grpc.port, context: context), config: config)
-            let server = GRPCServer(transport: transport, services: [service], interceptors: interceptors)
-            stop = { server.beginGracefulShutdown() }
-            task = Task {
-                do { try await server.serve() } catch {
-                    logger.error("OTLP/gRPC server stopped: \(error)")
-                    return "\(error)"
-                }
-                return nil
-            }
+            (stop, task) = Self.serve(GRPCServer(transport: transport, services: [service], interceptors: interceptors), logger)
             listening = { await transport.listeningAddress }
         } else {
             let address: GRPCNIOTransportCore.SocketAddress =
                 grpc.host.contains(":") ? .ipv6(host: grpc.host, port: grpc.port) : .ipv4(host: grpc.host, port: grpc.port)
             let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: transportConfig)
-            let server = GRPCServer(transport: transport, services: [service], interceptors: interceptors)
-            stop = { server.beginGracefulShutdown() }
-            task = Task {
-                do { try await server.serve() } catch {
-                    logger.error("OTLP/gRPC server stopped: \(error)")
-                    return "\(error)"
-                }
-                return nil
-            }
+            (stop, task) = Self.serve(GRPCServer(transport: transport, services: [service], interceptors: interceptors), logger)
             listening = { try await transport.listeningAddress }
         }
         let port: Int
