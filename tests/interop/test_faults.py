@@ -40,9 +40,11 @@ def ids_of(body: bytes) -> list[str]:
     return [rec.body.string_value for rl in r.resource_logs for sl in rl.scope_logs for rec in sl.log_records]
 
 
-def test_backend_down_for_30_seconds_then_back_loses_nothing(start_collector):
-    sink_port = free_port()
-    collector = start_collector(config_template=f"""
+def logs_to_otlphttp(sink_port: int, retry: str, queue: str = "", storage_dir=None) -> str:
+    """`otlp` (HTTP) → `otlphttp` to the sink's port; `queue`: a `sending_queue` value, `storage_dir`: a
+    `file_storage/q` extension (256 KiB, no fsync) for it."""
+    extension = f"extensions:\n  file_storage/q: {{directory: {storage_dir}, fsync: false, max_size: 256KiB}}\n" if storage_dir else ""
+    return f"""{extension}
 receivers:
   otlp:
     protocols:
@@ -52,12 +54,34 @@ exporters:
     endpoint: http://127.0.0.1:{sink_port}
     compression: none
     timeout: 2s
-    retry_on_failure: {{initial_interval: 1s, max_interval: 5s, max_elapsed_time: 300s}}
+    retry_on_failure: {retry}
+{"    sending_queue: " + queue if queue else ""}
 service:
+{"  extensions: [file_storage/q]" if storage_dir else ""}
   telemetry: {{metrics: {{address: "127.0.0.1:$telemetry_port"}}}}
   pipelines:
     logs: {{receivers: [otlp], exporters: [otlphttp]}}
-""")
+"""
+
+
+def wait_delivered(sink: StrictHTTPDouble, acknowledged: set[str], timeout: float = 60) -> set[str]:
+    """Waits (bounded) until every acknowledged ID reached the sink; returns what it received."""
+    deadline = time.monotonic() + timeout
+    delivered: set[str] = set()
+    while time.monotonic() < deadline:
+        delivered = {i for batch in sink.delivered() for i in batch}
+        if acknowledged <= delivered:
+            break
+        time.sleep(0.2)
+    missing = acknowledged - delivered
+    assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged records never arrived"
+    return delivered
+
+
+def test_backend_down_for_30_seconds_then_back_loses_nothing(start_collector):
+    sink_port = free_port()
+    collector = start_collector(
+        config_template=logs_to_otlphttp(sink_port, "{initial_interval: 1s, max_interval: 5s, max_elapsed_time: 300s}"))
     acknowledged: set[str] = set()
     peak_rss = 0
     conn = http.client.HTTPConnection("127.0.0.1", collector.otlp_port, timeout=10)
@@ -82,15 +106,7 @@ service:
 
     sink = StrictHTTPDouble("/v1/logs", {"application/x-protobuf": ids_of}, success=200, count_items=len, port=sink_port)
     try:
-        deadline = time.monotonic() + 60
-        delivered: set[str] = set()
-        while time.monotonic() < deadline:
-            delivered = {i for batch in sink.delivered() for i in batch}
-            if acknowledged <= delivered:
-                break
-            time.sleep(0.2)
-        missing = acknowledged - delivered
-        assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged records never arrived"
+        delivered = wait_delivered(sink, acknowledged)
         assert not sink.violations, sink.violations
         deadline = time.monotonic() + 10
         while sum(v for _, v in prometheus_samples(collector, "sextant_exporter_queue_size")) > 0 and time.monotonic() < deadline:
@@ -111,26 +127,9 @@ def test_full_queue_refuses_with_429_and_recovers(start_collector, tmp_path):
     collector keeps serving, and nothing it acknowledged is lost or damaged: when the backend comes back the
     queue drains, new requests are accepted again, and every acknowledged record arrives."""
     sink_port = free_port()
-    collector = start_collector(config_template=f"""
-extensions:
-  file_storage/q: {{directory: {tmp_path / "queue"}, fsync: false, max_size: 256KiB}}
-receivers:
-  otlp:
-    protocols:
-      http: {{endpoint: "127.0.0.1:$http_port"}}
-exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:{sink_port}
-    compression: none
-    timeout: 2s
-    retry_on_failure: {{initial_interval: 200ms, max_interval: 1s, max_elapsed_time: 0s}}
-    sending_queue: {{storage: file_storage/q, when_full: block, block_timeout: 500ms}}
-service:
-  extensions: [file_storage/q]
-  telemetry: {{metrics: {{address: "127.0.0.1:$telemetry_port"}}}}
-  pipelines:
-    logs: {{receivers: [otlp], exporters: [otlphttp]}}
-""")
+    collector = start_collector(config_template=logs_to_otlphttp(
+        sink_port, "{initial_interval: 200ms, max_interval: 1s, max_elapsed_time: 0s}",
+        queue="{storage: file_storage/q, when_full: block, block_timeout: 500ms}", storage_dir=tmp_path / "queue"))
     acknowledged: set[str] = set()
     statuses: dict[int, int] = {}
     conn = http.client.HTTPConnection("127.0.0.1", collector.otlp_port, timeout=10)
@@ -166,15 +165,7 @@ service:
             accepted_again = send() == 200
             time.sleep(0.2)
         assert accepted_again, f"never accepted again once the backend was back: {statuses}"
-        deadline = time.monotonic() + 30
-        delivered: set[str] = set()
-        while time.monotonic() < deadline:
-            delivered = {i for batch in sink.delivered() for i in batch}
-            if acknowledged <= delivered:
-                break
-            time.sleep(0.2)
-        missing = acknowledged - delivered
-        assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged records never arrived"
+        wait_delivered(sink, acknowledged, timeout=30)
         corruptions = sum(v for _, v in prometheus_samples(collector, "sextant_exporter_queue_corruptions_total"))
         assert corruptions == 0
         print(f"\nfault test 4: {statuses} — {len(acknowledged)} acknowledged, all delivered after the backend returned")
