@@ -145,6 +145,41 @@ struct ESConfigTestError: Error { var messages: [String] }
         #expect(((entry["document"] as? [String: Any])?["labels"] as? [String: Any])?["seq"] as? String == "1")
     }
 
+    /// `sending_queue`: `consume` returns once the batch is queued, even while the cluster answers 503;
+    /// the queue's worker then retries per document, and every document is counted once (not also by
+    /// the queue).
+    @Test func sendingQueueAcknowledgesAtOnceAndRetriesPerItem() async throws {
+        let stub = try await BulkStub.start(whole: [503, 503], items: [201, 429, 201])
+        let c = try esConfig(
+            """
+            endpoints: [\(stub.url)]
+            retry: {initial_interval: 5ms, max_interval: 10ms, max_retries: 5}
+            sending_queue: {queue_size: 10, num_consumers: 1}
+            """)
+        #expect(c.queue.enabled && c.queue.queueSize == 10 && c.queue.numConsumers == 1)
+        let t = SelfTelemetry()
+        let exporter = ElasticsearchExporter(c, settings: esSettings(t))
+        try await exporter.start()
+        try await exporter.consume(esAccessLogs(3))
+        #expect(counter(t, "sextant_exporter_sent_items_total") == 0)  // queued, not yet indexed
+        #expect(await esEventually { counter(t, "sextant_exporter_sent_items_total") == 3 })
+        await exporter.shutdown()
+        await stub.stop()
+        // Two whole-request 503s, then 3 documents of which one got 429, then that one alone.
+        #expect(stub.received.map(\.documents.count) == [3, 3, 3, 1])
+        #expect(counter(t, "sextant_exporter_sent_items_total") == 3)
+        #expect(counter(t, "sextant_exporter_send_failed_items_total") == 0)
+        #expect(counter(t, "sextant_elasticsearch_retried_documents_total", signal: nil) == 7)
+    }
+
+    @Test func sendingQueueIsOffUnlessConfigured() throws {
+        #expect(try esConfig("endpoints: [http://127.0.0.1:9200]").queue.enabled == false)
+        #expect(try esConfig("endpoints: [http://127.0.0.1:9200]\nnum_workers: 3\nsending_queue: {}").queue.numConsumers == 3)
+        #expect(throws: ESConfigTestError.self) {
+            try esConfig("endpoints: [http://127.0.0.1:9200]\nsending_queue: {when_full: block}")
+        }
+    }
+
     @Test func wholeRequestRetryThenSuccess() async throws {
         let stub = try await BulkStub.start(whole: [429, 503])
         var c = try esConfig(

@@ -54,6 +54,7 @@ class StrictHTTPDouble:
         self._success = success
         self._count_items = count_items
         self._script = list(script)
+        self.delay = 0.0  # seconds each valid request waits before its answer (a slow backend); settable
         self._changed = threading.Condition()
         double = self
 
@@ -127,6 +128,8 @@ class StrictHTTPDouble:
         except Exception as e:  # noqa: BLE001 — any decoder failure is the sender's fault
             return self._reject(handler, 400, f"undecodable {content_type} body: {type(e).__name__}: {e}")
 
+        if self.delay:
+            time.sleep(self.delay)
         with self._changed:
             status = self._script.pop(0) if self._script else self._success
             headers = {k.lower(): v for k, v in handler.headers.items()}

@@ -50,6 +50,8 @@ public final class ElasticsearchExporter: ConsumingComponent {
     private let flusher = Mutex<Task<Void, Never>?>(nil)
     private let deadLetter: DeadLetterFile?
     private let client: HTTPExportClient
+    /// The shared sending queue, when `sending_queue` is configured (set once, at the end of `init`).
+    private let queued = Mutex<ExporterHelper<ContinuousClock>?>(nil)
 
     public init(_ config: ElasticsearchExporterConfig, settings: ComponentSettings) {
         self.config = config
@@ -77,11 +79,47 @@ public final class ElasticsearchExporter: ConsumingComponent {
                 labels: labels),
             deadLettered: t.counter(
                 "sextant_elasticsearch_dead_lettered_documents_total", help: "Documents written to the dead-letter file.", labels: labels))
+        if config.queue.enabled {
+            // The queue's own retry and attempt timeout are off: `send` retries per document and
+            // settles every document (sent, or failed and dead-lettered) before it returns, so a
+            // whole-batch retry by the helper could only index documents twice.
+            var helperSettings = ExporterHelperSettings()
+            helperSettings.queue = config.queue
+            helperSettings.retry.enabled = false
+            helperSettings.timeout = .seconds(365 * 86_400)
+            let helper = ExporterHelper(helperSettings, component: settings, countsSent: false) { [weak self] telemetry in
+                guard let self else { throw ConsumerError.retryable("elasticsearch exporter is gone") }
+                try await self.index(telemetry)
+            }
+            queued.withLock { $0 = helper }
+        }
+    }
+
+    /// A queued batch: encoded, split into bulk requests of at most `flush.bytes`, sent in turn. Throws
+    /// only when shutdown interrupts it (a persistent queue then keeps the batch; documents already
+    /// indexed are indexed again on redelivery — at least once).
+    private func index(_ telemetry: Telemetry) async throws {
+        var chunk: [Document] = []
+        var bytes = 0
+        for d in encode(telemetry) {
+            chunk.append(d)
+            bytes += d.item.encodedSize
+            if bytes >= config.flushBytes {
+                try await send(chunk, keepOnShutdown: true)
+                chunk.removeAll(keepingCapacity: true)
+                bytes = 0
+            }
+        }
+        if !chunk.isEmpty { try await send(chunk, keepOnShutdown: true) }
     }
 
     public func start() async throws {
         try client.start()
         try deadLetter?.open()
+        if let helper = queued.withLock({ $0 }) {
+            helper.start()
+            return
+        }
         let interval = config.flushInterval
         let task = Task { [weak self] in
             while !Task.isCancelled {
@@ -98,6 +136,7 @@ public final class ElasticsearchExporter: ConsumingComponent {
     }
 
     public func shutdown() async {
+        if let helper = queued.withLock({ $0 }) { await helper.shutdown() }
         if let task = flusher.withLock({ $0 }) {
             task.cancel()
             await task.value
@@ -119,6 +158,10 @@ public final class ElasticsearchExporter: ConsumingComponent {
     }
 
     public func consume(_ telemetry: Telemetry) async throws {
+        if let helper = queued.withLock({ $0 }) {
+            try await helper.consume(telemetry)
+            return
+        }
         let docs = encode(telemetry)
         guard !docs.isEmpty else { return }
         var ready: [[Document]] = []
@@ -192,7 +235,8 @@ public final class ElasticsearchExporter: ConsumingComponent {
         await workers.acquire()
         let key = nextTaskID.wrappingAdd(1, ordering: .relaxed).oldValue
         let task = Task { [self] in
-            await send(bulk)
+            // Without `keepOnShutdown`, `send` settles every document itself and never throws.
+            try? await send(bulk)
             workers.release()
         }
         inFlight.withLock { $0[key] = task }
@@ -212,8 +256,10 @@ public final class ElasticsearchExporter: ConsumingComponent {
         case rejected(status: Int, String)
     }
 
-    /// Sends `documents` until each one is accepted, rejected for good, or out of retries.
-    func send(_ documents: [Document]) async {
+    /// Sends `documents` until each one is accepted, rejected for good, or out of retries. With
+    /// `keepOnShutdown` (a queued batch), shutdown interrupting the retries throws instead of
+    /// dead-lettering what is left, so that a persistent queue keeps the batch for the next start.
+    func send(_ documents: [Document], keepOnShutdown: Bool = false) async throws {
         var pending = documents
         var attempt = 0
         var delay = config.retry.initialInterval
@@ -242,6 +288,7 @@ public final class ElasticsearchExporter: ConsumingComponent {
                 }
             }
             guard !again.isEmpty else { return }
+            if keepOnShutdown && Task.isCancelled { throw ConsumerError.retryable("shutting down with \(again.count) documents unsettled") }
             guard config.retry.enabled, attempt < config.retry.maxRetries, !Task.isCancelled else {
                 let why = !config.retry.enabled ? "retries disabled" : Task.isCancelled ? "shutting down" : "retries exhausted"
                 reject(again, status: nil, type: nil, reason: "\(why) after \(attempt + 1) attempt(s): \(reason)")
@@ -257,6 +304,7 @@ public final class ElasticsearchExporter: ConsumingComponent {
             do {
                 try await Task.sleep(for: wait)
             } catch {
+                if keepOnShutdown { throw ConsumerError.retryable("shutting down with \(again.count) documents unsettled") }
                 reject(again, status: nil, type: nil, reason: "shutting down while waiting to retry: \(reason)")
                 return
             }

@@ -43,6 +43,16 @@ public struct ElasticsearchExporterConfig: ComponentConfig {
     public var timeout: Duration = .seconds(90)
     public var retry = Retry()
     public var deadLetterFile: String?
+    /// `sending_queue`: off unless the section is present. With it, `consume` only enqueues (in memory,
+    /// or durably with `storage`) and acknowledges at once; the queue's `num_consumers` workers index
+    /// each batch with the per-item retries above, so an outage of the cluster fills the queue
+    /// (then 429 / `RESOURCE_EXHAUSTED`, or backpressure with `block_on_overflow`) instead of holding
+    /// every receiver's request. `flush` then only splits batches into bulk requests.
+    public var queue: QueueSettings = {
+        var q = QueueSettings()
+        q.enabled = false
+        return q
+    }()
 
     public init() {}
 }
@@ -161,6 +171,12 @@ public struct ElasticsearchExporterFactory: ExporterFactory {
             rt.error("max_interval", "\(rt.qualified("max_interval")) must not be less than initial_interval")
         }
         rt.finish()
+        if r.keys.contains("sending_queue") {
+            var q = r.section("sending_queue")
+            var defaults = QueueSettings()
+            defaults.numConsumers = c.numWorkers
+            c.queue = QueueSettings.parse(&q, defaults: defaults)
+        }
         c.deadLetterFile = r.optionalString("dead_letter_file")
         if c.deadLetterFile?.isEmpty == true { c.deadLetterFile = nil }
         return c

@@ -46,7 +46,13 @@ public struct PrometheusRemoteWriteExporterFactory: ExporterFactory {
         // Remote write 1.0 mandates Snappy block compression; the key exists for OTel configs that spell it.
         _ = r.choice("compression", ["snappy"], default: "snappy")
         c.maxBatchSizeBytes = r.byteSize("max_batch_size_bytes", default: c.maxBatchSizeBytes, min: 1024)
-        c.helper = ExporterHelperSettings.parse(&r)
+        // One queue consumer by default: Prometheus refuses a series' samples older than the newest it
+        // holds ("out of order sample", a 400 that cannot be retried), so batches must arrive in the order
+        // they were queued, also when a backlog drains after an outage. Several consumers deliver the
+        // backlog in whatever order their retries succeed, and the samples that lose the race are lost.
+        var defaults = ExporterHelperSettings()
+        defaults.queue.numConsumers = 1
+        c.helper = ExporterHelperSettings.parse(&r, defaults: defaults)
         return c
     }
 

@@ -32,9 +32,15 @@ public final class ExporterHelper<C: Clock>: Sendable where C.Duration == Durati
     private let counters: [Signal: SignalCounters]
     private let queueSize: SelfTelemetry.Gauge
     private let id: String
+    private let countsSent: Bool
 
-    public init(_ settings: ExporterHelperSettings, component: ComponentSettings, clock: C, send: @escaping Send) {
+    /// `countsSent: false` for an exporter that counts `sextant_exporter_sent_items_total` itself, per
+    /// item (the `elasticsearch` exporter, whose `send` settles every document).
+    public init(
+        _ settings: ExporterHelperSettings, component: ComponentSettings, clock: C, countsSent: Bool = true, send: @escaping Send
+    ) {
         self.settings = settings
+        self.countsSent = countsSent
         self.logger = component.logger
         self.clock = clock
         self.send = send
@@ -188,7 +194,7 @@ public final class ExporterHelper<C: Clock>: Sendable where C.Duration == Durati
         while true {
             do {
                 try await attempt(batch)
-                c.sent.add(n)
+                if countsSent { c.sent.add(n) }
                 return .sent
             } catch {
                 let e = ConsumerError.classify(error)
@@ -273,8 +279,10 @@ public final class ExporterHelper<C: Clock>: Sendable where C.Duration == Durati
 }
 
 extension ExporterHelper where C == ContinuousClock {
-    public convenience init(_ settings: ExporterHelperSettings, component: ComponentSettings, send: @escaping Send) {
-        self.init(settings, component: component, clock: ContinuousClock(), send: send)
+    public convenience init(
+        _ settings: ExporterHelperSettings, component: ComponentSettings, countsSent: Bool = true, send: @escaping Send
+    ) {
+        self.init(settings, component: component, clock: ContinuousClock(), countsSent: countsSent, send: send)
     }
 }
 

@@ -39,6 +39,32 @@ public struct QueueSettings: Sendable, Equatable {
     public init() {}
 }
 
+extension QueueSettings {
+    /// Reads a `sending_queue` section (an exporter with its own retry and timeout keys, such as
+    /// `elasticsearch`, takes only this part of the helper's settings).
+    public static func parse(_ q: inout ConfigReader, defaults: QueueSettings = QueueSettings()) -> QueueSettings {
+        var s = defaults
+        s.enabled = q.bool("enabled", default: defaults.enabled)
+        s.numConsumers = q.int("num_consumers", default: defaults.numConsumers, min: 1, max: 1000)
+        s.queueSize = q.int("queue_size", default: defaults.queueSize, min: 1)
+        s.sizer = QueueSettings.Sizer(rawValue: q.choice("sizer", ["items", "requests"], default: defaults.sizer.rawValue))!
+        if q.keys.contains("sizer") && !q.keys.contains("queue_size") && s.sizer == .requests { s.queueSize = 1000 }
+        s.blockOnOverflow = q.bool("block_on_overflow", default: defaults.blockOnOverflow)
+        s.storage = q.componentReference("storage", kind: .extension, requiredType: "file_storage")
+        s.whenFull = QueueFullPolicy(rawValue: q.choice("when_full", QueueFullPolicy.allCases.map(\.rawValue), default: defaults.whenFull.rawValue))!
+        s.blockTimeout = q.duration("block_timeout", default: defaults.blockTimeout)
+        if s.storage == nil {
+            for key in ["when_full", "block_timeout"] where q.keys.contains(key) {
+                q.error(key, "\(q.qualified(key)) applies to a persistent queue: set \(q.qualified("storage")) too")
+            }
+        } else if !s.enabled {
+            q.error("storage", "\(q.qualified("storage")) needs the queue enabled (\(q.qualified("enabled")): true)")
+        }
+        q.finish()
+        return s
+    }
+}
+
 /// The exporter helper's settings shared by every exporter: `timeout`, `sending_queue`, `retry_on_failure`.
 public struct ExporterHelperSettings: Sendable, Equatable {
     /// Per-attempt timeout.
@@ -64,24 +90,7 @@ public struct ExporterHelperSettings: Sendable, Equatable {
         var s = defaults
         s.timeout = reader.duration("timeout", default: defaults.timeout, allowZero: false)
         var q = reader.section("sending_queue")
-        s.queue.enabled = q.bool("enabled", default: defaults.queue.enabled)
-        s.queue.numConsumers = q.int("num_consumers", default: defaults.queue.numConsumers, min: 1, max: 1000)
-        s.queue.queueSize = q.int("queue_size", default: defaults.queue.queueSize, min: 1)
-        s.queue.sizer = QueueSettings.Sizer(rawValue: q.choice("sizer", ["items", "requests"], default: defaults.queue.sizer.rawValue))!
-        if q.keys.contains("sizer") && !q.keys.contains("queue_size") && s.queue.sizer == .requests { s.queue.queueSize = 1000 }
-        s.queue.blockOnOverflow = q.bool("block_on_overflow", default: defaults.queue.blockOnOverflow)
-        s.queue.storage = q.componentReference("storage", kind: .extension, requiredType: "file_storage")
-        s.queue.whenFull = QueueFullPolicy(
-            rawValue: q.choice("when_full", QueueFullPolicy.allCases.map(\.rawValue), default: defaults.queue.whenFull.rawValue))!
-        s.queue.blockTimeout = q.duration("block_timeout", default: defaults.queue.blockTimeout)
-        if s.queue.storage == nil {
-            for key in ["when_full", "block_timeout"] where q.keys.contains(key) {
-                q.error(key, "\(q.qualified(key)) applies to a persistent queue: set \(q.qualified("storage")) too")
-            }
-        } else if !s.queue.enabled {
-            q.error("storage", "\(q.qualified("storage")) needs the queue enabled (\(q.qualified("enabled")): true)")
-        }
-        q.finish()
+        s.queue = QueueSettings.parse(&q, defaults: defaults.queue)
         var r = reader.section("retry_on_failure")
         s.retry.enabled = r.bool("enabled", default: defaults.retry.enabled)
         s.retry.initialInterval = r.duration("initial_interval", default: defaults.retry.initialInterval, allowZero: false)
