@@ -300,13 +300,14 @@ public struct ExpositionParser {
             }
             if prefixed {
                 let sfx = classifySuffix(s + n, e)
-                let f = families[last]
-                if allowed(sfx, f.type) { return (last, sfx) }
-                if f.typeDeclared, sfx != .other, om || f.type == .histogram || f.type == .summary {
+                // Fields read one by one: a copy of the family would retain and release all of them.
+                let type = families[last].type
+                if allowed(sfx, type) { return (last, sfx) }
+                if families[last].typeDeclared, sfx != .other, om || type == .histogram || type == .summary {
                     throw fail(
                         .typeMismatch,
-                        "sample \(name) does not fit # TYPE \(f.name) \(f.type.rawValue) (line \(f.line))"
-                            + (sfx == .none ? "; a \(f.type.rawValue) has no sample without suffix" : ""))
+                        "sample \(name) does not fit # TYPE \(families[last].name) \(type.rawValue) (line \(families[last].line))"
+                            + (sfx == .none ? "; a \(type.rawValue) has no sample without suffix" : ""))
                 }
             }
         }
@@ -398,12 +399,12 @@ public struct ExpositionParser {
     /// Type-specific rules for one sample (OpenMetrics 1.0 §"Metric types"; the text format's histogram
     /// and summary conventions).
     private func checkSample(family fi: Int, suffix: Suffix, name: String, value: Double, exemplar: Bool) throws(ExpositionError) {
-        let f = families[fi]
+        let type = families[fi].type
         func has(_ label: String) -> String? {
             for l in labelScratch where l.name == label { return l.value }
             return nil
         }
-        switch f.type {
+        switch type {
         case .histogram, .gaugehistogram:
             if suffix == .bucket {
                 guard let le = has("le") else { throw fail(.typeMismatch, "\(name): histogram bucket without an le label") }
@@ -423,7 +424,7 @@ public struct ExpositionParser {
         case .counter:
             if om, suffix == .total, value < 0 || value.isNaN { throw fail(.invalidValue, "\(name): counter value \(value) must be non-negative") }
         case .stateset:
-            guard has(f.name) != nil else { throw fail(.typeMismatch, "\(name): a stateset sample needs the label \(f.name)") }
+            guard has(families[fi].name) != nil else { throw fail(.typeMismatch, "\(name): a stateset sample needs the label \(families[fi].name)") }
             guard value == 0 || value == 1 else { throw fail(.invalidValue, "\(name): stateset value must be 0 or 1, found \(value)") }
         case .info:
             if om && value != 1 { throw fail(.invalidValue, "\(name): info value must be 1, found \(value)") }
@@ -431,7 +432,7 @@ public struct ExpositionParser {
             break
         }
         if exemplar {
-            let permitted = (f.type == .counter && suffix == .total) || ((f.type == .histogram || f.type == .gaugehistogram) && suffix == .bucket)
+            let permitted = (type == .counter && suffix == .total) || ((type == .histogram || type == .gaugehistogram) && suffix == .bucket)
             guard permitted else { throw fail(.syntax, "\(name): exemplars are only allowed on counter _total and histogram _bucket samples") }
         }
     }
