@@ -21,7 +21,7 @@ public enum OpenMetricsText {
 
     public static func render(_ families: [(PrometheusSamples.Family, [PrometheusSamples.Point])]) -> String {
         var out = ""
-        for (f, points) in families {
+        for (f, points) in PrometheusSamples.withoutNameCollisions(families, openMetrics: true).kept {
             let family: String
             switch f.type {
             case .counter where f.name.hasSuffix("_total"): family = String(f.name.dropLast(6))

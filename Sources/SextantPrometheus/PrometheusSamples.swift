@@ -226,3 +226,49 @@ extension PrometheusSamples {
         }
     }
 }
+
+extension PrometheusSamples {
+    /// Every name a family takes in an exposition: its metadata name and its sample names. They share one
+    /// namespace (OpenMetrics 1.0 § "MetricFamily": no sample name of one family may equal another
+    /// family's name or sample name; Prometheus client libraries refuse such registrations).
+    static func exposedNames(_ f: Family, openMetrics: Bool) -> [String] {
+        switch (f.type, openMetrics) {
+        case (.counter, true):
+            let family = f.name.hasSuffix("_total") ? String(f.name.dropLast(6)) : f.name
+            return [family, family + "_total", family + "_created"]
+        case (.info, true):
+            let family = f.name.hasSuffix("_info") ? String(f.name.dropLast(5)) : f.name
+            return [family, family + "_info"]
+        case (.histogram, _):
+            return [f.name, f.name + "_bucket", f.name + "_count", f.name + "_sum"] + (openMetrics ? [f.name + "_created"] : [])
+        case (.summary, _):
+            return [f.name, f.name + "_count", f.name + "_sum"] + (openMetrics ? [f.name + "_created"] : [])
+        case (.counter, false), (.gauge, _), (.info, false):
+            return [f.name]
+        }
+    }
+
+    /// `families` without those whose names clash with a family earlier in the list (which is sorted by
+    /// name, so the outcome is deterministic): a gauge `h_created` beside a histogram `h` in OpenMetrics, a
+    /// gauge `s_count` beside a summary `s`, or two OTLP metrics that translate to one name with different
+    /// types. Rendering both would give a scraper a duplicate series or conflicting metadata, and
+    /// Prometheus fails the whole scrape on either. Returns the names of the families left out.
+    public static func withoutNameCollisions(_ families: [(Family, [Point])], openMetrics: Bool) -> (
+        kept: [(Family, [Point])], dropped: [String]
+    ) {
+        var claimed = Set<String>()
+        var kept: [(Family, [Point])] = []
+        kept.reserveCapacity(families.count)
+        var dropped: [String] = []
+        for entry in families {
+            let names = exposedNames(entry.0, openMetrics: openMetrics)
+            if names.contains(where: claimed.contains) {
+                dropped.append(entry.0.name)
+                continue
+            }
+            claimed.formUnion(names)
+            kept.append(entry)
+        }
+        return (kept, dropped)
+    }
+}

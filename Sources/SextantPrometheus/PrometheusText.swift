@@ -4,7 +4,8 @@ import SextantModel
 /// formats"), deterministically: families sorted by name, series sorted by their label sets, labels
 /// sorted by name (with `le`/`quantile` last, as Prometheus prints them), so goldens are byte-exact.
 /// The OTLP mapping is `PrometheusSamples`'; only the latest point of each series is shown, and
-/// `target_info` is a gauge here (the text format has no info type).
+/// `target_info` is a gauge here (the text format has no info type). A family whose names clash with an
+/// earlier family's is left out (`PrometheusSamples.withoutNameCollisions`).
 public enum PrometheusText {
     public typealias Options = PrometheusSamples.Options
 
@@ -19,7 +20,7 @@ public enum PrometheusText {
     /// Renders families as `PrometheusSamples.latest` returns them.
     public static func render(_ families: [(PrometheusSamples.Family, [PrometheusSamples.Point])]) -> String {
         var out = ""
-        for (f, points) in families {
+        for (f, points) in PrometheusSamples.withoutNameCollisions(families, openMetrics: false).kept {
             let type = f.type == .info ? "gauge" : f.type.rawValue
             out += "# HELP \(f.name) \(escapeHelp(f.help))\n# TYPE \(f.name) \(type)\n"
             for p in points {

@@ -53,6 +53,30 @@ enum Fixtures {
         #expect(PrometheusText.render([data]).contains("k=\"neg\""))
     }
 
+    /// A gauge `h_created` beside a histogram `h` (and `s_count` beside a summary `s`): each pair would
+    /// expose one series name twice, which Prometheus refuses for the whole scrape. The family that sorts
+    /// first keeps the name; the other is left out — in OpenMetrics only where only OpenMetrics collides.
+    @Test func familiesWhoseNamesCollideAreLeftOut() {
+        let t = Fixtures.t1
+        let data = MetricsData(resourceMetrics: [
+            ResourceMetrics(resource: Fixtures.resource, scopeMetrics: [ScopeMetrics(metrics: [
+                Metric(name: "h", data: .histogram([
+                    HistogramDataPoint(startTimeUnixNano: Fixtures.t0, timeUnixNano: t, count: 1, sum: 1, bucketCounts: [1, 0], explicitBounds: [1])
+                ], temporality: .cumulative)),
+                Metric(name: "h_created", data: .gauge([NumberDataPoint(timeUnixNano: t, value: .double(7))])),
+                Metric(name: "s", data: .summary([SummaryDataPoint(timeUnixNano: t, count: 4, sum: 2, quantileValues: [])])),
+                Metric(name: "s_count", data: .gauge([NumberDataPoint(timeUnixNano: t, value: .double(9))])),
+            ])])
+        ])
+        let labels = #"{instance="pod-1",job="checkout"}"#
+        let om = OpenMetricsText.render([data])
+        #expect(om.contains("h_created\(labels) 1700000000\n") && !om.contains("# TYPE h_created") && !om.contains("} 7\n"))
+        #expect(om.contains("s_count\(labels) 4\n") && !om.contains("} 9\n"))
+        let text = PrometheusText.render([data])
+        #expect(text.contains("# TYPE h_created gauge\nh_created\(labels) 7\n"))
+        #expect(text.contains("s_count\(labels) 4\n") && !text.contains("} 9\n"))
+    }
+
     @Test func rendersEveryTypeWithExemplarsAndCreated() {
         let text = OpenMetricsText.render([Fixtures.data()])
         let want = """
