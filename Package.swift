@@ -285,7 +285,7 @@ let package = Package(
             dependencies: [
                 "SextantCollector", "SextantTesting", "SextantReceivers", "SextantProcessors",
                 "SextantExporters", "SextantConnectors", "SextantOTLP", "SextantHTTP", "SextantPipeline", "SextantModel",
-                "SextantPrometheus", "SextantSnappy",
+                "SextantPrometheus", "SextantSnappy", "SextantSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -5,6 +5,7 @@ import NIOHTTP1
 import SextantModel
 import SextantPipeline
 import SextantPrometheus
+import SextantSecurity
 import Synchronization
 
 public struct PrometheusReceiverFactory: ReceiverFactory {
@@ -38,7 +39,7 @@ public final class PrometheusReceiver: Component {
     private let next: any Consumer
     private let logger: Logger
     private let metrics: ReceiverMetrics
-    private let state = Mutex<(client: HTTPClient?, task: Task<Void, Never>?)>((nil, nil))
+    private let state = Mutex<(clients: [HTTPClient], task: Task<Void, Never>?)>(([], nil))
 
     public init(_ config: PrometheusReceiverConfig, settings: ComponentSettings, next: any Consumer) {
         self.config = config
@@ -52,29 +53,45 @@ public final class PrometheusReceiver: Component {
         let largest = config.scrapeConfigs.map(\.bodySizeLimit).max() ?? (100 << 20)
         http.decompression = .enabled(limit: .size(largest))
         http.redirectConfiguration = .follow(max: 10, allowCycles: false)
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
-        let loops = config.scrapeConfigs.flatMap { sc in
-            sc.targets.map { ScrapeLoop(config: sc, target: $0, client: client, next: next, logger: logger, metrics: metrics) }
+        // One client for the scrape configs without `tls_config`, one more per `tls_config` (its CA,
+        // client certificate and versions belong to the client). Certificate files are read now.
+        var clients = [HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)]
+        var built: [ScrapeLoop] = []
+        do {
+            for sc in config.scrapeConfigs {
+                var client = clients[0]
+                if let tls = sc.tls {
+                    var secured = http
+                    secured.tlsConfiguration = try tls.makeConfiguration()
+                    client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: secured)
+                    clients.append(client)
+                }
+                built += sc.targets.map { ScrapeLoop(config: sc, target: $0, client: client, next: next, logger: logger, metrics: metrics) }
+            }
+        } catch {
+            for c in clients { try? await c.shutdown() }
+            throw error
         }
+        let loops = built
         let task = Task {
             await withDiscardingTaskGroup { group in
                 for loop in loops { group.addTask { await loop.run() } }
             }
         }
-        state.withLock { $0 = (client, task) }
+        state.withLock { $0 = (clients, task) }
         logger.info(
             "Prometheus receiver scraping",
             metadata: ["targets": "\(loops.map { "\($0.config.jobName)/\($0.target.address)" }.joined(separator: ","))"])
     }
 
     public func shutdown() async {
-        let (client, task) = state.withLock { s in
-            defer { s = (nil, nil) }
+        let (clients, task) = state.withLock { s in
+            defer { s = ([], nil) }
             return s
         }
         task?.cancel()
         await task?.value
-        try? await client?.shutdown()
+        for c in clients { try? await c.shutdown() }
     }
 }
 
@@ -194,6 +211,7 @@ struct ScrapeLoop: Sendable {
         request.headers.add(name: "Accept-Encoding", value: "gzip")
         request.headers.add(name: "User-Agent", value: "sextant")
         request.headers.add(name: "X-Prometheus-Scrape-Timeout-Seconds", value: "\(Double(Self.nanos(config.scrapeTimeout)) / 1e9)")
+        if let authorization = config.authorization { request.headers.add(name: "Authorization", value: try authorization.headerValue()) }
         let timeout = config.scrapeTimeout
         let limit = config.bodySizeLimit
         let client = client
