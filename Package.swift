@@ -232,6 +232,7 @@ let package = Package(
             dependencies: [
                 "SextantProxy", "SextantEnvoyAccessLog", "SextantIstio", .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict),
         .testTarget(
