@@ -949,3 +949,43 @@ scrape_configs:
             prom.kill()
             prom.wait(timeout=10)
     collector.stop_cleanly()
+
+
+def test_self_telemetry_endpoint_over_mutual_tls(tmp_path, pki):
+    """`service::telemetry::metrics::tls`: /readyz and /metrics over HTTPS, a client certificate
+    required. (Started by hand: the shared fixture probes /readyz over plain HTTP.)"""
+    port = free_port()
+    config = tmp_path / "collector.yaml"
+    config.write_text(
+        "receivers:\n"
+        f"  otlp: {{protocols: {{http: {{endpoint: '127.0.0.1:{free_port()}'}}}}}}\n"
+        "exporters:\n"
+        "  nop:\n"
+        "service:\n"
+        f"  telemetry: {{metrics: {{address: '127.0.0.1:{port}', tls: {pki.server_tls(mutual=True)}}}}}\n"
+        "  pipelines: {traces: {receivers: [otlp], exporters: [nop]}}\n"
+    )
+    log = open(tmp_path / "collector.log", "wb")
+    proc = subprocess.Popen([str(SEXTANT_BIN), "collector", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        status = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                status = https_get(f"https://localhost:{port}/readyz", client_context(pki))[0]
+                if status == 200:
+                    break
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.05)
+        assert status == 200, (tmp_path / "collector.log").read_text()
+        assert b"sextant_build_info" in https_get(f"https://localhost:{port}/metrics", client_context(pki))[1]
+        assert refused_without_certificate(f"https://localhost:{port}/metrics", pki)
+    finally:
+        proc.terminate()
+        try:
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
