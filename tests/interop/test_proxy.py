@@ -1486,6 +1486,10 @@ def test_tls_origination_simple_and_mutual(upstreams, proxy, origination_pki):
         assert status == 200 and body["name"] == "mutual", body
     subject = dict(x[0] for x in mutual.requests[0]["peer_cert"]["subject"])
     assert subject["commonName"] == "interop client"
+    # The admin dump names the mode, never key material.
+    dump = json.dumps(p2.config_dump())
+    assert '"tls_mode": "MUTUAL"' in dump.replace('":"', '": "') and "PRIVATE KEY" not in dump
+    assert pki.read("client.key").decode().splitlines()[1] not in dump
 
     # The same upstream with SIMPLE (no client certificate to present) does not answer.
     p3 = proxy(origination_mesh(mutual, f"{{mode: SIMPLE, caCertificates: {pki.path('ca.crt')}, sni: localhost}}"))
