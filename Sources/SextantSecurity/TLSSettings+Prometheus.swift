@@ -3,11 +3,9 @@ import SextantPipeline
 extension TLSSettings {
     /// Reads Prometheus' `<tls_config>` (a `scrape_config`'s `tls_config`) as a client block:
     /// `ca_file`, `cert_file` + `key_file`, `insecure_skip_verify`, `min_version` / `max_version`
-    /// (`TLS12`, `TLS13`). Files are checked now, as for `configtls` blocks.
-    ///
-    /// `server_name` is refused: the scrape client (AsyncHTTPClient) always checks the target's host, so
-    /// another name could be neither sent in SNI nor verified. `ca`, `cert`, `key` (inline PEM) map to
-    /// `ca_pem`, `cert_pem`, `key_pem`.
+    /// (`TLS12`, `TLS13`), `server_name` (→ `serverNameOverride`: sent in SNI and verified instead of the
+    /// target's host). Files are checked now, as for `configtls` blocks. `ca`, `cert`, `key` (inline PEM)
+    /// map to `ca_pem`, `cert_pem`, `key_pem`.
     public static func parsePrometheusClient(_ r: inout ConfigReader, key: String = "tls_config") -> TLSSettings {
         var s = r.section(key)
         var t = TLSSettings(role: .client)
@@ -25,7 +23,10 @@ extension TLSSettings {
         }
         t.insecureSkipVerify = s.bool("insecure_skip_verify", default: false)
         if let name = s.optionalString("server_name"), !name.isEmpty {
-            s.error("server_name", "\(s.qualified("server_name")) is not supported: the scrape client checks the target's host name")
+            if IPAddressText.isLiteral(name) {
+                s.error("server_name", "\(s.qualified("server_name")) must be a host name, not an IP address")
+            }
+            t.serverNameOverride = name
         }
         let names = ["TLS10", "TLS11", "TLS12", "TLS13"]
         func version(_ k: String) -> Version? {

@@ -44,12 +44,13 @@ import Testing
             """
                     - job_name: secure
                       scheme: https
-                      tls_config: {ca_file: \(Self.fixtures)/ca.crt, cert_file: \(Self.fixtures)/client.crt, key_file: \(Self.fixtures)/client.key, min_version: TLS13}
+                      tls_config: {ca_file: \(Self.fixtures)/ca.crt, cert_file: \(Self.fixtures)/client.crt, key_file: \(Self.fixtures)/client.key, min_version: TLS13, server_name: metrics.internal}
                       basic_auth: {username: scraper, password: "hunter2:pw"}
                       static_configs: [{targets: ["localhost:9100"]}]
             """)
         let tls = try #require(sc.tls)
         #expect(tls.caFile == "\(Self.fixtures)/ca.crt" && tls.certFile != nil && tls.minVersion == .tls13)
+        #expect(sc.serverName == "metrics.internal")
         #expect(try sc.authorization?.headerValue() == "Basic " + Data("scraper:hunter2:pw".utf8).base64EncodedString())
         var dumped = ""
         dump(sc, to: &dumped)
@@ -91,14 +92,14 @@ import Testing
             """
                     - job_name: a
                       scheme: https
-                      tls_config: {ca_file: /nonexistent/ca.crt, server_name: api.internal, min_version: TLS10, cert_file: \(Self.fixtures)/client.crt}
+                      tls_config: {ca_file: /nonexistent/ca.crt, server_name: 10.0.0.1, min_version: TLS10, cert_file: \(Self.fixtures)/client.crt}
                       basic_auth: {username: u, password: p, password_file: /nonexistent/pw}
                       authorization: {credentials: x}
                       static_configs: [{targets: ["localhost:9100"]}]
             """)
         #expect(all.contains("c.yaml:7:"), "\(all)")
         #expect(all.contains("cannot read certificate file '/nonexistent/ca.crt'"), "\(all)")
-        #expect(all.contains("server_name is not supported"), "\(all)")
+        #expect(all.contains("server_name must be a host name, not an IP address"), "\(all)")
         #expect(all.contains("TLS versions before 1.2 are not supported"), "\(all)")
         #expect(all.contains("cert_file and key_file go together"), "\(all)")
         #expect(all.contains("set only one of basic_auth, authorization"), "\(all)")

@@ -717,6 +717,8 @@ class MetricsTarget:
 
     def __init__(self, pki: PKI):
         self.scrapes: list[tuple[str | None, dict]] = []
+        self.hosts: list[str | None] = []
+        self.server_names: list[str | None] = []  # SNI of each handshake
         target = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -725,6 +727,7 @@ class MetricsTarget:
 
             def do_GET(self):
                 target.scrapes.append((self.headers.get("Authorization"), self.connection.getpeercert()))
+                target.hosts.append(self.headers.get("Host"))
                 body = b"# TYPE tls_scraped_total counter\ntls_scraped_total 7\n"
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -734,7 +737,9 @@ class MetricsTarget:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.server.socket = pki.server_context().wrap_socket(self.server.socket, server_side=True)
+        ctx = pki.server_context()
+        ctx.sni_callback = lambda _sock, name, _ctx: target.server_names.append(name)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -776,19 +781,23 @@ def test_prometheus_receiver_scrapes_an_https_mtls_target(start_collector, pki, 
     target = MetricsTarget(pki)
     secret = tmp_path / "token"
     secret.write_text("s3cr3t-token\n")
+    # basic_auth: the target by IP address, verified and sent in SNI as `server_name` (the certificate's
+    # DNS name); authorization_file: the target by that name.
     auth_block = (
         "        basic_auth: {username: scraper, password: \"p@ss:word\"}\n" if auth == "basic_auth"
         else f"        authorization: {{type: Bearer, credentials_file: {secret}}}\n"
     )
+    address = f"127.0.0.1:{target.port}" if auth == "basic_auth" else f"localhost:{target.port}"
+    server_name = ", server_name: localhost" if auth == "basic_auth" else ""
     try:
         collector = start_collector(config_template=scrape_config(
             "      - job_name: secure\n"
             "        scrape_interval: 200ms\n"
             "        scheme: https\n"
             f"        tls_config: {{ca_file: {pki.path('ca.crt')}, cert_file: {pki.path('client.crt')}, "
-            f"key_file: {pki.path('client.key')}, min_version: TLS12}}\n"
+            f"key_file: {pki.path('client.key')}, min_version: TLS12{server_name}}}\n"
             f"{auth_block}"
-            f"        static_configs: [{{targets: ['localhost:{target.port}']}}]\n"
+            f"        static_configs: [{{targets: ['{address}']}}]\n"
         ))
         deadline = time.monotonic() + TIMEOUT
         while not scraped_values(collector, "tls_scraped_total") and time.monotonic() < deadline:
@@ -800,6 +809,7 @@ def test_prometheus_receiver_scrapes_an_https_mtls_target(start_collector, pki, 
         expected = ("Basic " + base64.b64encode(b"scraper:p@ss:word").decode()) if auth == "basic_auth" else "Bearer s3cr3t-token"
         assert header == expected
         assert dict(x[0] for x in cert["subject"])["commonName"] == "interop client"
+        assert target.server_names[0] == "localhost" and target.hosts[0] == address
         log = collector.log_path.read_text()
         assert "p@ss:word" not in log and "s3cr3t-token" not in log
     finally:

@@ -32,6 +32,9 @@ public struct ScrapeConfig: Sendable {
     public var tls: TLSSettings?
     /// `basic_auth` or `authorization` (with the legacy `bearer_token` / `bearer_token_file`).
     public var authorization: ScrapeAuthorization?
+
+    /// `tls_config::server_name` when scraping over https.
+    public var serverName: String? { scheme == "https" ? tls?.serverNameOverride : nil }
 }
 
 /// The `Authorization` header of every scrape: Prometheus' `basic_auth` (`username`, `password` or
