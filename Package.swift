@@ -232,6 +232,7 @@ let package = Package(
             dependencies: [
                 "SextantProxy", "SextantEnvoyAccessLog", "SextantIstio", .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict),
         .testTarget(
@@ -285,7 +286,7 @@ let package = Package(
             dependencies: [
                 "SextantCollector", "SextantTesting", "SextantReceivers", "SextantProcessors",
                 "SextantExporters", "SextantConnectors", "SextantOTLP", "SextantHTTP", "SextantPipeline", "SextantModel",
-                "SextantPrometheus", "SextantSnappy",
+                "SextantPrometheus", "SextantSnappy", "SextantSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

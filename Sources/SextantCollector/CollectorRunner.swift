@@ -1,5 +1,6 @@
 import Logging
 import SextantPipeline
+import SextantSecurity
 import ServiceLifecycle
 
 /// Builds and runs a collector from config files until SIGTERM/SIGINT, then drains and returns.
@@ -34,7 +35,9 @@ public enum CollectorRunner {
         let collector = CollectorService(graph: graph, shutdownTimeout: config.shutdownTimeout, readiness: readiness, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = config.telemetry.metricsAddress, let hp = HostPort.parse(address) {
-            let server = TelemetryServer(host: hp.host, port: hp.port, telemetry: telemetry, readiness: readiness, logger: logger)
+            let server = TelemetryServer(
+                host: hp.host, port: hp.port, tls: config.telemetry.metricsTLS as? TLSSettings, telemetry: telemetry, readiness: readiness,
+                logger: logger)
             services.append(.init(service: server))
         }
         services.append(.init(service: collector, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))

@@ -3,11 +3,13 @@ import SextantExporters
 import SextantPipeline
 import SextantProcessors
 import SextantReceivers
+import SextantSecurity
 
 /// The component types built into this `sextant` binary.
 public enum BuiltinComponents {
     public static var registry: ComponentRegistry {
         var r = ComponentRegistry()
+        r.telemetryTLSParser = { TLSSettings.parseServer(&$0) }
         r.register(BearerTokenAuthExtensionFactory())
         r.register(BasicAuthExtensionFactory())
         r.register(OTLPReceiverFactory())

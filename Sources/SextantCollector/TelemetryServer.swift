@@ -3,13 +3,16 @@ import NIOCore
 import NIOHTTP1
 import SextantHTTP
 import SextantPipeline
+import SextantSecurity
 import ServiceLifecycle
 
 /// Serves the collector's own metrics (`/metrics`, Prometheus text 0.0.4), liveness (`/healthz`)
-/// and readiness (`/readyz`, 503 until every component has started and again while shutting down).
+/// and readiness (`/readyz`, 503 until every component has started and again while shutting down);
+/// over HTTPS with `service::telemetry::metrics::tls` (mutual with `client_ca_file`).
 public final class TelemetryServer: Service {
     private let host: String
     private let port: Int
+    private let tls: TLSSettings?
     private let telemetry: SelfTelemetry
     private let readiness: Readiness
     private let logger: Logger
@@ -17,9 +20,10 @@ public final class TelemetryServer: Service {
     /// Yields the bound port once listening (useful with port 0).
     public let boundPort: AsyncStream<Int>
 
-    public init(host: String, port: Int, telemetry: SelfTelemetry, readiness: Readiness, logger: Logger) {
+    public init(host: String, port: Int, tls: TLSSettings? = nil, telemetry: SelfTelemetry, readiness: Readiness, logger: Logger) {
         self.host = host
         self.port = port
+        self.tls = tls
         self.telemetry = telemetry
         self.readiness = readiness
         self.logger = logger
@@ -29,9 +33,9 @@ public final class TelemetryServer: Service {
     public func run() async throws {
         let telemetry = self.telemetry
         let readiness = self.readiness
-        let server = try await HTTPServer.start(
-            HTTPServerConfiguration(host: host, port: port, maxRequestBodySize: 1 << 16), logger: logger
-        ) { request in
+        var serverConfig = HTTPServerConfiguration(host: host, port: port, maxRequestBodySize: 1 << 16)
+        serverConfig.tls = try tls?.makeContext(applicationProtocols: ["http/1.1"])
+        let server = try await HTTPServer.start(serverConfig, logger: logger) { request in
             guard request.head.method == .GET || request.head.method == .HEAD else {
                 return .text(.methodNotAllowed, "only GET is supported")
             }
@@ -49,7 +53,7 @@ public final class TelemetryServer: Service {
             }
         }
         bound.yield(server.port)
-        logger.info("self-telemetry listening", metadata: ["endpoint": "\(host):\(server.port)"])
+        logger.info("self-telemetry listening", metadata: ["endpoint": "\(tls == nil ? "http" : "https")://\(host):\(server.port)"])
         try? await gracefulShutdown()
         await server.shutdown()
     }

@@ -16,13 +16,16 @@ final class EndpointState: Sendable {
     let meshTLS: ClientTLSSettings?
     /// `meshTLS` comes from auto mTLS: plain text when the proxy has no mesh certificate.
     let isAutoMTLS: Bool
+    /// TLS origination (`SIMPLE`/`MUTUAL`) with the cluster's files, shared by its endpoints.
+    let origination: OriginationTLS?
 
     /// The label Istio puts on endpoints that have a sidecar.
     static let tlsModeLabel = "security.istio.io/tlsMode"
 
-    init(_ endpoint: Endpoint, policy: ClientTLSSettings?, autoMTLS: Bool) {
+    init(_ endpoint: Endpoint, policy: ClientTLSSettings?, autoMTLS: Bool, origination: OriginationTLS? = nil, clusterName: String = "") {
         self.endpoint = endpoint
         self.key = endpoint.description
+        self.origination = policy?.isOrigination == true ? origination : nil
         if let policy {
             meshTLS = policy.mode == .istioMutual ? policy : nil
             isAutoMTLS = false
@@ -33,7 +36,8 @@ final class EndpointState: Sendable {
             meshTLS = nil
             isAutoMTLS = false
         }
-        self.poolKey = meshTLS != nil ? key + "|mtls" : key
+        // Originated TLS is pooled per cluster: two rules may trust different CAs for one address.
+        self.poolKey = meshTLS != nil ? key + "|mtls" : self.origination != nil ? key + "|tls|" + clusterName : key
     }
 }
 
@@ -72,7 +76,12 @@ final class ClusterRuntime: Sendable {
     init(_ cluster: Cluster, name: String? = nil, autoMTLS: Bool = false) {
         self.cluster = cluster
         self.name = name ?? cluster.key.description
-        self.endpoints = cluster.endpoints.map { EndpointState($0, policy: cluster.policy.tls, autoMTLS: autoMTLS) }
+        let tls = cluster.policy.tls
+        let origination = tls.flatMap { $0.isOrigination ? OriginationTLS($0, host: cluster.key.host) : nil }
+        let clusterName = name ?? cluster.key.description
+        self.endpoints = cluster.endpoints.map {
+            EndpointState($0, policy: tls, autoMTLS: autoMTLS, origination: origination, clusterName: clusterName)
+        }
         let lb = cluster.policy.loadBalancer ?? .simple(.unspecified)
         self.policy = lb
         if case .consistentHash(_, let size) = lb {

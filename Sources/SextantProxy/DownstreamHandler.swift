@@ -574,10 +574,13 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             retryLater(x)
             return
         }
+        // A failed TLS handshake names BoringSSL's reason, as Envoy's `TLS_error` transport failure does.
+        let tls = (error as? UpstreamTLSError).map { ",TLS_error:\($0.reason)" } ?? ""
+        let transport = (error as? UpstreamTLSError).map { ", transport failure reason: TLS_error:\($0.reason)" } ?? ""
         localReply(
             x, status: .serviceUnavailable,
-            body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
-            flags: .upstreamConnectionFailure, details: "upstream_reset_before_response_started{connection_failure}")
+            body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure\(transport)",
+            flags: .upstreamConnectionFailure, details: "upstream_reset_before_response_started{connection_failure\(tls)}")
     }
 
     private func attach(_ x: Exchange, _ c: UpstreamConnection) {

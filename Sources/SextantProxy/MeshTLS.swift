@@ -5,6 +5,12 @@ import SextantIstio
 import Synchronization
 import X509
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The mesh credentials in force, replaced when the files change (Istio rotates workload certificates):
 /// new connections use the new ones, established connections keep theirs.
 final class MeshCredentialsStore: Sendable {
@@ -102,41 +108,55 @@ public final class MeshCredentials: Sendable {
     }
 }
 
-enum UpstreamTLSProtocol { case http1, http2, tcp }
+enum UpstreamTLSProtocol: Hashable { case http1, http2, tcp }
 
-/// Sits behind a `NIOSSLHandler`: when the handshake completes (the chain already verified against the
-/// mesh root), takes the peer certificate's SPIFFE URI SAN and checks it — one of `accepting` when
-/// given (`subjectAltNames`), else any identity of the trust domain. A peer without an acceptable
-/// identity is disconnected. `principal` then names the peer for telemetry; `handshake` completes with
-/// it (or fails), which upstream connections wait for before they are used.
+/// Sits behind a `NIOSSLHandler`: when the handshake completes (the chain already verified by BoringSSL),
+/// checks the peer certificate's names. Mesh mTLS takes its SPIFFE URI SAN — one of `accepting` when
+/// given (`subjectAltNames`), else any identity of the trust domain — and `principal` then names the
+/// peer for telemetry. TLS origination (`SIMPLE`/`MUTUAL`) requires one of the rule's `subjectAltNames`
+/// (DNS, URI or IP) when it lists any, and has no principal. A peer that fails the check is
+/// disconnected; `handshake` completes (or fails) once this is decided, which upstream connections wait
+/// for before they are used.
 final class MeshPeerIdentityHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     let accepting: [String]
     let trustDomain: String
+    /// Origination: any SAN of the upstream certificate must equal one of `accepting` (none: no check).
+    let isOrigination: Bool
     private(set) var principal: String?
-    private var promise: EventLoopPromise<String>?
+    private var completed = false
+    private var promise: EventLoopPromise<String?>?
     private var context: ChannelHandlerContext?
     private var failure: (any Error)?
 
     init(accepting: [String], trustDomain: String) {
         self.accepting = accepting
         self.trustDomain = trustDomain
+        self.isOrigination = false
     }
 
-    /// Completes with the peer's SPIFFE ID once the handshake is done and the identity accepted.
-    func handshake(on loop: any EventLoop) -> EventLoopFuture<String> {
-        if let principal { return loop.makeSucceededFuture(principal) }
+    /// For TLS origination: the upstream certificate must present one of `subjectAltNames` (if any).
+    init(originationSubjectAltNames subjectAltNames: [String]) {
+        self.accepting = subjectAltNames
+        self.trustDomain = ""
+        self.isOrigination = true
+    }
+
+    /// Completes once the handshake is done and the peer accepted: with the peer's SPIFFE ID for mesh
+    /// mTLS, nil for TLS origination.
+    func handshake(on loop: any EventLoop) -> EventLoopFuture<String?> {
+        if completed { return loop.makeSucceededFuture(principal) }
         if let failure { return loop.makeFailedFuture(failure) }
-        let p = promise ?? loop.makePromise(of: String.self)
+        let p = promise ?? loop.makePromise(of: String?.self)
         promise = p
         return p.futureResult
     }
 
     /// The handshake took too long: fails it and closes the connection (no-op once it completed).
     func timedOut() {
-        guard principal == nil, failure == nil, let context else { return }
+        guard !completed, failure == nil, let context else { return }
         fail(context, MeshTLSError("TLS handshake timed out"))
     }
 
@@ -152,6 +172,19 @@ final class MeshPeerIdentityHandler: ChannelInboundHandler, RemovableChannelHand
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let e = event as? TLSUserEvent, case .handshakeCompleted = e {
             let peer = try? context.pipeline.syncOperations.handler(type: NIOSSLHandler.self).peerCertificate
+            if isOrigination {
+                let names = peer.map(OriginationTLS.subjectAltNames(of:)) ?? []
+                guard accepting.isEmpty || names.contains(where: { OriginationTLS.matches($0, anyOf: accepting) }) else {
+                    // Envoy reports a SAN mismatch as a failed certificate verification.
+                    fail(context, MeshTLSError("CERTIFICATE_VERIFY_FAILED: the upstream certificate names \(names.map(\.text)), none of \(accepting)"))
+                    return
+                }
+                completed = true
+                promise?.succeed(nil)
+                promise = nil
+                context.fireUserInboundEventTriggered(event)
+                return
+            }
             let ids = peer.map(MeshCredentials.spiffeIDs(of:)) ?? []
             guard let id = ids.first(where: accepts) else {
                 let found = ids.isEmpty ? "no SPIFFE identity" : ids.joined(separator: ",")
@@ -160,6 +193,7 @@ final class MeshPeerIdentityHandler: ChannelInboundHandler, RemovableChannelHand
                 return
             }
             principal = id
+            completed = true
             promise?.succeed(id)
             promise = nil
         }
@@ -167,7 +201,7 @@ final class MeshPeerIdentityHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if principal == nil {
+        if !completed {
             fail(context, error)
             return
         }
@@ -175,7 +209,7 @@ final class MeshPeerIdentityHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if principal == nil && failure == nil { failure = MeshTLSError("connection closed during the TLS handshake") }
+        if !completed && failure == nil { failure = MeshTLSError("connection closed during the TLS handshake") }
         if let failure { promise?.fail(failure) }
         promise = nil
         context.fireChannelInactive()
@@ -200,3 +234,152 @@ final class MeshPeerIdentityHandler: ChannelInboundHandler, RemovableChannelHand
 
 @available(*, unavailable)
 extension MeshPeerIdentityHandler: Sendable {}
+
+/// TLS origination for one cluster whose `DestinationRule` says `tls.mode: SIMPLE` or `MUTUAL`: client
+/// contexts built from the rule's files on first use (so proxy start stays fast and an unreadable file
+/// fails that cluster's connections, not the proxy), one per upstream protocol for ALPN.
+///
+/// Verification, as Istio's defaults (`VERIFY_CERTIFICATE_AT_CLIENT`, `ENABLE_AUTO_SNI`) do it: the chain
+/// against `caCertificates` (else the system roots); then the certificate must name one of
+/// `subjectAltNames` when given, else the SNI name (an IP SAN for an IP destination); `insecureSkipVerify`
+/// skips both. SNI is `sni`, else the destination host (not an IP address). The name check is ours, not
+/// swift-nio-ssl's, which would also accept any certificate naming the connected IP address.
+final class OriginationTLS: Sendable {
+    let settings: ClientTLSSettings
+    let serverName: String?
+    /// The names the upstream certificate must present one of (empty: no name check).
+    let verifyNames: [String]
+    private let contexts = Mutex<[UpstreamTLSProtocol: NIOSSLContext]>([:])
+
+    init(_ settings: ClientTLSSettings, host: String) {
+        self.settings = settings
+        let name = settings.sni ?? host
+        serverName = name.isEmpty || Self.ipAddressBytes(name) != nil ? nil : name
+        if settings.insecureSkipVerify {
+            verifyNames = []
+        } else if !settings.subjectAltNames.isEmpty {
+            verifyNames = settings.subjectAltNames
+        } else {
+            verifyNames = name.isEmpty ? [] : [name]
+        }
+    }
+
+    /// The handlers for one new connection; throws when the rule's files cannot be loaded.
+    func clientHandlers(protocol p: UpstreamTLSProtocol) throws -> (NIOSSLClientHandler, MeshPeerIdentityHandler) {
+        let context = try contexts.withLock { cache in
+            if let c = cache[p] { return c }
+            let c = try NIOSSLContext(configuration: configuration(p))
+            cache[p] = c
+            return c
+        }
+        let ssl = try NIOSSLClientHandler(context: context, serverHostname: serverName)
+        let check = MeshPeerIdentityHandler(originationSubjectAltNames: verifyNames)
+        return (ssl, check)
+    }
+
+    func configuration(_ p: UpstreamTLSProtocol) throws -> TLSConfiguration {
+        var c = TLSConfiguration.makeClientConfiguration()
+        c.minimumTLSVersion = .tlsv12
+        if let ca = settings.caCertificates {
+            let roots = try NIOSSLCertificate.fromPEMFile(ca)
+            guard !roots.isEmpty else { throw MeshTLSError("caCertificates '\(ca)' holds no PEM certificate") }
+            c.trustRoots = .certificates(roots)
+        }
+        if settings.mode == .mutual, let cert = settings.clientCertificate, let key = settings.privateKey {
+            c.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
+            c.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+        }
+        // The chain is BoringSSL's to verify; the names are `MeshPeerIdentityHandler`'s (`verifyNames`).
+        c.certificateVerification = settings.insecureSkipVerify ? .none : .noHostnameVerification
+        switch p {
+        case .http1: c.applicationProtocols = ["http/1.1"]
+        case .http2: c.applicationProtocols = ["h2"]
+        case .tcp: c.applicationProtocols = []
+        }
+        return c
+    }
+
+    /// A subject alternative name of a certificate, as configured names are compared with it.
+    enum Name: Equatable {
+        case dns(String)
+        case uri(String)
+        case ip([UInt8])
+
+        var text: String {
+            switch self {
+            case .dns(let s), .uri(let s): return s
+            case .ip(let b): return b.count == 4 ? b.map(String.init).joined(separator: ".") : b.map { String($0, radix: 16) }.joined(separator: ":")
+            }
+        }
+    }
+
+    static func subjectAltNames(of certificate: NIOSSLCertificate) -> [Name] {
+        guard let der = try? certificate.toDERBytes(), let cert = try? Certificate(derEncoded: der),
+            let names = try? cert.extensions.subjectAlternativeNames
+        else { return [] }
+        return names.compactMap { name in
+            switch name {
+            case .dnsName(let d): return .dns(d)
+            case .uniformResourceIdentifier(let u): return .uri(u)
+            case .ipAddress(let ip): return .ip(Array(ip.bytes))
+            default: return nil
+            }
+        }
+    }
+
+    /// Exact match, as Istio configures Envoy's SAN matchers; a DNS SAN `*.example.com` also covers one
+    /// label (`a.example.com`), as Envoy's DNS matching does.
+    static func matches(_ name: Name, anyOf wanted: [String]) -> Bool {
+        wanted.contains { w in
+            switch name {
+            case .uri(let u): return u == w
+            case .ip(let b): return ipAddressBytes(w) == b
+            case .dns(let d):
+                let d = d.lowercased()
+                let w = w.lowercased()
+                if d == w { return true }
+                guard d.hasPrefix("*."), let dot = w.firstIndex(of: ".") else { return false }
+                return w[dot...] == d.dropFirst() && dot != w.startIndex
+            }
+        }
+    }
+
+    static func ipAddressBytes(_ text: String) -> [UInt8]? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
+        return nil
+    }
+}
+
+/// A TLS handshake to an upstream failed (chain or name verification, protocol error, timeout):
+/// Envoy's `TLS_error` connect failure, reported as 503 `UF`.
+struct UpstreamTLSError: Error, CustomStringConvertible {
+    /// BoringSSL's reason, e.g. `CERTIFICATE_VERIFY_FAILED`, or our own check's.
+    let reason: String
+    let underlying: String
+
+    init(_ error: any Error) {
+        let text = "\(error)"
+        underlying = text
+        // BoringSSL messages look like `error:1000007d:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED`;
+        // the reason is the last upper-case word of that form. Our own checks start with one.
+        reason = Self.reason(in: text) ?? "HANDSHAKE_FAILED"
+    }
+
+    private static func reason(in text: String) -> String? {
+        let marker = "OPENSSL_internal:"
+        var best: Substring?
+        var rest = Substring(text)
+        while let i = rest.firstRange(of: marker) {
+            rest = rest[i.upperBound...]
+            best = rest.prefix { $0.isUppercase || $0.isNumber || $0 == "_" }
+        }
+        if let best, !best.isEmpty { return String(best) }
+        let word = text.prefix { $0.isUppercase || $0.isNumber || $0 == "_" }
+        return word.count > 3 && word.contains("_") ? String(word) : nil
+    }
+
+    var description: String { "TLS_error:\(reason): \(underlying)" }
+}

@@ -112,7 +112,7 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let upBound = NIOLoopBound(up, eventLoop: context.eventLoop)
         let tls: (NIOSSLClientHandler, MeshPeerIdentityHandler)?
         do {
-            tls = try shared.pools.pool(for: context.eventLoop).meshHandlers(cluster, endpoint, .tcp)
+            tls = try shared.pools.pool(for: context.eventLoop).upstreamTLSHandlers(cluster, endpoint, .tcp)
         } catch {
             cluster.connections.subtract(1, ordering: .relaxed)
             self.record?.upstreamTransportFailureReason = "\(error)"

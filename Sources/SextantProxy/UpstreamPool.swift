@@ -280,7 +280,7 @@ final class UpstreamPool {
         let box = NIOLoopBound(conn, eventLoop: eventLoop)
         let tls: (NIOSSLClientHandler, MeshPeerIdentityHandler)?
         do {
-            tls = try meshHandlers(cluster, endpoint, .http2)
+            tls = try upstreamTLSHandlers(cluster, endpoint, .http2)
         } catch {
             cluster.connections.subtract(1, ordering: .relaxed)
             h2[key] = nil
@@ -358,10 +358,18 @@ final class UpstreamPool {
         }
     }
 
-    /// The TLS client handlers for a connection to `endpoint` of `cluster` when it is mesh mTLS
-    /// (`ISTIO_MUTUAL`, or auto mTLS when this proxy has a certificate); throws when the policy asks for
-    /// `ISTIO_MUTUAL` and this proxy has no mesh certificate.
-    func meshHandlers(_ cluster: ClusterRuntime, _ endpoint: EndpointState, _ p: UpstreamTLSProtocol) throws -> (NIOSSLClientHandler, MeshPeerIdentityHandler)? {
+    /// The TLS client handlers for a connection to `endpoint` of `cluster`: TLS origination (`SIMPLE`,
+    /// `MUTUAL`), or mesh mTLS (`ISTIO_MUTUAL`, or auto mTLS when this proxy has a certificate); nil for
+    /// plain text. Throws when the policy asks for `ISTIO_MUTUAL` and this proxy has no mesh certificate,
+    /// or when the origination files cannot be loaded (`UpstreamTLSError`, a connect failure).
+    func upstreamTLSHandlers(_ cluster: ClusterRuntime, _ endpoint: EndpointState, _ p: UpstreamTLSProtocol) throws -> (NIOSSLClientHandler, MeshPeerIdentityHandler)? {
+        if let origination = endpoint.origination {
+            do {
+                return try origination.clientHandlers(protocol: p)
+            } catch {
+                throw UpstreamTLSError(error)
+            }
+        }
         guard let tls = endpoint.meshTLS else { return nil }
         guard let meshTLS else {
             if endpoint.isAutoMTLS { return nil }
@@ -370,17 +378,17 @@ final class UpstreamPool {
         return try meshTLS.current.clientHandlers(for: cluster.cluster, tls: tls, protocol: p)
     }
 
-    /// Waits for a mesh TLS connection's handshake and peer check; plain connections pass at once. The
+    /// Waits for a TLS connection's handshake and peer check; plain connections pass at once. The
     /// handshake counts against the connect timeout, as in Envoy (a server that never answers the
-    /// ClientHello is a connect failure, not a hung request).
+    /// ClientHello is a connect failure, not a hung request). Failures become `UpstreamTLSError`s.
     static func handshake(_ channel: any Channel, _ identity: MeshPeerIdentityHandler?, timeout: TimeAmount) -> EventLoopFuture<String?> {
         guard let identity else { return channel.eventLoop.makeSucceededFuture(nil) }
         let bound = NIOLoopBound(identity, eventLoop: channel.eventLoop)
         let timer = channel.eventLoop.scheduleTask(in: timeout) { bound.value.timedOut() }
-        return identity.handshake(on: channel.eventLoop).map { Optional($0) }
+        return identity.handshake(on: channel.eventLoop)
             .flatMapErrorThrowing { error in
                 channel.close(promise: nil)
-                throw error
+                throw UpstreamTLSError(error)
             }
             .always { _ in timer.cancel() }
     }
@@ -391,7 +399,7 @@ final class UpstreamPool {
         let e = endpoint.endpoint
         let tls: (NIOSSLClientHandler, MeshPeerIdentityHandler)?
         do {
-            tls = try meshHandlers(cluster, endpoint, .http1)
+            tls = try upstreamTLSHandlers(cluster, endpoint, .http1)
         } catch {
             cluster.connections.subtract(1, ordering: .relaxed)
             completion(.failure(error))

@@ -139,7 +139,7 @@ public struct TLSSettings: Sendable, Equatable {
 
     /// Loads every certificate and key now, so that problems point at the key that names them; then
     /// builds a context, which catches a key that does not match its certificate.
-    private func check(_ s: inout ConfigReader) {
+    func check(_ s: inout ConfigReader) {
         var ok = true
         for (material, isKey) in [(certificate, false), (privateKey, true), (ca, false), (clientCA, false)] {
             guard let material else { continue }

@@ -120,4 +120,28 @@ private func syslogSendUDP(_ text: String, port: Int) {
         #expect(text.contains("unknown time zone 'Nowhere/City'"))
         #expect(text.contains("unknown key 'listen_adress'"))
     }
+
+    /// `tcp::tls` is a `configtls` server block (RFC 5425); UDP has no TLS, so `udp::tls` is an unknown key.
+    @Test func tlsConfigParsing() {
+        let fixtures = #filePath.split(separator: "/").dropLast(2).joined(separator: "/") + "/SextantSecurityTests/Fixtures"
+        let d = Diagnostics()
+        let node = YAMLLoader.parse(
+            """
+            tcp:
+              listen_address: 127.0.0.1:0
+              tls: {cert_file: /\(fixtures)/server.crt, key_file: /\(fixtures)/server.key, client_ca_file: /\(fixtures)/ca.crt}
+            udp: {listen_address: 127.0.0.1:0, tls: {cert_file: x}}
+            """, file: "t.yaml", diagnostics: d, environment: [:])!
+        var r = ConfigReader(node, path: "receivers::syslog", diagnostics: d)
+        let c = SyslogReceiverFactory().parseConfig(&r) as! SyslogReceiverConfig
+        let text = d.all.map(\.description).joined(separator: "\n")
+        #expect(c.tls?.requiresClientCertificate == true)
+        #expect(text.contains("t.yaml:4:") && text.contains("unknown key 'tls'"))
+
+        let d2 = Diagnostics()
+        let bad = YAMLLoader.parse("tcp: {listen_address: 127.0.0.1:0, tls: {cert_file: /nonexistent.crt, key_file: /nonexistent.key}}\n", file: "b.yaml", diagnostics: d2, environment: [:])!
+        var r2 = ConfigReader(bad, path: "receivers::syslog", diagnostics: d2)
+        _ = SyslogReceiverFactory().parseConfig(&r2)
+        #expect(d2.all.map(\.description).joined().contains("b.yaml:1:") && d2.all.map(\.description).joined().contains("/nonexistent.crt"))
+    }
 }

@@ -53,16 +53,9 @@ import Testing
         #expect(v1.policy.tls?.subjectAltNames == ["spiffe://cluster.local/ns/default/sa/bookinfo-reviews"])
     }
 
-    @Test func unsupportedClientTLSModesWarnAndUnknownModesFail() {
+    @Test func unknownClientTLSModesFail() {
         let (_, diags) = Self.load(
             """
-            apiVersion: networking.istio.io/v1
-            kind: DestinationRule
-            metadata: {name: ext, namespace: default}
-            spec:
-              host: ext.example.com
-              trafficPolicy: {tls: {mode: SIMPLE}}
-            ---
             apiVersion: networking.istio.io/v1
             kind: DestinationRule
             metadata: {name: bad, namespace: default}
@@ -70,8 +63,83 @@ import Testing
               host: bad.example.com
               trafficPolicy: {tls: {mode: ISTIO_MUTAL}}
             """)
-        #expect(diags.contains { $0.severity == .warning && $0.message.contains("SIMPLE is not supported") }, "\(diags)")
         #expect(diags.contains { $0.severity == .error && $0.message.contains("ISTIO_MUTAL") }, "\(diags)")
+    }
+
+    static let fixtures = "/" + #filePath.split(separator: "/").dropLast(2).joined(separator: "/") + "/SextantSecurityTests/Fixtures"
+
+    /// TLS origination: SIMPLE and MUTUAL read their files' paths, layered like any other tls setting.
+    @Test func simpleAndMutualOriginationSettings() throws {
+        let (res, diags) = Self.load(
+            """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: ext, namespace: default}
+            spec:
+              hosts: [api.example.com]
+              location: MESH_EXTERNAL
+              resolution: STATIC
+              ports: [{number: 443, name: https, protocol: HTTP}]
+              endpoints: [{address: 127.0.0.1, ports: {https: 8443}}]
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: ext, namespace: default}
+            spec:
+              host: api.example.com
+              trafficPolicy:
+                tls:
+                  mode: SIMPLE
+                  caCertificates: \(Self.fixtures)/ca.crt
+                  sni: api.example.com
+                  subjectAltNames: [api.example.com]
+              subsets:
+              - name: mtls
+                labels: {}
+                trafficPolicy:
+                  tls: {mode: MUTUAL, clientCertificate: \(Self.fixtures)/client.crt, privateKey: \(Self.fixtures)/client.key, insecureSkipVerify: true}
+            """)
+        #expect(diags.filter { $0.severity == .error }.isEmpty, "\(diags)")
+        let table = RouteTable(resources: res, identity: ProxyIdentity(workload: "app", namespace: "default"))
+        let simple = try #require(table.clusters[ClusterKey(host: "api.example.com", port: 443)]?.policy.tls)
+        #expect(simple.mode == .simple && simple.isOrigination && simple.caCertificates == "\(Self.fixtures)/ca.crt")
+        #expect(simple.sni == "api.example.com" && simple.subjectAltNames == ["api.example.com"] && !simple.insecureSkipVerify)
+        let mutual = try #require(table.clusters[ClusterKey(host: "api.example.com", port: 443, subset: "mtls")]?.policy.tls)
+        #expect(mutual.mode == .mutual && mutual.clientCertificate == "\(Self.fixtures)/client.crt" && mutual.insecureSkipVerify)
+        #expect(mutual.caCertificates == nil)  // the subset's tls replaces the rule's whole: system roots
+    }
+
+    @Test func originationConfigErrorsPointAtTheirLines() {
+        let (_, diags) = Self.load(
+            """
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: a, namespace: default}
+            spec:
+              host: a.example.com
+              trafficPolicy:
+                tls:
+                  mode: MUTUAL
+                  clientCertificate: \(Self.fixtures)/client.crt
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: b, namespace: default}
+            spec:
+              host: b.example.com
+              trafficPolicy:
+                tls:
+                  mode: SIMPLE
+                  credentialName: b-credential
+                  caCertificates: /nonexistent/ca.pem
+            """)
+        let errors = diags.filter { $0.severity == .error }.map(\.description)
+        #expect(errors.contains { $0.contains("mesh.yaml:8:") && $0.contains("MUTUAL requires privateKey") }, "\(errors)")
+        #expect(!errors.contains { $0.contains("requires clientCertificate") }, "\(errors)")
+        #expect(
+            errors.contains { $0.contains("mesh.yaml:19:") && $0.contains("not supported: needs Kubernetes secrets; use file paths") },
+            "\(errors)")
+        #expect(errors.contains { $0.contains("mesh.yaml:20:") && $0.contains("cannot read '/nonexistent/ca.pem'") }, "\(errors)")
     }
 
     static let peerAuthentications = """

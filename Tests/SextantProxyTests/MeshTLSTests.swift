@@ -22,6 +22,22 @@ import Testing
         try MeshCredentials(certificatePath: "\(dir)/\(sa)/cert-chain.pem", keyPath: "\(dir)/\(sa)/key.pem", caPath: ca ?? "\(dir)/root-cert.pem")
     }
 
+    /// Moves bytes between two in-memory TLS peers until neither has anything to send.
+    static func pump(_ client: EmbeddedChannel, _ server: EmbeddedChannel) throws {
+        for _ in 0..<20 {
+            var moved = false
+            while client.isActive, let out = try client.readOutbound(as: ByteBuffer.self) {
+                moved = true
+                if server.isActive { _ = try? server.writeInbound(out) }
+            }
+            while server.isActive, let out = try server.readOutbound(as: ByteBuffer.self) {
+                moved = true
+                if client.isActive { _ = try? client.writeInbound(out) }
+            }
+            if !moved { break }
+        }
+    }
+
     static let cluster = Cluster(
         key: ClusterKey(host: "reviews.default.svc.cluster.local", port: 9080), endpoints: [], policy: TrafficPolicy(), protocolName: .http,
         serviceNamespace: "default", serviceName: "reviews")
@@ -45,21 +61,7 @@ import Testing
             try pump()
         }
 
-        /// Moves bytes between the two sides until neither has anything to send.
-        func pump() throws {
-            for _ in 0..<20 {
-                var moved = false
-                while client.isActive, let out = try client.readOutbound(as: ByteBuffer.self) {
-                    moved = true
-                    if server.isActive { _ = try? server.writeInbound(out) }
-                }
-                while server.isActive, let out = try server.readOutbound(as: ByteBuffer.self) {
-                    moved = true
-                    if client.isActive { _ = try? client.writeInbound(out) }
-                }
-                if !moved { break }
-            }
-        }
+        func pump() throws { try MeshTLSTests.pump(client, server) }
 
         /// Closes both sides; TLS waits for the peer's close_notify up to its shutdown timeout, which
         /// passes on the embedded loops' clock (`finish()` would wait for it forever).

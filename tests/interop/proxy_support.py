@@ -45,9 +45,9 @@ def read_chunked(rfile) -> bytes:
 
 
 class Upstream:
-    """One upstream app: a threaded HTTP/1.1 server on a free port."""
+    """One upstream app: a threaded HTTP/1.1 server on a free port (HTTPS with `ssl_context`)."""
 
-    def __init__(self, name: str, default_status: int = 200):
+    def __init__(self, name: str, default_status: int = 200, ssl_context=None):
         self.name = name
         self.default_status = default_status
         self.requests: list[dict] = []
@@ -69,9 +69,11 @@ class Upstream:
                 body = self.rfile.read(length) if length else b""
                 if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
                     body = read_chunked(self.rfile)
+                peer = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
                 with upstream.lock:
                     upstream.requests.append(
-                        {"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                        {"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body,
+                         "peer_cert": peer}
                     )
                 status = upstream.default_status
                 parts = self.path.split("?")[0].strip("/").split("/")
@@ -101,6 +103,9 @@ class Upstream:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if ssl_context is not None:
+            # The handshake runs on the connection's thread (first read), not in the accept loop.
+            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

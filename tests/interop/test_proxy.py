@@ -1421,3 +1421,129 @@ spec:
     finally:
         p.stop()
         silent.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# TLS origination: DestinationRule `tls.mode: SIMPLE` / `MUTUAL` toward Python `ssl` upstreams, with a
+# throwaway PKI from the `openssl` CLI (the one test_tls.py makes).
+
+SECURE = "secure.default.svc.cluster.local:9080"
+
+
+@pytest.fixture(scope="module")
+def origination_pki(tmp_path_factory):
+    from test_tls import PKI  # noqa: PLC0415
+
+    return PKI(tmp_path_factory.mktemp("origination-pki"))
+
+
+def https_upstream(upstreams, pki, name: str, require_client_certificate: bool) -> Upstream:
+    import ssl  # noqa: PLC0415
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.path("server.crt"), pki.path("server.key"))
+    if require_client_certificate:
+        ctx.load_verify_locations(pki.path("ca.crt"))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return upstreams(name, ssl_context=ctx)
+
+
+def origination_mesh(upstream: Upstream, tls: str) -> str:
+    return service_entry("secure", [(upstream, {})]) + f"""---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: secure, namespace: default}}
+spec:
+  host: secure.default.svc.cluster.local
+  trafficPolicy:
+    connectionPool: {{tcp: {{connectTimeout: 2s}}}}
+    tls: {tls}
+"""
+
+
+def uf_count(p) -> int:
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in scrape(p).splitlines()
+               if line.startswith("istio_requests_total{") and 'response_flags="UF"' in line)
+
+
+def test_tls_origination_simple_and_mutual(upstreams, proxy, origination_pki):
+    pki = origination_pki
+    plain_https = https_upstream(upstreams, pki, "https", require_client_certificate=False)
+    p = proxy(origination_mesh(plain_https, f"{{mode: SIMPLE, caCertificates: {pki.path('ca.crt')}, sni: localhost}}"))
+    status, _, body = p.request(SECURE, "/hello")
+    assert status == 200 and body["name"] == "https" and body["path"] == "/hello", body
+    assert plain_https.requests[0]["headers"]["host"] == SECURE
+    dump = {c["name"]: c for c in p.config_dump()["clusters"]}
+    assert dump["outbound|9080||secure.default.svc.cluster.local"]["tls_mode"] == "SIMPLE"
+
+    # MUTUAL: the upstream requires a client certificate signed by its CA and sees the proxy's.
+    mutual = https_upstream(upstreams, pki, "mutual", require_client_certificate=True)
+    p2 = proxy(origination_mesh(mutual, (
+        f"{{mode: MUTUAL, caCertificates: {pki.path('ca.crt')}, clientCertificate: {pki.path('client.crt')}, "
+        f"privateKey: {pki.path('client.key')}, subjectAltNames: [localhost]}}")))
+    for _ in range(3):  # pooled connections are reused
+        status, _, body = p2.request(SECURE, "/mutual")
+        assert status == 200 and body["name"] == "mutual", body
+    subject = dict(x[0] for x in mutual.requests[0]["peer_cert"]["subject"])
+    assert subject["commonName"] == "interop client"
+    # The admin dump names the mode, never key material.
+    dump = json.dumps(p2.config_dump())
+    assert '"tls_mode": "MUTUAL"' in dump.replace('":"', '": "') and "PRIVATE KEY" not in dump
+    assert pki.read("client.key").decode().splitlines()[1] not in dump
+
+    # The same upstream with SIMPLE (no client certificate to present) does not answer.
+    p3 = proxy(origination_mesh(mutual, f"{{mode: SIMPLE, caCertificates: {pki.path('ca.crt')}, sni: localhost}}"))
+    assert p3.request(SECURE, "/no-cert")[0] == 503
+    assert all(r["path"] != "/no-cert" for r in mutual.requests)
+
+
+@pytest.mark.parametrize("tls", ["wrong_ca", "wrong_san", "system_roots"])
+def test_tls_origination_verification_failures_are_503_uf(upstreams, proxy, origination_pki, tls):
+    pki = origination_pki
+    up = https_upstream(upstreams, pki, "https", require_client_certificate=False)
+    settings = {
+        "wrong_ca": f"{{mode: SIMPLE, caCertificates: {pki.path('other-ca.crt')}, sni: localhost}}",
+        "wrong_san": f"{{mode: SIMPLE, caCertificates: {pki.path('ca.crt')}, subjectAltNames: [api.example.com]}}",
+        "system_roots": "{mode: SIMPLE, sni: localhost}",  # the test CA is not a system root
+    }[tls]
+    p = proxy(origination_mesh(up, settings))
+    status, headers, body = p.request(SECURE, "/x")
+    assert status == 503, body
+    assert b"connection failure" in body and b"TLS_error:CERTIFICATE_VERIFY_FAILED" in body, body
+    assert up.requests == []
+    deadline = time.monotonic() + 5
+    while uf_count(p) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert uf_count(p) >= 1
+    # insecureSkipVerify encrypts without checking: the same upstream then answers.
+    if tls == "wrong_ca":
+        p2 = proxy(origination_mesh(up, f"{{mode: SIMPLE, caCertificates: {pki.path('other-ca.crt')}, insecureSkipVerify: true}}"))
+        assert p2.request(SECURE, "/skip")[0] == 200
+
+
+def test_tls_origination_config_errors(tmp_path, origination_pki):
+    """A MUTUAL rule without its key and a `credentialName` are config errors, with positions."""
+    pki = origination_pki
+    mesh = tmp_path / "mesh.yaml"
+    mesh.write_text(f"""apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: a, namespace: default}}
+spec:
+  host: a.example.com
+  trafficPolicy:
+    tls:
+      mode: MUTUAL
+      clientCertificate: {pki.path('client.crt')}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: b, namespace: default}}
+spec:
+  host: b.example.com
+  trafficPolicy:
+    tls: {{mode: SIMPLE, credentialName: b-cred}}
+""")
+    r = subprocess.run([str(SEXTANT_BIN), "validate", "--proxy-config", str(mesh)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"{mesh}:8:" in r.stderr and "MUTUAL requires privateKey" in r.stderr, r.stderr
+    assert f"{mesh}:17:" in r.stderr and "credentialName is not supported: needs Kubernetes secrets; use file paths" in r.stderr, r.stderr

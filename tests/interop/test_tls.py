@@ -15,13 +15,19 @@ Independent peers on every side:
 from __future__ import annotations
 
 import base64
+import http.client
+import http.server
 import io
 import json
+import shutil
 import socket
 import ssl
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,7 +42,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from conftest import SEXTANT_BIN, read_json_lines
+from conftest import SEXTANT_BIN, free_port, read_json_lines
 from http_double import StrictHTTPDouble
 
 TIMEOUT = 10  # seconds, for every wait
@@ -643,3 +649,353 @@ def test_fluentforward_exporter_over_mutual_tls(start_collector, pki):
         collector.stop_cleanly()
     finally:
         listener.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The rest of issue 8: syslog over TLS, the prometheus receiver's scrape client, and the collector's
+# own HTTP endpoints (prometheus and jaeger_query exporters, health_check) over TLS.
+
+
+def log_bodies(collector) -> list[str]:
+    return [r["body"]["stringValue"] for line in read_json_lines(collector.workdir / "out" / "logs.jsonl")
+            for rl in line["resourceLogs"] for sl in rl["scopeLogs"] for r in sl["logRecords"]]
+
+
+def test_syslog_over_mutual_tls_rfc5425(start_collector, pki):
+    """RFC 5425: TLS, then octet-counted RFC 5424 messages (`MSG-LEN SP SYSLOG-MSG`). A client without
+    a certificate from the CA, and a plaintext client, get no records in."""
+    collector = start_collector(config_template=(
+        "receivers:\n"
+        "  syslog:\n"
+        "    tcp:\n"
+        "      listen_address: 127.0.0.1:$http_port\n"
+        f"      tls: {pki.server_tls(mutual=True)}\n"
+        "exporters:\n"
+        "  file: {path: $out/logs.jsonl, format: json}\n"
+        "service:\n"
+        "  telemetry: {metrics: {address: 127.0.0.1:$telemetry_port}}\n"
+        "  pipelines: {logs: {receivers: [syslog], exporters: [file]}}\n"
+    ))
+    messages = [f"<165>1 2026-12-03T10:00:0{i}.000Z host app 42 ID{i} - over tls {i}".encode() for i in range(3)]
+    ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
+    ctx.load_cert_chain(pki.path("client.crt"), pki.path("client.key"))
+    with socket.create_connection(("127.0.0.1", collector.otlp_port), timeout=TIMEOUT) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        # One frame split across two writes, then two frames in one write.
+        first = b"%d " % len(messages[0]) + messages[0]
+        s.sendall(first[:10])
+        time.sleep(0.05)
+        s.sendall(first[10:])
+        s.sendall(b"".join(b"%d " % len(m) + m for m in messages[1:]))
+        deadline = time.monotonic() + TIMEOUT
+        while len(log_bodies(collector)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    # No client certificate: the handshake (or, with TLS 1.3, the first read) fails.
+    bare = ssl.create_default_context(cafile=pki.path("ca.crt"))
+    with socket.create_connection(("127.0.0.1", collector.otlp_port), timeout=TIMEOUT) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            with bare.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(b"12 <14>1 - - - -")
+                assert s.recv(1) == b""
+                raise ConnectionError("closed")
+    # Plain text to the TLS port is not syslog to it: the server closes (its alert is not a syslog reply).
+    with socket.create_connection(("127.0.0.1", collector.otlp_port), timeout=TIMEOUT) as s:
+        m = b"<14>1 - host app - - - plaintext"
+        s.sendall(b"%d " % len(m) + m)
+        try:
+            while s.recv(1024):
+                pass
+        except OSError:
+            pass
+    collector.stop_cleanly()
+    assert sorted(log_bodies(collector)) == [f"over tls {i}" for i in range(3)]
+
+
+class MetricsTarget:
+    """An HTTPS `/metrics` target that requires a client certificate signed by the test CA and records
+    the Authorization header and client certificate of each scrape."""
+
+    def __init__(self, pki: PKI):
+        self.scrapes: list[tuple[str | None, dict]] = []
+        self.hosts: list[str | None] = []
+        self.server_names: list[str | None] = []  # SNI of each handshake
+        target = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                target.scrapes.append((self.headers.get("Authorization"), self.connection.getpeercert()))
+                target.hosts.append(self.headers.get("Host"))
+                body = b"# TYPE tls_scraped_total counter\ntls_scraped_total 7\n"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        ctx = pki.server_context()
+        ctx.sni_callback = lambda _sock, name, _ctx: target.server_names.append(name)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def scraped_values(collector, name: str) -> list[float]:
+    values = []
+    for line in read_json_lines(collector.workdir / "out" / "metrics.jsonl"):
+        for rm in line.get("resourceMetrics", []):
+            for sm in rm.get("scopeMetrics", []):
+                for m in sm.get("metrics", []):
+                    if m["name"] == name:
+                        for p in m.get("sum", m.get("gauge", {})).get("dataPoints", []):
+                            values.append(float(p.get("asDouble", p.get("asInt", 0))))
+    return values
+
+
+def scrape_config(scrape_configs: str) -> str:
+    """A collector whose `prometheus` receiver has these scrape configs, written to the file exporter."""
+    return (
+        "receivers:\n"
+        "  prometheus:\n"
+        "    config:\n"
+        "      scrape_configs:\n"
+        f"{scrape_configs}"
+        "exporters:\n"
+        "  file: {path: $out/metrics.jsonl, format: json}\n"
+        "service:\n"
+        "  telemetry: {metrics: {address: 127.0.0.1:$telemetry_port}}\n"
+        "  pipelines: {metrics: {receivers: [prometheus], exporters: [file]}}\n"
+    )
+
+
+@pytest.mark.parametrize("auth", ["basic_auth", "authorization_file"])
+def test_prometheus_receiver_scrapes_an_https_mtls_target(start_collector, pki, tmp_path, auth):
+    target = MetricsTarget(pki)
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t-token\n")
+    # basic_auth: the target by IP address, verified and sent in SNI as `server_name` (the certificate's
+    # DNS name); authorization_file: the target by that name.
+    auth_block = (
+        "        basic_auth: {username: scraper, password: \"p@ss:word\"}\n" if auth == "basic_auth"
+        else f"        authorization: {{type: Bearer, credentials_file: {secret}}}\n"
+    )
+    address = f"127.0.0.1:{target.port}" if auth == "basic_auth" else f"localhost:{target.port}"
+    server_name = ", server_name: localhost" if auth == "basic_auth" else ""
+    try:
+        collector = start_collector(config_template=scrape_config(
+            "      - job_name: secure\n"
+            "        scrape_interval: 200ms\n"
+            "        scheme: https\n"
+            f"        tls_config: {{ca_file: {pki.path('ca.crt')}, cert_file: {pki.path('client.crt')}, "
+            f"key_file: {pki.path('client.key')}, min_version: TLS12{server_name}}}\n"
+            f"{auth_block}"
+            f"        static_configs: [{{targets: ['{address}']}}]\n"
+        ))
+        deadline = time.monotonic() + TIMEOUT
+        while not scraped_values(collector, "tls_scraped_total") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        collector.stop_cleanly()
+        assert 7.0 in scraped_values(collector, "tls_scraped_total")
+        assert 1.0 in scraped_values(collector, "up")
+        header, cert = target.scrapes[0]
+        expected = ("Basic " + base64.b64encode(b"scraper:p@ss:word").decode()) if auth == "basic_auth" else "Bearer s3cr3t-token"
+        assert header == expected
+        assert dict(x[0] for x in cert["subject"])["commonName"] == "interop client"
+        assert target.server_names[0] == "localhost" and target.hosts[0] == address
+        log = collector.log_path.read_text()
+        assert "p@ss:word" not in log and "s3cr3t-token" not in log
+    finally:
+        target.stop()
+
+
+def test_prometheus_receiver_without_the_ca_reports_up_0(start_collector, pki):
+    """The target's CA is not trusted (system roots only): every scrape fails its handshake, `up` is 0."""
+    target = MetricsTarget(pki)
+    try:
+        collector = start_collector(config_template=scrape_config(
+            "      - {job_name: untrusted, scrape_interval: 200ms, scheme: https,\n"
+            f"         static_configs: [{{targets: ['localhost:{target.port}']}}]}}\n"
+        ))
+        deadline = time.monotonic() + TIMEOUT
+        while not scraped_values(collector, "up") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        collector.stop_cleanly()
+        assert scraped_values(collector, "up") and set(scraped_values(collector, "up")) == {0.0}
+        assert not scraped_values(collector, "tls_scraped_total")
+    finally:
+        target.stop()
+
+
+def client_context(pki: PKI, with_certificate: bool = True) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
+    if with_certificate:
+        ctx.load_cert_chain(pki.path("client.crt"), pki.path("client.key"))
+    return ctx
+
+
+def https_get(url: str, ctx: ssl.SSLContext) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, context=ctx, timeout=TIMEOUT) as r:
+        return r.status, r.read()
+
+
+def refused_without_certificate(url: str, pki: PKI) -> bool:
+    try:
+        https_get(url, client_context(pki, with_certificate=False))
+    except (ssl.SSLError, ConnectionError, urllib.error.URLError):
+        return True
+    return False
+
+
+def test_jaeger_query_and_health_check_over_mutual_tls(start_collector, pki):
+    collector = start_collector(udp_port_names=("health",), config_template=(
+        "extensions:\n"
+        f"  health_check: {{endpoint: '127.0.0.1:$health', tls: {pki.server_tls(mutual=True)}}}\n"
+        "receivers:\n"
+        "  otlp: {protocols: {http: {endpoint: '127.0.0.1:$http_port'}}}\n"
+        "exporters:\n"
+        f"  jaeger_query: {{endpoint: '127.0.0.1:$grpc_port', tls: {pki.server_tls(mutual=True)}}}\n"
+        "service:\n"
+        "  extensions: [health_check]\n"
+        "  telemetry: {metrics: {address: 127.0.0.1:$telemetry_port}}\n"
+        "  pipelines: {traces: {receivers: [otlp], exporters: [jaeger_query]}}\n"
+    ))
+    post_to_collector(collector, "query-over-tls")
+    base = f"https://localhost:{collector.grpc_port}"
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        status, body = https_get(f"{base}/api/services", client_context(pki))
+        if "interop" in body.decode() or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert status == 200 and json.loads(body)["data"], body
+    assert refused_without_certificate(f"{base}/api/services", pki)
+    health = f"https://localhost:{collector.udp_ports['health']}/"
+    assert https_get(health, client_context(pki)) == (200, b'{"status":"Server available"}')
+    assert refused_without_certificate(health, pki)
+    # Plain HTTP to the TLS port gets no answer.
+    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+        conn = http.client.HTTPConnection("127.0.0.1", collector.grpc_port, timeout=TIMEOUT)
+        conn.request("GET", "/api/services")
+        conn.getresponse()
+    collector.stop_cleanly()
+
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+def test_prometheus_scrapes_the_exporter_over_mutual_tls(start_collector, pki, tmp_path):
+    """Debian's real Prometheus server scrapes the `prometheus` exporter over HTTPS with `tls_config`
+    (CA, client certificate, server_name); a scrape without a client certificate is refused."""
+    assert PROMETHEUS, "prometheus missing: scripts/system-deps.sh installs Debian's prometheus package"
+    collector = start_collector(config_template=(
+        "receivers:\n"
+        "  otlp: {protocols: {http: {endpoint: '127.0.0.1:$http_port'}}}\n"
+        "exporters:\n"
+        f"  prometheus: {{endpoint: '127.0.0.1:$grpc_port', tls: {pki.server_tls(mutual=True)}}}\n"
+        "service:\n"
+        "  telemetry: {metrics: {address: 127.0.0.1:$telemetry_port}}\n"
+        "  pipelines: {metrics: {receivers: [otlp], exporters: [prometheus]}}\n"
+    ))
+    now = time.time_ns()
+    body = {"resourceMetrics": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
+            "scopeMetrics": [{"metrics": [{"name": "tls_orders", "gauge": {"dataPoints": [{"asDouble": 42, "timeUnixNano": str(now)}]}}]}]}]}
+    r = requests.post(f"{collector.base_url}/v1/metrics", json=body, timeout=TIMEOUT)
+    assert r.status_code == 200, r.text
+    url = f"https://localhost:{collector.grpc_port}/metrics"
+    assert b"tls_orders" in https_get(url, client_context(pki))[1]
+    assert refused_without_certificate(url, pki)
+
+    prom_port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+scrape_configs:
+  - job_name: sextant-tls
+    scheme: https
+    tls_config: {{ca_file: {pki.path('ca.crt')}, cert_file: {pki.path('client.crt')}, key_file: {pki.path('client.key')}, server_name: localhost}}
+    static_configs: [{{targets: ["127.0.0.1:{collector.grpc_port}"]}}]
+  - job_name: sextant-no-client-cert
+    scheme: https
+    tls_config: {{ca_file: {pki.path('ca.crt')}, server_name: localhost}}
+    static_configs: [{{targets: ["127.0.0.1:{collector.grpc_port}"]}}]
+""")
+    with open(tmp_path / "prometheus.log", "wb") as log:
+        prom = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        def query(promql: str) -> list[dict]:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": promql}),
+                                            timeout=TIMEOUT) as resp:
+                    return json.loads(resp.read())["data"]["result"]
+            except OSError:
+                return []
+
+        deadline = time.monotonic() + 30
+        ups: dict[str, str] = {}
+        value: list[dict] = []
+        while time.monotonic() < deadline:
+            ups = {s["metric"]["job"]: s["value"][1] for s in query("up")}
+            value = query('tls_orders{job="sextant-tls"}')
+            if ups.get("sextant-tls") == "1" and ups.get("sextant-no-client-cert") == "0" and value:
+                break
+            time.sleep(0.2)
+        assert ups == {"sextant-tls": "1", "sextant-no-client-cert": "0"}, (ups, (tmp_path / "prometheus.log").read_text()[-2000:])
+        assert float(value[0]["value"][1]) == 42
+    finally:
+        prom.terminate()
+        try:
+            prom.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+            prom.wait(timeout=10)
+    collector.stop_cleanly()
+
+
+def test_self_telemetry_endpoint_over_mutual_tls(tmp_path, pki):
+    """`service::telemetry::metrics::tls`: /readyz and /metrics over HTTPS, a client certificate
+    required. (Started by hand: the shared fixture probes /readyz over plain HTTP.)"""
+    port = free_port()
+    config = tmp_path / "collector.yaml"
+    config.write_text(
+        "receivers:\n"
+        f"  otlp: {{protocols: {{http: {{endpoint: '127.0.0.1:{free_port()}'}}}}}}\n"
+        "exporters:\n"
+        "  nop:\n"
+        "service:\n"
+        f"  telemetry: {{metrics: {{address: '127.0.0.1:{port}', tls: {pki.server_tls(mutual=True)}}}}}\n"
+        "  pipelines: {traces: {receivers: [otlp], exporters: [nop]}}\n"
+    )
+    log = open(tmp_path / "collector.log", "wb")
+    proc = subprocess.Popen([str(SEXTANT_BIN), "collector", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        status = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                status = https_get(f"https://localhost:{port}/readyz", client_context(pki))[0]
+                if status == 200:
+                    break
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.05)
+        assert status == 200, (tmp_path / "collector.log").read_text()
+        assert b"sextant_build_info" in https_get(f"https://localhost:{port}/metrics", client_context(pki))[1]
+        assert refused_without_certificate(f"https://localhost:{port}/metrics", pki)
+    finally:
+        proc.terminate()
+        try:
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import SextantHTTP
 import SextantPipeline
+import SextantSecurity
 import Synchronization
 
 /// `health_check` extension (as in the OTel Collector): `GET <path>` on its own endpoint answers 200
@@ -11,6 +12,8 @@ public struct HealthCheckExtensionFactory: ExtensionFactory {
         var host = "127.0.0.1"
         var port = 13133
         var path = "/"
+        /// `tls` (confighttp's server `tls`): HTTPS, mutual with `client_ca_file`.
+        var tls: TLSSettings?
     }
 
     public init() {}
@@ -21,6 +24,7 @@ public struct HealthCheckExtensionFactory: ExtensionFactory {
         var c = Config()
         (c.host, c.port) = r.endpoint("endpoint", default: "localhost:13133")
         c.path = r.string("path", default: "/")
+        c.tls = TLSSettings.parseServer(&r)
         return c
     }
 
@@ -46,9 +50,9 @@ public final class HealthCheckExtension: Component {
     public func start() async throws {
         let path = config.path
         let readiness = settings.readiness
-        let s = try await HTTPServer.start(
-            HTTPServerConfiguration(host: config.host, port: config.port, maxRequestBodySize: 1024), logger: settings.logger
-        ) { request in
+        var serverConfig = HTTPServerConfiguration(host: config.host, port: config.port, maxRequestBodySize: 1024)
+        serverConfig.tls = try config.tls?.makeContext(applicationProtocols: ["http/1.1"])
+        let s = try await HTTPServer.start(serverConfig, logger: settings.logger) { request in
             guard request.path == path else { return .text(.notFound, "not found") }
             let ready = readiness.isReady
             return HTTPResponse(

@@ -4,6 +4,7 @@ import NIOHTTP1
 import SextantHTTP
 import SextantModel
 import SextantPipeline
+import SextantSecurity
 import SextantTraceStore
 import Synchronization
 
@@ -14,6 +15,8 @@ public struct JaegerQueryExporterConfig: ComponentConfig {
     public var maxSpans = 100_000
     public var maxBytes = 64 << 20
     public var helper = ExporterHelperSettings.synchronous
+    /// `tls`: serve the query API over HTTPS (a `configtls` server block; mutual with `client_ca_file`).
+    public var tls: TLSSettings?
 }
 
 public struct JaegerQueryExporterFactory: ExporterFactory {
@@ -27,6 +30,7 @@ public struct JaegerQueryExporterFactory: ExporterFactory {
         (c.host, c.port) = r.endpoint("endpoint", default: "localhost:16686")
         c.maxSpans = r.int("max_spans", default: c.maxSpans, min: 1)
         c.maxBytes = r.byteSize("max_bytes", default: c.maxBytes, min: 1024)
+        c.tls = TLSSettings.parseServer(&r)
         c.helper = ExporterHelperSettings.parse(&r, defaults: c.helper)
         return c
     }
@@ -73,8 +77,9 @@ public final class JaegerQueryExporter: ConsumingComponent {
 
     public func start() async throws {
         let store = self.store
-        let s = try await HTTPServer.start(HTTPServerConfiguration(host: config.host, port: config.port, maxRequestBodySize: 1 << 16), logger: logger) {
-            request in
+        var serverConfig = HTTPServerConfiguration(host: config.host, port: config.port, maxRequestBodySize: 1 << 16)
+        serverConfig.tls = try config.tls?.makeContext(applicationProtocols: ["http/1.1"])
+        let s = try await HTTPServer.start(serverConfig, logger: logger) { request in
             guard request.head.method == .GET else { return .text(.methodNotAllowed, "only GET is supported") }
             let (status, body) = JaegerQueryAPI.handle(path: String(request.path), query: request.query, store: store, now: SystemTime.nowNanos())
             return HTTPResponse(
@@ -82,7 +87,7 @@ public final class JaegerQueryExporter: ConsumingComponent {
         }
         server.withLock { $0 = s }
         helper.start()
-        logger.info("Jaeger query API listening", metadata: ["endpoint": "http://\(config.host):\(s.port)/api/services"])
+        logger.info("Jaeger query API listening", metadata: ["endpoint": "\(config.tls == nil ? "http" : "https")://\(config.host):\(s.port)/api/services"])
     }
 
     public func shutdown() async {

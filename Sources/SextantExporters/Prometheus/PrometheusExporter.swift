@@ -5,6 +5,7 @@ import SextantHTTP
 import SextantModel
 import SextantPipeline
 import SextantPrometheus
+import SextantSecurity
 import Synchronization
 
 /// `prometheus` exporter config (as in the OTel Collector's `prometheusexporter`).
@@ -15,6 +16,8 @@ public struct PrometheusExporterConfig: ComponentConfig {
     public var enableOpenMetrics = false
     public var metricExpiration: Duration = .seconds(300)
     public var helper = ExporterHelperSettings.synchronous
+    /// `tls`: serve `/metrics` over HTTPS (OTel's `configtls` server block; mutual with `client_ca_file`).
+    public var tls: TLSSettings?
 }
 
 public struct PrometheusExporterFactory: ExporterFactory {
@@ -33,6 +36,7 @@ public struct PrometheusExporterFactory: ExporterFactory {
         conversion.finish()
         c.enableOpenMetrics = r.bool("enable_open_metrics", default: false)
         c.metricExpiration = r.duration("metric_expiration", default: c.metricExpiration, allowZero: false)
+        c.tls = TLSSettings.parseServer(&r)
         c.helper = ExporterHelperSettings.parse(&r, defaults: c.helper)
         return c
     }
@@ -87,9 +91,9 @@ public final class PrometheusExporter: ConsumingComponent {
     public func start() async throws {
         let store = self.store
         let openMetrics = config.enableOpenMetrics
-        let s = try await HTTPServer.start(
-            HTTPServerConfiguration(host: config.host, port: config.port, maxRequestBodySize: 1 << 16), logger: logger
-        ) { request in
+        var serverConfig = HTTPServerConfiguration(host: config.host, port: config.port, maxRequestBodySize: 1 << 16)
+        serverConfig.tls = try config.tls?.makeContext(applicationProtocols: ["http/1.1"])
+        let s = try await HTTPServer.start(serverConfig, logger: logger) { request in
             guard request.path == "/metrics" else { return .text(.notFound, "unknown path \(request.path); use /metrics") }
             guard request.head.method == .GET || request.head.method == .HEAD else {
                 var r = HTTPResponse.text(.methodNotAllowed, "use GET")
@@ -100,7 +104,7 @@ public final class PrometheusExporter: ConsumingComponent {
         }
         server.withLock { $0 = s }
         helper.start()
-        logger.info("Prometheus exporter listening", metadata: ["endpoint": "http://\(config.host):\(s.port)/metrics"])
+        logger.info("Prometheus exporter listening", metadata: ["endpoint": "\(config.tls == nil ? "http" : "https")://\(config.host):\(s.port)/metrics"])
     }
 
     static func scrape(_ request: HTTPRequest, store: PrometheusSeriesStore, openMetrics: Bool) -> HTTPResponse {

@@ -1,5 +1,11 @@
 import SextantPipeline
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// `networking.istio.io` `DestinationRule`: subsets and traffic policy for one host.
 public struct DestinationRule: Sendable {
     public var meta: ObjectMeta
@@ -95,12 +101,16 @@ public struct OutlierDetectionSettings: Sendable, Equatable {
 }
 
 /// `ClientTLSSettings`: how the client side's proxy secures connections to the destination.
+///
+/// `SIMPLE` and `MUTUAL` originate TLS to the upstream (Istio's TLS origination) with the files named
+/// here; `ISTIO_MUTUAL` uses the proxy's own mesh certificate. Certificates come from file paths only:
+/// `credentialName` (a Kubernetes secret) is a config error.
 public struct ClientTLSSettings: Sendable, Equatable {
     public enum Mode: String, Sendable, CaseIterable {
         case disable = "DISABLE"
-        /// TLS to the upstream, server verified against `caCertificates` (not implemented by sextant proxy).
+        /// TLS to the upstream, its certificate verified against `caCertificates` (else the system roots).
         case simple = "SIMPLE"
-        /// Mutual TLS with files named in the rule (not implemented by sextant proxy).
+        /// Mutual TLS with `clientCertificate` + `privateKey` (required) presented to the upstream.
         case mutual = "MUTUAL"
         /// Mutual TLS with the proxy's own mesh certificate (`--cert`, `--key`, `--ca`): proxy to proxy.
         case istioMutual = "ISTIO_MUTUAL"
@@ -112,12 +122,23 @@ public struct ClientTLSSettings: Sendable, Equatable {
     /// Identities (URI SANs, e.g. SPIFFE IDs) the server's certificate must present one of; empty accepts
     /// any identity of the mesh's trust domain.
     public var subjectAltNames: [String]
+    /// SIMPLE/MUTUAL: PEM bundle that verifies the upstream's certificate; the system roots when nil.
+    public var caCertificates: String?
+    /// MUTUAL: the PEM certificate chain presented to the upstream.
+    public var clientCertificate: String?
+    /// MUTUAL: the PEM private key of `clientCertificate` (a path; the key itself is read when connecting).
+    public var privateKey: String?
+    /// SIMPLE/MUTUAL: encrypt but accept any upstream certificate (no chain or name check).
+    public var insecureSkipVerify = false
 
     public init(mode: Mode, sni: String? = nil, subjectAltNames: [String] = []) {
         self.mode = mode
         self.sni = sni
         self.subjectAltNames = subjectAltNames
     }
+
+    /// TLS the proxy originates with files of its own (`SIMPLE`, `MUTUAL`), as opposed to mesh mTLS.
+    public var isOrigination: Bool { mode == .simple || mode == .mutual }
 }
 
 // MARK: - Parsing
@@ -157,16 +178,7 @@ extension TrafficPolicy {
         if var s = r.optionalSection("loadBalancer") { p.loadBalancer = LoadBalancerSettings.parse(&s) }
         if var s = r.optionalSection("connectionPool") { p.connectionPool = ConnectionPoolSettings.parse(&s) }
         if var s = r.optionalSection("outlierDetection") { p.outlierDetection = OutlierDetectionSettings.parse(&s) }
-        if var s = r.optionalSection("tls") {
-            let raw = s.choice("mode", ClientTLSSettings.Mode.allCases.map(\.rawValue), default: "DISABLE")
-            let mode = ClientTLSSettings.Mode(rawValue: raw) ?? .disable
-            if mode == .simple || mode == .mutual {
-                s.warning("mode", "\(s.qualified("mode")) \(raw) is not supported by sextant proxy (only ISTIO_MUTUAL); connections stay plain text")
-            }
-            p.tls = ClientTLSSettings(mode: mode, sni: s.optionalString("sni"), subjectAltNames: s.stringList("subjectAltNames"))
-            for k in ["clientCertificate", "privateKey", "caCertificates", "credentialName", "insecureSkipVerify", "caCrl"] { _ = s.raw(k) }
-            s.finish()
-        }
+        if var s = r.optionalSection("tls") { p.tls = ClientTLSSettings.parse(&s) }
         p.portLevelSettings = r.sectionList("portLevelSettings").compactMap { s in
             var s = s
             guard let port = s.portSelector("port") else {
@@ -181,6 +193,48 @@ extension TrafficPolicy {
         }
         r.finish()
         return p
+    }
+}
+
+extension ClientTLSSettings {
+    static func parse(_ s: inout ConfigReader) -> ClientTLSSettings {
+        let raw = s.choice("mode", Mode.allCases.map(\.rawValue), default: "DISABLE")
+        var t = ClientTLSSettings(mode: Mode(rawValue: raw) ?? .disable, sni: s.optionalString("sni"), subjectAltNames: s.stringList("subjectAltNames"))
+        t.caCertificates = s.optionalString("caCertificates").flatMap { $0.isEmpty ? nil : $0 }
+        t.clientCertificate = s.optionalString("clientCertificate").flatMap { $0.isEmpty ? nil : $0 }
+        t.privateKey = s.optionalString("privateKey").flatMap { $0.isEmpty ? nil : $0 }
+        t.insecureSkipVerify = s.bool("insecureSkipVerify", default: false)
+        if let name = s.optionalString("credentialName"), !name.isEmpty {
+            s.error(
+                "credentialName",
+                "\(s.qualified("credentialName")) is not supported: needs Kubernetes secrets; use file paths (caCertificates, clientCertificate, privateKey)")
+        }
+        if s.has("caCrl") { s.warning("caCrl", "\(s.qualified("caCrl")) is not supported by sextant proxy; revocation is not checked") }
+        switch t.mode {
+        case .mutual:
+            for (key, value) in [("clientCertificate", t.clientCertificate), ("privateKey", t.privateKey)] where value == nil {
+                s.error(nil, "\(s.path): mode MUTUAL requires \(key) (a PEM file path)")
+            }
+        case .simple:
+            for key in ["clientCertificate", "privateKey"] where s.has(key) {
+                s.warning(key, "\(s.qualified(key)) is ignored in mode SIMPLE (use MUTUAL to present a client certificate)")
+            }
+        case .istioMutual, .disable:
+            for key in ["caCertificates", "clientCertificate", "privateKey", "insecureSkipVerify"] where s.has(key) {
+                s.warning(key, "\(s.qualified(key)) is ignored in mode \(raw) (it applies to SIMPLE and MUTUAL)")
+            }
+        }
+        if t.isOrigination {
+            // Checked now so that a wrong path is reported at its line; the files are read when connecting.
+            for (key, path) in [("caCertificates", t.caCertificates), ("clientCertificate", t.clientCertificate), ("privateKey", t.privateKey)] {
+                guard let path else { continue }
+                if access(path, R_OK) != 0 {
+                    s.error(key, "\(s.qualified(key)): cannot read '\(path)': \(String(cString: strerror(errno)))")
+                }
+            }
+        }
+        s.finish()
+        return t
     }
 }
 

@@ -26,6 +26,8 @@ public struct CollectorConfig: Sendable {
     public struct Telemetry: Sendable {
         /// `host:port` for `/metrics`, `/healthz`, `/readyz`; `nil` when `level: none`.
         public var metricsAddress: String?
+        /// `metrics::tls`, as `ComponentRegistry.telemetryTLSParser` read it (the collector's `TLSSettings`).
+        public var metricsTLS: (any Sendable)?
         public var logLevel: String?
     }
 
@@ -81,6 +83,14 @@ public struct CollectorConfig: Sendable {
         if level != "none" && HostPort.parse(address) == nil {
             metrics.error("address", "service::telemetry::metrics::address must be host:port, found '\(address)'")
         }
+        var metricsTLS: (any Sendable)?
+        if metrics.has("tls") {
+            if let parse = registry.telemetryTLSParser {
+                metricsTLS = parse(&metrics)
+            } else {
+                metrics.error("tls", "service::telemetry::metrics::tls is not supported by this build")
+            }
+        }
         metrics.finish()
         var logs = telemetrySection.section("logs")
         let logLevel = logs.optionalString("level").map { $0.lowercased() }
@@ -114,7 +124,7 @@ public struct CollectorConfig: Sendable {
         }
         return CollectorConfig(
             definitions: definitions, pipelines: pipelines, extensions: extensions.map(\.0),
-            telemetry: Telemetry(metricsAddress: level == "none" ? nil : address, logLevel: logLevel),
+            telemetry: Telemetry(metricsAddress: level == "none" ? nil : address, metricsTLS: metricsTLS, logLevel: logLevel),
             shutdownTimeout: shutdownTimeout, warnings: diagnostics.warnings)
     }
 

@@ -218,6 +218,10 @@ public struct ComponentRegistry: Sendable {
     public private(set) var exporters: [String: any ExporterFactory] = [:]
     public private(set) var connectors: [String: any ConnectorFactory] = [:]
     public private(set) var extensions: [String: any ExtensionFactory] = [:]
+    /// Reads `service::telemetry::metrics::tls` (a `configtls` server block). The TLS types live in a module
+    /// that depends on this one, so the collector's registry supplies the parser; without one the key is
+    /// an error.
+    public var telemetryTLSParser: (@Sendable (inout ConfigReader) -> (any Sendable)?)?
 
     public init() {}
 

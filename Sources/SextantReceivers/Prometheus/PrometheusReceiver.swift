@@ -5,6 +5,7 @@ import NIOHTTP1
 import SextantModel
 import SextantPipeline
 import SextantPrometheus
+import SextantSecurity
 import Synchronization
 
 public struct PrometheusReceiverFactory: ReceiverFactory {
@@ -38,7 +39,7 @@ public final class PrometheusReceiver: Component {
     private let next: any Consumer
     private let logger: Logger
     private let metrics: ReceiverMetrics
-    private let state = Mutex<(client: HTTPClient?, task: Task<Void, Never>?)>((nil, nil))
+    private let state = Mutex<(clients: [HTTPClient], task: Task<Void, Never>?)>(([], nil))
 
     public init(_ config: PrometheusReceiverConfig, settings: ComponentSettings, next: any Consumer) {
         self.config = config
@@ -52,29 +53,58 @@ public final class PrometheusReceiver: Component {
         let largest = config.scrapeConfigs.map(\.bodySizeLimit).max() ?? (100 << 20)
         http.decompression = .enabled(limit: .size(largest))
         http.redirectConfiguration = .follow(max: 10, allowCycles: false)
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
-        let loops = config.scrapeConfigs.flatMap { sc in
-            sc.targets.map { ScrapeLoop(config: sc, target: $0, client: client, next: next, logger: logger, metrics: metrics) }
+        // One client for the scrape configs without `tls_config`, one more per `tls_config` (its CA,
+        // client certificate and versions belong to the client), and per target with `server_name`
+        // (its DNS override maps the name to that target). Certificate files are read now.
+        var clients = [HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)]
+        var built: [ScrapeLoop] = []
+        do {
+            for sc in config.scrapeConfigs {
+                var client = clients[0]
+                var secured = http
+                if let tls = sc.tls {
+                    secured.tlsConfiguration = try tls.makeConfiguration()
+                    if tls.serverNameOverride == nil {
+                        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: secured)
+                        clients.append(client)
+                    }
+                }
+                for target in sc.targets {
+                    if let name = sc.serverName, let (host, _) = HostPort.parse(target.address) {
+                        // The request names `server_name` (SNI and certificate check); the connection goes
+                        // to the target (AsyncHTTPClient's `dnsOverride`).
+                        var own = secured
+                        own.dnsOverride = [name: host]
+                        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: own)
+                        clients.append(client)
+                    }
+                    built.append(ScrapeLoop(config: sc, target: target, client: client, next: next, logger: logger, metrics: metrics))
+                }
+            }
+        } catch {
+            for c in clients { try? await c.shutdown() }
+            throw error
         }
+        let loops = built
         let task = Task {
             await withDiscardingTaskGroup { group in
                 for loop in loops { group.addTask { await loop.run() } }
             }
         }
-        state.withLock { $0 = (client, task) }
+        state.withLock { $0 = (clients, task) }
         logger.info(
             "Prometheus receiver scraping",
             metadata: ["targets": "\(loops.map { "\($0.config.jobName)/\($0.target.address)" }.joined(separator: ","))"])
     }
 
     public func shutdown() async {
-        let (client, task) = state.withLock { s in
-            defer { s = (nil, nil) }
+        let (clients, task) = state.withLock { s in
+            defer { s = ([], nil) }
             return s
         }
         task?.cancel()
         await task?.value
-        try? await client?.shutdown()
+        for c in clients { try? await c.shutdown() }
     }
 }
 
@@ -93,8 +123,17 @@ struct ScrapeLoop: Sendable {
     let logger: Logger
     let metrics: ReceiverMetrics
 
-    var url: String {
-        var u = "\(config.scheme)://\(target.address)\(config.metricsPath)"
+    var url: String { url(host: target.address) }
+
+    /// The URL requested: the target's, or with `server_name` in its place (the client's DNS override
+    /// connects to the target); `Host` stays the target's address either way.
+    var requestURL: String {
+        guard let name = config.serverName, let (_, port) = HostPort.parse(target.address) else { return url }
+        return url(host: "\(name):\(port)")
+    }
+
+    private func url(host: String) -> String {
+        var u = "\(config.scheme)://\(host)\(config.metricsPath)"
         let query = config.params.flatMap { (k, vs) in vs.map { "\(Self.percentEncode(k))=\(Self.percentEncode($0))" } }
         if !query.isEmpty { u += (u.contains("?") ? "&" : "?") + query.joined(separator: "&") }
         return u
@@ -188,12 +227,14 @@ struct ScrapeLoop: Sendable {
 
     /// GET with Prometheus' headers; the whole exchange (body included) is bounded by `scrape_timeout`.
     func fetch() async throws -> (ByteBuffer, String?) {
-        var request = HTTPClientRequest(url: url)
+        var request = HTTPClientRequest(url: requestURL)
         request.method = .GET
+        if config.serverName != nil { request.headers.replaceOrAdd(name: "Host", value: target.address) }
         request.headers.add(name: "Accept", value: PrometheusReceiver.accept)
         request.headers.add(name: "Accept-Encoding", value: "gzip")
         request.headers.add(name: "User-Agent", value: "sextant")
         request.headers.add(name: "X-Prometheus-Scrape-Timeout-Seconds", value: "\(Double(Self.nanos(config.scrapeTimeout)) / 1e9)")
+        if let authorization = config.authorization { request.headers.add(name: "Authorization", value: try authorization.headerValue()) }
         let timeout = config.scrapeTimeout
         let limit = config.bodySizeLimit
         let client = client

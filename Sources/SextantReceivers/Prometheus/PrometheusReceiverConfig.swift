@@ -1,10 +1,14 @@
+import Foundation
+import SextantModel
 import SextantPipeline
 import SextantPrometheus
+import SextantSecurity
 
 /// `prometheus` receiver config: Prometheus' own configuration under `config:` (as in the OTel Collector's
 /// receiver), the subset that applies to static targets: `global` (`scrape_interval`, `scrape_timeout`) and
 /// `scrape_configs` with `job_name`, `scrape_interval`, `scrape_timeout`, `metrics_path`, `scheme`, `params`,
-/// `honor_labels`, `honor_timestamps`, `body_size_limit`, `static_configs` and `metric_relabel_configs`.
+/// `honor_labels`, `honor_timestamps`, `body_size_limit`, `static_configs`, `metric_relabel_configs`, and the
+/// HTTP client settings `tls_config`, `basic_auth`, `authorization`, `bearer_token`, `bearer_token_file`.
 public struct PrometheusReceiverConfig: ComponentConfig {
     public var scrapeConfigs: [ScrapeConfig] = []
 }
@@ -24,6 +28,49 @@ public struct ScrapeConfig: Sendable {
     public var bodySizeLimit = 100 << 20
     public var targets: [ScrapeTarget] = []
     public var metricRelabelConfigs: [RelabelRule] = []
+    /// `tls_config` (used with `scheme: https`); nil means the system roots and no client certificate.
+    public var tls: TLSSettings?
+    /// `basic_auth` or `authorization` (with the legacy `bearer_token` / `bearer_token_file`).
+    public var authorization: ScrapeAuthorization?
+
+    /// `tls_config::server_name` when scraping over https.
+    public var serverName: String? { scheme == "https" ? tls?.serverNameOverride : nil }
+}
+
+/// The `Authorization` header of every scrape: Prometheus' `basic_auth` (`username`, `password` or
+/// `password_file`) or `authorization` (`type`, default `Bearer`; `credentials` or `credentials_file`).
+/// Files are read at every scrape, as Prometheus does, so a rotated secret applies without a restart.
+public enum ScrapeAuthorization: Sendable, Equatable {
+    public enum Source: Sendable, Equatable {
+        case inline(Secret)
+        case file(String)
+    }
+
+    case basic(username: String, password: Source?)
+    case credentials(type: String, Source)
+
+    /// The header value; throws when a secret file cannot be read (the scrape then fails, `up` 0).
+    public func headerValue() throws -> String {
+        switch self {
+        case .basic(let user, let password):
+            let pass = try password.map(Self.read) ?? ""
+            return "Basic " + Base64.encode(Array("\(user):\(pass)".utf8))
+        case .credentials(let type, let source):
+            return "\(type) \(try Self.read(source))"
+        }
+    }
+
+    private static func read(_ source: Source) throws -> String {
+        switch source {
+        case .inline(let secret): return secret.value
+        case .file(let path):
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ScrapeError("cannot read secret file '\(path)'")
+            }
+            // Prometheus trims surrounding whitespace (config.TLSConfig / secret files end with a newline).
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
 }
 
 /// A target of a `static_configs` entry with that entry's labels.
@@ -88,11 +135,57 @@ extension PrometheusReceiverConfig {
                     s.error("params", "\(s.qualified("params")) must be a mapping of parameter names to lists of values")
                 }
             }
+            if s.has("tls_config") { sc.tls = TLSSettings.parsePrometheusClient(&s) }
+            sc.authorization = parseAuthorization(&s)
             sc.targets = parseStaticConfigs(&s)
             sc.metricRelabelConfigs = parseRelabelConfigs(&s)
             out.scrapeConfigs.append(sc)
         }
         return out
+    }
+
+    /// `basic_auth`, `authorization`, `bearer_token`, `bearer_token_file`: at most one of them (Prometheus'
+    /// rule), each secret either inline or from a file, never both.
+    private static func parseAuthorization(_ s: inout ConfigReader) -> ScrapeAuthorization? {
+        let present = ["basic_auth", "authorization", "bearer_token", "bearer_token_file"].filter { s.has($0) }
+        if present.count > 1 {
+            s.error(present[1], "\(s.path): set only one of \(present.joined(separator: ", "))")
+        }
+        func source(_ r: inout ConfigReader, _ inlineKey: String, _ fileKey: String) -> ScrapeAuthorization.Source? {
+            let inline = r.optionalString(inlineKey)
+            let file = r.optionalString(fileKey)
+            if inline != nil && file != nil { r.error(fileKey, "\(r.path): set \(inlineKey) or \(fileKey), not both") }
+            if let file {
+                if !FileManager.default.isReadableFile(atPath: file) { r.error(fileKey, "\(r.qualified(fileKey)): cannot read '\(file)'") }
+                return .file(file)
+            }
+            return inline.map { .inline(Secret($0)) }
+        }
+        if present.first == "basic_auth" {
+            var b = s.section("basic_auth")
+            defer { b.finish() }
+            let user = b.string("username", default: "")
+            if b.has("username_file") { b.error("username_file", "\(b.qualified("username_file")) is not supported; set username") }
+            if user.isEmpty { b.error(nil, "\(b.qualified("username")) is required") }
+            return .basic(username: user, password: source(&b, "password", "password_file"))
+        }
+        if present.first == "authorization" {
+            var a = s.section("authorization")
+            defer { a.finish() }
+            let type = a.string("type", default: "Bearer")
+            if type.lowercased() == "basic" { a.error("type", "\(a.qualified("type")): use basic_auth for Basic credentials") }
+            guard let secret = source(&a, "credentials", "credentials_file") else {
+                a.error(nil, "\(a.path): credentials or credentials_file is required")
+                return nil
+            }
+            return .credentials(type: type, secret)
+        }
+        if let token = s.optionalString("bearer_token") { return .credentials(type: "Bearer", .inline(Secret(token))) }
+        if let file = s.optionalString("bearer_token_file") {
+            if !FileManager.default.isReadableFile(atPath: file) { s.error("bearer_token_file", "\(s.qualified("bearer_token_file")): cannot read '\(file)'") }
+            return .credentials(type: "Bearer", .file(file))
+        }
+        return nil
     }
 
     private static func parseStaticConfigs(_ s: inout ConfigReader) -> [ScrapeTarget] {

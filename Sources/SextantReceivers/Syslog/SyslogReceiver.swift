@@ -1,11 +1,14 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SextantModel
 import SextantPipeline
+import SextantSecurity
 import Synchronization
 
-/// `syslog` receiver config (the OTel Collector's names): `protocol`, `location`, `tcp`, `udp`.
+/// `syslog` receiver config (the OTel Collector's names): `protocol`, `location`, `tcp` (with an optional
+/// `tls` block), `udp`.
 public struct SyslogReceiverConfig: ComponentConfig {
     public struct Endpoint: Sendable, Equatable {
         public var host: String
@@ -21,6 +24,9 @@ public struct SyslogReceiverConfig: ComponentConfig {
     public var location: SyslogTimeZone = .utc
     public var tcp: Endpoint?
     public var udp: Endpoint?
+    /// `tcp::tls`: syslog over TLS (RFC 5425), mutual with `client_ca_file`. UDP stays plain text
+    /// (DTLS, RFC 6012, is not offered).
+    public var tls: TLSSettings?
     /// Largest message accepted on TCP (framed either way); UDP is bounded by the datagram size.
     public var maxLogSize = 1 << 20
 
@@ -31,7 +37,7 @@ public struct SyslogReceiverFactory: ReceiverFactory {
     public init() {}
     public let type = "syslog"
     public let signals: Set<Signal> = [.logs]
-    public let summary = "syslog RFC 5424 / RFC 3164 over TCP (octet counting or LF framing, RFC 6587) and UDP"
+    public let summary = "syslog RFC 5424 / RFC 3164 over TCP (octet counting or LF framing, RFC 6587; TLS per RFC 5425) and UDP"
 
     public func parseConfig(_ r: inout ConfigReader) -> any ComponentConfig {
         var c = SyslogReceiverConfig()
@@ -47,6 +53,7 @@ public struct SyslogReceiverFactory: ReceiverFactory {
             let (host, port) = t.endpoint("listen_address", default: "localhost:54526")
             c.tcp = .init(host: host, port: port)
             c.maxLogSize = t.byteSize("max_log_size", default: c.maxLogSize, min: 64)
+            c.tls = TLSSettings.parseServer(&t)
             t.finish()
         }
         if r.has("udp") {
@@ -104,10 +111,13 @@ public final class SyslogReceiver: Component {
     public func start() async throws {
         if let e = config.tcp {
             let maxSize = config.maxLogSize
+            // RFC 5425: TLS first, then octet-counted frames (the decoder also takes LF framing).
+            let tls = try config.tls?.makeContext()
             let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .bind(host: e.host, port: e.port) { child in
                     child.eventLoop.makeCompletedFuture {
+                        if let tls { try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                         try child.pipeline.syncOperations.addHandler(SyslogFramingHandler(maxMessageSize: maxSize))
                         return try NIOAsyncChannel<SyslogFrames, Never>(wrappingChannelSynchronously: child)
                     }
@@ -127,7 +137,12 @@ public final class SyslogReceiver: Component {
                 }
             }
             tcpServer.withLock { $0 = (channel, task) }
-            logger.info("syslog TCP receiver listening", metadata: ["endpoint": "\(e.host):\(channel.localAddress?.port ?? 0)"])
+            logger.info(
+                "syslog TCP receiver listening",
+                metadata: [
+                    "endpoint": "\(e.host):\(channel.localAddress?.port ?? 0)",
+                    "tls": "\(config.tls == nil ? "off" : config.tls!.requiresClientCertificate ? "mutual" : "on")",
+                ])
         }
         if let e = config.udp {
             let handler = SyslogDatagramHandler(receiver: self)
