@@ -48,6 +48,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until(condition, what: str, timeout: float, detail=lambda: "", interval: float = 0.25) -> None:
+    """Polls `condition` until it holds; fails the test after `timeout` seconds with `what` and `detail()`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{detail()}")
+
+
 def free_udp_port() -> int:
     """A UDP port the kernel just handed out on 127.0.0.1 (bound to port 0, then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

@@ -17,13 +17,12 @@ the stored documents through the double and must see them all accepted.
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 
-import pytest
 import requests
 from elasticsearch import Elasticsearch, helpers
 
+from conftest import wait_until
 from es_double import AUTH, BulkDouble
 
 WAIT = 20.0  # seconds, bound of every wait
@@ -113,12 +112,7 @@ def metric(collector, name: str, **labels) -> float:
 
 
 def wait_for(condition, what: str, detail=lambda: "") -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}\n{detail()}")
+    wait_until(condition, what, WAIT, detail, interval=0.05)
 
 
 def test_access_logs_to_bulk_double(start_collector, tmp_path):

@@ -30,7 +30,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from conftest import free_port
+from conftest import free_port, wait_until
 from es_double import AUTH, BulkDouble
 from http_double import StrictHTTPDouble
 from otlp_assertions import prometheus_samples
@@ -75,22 +75,32 @@ def post(conn: http.client.HTTPConnection, path: str, body: bytes) -> int:
     return response.status
 
 
-def logs_to_otlphttp(sink_port: int, retry: str, queue: str = "", storage_dir=None) -> str:
-    """`otlp` (HTTP) → `otlphttp` to the sink's port; `queue`: a `sending_queue` value, `storage_dir`: a
-    `file_storage/q` extension (256 KiB, no fsync) for it."""
-    extension = f"extensions:\n  file_storage/q: {{directory: {storage_dir}, fsync: false, max_size: 256KiB}}\n" if storage_dir else ""
-    return f"""{extension}
-receivers:
+OTLP_HTTP_RECEIVER = """receivers:
   otlp:
     protocols:
-      http: {{endpoint: "127.0.0.1:$http_port"}}
-exporters:
-  otlphttp:
+      http: {endpoint: "127.0.0.1:$http_port"}
+"""
+
+
+def otlphttp_exporter(sink_port: int, retry: str, queue: str = "") -> str:
+    """An `otlphttp` exporter block (indented under `exporters:`) to the sink's port."""
+    return f"""  otlphttp:
     endpoint: http://127.0.0.1:{sink_port}
     compression: none
     timeout: 2s
     retry_on_failure: {retry}
 {"    sending_queue: " + queue if queue else ""}
+"""
+
+
+def logs_to_otlphttp(sink_port: int, retry: str, queue: str = "", storage_dir=None) -> str:
+    """`otlp` (HTTP) → `otlphttp` to the sink's port; `queue`: a `sending_queue` value, `storage_dir`: a
+    `file_storage/q` extension (256 KiB, no fsync) for it."""
+    extension = f"extensions:\n  file_storage/q: {{directory: {storage_dir}, fsync: false, max_size: 256KiB}}\n" if storage_dir else ""
+    return f"""{extension}
+{OTLP_HTTP_RECEIVER}
+exporters:
+{otlphttp_exporter(sink_port, retry, queue)}
 service:
 {"  extensions: [file_storage/q]" if storage_dir else ""}
   telemetry: {{metrics: {{address: "127.0.0.1:$telemetry_port"}}}}
@@ -115,15 +125,6 @@ def wait_delivered(sink: StrictHTTPDouble, acknowledged: set[str], timeout: floa
 
 def total(collector, name: str, **labels) -> float:
     return sum(v for l, v in prometheus_samples(collector, name) if all(l.get(k) == x for k, x in labels.items()))
-
-
-def wait_until(condition, what: str, timeout: float, detail=lambda: "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} {detail()}")
 
 
 class PrometheusServer:
@@ -167,16 +168,9 @@ def test_backends_down_for_30_seconds_then_back_lose_nothing(start_collector, tm
     sink_port, es_port, prom_port = free_port(), free_port(), free_port()
     retry = "{initial_interval: 1s, max_interval: 5s, max_elapsed_time: 300s}"
     collector = start_collector(config_template=f"""
-receivers:
-  otlp:
-    protocols:
-      http: {{endpoint: "127.0.0.1:$http_port"}}
+{OTLP_HTTP_RECEIVER}
 exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:{sink_port}
-    compression: none
-    timeout: 2s
-    retry_on_failure: {retry}
+{otlphttp_exporter(sink_port, retry)}
   elasticsearch:
     endpoints: [http://127.0.0.1:{es_port}]
     logs_index: fault-logs
@@ -259,10 +253,7 @@ def test_elasticsearch_per_item_429_retries_only_those(start_collector):
     es = BulkDouble(expect_gzip=True, scripted=False, reject_first=lambda doc: zlib.crc32(doc["message"].encode()) % 10 == 0)
     with es:
         collector = start_collector(config_template=f"""
-receivers:
-  otlp:
-    protocols:
-      http: {{endpoint: "127.0.0.1:$http_port"}}
+{OTLP_HTTP_RECEIVER}
 processors:
   batch: {{timeout: 100ms, send_batch_size: 2000}}
 exporters:
@@ -316,10 +307,7 @@ def test_slow_exporter_for_minutes_stays_under_memory_limit(start_collector):
     sink = StrictHTTPDouble("/v1/logs", {"application/x-protobuf": ids_of}, success=200, count_items=len)
     sink.delay = 1.0
     collector = start_collector(config_template=f"""
-receivers:
-  otlp:
-    protocols:
-      http: {{endpoint: "127.0.0.1:$http_port"}}
+{OTLP_HTTP_RECEIVER}
 processors:
   memory_limiter: {{check_interval: 100ms, limit_mib: {SLOW_LIMIT_MIB}, spike_limit_mib: {SLOW_SPIKE_MIB}}}
 exporters:
