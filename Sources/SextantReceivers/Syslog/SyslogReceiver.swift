@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import SextantHTTP
 import SextantModel
 import SextantPipeline
 import Synchronization
@@ -84,6 +85,7 @@ public final class SyslogReceiver: Component {
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
     private let udpChannel = Mutex<(any Channel)?>(nil)
     private let udpGate = InFlightGate(limit: 1000)
+    private let connectionLimit: ConnectionLimit
 
     public init(_ config: SyslogReceiverConfig, settings: ComponentSettings, next: any Consumer) {
         self.config = config
@@ -91,6 +93,7 @@ public final class SyslogReceiver: Component {
         self.logger = settings.logger
         tcpMetrics = ReceiverMetrics(settings, transport: "tcp")
         udpMetrics = ReceiverMetrics(settings, transport: "udp")
+        connectionLimit = ConnectionLimit(settings)
         malformed = settings.telemetry.counter(
             "sextant_receiver_malformed_messages_total", help: "Messages that could not be parsed.",
             labels: [("receiver", settings.id.description)])
@@ -154,6 +157,10 @@ public final class SyslogReceiver: Component {
 
     /// One TCP connection: each read's complete frames become one batch of log records.
     private func serve(_ connection: NIOAsyncChannel<SyslogFrames, Never>) async {
+        guard connectionLimit.admit(connection.channel) else {
+            try? await connection.executeThenClose { _, _ in }
+            return
+        }
         let id = ObjectIdentifier(connection.channel)
         connections.withLock { $0[id] = connection.channel }
         defer { _ = connections.withLock { $0.removeValue(forKey: id) } }
