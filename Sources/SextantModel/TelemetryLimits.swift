@@ -17,7 +17,7 @@ public struct TelemetryLimits: Sendable, Equatable {
     /// Links per span.
     public var maxLinks: Int
 
-    public init(maxAttributes: Int = 128, maxAttributeValueLength: Int = 16384, maxEvents: Int = 128, maxLinks: Int = 128) {
+    public init(maxAttributes: Int = 128, maxAttributeValueLength: Int = 65536, maxEvents: Int = 128, maxLinks: Int = 128) {
         self.maxAttributes = maxAttributes
         self.maxAttributeValueLength = maxAttributeValueLength
         self.maxEvents = maxEvents

@@ -142,6 +142,6 @@ import Testing
 
     @Test func defaultsAreTheSDKsPlusAValueBound() {
         let d = TelemetryLimits()
-        #expect(d.maxAttributes == 128 && d.maxEvents == 128 && d.maxLinks == 128 && d.maxAttributeValueLength == 16384)
+        #expect(d.maxAttributes == 128 && d.maxEvents == 128 && d.maxLinks == 128 && d.maxAttributeValueLength == 65536)
     }
 }

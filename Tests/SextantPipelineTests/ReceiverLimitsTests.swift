@@ -36,7 +36,7 @@ import Testing
         let c = try CollectorConfig.load(yaml: Self.yaml(""), registry: TestHarness().registry())
         let def = try #require(c.definition(.receiver, ComponentID(type: "testrecv")))
         #expect(def.limits == ReceiverLimits())
-        #expect(def.limits.telemetry == TelemetryLimits(maxAttributes: 128, maxAttributeValueLength: 16384, maxEvents: 128, maxLinks: 128))
+        #expect(def.limits.telemetry == TelemetryLimits(maxAttributes: 128, maxAttributeValueLength: 65536, maxEvents: 128, maxLinks: 128))
         #expect(def.limits.maxConnections == 1000)
     }
 

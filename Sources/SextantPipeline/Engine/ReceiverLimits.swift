@@ -6,7 +6,7 @@ import SextantModel
 /// ```yaml
 /// receivers:
 ///   otlp:
-///     limits: {max_attributes: 128, max_attribute_value_length: 16384, max_events: 128, max_links: 128, max_connections: 1000}
+///     limits: {max_attributes: 128, max_attribute_value_length: 64KiB, max_events: 128, max_links: 128, max_connections: 1000}
 /// ```
 public struct ReceiverLimits: Sendable, Equatable {
     /// Applied to every batch the receiver emits, whatever its wire format.
