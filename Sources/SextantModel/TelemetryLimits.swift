@@ -83,7 +83,7 @@ public struct TelemetryLimits: Sendable, Equatable {
                     if out == nil { out = data }
                     enforce(&out!.resourceSpans[i].scopeSpans[j].scope, &c)
                 }
-                for k in ss.spans.indices where exceeds(ss.spans[k]) {
+                for k in offending(ss.spans, exceeds) {
                     if out == nil { out = data }
                     enforceSpan(&out!.resourceSpans[i].scopeSpans[j].spans[k], &c)
                 }
@@ -106,7 +106,7 @@ public struct TelemetryLimits: Sendable, Equatable {
                     if out == nil { out = data }
                     enforce(&out!.resourceMetrics[i].scopeMetrics[j].scope, &c)
                 }
-                for k in sm.metrics.indices where exceeds(sm.metrics[k].data) {
+                for k in offending(sm.metrics, { exceeds($0.data) }) {
                     if out == nil { out = data }
                     enforce(&out!.resourceMetrics[i].scopeMetrics[j].metrics[k].data, &c)
                 }
@@ -129,7 +129,7 @@ public struct TelemetryLimits: Sendable, Equatable {
                     if out == nil { out = data }
                     enforce(&out!.resourceLogs[i].scopeLogs[j].scope, &c)
                 }
-                for k in sl.logRecords.indices where exceeds(sl.logRecords[k].attributes) {
+                for k in offending(sl.logRecords, { exceeds($0.attributes) }) {
                     if out == nil { out = data }
                     enforce(&out!.resourceLogs[i].scopeLogs[j].logRecords[k], &c)
                 }
@@ -144,9 +144,7 @@ public struct TelemetryLimits: Sendable, Equatable {
         if maxEvents > 0 && span.events.count > maxEvents { return true }
         if maxLinks > 0 && span.links.count > maxLinks { return true }
         if exceeds(span.attributes) { return true }
-        for e in span.events where exceeds(e.attributes) { return true }
-        for l in span.links where exceeds(l.attributes) { return true }
-        return false
+        return !offending(span.events, { exceeds($0.attributes) }).isEmpty || !offending(span.links, { exceeds($0.attributes) }).isEmpty
     }
 
     func enforceSpan(_ span: inout Span, _ c: inout Counts) {
@@ -173,10 +171,10 @@ public struct TelemetryLimits: Sendable, Equatable {
 
     func exceeds(_ data: MetricData) -> Bool {
         switch data {
-        case .gauge(let p), .sum(let p, _, _): return p.contains { exceeds($0.attributes) }
-        case .histogram(let p, _): return p.contains { exceeds($0.attributes) }
-        case .exponentialHistogram(let p, _): return p.contains { exceeds($0.attributes) }
-        case .summary(let p): return p.contains { exceeds($0.attributes) }
+        case .gauge(let p), .sum(let p, _, _): return !offending(p, { exceeds($0.attributes) }).isEmpty
+        case .histogram(let p, _): return !offending(p, { exceeds($0.attributes) }).isEmpty
+        case .exponentialHistogram(let p, _): return !offending(p, { exceeds($0.attributes) }).isEmpty
+        case .summary(let p): return !offending(p, { exceeds($0.attributes) }).isEmpty
         case .empty: return false
         }
     }
@@ -209,10 +207,21 @@ public struct TelemetryLimits: Sendable, Equatable {
     /// Whether a list has too many attributes or a value that is too long. Reads only.
     func exceeds(_ attributes: [KeyValue]) -> Bool {
         if maxAttributes > 0 && attributes.count > maxAttributes { return true }
-        if maxAttributeValueLength > 0 {
-            for kv in attributes where isTooLong(kv.value) { return true }
+        guard maxAttributeValueLength > 0 else { return false }
+        return attributes.withUnsafeBufferPointer { buffer in
+            for i in buffer.indices where isTooLong(buffer[i].value) { return true }
+            return false
         }
-        return false
+    }
+
+    /// The indices of the items that `test` picks. Each item is lent from the array's buffer rather
+    /// than copied out of it, so checking a batch within the limits costs no retain or release.
+    func offending<T>(_ items: [T], _ test: (T) -> Bool) -> [Int] {
+        items.withUnsafeBufferPointer { buffer in
+            var out: [Int] = []
+            for i in buffer.indices where test(buffer[i]) { out.append(i) }
+            return out
+        }
     }
 
     /// Drops the attributes past `maxAttributes` and cuts long values; returns how many were dropped.
