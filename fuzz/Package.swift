@@ -6,9 +6,9 @@ import PackageDescription
 /// The decoder modules are the real sources, reached through the relative symlinks under
 /// `Sources/` (e.g. `Sources/SextantOTLP -> ../../Sources/SextantOTLP`), so they never drift from
 /// the collector. `SextantSyslog` holds symlinks to the two self-contained syslog parser files of
-/// `SextantReceivers` (the rest of that module needs SwiftNIO). Only the Istio loader needs
-/// packages: `SextantPipeline`'s Yams, swift-log, swift-service-lifecycle and NIOPosix (the persistent
-/// queue's I/O thread). Build and run everything with
+/// `SextantReceivers` (the rest of that module needs SwiftNIO), and `SextantJWT` links the proxy's
+/// `JWT.swift`. Only the Istio loader and the JWT target need packages: `SextantPipeline`'s Yams,
+/// swift-log, swift-service-lifecycle and NIOPosix (the persistent queue's I/O thread); swift-crypto. Build and run everything with
 /// `scripts/fuzz`; see `README.md`.
 let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
     ],
     targets: [
         .target(name: "SextantModel", swiftSettings: strict),
@@ -52,6 +53,11 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(name: "SextantIstio", dependencies: ["SextantModel", "SextantPipeline"], swiftSettings: strict),
+        // The proxy's JWT parsing and verification (`Sources/SextantProxy/JWT.swift`) plus the fuzz entry point.
+        .target(
+            name: "SextantJWT",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")],
+            swiftSettings: strict),
         .systemLibrary(name: "CLibFuzzer"),
         .target(
             name: "FuzzSupport",
@@ -70,5 +76,6 @@ let package = Package(
         fuzzer("FuzzSyslog", ["SextantSyslog"]),
         fuzzer("FuzzEnvoyAccessLog", ["SextantEnvoyAccessLog"]),
         fuzzer("FuzzIstioConfig", ["SextantIstio", "SextantPipeline"]),
+        fuzzer("FuzzJWT", ["SextantJWT"]),
     ]
 )

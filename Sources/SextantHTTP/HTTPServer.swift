@@ -80,6 +80,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var authorize: (@Sendable (HTTPRequestHead) -> Bool)?
     /// The challenge sent with a 401, e.g. `Bearer` (RFC 6750 §3).
     public var authenticateScheme = "Bearer"
+    /// Caps open connections; those past it are closed on accept. `nil`: no cap.
+    public var connectionLimit: ConnectionLimit?
 
     public init(
         host: String, port: Int, maxRequestBodySize: Int = 20 << 20, decompress: Bool = true,
@@ -128,6 +130,7 @@ public final class HTTPServer: Sendable {
             // Telemetry requests are often tens to hundreds of KiB: start reads large.
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
             .childChannelInitializer { channel in
+                if let limit = configuration.connectionLimit, !limit.admit(channel) { return channel.eventLoop.makeSucceededVoidFuture() }
                 tracker.add(channel)
                 channel.closeFuture.whenComplete { _ in tracker.remove(channel) }
                 return channel.eventLoop.makeCompletedFuture {

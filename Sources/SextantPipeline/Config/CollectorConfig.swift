@@ -11,6 +11,8 @@ public struct CollectorConfig: Sendable {
         public var kind: ComponentKind
         public var config: any ComponentConfig
         public var location: SourceLocation
+        /// Receivers only: the `limits:` block every receiver accepts (defaults when absent).
+        public var limits = ReceiverLimits()
     }
 
     /// A pipeline as declared under `service.pipelines`.
@@ -157,9 +159,10 @@ public struct CollectorConfig: Sendable {
             var reader = ConfigReader(
                 entry.value.isNull ? .emptyMapping(at: entry.value.location) : entry.value,
                 path: "\(kind.section)::\(id)", diagnostics: diagnostics)
+            let limits = kind == .receiver ? ReceiverLimits.parse(&reader) : ReceiverLimits()
             let config = factory.parseConfig(&reader)
             reader.finish()
-            out[id] = Definition(id: id, kind: kind, config: config, location: entry.keyLocation)
+            out[id] = Definition(id: id, kind: kind, config: config, location: entry.keyLocation, limits: limits)
         }
         return out
     }

@@ -136,8 +136,14 @@ public final class CollectorGraph: Sendable {
             var consumers: [Signal: [any Consumer]] = [:]
             for p in config.pipelines where p.receivers.contains(id) { consumers[p.id.signal, default: []].append(entries[p.id]!) }
             let def = config.definition(.receiver, id)!
-            let r = try registry.receivers[id.type]!.makeReceiver(
-                settings(.receiver, id), config: def.config, consumers: consumers.mapValues { FanOutConsumer.of($0) })
+            var s = settings(.receiver, id)
+            s.limits = def.limits
+            // Limits are enforced once per batch, before the fan-out, whatever the receiver decoded.
+            let limited = consumers.mapValues { c -> any Consumer in
+                let next = FanOutConsumer.of(c)
+                return def.limits.telemetry.isUnlimited ? next : LimitingConsumer(def.limits.telemetry, next: next, settings: s)
+            }
+            let r = try registry.receivers[id.type]!.makeReceiver(s, config: def.config, consumers: limited)
             nodes.append(Node(label: "receiver/\(id)", component: r))
         }
         return CollectorGraph(nodes: nodes, logger: logger)

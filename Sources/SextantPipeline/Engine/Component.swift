@@ -130,6 +130,9 @@ public struct ComponentSettings: Sendable {
     /// The running extensions, by ID (OTel's `host.GetExtensions()`): e.g. the `file_storage` an
     /// exporter's persistent queue lives in. Extensions are created before every other component.
     public var extensions: [ComponentID: any Component]
+    /// Receivers: their `limits:` block. The engine already enforces `limits.telemetry` on what they
+    /// emit; receivers apply `maxConnections` to their listeners.
+    public var limits = ReceiverLimits()
 
     public init(
         id: ComponentID, kind: ComponentKind, logger: Logger, telemetry: SelfTelemetry, readiness: Readiness = Readiness(),

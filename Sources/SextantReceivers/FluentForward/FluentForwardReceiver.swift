@@ -24,7 +24,8 @@ public struct FluentForwardReceiverConfig: ComponentConfig {
 
     public var host = "127.0.0.1"
     public var port = 24224
-    /// Concurrent TCP connections; more are closed at once (and counted).
+    /// Concurrent TCP connections; more are closed at once (and counted). The smaller of this and
+    /// `limits.max_connections` applies.
     public var maxConnections = 1000
     /// Largest frame accepted (the whole msgpack value, compressed size for CompressedPackedForward).
     public var maxMessageSize = 16 << 20
@@ -102,6 +103,8 @@ public final class FluentForwardReceiver: Component {
     private let udp = Mutex<(any Channel)?>(nil)
 
     public init(_ config: FluentForwardReceiverConfig, settings: ComponentSettings, next: any Consumer) {
+        var config = config
+        config.maxConnections = min(config.maxConnections, settings.limits.maxConnections)
         self.config = config
         self.next = next
         self.logger = settings.logger

@@ -114,6 +114,7 @@ public final class JaegerReceiver: Component {
         if let e = config.thriftHTTP {
             var serverConfig = HTTPServerConfiguration(host: e.host, port: e.port, maxRequestBodySize: config.maxRequestBodySize)
             try serverConfig.secure(config.thriftHTTPSecurity, settings: settings)
+            serverConfig.limitConnections(settings)
             let s = try await HTTPServer.start(serverConfig, logger: logger) { [self] request in await handle(request) }
             http.withLock { $0 = s }
             logger.info("Jaeger thrift_http receiver listening", metadata: config.thriftHTTPSecurity.logMetadata(endpoint: "\(e.host):\(s.port)"))

@@ -92,6 +92,7 @@ public final class OTLPReceiver: Component {
                 OTLPHTTPResponses.error(status, message, json: OTLPHTTPResponses.isJSON(head.headers))
             })
         try serverConfig.secure(http.security, settings: settings)
+        serverConfig.limitConnections(settings)
         let s = try await HTTPServer.start(serverConfig, logger: logger) { [self] request in
             await handle(request, routes: routes)
         }
@@ -165,6 +166,7 @@ public final class OTLPReceiver: Component {
     private func startGRPC(_ grpc: OTLPReceiverConfig.GRPC) async throws {
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         transportConfig.compression.enabledAlgorithms = .all
+        transportConfig.channelDebuggingCallbacks.limitConnections(settings)
         // The transport resets streams over its limit without a status (grpc-swift-nio-transport), so
         // it gets headroom and the configured limit is enforced in the handler, where an oversized
         // message gets RESOURCE_EXHAUSTED as gRPC clients expect. Past 4× the limit the transport's

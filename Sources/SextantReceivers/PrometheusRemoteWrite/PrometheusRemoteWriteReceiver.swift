@@ -70,6 +70,7 @@ public final class PrometheusRemoteWriteReceiver: Component {
         var serverConfig = HTTPServerConfiguration(
             host: config.host, port: config.port, maxRequestBodySize: config.maxRequestBodySize, decompress: false)
         try serverConfig.secure(config.security, settings: settings)
+        serverConfig.limitConnections(settings)
         let s = try await HTTPServer.start(serverConfig, logger: logger) { [self] request in await handle(request) }
         server.withLock { $0 = s }
         logger.info(

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import SextantHTTP
 import SextantModel
 import SextantPipeline
 import SextantSecurity
@@ -91,6 +92,7 @@ public final class SyslogReceiver: Component {
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
     private let udpChannel = Mutex<(any Channel)?>(nil)
     private let udpGate = InFlightGate(limit: 1000)
+    private let connectionLimit: ConnectionLimit
 
     public init(_ config: SyslogReceiverConfig, settings: ComponentSettings, next: any Consumer) {
         self.config = config
@@ -98,6 +100,7 @@ public final class SyslogReceiver: Component {
         self.logger = settings.logger
         tcpMetrics = ReceiverMetrics(settings, transport: "tcp")
         udpMetrics = ReceiverMetrics(settings, transport: "udp")
+        connectionLimit = ConnectionLimit(settings)
         malformed = settings.telemetry.counter(
             "sextant_receiver_malformed_messages_total", help: "Messages that could not be parsed.",
             labels: [("receiver", settings.id.description)])
@@ -169,6 +172,10 @@ public final class SyslogReceiver: Component {
 
     /// One TCP connection: each read's complete frames become one batch of log records.
     private func serve(_ connection: NIOAsyncChannel<SyslogFrames, Never>) async {
+        guard connectionLimit.admit(connection.channel) else {
+            try? await connection.executeThenClose { _, _ in }
+            return
+        }
         let id = ObjectIdentifier(connection.channel)
         connections.withLock { $0[id] = connection.channel }
         defer { _ = connections.withLock { $0.removeValue(forKey: id) } }

@@ -64,6 +64,7 @@ public final class ZipkinReceiver: Component {
     public func start() async throws {
         var serverConfig = HTTPServerConfiguration(host: config.host, port: config.port, maxRequestBodySize: config.maxRequestBodySize)
         try serverConfig.secure(config.security, settings: settings)
+        serverConfig.limitConnections(settings)
         let s = try await HTTPServer.start(serverConfig, logger: logger) { [self] request in await handle(request) }
         server.withLock { $0 = s }
         logger.info("Zipkin receiver listening", metadata: config.security.logMetadata(endpoint: "\(config.host):\(s.port)"))
