@@ -38,7 +38,7 @@ public struct ExpositionParser {
     private var seriesByHash: [UInt64: SampleRef] = [:]
     /// Further samples whose hash collided with a different series (rare).
     private var hashCollisions: [UInt64: [SampleRef]] = [:]
-    /// Scratch for the labels of the sample being parsed, and their per-label hashes.
+    /// The labels of the sample being parsed (the array the sample then keeps), and their hash.
     private var labelScratch: [ExpositionLabel] = []
     private var seriesLabelHash: UInt64 = 0
     /// The bytes of the current (last) family's name.
@@ -46,15 +46,17 @@ public struct ExpositionParser {
     /// The previous sample's name and labels with their byte ranges: consecutive samples mostly repeat
     /// them, and reusing the `String`s saves an allocation and a UTF-8 check each.
     private var previousName: (start: Int, count: Int, string: String) = (0, 0, "")
-    private var previousLabels: [CachedLabel] = []
-    private var currentLabels: [CachedLabel] = []
+    /// Byte ranges of the previous and current sample's labels; `previousSampleLabels[k]` is the label
+    /// parsed from `previousLabels[k]`. Ranges alone, so that keeping them costs no reference counting.
+    private var previousLabels: [LabelRange] = []
+    private var currentLabels: [LabelRange] = []
+    private var previousSampleLabels: [ExpositionLabel] = []
 
-    private struct CachedLabel {
+    private struct LabelRange {
         var name: Int
         var nameCount: Int
         var value: Int
         var valueCount: Int
-        var label: ExpositionLabel
     }
 
     private struct SampleRef {
@@ -66,7 +68,6 @@ public struct ExpositionParser {
         p = base
         self.count = count
         om = openMetrics
-        labelScratch.reserveCapacity(16)
         seriesByHash.reserveCapacity(count / 64)
     }
 
@@ -328,11 +329,11 @@ public struct ExpositionParser {
         previousName = (s, i - s, name)
         swap(&previousLabels, &currentLabels)
         currentLabels.removeAll(keepingCapacity: true)
-        // The scratch array is uniquely owned, so clearing it keeps its buffer; each sample then gets an
-        // exact-size copy instead of a 16-slot buffer.
-        var labels = labelScratch
-        labelScratch = []
-        labels.removeAll(keepingCapacity: true)
+        // A new array per sample, which the sample keeps: sized like the previous sample's, which the
+        // next one mostly matches, so there is neither a copy nor a regrowth.
+        previousSampleLabels = labelScratch
+        var labels: [ExpositionLabel] = []
+        labels.reserveCapacity(previousSampleLabels.count)
         seriesLabelHash = 0
         if !om { i = skipBlanks(i, e) }
         if i < e, p[i] == UInt8(ascii: "{") {
@@ -390,10 +391,9 @@ public struct ExpositionParser {
         }
         let (fi, sfx) = try familyIndex(s, nameEnd, name: name)
         try checkSample(family: fi, suffix: sfx, name: name, value: value, exemplar: exemplar != nil)
-        let sample = ExpositionSample(
-            name: name, labels: Self.exactCopy(labelScratch), value: value, timestampNanos: timestamp, exemplar: exemplar, line: line)
-        try recordSeries(family: fi, sample, nameHash: hashBytes(0xCBF2_9CE4_8422_2325, s, nameEnd))
-        families[fi].samples.append(sample)
+        try recordSeries(family: fi, name: name, nameHash: hashBytes(0xCBF2_9CE4_8422_2325, s, nameEnd))
+        families[fi].samples.append(
+            ExpositionSample(name: name, labels: labelScratch, value: value, timestampNanos: timestamp, exemplar: exemplar, line: line))
     }
 
     /// Type-specific rules for one sample (OpenMetrics 1.0 §"Metric types"; the text format's histogram
@@ -401,8 +401,7 @@ public struct ExpositionParser {
     private func checkSample(family fi: Int, suffix: Suffix, name: String, value: Double, exemplar: Bool) throws(ExpositionError) {
         let type = families[fi].type
         func has(_ label: String) -> String? {
-            for l in labelScratch where l.name == label { return l.value }
-            return nil
+            labelScratch.first { $0.name == label }?.value
         }
         switch type {
         case .histogram, .gaugehistogram:
@@ -437,8 +436,9 @@ public struct ExpositionParser {
         }
     }
 
-    /// Rejects a second sample with the same name and label set (labels compared as a set).
-    private mutating func recordSeries(family fi: Int, _ sample: ExpositionSample, nameHash: UInt64) throws(ExpositionError) {
+    /// Rejects a second sample with the same name and label set (labels compared as a set); the labels
+    /// are the current sample's, in `labelScratch`.
+    private mutating func recordSeries(family fi: Int, name: String, nameHash: UInt64) throws(ExpositionError) {
         var h = nameHash &* 0x9E37_79B9_7F4A_7C15
         h ^= seriesLabelHash
         let ref = SampleRef(family: Int32(fi), sample: Int32(families[fi].samples.count))
@@ -446,15 +446,16 @@ public struct ExpositionParser {
             seriesByHash[h] = ref
             return
         }
+        let labels = labelScratch
         func same(_ r: SampleRef) -> Bool {
             let other = families[Int(r.family)].samples[Int(r.sample)]
-            guard other.name == sample.name, other.labels.count == sample.labels.count else { return false }
-            for l in sample.labels where other.label(l.name) != l.value { return false }
+            guard other.name == name, other.labels.count == labels.count else { return false }
+            for l in labels where other.label(l.name) != l.value { return false }
             return true
         }
         for r in [existing] + (hashCollisions[h] ?? []) where same(r) {
             let first = families[Int(r.family)].samples[Int(r.sample)].line
-            throw fail(.duplicateSeries, "duplicate series \(sample.name)\(Self.render(sample.labels)) (first at line \(first))")
+            throw fail(.duplicateSeries, "duplicate series \(name)\(Self.render(labels)) (first at line \(first))")
         }
         hashCollisions[h, default: []].append(ref)
     }
@@ -506,7 +507,7 @@ public struct ExpositionParser {
             if series, k < previousLabels.count, previousLabels[k].nameCount == nameEnd - ns, previousLabels[k].valueCount == ve - vs,
                 bytesEqual(ns, previousLabels[k].name, nameEnd - ns), bytesEqual(vs, previousLabels[k].value, ve - vs)
             {
-                label = previousLabels[k].label
+                label = previousSampleLabels[k]
             } else {
                 let name = ascii(ns, nameEnd)
                 let value = escaped ? try unescape(vs, ve, allowQuote: true, what: "label value") : try utf8(vs, ve, what: "label value")
@@ -515,15 +516,20 @@ public struct ExpositionParser {
             // Duplicate names: a linear scan for the usual few labels, a set beyond that (so a hostile
             // line with thousands of labels costs linear, not quadratic, time).
             if labels.count < 16 {
-                for l in labels where l.name == label.name { throw fail(.syntax, "duplicate label name \(label.name)") }
+                // By byte ranges for a series (no string compares, no copies of the labels); by name in
+                // place for an exemplar.
+                let duplicate =
+                    series
+                    ? currentLabels.contains { $0.nameCount == nameEnd - ns && bytesEqual($0.name, ns, nameEnd - ns) }
+                    : labels.contains { $0.name == label.name }
+                if duplicate { throw fail(.syntax, "duplicate label name \(label.name)") }
             } else {
                 if names.isEmpty { names = Set(labels.map(\.name)) }
                 guard names.insert(label.name).inserted else { throw fail(.syntax, "duplicate label name \(label.name)") }
             }
             labels.append(label)
-            let name = label.name
             if series {
-                currentLabels.append(CachedLabel(name: ns, nameCount: nameEnd - ns, value: vs, valueCount: ve - vs, label: label))
+                currentLabels.append(LabelRange(name: ns, nameCount: nameEnd - ns, value: vs, valueCount: ve - vs))
                 let h = hashBytes(hashBytes(0xCBF2_9CE4_8422_2325, ns, nameEnd) ^ 0xFF, vs, ve)
                 seriesLabelHash &+= h
             }
@@ -535,7 +541,7 @@ public struct ExpositionParser {
                 if om && (i >= e || p[i] == UInt8(ascii: "}")) { throw fail(.syntax, "trailing ',' in label set") }
                 continue
             }
-            guard p[i] == UInt8(ascii: "}") else { throw fail(.syntax, "expected ',' or '}' after the value of label \(name)") }
+            guard p[i] == UInt8(ascii: "}") else { throw fail(.syntax, "expected ',' or '}' after the value of label \(ascii(ns, nameEnd))") }
             return i + 1
         }
     }
@@ -574,51 +580,65 @@ public struct ExpositionParser {
     /// non-decreasing, and (OpenMetrics) a `+Inf` bucket last.
     private mutating func closeFamily() throws(ExpositionError) {
         guard let last = families.indices.last else { return }
-        let f = families[last]
-        guard f.type == .histogram || f.type == .gaugehistogram else { return }
-        var groupLabels: [ExpositionLabel]? = nil
+        let type = families[last].type
+        guard type == .histogram || type == .gaugehistogram else { return }
+        let bucketName = families[last].name + "_bucket"
+        let om = om
+        try families[last].samples.withUnsafeBufferPointer { samples throws(ExpositionError) in
+            try Self.checkBuckets(samples, bucketName: bucketName, openMetrics: om)
+        }
+    }
+
+    /// A histogram's buckets, per group of series (the labels other than `le`): increasing `le`,
+    /// non-decreasing counts, and in OpenMetrics a `+Inf` bucket last. Reads the samples in place.
+    private static func checkBuckets(
+        _ samples: UnsafeBufferPointer<ExpositionSample>, bucketName: String, openMetrics: Bool
+    ) throws(ExpositionError) {
+        var previous = -1  // the group's latest bucket
         var lastLE = -Double.infinity
         var lastCount = 0.0
-        var lastLine = 0
-        let bucketName = f.name + "_bucket"
         func finishGroup() throws(ExpositionError) {
-            if om, groupLabels != nil, lastLE != .infinity {
-                throw ExpositionError(.invalidValue, line: lastLine, "\(bucketName): histogram has no le=\"+Inf\" bucket")
+            if openMetrics, previous >= 0, lastLE != .infinity {
+                throw ExpositionError(.invalidValue, line: samples[previous].line, "\(bucketName): histogram has no le=\"+Inf\" bucket")
             }
         }
-        for s in f.samples where s.name == bucketName {
-            let rest = s.labels.filter { $0.name != "le" }
-            if rest != groupLabels {
+        for k in samples.indices where samples[k].name == bucketName {
+            if previous < 0 || !sameLabels(exceptLE: samples[previous].labels, samples[k].labels) {
                 try finishGroup()
-                groupLabels = rest
                 lastLE = -.infinity
                 lastCount = -.infinity
             }
-            let le = ExpositionNumber.parseDouble(s.label("le") ?? "") ?? .nan
+            let leText = samples[k].label("le") ?? ""
+            let le = ExpositionNumber.parseDouble(leText) ?? .nan
             if !(le > lastLE) {
-                throw ExpositionError(.invalidValue, line: s.line, "\(bucketName): le=\"\(s.label("le")!)\" is not greater than the previous bucket's")
+                throw ExpositionError(.invalidValue, line: samples[k].line, "\(bucketName): le=\"\(leText)\" is not greater than the previous bucket's")
             }
-            if s.value < lastCount {
-                throw ExpositionError(.invalidValue, line: s.line, "\(bucketName): bucket counts decrease (\(s.value) after \(lastCount))")
+            let value = samples[k].value
+            if value < lastCount {
+                throw ExpositionError(.invalidValue, line: samples[k].line, "\(bucketName): bucket counts decrease (\(value) after \(lastCount))")
             }
             lastLE = le
-            lastCount = s.value
-            lastLine = s.line
+            lastCount = value
+            previous = k
         }
         try finishGroup()
     }
 
-    // MARK: - Tokens
-
-    /// A copy of `labels` in a buffer of its own, sized to fit.
-    @inline(__always)
-    private static func exactCopy(_ labels: [ExpositionLabel]) -> [ExpositionLabel] {
-        if labels.isEmpty { return [] }
-        return [ExpositionLabel](unsafeUninitializedCapacity: labels.count) { buffer, count in
-            for (k, l) in labels.enumerated() { (buffer.baseAddress! + k).initialize(to: l) }
-            count = labels.count
+    /// Whether two label lists are equal, in order, once their `le` labels are skipped.
+    private static func sameLabels(exceptLE a: [ExpositionLabel], _ b: [ExpositionLabel]) -> Bool {
+        var i = 0
+        var j = 0
+        while true {
+            while i < a.count, a[i].name == "le" { i += 1 }
+            while j < b.count, b[j].name == "le" { j += 1 }
+            if i == a.count || j == b.count { return i == a.count && j == b.count }
+            if a[i] != b[j] { return false }
+            i += 1
+            j += 1
         }
     }
+
+    // MARK: - Tokens
 
     /// Whether `count` bytes at `a` and `b` are equal.
     @inline(__always)
