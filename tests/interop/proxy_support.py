@@ -185,10 +185,13 @@ class Proxy:
         return r.status, {k.lower(): v for k, v in r.getheaders()}, parsed
 
 
-def service_entry(name: str, endpoints: list[tuple[Upstream, dict]], port: int = 9080, port_name: str = "http") -> str:
-    """A STATIC ServiceEntry for `name` in namespace default whose endpoints are the given upstreams."""
+def service_entry(name: str, endpoints: list[tuple[Upstream | int, dict]], port: int = 9080, port_name: str = "http",
+                  protocol: str | None = "HTTP", location: str | None = "MESH_INTERNAL") -> str:
+    """A STATIC ServiceEntry for `name` in namespace default whose endpoints are the given upstreams (or bare
+    ports on 127.0.0.1, e.g. a sidecar's inbound listener). `protocol`/`location` None leave the key out."""
     eps = "\n".join(
-        f"  - {{address: 127.0.0.1, ports: {{{port_name}: {u.port}}}, labels: {json.dumps(labels)}}}" for u, labels in endpoints
+        f"  - {{address: 127.0.0.1, ports: {{{port_name}: {u if isinstance(u, int) else u.port}}}, labels: {json.dumps(labels)}}}"
+        for u, labels in endpoints
     )
     return f"""---
 apiVersion: networking.istio.io/v1
@@ -196,31 +199,22 @@ kind: ServiceEntry
 metadata: {{name: {name}, namespace: default}}
 spec:
   hosts: [{name}.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: {port}, name: {port_name}, protocol: HTTP}}]
+{f"  location: {location}" + chr(10) if location else ""}  resolution: STATIC
+  ports: [{{number: {port}, name: {port_name}{f", protocol: {protocol}" if protocol else ""}}}]
   endpoints:
 {eps}
 """
 
 
 def two_sidecars(tmp, app: Upstream, extra_mesh: str = "", client_args: list[str] | None = None,
-                 server_args: list[str] | None = None, endpoint_labels: str = "{app: reviews, version: v2}"):
+                 server_args: list[str] | None = None, endpoint_labels: dict | None = None):
     """productpage's sidecar (outbound listener) and reviews-v2's sidecar (inbound listener in front of
     `app`), both reading one mesh whose `reviews` endpoint is the second sidecar's inbound port
     (`server.inbound_port`). `client_args`/`server_args` are extra flags (e.g. mesh certificates).
     Returns (client, server) proxies, started; the caller stops them."""
     inbound = free_port()
-    mesh = f"""apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: reviews, namespace: default}}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  endpoints: [{{address: 127.0.0.1, ports: {{http: {inbound}}}, labels: {endpoint_labels}}}]
-""" + extra_mesh
+    labels = {"app": "reviews", "version": "v2"} if endpoint_labels is None else endpoint_labels
+    mesh = service_entry("reviews", [(inbound, labels)]) + extra_mesh
     return sidecar_pair(tmp, mesh, inbound, app.port, client_args=client_args, server_args=[
         "--workload", "reviews-v2", "--label", "app=reviews", "--label", "version=v2", *(server_args or [])])
 

@@ -524,16 +524,7 @@ def test_grpc_passes_through_over_http2_with_trailers(tmp_path):
     import grpc  # noqa: PLC0415
 
     server, port = greeter_server()
-    mesh = f"""apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: greeter, namespace: default}}
-spec:
-  hosts: [greeter.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 50051, name: grpc-demo}}]
-  endpoints: [{{address: 127.0.0.1, ports: {{grpc-demo: {port}}}}}]
-"""
+    mesh = service_entry("greeter", [(port, {})], port=50051, port_name="grpc-demo", protocol=None)
     p = Proxy(tmp_path, mesh).start()
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{p.port}", options=[("grpc.default_authority", "greeter:50051")])
@@ -642,27 +633,9 @@ def test_plain_tcp_is_routed_by_port(tmp_path):
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         servers.append(srv)
     tcp_port, dead_port = free_port(), free_port()
-    mesh = f"""apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: db, namespace: default}}
-spec:
-  hosts: [db.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: {tcp_port}, name: tcp-db, protocol: TCP}}]
-  endpoints:
-  - {{address: 127.0.0.1, ports: {{tcp-db: {servers[0].server_address[1]}}}, labels: {{version: v1}}}}
-  - {{address: 127.0.0.1, ports: {{tcp-db: {servers[1].server_address[1]}}}, labels: {{version: v2}}}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: gone, namespace: default}}
-spec:
-  hosts: [gone.default.svc.cluster.local]
-  resolution: STATIC
-  ports: [{{number: {dead_port}, name: tcp, protocol: TCP}}]
-  endpoints: [{{address: 127.0.0.1, ports: {{tcp: 1}}}}]
----
+    mesh = (service_entry("db", [(servers[0].server_address[1], {"version": "v1"}), (servers[1].server_address[1], {"version": "v2"})],
+                          port=tcp_port, port_name="tcp-db", protocol="TCP")
+            + service_entry("gone", [(1, {})], port=dead_port, port_name="tcp", protocol="TCP", location=None) + f"""---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {{name: db, namespace: default}}
@@ -679,7 +652,7 @@ spec:
   - match: [{{port: {tcp_port}}}]
     route:
     - {{destination: {{host: db, subset: v2, port: {{number: {tcp_port}}}}}, weight: 100}}
-"""
+""")
     p = Proxy(tmp_path, mesh).start()
     try:
         deadline = time.monotonic() + 5
@@ -944,17 +917,7 @@ kind: IstioOperator
 metadata: {{name: mesh, namespace: istio-system}}
 spec:
   meshConfig: {{accessLogFile: {log}, accessLogEncoding: JSON}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: fragile, namespace: default}}
-spec:
-  hosts: [fragile.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]
-""").start()
+""" + service_entry("fragile", [(port, {})])).start()
         host = "fragile.default.svc.cluster.local:9080"
         assert p.request(host, "/")[0] == 200
         result: dict = {}
@@ -1217,16 +1180,7 @@ def test_mtls_grpc_over_http2_between_sidecars(tmp_path):
     app, app_port = greeter_server()
     certs = mesh_certs(tmp_path)
     inbound = free_port()
-    mesh = f"""apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: greeter, namespace: default}}
-spec:
-  hosts: [greeter.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 50051, name: grpc-demo}}]
-  endpoints: [{{address: 127.0.0.1, ports: {{grpc-demo: {inbound}}}, labels: {{app: greeter}}}}]
----
+    mesh = service_entry("greeter", [(inbound, {"app": "greeter"})], port=50051, port_name="grpc-demo", protocol=None) + f"""---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {{name: greeter, namespace: default}}
@@ -1278,16 +1232,7 @@ def test_mtls_plain_tcp_between_sidecars(tmp_path):
     threading.Thread(target=app.serve_forever, daemon=True).start()
     certs = mesh_certs(tmp_path)
     tcp_port, inbound = free_port(), free_port()
-    mesh = f"""apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: db, namespace: default}}
-spec:
-  hosts: [db.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: {tcp_port}, name: tcp-db, protocol: TCP}}]
-  endpoints: [{{address: 127.0.0.1, ports: {{tcp-db: {inbound}}}, labels: {{app: db}}}}]
-""" + MTLS_MESH.replace("reviews", "db") % "STRICT"
+    mesh = service_entry("db", [(inbound, {"app": "db"})], port=tcp_port, port_name="tcp-db", protocol="TCP") + MTLS_MESH.replace("reviews", "db") % "STRICT"
     client = server = None
     try:
         client, server = sidecar_pair(tmp_path, mesh, inbound, app.server_address[1], client_args=cert_args(certs, "bookinfo-productpage"),
@@ -1375,7 +1320,7 @@ spec:
 """
     client, server = two_sidecars(tmp_path, app, extra_mesh=mesh, client_args=cert_args(certs, "bookinfo-productpage"),
                                   server_args=cert_args(certs, "bookinfo-reviews"),
-                                  endpoint_labels='{app: reviews, version: v2, "security.istio.io/tlsMode": istio}')
+                                  endpoint_labels={"app": "reviews", "version": "v2", "security.istio.io/tlsMode": "istio"})
     try:
         status = client.request(REVIEWS, "/reviews/1")[0]
         if auto:
@@ -1395,16 +1340,7 @@ def test_mtls_handshake_counts_against_the_connect_timeout(tmp_path):
     silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)  # the kernel completes handshakes; nothing ever reads or answers
-    mesh = f"""apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: reviews, namespace: default}}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  endpoints: [{{address: 127.0.0.1, ports: {{http: {silent.getsockname()[1]}}}}}]
----
+    mesh = service_entry("reviews", [(silent.getsockname()[1], {})]) + f"""---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {{name: reviews, namespace: default}}
