@@ -86,7 +86,7 @@ public final class ElasticsearchExporter: ConsumingComponent {
             var helperSettings = ExporterHelperSettings()
             helperSettings.queue = config.queue
             helperSettings.retry.enabled = false
-            helperSettings.timeout = .seconds(365 * 86_400)
+            helperSettings.timeout = .zero  // each bulk request has the exporter's own `timeout`
             let helper = ExporterHelper(helperSettings, component: settings, countsSent: false) { [weak self] telemetry in
                 guard let self else { throw ConsumerError.retryable("elasticsearch exporter is gone") }
                 try await self.index(telemetry)

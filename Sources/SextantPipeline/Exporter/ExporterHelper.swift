@@ -251,9 +251,13 @@ public final class ExporterHelper<C: Clock>: Sendable where C.Duration == Durati
         }
     }
 
-    /// One attempt, bounded by `timeout`.
+    /// One attempt, bounded by `timeout` (zero: unbounded, for an exporter that bounds its own requests).
     private func attempt(_ batch: Telemetry) async throws {
         let timeout = settings.timeout
+        if timeout == .zero {
+            try await send(batch)
+            return
+        }
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask { [send] in
                 try await send(batch)

@@ -67,7 +67,7 @@ extension QueueSettings {
 
 /// The exporter helper's settings shared by every exporter: `timeout`, `sending_queue`, `retry_on_failure`.
 public struct ExporterHelperSettings: Sendable, Equatable {
-    /// Per-attempt timeout.
+    /// Per-attempt timeout; zero means none (not reachable from config, where `timeout` must be positive).
     public var timeout: Duration = .seconds(5)
     public var queue = QueueSettings()
     public var retry = RetrySettings()
