@@ -128,15 +128,22 @@ public enum PrometheusSamples {
         case .histogram(let ps, let temporality):
             guard temporality == .cumulative else { return skip(ps.count, "delta or unspecified-temporality histogram") }
             let f = family(.histogram)
+            // The points of a histogram nearly always share bounds: format the `le` values once.
+            var bounds: [Double] = []
+            var les: [String] = []
             for p in ps {
+                if p.explicitBounds != bounds {
+                    bounds = p.explicitBounds
+                    les = bounds.map(PrometheusText.number)
+                }
                 var lines: [Line] = []
                 lines.reserveCapacity(p.explicitBounds.count + 3)
                 var cumulative: UInt64 = 0
                 for (i, bound) in p.explicitBounds.enumerated() where i < p.bucketCounts.count {
                     cumulative += p.bucketCounts[i]
                     let lower = i == 0 ? -Double.infinity : p.explicitBounds[i - 1]
-                    let ex = p.exemplars.last { $0.value.asDouble <= bound && $0.value.asDouble > lower }
-                    lines.append(Line(suffix: "_bucket", extra: ("le", PrometheusText.number(bound)), value: Double(cumulative), exemplar: ex))
+                    let ex = p.exemplars.isEmpty ? nil : p.exemplars.last { $0.value.asDouble <= bound && $0.value.asDouble > lower }
+                    lines.append(Line(suffix: "_bucket", extra: ("le", les[i]), value: Double(cumulative), exemplar: ex))
                 }
                 let top = p.explicitBounds.last ?? -Double.infinity
                 lines.append(

@@ -28,36 +28,75 @@ extension RemoteWrite {
     /// `NO_RECORDED_VALUE` becomes Prometheus's staleness marker on each of its series. Each resource
     /// with attributes adds `target_info` at its newest point's time. Series are sorted by labels.
     public static func convert(_ batches: [MetricsData], options: ConversionOptions = .init()) -> Conversion {
-        let external = options.externalLabels.map { (PrometheusNaming.sanitizeLabelName($0.0), $0.1) }
-        var series: [String: TimeSeries] = [:]
+        // External labels sorted by name, so each series' labels are built by merging sorted runs.
+        let external = options.externalLabels.map { Label(PrometheusNaming.sanitizeLabelName($0.0), $0.1) }.sorted { $0.name < $1.name }
+        var lines: [(series: TimeSeries, order: Int)] = []
         var families: [String: PrometheusSamples.Family] = [:]
+        var lastFamily = ""
         var points = 0
+        var base: [Label] = []
         let skipped = PrometheusSamples.forEachPoint(batches, options: options.samples) { p in
             if p.family.type == .info && p.timeUnixNano == 0 { return }  // a resource without points
             if p.family.type != .info { points += 1 }
-            families[p.family.name] = p.family
+            if p.family.name != lastFamily {
+                families[p.family.name] = p.family
+                lastFamily = p.family.name
+            }
             let ms = Int64(clamping: p.timeUnixNano / 1_000_000)
+            // The point's labels (sorted by name) with the external labels it lacks, still sorted.
+            base.removeAll(keepingCapacity: true)
+            var e = 0
+            for (name, value) in p.labels {
+                while e < external.count, external[e].name < name {
+                    base.append(external[e])
+                    e += 1
+                }
+                if e < external.count, external[e].name == name { e += 1 }
+                base.append(Label(name, value))
+            }
+            while e < external.count {
+                base.append(external[e])
+                e += 1
+            }
             for line in p.lines {
-                var labels = p.labels.map { Label($0.0, $0.1) }
-                if let (name, value) = line.extra { labels.append(Label(name, value)) }
-                labels.append(Label("__name__", p.family.name + line.suffix))
-                for (name, value) in external where !labels.contains(where: { $0.name == name }) { labels.append(Label(name, value)) }
-                labels.sort { $0.name < $1.name }
-                let key = labelKey(labels)
+                var labels: [Label] = []
+                labels.reserveCapacity(base.count + 2)
+                labels.append(contentsOf: base)
+                Self.insertSorted(Label("__name__", line.suffix.isEmpty ? p.family.name : p.family.name + line.suffix), into: &labels)
+                // `le`/`quantile` wins over a label of the same name.
+                if let (name, value) = line.extra { Self.insertSorted(Label(name, value), into: &labels) }
                 let sample = Sample(value: p.stale ? staleNaN : line.value, timestamp: ms)
-                series[key, default: TimeSeries(labels: labels)].samples.append(sample)
-                if let e = line.exemplar, !p.stale { series[key]!.exemplars.append(exemplar(e)) }
+                var ts = TimeSeries(labels: labels, samples: [sample])
+                if let e = line.exemplar, !p.stale { ts.exemplars.append(exemplar(e)) }
+                lines.append((ts, lines.count))
+            }
+        }
+        // One entry per line so far. Sorting by labels (then input order) puts the lines of a series side
+        // by side, so they merge without hashing every label set.
+        lines.sort { a, b in
+            let c = Self.compareLabels(a.series.labels, b.series.labels)
+            return c != 0 ? c < 0 : a.order < b.order
+        }
+        var series: [TimeSeries] = []
+        series.reserveCapacity(lines.count)
+        for (ts, _) in lines {
+            if let last = series.last, last.labels == ts.labels {
+                series[series.count - 1].samples.append(contentsOf: ts.samples)
+                series[series.count - 1].exemplars.append(contentsOf: ts.exemplars)
+            } else {
+                series.append(ts)
+            }
+        }
+        lines = []
+        for i in series.indices where series[i].samples.count > 1 {
+            // Stable: points of the same millisecond keep their input order.
+            let s = series[i].samples
+            if !zip(s, s.dropFirst()).allSatisfy({ $0.timestamp <= $1.timestamp }) {
+                series[i].samples = s.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }.map(\.element)
             }
         }
         var request = WriteRequest()
-        request.timeseries = series.keys.sorted().map { key in
-            var ts = series[key]!
-            // Stable: points of the same millisecond keep their input order.
-            if !zip(ts.samples, ts.samples.dropFirst()).allSatisfy({ $0.timestamp <= $1.timestamp }) {
-                ts.samples = ts.samples.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }.map(\.element)
-            }
-            return ts
-        }
+        request.timeseries = series
         if options.sendMetadata {
             request.metadata = families.keys.sorted().map { name in
                 let f = families[name]!
@@ -75,15 +114,21 @@ extension RemoteWrite {
         return Conversion(request: request, skipped: skipped, points: points)
     }
 
-    private static func labelKey(_ labels: [Label]) -> String {
-        var key = ""
-        for l in labels {
-            key += l.name
-            key += "\u{0}"
-            key += l.value
-            key += "\u{0}"
+    /// Orders series as their label text (`name\0value\0...`) would sort, without building the text (a
+    /// string that is a prefix of another sorts first, as the `\0` separator made it): -1, 0 or 1.
+    static func compareLabels(_ a: [Label], _ b: [Label]) -> Int {
+        for (x, y) in zip(a, b) {
+            if x.name != y.name { return x.name < y.name ? -1 : 1 }
+            if x.value != y.value { return x.value < y.value ? -1 : 1 }
         }
-        return key
+        return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1)
+    }
+
+    /// Puts `label` into `labels` (sorted by name) at its place, replacing a label of the same name.
+    private static func insertSorted(_ label: Label, into labels: inout [Label]) {
+        var i = 0
+        while i < labels.count, labels[i].name < label.name { i += 1 }
+        if i < labels.count, labels[i].name == label.name { labels[i] = label } else { labels.insert(label, at: i) }
     }
 
     private static func exemplar(_ e: SextantModel.Exemplar) -> Exemplar {

@@ -192,6 +192,10 @@ extension RemoteWrite {
     /// than that on its own goes alone), keeping their order — the OTel exporter's
     /// `max_batch_size_bytes`.
     public static func split(_ request: WriteRequest, maxBytes: Int) -> [WriteRequest] {
+        if request.timeseries.isEmpty && request.metadata.isEmpty { return [] }
+        // The usual case, one request, without copying every series into a new one.
+        let total = request.timeseries.reduce(0) { $0 + $1.encodedSize } + request.metadata.reduce(0) { $0 + $1.encodedSize }
+        if total <= maxBytes { return [request] }
         var out: [WriteRequest] = []
         var current = WriteRequest()
         var size = 0

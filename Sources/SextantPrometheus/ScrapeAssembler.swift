@@ -89,9 +89,12 @@ public struct ScrapeAssembler: Sendable {
             convert(f, at: time, into: &builder)
         }
         // Staleness markers for series that disappeared.
-        for (key, state) in series where state.generation != generation {
-            builder.add(state.meta, scope: state.scope, point: stalePoint(state, at: time))
-            series[key] = nil
+        // (Walking the states to find none gone is cheaper than copying each key and state out.)
+        if series.values.contains(where: { $0.generation != generation }) {
+            for (key, state) in series where state.generation != generation {
+                builder.add(state.meta, scope: state.scope, point: stalePoint(state, at: time))
+                series[key] = nil
+            }
         }
         let scopes = builder.build(defaultScope: defaultScope, scopeAttributes: scopeAttributes)
         return MetricsData(resourceMetrics: [ResourceMetrics(resource: Resource(attributes: resourceAttributes), scopeMetrics: scopes)])
@@ -138,11 +141,13 @@ public struct ScrapeAssembler: Sendable {
         switch f.type {
         case .counter:
             kind = .monotonicSum
-            if f.samples.contains(where: { $0.name == f.name + "_total" }) { name = f.name + "_total" }
+            let total = f.name + "_total"
+            if f.samples.contains(where: { $0.name == total }) { name = total }
         case .gauge, .unknown: kind = .gauge
         case .info:
             kind = .nonMonotonicSum
-            if f.samples.contains(where: { $0.name == f.name + "_info" }) { name = f.name + "_info" }
+            let info = f.name + "_info"
+            if f.samples.contains(where: { $0.name == info }) { name = info }
         case .stateset: kind = .nonMonotonicSum
         case .histogram: kind = .histogram
         case .summary: kind = .summary
@@ -156,7 +161,8 @@ public struct ScrapeAssembler: Sendable {
         case .gauge, .monotonicSum, .nonMonotonicSum:
             var created: [[ExpositionLabel]: Double] = [:]
             if kind == .monotonicSum {
-                for s in f.samples where s.name == f.name + "_created" { created[Self.sorted(s.labels)] = s.value }
+                let createdName = f.name + "_created"
+                for s in f.samples where s.name == createdName { created[Self.sorted(s.labels)] = s.value }
             }
             for s in f.samples where s.name == name {
                 let labels = Self.sorted(s.labels)
@@ -272,16 +278,17 @@ public struct ScrapeAssembler: Sendable {
         created: UInt64?
     ) -> UInt64 {
         let key = SeriesKey(metric: meta.name, scopeName: scope.name, scopeVersion: scope.version, labels: labels)
-        if var s = series[key], s.meta.kind == meta.kind {
+        // One lookup, and the state is updated in place (copying it out and back costs a hash and
+        // retains of everything it holds, per series per scrape).
+        if let i = series.index(forKey: key), series.values[i].meta.kind == meta.kind {
             if let created {
-                s.start = created
-            } else if meta.kind != .gauge && meta.kind != .nonMonotonicSum && value < s.last {
-                s.start = time  // reset: the cumulative value went down
+                series.values[i].start = created
+            } else if meta.kind != .gauge && meta.kind != .nonMonotonicSum && value < series.values[i].last {
+                series.values[i].start = time  // reset: the cumulative value went down
             }
-            s.last = value
-            s.generation = generation
-            series[key] = s
-            return s.start
+            series.values[i].last = value
+            series.values[i].generation = generation
+            return series.values[i].start
         }
         seriesAdded += 1
         series[key] = SeriesState(
@@ -315,7 +322,9 @@ public struct ScrapeAssembler: Sendable {
     }
 
     private static func sorted(_ labels: [ExpositionLabel]) -> [ExpositionLabel] {
-        labels.count < 2 ? labels : labels.sorted { $0.name < $1.name }
+        // Exposition labels usually come sorted already; checking is cheaper than sorting a copy.
+        if labels.count < 2 || zip(labels, labels.dropFirst()).allSatisfy({ $0.name < $1.name }) { return labels }
+        return labels.sorted { $0.name < $1.name }
     }
 
     /// A scraped count as an OTLP count: rounded, 0 for negative or NaN, `UInt64.max` from 2^64 on (a
@@ -452,9 +461,16 @@ private struct ScopeBuilder {
     private var metrics: [[Pending]] = []
     private var metricIndex: [[String: Int]] = []
 
+    /// The scope and metric of the previous `add`: consecutive points nearly always share them.
+    private var last: (scope: AssembledScopeID, metric: String, si: Int, mi: Int)?
+
     mutating func add(_ meta: MetricMeta, scope: InstrumentationScope, point: AssembledPoint) {
         let si: Int
         let id = AssembledScopeID(name: scope.name, version: scope.version)
+        if let last, last.metric == meta.name, last.scope == id {
+            append(point, si: last.si, mi: last.mi)
+            return
+        }
         if let i = scopeIndex[id] {
             si = i
         } else {
@@ -473,6 +489,11 @@ private struct ScopeBuilder {
             metrics[si].append(
                 Pending(name: meta.name, description: meta.description, unit: meta.unit, metadata: meta.metadata, kind: meta.kind))
         }
+        last = (id, meta.name, si, mi)
+        append(point, si: si, mi: mi)
+    }
+
+    private mutating func append(_ point: AssembledPoint, si: Int, mi: Int) {
         switch point {
         case .number(let p): metrics[si][mi].numbers.append(p)
         case .histogram(let p): metrics[si][mi].histograms.append(p)
