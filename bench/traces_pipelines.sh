@@ -6,7 +6,7 @@
 #   zipkin-json: Zipkin JSON → batch → zipkin exporter (JSON)    → sink (zipkin → nop)
 # For each: peak spans/s (exporter sent counter of the collector under test), then CPU % of one
 # core and RSS at a steady 10k spans/s (100 requests/s × 100 spans).
-# Usage: bench/traces_pipelines.sh [seconds] [scenario...]
+# Usage: bench/traces_pipelines.sh [seconds] [scenario...]     PHASES="steady" runs one phase only
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs="${1:-15}"; shift || true
@@ -38,7 +38,7 @@ sent() { curl -s "http://127.0.0.1:$1/metrics" | awk -v e="$2" '$1 ~ "^sextant_e
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ //')"
 for scenario in "${scenarios[@]}"; do
-  for phase in peak steady; do
+  for phase in ${PHASES:-peak steady}; do
     sink_port=$(free_port); in_port=$(free_port); t1=$(free_port); t2=$(free_port)
     case "$scenario" in
       otlp-grpc)

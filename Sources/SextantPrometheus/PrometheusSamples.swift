@@ -100,6 +100,7 @@ public enum PrometheusSamples {
     }
 
     private static func points(_ m: Metric, base: [(String, String)], options: Options, skipped: inout Skipped, _ body: (Point) -> Void) {
+        let sortedBase = base.sorted { $0.0 < $1.0 }
         func family(_ type: MetricType, counter: Bool = false, gauge: Bool = false) -> Family {
             let name = PrometheusNaming.metricName(m.name, unit: m.unit, namespace: options.namespace, isCounter: counter, isGauge: gauge)
             return Family(
@@ -107,7 +108,18 @@ public enum PrometheusSamples {
                 unit: PrometheusNaming.unitSuffix(m.unit, isGauge: gauge) ?? "")
         }
         func labels(_ attrs: [KeyValue]) -> [(String, String)] {
-            merge(base, attrs.map { (PrometheusNaming.sanitizeLabelName($0.key), $0.value.asString) }).sorted { $0.0 < $1.0 }
+            // Each attribute goes to its place in the sorted base labels (replacing a base label of the
+            // same name), so the result is sorted without sorting it.
+            var l = sortedBase
+            l.reserveCapacity(sortedBase.count + attrs.count)
+            for kv in attrs {
+                let name = PrometheusNaming.sanitizeLabelName(kv.key)
+                let value = kv.value.asString
+                var i = l.count
+                while i > 0, l[i - 1].0 > name { i -= 1 }
+                if i > 0, l[i - 1].0 == name { l[i - 1].1 = value } else { l.insert((name, value), at: i) }
+            }
+            return l
         }
         func skip(_ n: Int, _ reason: String) {
             skipped.points += n

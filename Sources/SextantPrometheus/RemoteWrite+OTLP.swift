@@ -30,7 +30,7 @@ extension RemoteWrite {
     public static func convert(_ batches: [MetricsData], options: ConversionOptions = .init()) -> Conversion {
         // External labels sorted by name, so each series' labels are built by merging sorted runs.
         let external = options.externalLabels.map { Label(PrometheusNaming.sanitizeLabelName($0.0), $0.1) }.sorted { $0.name < $1.name }
-        var lines: [(series: TimeSeries, order: Int)] = []
+        var lines: [Line] = []
         var families: [String: PrometheusSamples.Family] = [:]
         var lastFamily = ""
         var points = 0
@@ -65,27 +65,27 @@ extension RemoteWrite {
                 Self.insertSorted(Label("__name__", line.suffix.isEmpty ? p.family.name : p.family.name + line.suffix), into: &labels)
                 // `le`/`quantile` wins over a label of the same name.
                 if let (name, value) = line.extra { Self.insertSorted(Label(name, value), into: &labels) }
-                let sample = Sample(value: p.stale ? staleNaN : line.value, timestamp: ms)
-                var ts = TimeSeries(labels: labels, samples: [sample])
-                if let e = line.exemplar, !p.stale { ts.exemplars.append(exemplar(e)) }
-                lines.append((ts, lines.count))
+                lines.append(
+                    Line(
+                        labels: labels, sample: Sample(value: p.stale ? staleNaN : line.value, timestamp: ms),
+                        exemplar: p.stale ? nil : line.exemplar.map(exemplar), order: lines.count))
             }
         }
         // One entry per line so far. Sorting by labels (then input order) puts the lines of a series side
         // by side, so they merge without hashing every label set.
         lines.sort { a, b in
-            let c = Self.compareLabels(a.series.labels, b.series.labels)
+            let c = Self.compareLabels(a.labels, b.labels)
             return c != 0 ? c < 0 : a.order < b.order
         }
         var series: [TimeSeries] = []
         series.reserveCapacity(lines.count)
-        for (ts, _) in lines {
-            if let last = series.last, last.labels == ts.labels {
-                series[series.count - 1].samples.append(contentsOf: ts.samples)
-                series[series.count - 1].exemplars.append(contentsOf: ts.exemplars)
+        for line in lines {
+            if let last = series.last, last.labels == line.labels {
+                series[series.count - 1].samples.append(line.sample)
             } else {
-                series.append(ts)
+                series.append(TimeSeries(labels: line.labels, samples: [line.sample]))
             }
+            if let e = line.exemplar { series[series.count - 1].exemplars.append(e) }
         }
         lines = []
         for i in series.indices where series[i].samples.count > 1 {
@@ -112,6 +112,15 @@ extension RemoteWrite {
             }
         }
         return Conversion(request: request, skipped: skipped, points: points)
+    }
+
+    /// One line of a point on its way to a series.
+    private struct Line {
+        var labels: [Label]
+        var sample: Sample
+        var exemplar: Exemplar?
+        /// Input position, so that lines of one series keep their order.
+        var order: Int
     }
 
     /// Orders series as their label text (`name\0value\0...`) would sort, without building the text (a

@@ -200,14 +200,20 @@ public struct ScrapeAssembler: Sendable {
         var index: [[ExpositionLabel]: Int] = [:]
         var groups: [Group] = []
         for s in f.samples {
-            let labels = sorted(s.labels.filter { $0.name != special })
             let gi: Int
-            if let i = index[labels] {
-                gi = i
+            // The lines of one group are nearly always adjacent: compare with the previous group first,
+            // without building (or hashing) the label set.
+            if let last = groups.indices.last, Self.sameGroup(s.labels, groups[last].labels, without: special) {
+                gi = last
             } else {
-                gi = groups.count
-                index[labels] = gi
-                groups.append(Group(labels: labels))
+                let labels = sorted(s.labels.filter { $0.name != special })
+                if let i = index[labels] {
+                    gi = i
+                } else {
+                    gi = groups.count
+                    index[labels] = gi
+                    groups.append(Group(labels: labels))
+                }
             }
             let suffix = Substring(s.name.utf8.dropFirst(f.name.utf8.count))
             switch suffix {
@@ -226,6 +232,16 @@ public struct ScrapeAssembler: Sendable {
             if let t = s.timestampNanos { groups[gi].time = t }
         }
         return groups
+    }
+
+    /// Whether `labels` without `special` are exactly `group` (sorted by name) in that order.
+    private static func sameGroup(_ labels: [ExpositionLabel], _ group: [ExpositionLabel], without special: String) -> Bool {
+        var g = 0
+        for l in labels where l.name != special {
+            guard g < group.count, group[g].name == l.name, group[g].value == l.value else { return false }
+            g += 1
+        }
+        return g == group.count
     }
 
     private mutating func convertHistogram(_ f: ExpositionFamily, meta: MetricMeta, at scrapeTime: UInt64, into builder: inout ScopeBuilder) {

@@ -119,6 +119,29 @@ import Testing
         #expect(c.skipped.points == 2)
     }
 
+    /// The same series in two batches becomes one series with both samples in time order; an attribute
+    /// wins over an external label of the same name, and `le` over an attribute called `le`.
+    @Test func seriesMergeAcrossBatchesAndLabelPrecedence() {
+        func batch(_ t: UInt64, _ v: Int64) -> MetricsData {
+            MetricsData(resourceMetrics: [ResourceMetrics(scopeMetrics: [ScopeMetrics(metrics: [
+                Metric(name: "g", data: .gauge([NumberDataPoint(attributes: [KeyValue("region", .string("eu"))], timeUnixNano: t, value: .int(v))])),
+                Metric(name: "h", data: .histogram([HistogramDataPoint(
+                    attributes: [KeyValue("le", .string("attr"))], timeUnixNano: t, count: 1, bucketCounts: [1, 0], explicitBounds: [2])],
+                    temporality: .cumulative)),
+            ])])])
+        }
+        var options = RemoteWrite.ConversionOptions()
+        options.externalLabels = [("region", "us"), ("a", "first")]
+        let c = RemoteWrite.convert([batch(5_000_000, 2), batch(3_000_000, 1)], options: options)
+        let got = c.request.timeseries.map { "\(labels($0)) \($0.samples.map { "\($0.value)@\($0.timestamp)" })" }
+        #expect(got == [
+            "__name__=g,a=first,region=eu [\"1.0@3\", \"2.0@5\"]",
+            "__name__=h_bucket,a=first,le=+Inf,region=us [\"1.0@3\", \"1.0@5\"]",
+            "__name__=h_bucket,a=first,le=2,region=us [\"1.0@3\", \"1.0@5\"]",
+            "__name__=h_count,a=first,le=attr,region=us [\"1.0@3\", \"1.0@5\"]",
+        ])
+    }
+
     @Test func receiverSideMapping() {
         let req = RemoteWrite.WriteRequest(
             timeseries: [

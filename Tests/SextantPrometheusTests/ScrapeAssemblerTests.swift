@@ -111,6 +111,34 @@ private func numbers(_ m: Metric?) -> [NumberDataPoint] {
         #expect(m["nocount"] == nil)  // spec: no _count → dropped
     }
 
+    /// Histogram lines are grouped by their labels without `le` whether the groups are adjacent (the fast
+    /// path compares with the previous group), interleaved, or written with labels in another order.
+    @Test func histogramGroupsInterleavedAndUnsorted() throws {
+        var a = assembler()
+        let text = """
+            # TYPE h histogram
+            h_bucket{path="/a",le="1"} 1
+            h_bucket{le="1",path="/b"} 2
+            h_bucket{path="/a",le="+Inf"} 3
+            h_bucket{method="GET",path="/b",le="+Inf"} 9
+            h_bucket{path="/b",le="+Inf"} 4
+            h_count{path="/a"} 3
+            h_count{path="/b"} 4
+            h_count{path="/b",method="GET"} 9
+            h_bucket{method="GET",path="/b",le="1"} 5
+            """
+        let m = metrics(a.assemble(try families(text), at: t0))
+        guard case .histogram(let h, _)? = m["h"]?.data else {
+            Issue.record("h is not a histogram")
+            return
+        }
+        let byLabels = Dictionary(uniqueKeysWithValues: h.map { p in (p.attributes.map { "\($0.key)=\($0.value.asString)" }.joined(separator: ","), p) })
+        #expect(byLabels.count == 3)
+        #expect(byLabels["path=/a"]?.bucketCounts == [1, 2] && byLabels["path=/a"]?.count == 3)
+        #expect(byLabels["path=/b"]?.bucketCounts == [2, 2] && byLabels["path=/b"]?.count == 4)
+        #expect(byLabels["method=GET,path=/b"]?.bucketCounts == [5, 4] && byLabels["method=GET,path=/b"]?.count == 9)
+    }
+
     /// Found by fuzz/FuzzPrometheusText and FuzzOpenMetrics: a `_count` below the buckets (or unlike the +Inf
     /// bucket) made a point whose count was not the sum of its buckets, rendered with a decreasing +Inf bucket.
     @Test(arguments: [
