@@ -22,7 +22,7 @@ import PackageDescription
 /// - `SextantHTTP`: small SwiftNIO HTTP/1.1 server plumbing shared by receivers and self-telemetry.
 /// - `SextantSecurity`: `tls` settings (OTel's `configtls`) → swift-nio-ssl configurations, and the
 ///   authenticator protocols (`auth: {authenticator: ...}`, OTel's `configauth`) receivers and exporters use.
-/// - `SextantGRPC`: grpc-swift-2 glue (raw-bytes coding, OTLP service descriptors) shared by receivers and exporters.
+/// - `SextantGRPC`: grpc-swift-2 client glue (raw-bytes coding, OTLP method descriptors, client TLS) for exporters and the proxy.
 /// - `SextantReceivers`, `SextantProcessors`, `SextantExporters`, `SextantConnectors`: components by role.
 /// - `SextantCollector`: the registry of built-in components and the collector runtime.
 /// - `SextantDemo`: `sextant demo` — the collector, a Bookinfo mesh of in-process apps and sidecars, traffic.
@@ -144,11 +144,12 @@ let package = Package(
         .target(
             name: "SextantReceivers",
             dependencies: ["SextantModel", "SextantOTLP", "SextantZipkin", "SextantJaeger", "SextantThrift", "SextantPipeline", "SextantHTTP",
-                "SextantGRPC", "SextantPrometheus", "SextantSnappy",
+                "SextantPrometheus", "SextantSnappy",
                 "SextantFluentForward", "SextantSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict

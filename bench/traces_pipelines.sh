@@ -6,7 +6,7 @@
 #   zipkin-json: Zipkin JSON → batch → zipkin exporter (JSON)    → sink (zipkin → nop)
 # For each: peak spans/s (exporter sent counter of the collector under test), then CPU % of one
 # core and RSS at a steady 10k spans/s (100 requests/s × 100 spans).
-# Usage: bench/traces_pipelines.sh [seconds] [scenario...]     PHASES="steady" runs one phase only
+# Usage: bench/traces_pipelines.sh [seconds] [scenario...]     PHASES="steady" runs one phase only; SEXTANT_BIN=path skips the build
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs="${1:-15}"; shift || true
@@ -15,8 +15,11 @@ scenarios=(${scenarios[@]})
 
 scripts/python-env.sh
 py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
-swift build -c release --product sextant 2>&1 | tail -1
-bin="$PWD/.build/release/sextant"
+if [ -z "${SEXTANT_BIN:-}" ]; then
+  swift build -c release --product sextant 2>&1 | tail -1
+  SEXTANT_BIN="$PWD/.build/release/sextant"
+fi
+bin="$SEXTANT_BIN"
 tmp="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }

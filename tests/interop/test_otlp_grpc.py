@@ -228,7 +228,9 @@ def test_unknown_method_is_unimplemented(grpc_collector, channel, method):
     assert written_span_names(grpc_collector) == ["after unimplemented"]
 
 
-@pytest.mark.parametrize("compression", [grpc.Compression.NoCompression, grpc.Compression.Gzip], ids=["none", "gzip"])
+@pytest.mark.parametrize(
+    "compression", [grpc.Compression.NoCompression, grpc.Compression.Gzip, grpc.Compression.Deflate], ids=["none", "gzip", "deflate"]
+)
 def test_message_over_max_recv_msg_size_is_resource_exhausted(grpc_collector, channel, compression):
     """A request over max_recv_msg_size_mib (after decompression, so a small gzip body that inflates past
     the limit counts too) fails with RESOURCE_EXHAUSTED, as grpc-go's server answers; nothing is written."""
@@ -260,6 +262,14 @@ def test_invalid_ids_are_partial_success(grpc_collector, channel, bad):
     assert wait_for_accepted(grpc_collector, {"traces": 3}, transport="grpc") == {"traces": 3}
     assert per_signal(grpc_collector, "sextant_receiver_refused_items_total", transport="grpc").get("traces") == 1
     assert written_span_names(grpc_collector) == ["after partial", "good one", "good two"]
+
+
+@pytest.mark.parametrize("compression", [grpc.Compression.Gzip, grpc.Compression.Deflate], ids=["gzip", "deflate"])
+def test_compressed_requests_are_accepted(grpc_collector, channel, compression):
+    """grpcio compresses the message and names the encoding in `grpc-encoding` (gRPC's "deflate" is zlib)."""
+    _, code, details = raw_call(channel, export_path("traces"), spans_request(f"compressed {compression.name}").SerializeToString(), compression=compression)
+    assert code == grpc.StatusCode.OK, f"{code}: {details}"
+    assert written_span_names(grpc_collector) == [f"compressed {compression.name}"]
 
 
 def test_concurrent_calls_on_one_channel(grpc_collector, channel):

@@ -1,4 +1,3 @@
-import GRPCNIOTransportHTTP2
 import NIOCore
 import SextantHTTP
 import SextantPipeline
@@ -18,18 +17,5 @@ extension HTTPServerConfiguration {
     /// Applies the receiver's `limits.max_connections` to this listener.
     mutating func limitConnections(_ settings: ComponentSettings) {
         connectionLimit = ConnectionLimit(settings)
-    }
-}
-
-extension HTTP2ServerTransport.Config.ChannelDebuggingCallbacks {
-    /// Applies the receiver's `limits.max_connections` to a gRPC listener: the transport's accept
-    /// hook closes connections past the cap before HTTP/2 starts on them.
-    mutating func limitConnections(_ settings: ComponentSettings) {
-        let limit = ConnectionLimit(settings)
-        let previous = onAcceptTCPConnection
-        onAcceptTCPConnection = { channel in
-            guard limit.admit(channel) else { return channel.eventLoop.makeSucceededVoidFuture() }
-            return previous?(channel) ?? channel.eventLoop.makeSucceededVoidFuture()
-        }
     }
 }

@@ -1,9 +1,6 @@
-import GRPCCore
-import GRPCNIOTransportHTTP2
 import Logging
 import NIOCore
 import NIOHTTP1
-import SextantGRPC
 import SextantHTTP
 import SextantModel
 import SextantOTLP
@@ -34,8 +31,7 @@ public final class OTLPReceiver: Component {
     private let httpMetrics: ReceiverMetrics
     private let grpcMetrics: ReceiverMetrics
     private let httpServer = Mutex<HTTPServer?>(nil)
-    /// The running gRPC server (plaintext and TLS servers have different transport types).
-    private let grpcServer = Mutex<(stop: @Sendable () -> Void, task: Task<String?, Never>, port: Int)?>(nil)
+    private let grpcServer = Mutex<OTLPGRPCServer?>(nil)
 
     public init(_ config: OTLPReceiverConfig, settings: ComponentSettings, consumers: [Signal: any Consumer]) {
         self.config = config
@@ -58,10 +54,7 @@ public final class OTLPReceiver: Component {
 
     public func shutdown() async {
         await httpServer.withLock { $0 }?.shutdown()
-        if let g = grpcServer.withLock({ $0 }) {
-            g.stop()
-            _ = await g.task.value
-        }
+        await grpcServer.withLock { $0 }?.close()
     }
 
     /// Hands a decoded request to the pipeline, counting what was accepted and refused.
@@ -151,116 +144,44 @@ public final class OTLPReceiver: Component {
     // MARK: gRPC
 
 
-    /// Starts serving in a task; returns how to stop it and the task, whose value says why serving
-    /// failed (e.g. the port is taken), or nil after a graceful stop.
-    private static func serve<T: ServerTransport>(_ server: GRPCServer<T>, _ logger: Logger) -> (@Sendable () -> Void, Task<String?, Never>) {
-        let task = Task<String?, Never> {
-            do { try await server.serve() } catch {
-                logger.error("OTLP/gRPC server stopped: \(error)")
-                return "\(error)"
-            }
-            return nil
-        }
-        return ({ server.beginGracefulShutdown() }, task)
-    }
     private func startGRPC(_ grpc: OTLPReceiverConfig.GRPC) async throws {
-        var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
-        transportConfig.compression.enabledAlgorithms = .all
-        transportConfig.channelDebuggingCallbacks.limitConnections(settings)
-        // The transport resets streams over its limit without a status (grpc-swift-nio-transport), so
-        // it gets headroom and the configured limit is enforced in the handler, where an oversized
-        // message gets RESOURCE_EXHAUSTED as gRPC clients expect. Past 4× the limit the transport's
-        // reset still applies, which keeps memory bounded.
-        transportConfig.rpc.maxRequestPayloadSize = grpc.maxRecvMsgSize * 4
-        let limit = grpc.maxRecvMsgSize
-        let service = OTLPGRPCService(signals: Set(consumers.keys)) { [self] signal, bytes in
-            guard bytes.count <= limit else {
-                grpcMetrics.refused(signal, 0)
-                throw RPCError(code: .resourceExhausted, message: "message of \(bytes.count) bytes exceeds max_recv_msg_size_mib (\(limit) bytes)")
-            }
-            return try await handleGRPC(signal, bytes)
-        }
-        var interceptors: [any ServerInterceptor] = []
-        if let check = try grpc.security.requestCheck(settings, transport: "grpc") {
-            interceptors.append(AuthenticatingServerInterceptor(check))
-        }
-        let logger = self.logger
-        let stop: @Sendable () -> Void
-        /// Serves until shutdown; returns why serving failed, if it did (e.g. the port is taken).
-        let task: Task<String?, Never>
-        let listening: @Sendable () async throws -> GRPCNIOTransportCore.SocketAddress?
-        if let tls = grpc.security.tls {
-            // gRPC requires ALPN h2 over TLS (gRPC over HTTP/2, "Protocol negotiation").
-            let context = try tls.makeContext(applicationProtocols: ["h2", "grpc-exp"])
-            let config = HTTP2ServerTransport.Custom<TLSListenerFactory>.Config(
-                compression: transportConfig.compression, connection: transportConfig.connection, http2: transportConfig.http2,
-                rpc: transportConfig.rpc, channelDebuggingCallbacks: transportConfig.channelDebuggingCallbacks)
-            let transport = HTTP2ServerTransport.Custom(
-                listenerFactory: TLSListenerFactory(host: grpc.host, port: grpc.port, context: context), config: config)
-            (stop, task) = Self.serve(GRPCServer(transport: transport, services: [service], interceptors: interceptors), logger)
-            listening = { await transport.listeningAddress }
-        } else {
-            let address: GRPCNIOTransportCore.SocketAddress =
-                grpc.host.contains(":") ? .ipv6(host: grpc.host, port: grpc.port) : .ipv4(host: grpc.host, port: grpc.port)
-            let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: transportConfig)
-            (stop, task) = Self.serve(GRPCServer(transport: transport, services: [service], interceptors: interceptors), logger)
-            listening = { try await transport.listeningAddress }
-        }
-        let port: Int
-        do {
-            guard let bound = try await listening() else {
-                // The TLS transport reports no address when its bind failed; the serve task knows why.
-                stop()
-                let reason = await task.value ?? "stopped"
-                throw RuntimeError(code: .serverIsStopped, message: "OTLP/gRPC cannot listen on \(grpc.host):\(grpc.port): \(reason)")
-            }
-            port = bound.ipv4?.port ?? bound.ipv6?.port ?? grpc.port
-        } catch {
-            stop()
-            _ = await task.value
-            throw error
-        }
-        grpcServer.withLock { $0 = (stop, task, port) }
-        logger.info("OTLP/gRPC receiver listening", metadata: grpc.security.logMetadata(endpoint: "\(grpc.host):\(port)"))
+        let paths: [(Signal, String)] = [
+            (.traces, "/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
+            (.metrics, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"),
+            (.logs, "/opentelemetry.proto.collector.logs.v1.LogsService/Export"),
+        ]
+        var methods: [String: Signal] = [:]
+        for (signal, path) in paths where consumers[signal] != nil { methods[path] = signal }
+        let metrics = grpcMetrics
+        let settings = OTLPGRPCServer.Settings(
+            methods: methods, maxMessageBytes: grpc.maxRecvMsgSize,
+            authenticate: try grpc.security.requestCheck(self.settings, transport: "grpc"),
+            handle: { [self] signal, bytes throws(GRPCStatus) in try await handleGRPC(signal, bytes) },
+            onOversized: { metrics.refused($0, 0) })
+        // gRPC requires ALPN h2 over TLS (gRPC over HTTP/2, "Protocol negotiation").
+        let context = try grpc.security.tls.map { try $0.makeContext(applicationProtocols: ["h2", "grpc-exp"]) }
+        let server = try await OTLPGRPCServer.start(
+            host: grpc.host, port: grpc.port, tls: context, connectionLimit: ConnectionLimit(self.settings), settings: settings)
+        grpcServer.withLock { $0 = server }
+        logger.info("OTLP/gRPC receiver listening", metadata: grpc.security.logMetadata(endpoint: "\(grpc.host):\(server.port)"))
     }
 
-    private func handleGRPC(_ signal: Signal, _ bytes: [UInt8]) async throws -> [UInt8] {
+    private func handleGRPC(_ signal: Signal, _ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
         let decoded: DecodeResult<Telemetry>
         do {
             decoded = try bytes.withUnsafeBytes { try OTLPProtobuf.decode(signal, $0) }
         } catch {
             logger.debug("rejecting malformed OTLP/gRPC request", metadata: ["error": "\(error)"])
-            throw RPCError(code: .invalidArgument, message: "malformed protobuf \(signal) request: \(error)")
+            throw GRPCStatus(code: GRPCStatus.invalidArgument, message: "malformed protobuf \(signal) request: \(error)")
         }
         switch await deliver(signal, decoded, to: consumers[signal]!, metrics: grpcMetrics) {
         case .accepted(let partial):
             return OTLPProtobuf.encodeExportResponse(signal, partialSuccess: partial)
         case .refused(let e):
             switch e.kind {
-            case .permanent: throw RPCError(code: .invalidArgument, message: e.message)
-            case .retryable: throw RPCError(code: .unavailable, message: e.message)
-            case .overloaded: throw RPCError(code: .resourceExhausted, message: e.message)
-            }
-        }
-    }
-}
-
-/// Registers `Export` for each signal the receiver has a pipeline for; other methods answer
-/// UNIMPLEMENTED (grpc-swift's router does that for unknown methods).
-struct OTLPGRPCService: RegistrableRPCService {
-    let signals: Set<Signal>
-    let handle: @Sendable (Signal, [UInt8]) async throws -> [UInt8]
-
-    func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
-        let methods: [(Signal, MethodDescriptor)] = [
-            (.traces, OTLPGRPCMethods.traces), (.metrics, OTLPGRPCMethods.metrics), (.logs, OTLPGRPCMethods.logs),
-        ]
-        for (signal, method) in methods where signals.contains(signal) {
-            let handle = self.handle
-            router.registerHandler(forMethod: method, deserializer: RawBytesCoding(), serializer: RawBytesCoding()) { request, _ in
-                let single = try await ServerRequest(stream: request)
-                let response = try await handle(signal, single.message)
-                return StreamingServerResponse(single: ServerResponse(message: response))
+            case .permanent: throw GRPCStatus(code: GRPCStatus.invalidArgument, message: e.message)
+            case .retryable: throw GRPCStatus(code: GRPCStatus.unavailable, message: e.message)
+            case .overloaded: throw GRPCStatus(code: GRPCStatus.resourceExhausted, message: e.message)
             }
         }
     }

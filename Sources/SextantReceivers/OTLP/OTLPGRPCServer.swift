@@ -1,0 +1,302 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import SextantHTTP
+import SextantModel
+import Synchronization
+
+/// A gRPC status: code and message (gRPC "Status codes and their use in gRPC").
+struct GRPCStatus: Error, Sendable, Equatable {
+    var code: Int
+    var message: String
+
+    static let invalidArgument = 3
+    static let resourceExhausted = 8
+    static let unimplemented = 12
+    static let `internal` = 13
+    static let unavailable = 14
+    static let unauthenticated = 16
+}
+
+/// The OTLP/gRPC listener: unary `Export` calls of the three OTLP services over HTTP/2 (cleartext with
+/// prior knowledge, or TLS with ALPN `h2`), served by a handler on each stream's event loop.
+///
+/// It follows "gRPC over HTTP2" (grpc/grpc `doc/PROTOCOL-HTTP2.md`): a request is HEADERS (`:method
+/// POST`, `:path /<service>/<method>`, `content-type application/grpc[+proto]`, optional
+/// `grpc-encoding`), one length-prefixed message (1-byte compressed flag, 4-byte big-endian length), and
+/// END_STREAM; the response is HEADERS (`:status 200`), one length-prefixed message and trailers with
+/// `grpc-status`, or a Trailers-Only response carrying `grpc-status`/`grpc-message` when the call fails.
+/// Compressed messages are inflated (`gzip`, `deflate`) under the size limit, so a small body that
+/// inflates past `max_recv_msg_size_mib` fails with RESOURCE_EXHAUSTED like an oversized one.
+///
+/// The exchange of one call runs on the event loop that reads it, and so does the async handler (the
+/// loop is its task executor): no thread hop per call, where a general-purpose gRPC server spends
+/// several.
+final class OTLPGRPCServer: Sendable {
+    /// `handle(signal, message)` returns the response message or throws a `GRPCStatus`.
+    typealias Handler = @Sendable (Signal, [UInt8]) async throws(GRPCStatus) -> [UInt8]
+
+    /// What each call needs, shared by every stream.
+    struct Settings: Sendable {
+        var methods: [String: Signal]
+        var maxMessageBytes: Int
+        var authenticate: (@Sendable ((String) -> String?) -> Bool)?
+        var handle: Handler
+        var onOversized: @Sendable (Signal) -> Void
+        /// Set by `start`.
+        var tracker: ConnectionTracker?
+    }
+
+    private let channel: any Channel
+    private let tracker: ConnectionTracker
+    let port: Int
+
+    private init(channel: any Channel, tracker: ConnectionTracker) {
+        self.channel = channel
+        self.tracker = tracker
+        self.port = channel.localAddress?.port ?? 0
+    }
+
+    /// Open connections and calls in flight, for a graceful stop.
+    final class ConnectionTracker: Sendable {
+        private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+        let calls = Atomic<Int>(0)
+
+        func add(_ channel: any Channel) {
+            let id = ObjectIdentifier(channel)
+            open.withLock { $0[id] = channel }
+            channel.closeFuture.whenComplete { _ in self.open.withLock { _ = $0.removeValue(forKey: id) } }
+        }
+
+        func closeAll() {
+            for c in open.withLock({ Array($0.values) }) { c.close(promise: nil) }
+        }
+    }
+
+    static func start(
+        host: String, port: Int, tls: NIOSSLContext?, connectionLimit: ConnectionLimit, settings: Settings,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> OTLPGRPCServer {
+        let tracker = ConnectionTracker()
+        var withTracker = settings
+        withTracker.tracker = tracker
+        let settings = withTracker
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                guard connectionLimit.admit(channel) else { return channel.eventLoop.makeSucceededVoidFuture() }
+                tracker.add(channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+                    let executor = EventLoopTaskExecutor(channel.eventLoop)
+                    _ = try sync.configureHTTP2Pipeline(
+                        mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+                    ) { stream in
+                        stream.eventLoop.makeCompletedFuture {
+                            try stream.pipeline.syncOperations.addHandler(GRPCUnaryCallHandler(settings: settings, executor: executor))
+                        }
+                    }
+                }
+            }
+            .bind(host: host, port: port).get()
+        return OTLPGRPCServer(channel: channel, tracker: tracker)
+    }
+
+    /// Stops accepting, lets calls in flight finish (up to `grace`), then closes every connection.
+    func close(grace: Duration = .seconds(5)) async {
+        try? await channel.close()
+        let clock = ContinuousClock()
+        let deadline = clock.now + grace
+        while tracker.calls.load(ordering: .relaxed) > 0, clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        tracker.closeAll()
+    }
+}
+
+/// One HTTP/2 stream: one unary call.
+final class GRPCUnaryCallHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    private enum State {
+        case awaitingHeaders
+        case receiving(Signal, encoding: String?)
+        /// Answered (or answering): later frames are ignored.
+        case done
+    }
+
+    private let settings: OTLPGRPCServer.Settings
+    private let executor: EventLoopTaskExecutor
+    private var state = State.awaitingHeaders
+    private var body: ByteBuffer?
+
+    init(settings: OTLPGRPCServer.Settings, executor: EventLoopTaskExecutor) {
+        self.settings = settings
+        self.executor = executor
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .headers(let h):
+            if case .awaitingHeaders = state {
+                begin(context, h.headers)
+                if h.endStream { end(context) }
+            } else if h.endStream {
+                end(context)  // request trailers
+            }
+        case .data(let d):
+            guard case .receiving(let signal, _) = state, case .byteBuffer(var bytes) = d.data else { return }
+            if body == nil {
+                body = bytes
+            } else {
+                body!.writeBuffer(&bytes)
+            }
+            // Header (5) plus the largest message accepted; anything past that is refused at once.
+            if body!.readableBytes > settings.maxMessageBytes + 5 {
+                settings.onOversized(signal)
+                fail(context, GRPCStatus(code: GRPCStatus.resourceExhausted, message: "message exceeds max_recv_msg_size_mib (\(settings.maxMessageBytes) bytes)"))
+                return
+            }
+            if d.endStream { end(context) }
+        default:
+            break
+        }
+    }
+
+    private func begin(_ context: ChannelHandlerContext, _ headers: HPACKHeaders) {
+        guard headers.first(name: ":method") == "POST" else {
+            return fail(context, GRPCStatus(code: GRPCStatus.unimplemented, message: "gRPC calls are POST requests"))
+        }
+        guard let contentType = headers.first(name: "content-type"), contentType.hasPrefix("application/grpc") else {
+            // Not gRPC at all: an HTTP answer, as the protocol asks (415 Unsupported Media Type).
+            state = .done
+            let response = HPACKHeaders([(":status", "415")])
+            context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: response, endStream: true))), promise: nil)
+            return
+        }
+        let path = headers.first(name: ":path") ?? ""
+        guard let signal = settings.methods[path] else {
+            return fail(context, GRPCStatus(code: GRPCStatus.unimplemented, message: "method \(path) is not implemented"))
+        }
+        if let authenticate = settings.authenticate, !authenticate({ headers.first(name: $0.lowercased()) }) {
+            return fail(context, GRPCStatus(code: GRPCStatus.unauthenticated, message: "missing or invalid credentials"))
+        }
+        let encoding = headers.first(name: "grpc-encoding").map { $0.lowercased() }
+        if let encoding, !["identity", "gzip", "deflate"].contains(encoding) {
+            // The spec's answer to an unsupported message encoding, with what is supported.
+            return fail(context, GRPCStatus(code: GRPCStatus.unimplemented, message: "message encoding \(encoding) is not supported"), extra: [("grpc-accept-encoding", "identity,deflate,gzip")])
+        }
+        state = .receiving(signal, encoding: encoding == "identity" ? nil : encoding)
+    }
+
+    /// END_STREAM: decode the one message and call the handler.
+    private func end(_ context: ChannelHandlerContext) {
+        guard case .receiving(let signal, let encoding) = state else { return }
+        state = .done
+        var buffer = body ?? ByteBuffer()
+        body = nil
+        guard let compressed = buffer.readInteger(as: UInt8.self), let length = buffer.readInteger(as: UInt32.self) else {
+            return fail(context, GRPCStatus(code: GRPCStatus.internal, message: "the request carries no message"))
+        }
+        guard Int(length) <= settings.maxMessageBytes else {
+            settings.onOversized(signal)
+            return fail(context, GRPCStatus(code: GRPCStatus.resourceExhausted, message: "message of \(length) bytes exceeds max_recv_msg_size_mib (\(settings.maxMessageBytes) bytes)"))
+        }
+        guard buffer.readableBytes == Int(length) else {
+            return fail(context, GRPCStatus(code: GRPCStatus.internal, message: "a unary call takes exactly one message of its declared length"))
+        }
+        let message: [UInt8]
+        if compressed == 0 {
+            message = buffer.readBytes(length: buffer.readableBytes) ?? []
+        } else {
+            guard encoding != nil else {
+                return fail(context, GRPCStatus(code: GRPCStatus.internal, message: "a compressed message without grpc-encoding"))
+            }
+            do throws(Inflater.Failure) {
+                // gzip is RFC 1952; gRPC's "deflate" is the zlib format (RFC 1950): both are detected.
+                let inflated = try Inflater.inflate(buffer, format: .gzipOrZlib, limit: settings.maxMessageBytes)
+                message = Array(inflated.readableBytesView)
+            } catch {
+                if case .tooLarge = error {
+                    settings.onOversized(signal)
+                    return fail(context, GRPCStatus(code: GRPCStatus.resourceExhausted, message: "message exceeds max_recv_msg_size_mib (\(settings.maxMessageBytes) bytes) once decompressed"))
+                }
+                return fail(context, GRPCStatus(code: GRPCStatus.internal, message: "cannot decompress the message: \(error)"))
+            }
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let handle = settings.handle
+        let tracker = settings.tracker
+        let request = message
+        tracker?.calls.add(1, ordering: .relaxed)
+        Task(executorPreference: executor) {
+            let result: Result<[UInt8], GRPCStatus>
+            do throws(GRPCStatus) {
+                result = .success(try await handle(signal, request))
+            } catch {
+                result = .failure(error)
+            }
+            @Sendable func write() {
+                let (handler, context) = bound.value
+                switch result {
+                case .success(let reply): handler.reply(context, reply)
+                case .failure(let status): handler.fail(context, status)
+                }
+                tracker?.calls.subtract(1, ordering: .relaxed)
+            }
+            // The task runs on the stream's loop (its executor) unless something moved it.
+            if bound.eventLoop.inEventLoop { write() } else { bound.eventLoop.execute { write() } }
+        }
+    }
+
+    private func reply(_ context: ChannelHandlerContext, _ message: [UInt8]) {
+        let headers = HPACKHeaders([(":status", "200"), ("content-type", "application/grpc")])
+        context.write(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: message.count + 5)
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt32(message.count))
+        buffer.writeBytes(message)
+        context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(buffer)))), promise: nil)
+        let trailers = HPACKHeaders([("grpc-status", "0")])
+        context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
+    }
+
+    /// A Trailers-Only response: the status in the only HEADERS frame, which ends the stream.
+    private func fail(_ context: ChannelHandlerContext, _ status: GRPCStatus, extra: [(String, String)] = []) {
+        state = .done
+        body = nil
+        var headers = HPACKHeaders([
+            (":status", "200"), ("content-type", "application/grpc"), ("grpc-status", String(status.code)),
+            ("grpc-message", Self.percentEncoded(status.message)),
+        ])
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers, endStream: true))), promise: nil)
+    }
+
+    /// `grpc-message` is percent-encoded UTF-8: bytes outside printable ASCII, and `%`, are escaped.
+    static func percentEncoded(_ message: String) -> String {
+        var out = ""
+        for b in message.utf8 {
+            if b >= 0x20 && b <= 0x7E && b != UInt8(ascii: "%") {
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            } else {
+                let hex = Array("0123456789ABCDEF".utf8)
+                out += "%" + String(decoding: [hex[Int(b >> 4)], hex[Int(b & 0xF)]], as: UTF8.self)
+            }
+        }
+        return out
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension GRPCUnaryCallHandler: Sendable {}
