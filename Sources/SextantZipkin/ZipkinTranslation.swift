@@ -355,34 +355,52 @@ extension ZipkinTranslation {
 }
 
 /// Tags with unique keys (the last value wins, as for a JSON object or protobuf map) that keep
-/// their first position, with O(1) removal by key.
+/// their first position, with removal by key.
 struct TagSet {
     private var entries: [(key: String, value: String?)] = []
-    private var index: [String: Int] = [:]
+    /// Key → entry of the tags still present; only built past `linearLimit` tags, because a span's few
+    /// tags are found faster by comparing keys than by hashing them.
+    private var index: [String: Int]?
+    private var live = 0
+    private static let linearLimit = 16
 
     init(_ tags: [(key: String, value: String)]) {
         entries.reserveCapacity(tags.count)
         for (key, value) in tags { set(key, value) }
     }
 
-    mutating func set(_ key: String, _ value: String) {
-        if let i = index[key] {
-            entries[i].value = value
-        } else {
-            index[key] = entries.count
-            entries.append((key, value))
-        }
+    /// The entry holding `key`, if the tag is present (taken tags are not).
+    private func find(_ key: String) -> Int? {
+        if let index { return index[key] }
+        return entries.firstIndex { $0.value != nil && $0.key == key }
     }
 
-    func peek(_ key: String) -> String? { index[key].flatMap { entries[$0].value } }
+    mutating func set(_ key: String, _ value: String) {
+        if let i = find(key) {
+            entries[i].value = value
+            return
+        }
+        if index == nil, live >= Self.linearLimit {
+            var built: [String: Int] = [:]
+            for (i, e) in entries.enumerated() where e.value != nil { built[e.key] = i }
+            index = built
+        }
+        index?[key] = entries.count
+        entries.append((key, value))
+        live += 1
+    }
+
+    func peek(_ key: String) -> String? { find(key).flatMap { entries[$0].value } }
 
     mutating func take(_ key: String) -> String? {
-        guard let i = index.removeValue(forKey: key) else { return nil }
+        guard let i = find(key) else { return nil }
+        index?.removeValue(forKey: key)
+        live -= 1
         defer { entries[i].value = nil }
         return entries[i].value
     }
 
-    var count: Int { index.count }
+    var count: Int { live }
 
     /// Keys still present, in order.
     var keys: [String] { entries.compactMap { $0.value == nil ? nil : $0.key } }
