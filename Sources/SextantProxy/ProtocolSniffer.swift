@@ -128,6 +128,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                         try stream.pipeline.syncOperations.addHandler(make())
                     }
                 }
+                // The HTTP/2 handler reports connection errors after its GOAWAY; closing is ours to do.
+                try sync.addHandler(NIOCloseOnErrorHandler())
             } else {
                 // Pipelined requests are queued by `DownstreamHandler` itself, and header values come from
                 // a parsed request or from validated config, so only the codec is needed. Bytes after an

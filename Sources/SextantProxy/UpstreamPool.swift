@@ -301,6 +301,8 @@ final class UpstreamPool {
                     let mux = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                         mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
                     ) { stream in stream.close() }
+                    // The HTTP/2 handler reports connection errors after its GOAWAY; closing is ours to do.
+                    try channel.pipeline.syncOperations.addHandler(NIOCloseOnErrorHandler())
                     box.value.multiplexer = mux
                 }
             }

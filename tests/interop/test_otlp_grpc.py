@@ -272,6 +272,24 @@ def test_compressed_requests_are_accepted(grpc_collector, channel, compression):
     assert written_span_names(grpc_collector) == [f"compressed {compression.name}"]
 
 
+def test_non_http2_bytes_get_goaway_and_close(grpc_collector, channel):
+    """An HTTP/1.1 request on the gRPC port is a connection error: GOAWAY (frame type 7), then the
+    connection closes instead of lingering; other connections keep being served."""
+    with socket.create_connection(("127.0.0.1", grpc_collector.grpc_port), timeout=TIMEOUT) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while chunk := s.recv(4096):
+            received += chunk
+    frames, i = [], 0
+    while i + 9 <= len(received):
+        length = int.from_bytes(received[i:i + 3], "big")
+        frames.append(received[i + 3])
+        i += 9 + length
+    assert 7 in frames, f"no GOAWAY in {received!r}"
+    assert_channel_still_serves(channel, "after http1")
+    assert written_span_names(grpc_collector) == ["after http1"]
+
+
 def test_concurrent_calls_on_one_channel(grpc_collector, channel):
     """HTTP/2 multiplexes: many calls in flight on one connection, each answered and written once."""
     def call(i: int):

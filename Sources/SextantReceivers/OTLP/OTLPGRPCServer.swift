@@ -101,6 +101,9 @@ final class OTLPGRPCServer: Sendable {
                             try stream.pipeline.syncOperations.addHandler(GRPCUnaryCallHandler(settings: settings, executor: executor))
                         }
                     }
+                    // A connection error (not HTTP/2, a bad frame) makes the HTTP/2 handler send GOAWAY and
+                    // report the error; closing is left to the pipeline.
+                    try sync.addHandler(NIOCloseOnErrorHandler())
                 }
             }
             .bind(host: host, port: port).get()
