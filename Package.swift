@@ -133,6 +133,7 @@ let package = Package(
         .target(
             name: "SextantGRPC",
             dependencies: [
+                "SextantModel", "SextantOTLP",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,6 @@
 import GRPCCore
+import SextantModel
+import SextantOTLP
 
 /// Passes gRPC messages through as bytes, so our own codecs (e.g. `OTLPProtobuf`) decode them and
 /// can answer malformed input with `INVALID_ARGUMENT` and a precise reason.
@@ -14,13 +16,13 @@ public struct RawBytesCoding: MessageSerializer, MessageDeserializer {
     }
 }
 
-/// The OTLP/gRPC services (opentelemetry-proto `collector/*/v1/*_service.proto`), each with one
-/// unary method `Export`.
+/// The OTLP/gRPC `Export` methods (names from `OTLPGRPCNames`) as grpc-swift descriptors.
 public enum OTLPGRPCMethods {
-    public static let traces = MethodDescriptor(
-        service: ServiceDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.trace.v1.TraceService"), method: "Export")
-    public static let metrics = MethodDescriptor(
-        service: ServiceDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.metrics.v1.MetricsService"), method: "Export")
-    public static let logs = MethodDescriptor(
-        service: ServiceDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.logs.v1.LogsService"), method: "Export")
+    public static let traces = export(.traces)
+    public static let metrics = export(.metrics)
+    public static let logs = export(.logs)
+
+    private static func export(_ signal: Signal) -> MethodDescriptor {
+        MethodDescriptor(service: ServiceDescriptor(fullyQualifiedService: OTLPGRPCNames.service(signal)), method: "Export")
+    }
 }

@@ -78,6 +78,7 @@ public enum PrometheusSamples {
                 let (jobInstance, infoLabels) = resourceLabels(rm.resource)
                 var base = jobInstance + constLabels
                 if options.resourceToTelemetry { base = merge(base, infoLabels) }
+                base.sort { $0.0 < $1.0 }  // so that `points` inserts attributes into it in order
                 var newest: UInt64 = 0
                 for sm in rm.scopeMetrics {
                     for m in sm.metrics {
@@ -99,8 +100,8 @@ public enum PrometheusSamples {
         return skipped
     }
 
+    /// `base` is sorted by name.
     private static func points(_ m: Metric, base: [(String, String)], options: Options, skipped: inout Skipped, _ body: (Point) -> Void) {
-        let sortedBase = base.sorted { $0.0 < $1.0 }
         func family(_ type: MetricType, counter: Bool = false, gauge: Bool = false) -> Family {
             let name = PrometheusNaming.metricName(m.name, unit: m.unit, namespace: options.namespace, isCounter: counter, isGauge: gauge)
             return Family(
@@ -110,8 +111,8 @@ public enum PrometheusSamples {
         func labels(_ attrs: [KeyValue]) -> [(String, String)] {
             // Each attribute goes to its place in the sorted base labels (replacing a base label of the
             // same name), so the result is sorted without sorting it.
-            var l = sortedBase
-            l.reserveCapacity(sortedBase.count + attrs.count)
+            var l = base
+            l.reserveCapacity(base.count + attrs.count)
             for kv in attrs {
                 let name = PrometheusNaming.sanitizeLabelName(kv.key)
                 let value = kv.value.asString

@@ -45,8 +45,6 @@ final class OTLPGRPCServer: Sendable {
         var authenticate: (@Sendable ((String) -> String?) -> Bool)?
         var handle: Handler
         var onOversized: @Sendable (Signal) -> Void
-        /// Set by `start`.
-        var tracker: ConnectionTracker?
     }
 
     private let channel: any Channel
@@ -80,9 +78,6 @@ final class OTLPGRPCServer: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> OTLPGRPCServer {
         let tracker = ConnectionTracker()
-        var withTracker = settings
-        withTracker.tracker = tracker
-        let settings = withTracker
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -98,7 +93,8 @@ final class OTLPGRPCServer: Sendable {
                         mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
                     ) { stream in
                         stream.eventLoop.makeCompletedFuture {
-                            try stream.pipeline.syncOperations.addHandler(GRPCUnaryCallHandler(settings: settings, executor: executor))
+                            try stream.pipeline.syncOperations.addHandler(
+                                GRPCUnaryCallHandler(settings: settings, tracker: tracker, executor: executor))
                         }
                     }
                     // A connection error (not HTTP/2, a bad frame) makes the HTTP/2 handler send GOAWAY and
@@ -135,12 +131,14 @@ final class GRPCUnaryCallHandler: ChannelInboundHandler {
     }
 
     private let settings: OTLPGRPCServer.Settings
+    private let tracker: OTLPGRPCServer.ConnectionTracker
     private let executor: EventLoopTaskExecutor
     private var state = State.awaitingHeaders
     private var body: ByteBuffer?
 
-    init(settings: OTLPGRPCServer.Settings, executor: EventLoopTaskExecutor) {
+    init(settings: OTLPGRPCServer.Settings, tracker: OTLPGRPCServer.ConnectionTracker, executor: EventLoopTaskExecutor) {
         self.settings = settings
+        self.tracker = tracker
         self.executor = executor
     }
 
@@ -235,9 +233,9 @@ final class GRPCUnaryCallHandler: ChannelInboundHandler {
         }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let handle = settings.handle
-        let tracker = settings.tracker
+        let tracker = self.tracker
         let request = message
-        tracker?.calls.add(1, ordering: .relaxed)
+        tracker.calls.add(1, ordering: .relaxed)
         Task(executorPreference: executor) {
             let result: Result<[UInt8], GRPCStatus>
             do throws(GRPCStatus) {
@@ -251,7 +249,7 @@ final class GRPCUnaryCallHandler: ChannelInboundHandler {
                 case .success(let reply): handler.reply(context, reply)
                 case .failure(let status): handler.fail(context, status)
                 }
-                tracker?.calls.subtract(1, ordering: .relaxed)
+                tracker.calls.subtract(1, ordering: .relaxed)
             }
             // The task runs on the stream's loop (its executor) unless something moved it.
             if bound.eventLoop.inEventLoop { write() } else { bound.eventLoop.execute { write() } }
@@ -284,16 +282,17 @@ final class GRPCUnaryCallHandler: ChannelInboundHandler {
 
     /// `grpc-message` is percent-encoded UTF-8: bytes outside printable ASCII, and `%`, are escaped.
     static func percentEncoded(_ message: String) -> String {
-        var out = ""
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(message.utf8.count)
         for b in message.utf8 {
             if b >= 0x20 && b <= 0x7E && b != UInt8(ascii: "%") {
-                out.unicodeScalars.append(Unicode.Scalar(b))
+                out.append(b)
             } else {
-                let hex = Array("0123456789ABCDEF".utf8)
-                out += "%" + String(decoding: [hex[Int(b >> 4)], hex[Int(b & 0xF)]], as: UTF8.self)
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0xF)]]
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -145,13 +145,8 @@ public final class OTLPReceiver: Component {
 
 
     private func startGRPC(_ grpc: OTLPReceiverConfig.GRPC) async throws {
-        let paths: [(Signal, String)] = [
-            (.traces, "/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
-            (.metrics, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"),
-            (.logs, "/opentelemetry.proto.collector.logs.v1.LogsService/Export"),
-        ]
         var methods: [String: Signal] = [:]
-        for (signal, path) in paths where consumers[signal] != nil { methods[path] = signal }
+        for signal in consumers.keys { methods[OTLPGRPCNames.exportPath(signal)] = signal }
         let metrics = grpcMetrics
         let settings = OTLPGRPCServer.Settings(
             methods: methods, maxMessageBytes: grpc.maxRecvMsgSize,
