@@ -22,7 +22,7 @@ import PackageDescription
 /// - `SextantHTTP`: small SwiftNIO HTTP/1.1 server plumbing shared by receivers and self-telemetry.
 /// - `SextantSecurity`: `tls` settings (OTel's `configtls`) → swift-nio-ssl configurations, and the
 ///   authenticator protocols (`auth: {authenticator: ...}`, OTel's `configauth`) receivers and exporters use.
-/// - `SextantGRPC`: grpc-swift-2 client glue (raw-bytes coding, OTLP method descriptors, client TLS) for exporters and the proxy.
+/// - `SextantGRPC`: gRPC over HTTP/2 on swift-nio-http2: statuses and a unary client (OTLP exporters, the proxy's telemetry).
 /// - `SextantReceivers`, `SextantProcessors`, `SextantExporters`, `SextantConnectors`: components by role.
 /// - `SextantCollector`: the registry of built-in components and the collector runtime.
 /// - `SextantDemo`: `sextant demo` — the collector, a Bookinfo mesh of in-process apps and sidecars, traffic.
@@ -51,8 +51,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
-        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.0.0"),
-        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
@@ -77,8 +75,6 @@ let package = Package(
             dependencies: [
                 "SextantIstio", "SextantPipeline", "SextantHTTP", "SextantOTLP", "SextantZipkin", "SextantModel",
                 "SextantPrometheus", "SextantGRPC",
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -133,11 +129,10 @@ let package = Package(
         .target(
             name: "SextantGRPC",
             dependencies: [
-                "SextantModel", "SextantOTLP",
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                "SextantHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
@@ -146,7 +141,7 @@ let package = Package(
             name: "SextantReceivers",
             dependencies: ["SextantModel", "SextantOTLP", "SextantZipkin", "SextantJaeger", "SextantThrift", "SextantPipeline", "SextantHTTP",
                 "SextantPrometheus", "SextantSnappy",
-                "SextantFluentForward", "SextantSecurity",
+                "SextantFluentForward", "SextantSecurity", "SextantGRPC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -244,6 +239,15 @@ let package = Package(
             exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "SextantTraceStoreTests", dependencies: ["SextantTraceStore", "SextantModel"], swiftSettings: strict),
         .testTarget(name: "SextantPrometheusTests", dependencies: ["SextantPrometheus", "SextantModel", "SextantSnappy"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantGRPCTests",
+            dependencies: [
+                "SextantGRPC", "SextantHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            ],
+            swiftSettings: strict),
         .testTarget(name: "SextantSnappyTests", dependencies: ["SextantSnappy"], swiftSettings: strict),
         .testTarget(
             name: "SextantFluentForwardTests",

@@ -1,5 +1,3 @@
-import GRPCCore
-import GRPCNIOTransportHTTP2
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -21,44 +19,29 @@ public enum TelemetryDestination: Sendable, Equatable {
 }
 
 /// Sends OTLP or Zipkin payloads to one destination. HTTP uses a short-lived HTTP/1.1 connection per
-/// batch (batches are at most one a second); gRPC keeps one multiplexed HTTP/2 connection, run by `run`.
+/// batch (batches are at most one a second); gRPC keeps one multiplexed HTTP/2 connection, opened on first use
+/// and closed when `run` returns.
 final class TelemetryTransport: Sendable {
     let destination: TelemetryDestination
     let group: any EventLoopGroup
     let logger: Logger
-    private let grpc: GRPCClient<HTTP2ClientTransport.Posix>?
+    private let grpc: GRPCUnaryClient?
 
     init(destination: TelemetryDestination, group: any EventLoopGroup, logger: Logger) {
         self.destination = destination
         self.group = group
         self.logger = logger
         if case .otlpGRPC(let host, let port) = destination {
-            let target: any ResolvableTarget =
-                host.contains(":")
-                ? .ipv6(address: host, port: port)
-                : (host.first?.isNumber == true ? .ipv4(address: host, port: port) : .dns(host: host, port: port))
-            // Reconnect quickly when the collector comes up late or restarts (gRPC's default backoff grows to
-            // two minutes, long enough to lose every span of a short run).
-            var config = HTTP2ClientTransport.Posix.Config.defaults
-            config.backoff = .init(initial: .milliseconds(200), max: .seconds(5), multiplier: 1.6, jitter: 0.2)
-            grpc = try? GRPCClient(transport: HTTP2ClientTransport.Posix(target: target, transportSecurity: .plaintext, config: config))
-            if grpc == nil { logger.error("cannot create OTLP/gRPC client", metadata: ["target": "\(host):\(port)"]) }
+            grpc = GRPCUnaryClient(.init(host: host, port: port), group: group)
         } else {
             grpc = nil
         }
     }
 
-    /// Runs `body` with the gRPC connection (if any) alive, and closes it gracefully afterwards.
+    /// Runs `body`, then closes the gRPC connection (if any).
     func run(_ body: @Sendable @escaping () async -> Void) async {
-        guard let grpc else {
-            await body()
-            return
-        }
-        await withTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try? await grpc.runConnections() }
-            await body()
-            grpc.beginGracefulShutdown()
-        }
+        await body()
+        await grpc?.close()
     }
 
     /// True when the collector accepted the spans (2xx / gRPC OK).
@@ -69,7 +52,7 @@ final class TelemetryTransport: Sendable {
         case .otlpHTTP(let host, let port, let path):
             return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: OTLPProtobuf.encode(traces))
         case .otlpGRPC:
-            return await unary(OTLPGRPCMethods.traces, OTLPProtobuf.encode(traces))
+            return await unary(OTLPGRPCNames.exportPath(.traces), OTLPProtobuf.encode(traces))
         }
     }
 
@@ -80,21 +63,15 @@ final class TelemetryTransport: Sendable {
         case .otlpHTTP(let host, let port, let path):
             return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: OTLPProtobuf.encode(logs))
         case .otlpGRPC:
-            return await unary(OTLPGRPCMethods.logs, OTLPProtobuf.encode(logs))
+            return await unary(OTLPGRPCNames.exportPath(.logs), OTLPProtobuf.encode(logs))
         }
     }
 
-    private func unary(_ method: MethodDescriptor, _ body: [UInt8]) async -> Bool {
+    private func unary(_ path: String, _ body: [UInt8]) async -> Bool {
         guard let grpc else { return false }
-        var options = CallOptions.defaults
-        options.timeout = .seconds(5)
-        // Wait (up to the timeout) for a connection being re-established instead of failing at once.
-        options.waitForReady = true
-        do {
-            _ = try await grpc.unary(
-                request: ClientRequest(message: body), descriptor: method, serializer: RawBytesCoding(), deserializer: RawBytesCoding(),
-                options: options
-            ) { response in try response.message }
+        do throws(GRPCStatus) {
+            // Wait (up to the timeout) for a collector that comes up late or restarts instead of failing at once.
+            _ = try await grpc.unary(path: path, message: body, timeout: .seconds(5), waitForReady: true)
             return true
         } catch {
             logger.debug("telemetry export failed", metadata: ["destination": "\(destination)", "error": "\(error)"])

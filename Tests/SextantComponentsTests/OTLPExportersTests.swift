@@ -48,9 +48,10 @@ import Testing
         let back = try await sink()
         let exporter: String
         switch mode {
-        case "grpc-gzip": exporter = "otlp: {endpoint: \"127.0.0.1:\(back.receiver.grpcPort!)\", tls: {insecure: true}}"
+        case "grpc-gzip":
+            exporter = "otlp: {endpoint: \"127.0.0.1:\(back.receiver.grpcPort!)\", tls: {insecure: true}, compression_params: {level: 1}}"
         case "grpc-none": exporter = "otlp: {endpoint: \"127.0.0.1:\(back.receiver.grpcPort!)\", tls: {insecure: true}, compression: none}"
-        case "http-proto": exporter = "otlphttp: {endpoint: \"http://127.0.0.1:\(back.receiver.httpPort!)\"}"
+        case "http-proto": exporter = "otlphttp: {endpoint: \"http://127.0.0.1:\(back.receiver.httpPort!)\", compression_params: {level: 9}}"
         default: exporter = "otlphttp: {endpoint: \"http://127.0.0.1:\(back.receiver.httpPort!)\", encoding: json, compression: none}"
         }
         let front = try await exporterFront(exporter)

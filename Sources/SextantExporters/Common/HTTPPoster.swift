@@ -75,8 +75,8 @@ enum HTTPPoster {
     /// POSTs `body` (gzip-compressed when asked) and reads at most 1 MiB of the answer. A transport
     /// failure (refused, reset, timeout, TLS handshake) is retryable.
     static func post(
-        _ url: String, contentType: String, body: [UInt8], gzip: Bool, headers: [(String, String)], timeout: Duration,
-        via client: HTTPExportClient
+        _ url: String, contentType: String, body: [UInt8], gzip: Bool, gzipLevel: Int32 = -1, headers: [(String, String)],
+        timeout: Duration, via client: HTTPExportClient
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
@@ -84,7 +84,7 @@ enum HTTPPoster {
         request.headers.add(name: "User-Agent", value: "sextant")
         var payload = body
         if gzip {
-            payload = Inflater.gzip(body)
+            payload = Inflater.gzip(body, level: gzipLevel)
             request.headers.add(name: "Content-Encoding", value: "gzip")
         }
         for (k, v) in headers { request.headers.replaceOrAdd(name: k, value: v) }

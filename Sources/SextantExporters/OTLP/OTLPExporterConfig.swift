@@ -19,6 +19,9 @@ public struct OTLPExporterConfig: ComponentConfig {
     /// HTTP only: full URLs that override `endpoint` for one signal.
     public var signalEndpoints: [Signal: String] = [:]
     public var compression: Compression = .gzip
+    /// `compression_params::level` (OTel's `configcompression`): zlib's level for gzip, 1 fastest … 9
+    /// smallest, -1 zlib's default (6).
+    public var gzipLevel: Int32 = -1
     public var encoding: Encoding = .proto
     public var headers: [(String, String)] = []
     public var helper = ExporterHelperSettings()
@@ -69,6 +72,9 @@ public struct OTLPExporterConfig: ComponentConfig {
             c.encoding = Encoding(rawValue: r.choice("encoding", ["proto", "json"], default: "proto"))!
         }
         c.compression = Compression(rawValue: r.choice("compression", ["gzip", "none"], default: "gzip"))!
+        var params = r.section("compression_params")
+        c.gzipLevel = Int32(params.int("level", default: -1, min: -1, max: 9))
+        params.finish()
         c.headers = r.stringMap("headers")
         c.helper = ExporterHelperSettings.parse(&r)
         return c

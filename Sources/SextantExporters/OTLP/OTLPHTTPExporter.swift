@@ -38,7 +38,7 @@ public final class OTLPHTTPExporter: ConsumingComponent {
             let url = config.url(for: batch.signal)
             let reply = try await HTTPPoster.post(
                 url, contentType: json ? "application/json" : "application/x-protobuf",
-                body: json ? OTLPJSON.encode(batch) : OTLPProtobuf.encode(batch), gzip: config.compression == .gzip,
+                body: json ? OTLPJSON.encode(batch) : OTLPProtobuf.encode(batch), gzip: config.compression == .gzip, gzipLevel: config.gzipLevel,
                 headers: config.headers, timeout: config.helper.timeout, via: client)
             let replyJSON = reply.headers.first(name: "content-type")?.contains("json") == true
             try HTTPPoster.check(reply, url: url, detail: Self.statusMessage(reply.body, json: replyJSON)) { [429, 502, 503, 504].contains($0) }

@@ -3,22 +3,10 @@ import NIOHPACK
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
+import SextantGRPC
 import SextantHTTP
 import SextantModel
 import Synchronization
-
-/// A gRPC status: code and message (gRPC "Status codes and their use in gRPC").
-struct GRPCStatus: Error, Sendable, Equatable {
-    var code: Int
-    var message: String
-
-    static let invalidArgument = 3
-    static let resourceExhausted = 8
-    static let unimplemented = 12
-    static let `internal` = 13
-    static let unavailable = 14
-    static let unauthenticated = 16
-}
 
 /// The OTLP/gRPC listener: unary `Export` calls of the three OTLP services over HTTP/2 (cleartext with
 /// prior knowledge, or TLS with ALPN `h2`), served by a handler on each stream's event loop.
@@ -274,25 +262,10 @@ final class GRPCUnaryCallHandler: ChannelInboundHandler {
         body = nil
         var headers = HPACKHeaders([
             (":status", "200"), ("content-type", "application/grpc"), ("grpc-status", String(status.code)),
-            ("grpc-message", Self.percentEncoded(status.message)),
+            ("grpc-message", GRPCStatus.percentEncoded(status.message)),
         ])
         for (name, value) in extra { headers.add(name: name, value: value) }
         context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers, endStream: true))), promise: nil)
-    }
-
-    /// `grpc-message` is percent-encoded UTF-8: bytes outside printable ASCII, and `%`, are escaped.
-    static func percentEncoded(_ message: String) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(message.utf8.count)
-        for b in message.utf8 {
-            if b >= 0x20 && b <= 0x7E && b != UInt8(ascii: "%") {
-                out.append(b)
-            } else {
-                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0xF)]]
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

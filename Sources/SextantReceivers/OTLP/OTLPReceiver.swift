@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import SextantGRPC
 import SextantHTTP
 import SextantModel
 import SextantOTLP
