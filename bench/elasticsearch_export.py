@@ -10,7 +10,7 @@ parsing. The collector runs pinned to core 0, this script (sender and sink) to c
 collector's utime+stime over the window as a fraction of one core.
 
 Usage: bench/elasticsearch_export.py [--seconds 15] [--records-per-request 1000] [--gzip]
-(needs `requests` from the interop venv and a release build: swift build -c release --product sextant).
+(needs `requests` from the interop venv and a deployment build: bench/release-build.sh).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--records-per-request", type=int, default=1000)
     ap.add_argument("--gzip", action="store_true")
-    ap.add_argument("--bin", default=str(ROOT / ".build" / "release" / "sextant"))
+    ap.add_argument("--bin", default=str(ROOT / ".build-deploy" / "release" / "sextant"))
     args = ap.parse_args()
 
     sink = Sink()

@@ -11,7 +11,7 @@ Events look like a container log line from Fluent Bit's tail input: EventTime, `
 `stream`, `time` and a `kubernetes` map with 4 keys (≈ 300 bytes of msgpack per event).
 
 Usage: bench/fluentforward_ingest.py [--seconds 15] [--events-per-chunk 1000] [--gzip]
-(needs `msgpack` from the interop venv and a release build: swift build -c release --product sextant).
+(needs `msgpack` from the interop venv and a deployment build: bench/release-build.sh).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def main() -> int:
     ap.add_argument("--events-per-chunk", type=int, default=1000)
     ap.add_argument("--window", type=int, default=8, help="chunks in flight (unacknowledged) at most")
     ap.add_argument("--gzip", action="store_true")
-    ap.add_argument("--bin", default=str(ROOT / ".build" / "release" / "sextant"))
+    ap.add_argument("--bin", default=str(ROOT / ".build-deploy" / "release" / "sextant"))
     args = ap.parse_args()
 
     port, tport = free_port(), free_port()

@@ -20,7 +20,7 @@ report lost messages (sent − indexed). CPU is the system's utime+stime over th
 
 Usage: bench/logs_vs_syslogng.py [--seconds 20] [--rounds 2] [--with-parse]
 (installs syslog-ng-core, syslog-ng-mod-http, syslog-ng-scl with apt-get when missing; needs the interop
-venv and a release build: swift build -c release --product sextant).
+venv and a deployment build: bench/release-build.sh).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ service:
   pipelines:
     logs: {{receivers: [syslog], processors: [{"envoyaccesslog, " if parse else ""}batch], exporters: [elasticsearch]}}
 """)
-    return [str(Path(os.environ.get("SEXTANT_BIN", ROOT / ".build" / "release" / "sextant"))),
+    return [str(Path(os.environ.get("SEXTANT_BIN", ROOT / ".build-deploy" / "release" / "sextant"))),
             "collector", "--config", str(tmp / "c.yaml")]
 
 

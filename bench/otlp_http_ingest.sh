@@ -12,8 +12,7 @@ command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteract
 command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 || true
 scripts/python-env.sh
 py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
-swift build -c release --product sextant 2>&1 | tail -1
-bin="$PWD/.build/release/sextant"
+bin="${SEXTANT_BIN:-$(bench/release-build.sh)}"
 
 tmp="$(mktemp -d)"
 collector_pid=""

@@ -13,8 +13,7 @@ secs="${1:-10}"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 scripts/python-env.sh >/dev/null
 py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
-bin="${SEXTANT_BIN:-$PWD/.build/release/sextant}"
-[ -n "${SEXTANT_BIN:-}" ] || swift build -c release --product sextant 2>&1 | tail -1
+bin="${SEXTANT_BIN:-$(bench/release-build.sh)}"
 
 tmp="$(mktemp -d)"
 collector_pid=""

@@ -12,7 +12,7 @@
 # VmHWM), samples delivered to the receiver; prints CPU-s per million samples and the Sextant/Prometheus
 # ratios (target: ≤ 0.5× CPU and ≤ 0.5× RSS).
 # Usage: bench/prometheus_agent.sh [seconds=60] [rounds=2]
-#   SEXTANT_BIN=path skips the release build; SEXTANT_BUILD_LOCK=/path wraps the build in flock.
+#   SEXTANT_BIN=path skips the build (bench/release-build.sh); SEXTANT_BUILD_LOCK=/path wraps it in flock.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs="${1:-60}"
@@ -25,8 +25,7 @@ command -v prometheus >/dev/null || scripts/system-deps.sh
 py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
 [ -x "$py" ] || scripts/python-env.sh
 if [ -z "${SEXTANT_BIN:-}" ]; then
-  ${SEXTANT_BUILD_LOCK:+flock "$SEXTANT_BUILD_LOCK"} swift build -c release --product sextant 2>&1 | tail -1
-  SEXTANT_BIN="$PWD/.build/release/sextant"
+  SEXTANT_BIN="$(bench/release-build.sh)"
 fi
 bin="$SEXTANT_BIN"
 hz="$(getconf CLK_TCK)"

@@ -8,7 +8,7 @@
 # ("sextant+telemetry": metrics, Istio's JSON access log to a file, 100 % of requests traced and sent over
 # OTLP/gRPC to a sink collector on core 1 that discards them) — the telemetry issue's overhead figure.
 # The proxies run on core 0; the upstream (nginx, 1 worker) and the load generators on core 1.
-# Usage: bench/proxy.sh [seconds]        SEXTANT_BIN=... to use another build (default: release build).
+# Usage: bench/proxy.sh [seconds]        SEXTANT_BIN=... to use another build (default: bench/release-build.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs="${1:-10}"
@@ -25,8 +25,7 @@ fi
 scripts/python-env.sh
 py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
 if [ -z "${SEXTANT_BIN:-}" ]; then
-  swift build -c release --product sextant 2>&1 | tail -1
-  SEXTANT_BIN="$PWD/.build/release/sextant"
+  SEXTANT_BIN="$(bench/release-build.sh)"
 fi
 
 tmp="$(mktemp -d)"

@@ -12,7 +12,7 @@ Prints the series and, after a --warmup (30 s), min/max/last, the mean of the fi
 
 Usage: bench/sustained_rss.py --pipeline nop --rate 500000 --seconds 180
        bench/sustained_rss.py --pipeline elasticsearch --rate 80000 --seconds 180
-(needs the interop venv and a release build: swift build -c release --product sextant).
+(needs the interop venv and a deployment build: bench/release-build.sh).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=30, help="seconds left out of min/max/means")
     ap.add_argument("--events-per-chunk", type=int, default=1000)
     ap.add_argument("--window", type=int, default=8, help="chunks in flight (unacknowledged) at most")
-    ap.add_argument("--bin", default=str(ROOT / ".build" / "release" / "sextant"))
+    ap.add_argument("--bin", default=str(ROOT / ".build-deploy" / "release" / "sextant"))
     args = ap.parse_args()
 
     port, tport = free_port(), free_port()

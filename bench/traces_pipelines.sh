@@ -16,8 +16,7 @@ scenarios=(${scenarios[@]})
 scripts/python-env.sh
 py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
 if [ -z "${SEXTANT_BIN:-}" ]; then
-  swift build -c release --product sextant 2>&1 | tail -1
-  SEXTANT_BIN="$PWD/.build/release/sextant"
+  SEXTANT_BIN="$(bench/release-build.sh)"
 fi
 bin="$SEXTANT_BIN"
 tmp="$(mktemp -d)"

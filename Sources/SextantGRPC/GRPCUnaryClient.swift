@@ -57,6 +57,8 @@ public final class GRPCUnaryClient: Sendable {
     public let configuration: Configuration
     private let eventLoop: any EventLoop
     private let state = Mutex<(state: State, generation: Int)>((.idle, 0))
+    /// The last connection-level error (TLS handshake, protocol), so calls that lose their stream to it say why.
+    private let connectionError = Mutex<String?>(nil)
     private let authority: String
 
     public init(_ configuration: Configuration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
@@ -108,6 +110,10 @@ public final class GRPCUnaryClient: Sendable {
             }
         } onCancel: {
             promise.fail(GRPCStatus(code: GRPCStatus.cancelled, message: "the call was cancelled"))
+        }
+        if case .failure(var status) = result, status.code == GRPCStatus.unavailable, let reason = connectionError.withLock({ $0 }) {
+            status.message += " (connection error: \(reason))"
+            throw status
         }
         return try result.get()
     }
@@ -175,6 +181,7 @@ public final class GRPCUnaryClient: Sendable {
 
     private func open(generation: Int) -> EventLoopFuture<Connection> {
         let config = configuration
+        connectionError.withLock { $0 = nil }
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(config.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -189,7 +196,7 @@ public final class GRPCUnaryClient: Sendable {
                         $0.close()
                     }
                     try sync.addHandler(GoAwayWatcher { self.retire(generation) })
-                    try sync.addHandler(NIOCloseOnErrorHandler())
+                    try sync.addHandler(ConnectionErrorHandler { error in self.connectionError.withLock { $0 = "\(error)" } })
                 }
             }
             .connect(host: config.host, port: config.port)
@@ -246,6 +253,21 @@ public final class GRPCUnaryClient: Sendable {
             if value < 100_000_000 { return "\(value)\(unit)" }
         }
         return "99999999H"
+    }
+}
+
+/// Records a connection-level error (a failed TLS handshake, an HTTP/2 protocol error after which NIO has sent
+/// GOAWAY) and closes the connection.
+private final class ConnectionErrorHandler: ChannelInboundHandler {
+    typealias InboundIn = Any
+
+    private let record: @Sendable (any Error) -> Void
+
+    init(_ record: @escaping @Sendable (any Error) -> Void) { self.record = record }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        record(error)
+        context.close(promise: nil)
     }
 }
 

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
 @testable import SextantGRPC
 import SextantHTTP
 import Synchronization
@@ -138,6 +139,22 @@ import Testing
         let reply = try await client.unary(path: "/test.Double/Echo", message: [2], timeout: .seconds(5), waitForReady: true)
         #expect(reply == [2])
         try await late.value.stop()
+        await client.close()
+    }
+
+    @Test func tlsFailureIsUnavailableAndSaysWhy() async throws {
+        let server = try await GRPCServerDouble.start()  // cleartext: the TLS handshake cannot succeed
+        defer { server.stop() }
+        var config = GRPCUnaryClient.Configuration(host: "127.0.0.1", port: server.port)
+        config.tls = try NIOSSLContext(configuration: .makeClientConfiguration())
+        let client = GRPCUnaryClient(config)
+        do {
+            _ = try await client.unary(path: "/test.Double/Echo", message: [1], timeout: .seconds(5))
+            Issue.record("expected a failure")
+        } catch {
+            #expect(error.code == GRPCStatus.unavailable)
+            #expect(error.message.contains("connection error"), "\(error)")
+        }
         await client.close()
     }
 
