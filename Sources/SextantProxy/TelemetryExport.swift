@@ -6,6 +6,7 @@ import NIOPosix
 import SextantGRPC
 import SextantModel
 import SextantOTLP
+import SextantPipeline
 import SextantZipkin
 
 /// Where the proxy sends spans or access logs: a collector address and the wire format it speaks.
@@ -140,7 +141,9 @@ extension StatusCatcher: Sendable {}
 
 /// Collects finished items (spans, access-log records) and hands them to `send` in batches, every second
 /// or at `batchSize`, without ever blocking or failing a request: when the collector is slow or down,
-/// items beyond `maxQueued` are dropped and counted, and a failed batch is dropped and counted.
+/// items beyond `maxQueued` are dropped and counted, and a failed batch is dropped and counted. Once a
+/// backlog of several batches is over (a flush finds the queue short again), freed memory goes back to the
+/// system (`HeapTrim`), so a burst does not leave the proxy at its high-water mark.
 final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
     let maxQueued: Int
     let batchSize: Int
@@ -148,6 +151,8 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
     private let send: @Sendable ([Item]) async -> Bool
     private let lock = NIOLock()
     private var queue: [Item] = []
+    /// A flush met a backlog of several batches; the first quiet flush after it trims the heap.
+    private var backlogSeen = false
     private var sentCount = 0
     private var droppedCount = 0
 
@@ -184,19 +189,27 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
     }
 
     func flush() async {
+        let backlog = lock.withLock { queue.count >= 4 * batchSize }
         while true {
             let batch = lock.withLock { () -> [Item] in
                 let n = min(queue.count, batchSize)
                 let b = Array(queue.prefix(n))
                 queue.removeFirst(n)
+                // A drained backlog gives its storage back (`removeFirst` keeps the capacity).
+                if queue.isEmpty && queue.capacity > 4 * batchSize { queue = [] }
                 return b
             }
-            if batch.isEmpty { return }
+            if batch.isEmpty { break }
             let ok = await send(batch)
             lock.withLock {
                 if ok { sentCount += batch.count } else { droppedCount += batch.count }
             }
             if !ok { return }
         }
+        let trim = lock.withLock { () -> Bool in
+            defer { backlogSeen = backlog }
+            return backlogSeen && !backlog
+        }
+        if trim { HeapTrim.now() }
     }
 }

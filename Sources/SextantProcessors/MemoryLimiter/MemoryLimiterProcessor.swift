@@ -101,7 +101,7 @@ public final class MemoryLimiterProcessor: ConsumingComponent {
     func check() {
         let used = MemoryStats.residentBytes()
         rss.set(used)
-        if used > config.limitBytes { _ = sextant_malloc_trim(0) }
+        if used > config.limitBytes { HeapTrim.now() }
         let over = used > config.softLimitBytes
         let was = refusing.exchange(over, ordering: .relaxed)
         if over != was {
@@ -119,11 +119,6 @@ public final class MemoryLimiterProcessor: ConsumingComponent {
         try await next.consume(telemetry)
     }
 }
-
-/// glibc's `malloc_trim(3)` (declared in `<malloc.h>`, which the Glibc module does not export):
-/// returns free heap memory to the system.
-@_silgen_name("malloc_trim")
-private func sextant_malloc_trim(_ pad: Int) -> Int32
 
 /// Process and machine memory, from procfs.
 enum MemoryStats {
