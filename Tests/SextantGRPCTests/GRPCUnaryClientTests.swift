@@ -13,6 +13,16 @@ import Testing
 /// without a gRPC status, silence, GOAWAY, oversized replies). The double follows "gRPC over HTTP2": it
 /// checks the request's headers and framing and answers by method path.
 @Suite(.serialized) struct GRPCUnaryClientTests {
+    /// Runs a call that must fail with `code`.
+    func expectStatus(_ code: Int, sourceLocation: SourceLocation = #_sourceLocation, _ call: () async throws -> Void) async {
+        do {
+            try await call()
+            Issue.record("expected \(GRPCStatus(code: code, message: "").codeName)", sourceLocation: sourceLocation)
+        } catch {
+            #expect((error as? GRPCStatus)?.code == code, "\(error)", sourceLocation: sourceLocation)
+        }
+    }
+
     static let message = Array("the request message, repeated to compress well; ".utf8) + Array(repeating: UInt8(ascii: "x"), count: 300)
 
     @Test func echoesACompressedMessageWithTheProtocolsHeaders() async throws {
@@ -59,18 +69,8 @@ import Testing
         let server = try await GRPCServerDouble.start()
         defer { server.stop() }
         let client = GRPCUnaryClient(.init(host: "127.0.0.1", port: server.port))
-        do {
-            _ = try await client.unary(path: "/test.Double/HTTP503", message: [1], timeout: .seconds(5))
-            Issue.record("expected a failure")
-        } catch {
-            #expect(error.code == GRPCStatus.unavailable)
-        }
-        do {
-            _ = try await client.unary(path: "/test.Double/HTTP404", message: [1], timeout: .seconds(5))
-            Issue.record("expected a failure")
-        } catch {
-            #expect(error.code == GRPCStatus.unimplemented)
-        }
+        await expectStatus(GRPCStatus.unavailable) { _ = try await client.unary(path: "/test.Double/HTTP503", message: [1], timeout: .seconds(5)) }
+        await expectStatus(GRPCStatus.unimplemented) { _ = try await client.unary(path: "/test.Double/HTTP404", message: [1], timeout: .seconds(5)) }
         await client.close()
     }
 
@@ -80,12 +80,7 @@ import Testing
         let client = GRPCUnaryClient(.init(host: "127.0.0.1", port: server.port))
         let clock = ContinuousClock()
         let start = clock.now
-        do {
-            _ = try await client.unary(path: "/test.Double/Silent", message: [1], timeout: .milliseconds(300))
-            Issue.record("expected a failure")
-        } catch {
-            #expect(error.code == GRPCStatus.deadlineExceeded)
-        }
+        await expectStatus(GRPCStatus.deadlineExceeded) { _ = try await client.unary(path: "/test.Double/Silent", message: [1], timeout: .milliseconds(300)) }
         #expect(clock.now - start < .seconds(3))
         // The client cancels the abandoned stream (RST_STREAM), so the server can let go of it.
         for _ in 0..<200 where server.resets.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
@@ -99,12 +94,7 @@ import Testing
         var config = GRPCUnaryClient.Configuration(host: "127.0.0.1", port: server.port)
         config.maxResponseBytes = 1000
         let client = GRPCUnaryClient(config)
-        do {
-            _ = try await client.unary(path: "/test.Double/Big", message: [1], timeout: .seconds(5))
-            Issue.record("expected a failure")
-        } catch {
-            #expect(error.code == GRPCStatus.resourceExhausted)
-        }
+        await expectStatus(GRPCStatus.resourceExhausted) { _ = try await client.unary(path: "/test.Double/Big", message: [1], timeout: .seconds(5)) }
         await client.close()
     }
 
@@ -125,12 +115,7 @@ import Testing
     @Test func nothingListeningFailsFastUnlessWaitingForReady() async throws {
         let port = try await GRPCServerDouble.freePort()
         let client = GRPCUnaryClient(.init(host: "127.0.0.1", port: port))
-        do {
-            _ = try await client.unary(path: "/test.Double/Echo", message: [1], timeout: .seconds(5))
-            Issue.record("expected a failure")
-        } catch {
-            #expect(error.code == GRPCStatus.unavailable)
-        }
+        await expectStatus(GRPCStatus.unavailable) { _ = try await client.unary(path: "/test.Double/Echo", message: [1], timeout: .seconds(5)) }
         // With waitForReady the call keeps trying until the server appears.
         let late = Task {
             try await Task.sleep(for: .milliseconds(400))
