@@ -129,7 +129,7 @@ let package = Package(
         .target(
             name: "SextantGRPC",
             dependencies: [
-                "SextantHTTP",
+                "SextantModel", "SextantHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

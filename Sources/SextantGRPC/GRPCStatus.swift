@@ -1,3 +1,5 @@
+import SextantModel
+
 /// A gRPC status: a code and a message (grpc/grpc `doc/statuscodes.md`).
 public struct GRPCStatus: Error, Sendable, Equatable, CustomStringConvertible {
     public var code: Int
@@ -73,19 +75,11 @@ public struct GRPCStatus: Error, Sendable, Equatable, CustomStringConvertible {
     public static func percentDecoded(_ text: String) -> String {
         let bytes = Array(text.utf8)
         guard bytes.contains(UInt8(ascii: "%")) else { return text }
-        func hexValue(_ b: UInt8) -> UInt8? {
-            switch b {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-        }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var i = 0
         while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let hi = hexValue(bytes[i + 1]), let lo = hexValue(bytes[i + 2]) {
+            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let hi = Hex.value(of: bytes[i + 1]), let lo = Hex.value(of: bytes[i + 2]) {
                 out.append(hi << 4 | lo)
                 i += 3
             } else {

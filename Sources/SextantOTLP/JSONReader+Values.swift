@@ -140,7 +140,7 @@ extension JSONReader {
         var high: UInt64 = 0
         var low: UInt64 = 0
         for i in 0..<n {
-            guard let d = hexValue(base[bodyStart + i]) else { throw error("invalid hex digit in ID", at: bodyStart + i) }
+            guard let d = Hex.value(of: base[bodyStart + i]) else { throw error("invalid hex digit in ID", at: bodyStart + i) }
             // Only 8- and 16-byte IDs are kept; other lengths are reported by the ID rules.
             high = high << 4 | low >> 60
             low = low << 4 | UInt64(d)

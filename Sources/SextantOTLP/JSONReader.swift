@@ -1,3 +1,5 @@
+import SextantModel
+
 /// A pull parser for JSON text (RFC 8259) that decoders drive field by field, without building a
 /// document tree. Strings must be valid UTF-8; numbers are kept as their source text so that 64-bit
 /// integers keep full precision. Every error names the byte offset.
@@ -228,7 +230,7 @@ public struct JSONReader {
         guard count - pos >= 4 else { throw error("truncated \\u escape") }
         var v: UInt32 = 0
         for _ in 0..<4 {
-            guard let d = hexValue(base[pos]) else { throw error("invalid hex digit in \\u escape") }
+            guard let d = Hex.value(of: base[pos]) else { throw error("invalid hex digit in \\u escape") }
             v = v << 4 | UInt32(d)
             pos += 1
         }
@@ -358,15 +360,6 @@ public struct JSONReader {
     }
 }
 
-@inline(__always)
-func hexValue(_ c: UInt8) -> UInt8? {
-    switch c {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c &- UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): return c &- UInt8(ascii: "a") &+ 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): return c &- UInt8(ascii: "A") &+ 10
-    default: return nil
-    }
-}
 
 /// An object key: a slice of the input when it has no escapes, else its decoded text.
 public struct JSONKey {

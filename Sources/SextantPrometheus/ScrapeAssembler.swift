@@ -379,16 +379,8 @@ public struct ScrapeAssembler: Sendable {
         guard u.count == count * 2 else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(count)
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-        }
         for i in stride(from: 0, to: u.count, by: 2) {
-            guard let h = nibble(u[i]), let l = nibble(u[i + 1]) else { return nil }
+            guard let h = Hex.value(of: u[i]), let l = Hex.value(of: u[i + 1]) else { return nil }
             out.append(h << 4 | l)
         }
         return out
