@@ -209,12 +209,7 @@ public final class GRPCUnaryClient: Sendable {
 
     private func lengthPrefixed(_ message: [UInt8]) -> ByteBuffer {
         let compressed = configuration.compression == .gzip
-        let bytes = compressed ? Inflater.gzip(message, level: configuration.gzipLevel) : message
-        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count + 5)
-        buffer.writeInteger(UInt8(compressed ? 1 : 0))
-        buffer.writeInteger(UInt32(bytes.count))
-        buffer.writeBytes(bytes)
-        return buffer
+        return GRPCMessageFrame.encode(compressed ? Inflater.gzip(message, level: configuration.gzipLevel) : message, compressed: compressed)
     }
 
     private func requestHeaders(path: String, metadata: [(String, String)], deadline: NIODeadline?) -> HPACKHeaders {
@@ -376,25 +371,24 @@ private final class UnaryCallHandler: ChannelInboundHandler {
 
     /// The one length-prefixed message of the response, inflated if it is compressed.
     private func message() throws(GRPCStatus) -> [UInt8] {
-        var buffer = body ?? ByteBuffer()
+        let buffer = body ?? ByteBuffer()
         body = nil
-        guard let flag = buffer.readInteger(as: UInt8.self), let length = buffer.readInteger(as: UInt32.self) else {
-            throw GRPCStatus(code: GRPCStatus.internal, message: "the response carries no message")
-        }
-        guard buffer.readableBytes == Int(length) else {
-            throw GRPCStatus(code: GRPCStatus.internal, message: "a unary response is exactly one message of its declared length")
-        }
-        if flag == 0 { return buffer.readBytes(length: buffer.readableBytes) ?? [] }
-        guard let encoding, encoding == "gzip" || encoding == "deflate" else {
-            throw GRPCStatus(code: GRPCStatus.internal, message: "a compressed response with grpc-encoding \(encoding ?? "missing")")
-        }
-        do throws(Inflater.Failure) {
-            return Array(try Inflater.inflate(buffer, format: .gzipOrZlib, limit: maxResponseBytes).readableBytesView)
+        do throws(GRPCMessageFrame.Failure) {
+            return try GRPCMessageFrame.decodeSingle(buffer, inflatable: encoding == "gzip" || encoding == "deflate", limit: maxResponseBytes)
         } catch {
-            if case .tooLarge = error {
+            switch error {
+            case .missing:
+                throw GRPCStatus(code: GRPCStatus.internal, message: "the response carries no message")
+            case .declaredTooLarge, .lengthMismatch:
+                // A declared length past the limit cannot match what was buffered: reading stops at the limit.
+                throw GRPCStatus(code: GRPCStatus.internal, message: "a unary response is exactly one message of its declared length")
+            case .compressedWithoutEncoding:
+                throw GRPCStatus(code: GRPCStatus.internal, message: "a compressed response with grpc-encoding \(encoding ?? "missing")")
+            case .inflate(.tooLarge):
                 throw GRPCStatus(code: GRPCStatus.resourceExhausted, message: "response exceeds \(maxResponseBytes) bytes once decompressed")
+            case .inflate(let failure):
+                throw GRPCStatus(code: GRPCStatus.internal, message: "cannot decompress the response: \(failure)")
             }
-            throw GRPCStatus(code: GRPCStatus.internal, message: "cannot decompress the response: \(error)")
         }
     }
 

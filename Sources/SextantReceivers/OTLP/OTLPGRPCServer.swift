@@ -188,35 +188,29 @@ final class GRPCUnaryCallHandler: ChannelInboundHandler {
     private func end(_ context: ChannelHandlerContext) {
         guard case .receiving(let signal, let encoding) = state else { return }
         state = .done
-        var buffer = body ?? ByteBuffer()
+        let buffer = body ?? ByteBuffer()
         body = nil
-        guard let compressed = buffer.readInteger(as: UInt8.self), let length = buffer.readInteger(as: UInt32.self) else {
-            return fail(context, GRPCStatus(code: GRPCStatus.internal, message: "the request carries no message"))
-        }
-        guard Int(length) <= settings.maxMessageBytes else {
-            settings.onOversized(signal)
-            return fail(context, GRPCStatus(code: GRPCStatus.resourceExhausted, message: "message of \(length) bytes exceeds max_recv_msg_size_mib (\(settings.maxMessageBytes) bytes)"))
-        }
-        guard buffer.readableBytes == Int(length) else {
-            return fail(context, GRPCStatus(code: GRPCStatus.internal, message: "a unary call takes exactly one message of its declared length"))
-        }
         let message: [UInt8]
-        if compressed == 0 {
-            message = buffer.readBytes(length: buffer.readableBytes) ?? []
-        } else {
-            guard encoding != nil else {
+        do throws(GRPCMessageFrame.Failure) {
+            // `encoding` is set only for the encodings `begin` accepted (gzip, deflate).
+            message = try GRPCMessageFrame.decodeSingle(buffer, inflatable: encoding != nil, limit: settings.maxMessageBytes)
+        } catch {
+            let max = settings.maxMessageBytes
+            switch error {
+            case .missing:
+                return fail(context, GRPCStatus(code: GRPCStatus.internal, message: "the request carries no message"))
+            case .declaredTooLarge(let length):
+                settings.onOversized(signal)
+                return fail(context, GRPCStatus(code: GRPCStatus.resourceExhausted, message: "message of \(length) bytes exceeds max_recv_msg_size_mib (\(max) bytes)"))
+            case .lengthMismatch:
+                return fail(context, GRPCStatus(code: GRPCStatus.internal, message: "a unary call takes exactly one message of its declared length"))
+            case .compressedWithoutEncoding:
                 return fail(context, GRPCStatus(code: GRPCStatus.internal, message: "a compressed message without grpc-encoding"))
-            }
-            do throws(Inflater.Failure) {
-                // gzip is RFC 1952; gRPC's "deflate" is the zlib format (RFC 1950): both are detected.
-                let inflated = try Inflater.inflate(buffer, format: .gzipOrZlib, limit: settings.maxMessageBytes)
-                message = Array(inflated.readableBytesView)
-            } catch {
-                if case .tooLarge = error {
-                    settings.onOversized(signal)
-                    return fail(context, GRPCStatus(code: GRPCStatus.resourceExhausted, message: "message exceeds max_recv_msg_size_mib (\(settings.maxMessageBytes) bytes) once decompressed"))
-                }
-                return fail(context, GRPCStatus(code: GRPCStatus.internal, message: "cannot decompress the message: \(error)"))
+            case .inflate(.tooLarge):
+                settings.onOversized(signal)
+                return fail(context, GRPCStatus(code: GRPCStatus.resourceExhausted, message: "message exceeds max_recv_msg_size_mib (\(max) bytes) once decompressed"))
+            case .inflate(let failure):
+                return fail(context, GRPCStatus(code: GRPCStatus.internal, message: "cannot decompress the message: \(failure)"))
             }
         }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -247,11 +241,8 @@ final class GRPCUnaryCallHandler: ChannelInboundHandler {
     private func reply(_ context: ChannelHandlerContext, _ message: [UInt8]) {
         let headers = HPACKHeaders([(":status", "200"), ("content-type", "application/grpc")])
         context.write(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
-        var buffer = context.channel.allocator.buffer(capacity: message.count + 5)
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(message.count))
-        buffer.writeBytes(message)
-        context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(buffer)))), promise: nil)
+        let frame = GRPCMessageFrame.encode(message, compressed: false, allocator: context.channel.allocator)
+        context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(frame)))), promise: nil)
         let trailers = HPACKHeaders([("grpc-status", "0")])
         context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
     }
