@@ -65,6 +65,39 @@ import Testing
         }
         #expect(decide("unknown.default.svc.cluster.local") == nil)
         #expect(decide("api.example.com")?.1 == "*.example.com:80")
+        // A short form of a service in another namespace needs at least `name.namespace`.
+        #expect(decide("details.other") == nil)
+        #expect(decide("Reviews.Default.SVC:9080")?.1 == "reviews.default.svc.cluster.local:9080")
+    }
+
+    @Test func authoritiesSplitIntoLowerCaseHostAndPort() {
+        let cases: [(String, String, Int?)] = [
+            ("reviews", "reviews", nil), ("Reviews:9080", "reviews", 9080), ("[::1]:8080", "::1", 8080), ("[FE80::1]", "fe80::1", nil),
+            ("::1", "::1", nil), ("host:", "host:", nil), ("host:http", "host:http", nil), ("ÉTÉ.example:80", "été.example", 80), ("", "", nil),
+        ]
+        for (authority, host, port) in cases {
+            let split = HostName.splitAuthority(authority)
+            #expect(split.host == host && split.port == port, "\(authority) → \(split)")
+        }
+    }
+
+    /// The routing table indexes short forms by inverting `HostName.expansion`: every short form it lists
+    /// must expand back to the host, and every name that expands to a host must be listed.
+    @Test func shortFormsInvertExpansion() {
+        let names = [
+            "reviews", "reviews.default", "reviews.default.svc", "reviews.default.svc.cluster.local", "reviews.other",
+            "reviews.other.svc.cluster.local", "a.b.c", "a.b.c.svc", "a.b.c.svc.cluster.local", "x.svc", "x.svc.cluster.local",
+            "api.example.com", "example.com", "svc", "cluster.local", "default.svc.cluster.local", "",
+        ]
+        for fqdn in names {
+            let forms = HostName.shortForms(of: fqdn, proxyNamespace: "default")
+            for short in names + forms {
+                let expands = HostName.expansion(of: short, proxyNamespace: "default") == fqdn
+                #expect(forms.contains(short) == expands, "\(short) → \(fqdn)")
+            }
+        }
+        #expect(HostName.shortForms(of: "reviews.default.svc.cluster.local", proxyNamespace: "default").sorted() == ["reviews", "reviews.default", "reviews.default.svc"])
+        #expect(HostName.shortForms(of: "reviews.other.svc.cluster.local", proxyNamespace: "default").sorted() == ["reviews.other", "reviews.other.svc"])
     }
 
     @Test func firstMatchingRuleWins() {

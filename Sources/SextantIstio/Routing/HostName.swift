@@ -13,16 +13,20 @@ public enum HostName {
 
     /// Splits `host[:port]` (or `[v6]:port`) into a lower-cased host and an optional port.
     public static func splitAuthority(_ authority: some StringProtocol) -> (host: String, port: Int?) {
-        let a = authority.lowercased()
-        if a.hasPrefix("[") {
-            guard let close = a.firstIndex(of: "]") else { return (a, nil) }
-            let host = String(a[a.index(after: a.startIndex)..<close])
-            let rest = a[a.index(after: close)...]
-            if rest.hasPrefix(":"), let p = Int(rest.dropFirst()) { return (host, p) }
+        // Authorities are nearly always lower-case ASCII already: lower-case only when needed, and find
+        // the separators on the UTF-8 view (ASCII bytes, so its indices slice the string too).
+        let a = authority.utf8.contains(where: { ($0 >= 0x41 && $0 <= 0x5a) || $0 >= 0x80 }) ? authority.lowercased() : String(authority)
+        let u = a.utf8
+        let colon = UInt8(ascii: ":")
+        if u.first == UInt8(ascii: "[") {
+            guard let close = u.firstIndex(of: UInt8(ascii: "]")) else { return (a, nil) }
+            let host = String(a[u.index(after: u.startIndex)..<close])
+            let rest = a[u.index(after: close)...]
+            if rest.utf8.first == colon, let p = Int(rest.dropFirst()) { return (host, p) }
             return (host, nil)
         }
-        if let colon = a.lastIndex(of: ":"), a.firstIndex(of: ":") == colon, let p = Int(a[a.index(after: colon)...]) {
-            return (String(a[..<colon]), p)
+        if let c = u.lastIndex(of: colon), u.firstIndex(of: colon) == c, let p = Int(a[u.index(after: c)...]) {
+            return (String(a[..<c]), p)
         }
         return (a, nil)
     }
@@ -31,16 +35,40 @@ public enum HostName {
     /// generates for a service: `reviews`, `reviews.default`, `reviews.default.svc` and the FQDN all
     /// reach `reviews.default.svc.cluster.local` from namespace `default`.
     public static func candidates(for host: String, proxyNamespace: String) -> [String] {
-        var out = [host]
-        let dots = host.split(separator: ".", omittingEmptySubsequences: false).count - 1
-        if dots == 0 {
-            out.append("\(host).\(proxyNamespace).\(clusterDomain)")
-        } else if host.hasSuffix(".svc") {
-            out.append("\(host).cluster.local")
-        } else if dots == 1 {
-            out.append("\(host).\(clusterDomain)")
+        [host] + (expansion(of: host, proxyNamespace: proxyNamespace).map { [$0] } ?? [])
+    }
+
+    /// The fully qualified name a short form stands for (`reviews` → `reviews.<ns>.svc.cluster.local`,
+    /// `reviews.default` → `reviews.default.svc.cluster.local`, `reviews.default.svc` → + `.cluster.local`),
+    /// or nil when `host` is not a short form.
+    public static func expansion(of host: String, proxyNamespace: String) -> String? {
+        let dots = host.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: ".") ? 1 : 0) }
+        if dots == 0 { return "\(host).\(proxyNamespace).\(clusterDomain)" }
+        if host.hasSuffix(".svc") { return "\(host).cluster.local" }
+        if dots == 1 { return "\(host).\(clusterDomain)" }
+        return nil
+    }
+
+    /// The inverse of `expansion`: every short form whose expansion is `fqdn`.
+    public static func shortForms(of fqdn: String, proxyNamespace: String) -> [String] {
+        func dots(_ s: Substring) -> Int { s.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: ".") ? 1 : 0) } }
+        var out: [String] = []
+        let local = ".cluster.local"
+        if fqdn.hasSuffix(local) {
+            let p = fqdn.dropLast(local.utf8.count)
+            if p.hasSuffix(".svc") { out.append(String(p)) }
         }
-        return out
+        let domain = ".\(clusterDomain)"
+        if fqdn.hasSuffix(domain) {
+            let p = fqdn.dropLast(domain.utf8.count)
+            if dots(p) == 1 && !p.hasSuffix(".svc") { out.append(String(p)) }
+        }
+        let inNamespace = ".\(proxyNamespace).\(clusterDomain)"
+        if fqdn.hasSuffix(inNamespace) {
+            let p = fqdn.dropLast(inNamespace.utf8.count)
+            if dots(p) == 0 { out.append(String(p)) }
+        }
+        return out.filter { expansion(of: $0, proxyNamespace: proxyNamespace) == fqdn }
     }
 
     /// Whether a `hosts` entry (possibly a wildcard such as `*.example.com` or `*`) covers `fqdn`.
@@ -52,6 +80,7 @@ public enum HostName {
 
     /// Whether `s` equals `lowercased` (already lower case) ignoring ASCII case, without allocating.
     public static func equalsIgnoringASCIICase(_ s: String, lowercased: String) -> Bool {
+        guard s.utf8.count == lowercased.utf8.count else { return false }
         var a = s.utf8.makeIterator()
         var b = lowercased.utf8.makeIterator()
         while true {

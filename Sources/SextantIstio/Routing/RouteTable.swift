@@ -173,6 +173,10 @@ public final class RouteTable: Sendable {
     /// Exact host → routes (from VirtualServices), checked before wildcard hosts.
     let exactHosts: [String: [CompiledRoute]]
     let wildcardHosts: [(pattern: String, routes: [CompiledRoute])]
+    /// Every name an authority may use for an exact or service host — the host itself and the shorter
+    /// forms `HostName.candidates` expands — → what it routes to, built once so routing a request is one
+    /// lookup instead of expanding and hashing each candidate.
+    let hostIndex: [String: HostTarget]
     /// Fully qualified host → the `tcp[]` rules of its VirtualService.
     let tcpRules: [String: [TCPRoute]]
     /// Gateway mode: the ports of the selected Gateways' servers and the hosts each accepts.
@@ -308,6 +312,60 @@ public final class RouteTable: Sendable {
         self.wildcardHosts = wildcard
         self.clusters = clusters
         self.warnings = warnings
+        self.hostIndex = Self.hostIndex(exact: exact, services: services, proxyNamespace: identity.namespace)
+    }
+
+    /// What a name in `hostIndex` routes to.
+    enum HostTarget: Sendable {
+        /// A VirtualService host: its `http[]` routes, tried in order.
+        case routes(fqdn: String, [CompiledRoute])
+        /// A service without a VirtualService: Istio's implicit route to it.
+        case service(ImplicitRoutes)
+    }
+
+    /// The implicit route to a service with no VirtualService, per request port, built once.
+    struct ImplicitRoutes: Sendable {
+        /// A declared port → the route to that port, with its virtual-host name.
+        var byPort: [Int: (CompiledRoute, virtualHost: String)]
+        /// Any other port: the service's one HTTP port (or its only port), if it has one.
+        var fallback: (CompiledRoute, virtualHost: String)?
+
+        init(fqdn: String, service se: ServiceEntry) {
+            func route(_ port: Int) -> (CompiledRoute, virtualHost: String) {
+                let rule = HTTPRoute(
+                    name: "default", match: [], route: [], redirect: nil, directResponse: nil, rewrite: nil, timeout: nil,
+                    retries: nil, fault: nil, mirror: nil, mirrorPercentage: nil, corsPolicy: nil, headers: HeaderOperations(),
+                    location: nil)
+                let key = ClusterKey(host: fqdn, port: port)
+                return (CompiledRoute(name: "default", virtualService: nil, rule: rule, destinations: [(key, 100, HeaderOperations())], mirror: nil), "\(fqdn):\(port)")
+            }
+            var byPort: [Int: (CompiledRoute, virtualHost: String)] = [:]
+            for p in se.ports where byPort[p.number] == nil { byPort[p.number] = route(p.number) }
+            self.byPort = byPort
+            let http = se.ports.filter { $0.selectedProtocol.isHTTP || $0.selectedProtocol == .unknown }
+            fallback = http.count == 1 || se.ports.count == 1 ? byPort[(http.first ?? se.ports[0]).number] : nil
+        }
+
+        func route(port: Int) -> RouteDecision {
+            guard let (r, vh) = byPort[port] ?? fallback else { return .noRoute }
+            return .route(r, virtualHost: vh)
+        }
+    }
+
+    /// Builds `hostIndex`. A name that is itself a host wins over the same name as a short form, and a
+    /// VirtualService host over a service, in the order `HostName.candidates` tries them; a short form
+    /// is indexed under exactly the host `HostName.expansion` gives it.
+    static func hostIndex(exact: [String: [CompiledRoute]], services: [String: ServiceEntry], proxyNamespace: String) -> [String: HostTarget] {
+        var index: [String: HostTarget] = [:]
+        for (fqdn, se) in services { index[fqdn] = .service(ImplicitRoutes(fqdn: fqdn, service: se)) }
+        for (fqdn, routes) in exact { index[fqdn] = .routes(fqdn: fqdn, routes) }
+        let literal = index
+        for (fqdn, target) in literal {
+            for alias in HostName.shortForms(of: fqdn, proxyNamespace: proxyNamespace) where index[alias] == nil {
+                index[alias] = target
+            }
+        }
+        return index
     }
 
     /// Ports on which services speak plain TCP (protocol `TCP`, `TLS`, `MONGO`, `REDIS`, `MYSQL`, or a
@@ -367,21 +425,13 @@ public final class RouteTable: Sendable {
     public func route(_ head: RequestHead) -> RouteDecision {
         let (host, _) = HostName.splitAuthority(head.authority)
         if identity.mode == .gateway && !gatewayAccepts(host) { return .noRoute }
-        for candidate in HostName.candidates(for: host, proxyNamespace: identity.namespace) {
-            if let routes = exactHosts[candidate] {
-                return first(routes, head, virtualHost: "\(candidate):\(head.port)")
-            }
-            if services[candidate] != nil {
-                // Implicit route to a known service, as Istio generates for services without a VirtualService.
-                guard let c = defaultCluster(candidate, port: head.port) else { return .noRoute }
-                let rule = HTTPRoute(
-                    name: "default", match: [], route: [], redirect: nil, directResponse: nil, rewrite: nil, timeout: nil,
-                    retries: nil, fault: nil, mirror: nil, mirrorPercentage: nil, corsPolicy: nil, headers: HeaderOperations(),
-                    location: nil)
-                return .route(
-                    CompiledRoute(name: "default", virtualService: nil, rule: rule, destinations: [(c, 100, HeaderOperations())], mirror: nil),
-                    virtualHost: "\(candidate):\(c.port)")
-            }
+        switch hostIndex[host] {
+        case .routes(let fqdn, let routes)?:
+            return first(routes, head, virtualHost: "\(fqdn):\(head.port)")
+        case .service(let implicit)?:
+            return implicit.route(port: head.port)
+        case nil:
+            break
         }
         for (pattern, routes) in wildcardHosts where HostName.wildcard(pattern, matches: host) {
             return first(routes, head, virtualHost: "\(pattern):\(head.port)")
@@ -398,13 +448,6 @@ public final class RouteTable: Sendable {
                 return HostName.wildcard(pattern, matches: host)
             }
         }
-    }
-
-    private func defaultCluster(_ fqdn: String, port: Int) -> ClusterKey? {
-        guard let se = services[fqdn] else { return nil }
-        if se.ports.contains(where: { $0.number == port }) { return ClusterKey(host: fqdn, port: port) }
-        let http = se.ports.filter { $0.selectedProtocol.isHTTP || $0.selectedProtocol == .unknown }
-        return http.count == 1 || se.ports.count == 1 ? ClusterKey(host: fqdn, port: (http.first ?? se.ports[0]).number) : nil
     }
 
     private func first(_ routes: [CompiledRoute], _ head: RequestHead, virtualHost: String) -> RouteDecision {
