@@ -34,6 +34,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// Parts of pipelined requests waiting for the current response to finish.
     var pipelined: [HTTPServerRequestPart] = []
     var pipelinedBytes = 0
+    /// `peerHeader(for:)`'s last answer.
+    private var lastPeerHeader: (cluster: ClusterRuntime?, value: String)?
 
     init(shared: ProxyShared, kind: ListenerKind, inboundCluster: ClusterRuntime?) {
         self.shared = shared
@@ -123,7 +125,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     static func format(_ a: SocketAddress) -> String {
         guard let ip = a.ipAddress, let port = a.port else { return "\(a)" }
-        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        return ip.utf8.contains(UInt8(ascii: ":")) ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -444,6 +446,18 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
     }
 
+    /// This workload's identity header for requests to `cluster` (it names the destination service),
+    /// kept for the connection's last cluster: keep-alive connections mostly go to one.
+    private func peerHeader(for cluster: ClusterRuntime?) -> String {
+        if let cached = lastPeerHeader, cached.cluster === cluster { return cached.value }
+        var me = shared.me
+        me.service = cluster?.cluster.key.host
+        me.servicePort = cluster?.cluster.key.port
+        let value = me.headerValue
+        lastPeerHeader = (cluster, value)
+        return value
+    }
+
     /// The request as sent upstream: hop-by-hop headers removed, route header edits and rewrites applied.
     private func upstreamHead(for x: Exchange, route: CompiledRoute?, destinationHeaders: HeaderOperations?) -> HTTPRequestHead {
         // Copy-on-write: the received headers are reused as they are unless a hop-by-hop one must go.
@@ -451,17 +465,16 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         HopByHop(headers).strip(from: &headers)
         if let t = x.trace { t.inject(into: &headers) }
         if kind == .outbound {
-            var me = shared.me
-            me.service = x.cluster?.cluster.key.host
-            me.servicePort = x.cluster?.cluster.key.port
-            headers.replaceOrAdd(name: PeerMetadata.header, value: me.headerValue)
+            headers.replaceOrAdd(name: PeerMetadata.header, value: peerHeader(for: x.cluster))
         }
         if let up = x.upgrade {
             headers.replaceOrAdd(name: "connection", value: "upgrade")
             headers.replaceOrAdd(name: "upgrade", value: up)
         }
         // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
-        if x.head.headers["te"].contains(where: { $0.lowercased() == "trailers" }) { headers.add(name: "te", value: "trailers") }
+        if x.head.headers.contains(where: { HostName.equalsIgnoringASCIICase($0.name, lowercased: "te") && HostName.equalsIgnoringASCIICase($0.value, lowercased: "trailers") }) {
+            headers.add(name: "te", value: "trailers")
+        }
         if !headers.contains(name: "x-forwarded-proto") { headers.add(name: "x-forwarded-proto", value: "http") }
         if shared.state.table.identity.mode == .gateway, let ip = remoteIP {
             if let xff = headers.first(name: "x-forwarded-for") {
@@ -586,7 +599,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     private func attach(_ x: Exchange, _ c: UpstreamConnection) {
         x.connection = c
         c.delegate = self
-        x.record.upstreamLocalAddress = c.channel.localAddress.map(Self.format)
+        x.record.upstreamLocalAddress = c.localAddressText
         x.record.upstreamPeerPrincipal = c.peerPrincipal
         if let e = x.endpointIndex, let cluster = x.cluster {
             x.endpointActive = cluster.endpoints[e]
@@ -1034,7 +1047,7 @@ struct HopByHop {
     private var listed: [String] = []
 
     init(_ headers: HTTPHeaders) {
-        for value in headers["connection"] {
+        for (name, value) in headers where HostName.equalsIgnoringASCIICase(name, lowercased: "connection") {
             for token in value.split(separator: ",") {
                 let t = token.trimmingPrefixSpaces.lowercased()
                 if t != "close" && t != "keep-alive" { listed.append(t) }
@@ -1042,14 +1055,26 @@ struct HopByHop {
         }
     }
 
+    /// Whether `name` is one of the fixed hop-by-hop names; most header names are rejected by length alone.
+    static func isFixed(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2, 7, 10, 16, 17, 18, 19:
+            for f in fixed where HostName.equalsIgnoringASCIICase(name, lowercased: f) { return true }
+            return false
+        default:
+            return false
+        }
+    }
+
     func contains(_ name: String) -> Bool {
-        for f in Self.fixed where HostName.equalsIgnoringASCIICase(name, lowercased: f) { return true }
+        if Self.isFixed(name) { return true }
         for f in listed where HostName.equalsIgnoringASCIICase(name, lowercased: f) { return true }
         return false
     }
 
     /// Removes hop-by-hop headers; leaves `headers` untouched (no copy) when there are none.
     func strip(from headers: inout HTTPHeaders) {
+        guard headers.contains(where: { contains($0.name) }) else { return }
         var doomed: [String] = []
         for (name, _) in headers where contains(name) { doomed.append(name) }
         for name in doomed { headers.remove(name: name) }

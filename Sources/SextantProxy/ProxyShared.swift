@@ -109,27 +109,24 @@ struct FastRandom: RandomNumberGenerator {
 /// Random identifiers for `x-request-id` (UUID version 4 text, as Envoy generates).
 enum RequestID {
     static func make(using g: inout some RandomNumberGenerator) -> String {
-        let a = g.next() as UInt64
-        let b = g.next() as UInt64
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for i in 0..<8 {
-            bytes[i] = UInt8(truncatingIfNeeded: a >> (8 * i))
-            bytes[8 + i] = UInt8(truncatingIfNeeded: b >> (8 * i))
-        }
-        bytes[6] = (bytes[6] & 0x0f) | 0x40
-        bytes[8] = (bytes[8] & 0x3f) | 0x80
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        // 128 random bits with the version (4) and variant (10) bits set, RFC 9562 §5.4.
+        let a = ((g.next() as UInt64) & ~0x0000_0000_0000_f000) | 0x0000_0000_0000_4000
+        let b = ((g.next() as UInt64) & ~0xc000_0000_0000_0000) | 0x8000_0000_0000_0000
         return String(unsafeUninitializedCapacity: 36) { out in
             var j = 0
-            for (i, byte) in bytes.enumerated() {
-                if i == 4 || i == 6 || i == 8 || i == 10 {
-                    out[j] = UInt8(ascii: "-")
+            func hex(_ v: UInt64, nibbles: Int) {
+                for k in stride(from: nibbles - 1, through: 0, by: -1) {
+                    let n = UInt8(truncatingIfNeeded: v >> (4 * UInt64(k))) & 0x0f
+                    out[j] = n < 10 ? UInt8(ascii: "0") + n : UInt8(ascii: "a") + n - 10
                     j += 1
                 }
-                out[j] = hex[Int(byte >> 4)]
-                out[j + 1] = hex[Int(byte & 0x0f)]
-                j += 2
             }
+            func dash() {
+                out[j] = UInt8(ascii: "-")
+                j += 1
+            }
+            hex(a >> 32, nibbles: 8); dash(); hex(a >> 16, nibbles: 4); dash(); hex(a, nibbles: 4); dash()
+            hex(b >> 48, nibbles: 4); dash(); hex(b, nibbles: 12)
             return j
         }
     }

@@ -22,6 +22,8 @@ final class UpstreamConnection {
     /// When it went idle, for the idle timeout.
     var idleSince: NIODeadline = .now()
     private var readPaused = false
+    /// `%UPSTREAM_LOCAL_ADDRESS%`, formatted once per connection rather than per request.
+    lazy var localAddressText: String? = channel.localAddress.map(DownstreamHandler.format)
 
     /// Stops or resumes reading responses (backpressure from a slow downstream); a system call, so
     /// only on a change.
@@ -200,8 +202,8 @@ final class UpstreamPool {
 
     private func popIdle(_ key: String) -> UpstreamConnection? {
         let now = NIODeadline.now()
-        while var list = idle[key], let c = list.popLast() {
-            idle[key] = list
+        // `idle[key]?.popLast()` edits the list in place; copying it out and back would copy the array.
+        while let c = idle[key]?.popLast() {
             guard !c.isClosed && c.channel.isActive else { continue }
             // `connectionPool.http.idleTimeout`: a connection idle for longer is closed, not reused.
             if now - c.idleSince > c.cluster.idleTimeout.timeAmount {
