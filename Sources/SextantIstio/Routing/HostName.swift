@@ -12,10 +12,10 @@ public enum HostName {
     }
 
     /// Splits `host[:port]` (or `[v6]:port`) into a lower-cased host and an optional port.
-    public static func splitAuthority(_ authority: some StringProtocol) -> (host: String, port: Int?) {
+    public static func splitAuthority(_ authority: String) -> (host: String, port: Int?) {
         // Authorities are nearly always lower-case ASCII already: lower-case only when needed, and find
         // the separators on the UTF-8 view (ASCII bytes, so its indices slice the string too).
-        let a = authority.utf8.contains(where: { ($0 >= 0x41 && $0 <= 0x5a) || $0 >= 0x80 }) ? authority.lowercased() : String(authority)
+        let a = authority.utf8.contains(where: { ($0 >= 0x41 && $0 <= 0x5a) || $0 >= 0x80 }) ? authority.lowercased() : authority
         let u = a.utf8
         let colon = UInt8(ascii: ":")
         if u.first == UInt8(ascii: "[") {
