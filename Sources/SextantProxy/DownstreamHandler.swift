@@ -1048,10 +1048,22 @@ struct HopByHop {
 
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers where HostName.equalsIgnoringASCIICase(name, lowercased: "connection") {
-            for token in value.split(separator: ",") {
-                let t = token.trimmingPrefixSpaces.lowercased()
-                if t != "close" && t != "keep-alive" { listed.append(t) }
+            // Tokens split and trimmed on UTF-8 (they are ASCII): `close` and `keep-alive`, nearly always the
+            // only ones, are recognised without building a string.
+            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
+                var t = token[...]
+                while let f = t.first, f == UInt8(ascii: " ") || f == UInt8(ascii: "\t") { t = t.dropFirst() }
+                while let l = t.last, l == UInt8(ascii: " ") || l == UInt8(ascii: "\t") { t = t.dropLast() }
+                if Self.equalsIgnoringCase(t, "close") || Self.equalsIgnoringCase(t, "keep-alive") || t.isEmpty { continue }
+                listed.append(String(decoding: t, as: UTF8.self).lowercased())
             }
+        }
+    }
+
+    private static func equalsIgnoringCase(_ bytes: Substring.UTF8View.SubSequence, _ lowercased: StaticString) -> Bool {
+        guard bytes.count == lowercased.utf8CodeUnitCount else { return false }
+        return lowercased.withUTF8Buffer { l in
+            zip(bytes, l).allSatisfy { b, c in ((b >= 0x41 && b <= 0x5a) ? b | 0x20 : b) == c }
         }
     }
 

@@ -123,6 +123,9 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
     let version: String
     private let lock = NIOLock()
     private var http: [[String]: HTTPSeries] = [:]
+    /// Where the last HTTP request's series is in `http`; an index is valid only until keys are added or
+    /// removed, so every such change resets or replaces it.
+    private var lastHTTP: Dictionary<[String], HTTPSeries>.Index?
     private var tcp: [[String]: TCPSeries] = [:]
 
     public init(identity: ProxyIdentity, version: String, expiry: Duration = .seconds(600), principal: String? = nil) {
@@ -139,8 +142,18 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
             // Updated in place (`default:` subscript): a copy out and back would copy the bucket arrays.
             if r.protocolName == "TCP" {
                 Self.update(&tcp[labels, default: TCPSeries()], r, now)
+            } else if let i = lastHTTP, http.keys[i] == labels {
+                // Most requests repeat the previous series; comparing its labels (mostly the same string
+                // storage, so pointer-equal) is far cheaper than hashing 25 strings.
+                Self.update(&http.values[i], r, now)
+            } else if let i = http.index(forKey: labels) {
+                Self.update(&http.values[i], r, now)
+                lastHTTP = i
             } else {
-                Self.update(&http[labels, default: HTTPSeries()], r, now)
+                var series = HTTPSeries()
+                Self.update(&series, r, now)
+                http[labels] = series
+                lastHTTP = http.index(forKey: labels)
             }
         }
     }
@@ -233,6 +246,7 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
         let now = NIODeadline.now()
         let (httpSeries, tcpSeries) = lock.withLock { () -> ([([String], HTTPSeries)], [([String], TCPSeries)]) in
             http = http.filter { now - $0.value.lastUpdate < expiry }
+            lastHTTP = nil
             tcp = tcp.filter { now - $0.value.lastUpdate < expiry }
             return (http.map { ($0.key, $0.value) }, tcp.map { ($0.key, $0.value) })
         }

@@ -75,15 +75,28 @@ public struct Cluster: Sendable {
     }
 }
 
-/// One compiled `http[]` rule, with its destinations resolved to clusters.
-public struct CompiledRoute: Sendable {
+/// One compiled `http[]` rule, with its destinations resolved to clusters. A class: built once per
+/// table and handed to every request it routes, so passing it on is one reference count, not a copy of
+/// the rule's every field.
+public final class CompiledRoute: Sendable {
     /// `http[].name`, or `default` as Istio names unnamed routes (`%ROUTE_NAME%`).
-    public var name: String
+    public let name: String
     /// `namespace/name` of the VirtualService, nil for the implicit route to a service.
-    public var virtualService: String?
-    public var rule: HTTPRoute
-    public var destinations: [(cluster: ClusterKey, weight: Int, headers: HeaderOperations)]
-    public var mirror: ClusterKey?
+    public let virtualService: String?
+    public let rule: HTTPRoute
+    public let destinations: [(cluster: ClusterKey, weight: Int, headers: HeaderOperations)]
+    public let mirror: ClusterKey?
+
+    public init(
+        name: String, virtualService: String?, rule: HTTPRoute, destinations: [(cluster: ClusterKey, weight: Int, headers: HeaderOperations)],
+        mirror: ClusterKey?
+    ) {
+        self.name = name
+        self.virtualService = virtualService
+        self.rule = rule
+        self.destinations = destinations
+        self.mirror = mirror
+    }
 
     /// Picks a destination by weight; `random` is uniform in `0..<100` (weights add up to 100) or any
     /// value when there is one destination.
@@ -324,11 +337,11 @@ public final class RouteTable: Sendable {
     }
 
     /// The implicit route to a service with no VirtualService, per request port, built once.
-    struct ImplicitRoutes: Sendable {
+    final class ImplicitRoutes: Sendable {
         /// A declared port → the route to that port, with its virtual-host name.
-        var byPort: [Int: (CompiledRoute, virtualHost: String)]
+        let byPort: [Int: (CompiledRoute, virtualHost: String)]
         /// Any other port: the service's one HTTP port (or its only port), if it has one.
-        var fallback: (CompiledRoute, virtualHost: String)?
+        let fallback: (CompiledRoute, virtualHost: String)?
 
         init(fqdn: String, service se: ServiceEntry) {
             func route(_ port: Int) -> (CompiledRoute, virtualHost: String) {
