@@ -4,7 +4,8 @@
 /// escapes `\\`, `\"`, `\n`, blanks between tokens, timestamps in integer milliseconds) and the OpenMetrics
 /// 1.0 text format ABNF (single spaces, `# UNIT`, exemplars, timestamps in seconds, `# EOF` last).
 /// It works on bytes: each line is scanned once in place; each distinct name, label name and label value
-/// becomes one `String`, interned by its bytes, and samples refer to them by index (`ExpositionStore`). Every error carries the 1-based line number and the reason; nothing is returned on error.
+/// becomes one `String`, interned by its bytes, and samples refer to them by index (`ExpositionStore`).
+/// Every error carries the 1-based line number and the reason; nothing is returned on error.
 ///
 /// Checks beyond the grammar: a family's lines form one group, metadata appears once and before samples,
 /// sample names fit the family's `# TYPE` (`_bucket` needs `le`, summary quantiles need `quantile`, OpenMetrics
@@ -56,8 +57,8 @@ public struct ExpositionParser {
     private var leID: UInt32?
     /// The hash of the current sample's label set (a sum of label hashes: labels compare as a set).
     private var seriesLabelHash: UInt64 = 0
-    /// The bytes of the current (last) family's name.
-    private var lastFamilyName: [UInt8] = []
+    /// Where the current (last) family's name is in the exposition (its first metadata line or sample).
+    private var lastFamilyName: (start: Int, count: Int) = (0, 0)
     /// The previous sample's name: consecutive samples mostly repeat it, and its bytes compare faster than
     /// they hash and look up.
     private var previousName: (start: Int, count: Int, id: UInt32, hash: UInt64) = (0, 0, 0, 0)
@@ -221,16 +222,18 @@ public struct ExpositionParser {
             let nameStart = i
             i = scanMetricName(i, e)
             guard i > nameStart else { throw fail(.syntax, "# \(keyword): invalid metric name") }
-            let name = ascii(nameStart, i)
+            let nameEnd = i
             var rest = ""
             if i < e {
-                guard p[i] == Self.space else { throw fail(.syntax, "# \(keyword) \(name): expected a space after the name") }
+                guard p[i] == Self.space else {
+                    throw fail(.syntax, "# \(keyword) \(ascii(nameStart, nameEnd)): expected a space after the name")
+                }
                 i += 1
                 rest = try keyword == "HELP" ? unescape(i, e, allowQuote: true, what: "HELP text") : ascii(i, e)
             } else if keyword != "HELP" {
-                throw fail(.syntax, "# \(keyword) \(name): missing value")
+                throw fail(.syntax, "# \(keyword) \(ascii(nameStart, nameEnd)): missing value")
             }
-            try metadata(keyword, name: name, value: rest)
+            try metadata(keyword, nameStart, nameEnd, value: rest)
             return false
         }
         // Text format: "#" [blanks] token; only HELP and TYPE are special, anything else is a comment.
@@ -245,31 +248,29 @@ public struct ExpositionParser {
         guard i > nameStart, i == e || p[i] == Self.space || p[i] == Self.tab else {
             throw fail(.syntax, "# \(isHelp ? "HELP" : "TYPE"): invalid metric name")
         }
-        let name = ascii(nameStart, i)
+        let nameEnd = i
         while i < e, p[i] == Self.space || p[i] == Self.tab { i += 1 }
         if isHelp {
-            try metadata("HELP", name: name, value: unescape(i, e, allowQuote: false, what: "HELP text"))
+            try metadata("HELP", nameStart, nameEnd, value: unescape(i, e, allowQuote: false, what: "HELP text"))
         } else {
             var t = e
             while t > i, p[t - 1] == Self.space || p[t - 1] == Self.tab { t -= 1 }
-            try metadata("TYPE", name: name, value: ascii(i, t))
+            try metadata("TYPE", nameStart, nameEnd, value: ascii(i, t))
         }
         return false
     }
 
-    private mutating func metadata(_ keyword: Substring, name: String, value: String) throws(ExpositionError) {
-        var index: Int
-        if let last = families.indices.last, families[last].name == name {
-            index = last
-        } else {
-            try startFamily(name)
-            index = families.count - 1
+    /// A metadata line for the family named `p[ns..<ne]`; the family's fields are updated in place.
+    private mutating func metadata(_ keyword: Substring, _ ns: Int, _ ne: Int, value: String) throws(ExpositionError) {
+        if families.isEmpty || ne - ns != lastFamilyName.count || !bytesEqual(ns, lastFamilyName.start, ne - ns) {
+            try startFamily(ascii(ns, ne), ns, ne)
         }
-        var f = families[index]
+        let index = families.count - 1
+        let name = families[index].name
         let hasSamples = records.count > familyStarts[index]
         switch keyword {
         case "TYPE":
-            if f.typeDeclared { throw fail(.metadata, "second # TYPE line for \(name)") }
+            if families[index].typeDeclared { throw fail(.metadata, "second # TYPE line for \(name)") }
             if hasSamples { throw fail(.metadata, "# TYPE line for \(name) after its samples") }
             let type: ExpositionMetricType?
             if om {
@@ -290,24 +291,24 @@ public struct ExpositionParser {
                     "unknown metric type '\(value)' for \(name); expected "
                         + (om ? "counter, gauge, histogram, gaugehistogram, stateset, info, summary or unknown" : "counter, gauge, histogram, summary or untyped"))
             }
-            f.type = type
-            f.typeDeclared = true
+            families[index].type = type
+            families[index].typeDeclared = true
         case "HELP":
-            if f.help != nil { throw fail(.metadata, "second # HELP line for \(name)") }
+            if families[index].help != nil { throw fail(.metadata, "second # HELP line for \(name)") }
             if om && hasSamples { throw fail(.metadata, "# HELP line for \(name) after its samples") }
-            f.help = value
+            families[index].help = value
         default:
-            if f.unit != nil { throw fail(.metadata, "second # UNIT line for \(name)") }
+            if families[index].unit != nil { throw fail(.metadata, "second # UNIT line for \(name)") }
             if hasSamples { throw fail(.metadata, "# UNIT line for \(name) after its samples") }
             if !value.isEmpty && !name.hasSuffix("_" + value) {
                 throw fail(.metadata, "# UNIT \(value): the metric name \(name) must end with _\(value)")
             }
-            f.unit = value
+            families[index].unit = value
         }
-        families[index] = f
     }
 
-    private mutating func startFamily(_ name: String) throws(ExpositionError) {
+    /// Starts the family `name`, spelled at `p[s..<e]`.
+    private mutating func startFamily(_ name: String, _ s: Int, _ e: Int) throws(ExpositionError) {
         if let first = familyLines[name] {
             throw fail(.metadata, "metric family \(name) appears again (first at line \(first)); all its lines must be one group")
         }
@@ -315,7 +316,7 @@ public struct ExpositionParser {
         familyLines[name] = line
         families.append(ExpositionFamily(name: name, line: line))
         familyStarts.append(records.count)
-        lastFamilyName = Array(name.utf8)
+        lastFamilyName = (s, e - s)
     }
 
     // MARK: - Samples
@@ -355,12 +356,7 @@ public struct ExpositionParser {
     private mutating func familyIndex(_ s: Int, _ e: Int, nameID: UInt32) throws(ExpositionError) -> (Int, Suffix) {
         if let last = families.indices.last {
             let n = lastFamilyName.count
-            let prefixed = e - s >= n && lastFamilyName.withUnsafeBufferPointer { f in
-                var k = 0
-                while k < n, f[k] == p[s + k] { k += 1 }
-                return k == n
-            }
-            if prefixed {
+            if e - s >= n, bytesEqual(s, lastFamilyName.start, n) {
                 let sfx = classifySuffix(s + n, e)
                 // Fields read one by one: a copy of the family would retain and release all of them.
                 let type = families[last].type
@@ -373,7 +369,7 @@ public struct ExpositionParser {
                 }
             }
         }
-        try startFamily(str(nameID))
+        try startFamily(str(nameID), s, e)
         return (families.count - 1, .none)
     }
 
@@ -477,12 +473,16 @@ public struct ExpositionParser {
 
     /// Type-specific rules for one sample (OpenMetrics 1.0 §"Metric types"; the text format's histogram
     /// and summary conventions).
-    private mutating func checkSample(family fi: Int, suffix: Suffix, nameID: UInt32, value: Double, exemplar: Bool) throws(ExpositionError) {
+    private mutating func checkSample(
+        family fi: Int, suffix: Suffix, nameID: UInt32, value: Double, exemplar: Bool
+    ) throws(ExpositionError) {
         let type = families[fi].type
         switch type {
         case .histogram, .gaugehistogram:
             if suffix == .bucket {
-                guard let (le, id) = currentLabel("le") else { throw fail(.typeMismatch, "\(str(nameID)): histogram bucket without an le label") }
+                guard let (le, id) = currentLabel("le") else {
+                    throw fail(.typeMismatch, "\(str(nameID)): histogram bucket without an le label")
+                }
                 leID = id
                 guard ExpositionNumber.parseDouble(le) != nil else { throw fail(.invalidValue, "\(str(nameID)): le=\"\(le)\" is not a number") }
                 if om && (value < 0 || value.isNaN) {
