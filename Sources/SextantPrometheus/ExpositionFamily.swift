@@ -172,16 +172,51 @@ final class ExpositionStore: Sendable {
 
     /// The store of one sample built by hand: its name is string 0, its labels start at 0.
     convenience init(name: String, labels: [ExpositionLabel], exemplar: ExpositionExemplar?) {
-        var strings = [name]
-        var refs: [ExpositionLabelRef] = []
-        strings.reserveCapacity(1 + 2 * labels.count)
-        refs.reserveCapacity(labels.count)
-        for l in labels {
-            refs.append(ExpositionLabelRef(name: UInt32(strings.count), value: UInt32(strings.count + 1)))
-            strings.append(l.name)
-            strings.append(l.value)
+        var builder = Builder()
+        _ = builder.add(name: name, labels: labels, exemplar: exemplar)
+        self.init(strings: builder.strings, labels: builder.labels, exemplars: builder.exemplars)
+    }
+
+    /// Collects the names, labels and exemplars of samples made outside the parser (relabeling); a
+    /// sample's name is interned when it repeats the previous one, its labels are appended as they are.
+    struct Builder {
+        /// Where a sample's parts are, for `ExpositionSample.init(store:…)`.
+        struct Entry {
+            var nameID: UInt32
+            var labelStart: UInt32
+            var labelCount: UInt32
+            var exemplarIndex: Int32
         }
-        self.init(strings: strings, labels: refs, exemplars: exemplar.map { [$0] } ?? [])
+
+        var strings: [String] = []
+        var labels: [ExpositionLabelRef] = []
+        var exemplars: [ExpositionExemplar] = []
+        private var lastName: (string: String, id: UInt32)?
+
+        mutating func add(name: String, labels newLabels: [ExpositionLabel], exemplar: ExpositionExemplar?) -> Entry {
+            let nameID: UInt32
+            if let lastName, lastName.string == name {
+                nameID = lastName.id
+            } else {
+                nameID = UInt32(strings.count)
+                strings.append(name)
+                lastName = (name, nameID)
+            }
+            let labelStart = UInt32(labels.count)
+            for l in newLabels {
+                labels.append(ExpositionLabelRef(name: UInt32(strings.count), value: UInt32(strings.count + 1)))
+                strings.append(l.name)
+                strings.append(l.value)
+            }
+            var exemplarIndex: Int32 = -1
+            if let exemplar {
+                exemplarIndex = Int32(exemplars.count)
+                exemplars.append(exemplar)
+            }
+            return Entry(nameID: nameID, labelStart: labelStart, labelCount: UInt32(newLabels.count), exemplarIndex: exemplarIndex)
+        }
+
+        func build() -> ExpositionStore { ExpositionStore(strings: strings, labels: labels, exemplars: exemplars) }
     }
 }
 
