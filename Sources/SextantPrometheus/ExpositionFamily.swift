@@ -114,6 +114,9 @@ public struct ExpositionSample: Sendable, Equatable {
         set { own(name: name, labels: labels, exemplar: newValue) }
     }
 
+    /// Equal for two samples whose names are the same string of the same store (then the names are equal).
+    var nameIdentity: (store: ObjectIdentifier, id: UInt32) { (ObjectIdentifier(store), nameID) }
+
     /// The number of labels (`labels.count` without building the array).
     var labelsCount: Int { Int(labelCount) }
 

@@ -28,6 +28,8 @@ public struct ScrapeAssembler: Sendable {
     private var generation: UInt64 = 0
     /// Series added by the last `assemble` call (Prometheus' `scrape_series_added`).
     public private(set) var seriesAdded = 0
+    /// Series the current `assemble` call has seen; fewer than `series.count` means some are gone.
+    private var seenThisScrape = 0
 
     public init(resource: [KeyValue], defaultScope: InstrumentationScope) {
         self.resource = resource
@@ -64,6 +66,7 @@ public struct ScrapeAssembler: Sendable {
     /// Converts one successful scrape. Series missing since the previous scrape get staleness markers.
     public mutating func assemble(_ families: [ExpositionFamily], at time: UInt64) -> MetricsData {
         seriesAdded = 0
+        seenThisScrape = 0
         generation &+= 1
         var resourceAttributes = resource
         var scopeAttributes: [AssembledScopeID: [KeyValue]] = [:]
@@ -87,9 +90,9 @@ public struct ScrapeAssembler: Sendable {
             }
             convert(f, at: time, into: &builder)
         }
-        // Staleness markers for series that disappeared.
-        // (Walking the states to find none gone is cheaper than copying each key and state out.)
-        if series.values.contains(where: { $0.generation != generation }) {
+        // Staleness markers for series that disappeared (counted, so that a scrape with none gone does
+        // not walk the states).
+        if seenThisScrape < series.count {
             for (key, state) in series where state.generation != generation {
                 builder.add(state.meta, scope: state.scope, point: stalePoint(state, at: time))
                 series[key] = nil
@@ -194,6 +197,9 @@ public struct ScrapeAssembler: Sendable {
     private static func groups(_ f: ExpositionFamily, without special: String) -> [Group] {
         var index: [[ExpositionLabel]: Int] = [:]
         var groups: [Group] = []
+        // The suffix of the previous sample's name, reused while the name repeats (same string of the same store).
+        var lastName: (store: ObjectIdentifier, id: UInt32)?
+        var suffix: Substring = ""
         for s in f.samples {
             let gi: Int
             // The lines of one group are nearly always adjacent: compare with the previous group first,
@@ -210,7 +216,10 @@ public struct ScrapeAssembler: Sendable {
                     groups.append(Group(labels: labels))
                 }
             }
-            let suffix = Substring(s.name.utf8.dropFirst(f.name.utf8.count))
+            if lastName == nil || lastName! != s.nameIdentity {
+                suffix = Substring(s.name.utf8.dropFirst(f.name.utf8.count))
+                lastName = s.nameIdentity
+            }
             switch suffix {
             case "_bucket":
                 let bound = s.label("le").flatMap(ExpositionNumber.parseDouble) ?? .nan
@@ -288,23 +297,41 @@ public struct ScrapeAssembler: Sendable {
         _ meta: MetricMeta, labels: [ExpositionLabel], time: UInt64, value: Double, created: UInt64?
     ) -> (start: UInt64, scope: InstrumentationScope, attributes: [KeyValue]) {
         let key = SeriesKey(metric: meta.name, labels: labels)
-        // One lookup, and the state is updated in place (copying it out and back costs a hash and
-        // retains of everything it holds, per series per scrape).
-        if let i = series.index(forKey: key), series.values[i].meta.kind == meta.kind {
-            if let created {
-                series.values[i].start = created
-            } else if meta.kind != .gauge && meta.kind != .nonMonotonicSum && value < series.values[i].last {
-                series.values[i].start = time  // reset: the cumulative value went down
-            }
-            series.values[i].last = value
-            series.values[i].generation = generation
-            return (series.values[i].start, series.values[i].scope, series.values[i].attributes)
+        // One lookup, and the state is updated in place: reading `series.values[i]` field by field would
+        // copy the whole state (and retain everything it holds) each time.
+        if let i = series.index(forKey: key),
+            let known = Self.update(
+                &series.values[i], kind: meta.kind, time: time, value: value, created: created, generation: generation, seen: &seenThisScrape)
+        {
+            return known
         }
         seriesAdded += 1
+        seenThisScrape += 1
         let (scope, attributes) = split(labels)
         series[key] = SeriesState(
             meta: meta, scope: scope, attributes: attributes, start: created ?? time, last: value, generation: generation)
         return (created ?? time, scope, attributes)
+    }
+
+    /// A known series seen again: its start (`_created`, or the time of a reset), last value and
+    /// generation updated; nil when it changed kind (the caller replaces it, and counts it as seen again).
+    private static func update(
+        _ state: inout SeriesState, kind: SeriesKind, time: UInt64, value: Double, created: UInt64?, generation: UInt64, seen: inout Int
+    ) -> (start: UInt64, scope: InstrumentationScope, attributes: [KeyValue])? {
+        let fresh = state.generation != generation
+        guard state.meta.kind == kind else {
+            if !fresh { seen -= 1 }
+            return nil
+        }
+        if fresh { seen += 1 }
+        if let created {
+            state.start = created
+        } else if kind != .gauge && kind != .nonMonotonicSum && value < state.last {
+            state.start = time  // reset: the cumulative value went down
+        }
+        state.last = value
+        state.generation = generation
+        return (state.start, state.scope, state.attributes)
     }
 
     // MARK: - Helpers
