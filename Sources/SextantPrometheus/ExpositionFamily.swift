@@ -46,15 +46,20 @@ public struct ExpositionExemplar: Sendable, Equatable {
 }
 
 /// One exposition line holding a value: `name{labels} value [timestamp] [# exemplar]`.
+///
+/// The name, labels and exemplar live in an `ExpositionStore` shared by all samples of one parse; a sample
+/// holds indices into it, so building, copying and freeing samples costs no per-label reference counting
+/// and no per-sample allocation. Setting `name`, `labels` or `exemplar` gives the sample a store of its own.
 public struct ExpositionSample: Sendable, Equatable {
-    /// The full series name, suffix included (`http_requests_total`, `latency_bucket`).
-    public var name: String
-    /// Labels in exposition order.
-    public var labels: [ExpositionLabel]
+    var store: ExpositionStore
+    var nameID: UInt32
+    var labelStart: UInt32
+    var labelCount: UInt32
+    /// Index into `store.exemplars`, or -1.
+    var exemplarIndex: Int32
     public var value: Double
     /// Unix time in nanoseconds when the line carries a timestamp (ms in the text format, seconds in OpenMetrics).
     public var timestampNanos: Int64?
-    public var exemplar: ExpositionExemplar?
     /// 1-based line number in the exposition.
     public var line: Int
 
@@ -62,18 +67,159 @@ public struct ExpositionSample: Sendable, Equatable {
         name: String, labels: [ExpositionLabel] = [], value: Double, timestampNanos: Int64? = nil,
         exemplar: ExpositionExemplar? = nil, line: Int = 0
     ) {
-        self.name = name
-        self.labels = labels
+        store = ExpositionStore(name: name, labels: labels, exemplar: exemplar)
+        nameID = 0
+        labelStart = 0
+        labelCount = UInt32(labels.count)
+        exemplarIndex = exemplar == nil ? -1 : 0
         self.value = value
         self.timestampNanos = timestampNanos
-        self.exemplar = exemplar
         self.line = line
     }
 
+    /// A sample of a parse whose strings, labels and exemplars are in `store`.
+    init(
+        store: ExpositionStore, nameID: UInt32, labelStart: UInt32, labelCount: UInt32, exemplarIndex: Int32, value: Double,
+        timestampNanos: Int64?, line: Int
+    ) {
+        self.store = store
+        self.nameID = nameID
+        self.labelStart = labelStart
+        self.labelCount = labelCount
+        self.exemplarIndex = exemplarIndex
+        self.value = value
+        self.timestampNanos = timestampNanos
+        self.line = line
+    }
+
+    /// The full series name, suffix included (`http_requests_total`, `latency_bucket`).
+    public var name: String {
+        get { store.strings[Int(nameID)] }
+        set { own(name: newValue, labels: labels, exemplar: exemplar) }
+    }
+
+    /// Labels in exposition order.
+    public var labels: [ExpositionLabel] {
+        get {
+            var out: [ExpositionLabel] = []
+            out.reserveCapacity(Int(labelCount))
+            for k in 0..<Int(labelCount) { out.append(ExpositionLabel(labelName(at: k), labelValue(at: k))) }
+            return out
+        }
+        set { own(name: name, labels: newValue, exemplar: exemplar) }
+    }
+
+    public var exemplar: ExpositionExemplar? {
+        get { exemplarIndex < 0 ? nil : store.exemplars[Int(exemplarIndex)] }
+        set { own(name: name, labels: labels, exemplar: newValue) }
+    }
+
+    /// Equal for two samples whose names are the same string of the same store (then the names are equal).
+    var nameIdentity: (store: ObjectIdentifier, id: UInt32) { (ObjectIdentifier(store), nameID) }
+
+    /// The number of labels (`labels.count` without building the array).
+    var labelsCount: Int { Int(labelCount) }
+
+    /// The name of label `k` (exposition order).
+    @inline(__always)
+    func labelName(at k: Int) -> String { store.strings[Int(store.labels[Int(labelStart) + k].name)] }
+
+    /// The value of label `k` (exposition order).
+    @inline(__always)
+    func labelValue(at k: Int) -> String { store.strings[Int(store.labels[Int(labelStart) + k].value)] }
+
     /// The value of label `name`.
     public func label(_ name: String) -> String? {
-        for l in labels where l.name == name { return l.value }
+        for k in 0..<Int(labelCount) where labelName(at: k) == name { return labelValue(at: k) }
         return nil
+    }
+
+    /// Moves the name, labels and exemplar into a store of this sample's own.
+    private mutating func own(name: String, labels: [ExpositionLabel], exemplar: ExpositionExemplar?) {
+        store = ExpositionStore(name: name, labels: labels, exemplar: exemplar)
+        nameID = 0
+        labelStart = 0
+        labelCount = UInt32(labels.count)
+        exemplarIndex = exemplar == nil ? -1 : 0
+    }
+
+    public static func == (a: ExpositionSample, b: ExpositionSample) -> Bool {
+        guard a.value == b.value, a.timestampNanos == b.timestampNanos, a.line == b.line, a.labelCount == b.labelCount else { return false }
+        guard a.name == b.name, a.exemplar == b.exemplar else { return false }
+        if a.store === b.store && a.labelStart == b.labelStart { return true }
+        for k in 0..<Int(a.labelCount) where a.labelName(at: k) != b.labelName(at: k) || a.labelValue(at: k) != b.labelValue(at: k) {
+            return false
+        }
+        return true
+    }
+}
+
+/// A label as two indices into `ExpositionStore.strings`.
+struct ExpositionLabelRef: Sendable, Equatable {
+    var name: UInt32
+    var value: UInt32
+}
+
+/// The strings (sample names, label names and values, each distinct one once), the labels of all samples
+/// back to back, and the exemplars of one parse; immutable once built, shared by the parse's samples.
+final class ExpositionStore: Sendable {
+    let strings: [String]
+    let labels: [ExpositionLabelRef]
+    let exemplars: [ExpositionExemplar]
+
+    init(strings: [String], labels: [ExpositionLabelRef], exemplars: [ExpositionExemplar]) {
+        self.strings = strings
+        self.labels = labels
+        self.exemplars = exemplars
+    }
+
+    /// The store of one sample built by hand: its name is string 0, its labels start at 0.
+    convenience init(name: String, labels: [ExpositionLabel], exemplar: ExpositionExemplar?) {
+        var builder = Builder()
+        _ = builder.add(name: name, labels: labels, exemplar: exemplar)
+        self.init(strings: builder.strings, labels: builder.labels, exemplars: builder.exemplars)
+    }
+
+    /// Collects the names, labels and exemplars of samples made outside the parser (relabeling); a
+    /// sample's name is interned when it repeats the previous one, its labels are appended as they are.
+    struct Builder {
+        /// Where a sample's parts are, for `ExpositionSample.init(store:…)`.
+        struct Entry {
+            var nameID: UInt32
+            var labelStart: UInt32
+            var labelCount: UInt32
+            var exemplarIndex: Int32
+        }
+
+        var strings: [String] = []
+        var labels: [ExpositionLabelRef] = []
+        var exemplars: [ExpositionExemplar] = []
+        private var lastName: (string: String, id: UInt32)?
+
+        mutating func add(name: String, labels newLabels: [ExpositionLabel], exemplar: ExpositionExemplar?) -> Entry {
+            let nameID: UInt32
+            if let lastName, lastName.string == name {
+                nameID = lastName.id
+            } else {
+                nameID = UInt32(strings.count)
+                strings.append(name)
+                lastName = (name, nameID)
+            }
+            let labelStart = UInt32(labels.count)
+            for l in newLabels {
+                labels.append(ExpositionLabelRef(name: UInt32(strings.count), value: UInt32(strings.count + 1)))
+                strings.append(l.name)
+                strings.append(l.value)
+            }
+            var exemplarIndex: Int32 = -1
+            if let exemplar {
+                exemplarIndex = Int32(exemplars.count)
+                exemplars.append(exemplar)
+            }
+            return Entry(nameID: nameID, labelStart: labelStart, labelCount: UInt32(newLabels.count), exemplarIndex: exemplarIndex)
+        }
+
+        func build() -> ExpositionStore { ExpositionStore(strings: strings, labels: labels, exemplars: exemplars) }
     }
 }
 

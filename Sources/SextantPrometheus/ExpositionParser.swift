@@ -3,8 +3,9 @@
 /// Grammars followed: the Prometheus "Exposition formats" text-based format (lines, `# HELP`/`# TYPE`,
 /// escapes `\\`, `\"`, `\n`, blanks between tokens, timestamps in integer milliseconds) and the OpenMetrics
 /// 1.0 text format ABNF (single spaces, `# UNIT`, exemplars, timestamps in seconds, `# EOF` last).
-/// It works on bytes: each line is scanned once in place and only names, label values and help texts become
-/// `String`s. Every error carries the 1-based line number and the reason; nothing is returned on error.
+/// It works on bytes: each line is scanned once in place; each distinct name, label name and label value
+/// becomes one `String`, interned by its bytes, and samples refer to them by index (`ExpositionStore`).
+/// Every error carries the 1-based line number and the reason; nothing is returned on error.
 ///
 /// Checks beyond the grammar: a family's lines form one group, metadata appears once and before samples,
 /// sample names fit the family's `# TYPE` (`_bucket` needs `le`, summary quantiles need `quantile`, OpenMetrics
@@ -22,7 +23,7 @@ public struct ExpositionParser {
         }
         var parser = ExpositionParser(base: base, count: bytes.count, openMetrics: format == .openMetrics)
         try parser.run()
-        return parser.families
+        return parser.finish()
     }
 
     // MARK: - State
@@ -31,44 +32,103 @@ public struct ExpositionParser {
     private let count: Int
     private let om: Bool
     private var line = 0
+    /// Families with their metadata; their samples are `records`, filled in by `finish`.
     private var families: [ExpositionFamily] = []
+    /// The index in `records` of each family's first sample (a family's samples are consecutive).
+    private var familyStarts: [Int] = []
+    /// Every sample so far, in exposition order.
+    private var records: [Record] = []
     /// Names of families already started, with the line they started on (a family may not reappear).
     private var familyLines: [String: Int] = [:]
-    /// Series hash → (family, sample) of the first sample with that hash, for duplicate detection.
-    private var seriesByHash: [UInt64: SampleRef] = [:]
+    /// Series hash → record of the first sample with that hash (open addressing; `record` is index + 1, 0 when
+    /// the slot is free), for duplicate detection.
+    private var seriesSlots: [SeriesSlot] = []
+    private var seriesCount = 0
     /// Further samples whose hash collided with a different series (rare).
-    private var hashCollisions: [UInt64: [SampleRef]] = [:]
-    /// The labels of the sample being parsed (the array the sample then keeps), and their hash.
-    private var labelScratch: [ExpositionLabel] = []
+    private var hashCollisions: [UInt64: [Int32]] = [:]
+    /// The distinct strings of the parse (the future `ExpositionStore.strings`) and the table finding them by
+    /// their exposition bytes (open addressing; `id` is index + 1, 0 when the slot is free).
+    private var strings: [String] = []
+    private var internSlots: [InternSlot] = []
+    /// The labels of all samples back to back (the future `ExpositionStore.labels`).
+    private var labelRefs: [ExpositionLabelRef] = []
+    private var exemplars: [ExpositionExemplar] = []
+    /// The string index of the label name `le`, once a bucket has had one.
+    private var leID: UInt32?
+    /// The hash of the current sample's label set (a sum of label hashes: labels compare as a set).
     private var seriesLabelHash: UInt64 = 0
-    /// The bytes of the current (last) family's name.
-    private var lastFamilyName: [UInt8] = []
-    /// The previous sample's name and labels with their byte ranges: consecutive samples mostly repeat
-    /// them, and reusing the `String`s saves an allocation and a UTF-8 check each.
-    private var previousName: (start: Int, count: Int, string: String) = (0, 0, "")
-    /// Byte ranges of the previous and current sample's labels; `previousSampleLabels[k]` is the label
-    /// parsed from `previousLabels[k]`. Ranges alone, so that keeping them costs no reference counting.
-    private var previousLabels: [LabelRange] = []
-    private var currentLabels: [LabelRange] = []
-    private var previousSampleLabels: [ExpositionLabel] = []
+    /// Where the current (last) family's name is in the exposition (its first metadata line or sample).
+    private var lastFamilyName: (start: Int, count: Int) = (0, 0)
+    /// The previous sample's name: consecutive samples mostly repeat it, and its bytes compare faster than
+    /// they hash and look up.
+    private var previousName: (start: Int, count: Int, id: UInt32, hash: UInt64) = (0, 0, 0, 0)
+    /// The previous and current sample's labels, as byte ranges with their string indices and hash;
+    /// a label equal to the previous sample's label in the same position reuses them.
+    private var previousLabels: [LabelScan] = []
+    private var currentLabels: [LabelScan] = []
 
-    private struct LabelRange {
+    private struct LabelScan {
         var name: Int
         var nameCount: Int
         var value: Int
         var valueCount: Int
+        var ref: ExpositionLabelRef
+        var hash: UInt64
     }
 
-    private struct SampleRef {
-        var family: Int32
-        var sample: Int32
+    /// A parsed sample; plain values only, so that appending and checking them costs no reference counting.
+    private struct Record {
+        var nameID: UInt32
+        var labelStart: UInt32
+        var labelCount: UInt32
+        /// Index into `exemplars`, or -1.
+        var exemplar: Int32
+        var suffix: Suffix
+        var value: Double
+        var timestamp: Int64?
+        var line: Int
+    }
+
+    private struct InternSlot {
+        var hash: UInt64 = 0
+        var start: Int = 0
+        var count: Int = 0
+        var id: UInt32 = 0
+    }
+
+    private struct SeriesSlot {
+        var hash: UInt64 = 0
+        var record: Int32 = 0
     }
 
     private init(base: UnsafePointer<UInt8>, count: Int, openMetrics: Bool) {
         p = base
         self.count = count
         om = openMetrics
-        seriesByHash.reserveCapacity(count / 64)
+        var slots = 64
+        while slots < count / 32 { slots <<= 1 }
+        seriesSlots = Array(repeating: SeriesSlot(), count: slots)
+        internSlots = Array(repeating: InternSlot(), count: 256)
+        records.reserveCapacity(count / 64)
+        labelRefs.reserveCapacity(count / 24)
+    }
+
+    /// The families with their samples, all sharing one store.
+    private mutating func finish() -> [ExpositionFamily] {
+        let store = ExpositionStore(strings: strings, labels: labelRefs, exemplars: exemplars)
+        for k in families.indices {
+            let end = k + 1 < families.count ? familyStarts[k + 1] : records.count
+            var samples: [ExpositionSample] = []
+            samples.reserveCapacity(end - familyStarts[k])
+            for r in records[familyStarts[k]..<end] {
+                samples.append(
+                    ExpositionSample(
+                        store: store, nameID: r.nameID, labelStart: r.labelStart, labelCount: r.labelCount, exemplarIndex: r.exemplar,
+                        value: r.value, timestampNanos: r.timestamp, line: r.line))
+            }
+            families[k].samples = samples
+        }
+        return families
     }
 
     private static let space = UInt8(ascii: " ")
@@ -162,16 +222,18 @@ public struct ExpositionParser {
             let nameStart = i
             i = scanMetricName(i, e)
             guard i > nameStart else { throw fail(.syntax, "# \(keyword): invalid metric name") }
-            let name = ascii(nameStart, i)
+            let nameEnd = i
             var rest = ""
             if i < e {
-                guard p[i] == Self.space else { throw fail(.syntax, "# \(keyword) \(name): expected a space after the name") }
+                guard p[i] == Self.space else {
+                    throw fail(.syntax, "# \(keyword) \(ascii(nameStart, nameEnd)): expected a space after the name")
+                }
                 i += 1
                 rest = try keyword == "HELP" ? unescape(i, e, allowQuote: true, what: "HELP text") : ascii(i, e)
             } else if keyword != "HELP" {
-                throw fail(.syntax, "# \(keyword) \(name): missing value")
+                throw fail(.syntax, "# \(keyword) \(ascii(nameStart, nameEnd)): missing value")
             }
-            try metadata(keyword, name: name, value: rest)
+            try metadata(keyword, nameStart, nameEnd, value: rest)
             return false
         }
         // Text format: "#" [blanks] token; only HELP and TYPE are special, anything else is a comment.
@@ -186,31 +248,30 @@ public struct ExpositionParser {
         guard i > nameStart, i == e || p[i] == Self.space || p[i] == Self.tab else {
             throw fail(.syntax, "# \(isHelp ? "HELP" : "TYPE"): invalid metric name")
         }
-        let name = ascii(nameStart, i)
+        let nameEnd = i
         while i < e, p[i] == Self.space || p[i] == Self.tab { i += 1 }
         if isHelp {
-            try metadata("HELP", name: name, value: unescape(i, e, allowQuote: false, what: "HELP text"))
+            try metadata("HELP", nameStart, nameEnd, value: unescape(i, e, allowQuote: false, what: "HELP text"))
         } else {
             var t = e
             while t > i, p[t - 1] == Self.space || p[t - 1] == Self.tab { t -= 1 }
-            try metadata("TYPE", name: name, value: ascii(i, t))
+            try metadata("TYPE", nameStart, nameEnd, value: ascii(i, t))
         }
         return false
     }
 
-    private mutating func metadata(_ keyword: Substring, name: String, value: String) throws(ExpositionError) {
-        var index: Int
-        if let last = families.indices.last, families[last].name == name {
-            index = last
-        } else {
-            try startFamily(name)
-            index = families.count - 1
+    /// A metadata line for the family named `p[ns..<ne]`; the family's fields are updated in place.
+    private mutating func metadata(_ keyword: Substring, _ ns: Int, _ ne: Int, value: String) throws(ExpositionError) {
+        if families.isEmpty || ne - ns != lastFamilyName.count || !bytesEqual(ns, lastFamilyName.start, ne - ns) {
+            try startFamily(ascii(ns, ne), ns, ne)
         }
-        var f = families[index]
+        let index = families.count - 1
+        let name = families[index].name
+        let hasSamples = records.count > familyStarts[index]
         switch keyword {
         case "TYPE":
-            if f.typeDeclared { throw fail(.metadata, "second # TYPE line for \(name)") }
-            if !f.samples.isEmpty { throw fail(.metadata, "# TYPE line for \(name) after its samples") }
+            if families[index].typeDeclared { throw fail(.metadata, "second # TYPE line for \(name)") }
+            if hasSamples { throw fail(.metadata, "# TYPE line for \(name) after its samples") }
             let type: ExpositionMetricType?
             if om {
                 type = value == "unknown" ? .unknown : ExpositionMetricType(rawValue: value)
@@ -230,31 +291,32 @@ public struct ExpositionParser {
                     "unknown metric type '\(value)' for \(name); expected "
                         + (om ? "counter, gauge, histogram, gaugehistogram, stateset, info, summary or unknown" : "counter, gauge, histogram, summary or untyped"))
             }
-            f.type = type
-            f.typeDeclared = true
+            families[index].type = type
+            families[index].typeDeclared = true
         case "HELP":
-            if f.help != nil { throw fail(.metadata, "second # HELP line for \(name)") }
-            if om && !f.samples.isEmpty { throw fail(.metadata, "# HELP line for \(name) after its samples") }
-            f.help = value
+            if families[index].help != nil { throw fail(.metadata, "second # HELP line for \(name)") }
+            if om && hasSamples { throw fail(.metadata, "# HELP line for \(name) after its samples") }
+            families[index].help = value
         default:
-            if f.unit != nil { throw fail(.metadata, "second # UNIT line for \(name)") }
-            if !f.samples.isEmpty { throw fail(.metadata, "# UNIT line for \(name) after its samples") }
+            if families[index].unit != nil { throw fail(.metadata, "second # UNIT line for \(name)") }
+            if hasSamples { throw fail(.metadata, "# UNIT line for \(name) after its samples") }
             if !value.isEmpty && !name.hasSuffix("_" + value) {
                 throw fail(.metadata, "# UNIT \(value): the metric name \(name) must end with _\(value)")
             }
-            f.unit = value
+            families[index].unit = value
         }
-        families[index] = f
     }
 
-    private mutating func startFamily(_ name: String) throws(ExpositionError) {
+    /// Starts the family `name`, spelled at `p[s..<e]`.
+    private mutating func startFamily(_ name: String, _ s: Int, _ e: Int) throws(ExpositionError) {
         if let first = familyLines[name] {
             throw fail(.metadata, "metric family \(name) appears again (first at line \(first)); all its lines must be one group")
         }
         try closeFamily()
         familyLines[name] = line
         families.append(ExpositionFamily(name: name, line: line))
-        lastFamilyName = Array(name.utf8)
+        familyStarts.append(records.count)
+        lastFamilyName = (s, e - s)
     }
 
     // MARK: - Samples
@@ -291,15 +353,10 @@ public struct ExpositionParser {
 
     /// The family of the sample named `p[s..<e]`: the current one when the name is the family's name plus a
     /// suffix its type allows, else a new untyped family. A typed suffix its type does not allow is an error.
-    private mutating func familyIndex(_ s: Int, _ e: Int, name: String) throws(ExpositionError) -> (Int, Suffix) {
+    private mutating func familyIndex(_ s: Int, _ e: Int, nameID: UInt32) throws(ExpositionError) -> (Int, Suffix) {
         if let last = families.indices.last {
             let n = lastFamilyName.count
-            let prefixed = e - s >= n && lastFamilyName.withUnsafeBufferPointer { f in
-                var k = 0
-                while k < n, f[k] == p[s + k] { k += 1 }
-                return k == n
-            }
-            if prefixed {
+            if e - s >= n, bytesEqual(s, lastFamilyName.start, n) {
                 let sfx = classifySuffix(s + n, e)
                 // Fields read one by one: a copy of the family would retain and release all of them.
                 let type = families[last].type
@@ -307,72 +364,76 @@ public struct ExpositionParser {
                 if families[last].typeDeclared, sfx != .other, om || type == .histogram || type == .summary {
                     throw fail(
                         .typeMismatch,
-                        "sample \(name) does not fit # TYPE \(families[last].name) \(type.rawValue) (line \(families[last].line))"
+                        "sample \(str(nameID)) does not fit # TYPE \(families[last].name) \(type.rawValue) (line \(families[last].line))"
                             + (sfx == .none ? "; a \(type.rawValue) has no sample without suffix" : ""))
                 }
             }
         }
-        try startFamily(name)
+        try startFamily(str(nameID), s, e)
         return (families.count - 1, .none)
     }
+
+    @inline(__always)
+    private func str(_ id: UInt32) -> String { strings[Int(id)] }
 
     private mutating func parseSample(_ s: Int, _ e: Int) throws(ExpositionError) {
         var i = scanMetricName(s, e)
         let nameEnd = i
         guard i > s else { throw fail(.syntax, "expected a metric name, found '\(text(s, e, limit: 40))'") }
-        let name: String
+        let nameID: UInt32
+        let nameHash: UInt64
         if i - s == previousName.count, bytesEqual(s, previousName.start, i - s) {
-            name = previousName.string
+            nameID = previousName.id
+            nameHash = previousName.hash
         } else {
-            name = ascii(s, i)
+            nameHash = hashBytes(0xCBF2_9CE4_8422_2325, s, i)
+            nameID = lookup(s, i - s, nameHash) ?? insert(s, i - s, nameHash, ascii(s, i))
         }
-        previousName = (s, i - s, name)
+        previousName = (s, i - s, nameID, nameHash)
         swap(&previousLabels, &currentLabels)
         currentLabels.removeAll(keepingCapacity: true)
-        // A new array per sample, which the sample keeps: sized like the previous sample's, which the
-        // next one mostly matches, so there is neither a copy nor a regrowth.
-        previousSampleLabels = labelScratch
-        var labels: [ExpositionLabel] = []
-        labels.reserveCapacity(previousSampleLabels.count)
         seriesLabelHash = 0
+        let labelStart = labelRefs.count
         if !om { i = skipBlanks(i, e) }
         if i < e, p[i] == UInt8(ascii: "{") {
-            i = try parseLabels(i + 1, e, into: &labels, series: true)
+            var unused: [ExpositionLabel] = []
+            i = try parseLabels(i + 1, e, into: &unused, series: true)
         }
-        labelScratch = labels
         // Value.
         if om {
-            guard i < e, p[i] == Self.space else { throw fail(.syntax, "\(name): expected a space before the value") }
+            guard i < e, p[i] == Self.space else { throw fail(.syntax, "\(str(nameID)): expected a space before the value") }
             i += 1
         } else {
             i = skipBlanks(i, e)
         }
         let valueStart = i
         while i < e, p[i] != Self.space, p[i] != Self.tab { i += 1 }
-        guard i > valueStart else { throw fail(.syntax, "\(name): missing value") }
+        guard i > valueStart else { throw fail(.syntax, "\(str(nameID)): missing value") }
         guard let value = ExpositionNumber.parseDouble(p + valueStart, i - valueStart) else {
-            throw fail(.syntax, "\(name): invalid value '\(text(valueStart, i, limit: 40))'")
+            throw fail(.syntax, "\(str(nameID)): invalid value '\(text(valueStart, i, limit: 40))'")
         }
         // Timestamp and exemplar.
         var timestamp: Int64?
         var exemplar: ExpositionExemplar?
         if om {
             if i < e {
-                guard p[i] == Self.space, i + 1 < e else { throw fail(.syntax, "\(name): unexpected character after the value") }
+                guard p[i] == Self.space, i + 1 < e else { throw fail(.syntax, "\(str(nameID)): unexpected character after the value") }
                 i += 1
                 if p[i] != UInt8(ascii: "#") {
                     let ts = i
                     while i < e, p[i] != Self.space { i += 1 }
                     guard let t = ExpositionNumber.parseSecondsAsNanos(p + ts, i - ts) else {
-                        throw fail(.syntax, "\(name): invalid timestamp '\(text(ts, i, limit: 40))' (OpenMetrics timestamps are seconds)")
+                        throw fail(.syntax, "\(str(nameID)): invalid timestamp '\(text(ts, i, limit: 40))' (OpenMetrics timestamps are seconds)")
                     }
                     timestamp = t
                     if i < e {
-                        guard i + 1 < e, p[i + 1] == UInt8(ascii: "#") else { throw fail(.syntax, "\(name): unexpected text after the timestamp") }
+                        guard i + 1 < e, p[i + 1] == UInt8(ascii: "#") else {
+                            throw fail(.syntax, "\(str(nameID)): unexpected text after the timestamp")
+                        }
                         i += 1
                     }
                 }
-                if i < e { exemplar = try parseExemplar(i, e, sample: name) }
+                if i < e { exemplar = try parseExemplar(i, e, sample: str(nameID)) }
             }
         } else {
             i = skipBlanks(i, e)
@@ -380,99 +441,183 @@ public struct ExpositionParser {
                 let ts = i
                 while i < e, p[i] != Self.space, p[i] != Self.tab { i += 1 }
                 guard let ms = ExpositionNumber.parseInt64(p + ts, i - ts) else {
-                    throw fail(.syntax, "\(name): invalid timestamp '\(text(ts, i, limit: 40))' (expected integer milliseconds)")
+                    throw fail(.syntax, "\(str(nameID)): invalid timestamp '\(text(ts, i, limit: 40))' (expected integer milliseconds)")
                 }
                 let (ns, overflow) = ms.multipliedReportingOverflow(by: 1_000_000)
-                guard !overflow else { throw fail(.syntax, "\(name): timestamp \(ms) out of range") }
+                guard !overflow else { throw fail(.syntax, "\(str(nameID)): timestamp \(ms) out of range") }
                 timestamp = ns
                 i = skipBlanks(i, e)
-                guard i == e else { throw fail(.syntax, "\(name): unexpected text after the timestamp: '\(text(i, e, limit: 40))'") }
+                guard i == e else { throw fail(.syntax, "\(str(nameID)): unexpected text after the timestamp: '\(text(i, e, limit: 40))'") }
             }
         }
-        let (fi, sfx) = try familyIndex(s, nameEnd, name: name)
-        try checkSample(family: fi, suffix: sfx, name: name, value: value, exemplar: exemplar != nil)
-        try recordSeries(family: fi, name: name, nameHash: hashBytes(0xCBF2_9CE4_8422_2325, s, nameEnd))
-        families[fi].samples.append(
-            ExpositionSample(name: name, labels: labelScratch, value: value, timestampNanos: timestamp, exemplar: exemplar, line: line))
+        let (fi, sfx) = try familyIndex(s, nameEnd, nameID: nameID)
+        try checkSample(family: fi, suffix: sfx, nameID: nameID, value: value, exemplar: exemplar != nil)
+        try recordSeries(nameID: nameID, nameHash: nameHash)
+        var exemplarIndex: Int32 = -1
+        if let exemplar {
+            exemplarIndex = Int32(exemplars.count)
+            exemplars.append(exemplar)
+        }
+        records.append(
+            Record(
+                nameID: nameID, labelStart: UInt32(labelStart), labelCount: UInt32(labelRefs.count - labelStart), exemplar: exemplarIndex,
+                suffix: sfx, value: value, timestamp: timestamp, line: line))
+    }
+
+    /// The value of the current sample's label `name`, with the label's name index.
+    private func currentLabel(_ name: StaticString) -> (value: String, nameID: UInt32)? {
+        let n = name.utf8CodeUnitCount
+        for l in currentLabels where l.nameCount == n && equals(l.name, l.name + n, name) { return (str(l.ref.value), l.ref.name) }
+        return nil
     }
 
     /// Type-specific rules for one sample (OpenMetrics 1.0 §"Metric types"; the text format's histogram
     /// and summary conventions).
-    private func checkSample(family fi: Int, suffix: Suffix, name: String, value: Double, exemplar: Bool) throws(ExpositionError) {
+    private mutating func checkSample(
+        family fi: Int, suffix: Suffix, nameID: UInt32, value: Double, exemplar: Bool
+    ) throws(ExpositionError) {
         let type = families[fi].type
-        func has(_ label: String) -> String? {
-            labelScratch.first { $0.name == label }?.value
-        }
         switch type {
         case .histogram, .gaugehistogram:
             if suffix == .bucket {
-                guard let le = has("le") else { throw fail(.typeMismatch, "\(name): histogram bucket without an le label") }
-                guard ExpositionNumber.parseDouble(le) != nil else { throw fail(.invalidValue, "\(name): le=\"\(le)\" is not a number") }
-                if om && (value < 0 || value.isNaN) { throw fail(.invalidValue, "\(name): bucket count \(value) must be a non-negative number") }
+                guard let (le, id) = currentLabel("le") else {
+                    throw fail(.typeMismatch, "\(str(nameID)): histogram bucket without an le label")
+                }
+                leID = id
+                guard ExpositionNumber.parseDouble(le) != nil else { throw fail(.invalidValue, "\(str(nameID)): le=\"\(le)\" is not a number") }
+                if om && (value < 0 || value.isNaN) {
+                    throw fail(.invalidValue, "\(str(nameID)): bucket count \(value) must be a non-negative number")
+                }
             }
             if om, suffix == .count || suffix == .gcount, value < 0 || value.isNaN {
-                throw fail(.invalidValue, "\(name): count \(value) must be a non-negative number")
+                throw fail(.invalidValue, "\(str(nameID)): count \(value) must be a non-negative number")
             }
         case .summary:
             if suffix == .none {
-                guard let q = has("quantile") else { throw fail(.typeMismatch, "\(name): summary sample without a quantile label") }
+                guard let (q, _) = currentLabel("quantile") else {
+                    throw fail(.typeMismatch, "\(str(nameID)): summary sample without a quantile label")
+                }
                 guard let qv = ExpositionNumber.parseDouble(q), qv >= 0, qv <= 1 else {
-                    throw fail(.invalidValue, "\(name): quantile=\"\(q)\" is not a number between 0 and 1")
+                    throw fail(.invalidValue, "\(str(nameID)): quantile=\"\(q)\" is not a number between 0 and 1")
                 }
             }
         case .counter:
-            if om, suffix == .total, value < 0 || value.isNaN { throw fail(.invalidValue, "\(name): counter value \(value) must be non-negative") }
+            if om, suffix == .total, value < 0 || value.isNaN {
+                throw fail(.invalidValue, "\(str(nameID)): counter value \(value) must be non-negative")
+            }
         case .stateset:
-            guard has(families[fi].name) != nil else { throw fail(.typeMismatch, "\(name): a stateset sample needs the label \(families[fi].name)") }
-            guard value == 0 || value == 1 else { throw fail(.invalidValue, "\(name): stateset value must be 0 or 1, found \(value)") }
+            let family = families[fi].name
+            guard currentLabels.contains(where: { str($0.ref.name) == family }) else {
+                throw fail(.typeMismatch, "\(str(nameID)): a stateset sample needs the label \(family)")
+            }
+            guard value == 0 || value == 1 else { throw fail(.invalidValue, "\(str(nameID)): stateset value must be 0 or 1, found \(value)") }
         case .info:
-            if om && value != 1 { throw fail(.invalidValue, "\(name): info value must be 1, found \(value)") }
+            if om && value != 1 { throw fail(.invalidValue, "\(str(nameID)): info value must be 1, found \(value)") }
         case .gauge, .unknown:
             break
         }
         if exemplar {
             let permitted = (type == .counter && suffix == .total) || ((type == .histogram || type == .gaugehistogram) && suffix == .bucket)
-            guard permitted else { throw fail(.syntax, "\(name): exemplars are only allowed on counter _total and histogram _bucket samples") }
+            guard permitted else {
+                throw fail(.syntax, "\(str(nameID)): exemplars are only allowed on counter _total and histogram _bucket samples")
+            }
         }
     }
 
     /// Rejects a second sample with the same name and label set (labels compared as a set); the labels
-    /// are the current sample's, in `labelScratch`.
-    private mutating func recordSeries(family fi: Int, name: String, nameHash: UInt64) throws(ExpositionError) {
+    /// are the current sample's, in `currentLabels`, and the sample is about to become `records.last`.
+    private mutating func recordSeries(nameID: UInt32, nameHash: UInt64) throws(ExpositionError) {
         var h = nameHash &* 0x9E37_79B9_7F4A_7C15
         h ^= seriesLabelHash
-        let ref = SampleRef(family: Int32(fi), sample: Int32(families[fi].samples.count))
-        guard let existing = seriesByHash[h] else {
-            seriesByHash[h] = ref
+        let ref = Int32(records.count)
+        let mask = seriesSlots.count - 1
+        var slot = Int(truncatingIfNeeded: h ^ (h >> 32)) & mask
+        while seriesSlots[slot].record != 0 {
+            if seriesSlots[slot].hash == h { break }
+            slot = (slot + 1) & mask
+        }
+        if seriesSlots[slot].record == 0 {
+            seriesSlots[slot] = SeriesSlot(hash: h, record: ref + 1)
+            seriesCount += 1
+            if seriesCount * 2 > seriesSlots.count { growSeries() }
             return
         }
-        let labels = labelScratch
-        func same(_ r: SampleRef) -> Bool {
-            let other = families[Int(r.family)].samples[Int(r.sample)]
-            guard other.name == name, other.labels.count == labels.count else { return false }
-            for l in labels where other.label(l.name) != l.value { return false }
+        let existing = seriesSlots[slot].record - 1
+        func same(_ r: Int32) -> Bool {
+            let other = records[Int(r)]
+            guard other.nameID == nameID, Int(other.labelCount) == currentLabels.count else { return false }
+            let o = Int(other.labelStart)
+            for l in currentLabels where !labelRefs[o..<(o + Int(other.labelCount))].contains(l.ref) { return false }
             return true
         }
         for r in [existing] + (hashCollisions[h] ?? []) where same(r) {
-            let first = families[Int(r.family)].samples[Int(r.sample)].line
-            throw fail(.duplicateSeries, "duplicate series \(name)\(Self.render(labels)) (first at line \(first))")
+            let labels = currentLabels.map { ExpositionLabel(str($0.ref.name), str($0.ref.value)) }
+            throw fail(.duplicateSeries, "duplicate series \(str(nameID))\(Self.render(labels)) (first at line \(records[Int(r)].line))")
         }
         hashCollisions[h, default: []].append(ref)
+    }
+
+    private mutating func growSeries() {
+        let old = seriesSlots
+        seriesSlots = Array(repeating: SeriesSlot(), count: old.count * 2)
+        let mask = seriesSlots.count - 1
+        for s in old where s.record != 0 {
+            var slot = Int(truncatingIfNeeded: s.hash ^ (s.hash >> 32)) & mask
+            while seriesSlots[slot].record != 0 { slot = (slot + 1) & mask }
+            seriesSlots[slot] = s
+        }
     }
 
     static func render(_ labels: [ExpositionLabel]) -> String {
         labels.isEmpty ? "" : "{" + labels.map { "\($0.name)=\"\($0.value)\"" }.joined(separator: ",") + "}"
     }
 
+    // MARK: - Strings
+
+    /// The index of the string interned for the bytes `p[s..<s+n]` (hash `h`), if any.
+    @inline(__always)
+    private func lookup(_ s: Int, _ n: Int, _ h: UInt64) -> UInt32? {
+        let mask = internSlots.count - 1
+        var slot = Int(truncatingIfNeeded: h ^ (h >> 32)) & mask
+        while true {
+            let entry = internSlots[slot]
+            if entry.id == 0 { return nil }
+            if entry.hash == h, entry.count == n, bytesEqual(entry.start, s, n) { return entry.id - 1 }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    /// Interns `string` as the value of the bytes `p[s..<s+n]` (hash `h`), which `lookup` did not find.
+    private mutating func insert(_ s: Int, _ n: Int, _ h: UInt64, _ string: String) -> UInt32 {
+        let id = UInt32(strings.count)
+        strings.append(string)
+        if strings.count * 2 > internSlots.count {
+            let old = internSlots
+            internSlots = Array(repeating: InternSlot(), count: old.count * 2)
+            for entry in old where entry.id != 0 { place(entry) }
+        }
+        place(InternSlot(hash: h, start: s, count: n, id: id + 1))
+        return id
+    }
+
+    private mutating func place(_ entry: InternSlot) {
+        let mask = internSlots.count - 1
+        var slot = Int(truncatingIfNeeded: entry.hash ^ (entry.hash >> 32)) & mask
+        while internSlots[slot].id != 0 { slot = (slot + 1) & mask }
+        internSlots[slot] = entry
+    }
+
     // MARK: - Labels and exemplars
 
-    /// Parses `name="value",...}` starting after `{`; returns the index after `}`.
+    /// Parses `name="value",...}` starting after `{`; returns the index after `}`. A series' labels go to
+    /// `labelRefs` and `currentLabels` (with the label set's hash in `seriesLabelHash`); an exemplar's to `labels`.
     private mutating func parseLabels(_ start: Int, _ e: Int, into labels: inout [ExpositionLabel], series: Bool) throws(ExpositionError)
         -> Int
     {
         var i = start
         var first = true
         var names: Set<String> = []
+        var nameIDs: Set<UInt32> = []
         while true {
             if !om { i = skipBlanks(i, e) }
             guard i < e else { throw fail(.syntax, "unterminated label set: missing '}'") }
@@ -502,36 +647,55 @@ public struct ExpositionParser {
             guard i < e else { throw fail(.syntax, "unterminated value of label \(ascii(ns, nameEnd))") }
             let ve = i
             i += 1
-            let k = labels.count
-            let label: ExpositionLabel
-            if series, k < previousLabels.count, previousLabels[k].nameCount == nameEnd - ns, previousLabels[k].valueCount == ve - vs,
-                bytesEqual(ns, previousLabels[k].name, nameEnd - ns), bytesEqual(vs, previousLabels[k].value, ve - vs)
-            {
-                label = previousSampleLabels[k]
+            if series {
+                let k = currentLabels.count
+                var scan: LabelScan
+                if k < previousLabels.count, previousLabels[k].nameCount == nameEnd - ns, previousLabels[k].valueCount == ve - vs,
+                    bytesEqual(ns, previousLabels[k].name, nameEnd - ns), bytesEqual(vs, previousLabels[k].value, ve - vs)
+                {
+                    scan = previousLabels[k]
+                    scan.name = ns
+                    scan.value = vs
+                } else {
+                    let hn = hashBytes(0xCBF2_9CE4_8422_2325, ns, nameEnd)
+                    let hv = hashBytes(0xCBF2_9CE4_8422_2325, vs, ve)
+                    let nameID = lookup(ns, nameEnd - ns, hn) ?? insert(ns, nameEnd - ns, hn, ascii(ns, nameEnd))
+                    let valueID: UInt32
+                    if let id = lookup(vs, ve - vs, hv) {
+                        valueID = id
+                    } else {
+                        let value = escaped ? try unescape(vs, ve, allowQuote: true, what: "label value") : try utf8(vs, ve, what: "label value")
+                        valueID = insert(vs, ve - vs, hv, value)
+                    }
+                    var h = (hn ^ 0xFF) &* 0x9E37_79B9_7F4A_7C15 ^ hv
+                    h = (h ^ (h >> 31)) &* 0xBF58_476D_1CE4_E5B9
+                    scan = LabelScan(
+                        name: ns, nameCount: nameEnd - ns, value: vs, valueCount: ve - vs, ref: ExpositionLabelRef(name: nameID, value: valueID),
+                        hash: h ^ (h >> 29))
+                }
+                // Duplicate names: a linear scan for the usual few labels, a set beyond that (so a hostile
+                // line with thousands of labels costs linear, not quadratic, time).
+                if k < 16 {
+                    if currentLabels.contains(where: { $0.ref.name == scan.ref.name }) {
+                        throw fail(.syntax, "duplicate label name \(str(scan.ref.name))")
+                    }
+                } else {
+                    if nameIDs.isEmpty { nameIDs = Set(currentLabels.map(\.ref.name)) }
+                    guard nameIDs.insert(scan.ref.name).inserted else { throw fail(.syntax, "duplicate label name \(str(scan.ref.name))") }
+                }
+                currentLabels.append(scan)
+                labelRefs.append(scan.ref)
+                seriesLabelHash &+= scan.hash
             } else {
                 let name = ascii(ns, nameEnd)
                 let value = escaped ? try unescape(vs, ve, allowQuote: true, what: "label value") : try utf8(vs, ve, what: "label value")
-                label = ExpositionLabel(name, value)
-            }
-            // Duplicate names: a linear scan for the usual few labels, a set beyond that (so a hostile
-            // line with thousands of labels costs linear, not quadratic, time).
-            if labels.count < 16 {
-                // By byte ranges for a series (no string compares, no copies of the labels); by name in
-                // place for an exemplar.
-                let duplicate =
-                    series
-                    ? currentLabels.contains { $0.nameCount == nameEnd - ns && bytesEqual($0.name, ns, nameEnd - ns) }
-                    : labels.contains { $0.name == label.name }
-                if duplicate { throw fail(.syntax, "duplicate label name \(label.name)") }
-            } else {
-                if names.isEmpty { names = Set(labels.map(\.name)) }
-                guard names.insert(label.name).inserted else { throw fail(.syntax, "duplicate label name \(label.name)") }
-            }
-            labels.append(label)
-            if series {
-                currentLabels.append(LabelRange(name: ns, nameCount: nameEnd - ns, value: vs, valueCount: ve - vs))
-                let h = hashBytes(hashBytes(0xCBF2_9CE4_8422_2325, ns, nameEnd) ^ 0xFF, vs, ve)
-                seriesLabelHash &+= h
+                if labels.count < 16 {
+                    if labels.contains(where: { $0.name == name }) { throw fail(.syntax, "duplicate label name \(name)") }
+                } else {
+                    if names.isEmpty { names = Set(labels.map(\.name)) }
+                    guard names.insert(name).inserted else { throw fail(.syntax, "duplicate label name \(name)") }
+                }
+                labels.append(ExpositionLabel(name, value))
             }
             first = false
             if !om { i = skipBlanks(i, e) }
@@ -583,39 +747,33 @@ public struct ExpositionParser {
         let type = families[last].type
         guard type == .histogram || type == .gaugehistogram else { return }
         let bucketName = families[last].name + "_bucket"
-        let om = om
-        try families[last].samples.withUnsafeBufferPointer { samples throws(ExpositionError) in
-            try Self.checkBuckets(samples, bucketName: bucketName, openMetrics: om)
-        }
-    }
-
-    /// A histogram's buckets, per group of series (the labels other than `le`): increasing `le`,
-    /// non-decreasing counts, and in OpenMetrics a `+Inf` bucket last. Reads the samples in place.
-    private static func checkBuckets(
-        _ samples: UnsafeBufferPointer<ExpositionSample>, bucketName: String, openMetrics: Bool
-    ) throws(ExpositionError) {
         var previous = -1  // the group's latest bucket
         var lastLE = -Double.infinity
         var lastCount = 0.0
         func finishGroup() throws(ExpositionError) {
-            if openMetrics, previous >= 0, lastLE != .infinity {
-                throw ExpositionError(.invalidValue, line: samples[previous].line, "\(bucketName): histogram has no le=\"+Inf\" bucket")
+            if om, previous >= 0, lastLE != .infinity {
+                throw ExpositionError(.invalidValue, line: records[previous].line, "\(bucketName): histogram has no le=\"+Inf\" bucket")
             }
         }
-        for k in samples.indices where samples[k].name == bucketName {
-            if previous < 0 || !sameLabels(exceptLE: samples[previous].labels, samples[k].labels) {
+        for k in familyStarts[last]..<records.count where records[k].suffix == .bucket {
+            if previous < 0 || !sameLabels(exceptLE: records[previous], records[k]) {
                 try finishGroup()
                 lastLE = -.infinity
                 lastCount = -.infinity
             }
-            let leText = samples[k].label("le") ?? ""
+            var leText = ""
+            let start = Int(records[k].labelStart)
+            for l in labelRefs[start..<(start + Int(records[k].labelCount))] where l.name == leID {
+                leText = str(l.value)
+                break
+            }
             let le = ExpositionNumber.parseDouble(leText) ?? .nan
             if !(le > lastLE) {
-                throw ExpositionError(.invalidValue, line: samples[k].line, "\(bucketName): le=\"\(leText)\" is not greater than the previous bucket's")
+                throw ExpositionError(.invalidValue, line: records[k].line, "\(bucketName): le=\"\(leText)\" is not greater than the previous bucket's")
             }
-            let value = samples[k].value
+            let value = records[k].value
             if value < lastCount {
-                throw ExpositionError(.invalidValue, line: samples[k].line, "\(bucketName): bucket counts decrease (\(value) after \(lastCount))")
+                throw ExpositionError(.invalidValue, line: records[k].line, "\(bucketName): bucket counts decrease (\(value) after \(lastCount))")
             }
             lastLE = le
             lastCount = value
@@ -624,15 +782,18 @@ public struct ExpositionParser {
         try finishGroup()
     }
 
-    /// Whether two label lists are equal, in order, once their `le` labels are skipped.
-    private static func sameLabels(exceptLE a: [ExpositionLabel], _ b: [ExpositionLabel]) -> Bool {
-        var i = 0
-        var j = 0
+    /// Whether two samples' labels are equal, in order, once their `le` labels are skipped (interned
+    /// strings: equal indices are equal strings).
+    private func sameLabels(exceptLE a: Record, _ b: Record) -> Bool {
+        var i = Int(a.labelStart)
+        var j = Int(b.labelStart)
+        let aEnd = i + Int(a.labelCount)
+        let bEnd = j + Int(b.labelCount)
         while true {
-            while i < a.count, a[i].name == "le" { i += 1 }
-            while j < b.count, b[j].name == "le" { j += 1 }
-            if i == a.count || j == b.count { return i == a.count && j == b.count }
-            if a[i] != b[j] { return false }
+            while i < aEnd, labelRefs[i].name == leID { i += 1 }
+            while j < bEnd, labelRefs[j].name == leID { j += 1 }
+            if i == aEnd || j == bEnd { return i == aEnd && j == bEnd }
+            if labelRefs[i] != labelRefs[j] { return false }
             i += 1
             j += 1
         }

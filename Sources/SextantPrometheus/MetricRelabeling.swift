@@ -152,43 +152,64 @@ public enum ScrapeLabeling {
     public static func apply(
         _ families: [ExpositionFamily], targetLabels: [ExpositionLabel], honorLabels: Bool, rules: [RelabelRule]
     ) -> [ExpositionFamily] {
-        var out: [ExpositionFamily] = []
+        // The relabeled samples share one new store; they are collected as (sample, entry) pairs and
+        // pointed at the store once it is built.
+        var builder = ExpositionStore.Builder()
+        var out: [(family: ExpositionFamily, samples: [Pending])] = []
         out.reserveCapacity(families.count)
         var moved: [String: Int] = [:]
-        var extra: [ExpositionFamily] = []
-        for var f in families {
-            var kept: [ExpositionSample] = []
+        var extra: [(family: ExpositionFamily, samples: [Pending])] = []
+        var labels: [ExpositionLabel] = []
+        for f in families {
+            var kept: [Pending] = []
             kept.reserveCapacity(f.samples.count)
-            for var s in f.samples {
-                merge(&s.labels, targetLabels, honor: honorLabels)
+            for s in f.samples {
+                labels.removeAll(keepingCapacity: true)
+                for k in 0..<s.labelsCount { labels.append(ExpositionLabel(s.labelName(at: k), s.labelValue(at: k))) }
+                merge(&labels, targetLabels, honor: honorLabels)
+                var name = s.name
                 if !rules.isEmpty {
-                    var labels = s.labels
-                    labels.append(ExpositionLabel("__name__", s.name))
+                    labels.append(ExpositionLabel("__name__", name))
                     var keep = true
                     for r in rules where keep { keep = r.apply(to: &labels) }
                     guard keep else { continue }
-                    let name = labels.first { $0.name == "__name__" }?.value ?? ""
+                    let newName = labels.first { $0.name == "__name__" }?.value ?? ""
                     labels.removeAll { $0.name == "__name__" }
-                    s.labels = labels
-                    if name != s.name {
-                        guard !name.isEmpty else { continue }
-                        s.name = name
+                    if newName != name {
+                        guard !newName.isEmpty else { continue }
+                        name = newName
+                        let pending = Pending(sample: s, entry: builder.add(name: name, labels: labels, exemplar: s.exemplar))
                         if let i = moved[name] {
-                            extra[i].samples.append(s)
+                            extra[i].samples.append(pending)
                         } else {
                             moved[name] = extra.count
-                            extra.append(ExpositionFamily(name: name, samples: [s], line: s.line))
+                            extra.append((ExpositionFamily(name: name, line: s.line), [pending]))
                         }
                         continue
                     }
                 }
-                kept.append(s)
+                kept.append(Pending(sample: s, entry: builder.add(name: name, labels: labels, exemplar: s.exemplar)))
             }
             if kept.isEmpty && !f.samples.isEmpty { continue }
-            f.samples = kept
-            out.append(f)
+            out.append((f, kept))
         }
-        return out + extra
+        let store = builder.build()
+        return (out + extra).map { f, pending in
+            var family = f
+            family.samples = pending.map { p in
+                ExpositionSample(
+                    store: store, nameID: p.entry.nameID, labelStart: p.entry.labelStart, labelCount: p.entry.labelCount,
+                    exemplarIndex: p.entry.exemplarIndex, value: p.sample.value, timestampNanos: p.sample.timestampNanos, line: p.sample.line)
+            }
+            return family
+        }
+    }
+
+    /// A relabeled sample before its store exists: the original (for value, timestamp, line) and where its
+    /// new name, labels and exemplar are in the builder.
+    private struct Pending {
+        var sample: ExpositionSample
+        var entry: ExpositionStore.Builder.Entry
     }
 
     private static func merge(_ labels: inout [ExpositionLabel], _ target: [ExpositionLabel], honor: Bool) {

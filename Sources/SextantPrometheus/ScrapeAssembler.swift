@@ -28,6 +28,8 @@ public struct ScrapeAssembler: Sendable {
     private var generation: UInt64 = 0
     /// Series added by the last `assemble` call (Prometheus' `scrape_series_added`).
     public private(set) var seriesAdded = 0
+    /// Series the current `assemble` call has seen; fewer than `series.count` means some are gone.
+    private var seenThisScrape = 0
 
     public init(resource: [KeyValue], defaultScope: InstrumentationScope) {
         self.resource = resource
@@ -52,10 +54,9 @@ public struct ScrapeAssembler: Sendable {
 
     // MARK: - Series state
 
+    /// A series: the metric and its sorted labels (the scope is a function of the labels: `split`).
     private struct SeriesKey: Hashable, Sendable {
         var metric: String
-        var scopeName: String
-        var scopeVersion: String
         var labels: [ExpositionLabel]
     }
 
@@ -65,6 +66,7 @@ public struct ScrapeAssembler: Sendable {
     /// Converts one successful scrape. Series missing since the previous scrape get staleness markers.
     public mutating func assemble(_ families: [ExpositionFamily], at time: UInt64) -> MetricsData {
         seriesAdded = 0
+        seenThisScrape = 0
         generation &+= 1
         var resourceAttributes = resource
         var scopeAttributes: [AssembledScopeID: [KeyValue]] = [:]
@@ -88,9 +90,9 @@ public struct ScrapeAssembler: Sendable {
             }
             convert(f, at: time, into: &builder)
         }
-        // Staleness markers for series that disappeared.
-        // (Walking the states to find none gone is cheaper than copying each key and state out.)
-        if series.values.contains(where: { $0.generation != generation }) {
+        // Staleness markers for series that disappeared (counted, so that a scrape with none gone does
+        // not walk the states).
+        if seenThisScrape < series.count {
             for (key, state) in series where state.generation != generation {
                 builder.add(state.meta, scope: state.scope, point: stalePoint(state, at: time))
                 series[key] = nil
@@ -167,15 +169,11 @@ public struct ScrapeAssembler: Sendable {
             for s in f.samples where s.name == name {
                 let labels = Self.sorted(s.labels)
                 let time = s.timestampNanos.map { UInt64(clamping: $0) } ?? scrapeTime
-                var point = NumberDataPoint(
-                    attributes: [], timeUnixNano: time, value: .double(s.value),
+                let (start, scope, attrs) = track(
+                    meta, labels: labels, time: time, value: s.value, created: created.isEmpty ? nil : created[labels].map(Self.secondsToNanos))
+                let point = NumberDataPoint(
+                    attributes: attrs, startTimeUnixNano: kind == .gauge ? 0 : start, timeUnixNano: time, value: .double(s.value),
                     exemplars: s.exemplar.map { [Self.exemplar($0, scrapeTime: scrapeTime)] } ?? [])
-                let (scope, attrs) = split(labels)
-                point.attributes = attrs
-                point.startTimeUnixNano = track(
-                    meta, scope: scope, labels: labels, attributes: attrs, time: time, value: s.value,
-                    created: created[labels].map(Self.secondsToNanos))
-                if kind == .gauge { point.startTimeUnixNano = 0 }
                 builder.add(meta, scope: scope, point: .number(point))
             }
         case .histogram:
@@ -199,11 +197,14 @@ public struct ScrapeAssembler: Sendable {
     private static func groups(_ f: ExpositionFamily, without special: String) -> [Group] {
         var index: [[ExpositionLabel]: Int] = [:]
         var groups: [Group] = []
+        // The suffix of the previous sample's name, reused while the name repeats (same string of the same store).
+        var lastName: (store: ObjectIdentifier, id: UInt32)?
+        var suffix: Substring = ""
         for s in f.samples {
             let gi: Int
             // The lines of one group are nearly always adjacent: compare with the previous group first,
             // without building (or hashing) the label set.
-            if let last = groups.indices.last, Self.sameGroup(s.labels, groups[last].labels, without: special) {
+            if let last = groups.indices.last, Self.sameGroup(s, groups[last].labels, without: special) {
                 gi = last
             } else {
                 let labels = sorted(s.labels.filter { $0.name != special })
@@ -215,7 +216,10 @@ public struct ScrapeAssembler: Sendable {
                     groups.append(Group(labels: labels))
                 }
             }
-            let suffix = Substring(s.name.utf8.dropFirst(f.name.utf8.count))
+            if lastName == nil || lastName! != s.nameIdentity {
+                suffix = Substring(s.name.utf8.dropFirst(f.name.utf8.count))
+                lastName = s.nameIdentity
+            }
             switch suffix {
             case "_bucket":
                 let bound = s.label("le").flatMap(ExpositionNumber.parseDouble) ?? .nan
@@ -234,11 +238,14 @@ public struct ScrapeAssembler: Sendable {
         return groups
     }
 
-    /// Whether `labels` without `special` are exactly `group` (sorted by name) in that order.
-    private static func sameGroup(_ labels: [ExpositionLabel], _ group: [ExpositionLabel], without special: String) -> Bool {
+    /// Whether the sample's labels without `special` are exactly `group` (sorted by name) in that order.
+    /// Reads them in place: `labels` would build an array.
+    private static func sameGroup(_ s: ExpositionSample, _ group: [ExpositionLabel], without special: String) -> Bool {
         var g = 0
-        for l in labels where l.name != special {
-            guard g < group.count, group[g].name == l.name, group[g].value == l.value else { return false }
+        for k in 0..<s.labelsCount {
+            let name = s.labelName(at: k)
+            if name == special { continue }
+            guard g < group.count, group[g].name == name, group[g].value == s.labelValue(at: k) else { return false }
             g += 1
         }
         return g == group.count
@@ -264,12 +271,10 @@ public struct ScrapeAssembler: Sendable {
             // stays valid and its cumulative rendering never decreases.
             let total = counts.isEmpty ? Self.count(count) : counts.reduce(0) { $0 > UInt64.max - $1 ? UInt64.max : $0 + $1 }
             let time = g.time.map { UInt64(clamping: $0) } ?? scrapeTime
-            let (scope, attrs) = split(g.labels)
-            var point = HistogramDataPoint(
-                attributes: attrs, timeUnixNano: time, count: total, sum: g.sum, bucketCounts: counts,
+            let (start, scope, attrs) = track(meta, labels: g.labels, time: time, value: count, created: g.created.map(Self.secondsToNanos))
+            let point = HistogramDataPoint(
+                attributes: attrs, startTimeUnixNano: start, timeUnixNano: time, count: total, sum: g.sum, bucketCounts: counts,
                 explicitBounds: bounds, exemplars: exemplars)
-            point.startTimeUnixNano = track(
-                meta, scope: scope, labels: g.labels, attributes: attrs, time: time, value: count, created: g.created.map(Self.secondsToNanos))
             builder.add(meta, scope: scope, point: .histogram(point))
         }
     }
@@ -278,38 +283,55 @@ public struct ScrapeAssembler: Sendable {
         for g in Self.groups(f, without: "quantile") {
             guard let count = g.count else { continue }  // spec: without _count the metric is dropped
             let time = g.time.map { UInt64(clamping: $0) } ?? scrapeTime
-            let (scope, attrs) = split(g.labels)
-            var point = SummaryDataPoint(
-                attributes: attrs, timeUnixNano: time, count: Self.count(count), sum: g.sum ?? 0,
+            let (start, scope, attrs) = track(meta, labels: g.labels, time: time, value: count, created: g.created.map(Self.secondsToNanos))
+            let point = SummaryDataPoint(
+                attributes: attrs, startTimeUnixNano: start, timeUnixNano: time, count: Self.count(count), sum: g.sum ?? 0,
                 quantileValues: g.quantiles.sorted { $0.quantile < $1.quantile })
-            point.startTimeUnixNano = track(
-                meta, scope: scope, labels: g.labels, attributes: attrs, time: time, value: count, created: g.created.map(Self.secondsToNanos))
             builder.add(meta, scope: scope, point: .summary(point))
         }
     }
 
-    /// Records the series as seen and returns its start time (`_created`, first sight, or the reset time).
+    /// Records the series as seen and returns its start time (`_created`, first sight, or the reset time),
+    /// scope and point attributes (`split(labels)`, kept from the series' first sight).
     private mutating func track(
-        _ meta: MetricMeta, scope: InstrumentationScope, labels: [ExpositionLabel], attributes: [KeyValue], time: UInt64, value: Double,
-        created: UInt64?
-    ) -> UInt64 {
-        let key = SeriesKey(metric: meta.name, scopeName: scope.name, scopeVersion: scope.version, labels: labels)
-        // One lookup, and the state is updated in place (copying it out and back costs a hash and
-        // retains of everything it holds, per series per scrape).
-        if let i = series.index(forKey: key), series.values[i].meta.kind == meta.kind {
-            if let created {
-                series.values[i].start = created
-            } else if meta.kind != .gauge && meta.kind != .nonMonotonicSum && value < series.values[i].last {
-                series.values[i].start = time  // reset: the cumulative value went down
-            }
-            series.values[i].last = value
-            series.values[i].generation = generation
-            return series.values[i].start
+        _ meta: MetricMeta, labels: [ExpositionLabel], time: UInt64, value: Double, created: UInt64?
+    ) -> (start: UInt64, scope: InstrumentationScope, attributes: [KeyValue]) {
+        let key = SeriesKey(metric: meta.name, labels: labels)
+        // One lookup, and the state is updated in place: reading `series.values[i]` field by field would
+        // copy the whole state (and retain everything it holds) each time.
+        if let i = series.index(forKey: key),
+            let known = Self.update(
+                &series.values[i], kind: meta.kind, time: time, value: value, created: created, generation: generation, seen: &seenThisScrape)
+        {
+            return known
         }
         seriesAdded += 1
+        seenThisScrape += 1
+        let (scope, attributes) = split(labels)
         series[key] = SeriesState(
             meta: meta, scope: scope, attributes: attributes, start: created ?? time, last: value, generation: generation)
-        return created ?? time
+        return (created ?? time, scope, attributes)
+    }
+
+    /// A known series seen again: its start (`_created`, or the time of a reset), last value and
+    /// generation updated; nil when it changed kind (the caller replaces it, and counts it as seen again).
+    private static func update(
+        _ state: inout SeriesState, kind: SeriesKind, time: UInt64, value: Double, created: UInt64?, generation: UInt64, seen: inout Int
+    ) -> (start: UInt64, scope: InstrumentationScope, attributes: [KeyValue])? {
+        let fresh = state.generation != generation
+        guard state.meta.kind == kind else {
+            if !fresh { seen -= 1 }
+            return nil
+        }
+        if fresh { seen += 1 }
+        if let created {
+            state.start = created
+        } else if kind != .gauge && kind != .nonMonotonicSum && value < state.last {
+            state.start = time  // reset: the cumulative value went down
+        }
+        state.last = value
+        state.generation = generation
+        return (state.start, state.scope, state.attributes)
     }
 
     // MARK: - Helpers
