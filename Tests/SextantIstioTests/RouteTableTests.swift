@@ -81,6 +81,15 @@ import Testing
         }
     }
 
+    @Test func asciiCaseInsensitiveEquality() {
+        #expect(HostName.equalsIgnoringASCIICase("Content-Type", lowercased: "content-type"))
+        #expect(HostName.equalsIgnoringASCIICase("X-A-Very-Long-Header-Name-Over-Fifteen", lowercased: "x-a-very-long-header-name-over-fifteen"))
+        #expect(!HostName.equalsIgnoringASCIICase("Content-Typf", lowercased: "content-type"))
+        #expect(!HostName.equalsIgnoringASCIICase("content-type", lowercased: "content-typ"))
+        #expect(!HostName.equalsIgnoringASCIICase("ÉTÉ", lowercased: "été"), "only ASCII letters fold")
+        #expect(HostName.equalsIgnoringASCIICase("", lowercased: ""))
+    }
+
     /// The routing table indexes short forms by inverting `HostName.expansion`: every short form it lists
     /// must expand back to the host, and every name that expands to a host must be listed.
     @Test func shortFormsInvertExpansion() {

@@ -81,6 +81,18 @@ public enum HostName {
     /// Whether `s` equals `lowercased` (already lower case) ignoring ASCII case, without allocating.
     public static func equalsIgnoringASCIICase(_ s: String, lowercased: String) -> Bool {
         guard s.utf8.count == lowercased.utf8.count else { return false }
+        // Native strings are contiguous UTF-8: compare the buffers without an iterator per string.
+        if let equal = s.utf8.withContiguousStorageIfAvailable({ a in
+            lowercased.utf8.withContiguousStorageIfAvailable { b in
+                for i in 0..<a.count {
+                    let x = a[i]
+                    if ((x >= 0x41 && x <= 0x5a) ? x | 0x20 : x) != b[i] { return false }
+                }
+                return true
+            }
+        }), let equal {
+            return equal
+        }
         var a = s.utf8.makeIterator()
         var b = lowercased.utf8.makeIterator()
         while true {
