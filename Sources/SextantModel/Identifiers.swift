@@ -48,7 +48,13 @@ public struct TraceID: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     /// 32 lower-case hex digits.
-    public var hex: String { Hex.string(high) + Hex.string(low) }
+    public var hex: String {
+        String(unsafeUninitializedCapacity: 32) { out in
+            Hex.write(high, into: out, at: 0)
+            Hex.write(low, into: out, at: 16)
+            return 32
+        }
+    }
 
     public var description: String { hex }
 
@@ -123,9 +129,21 @@ public enum Hex {
 
     /// Sixteen zero-padded lower-case hex digits.
     public static func string(_ v: UInt64) -> String {
-        var out = [UInt8](repeating: 0, count: 16)
-        appendHex(v, into: &out, at: 0)
-        return String(decoding: out, as: UTF8.self)
+        String(unsafeUninitializedCapacity: 16) { out in
+            write(v, into: out, at: 0)
+            return 16
+        }
+    }
+
+    /// Writes sixteen lower-case hex digits of `v` into `buffer` at `offset` (which must have room).
+    @inlinable
+    public static func write(_ v: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        var x = v
+        for i in stride(from: offset + 15, through: offset, by: -1) {
+            let n = UInt8(truncatingIfNeeded: x & 0xF)
+            buffer[i] = n < 10 ? UInt8(ascii: "0") &+ n : UInt8(ascii: "a") &+ (n &- 10)
+            x >>= 4
+        }
     }
 
     /// Writes sixteen hex digits of `v` into `buffer` starting at `offset`.

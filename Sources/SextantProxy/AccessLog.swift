@@ -305,15 +305,23 @@ public struct AccessLogFormat: Sendable {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        // Digits written in place from the right (no array per field): this runs once per log line.
         func pad(_ v: Int64, _ width: Int) {
-            var digits: [UInt8] = []
+            var count = 1
+            var limit: Int64 = 10
+            while v >= limit && count < 18 {
+                count += 1
+                limit *= 10
+            }
+            count = max(count, width)
+            out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: count))
             var v = v
+            var i = out.count - 1
             repeat {
-                digits.append(UInt8(ascii: "0") + UInt8(v % 10))
+                out[i] = UInt8(ascii: "0") + UInt8(v % 10)
                 v /= 10
+                i -= 1
             } while v > 0
-            for _ in digits.count..<max(width, digits.count) { out.append(UInt8(ascii: "0")) }
-            out += digits.reversed()
         }
         pad(y, 4)
         out.append(UInt8(ascii: "-"))

@@ -65,15 +65,17 @@ struct TraceContext: Sendable {
     /// Writes this hop's context for the next one, in every format Istio's proxies read.
     func inject(into h: inout HTTPHeaders) {
         let flags = sampled ? "01" : "00"
-        h.replaceOrAdd(name: "traceparent", value: "00-\(traceID.hex)-\(spanID.hex)-\(flags)")
+        let trace = traceID.hex
+        let span = spanID.hex
+        h.replaceOrAdd(name: "traceparent", value: "00-\(trace)-\(span)-\(flags)")
         if let traceState { h.replaceOrAdd(name: "tracestate", value: traceState)}
-        h.replaceOrAdd(name: "x-b3-traceid", value: traceID.hex)
-        h.replaceOrAdd(name: "x-b3-spanid", value: spanID.hex)
+        h.replaceOrAdd(name: "x-b3-traceid", value: trace)
+        h.replaceOrAdd(name: "x-b3-spanid", value: span)
         if let p = parentSpanID { h.replaceOrAdd(name: "x-b3-parentspanid", value: p.hex) } else { h.remove(name: "x-b3-parentspanid") }
         h.replaceOrAdd(name: "x-b3-sampled", value: sampled ? "1" : "0")
         h.remove(name: "x-b3-flags")
         if h.contains(name: "b3") {
-            h.replaceOrAdd(name: "b3", value: "\(traceID.hex)-\(spanID.hex)-\(sampled ? "1" : "0")" + (parentSpanID.map { "-\($0.hex)" } ?? ""))
+            h.replaceOrAdd(name: "b3", value: "\(trace)-\(span)-\(sampled ? "1" : "0")" + (parentSpanID.map { "-\($0.hex)" } ?? ""))
         }
     }
 }

@@ -11,6 +11,9 @@ import Testing
         #expect(TraceID(hex: "zz8efff798038103d269b633813fc60c") == nil)
         #expect(TraceID(bytes: [1, 2, 3]) == nil)
         #expect(!TraceID.zero.isValid)
+        #expect(TraceID(high: 1, low: 0xabc).hex == "0000000000000001" + "0000000000000abc")
+        #expect(SpanID(0xfedc_ba98_7654_3210).hex == "fedcba9876543210")
+        #expect(Hex.string(0) == "0000000000000000")
     }
 
     @Test func spanIDHexAndBytesRoundTrip() throws {

@@ -25,3 +25,14 @@ import Testing
         #expect(seen.count == 1000)
     }
 }
+
+/// `%START_TIME%` in Envoy's default form, written digit by digit.
+@Suite struct StartTimeTests {
+    @Test func envoyDefaultForm() {
+        #expect(AccessLogFormat.startTime(0) == "1970-01-01T00:00:00.000Z")
+        #expect(AccessLogFormat.startTime(1_764_032_523_456_000_000) == "2025-11-25T01:02:03.456Z")
+        #expect(AccessLogFormat.startTime(951_782_400_007_000_000) == "2000-02-29T00:00:00.007Z")
+        #expect(AccessLogFormat.startTime(4_102_444_799_999_999_999) == "2099-12-31T23:59:59.999Z")
+        #expect(AccessLogFormat.startTime(.max) == "2554-07-21T23:34:33.709Z")
+    }
+}
