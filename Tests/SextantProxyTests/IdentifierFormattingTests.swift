@@ -36,3 +36,16 @@ import Testing
         #expect(AccessLogFormat.startTime(.max) == "2554-07-21T23:34:33.709Z")
     }
 }
+
+/// Span names use the port of the Envoy cluster the request went to.
+@Suite struct ClusterPortTests {
+    @Test func portOfOutboundClusterNames() {
+        #expect(SpanBuilder.clusterPort("outbound|9080|v1|reviews.default.svc.cluster.local") == 9080)
+        #expect(SpanBuilder.clusterPort("outbound|80||upstream.default.svc.cluster.local") == 80)
+        #expect(SpanBuilder.clusterPort("inbound|9080||") == nil)
+        #expect(SpanBuilder.clusterPort("outbound|x||host") == nil)
+        #expect(SpanBuilder.clusterPort("outbound|80|v1") == nil)
+        #expect(SpanBuilder.clusterPort("outbound|80|v1|host|extra") == nil)
+        #expect(SpanBuilder.clusterPort("BlackHoleCluster") == nil)
+    }
+}
