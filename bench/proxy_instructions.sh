@@ -108,7 +108,7 @@ for bin in "${bins[@]}"; do
   callgrind_control -d "$vg" >/dev/null
   sleep 1
   kill "$vg"; wait "$vg" 2>/dev/null || true
-  total="$(cat "$tmp"/cg.out* | awk '/^(summary|totals):/ {s += $2} END {print s + 0}')"
+  total="$(cat "$tmp"/cg.out* | awk '/^(summary|totals):/ {s += $2} END {printf "%.0f\n", s}')"
   echo "$bin instructions/request $((total / n))"
   rm -f "$tmp"/cg.out*
 done
