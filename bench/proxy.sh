@@ -36,15 +36,8 @@ free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)
 
 up="$(free_port)"; ngx="$(free_port)"; hap="$(free_port)"; sx="$(free_port)"; sxadmin="$(free_port)"
 sxt="$(free_port)"; sxtadmin="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$tmp/1k"
-chmod 755 "$tmp"; chmod 644 "$tmp/1k"  # nginx workers run as an unprivileged user
-
-cat > "$tmp/upstream.conf" <<EOF
-worker_processes 1; daemon off; pid $tmp/up.pid; error_log $tmp/up.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$up; location / { root $tmp; try_files /1k =404; default_type text/plain; } } }
-EOF
+. bench/proxy_setup.sh
+proxy_bench_files
 cat > "$tmp/nginx.conf" <<EOF
 worker_processes 1; daemon off; pid $tmp/ngx.pid; error_log $tmp/ngx.err;
 events { worker_connections 4096; }
@@ -67,43 +60,6 @@ frontend fe
   default_backend be
 backend be
   server s1 127.0.0.1:$up
-EOF
-cat > "$tmp/mesh.yaml" <<EOF
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: upstream, namespace: default}
-spec:
-  hosts: [upstream.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  endpoints: [{address: 127.0.0.1, ports: {http: $up}}]
-EOF
-
-cat > "$tmp/telemetry.yaml" <<EOF
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-metadata: {name: telemetry, namespace: istio-system}
-spec:
-  meshConfig:
-    accessLogFile: $tmp/access.log
-    accessLogEncoding: JSON
-    enableTracing: true
-    defaultConfig: {tracing: {sampling: 100}}
-    extensionProviders:
-    - name: otel
-      opentelemetry: {service: 127.0.0.1, port: $sink}
-    defaultProviders: {tracing: [otel]}
-EOF
-cat > "$tmp/sink.yaml" <<EOF
-receivers:
-  otlp: {protocols: {grpc: {endpoint: 127.0.0.1:$sink}}}
-exporters:
-  nop: {}
-service:
-  telemetry: {metrics: {address: 127.0.0.1:$sinktel}}
-  pipelines:
-    traces: {receivers: [otlp], exporters: [nop]}
 EOF
 
 taskset -c 1 nginx -c "$tmp/upstream.conf" -p "$tmp" & pids+=($!)

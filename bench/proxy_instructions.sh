@@ -28,26 +28,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-up="$(free_port)"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$tmp/1k"
-chmod 755 "$tmp"; chmod 644 "$tmp/1k"
-cat > "$tmp/upstream.conf" <<CONF
-worker_processes 1; daemon off; pid $tmp/up.pid; error_log $tmp/up.err;
-events { worker_connections 256; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$up; location / { root $tmp; try_files /1k =404; default_type text/plain; } } }
-CONF
-cat > "$tmp/mesh.yaml" <<YAML
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: upstream, namespace: default}
-spec:
-  hosts: [upstream.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  endpoints: [{address: 127.0.0.1, ports: {http: $up}}]
-YAML
+up="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
+. bench/proxy_setup.sh
+proxy_bench_files
 cat > "$tmp/client.py" <<'PY'
 import http.client, sys
 port, n = int(sys.argv[1]), int(sys.argv[2])
@@ -61,32 +44,6 @@ PY
 nginx -c "$tmp/upstream.conf" -p "$tmp" >/dev/null 2>&1 & pids+=($!)
 configs=(--config "$tmp/mesh.yaml")
 if [ "${TELEMETRY:-0}" = 1 ]; then
-  sink="$(free_port)"; sinktel="$(free_port)"
-  cat > "$tmp/telemetry.yaml" <<YAML
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-metadata: {name: telemetry, namespace: istio-system}
-spec:
-  meshConfig:
-    accessLogFile: $tmp/access.log
-    accessLogEncoding: JSON
-    enableTracing: true
-    defaultConfig: {tracing: {sampling: 100}}
-    extensionProviders:
-    - name: otel
-      opentelemetry: {service: 127.0.0.1, port: $sink}
-    defaultProviders: {tracing: [otel]}
-YAML
-  cat > "$tmp/sink.yaml" <<YAML
-receivers:
-  otlp: {protocols: {grpc: {endpoint: 127.0.0.1:$sink}}}
-exporters:
-  nop: {}
-service:
-  telemetry: {metrics: {address: 127.0.0.1:$sinktel}}
-  pipelines:
-    traces: {receivers: [otlp], exporters: [nop]}
-YAML
   "${bins[0]}" collector --config "$tmp/sink.yaml" --log-level warning & pids+=($!)
   configs+=(--config "$tmp/telemetry.yaml")
 fi

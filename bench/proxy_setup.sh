@@ -1,0 +1,54 @@
+# Sourced by the proxy benchmarks (bench/proxy.sh, bench/proxy_instructions.sh): writes into $tmp the files both
+# use, for the ports in $up (the nginx upstream), $sink and $sinktel (the sink collector's OTLP/gRPC and
+# self-telemetry ports):
+#   1k               the 1 KiB response body;
+#   upstream.conf    nginx, one worker, serving it on 127.0.0.1:$up with keep-alive;
+#   mesh.yaml        a ServiceEntry `upstream.default.svc.cluster.local` → 127.0.0.1:$up;
+#   telemetry.yaml   full telemetry: Istio's JSON access log to $tmp/access.log, 100 % tracing over OTLP/gRPC;
+#   sink.yaml        a `sextant collector` that accepts the spans and discards them.
+proxy_bench_files() {
+  head -c 1024 /dev/zero | tr '\0' 'x' > "$tmp/1k"
+  chmod 755 "$tmp"; chmod 644 "$tmp/1k"  # nginx workers run as an unprivileged user
+  cat > "$tmp/upstream.conf" <<CONF
+worker_processes 1; daemon off; pid $tmp/up.pid; error_log $tmp/up.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$up; location / { root $tmp; try_files /1k =404; default_type text/plain; } } }
+CONF
+  cat > "$tmp/mesh.yaml" <<YAML
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: upstream, namespace: default}
+spec:
+  hosts: [upstream.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http: $up}}]
+YAML
+  cat > "$tmp/telemetry.yaml" <<YAML
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {name: telemetry, namespace: istio-system}
+spec:
+  meshConfig:
+    accessLogFile: $tmp/access.log
+    accessLogEncoding: JSON
+    enableTracing: true
+    defaultConfig: {tracing: {sampling: 100}}
+    extensionProviders:
+    - name: otel
+      opentelemetry: {service: 127.0.0.1, port: $sink}
+    defaultProviders: {tracing: [otel]}
+YAML
+  cat > "$tmp/sink.yaml" <<YAML
+receivers:
+  otlp: {protocols: {grpc: {endpoint: 127.0.0.1:$sink}}}
+exporters:
+  nop: {}
+service:
+  telemetry: {metrics: {address: 127.0.0.1:$sinktel}}
+  pipelines:
+    traces: {receivers: [otlp], exporters: [nop]}
+YAML
+}
