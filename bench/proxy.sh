@@ -28,15 +28,9 @@ if [ -z "${SEXTANT_BIN:-}" ]; then
   SEXTANT_BIN="$(bench/release-build.sh)"
 fi
 
-tmp="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
+. bench/proxy_setup.sh
 up="$(free_port)"; ngx="$(free_port)"; hap="$(free_port)"; sx="$(free_port)"; sxadmin="$(free_port)"
 sxt="$(free_port)"; sxtadmin="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
-. bench/proxy_setup.sh
 proxy_bench_files
 cat > "$tmp/nginx.conf" <<EOF
 worker_processes 1; daemon off; pid $tmp/ngx.pid; error_log $tmp/ngx.err;

@@ -22,14 +22,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 scripts/python-env.sh
 py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
-tmp="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-up="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
 . bench/proxy_setup.sh
+up="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
 proxy_bench_files
 cat > "$tmp/client.py" <<'PY'
 import http.client, sys

@@ -1,11 +1,19 @@
-# Sourced by the proxy benchmarks (bench/proxy.sh, bench/proxy_instructions.sh): writes into $tmp the files both
-# use, for the ports in $up (the nginx upstream), $sink and $sinktel (the sink collector's OTLP/gRPC and
-# self-telemetry ports):
+# Sourced by the proxy benchmarks (bench/proxy.sh, bench/proxy_instructions.sh), with $py set to the venv's
+# Python. Sourcing makes a scratch directory $tmp, a list $pids of processes to stop on exit (with $tmp's
+# removal), and `free_port`. `proxy_bench_files` then writes into $tmp the files both benchmarks use, for the
+# ports in $up (the nginx upstream), $sink and $sinktel (the sink collector's OTLP/gRPC and self-telemetry
+# ports):
 #   1k               the 1 KiB response body;
 #   upstream.conf    nginx, one worker, serving it on 127.0.0.1:$up with keep-alive;
 #   mesh.yaml        a ServiceEntry `upstream.default.svc.cluster.local` → 127.0.0.1:$up;
 #   telemetry.yaml   full telemetry: Istio's JSON access log to $tmp/access.log, 100 % tracing over OTLP/gRPC;
 #   sink.yaml        a `sextant collector` that accepts the spans and discards them.
+tmp="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
 proxy_bench_files() {
   head -c 1024 /dev/zero | tr '\0' 'x' > "$tmp/1k"
   chmod 755 "$tmp"; chmod 644 "$tmp/1k"  # nginx workers run as an unprivileged user

@@ -135,26 +135,20 @@ public enum Hex {
         }
     }
 
+    /// The lower-case ASCII hex digit for the low four bits of `nibble`.
+    @inlinable
+    public static func digit(_ nibble: UInt8) -> UInt8 {
+        let n = nibble & 0xF
+        return n < 10 ? UInt8(ascii: "0") &+ n : UInt8(ascii: "a") &+ (n &- 10)
+    }
+
     /// Writes sixteen lower-case hex digits of `v` into `buffer` at `offset` (which must have room).
     @inlinable
     public static func write(_ v: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
         var x = v
         for i in stride(from: offset + 15, through: offset, by: -1) {
-            let n = UInt8(truncatingIfNeeded: x & 0xF)
-            buffer[i] = n < 10 ? UInt8(ascii: "0") &+ n : UInt8(ascii: "a") &+ (n &- 10)
+            buffer[i] = digit(UInt8(truncatingIfNeeded: x))
             x >>= 4
-        }
-    }
-
-    /// Writes sixteen hex digits of `v` into `buffer` starting at `offset`.
-    @inlinable
-    public static func appendHex(_ v: UInt64, into buffer: inout [UInt8], at offset: Int) {
-        var x = v
-        var i = offset + 15
-        while i >= offset {
-            buffer[i] = digits[Int(x & 0xF)]
-            x >>= 4
-            i -= 1
         }
     }
 

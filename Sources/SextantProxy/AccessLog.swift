@@ -305,23 +305,16 @@ public struct AccessLogFormat: Sendable {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        // Digits written in place from the right (no array per field): this runs once per log line.
+        // Leading zeros, then the digits straight into `out` (no array per field): this runs once per log line.
         func pad(_ v: Int64, _ width: Int) {
-            var count = 1
+            var digits = 1
             var limit: Int64 = 10
-            while v >= limit && count < 18 {
-                count += 1
+            while v >= limit && digits < width {
+                digits += 1
                 limit *= 10
             }
-            count = max(count, width)
-            out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: count))
-            var v = v
-            var i = out.count - 1
-            repeat {
-                out[i] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
-                i -= 1
-            } while v > 0
+            if digits < width { out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - digits)) }
+            appendInt(v, &out)
         }
         pad(y, 4)
         out.append(UInt8(ascii: "-"))

@@ -1054,16 +1054,13 @@ struct HopByHop {
                 var t = token[...]
                 while let f = t.first, f == UInt8(ascii: " ") || f == UInt8(ascii: "\t") { t = t.dropFirst() }
                 while let l = t.last, l == UInt8(ascii: " ") || l == UInt8(ascii: "\t") { t = t.dropLast() }
-                if Self.equalsIgnoringCase(t, "close") || Self.equalsIgnoringCase(t, "keep-alive") || t.isEmpty { continue }
+                if t.isEmpty || HostName.bytesEqualIgnoringASCIICase(t, lowercased: "close".utf8)
+                    || HostName.bytesEqualIgnoringASCIICase(t, lowercased: "keep-alive".utf8)
+                {
+                    continue
+                }
                 listed.append(String(decoding: t, as: UTF8.self).lowercased())
             }
-        }
-    }
-
-    private static func equalsIgnoringCase(_ bytes: Substring.UTF8View.SubSequence, _ lowercased: StaticString) -> Bool {
-        guard bytes.count == lowercased.utf8CodeUnitCount else { return false }
-        return lowercased.withUTF8Buffer { l in
-            zip(bytes, l).allSatisfy { b, c in ((b >= 0x41 && b <= 0x5a) ? b | 0x20 : b) == c }
         }
     }
 
@@ -1086,7 +1083,6 @@ struct HopByHop {
 
     /// Removes hop-by-hop headers; leaves `headers` untouched (no copy) when there are none.
     func strip(from headers: inout HTTPHeaders) {
-        guard headers.contains(where: { contains($0.name) }) else { return }
         var doomed: [String] = []
         for (name, _) in headers where contains(name) { doomed.append(name) }
         for name in doomed { headers.remove(name: name) }

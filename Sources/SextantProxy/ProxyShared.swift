@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import SextantIstio
+import SextantModel
 import Synchronization
 
 /// Limits of the data plane (Envoy's defaults where Envoy has one).
@@ -116,8 +117,7 @@ enum RequestID {
             var j = 0
             func hex(_ v: UInt64, nibbles: Int) {
                 for k in stride(from: nibbles - 1, through: 0, by: -1) {
-                    let n = UInt8(truncatingIfNeeded: v >> (4 * UInt64(k))) & 0x0f
-                    out[j] = n < 10 ? UInt8(ascii: "0") + n : UInt8(ascii: "a") + n - 10
+                    out[j] = Hex.digit(UInt8(truncatingIfNeeded: v >> (4 * UInt64(k))))
                     j += 1
                 }
             }

@@ -31,18 +31,11 @@ public enum HostName {
         return (a, nil)
     }
 
-    /// The fully qualified names an authority may stand for, most specific first, as the domains Istio
-    /// generates for a service: `reviews`, `reviews.default`, `reviews.default.svc` and the FQDN all
-    /// reach `reviews.default.svc.cluster.local` from namespace `default`.
-    public static func candidates(for host: String, proxyNamespace: String) -> [String] {
-        [host] + (expansion(of: host, proxyNamespace: proxyNamespace).map { [$0] } ?? [])
-    }
-
-    /// The fully qualified name a short form stands for (`reviews` → `reviews.<ns>.svc.cluster.local`,
-    /// `reviews.default` → `reviews.default.svc.cluster.local`, `reviews.default.svc` → + `.cluster.local`),
-    /// or nil when `host` is not a short form.
+    /// The fully qualified name a short form stands for, as the domains Istio generates for a service:
+    /// from namespace `default`, `reviews`, `reviews.default` and `reviews.default.svc` all stand for
+    /// `reviews.default.svc.cluster.local`. Nil when `host` is not a short form.
     public static func expansion(of host: String, proxyNamespace: String) -> String? {
-        let dots = host.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: ".") ? 1 : 0) }
+        let dots = dotCount(host.utf8)
         if dots == 0 { return "\(host).\(proxyNamespace).\(clusterDomain)" }
         if host.hasSuffix(".svc") { return "\(host).cluster.local" }
         if dots == 1 { return "\(host).\(clusterDomain)" }
@@ -51,7 +44,6 @@ public enum HostName {
 
     /// The inverse of `expansion`: every short form whose expansion is `fqdn`.
     public static func shortForms(of fqdn: String, proxyNamespace: String) -> [String] {
-        func dots(_ s: Substring) -> Int { s.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: ".") ? 1 : 0) } }
         var out: [String] = []
         let local = ".cluster.local"
         if fqdn.hasSuffix(local) {
@@ -61,14 +53,18 @@ public enum HostName {
         let domain = ".\(clusterDomain)"
         if fqdn.hasSuffix(domain) {
             let p = fqdn.dropLast(domain.utf8.count)
-            if dots(p) == 1 && !p.hasSuffix(".svc") { out.append(String(p)) }
+            if dotCount(p.utf8) == 1 && !p.hasSuffix(".svc") { out.append(String(p)) }
         }
         let inNamespace = ".\(proxyNamespace).\(clusterDomain)"
         if fqdn.hasSuffix(inNamespace) {
             let p = fqdn.dropLast(inNamespace.utf8.count)
-            if dots(p) == 0 { out.append(String(p)) }
+            if dotCount(p.utf8) == 0 { out.append(String(p)) }
         }
         return out.filter { expansion(of: $0, proxyNamespace: proxyNamespace) == fqdn }
+    }
+
+    private static func dotCount(_ bytes: some Sequence<UInt8>) -> Int {
+        bytes.reduce(0) { $0 + ($1 == UInt8(ascii: ".") ? 1 : 0) }
     }
 
     /// Whether a `hosts` entry (possibly a wildcard such as `*.example.com` or `*`) covers `fqdn`.
@@ -83,26 +79,18 @@ public enum HostName {
         guard s.utf8.count == lowercased.utf8.count else { return false }
         // Native strings are contiguous UTF-8: compare the buffers without an iterator per string.
         if let equal = s.utf8.withContiguousStorageIfAvailable({ a in
-            lowercased.utf8.withContiguousStorageIfAvailable { b in
-                for i in 0..<a.count {
-                    let x = a[i]
-                    if ((x >= 0x41 && x <= 0x5a) ? x | 0x20 : x) != b[i] { return false }
-                }
-                return true
-            }
+            lowercased.utf8.withContiguousStorageIfAvailable { b in bytesEqualIgnoringASCIICase(a, lowercased: b) }
         }), let equal {
             return equal
         }
-        var a = s.utf8.makeIterator()
-        var b = lowercased.utf8.makeIterator()
-        while true {
-            switch (a.next(), b.next()) {
-            case (nil, nil): return true
-            case (let x?, let y?):
-                let lx = (x >= 0x41 && x <= 0x5a) ? x | 0x20 : x
-                if lx != y { return false }
-            default: return false
-            }
-        }
+        return bytesEqualIgnoringASCIICase(s.utf8, lowercased: lowercased.utf8)
+    }
+
+    /// Whether `bytes` equal `lowercased` (already lower case) once ASCII letters in `bytes` are folded to
+    /// lower case.
+    @inlinable
+    public static func bytesEqualIgnoringASCIICase(_ bytes: some Collection<UInt8>, lowercased: some Collection<UInt8>) -> Bool {
+        guard bytes.count == lowercased.count else { return false }
+        return zip(bytes, lowercased).allSatisfy { x, y in ((x >= 0x41 && x <= 0x5a) ? x | 0x20 : x) == y }
     }
 }

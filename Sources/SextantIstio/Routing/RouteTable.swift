@@ -186,8 +186,8 @@ public final class RouteTable: Sendable {
     /// Exact host → routes (from VirtualServices), checked before wildcard hosts.
     let exactHosts: [String: [CompiledRoute]]
     let wildcardHosts: [(pattern: String, routes: [CompiledRoute])]
-    /// Every name an authority may use for an exact or service host — the host itself and the shorter
-    /// forms `HostName.candidates` expands — → what it routes to, built once so routing a request is one
+    /// Every name an authority may use for an exact or service host — the host itself and the short
+    /// forms `HostName.expansion` expands to it — → what it routes to, built once so routing a request is one
     /// lookup instead of expanding and hashing each candidate.
     let hostIndex: [String: HostTarget]
     /// Fully qualified host → the `tcp[]` rules of its VirtualService.
@@ -366,8 +366,8 @@ public final class RouteTable: Sendable {
     }
 
     /// Builds `hostIndex`. A name that is itself a host wins over the same name as a short form, and a
-    /// VirtualService host over a service, in the order `HostName.candidates` tries them; a short form
-    /// is indexed under exactly the host `HostName.expansion` gives it.
+    /// VirtualService host over a service; a short form is indexed under exactly the host
+    /// `HostName.expansion` gives it.
     static func hostIndex(exact: [String: [CompiledRoute]], services: [String: ServiceEntry], proxyNamespace: String) -> [String: HostTarget] {
         var index: [String: HostTarget] = [:]
         for (fqdn, se) in services { index[fqdn] = .service(ImplicitRoutes(fqdn: fqdn, service: se)) }
