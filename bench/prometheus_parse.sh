@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Benchmark: the `prometheus` receiver's pure path — `ExpositionParser` (bytes → metric families) and
-# `ScrapeAssembler` (families → OTLP, start times, staleness) — on a synthetic ~0.6 MB exposition
+# `ScrapeAssembler` (families → OTLP, start times, staleness) — and what the scrape → remote-write pipeline
+# does with the result (target labels, `RemoteWrite.convert`, protobuf encode, Snappy), on a synthetic ~0.6 MB exposition
 # (120 × [12 counters with 3 labels, 3 gauges, 2 × 12-bucket histograms, a 5-quantile summary]), in both
 # the text format 0.0.4 and OpenMetrics 1.0. Release build of the pure modules only; one core.
-# Usage: bench/prometheus_parse.sh [seconds_per_case]   (results go to stdout, MB/s of exposition bytes)
+# Usage: bench/prometheus_parse.sh [seconds_per_case]   (results go to stdout, MB/s of exposition bytes; the
+# remote-write stages are also quoted per scrape of the document, so that the stages add up)
+#        INSTRUCTIONS=1 bench/prometheus_parse.sh   (callgrind instruction counts per stage instead; see below)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 seconds="${1:-3}"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+# BENCH_DIR=/path keeps the bench package there (incremental rebuilds while iterating); default: a temp dir.
+if [ -n "${BENCH_DIR:-}" ]; then
+  tmp="$BENCH_DIR"
+else
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+fi
 mkdir -p "$tmp/Sources/bench"
-for m in SextantModel SextantOTLP SextantPrometheus; do ln -s "$root/Sources/$m" "$tmp/Sources/$m"; done
+for m in SextantModel SextantOTLP SextantPrometheus SextantSnappy; do ln -sfn "$root/Sources/$m" "$tmp/Sources/$m"; done
 cat > "$tmp/Package.swift" <<'SWIFT'
 // swift-tools-version:6.1
 import PackageDescription
@@ -21,13 +29,17 @@ let package = Package(
         .target(name: "SextantModel"),
         .target(name: "SextantOTLP", dependencies: ["SextantModel"]),
         .target(name: "SextantPrometheus", dependencies: ["SextantModel", "SextantOTLP"]),
-        .executableTarget(name: "bench", dependencies: ["SextantModel", "SextantPrometheus"], linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "SextantSnappy"),
+        .executableTarget(
+            name: "bench", dependencies: ["SextantModel", "SextantPrometheus", "SextantSnappy"], linkerSettings: [.linkedLibrary("m")]),
     ]
 )
 SWIFT
 cat > "$tmp/Sources/bench/main.swift" <<'SWIFT'
 import SextantModel
+import Foundation
 import SextantPrometheus
+import SextantSnappy
 
 /// A synthetic exposition in the shape client libraries write (HELP/TYPE, labels, histograms, summaries).
 func document(openMetrics: Bool) -> [UInt8] {
@@ -68,7 +80,14 @@ func document(openMetrics: Bool) -> [UInt8] {
     return Array(s.utf8)
 }
 
-func measure(_ label: String, bytes: Int, seconds: Double, _ body: () -> Void) {
+/// ONLY=<text> runs only the cases whose label contains it; ITERATIONS=<n> runs each case n times instead of
+/// for `seconds` (for counting instructions with `perf stat -e instructions:u`, steadier than time here).
+let only = ProcessInfo.processInfo.environment["ONLY"]
+let fixedIterations = ProcessInfo.processInfo.environment["ITERATIONS"].flatMap { Int($0) }
+
+@discardableResult
+func measure(_ label: String, bytes: Int, seconds: Double, _ body: () -> Void) -> Double {
+    if let only, !label.contains(only) { return 0 }
     let clock = ContinuousClock()
     body()  // warm-up
     var iterations = 0
@@ -78,10 +97,11 @@ func measure(_ label: String, bytes: Int, seconds: Double, _ body: () -> Void) {
         body()
         iterations += 1
         elapsed = clock.now - start
-    } while elapsed < .milliseconds(Int64(seconds * 1000))
+    } while fixedIterations.map { iterations < $0 } ?? (elapsed < .milliseconds(Int64(seconds * 1000)))
     let secs = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     let mb = Double(bytes * iterations) / 1e6 / secs
-    print("\(label): \(bytes) bytes × \(iterations) in \(String(format1(secs))) s → \(String(format1(mb))) MB/s")
+    print("\(label): \(bytes) bytes × \(iterations) in \(String(format1(secs))) s → \(String(format1(mb))) MB/s, \(format1(secs / Double(iterations) * 1e6)) µs each")
+    return secs / Double(iterations)
 }
 
 func format1(_ d: Double) -> String { String(Double(Int(d * 10)) / 10) }
@@ -93,16 +113,53 @@ for om in [false, true] {
     let families = try ExpositionParser.parse(doc, format: format)
     let samples = families.reduce(0) { $0 + $1.samples.count }
     print("\(format): \(families.count) families, \(samples) samples")
-    measure("  parse", bytes: doc.count, seconds: seconds) { _ = try! ExpositionParser.parse(doc, format: format) }
+    measure("  parse alone", bytes: doc.count, seconds: seconds) { _ = try! ExpositionParser.parse(doc, format: format) }
     var assembler = ScrapeAssembler(resource: [], defaultScope: InstrumentationScope(name: "bench"))
     var t: UInt64 = 1_700_000_000_000_000_000
     measure("  parse + assemble", bytes: doc.count, seconds: seconds) {
         t += 1_000_000_000
         _ = assembler.assemble(try! ExpositionParser.parse(doc, format: format), at: t)
     }
+    // What the scrape → remote-write pipeline adds: the receiver's target labels (no relabel rules), the
+    // exporter's conversion, encoding and compression.
+    let target = [ExpositionLabel("job", "bench"), ExpositionLabel("instance", "127.0.0.1:9100")]
+    measure("  target labels", bytes: doc.count, seconds: seconds) {
+        _ = ScrapeLabeling.apply(families, targetLabels: target, honorLabels: false, rules: [])
+    }
+    var scraper = ScrapeAssembler(
+        resource: ScrapeAssembler.targetResource(job: "bench", instance: "127.0.0.1:9100", scheme: "http"), defaultScope: InstrumentationScope(name: "bench"))
+    measure("  parse + target labels + assemble", bytes: doc.count, seconds: seconds) {
+        t += 1_000_000_000
+        let parsed = try! ExpositionParser.parse(doc, format: format)
+        _ = scraper.assemble(ScrapeLabeling.apply(parsed, targetLabels: target, honorLabels: false, rules: []), at: t)
+    }
+    t += 1_000_000_000
+    let data = scraper.assemble(ScrapeLabeling.apply(families, targetLabels: target, honorLabels: false, rules: []), at: t)
+    var options = RemoteWrite.ConversionOptions()
+    options.sendMetadata = false  // the exporter's default
+    measure("  remote write: convert", bytes: doc.count, seconds: seconds) { _ = RemoteWrite.convert([data], options: options) }
+    let conversion = RemoteWrite.convert([data], options: options)
+    measure("  remote write: encode + Snappy", bytes: doc.count, seconds: seconds) {
+        for request in conversion.encodedRequests(maxBytes: 3_000_000) { _ = Snappy.compress(request) }
+    }
+    measure("  remote write: convert + encode + Snappy", bytes: doc.count, seconds: seconds) {
+        for request in RemoteWrite.convert([data], options: options).encodedRequests(maxBytes: 3_000_000) { _ = Snappy.compress(request) }
+    }
 }
 SWIFT
 cd "$tmp"
 # SEXTANT_BUILD_LOCK=/path serialises the build with other builds (flock), e.g. on a shared machine.
 ${SEXTANT_BUILD_LOCK:+flock "$SEXTANT_BUILD_LOCK"} swift build -c release --product bench 2>&1 | grep -E "error|Compiling bench|Build complete" || true
-.build/release/bench "$seconds"
+if [ -z "${INSTRUCTIONS:-}" ]; then
+  .build/release/bench "$seconds"
+  exit
+fi
+# INSTRUCTIONS=1: user-space instructions per pass over the document (both formats together), counted by
+# callgrind as the difference between 6 and 1 iterations of each case, divided by 5 — repeatable to well
+# under 1 %, where wall-clock figures on this VM move by ±20 %.
+command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null; }
+count() { ONLY="$1" ITERATIONS="$2" valgrind --tool=callgrind --callgrind-out-file=/dev/null .build/release/bench 1 2>&1 | awk '/Collected/ {print $4}'; }
+for case in "parse alone" "parse + target labels + assemble" "remote write: convert + encode + Snappy"; do
+  one="$(count "$case" 1)"; six="$(count "$case" 6)"
+  printf '%-42s %12d instructions per pass (text + OpenMetrics)\n' "$case" $(( (six - one) / 5 ))
+done

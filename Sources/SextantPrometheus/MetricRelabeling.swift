@@ -152,6 +152,11 @@ public enum ScrapeLabeling {
     public static func apply(
         _ families: [ExpositionFamily], targetLabels: [ExpositionLabel], honorLabels: Bool, rules: [RelabelRule]
     ) -> [ExpositionFamily] {
+        if rules.isEmpty, let store = families.lazy.compactMap(\.samples.first).first?.store,
+            families.allSatisfy({ $0.samples.allSatisfy { $0.store === store } })
+        {
+            return addTargetLabels(families, store: store, targetLabels: targetLabels, honorLabels: honorLabels)
+        }
         // The relabeled samples share one new store; they are collected as (sample, entry) pairs and
         // pointed at the store once it is built.
         var builder = ExpositionStore.Builder()
@@ -205,6 +210,64 @@ public enum ScrapeLabeling {
         }
     }
 
+    /// Without rules, relabeling only adds the target labels (as `merge` does): the samples of one parse
+    /// keep their store's strings, and one new store adds the target labels' strings and each sample's
+    /// label references with the target labels in place — no string is copied per sample.
+    private static func addTargetLabels(
+        _ families: [ExpositionFamily], store: ExpositionStore, targetLabels: [ExpositionLabel], honorLabels: Bool
+    ) -> [ExpositionFamily] {
+        var strings = store.strings
+        var exported: [UInt32?] = Array(repeating: nil, count: targetLabels.count)
+        let target = targetLabels.map { t in
+            strings.append(t.name)
+            strings.append(t.value)
+            return ExpositionLabelRef(name: UInt32(strings.count - 2), value: UInt32(strings.count - 1))
+        }
+        var labels: [ExpositionLabelRef] = []
+        labels.reserveCapacity(store.labels.count + families.reduce(0) { $0 + $1.samples.count } * target.count)
+        var out = families
+        for f in out.indices {
+            for i in out[f].samples.indices {
+                let s = out[f].samples[i]
+                let start = labels.count
+                labels.append(contentsOf: store.labels[Int(s.labelStart)..<Int(s.labelStart + s.labelCount)])
+                for (t, ref) in target.enumerated() {
+                    let name = targetLabels[t].name
+                    if let k = (start..<labels.count).first(where: { strings[Int(labels[$0].name)] == name }) {
+                        if honorLabels { continue }
+                        let scraped = labels[k].value
+                        labels[k].value = ref.value
+                        if !strings[Int(scraped)].isEmpty {
+                            let exportedName: UInt32
+                            if let id = exported[t] {
+                                exportedName = id
+                            } else {
+                                strings.append("exported_" + name)
+                                exportedName = UInt32(strings.count - 1)
+                                exported[t] = exportedName
+                            }
+                            insert(ExpositionLabelRef(name: exportedName, value: scraped), into: &labels, from: start, strings)
+                        }
+                    } else if !targetLabels[t].value.isEmpty {
+                        insert(ref, into: &labels, from: start, strings)
+                    }
+                }
+                out[f].samples[i].labelStart = UInt32(start)
+                out[f].samples[i].labelCount = UInt32(labels.count - start)
+            }
+        }
+        let relabeled = ExpositionStore(strings: strings, labels: labels, exemplars: store.exemplars)
+        for f in out.indices { for i in out[f].samples.indices { out[f].samples[i].store = relabeled } }
+        return out
+    }
+
+    /// Puts `label` before the first label from `start` on with a greater name (see `merge`).
+    private static func insert(_ label: ExpositionLabelRef, into labels: inout [ExpositionLabelRef], from start: Int, _ strings: [String]) {
+        let name = strings[Int(label.name)]
+        let at = (start..<labels.count).first { strings[Int(labels[$0].name)] > name } ?? labels.count
+        labels.insert(label, at: at)
+    }
+
     /// A relabeled sample before its store exists: the original (for value, timestamp, line) and where its
     /// new name, labels and exemplar are in the builder.
     private struct Pending {
@@ -212,15 +275,20 @@ public enum ScrapeLabeling {
         var entry: ExpositionStore.Builder.Entry
     }
 
+    /// Added labels go before the first label with a greater name, so labels that came sorted (as client
+    /// libraries write them) stay sorted and the assembler need not sort them.
     private static func merge(_ labels: inout [ExpositionLabel], _ target: [ExpositionLabel], honor: Bool) {
+        func insert(_ label: ExpositionLabel) {
+            labels.insert(label, at: labels.firstIndex { $0.name > label.name } ?? labels.endIndex)
+        }
         for t in target {
             if let i = labels.firstIndex(where: { $0.name == t.name }) {
                 if honor { continue }
                 let scraped = labels[i].value
                 labels[i].value = t.value
-                if !scraped.isEmpty { labels.append(ExpositionLabel("exported_" + t.name, scraped)) }
+                if !scraped.isEmpty { insert(ExpositionLabel("exported_" + t.name, scraped)) }
             } else if !t.value.isEmpty {
-                labels.append(ExpositionLabel(t.name, t.value))
+                insert(t)
             }
         }
     }

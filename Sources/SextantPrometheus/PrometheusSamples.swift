@@ -71,56 +71,91 @@ public enum PrometheusSamples {
     /// resource attributes only, no constant labels). Returns what was skipped.
     @discardableResult
     public static func forEachPoint(_ batches: [MetricsData], options: Options, _ body: (Point) -> Void) -> Skipped {
+        withoutActuallyEscaping(body) { body in
+            var builder = PointBuilder(body: body)
+            return walk(batches, options: options, into: &builder)
+        }
+    }
+
+    /// The suffix a line adds to its family's name.
+    enum LineSuffix {
+        case none, bucket, sum, count
+
+        var text: String {
+            switch self {
+            case .none: ""
+            case .bucket: "_bucket"
+            case .sum: "_sum"
+            case .count: "_count"
+            }
+        }
+    }
+
+    /// Receives the Prometheus form of OTLP points as `walk` produces it, in this order: `family`, then
+    /// per point of it `point`, its `line`s and `endPoint`. Nothing is built per point unless the visitor
+    /// builds it (the remote-write conversion writes lines straight into its own storage).
+    protocol Visitor {
+        mutating func family(_ f: Family)
+        /// `labels` are sorted by name and valid only until the next call.
+        mutating func point(labels: [(String, String)], time: UInt64, start: UInt64, stale: Bool)
+        mutating func line(_ suffix: LineSuffix, extra: (String, String)?, value: Double, exemplar: Exemplar?)
+        mutating func endPoint()
+    }
+
+    /// The one OTLP → Prometheus mapping every output shares (see the type's comment), as visitor calls.
+    @discardableResult
+    static func walk<V: Visitor>(_ batches: [MetricsData], options: Options, into visitor: inout V) -> Skipped {
         var skipped = Skipped()
         let constLabels = options.constLabels.map { (PrometheusNaming.sanitizeLabelName($0.0), $0.1) }
+        var scratch: [(String, String)] = []
         for batch in batches {
             for rm in batch.resourceMetrics {
                 let (jobInstance, infoLabels) = resourceLabels(rm.resource)
                 var base = jobInstance + constLabels
                 if options.resourceToTelemetry { base = merge(base, infoLabels) }
-                base.sort { $0.0 < $1.0 }  // so that `points` inserts attributes into it in order
+                base.sort { $0.0 < $1.0 }  // so that `visit` inserts attributes into it in order
                 var newest: UInt64 = 0
                 for sm in rm.scopeMetrics {
                     for m in sm.metrics {
-                        points(m, base: base, options: options, skipped: &skipped) { p in
-                            newest = max(newest, p.timeUnixNano)
-                            body(p)
-                        }
+                        visit(m, base: base, options: options, skipped: &skipped, scratch: &scratch, newest: &newest, &visitor)
                     }
                 }
                 if !infoLabels.isEmpty {
-                    let family = Family(name: "target_info", type: .info, help: "Target metadata", unit: "")
-                    body(
-                        Point(
-                            family: family, labels: merge(jobInstance, infoLabels).sorted { $0.0 < $1.0 },
-                            lines: [Line(suffix: "", extra: nil, value: 1)], timeUnixNano: newest, startTimeUnixNano: 0, stale: false))
+                    visitor.family(Family(name: "target_info", type: .info, help: "Target metadata", unit: ""))
+                    visitor.point(labels: merge(jobInstance, infoLabels).sorted { $0.0 < $1.0 }, time: newest, start: 0, stale: false)
+                    visitor.line(.none, extra: nil, value: 1, exemplar: nil)
+                    visitor.endPoint()
                 }
             }
         }
         return skipped
     }
 
-    /// `base` is sorted by name.
-    private static func points(_ m: Metric, base: [(String, String)], options: Options, skipped: inout Skipped, _ body: (Point) -> Void) {
+    /// `base` is sorted by name; `scratch` holds each point's labels in turn.
+    private static func visit<V: Visitor>(
+        _ m: Metric, base: [(String, String)], options: Options, skipped: inout Skipped, scratch: inout [(String, String)],
+        newest: inout UInt64, _ v: inout V
+    ) {
         func family(_ type: MetricType, counter: Bool = false, gauge: Bool = false) -> Family {
             let name = PrometheusNaming.metricName(m.name, unit: m.unit, namespace: options.namespace, isCounter: counter, isGauge: gauge)
             return Family(
                 name: name, type: type, help: m.description.isEmpty ? m.name : m.description,
                 unit: PrometheusNaming.unitSuffix(m.unit, isGauge: gauge) ?? "")
         }
-        func labels(_ attrs: [KeyValue]) -> [(String, String)] {
+        func point(_ attrs: [KeyValue], _ time: UInt64, _ start: UInt64, _ flags: UInt32) {
             // Each attribute goes to its place in the sorted base labels (replacing a base label of the
             // same name), so the result is sorted without sorting it.
-            var l = base
-            l.reserveCapacity(base.count + attrs.count)
+            scratch.removeAll(keepingCapacity: true)
+            scratch.append(contentsOf: base)
             for kv in attrs {
                 let name = PrometheusNaming.sanitizeLabelName(kv.key)
                 let value = kv.value.asString
-                var i = l.count
-                while i > 0, l[i - 1].0 > name { i -= 1 }
-                if i > 0, l[i - 1].0 == name { l[i - 1].1 = value } else { l.insert((name, value), at: i) }
+                var i = scratch.count
+                while i > 0, scratch[i - 1].0 > name { i -= 1 }
+                if i > 0, scratch[i - 1].0 == name { scratch[i - 1].1 = value } else { scratch.insert((name, value), at: i) }
             }
-            return l
+            newest = max(newest, time)
+            v.point(labels: scratch, time: time, start: start, stale: flags & DataPointFlags.noRecordedValue != 0)
         }
         func skip(_ n: Int, _ reason: String) {
             skipped.points += n
@@ -128,19 +163,23 @@ public enum PrometheusSamples {
         }
         switch m.data {
         case .gauge(let ps):
-            let f = family(.gauge, gauge: true)
+            v.family(family(.gauge, gauge: true))
             for p in ps {
-                body(number(f, p, labels(p.attributes), exemplar: nil))
+                point(p.attributes, p.timeUnixNano, p.startTimeUnixNano, p.flags)
+                v.line(.none, extra: nil, value: p.value.asDouble, exemplar: nil)
+                v.endPoint()
             }
         case .sum(let ps, let temporality, let monotonic):
             guard temporality == .cumulative else { return skip(ps.count, "delta or unspecified-temporality sum") }
-            let f = monotonic ? family(.counter, counter: true) : family(.gauge, gauge: true)
+            v.family(monotonic ? family(.counter, counter: true) : family(.gauge, gauge: true))
             for p in ps {
-                body(number(f, p, labels(p.attributes), exemplar: monotonic ? p.exemplars.last : nil))
+                point(p.attributes, p.timeUnixNano, p.startTimeUnixNano, p.flags)
+                v.line(.none, extra: nil, value: p.value.asDouble, exemplar: monotonic ? p.exemplars.last : nil)
+                v.endPoint()
             }
         case .histogram(let ps, let temporality):
             guard temporality == .cumulative else { return skip(ps.count, "delta or unspecified-temporality histogram") }
-            let f = family(.histogram)
+            v.family(family(.histogram))
             // The points of a histogram nearly always share bounds: format the `le` values once.
             var bounds: [Double] = []
             var les: [String] = []
@@ -149,37 +188,30 @@ public enum PrometheusSamples {
                     bounds = p.explicitBounds
                     les = bounds.map(PrometheusText.number)
                 }
-                var lines: [Line] = []
-                lines.reserveCapacity(p.explicitBounds.count + 3)
+                point(p.attributes, p.timeUnixNano, p.startTimeUnixNano, p.flags)
                 var cumulative: UInt64 = 0
                 for (i, bound) in p.explicitBounds.enumerated() where i < p.bucketCounts.count {
                     cumulative += p.bucketCounts[i]
                     let lower = i == 0 ? -Double.infinity : p.explicitBounds[i - 1]
                     let ex = p.exemplars.isEmpty ? nil : p.exemplars.last { $0.value.asDouble <= bound && $0.value.asDouble > lower }
-                    lines.append(Line(suffix: "_bucket", extra: ("le", les[i]), value: Double(cumulative), exemplar: ex))
+                    v.line(.bucket, extra: ("le", les[i]), value: Double(cumulative), exemplar: ex)
                 }
                 let top = p.explicitBounds.last ?? -Double.infinity
-                lines.append(
-                    Line(
-                        suffix: "_bucket", extra: ("le", "+Inf"), value: Double(p.count),
-                        exemplar: p.exemplars.last { $0.value.asDouble > top }))
-                if let sum = p.sum { lines.append(Line(suffix: "_sum", value: sum)) }
-                lines.append(Line(suffix: "_count", value: Double(p.count)))
-                body(
-                    Point(
-                        family: f, labels: labels(p.attributes), lines: lines, timeUnixNano: p.timeUnixNano,
-                        startTimeUnixNano: p.startTimeUnixNano, stale: p.flags & DataPointFlags.noRecordedValue != 0))
+                v.line(.bucket, extra: ("le", "+Inf"), value: Double(p.count), exemplar: p.exemplars.last { $0.value.asDouble > top })
+                if let sum = p.sum { v.line(.sum, extra: nil, value: sum, exemplar: nil) }
+                v.line(.count, extra: nil, value: Double(p.count), exemplar: nil)
+                v.endPoint()
             }
         case .summary(let ps):
-            let f = family(.summary)
+            v.family(family(.summary))
             for p in ps {
-                var lines = p.quantileValues.map { Line(suffix: "", extra: ("quantile", PrometheusText.number($0.quantile)), value: $0.value) }
-                lines.append(Line(suffix: "_sum", value: p.sum))
-                lines.append(Line(suffix: "_count", value: Double(p.count)))
-                body(
-                    Point(
-                        family: f, labels: labels(p.attributes), lines: lines, timeUnixNano: p.timeUnixNano,
-                        startTimeUnixNano: p.startTimeUnixNano, stale: p.flags & DataPointFlags.noRecordedValue != 0))
+                point(p.attributes, p.timeUnixNano, p.startTimeUnixNano, p.flags)
+                for q in p.quantileValues {
+                    v.line(.none, extra: ("quantile", PrometheusText.number(q.quantile)), value: q.value, exemplar: nil)
+                }
+                v.line(.sum, extra: nil, value: p.sum, exemplar: nil)
+                v.line(.count, extra: nil, value: Double(p.count), exemplar: nil)
+                v.endPoint()
             }
         case .exponentialHistogram(let ps, _):
             skip(ps.count, "exponential histogram")
@@ -188,10 +220,30 @@ public enum PrometheusSamples {
         }
     }
 
-    private static func number(_ f: Family, _ p: NumberDataPoint, _ labels: [(String, String)], exemplar: Exemplar?) -> Point {
-        Point(
-            family: f, labels: labels, lines: [Line(suffix: "", value: p.value.asDouble, exemplar: exemplar)], timeUnixNano: p.timeUnixNano,
-            startTimeUnixNano: p.startTimeUnixNano, stale: p.flags & DataPointFlags.noRecordedValue != 0)
+    /// The visitor behind `forEachPoint`: one `Point` per point.
+    private struct PointBuilder: Visitor {
+        let body: (Point) -> Void
+        var current = Point(
+            family: Family(name: "", type: .gauge, help: "", unit: ""), labels: [], lines: [], timeUnixNano: 0, startTimeUnixNano: 0,
+            stale: false)
+
+        init(body: @escaping (Point) -> Void) { self.body = body }
+
+        mutating func family(_ f: Family) { current.family = f }
+
+        mutating func point(labels: [(String, String)], time: UInt64, start: UInt64, stale: Bool) {
+            current.labels = labels
+            current.lines = []
+            current.timeUnixNano = time
+            current.startTimeUnixNano = start
+            current.stale = stale
+        }
+
+        mutating func line(_ suffix: LineSuffix, extra: (String, String)?, value: Double, exemplar: Exemplar?) {
+            current.lines.append(Line(suffix: suffix.text, extra: extra, value: value, exemplar: exemplar))
+        }
+
+        func endPoint() { body(current) }
     }
 
     /// `job` and `instance` from the resource, and the other attributes for `target_info`.

@@ -121,7 +121,19 @@ extension RemoteWrite.WriteRequest {
 }
 
 extension RemoteWrite.TimeSeries {
-    func write(_ w: inout ProtoWriter) {
+    func write(_ w: inout ProtoWriter) { RemoteWrite.write(labels: labels, samples: samples, exemplars: exemplars, into: &w) }
+
+    /// The exact encoded size of this series as a `WriteRequest.timeseries` element (tag and length
+    /// included), for splitting requests by size without encoding twice.
+    public var encodedSize: Int { RemoteWrite.encodedSize(labels: labels, samples: samples, exemplars: exemplars) }
+}
+
+extension RemoteWrite {
+    /// A `TimeSeries` message's fields (written back to front, as `ProtoWriter` requires).
+    static func write(
+        labels: some BidirectionalCollection<Label>, samples: some BidirectionalCollection<Sample>,
+        exemplars: some BidirectionalCollection<Exemplar>, into w: inout ProtoWriter
+    ) {
         for e in exemplars.reversed() {
             let mark = w.count
             w.uint64Field(3, UInt64(bitPattern: e.timestamp))
@@ -138,9 +150,10 @@ extension RemoteWrite.TimeSeries {
         RemoteWrite.writeLabels(labels, 1, &w)
     }
 
-    /// The exact encoded size of this series as a `WriteRequest.timeseries` element (tag and length
-    /// included), for splitting requests by size without encoding twice.
-    public var encodedSize: Int {
+    /// The encoded size of a `TimeSeries` as a `WriteRequest.timeseries` element, tag and length included.
+    static func encodedSize(
+        labels: some Collection<Label>, samples: some Collection<Sample>, exemplars: some Collection<Exemplar>
+    ) -> Int {
         var n = 0
         for l in labels { n += RemoteWrite.fieldSize(RemoteWrite.labelSize(l)) }
         for s in samples {
@@ -172,7 +185,7 @@ extension RemoteWrite.MetricMetadata {
 }
 
 extension RemoteWrite {
-    static func writeLabels(_ labels: [Label], _ field: UInt64, _ w: inout ProtoWriter) {
+    static func writeLabels(_ labels: some BidirectionalCollection<Label>, _ field: UInt64, _ w: inout ProtoWriter) {
         for l in labels.reversed() {
             let mark = w.count
             w.stringField(2, l.value)
@@ -192,31 +205,33 @@ extension RemoteWrite {
     /// than that on its own goes alone), keeping their order — the OTel exporter's
     /// `max_batch_size_bytes`.
     public static func split(_ request: WriteRequest, maxBytes: Int) -> [WriteRequest] {
-        if request.timeseries.isEmpty && request.metadata.isEmpty { return [] }
+        let sizes = request.timeseries.map(\.encodedSize) + request.metadata.map(\.encodedSize)
+        let chunks = chunks(sizes, maxBytes: maxBytes)
         // The usual case, one request, without copying every series into a new one.
-        let total = request.timeseries.reduce(0) { $0 + $1.encodedSize } + request.metadata.reduce(0) { $0 + $1.encodedSize }
-        if total <= maxBytes { return [request] }
-        var out: [WriteRequest] = []
-        var current = WriteRequest()
+        if chunks.count == 1 { return [request] }
+        let n = request.timeseries.count
+        return chunks.map { chunk in
+            WriteRequest(
+                timeseries: Array(request.timeseries[chunk.clamped(to: 0..<n)]),
+                metadata: Array(request.metadata[(chunk.lowerBound - n..<chunk.upperBound - n).clamped(to: 0..<request.metadata.count)]))
+        }
+    }
+
+    /// Consecutive runs of items whose sizes add up to at most `maxBytes` (an item larger than that on its
+    /// own forms a run alone); none for no items.
+    static func chunks(_ sizes: [Int], maxBytes: Int) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        var start = 0
         var size = 0
-        func flush() {
-            if !current.timeseries.isEmpty || !current.metadata.isEmpty { out.append(current) }
-            current = WriteRequest()
-            size = 0
-        }
-        for ts in request.timeseries {
-            let n = ts.encodedSize
-            if size + n > maxBytes { flush() }
-            current.timeseries.append(ts)
+        for (i, n) in sizes.enumerated() {
+            if size + n > maxBytes && i > start {
+                out.append(start..<i)
+                start = i
+                size = 0
+            }
             size += n
         }
-        for m in request.metadata {
-            let n = m.encodedSize
-            if size + n > maxBytes { flush() }
-            current.metadata.append(m)
-            size += n
-        }
-        flush()
+        if start < sizes.count { out.append(start..<sizes.count) }
         return out
     }
 }

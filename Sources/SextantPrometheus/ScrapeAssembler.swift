@@ -23,12 +23,22 @@ public struct ScrapeAssembler: Sendable {
     /// The scope for metrics without `otel_scope_name`.
     public let defaultScope: InstrumentationScope
 
-    private var series: [SeriesKey: SeriesState] = [:]
+    /// Every known series' state, by slot; a slot of a forgotten series is `nil` until reused.
+    private var states: [SeriesState?] = []
+    private var slots: [SeriesKey: Int] = [:]
+    private var freeSlots: [Int] = []
+    /// The slots in the order the previous scrape met them, and this scrape's so far. Targets expose their
+    /// series in the same order scrape after scrape, so the series a sample belongs to is nearly always the
+    /// next one of the previous scrape: checking that one by comparing labels in place costs no label array
+    /// and no hashing. `cursor` is that next position.
+    private var previousOrder: [Int] = []
+    private var currentOrder: [Int] = []
+    private var cursor = 0
     /// Counts `assemble` calls; a series whose state holds an older value was not in the latest scrape.
     private var generation: UInt64 = 0
     /// Series added by the last `assemble` call (Prometheus' `scrape_series_added`).
     public private(set) var seriesAdded = 0
-    /// Series the current `assemble` call has seen; fewer than `series.count` means some are gone.
+    /// Series the current `assemble` call has seen; fewer than `slots.count` means some are gone.
     private var seenThisScrape = 0
 
     public init(resource: [KeyValue], defaultScope: InstrumentationScope) {
@@ -55,7 +65,7 @@ public struct ScrapeAssembler: Sendable {
     // MARK: - Series state
 
     /// A series: the metric and its sorted labels (the scope is a function of the labels: `split`).
-    private struct SeriesKey: Hashable, Sendable {
+    fileprivate struct SeriesKey: Hashable, Sendable {
         var metric: String
         var labels: [ExpositionLabel]
     }
@@ -68,6 +78,8 @@ public struct ScrapeAssembler: Sendable {
         seriesAdded = 0
         seenThisScrape = 0
         generation &+= 1
+        cursor = 0
+        currentOrder.removeAll(keepingCapacity: true)
         var resourceAttributes = resource
         var scopeAttributes: [AssembledScopeID: [KeyValue]] = [:]
         var builder = ScopeBuilder()
@@ -92,12 +104,16 @@ public struct ScrapeAssembler: Sendable {
         }
         // Staleness markers for series that disappeared (counted, so that a scrape with none gone does
         // not walk the states).
-        if seenThisScrape < series.count {
-            for (key, state) in series where state.generation != generation {
+        if seenThisScrape < slots.count {
+            for slot in states.indices {
+                guard let state = states[slot], state.generation != generation else { continue }
                 builder.add(state.meta, scope: state.scope, point: stalePoint(state, at: time))
-                series[key] = nil
+                slots[state.key] = nil
+                states[slot] = nil
+                freeSlots.append(slot)
             }
         }
+        swap(&previousOrder, &currentOrder)
         let scopes = builder.build(defaultScope: defaultScope, scopeAttributes: scopeAttributes)
         return MetricsData(resourceMetrics: [ResourceMetrics(resource: Resource(attributes: resourceAttributes), scopeMetrics: scopes)])
     }
@@ -106,8 +122,11 @@ public struct ScrapeAssembler: Sendable {
     public mutating func markStale(at time: UInt64) -> MetricsData {
         seriesAdded = 0
         var builder = ScopeBuilder()
-        for state in series.values { builder.add(state.meta, scope: state.scope, point: stalePoint(state, at: time)) }
-        series = [:]
+        for case let state? in states { builder.add(state.meta, scope: state.scope, point: stalePoint(state, at: time)) }
+        states = []
+        slots = [:]
+        freeSlots = []
+        previousOrder = []
         let scopes = builder.build(defaultScope: defaultScope, scopeAttributes: [:])
         return MetricsData(resourceMetrics: [ResourceMetrics(resource: Resource(attributes: resource), scopeMetrics: scopes)])
     }
@@ -167,10 +186,14 @@ public struct ScrapeAssembler: Sendable {
                 for s in f.samples where s.name == createdName { created[Self.sorted(s.labels)] = s.value }
             }
             for s in f.samples where s.name == name {
-                let labels = Self.sorted(s.labels)
                 let time = s.timestampNanos.map { UInt64(clamping: $0) } ?? scrapeTime
-                let (start, scope, attrs) = track(
-                    meta, labels: labels, time: time, value: s.value, created: created.isEmpty ? nil : created[labels].map(Self.secondsToNanos))
+                let (start, scope, attrs): (UInt64, InstrumentationScope, [KeyValue])
+                if created.isEmpty {
+                    (start, scope, attrs) = track(meta, sample: s, time: time, value: s.value)
+                } else {
+                    let labels = Self.sorted(s.labels)
+                    (start, scope, attrs) = track(meta, labels: labels, time: time, value: s.value, created: created[labels].map(Self.secondsToNanos))
+                }
                 let point = NumberDataPoint(
                     attributes: attrs, startTimeUnixNano: kind == .gauge ? 0 : start, timeUnixNano: time, value: .double(s.value),
                     exemplars: s.exemplar.map { [Self.exemplar($0, scrapeTime: scrapeTime)] } ?? [])
@@ -186,6 +209,9 @@ public struct ScrapeAssembler: Sendable {
     /// Buckets, `_count`, `_sum` and `_created` of one label set (without `le`/`quantile`).
     private struct Group {
         var labels: [ExpositionLabel]
+        /// The labels in exposition order (client libraries write them in declaration order, not sorted),
+        /// for comparing the next line in place.
+        var raw: [ExpositionLabel]
         var buckets: [(bound: Double, count: Double, exemplar: ExpositionExemplar?)] = []
         var quantiles: [SummaryDataPoint.ValueAtQuantile] = []
         var count: Double?
@@ -204,16 +230,17 @@ public struct ScrapeAssembler: Sendable {
             let gi: Int
             // The lines of one group are nearly always adjacent: compare with the previous group first,
             // without building (or hashing) the label set.
-            if let last = groups.indices.last, Self.sameGroup(s, groups[last].labels, without: special) {
+            if let last = groups.indices.last, Self.sameGroup(s, groups[last].raw, without: special) {
                 gi = last
             } else {
-                let labels = sorted(s.labels.filter { $0.name != special })
+                let raw = s.labels.filter { $0.name != special }
+                let labels = sorted(raw)
                 if let i = index[labels] {
                     gi = i
                 } else {
                     gi = groups.count
                     index[labels] = gi
-                    groups.append(Group(labels: labels))
+                    groups.append(Group(labels: labels, raw: raw))
                 }
             }
             if lastName == nil || lastName! != s.nameIdentity {
@@ -238,7 +265,7 @@ public struct ScrapeAssembler: Sendable {
         return groups
     }
 
-    /// Whether the sample's labels without `special` are exactly `group` (sorted by name) in that order.
+    /// Whether the sample's labels without `special` are exactly `group` in that order.
     /// Reads them in place: `labels` would build an array.
     private static func sameGroup(_ s: ExpositionSample, _ group: [ExpositionLabel], without special: String) -> Bool {
         var g = 0
@@ -291,26 +318,109 @@ public struct ScrapeAssembler: Sendable {
         }
     }
 
+    /// Records the series of a sample as seen (its labels read in place) and returns its start time (first
+    /// sight or the reset time), scope and point attributes.
+    private mutating func track(
+        _ meta: MetricMeta, sample s: ExpositionSample, time: UInt64, value: Double
+    ) -> (start: UInt64, scope: InstrumentationScope, attributes: [KeyValue]) {
+        if let slot = expectedSlot(meta), Self.sameLabels(s, states[slot]!.key.labels, order: states[slot]!.exposedOrder),
+            let known = seen(slot, kind: meta.kind, time: time, value: value, created: nil)
+        {
+            return known
+        }
+        let raw = s.labels
+        let labels = Self.sorted(raw)
+        let (slot, known) = trackSlot(meta, labels: labels, time: time, value: value, created: nil)
+        states[slot]!.exposedOrder = Self.exposedOrder(raw, sorted: labels)
+        return known
+    }
+
+    /// Where each label of `raw` (exposition order) is in `sorted`; empty when they are in the same order
+    /// or there are too many labels to say in a byte.
+    private static func exposedOrder(_ raw: [ExpositionLabel], sorted: [ExpositionLabel]) -> [UInt8] {
+        guard raw.count <= Int(UInt8.max), raw != sorted else { return [] }
+        return raw.map { label in UInt8(sorted.firstIndex { $0.name == label.name } ?? 0) }
+    }
+
     /// Records the series as seen and returns its start time (`_created`, first sight, or the reset time),
     /// scope and point attributes (`split(labels)`, kept from the series' first sight).
     private mutating func track(
         _ meta: MetricMeta, labels: [ExpositionLabel], time: UInt64, value: Double, created: UInt64?
     ) -> (start: UInt64, scope: InstrumentationScope, attributes: [KeyValue]) {
-        let key = SeriesKey(metric: meta.name, labels: labels)
-        // One lookup, and the state is updated in place: reading `series.values[i]` field by field would
-        // copy the whole state (and retain everything it holds) each time.
-        if let i = series.index(forKey: key),
-            let known = Self.update(
-                &series.values[i], kind: meta.kind, time: time, value: value, created: created, generation: generation, seen: &seenThisScrape)
+        trackSlot(meta, labels: labels, time: time, value: value, created: created).known
+    }
+
+    /// `track`, also saying which slot holds the series.
+    private mutating func trackSlot(
+        _ meta: MetricMeta, labels: [ExpositionLabel], time: UInt64, value: Double, created: UInt64?
+    ) -> (slot: Int, known: (start: UInt64, scope: InstrumentationScope, attributes: [KeyValue])) {
+        if let slot = expectedSlot(meta), states[slot]!.key.labels == labels,
+            let known = seen(slot, kind: meta.kind, time: time, value: value, created: created)
         {
-            return known
+            return (slot, known)
+        }
+        let key = SeriesKey(metric: meta.name, labels: labels)
+        if let slot = slots[key] {
+            // Out of the previous order: carry on from this series' place in it.
+            if let position = states[slot]!.position, position < previousOrder.count, previousOrder[position] == slot { cursor = position }
+            if let known = seen(slot, kind: meta.kind, time: time, value: value, created: created) { return (slot, known) }
+            // It changed kind: replaced below, and counted as seen again.
+            slots[key] = nil
+            states[slot] = nil
+            freeSlots.append(slot)
         }
         seriesAdded += 1
         seenThisScrape += 1
         let (scope, attributes) = split(labels)
-        series[key] = SeriesState(
-            meta: meta, scope: scope, attributes: attributes, start: created ?? time, last: value, generation: generation)
-        return (created ?? time, scope, attributes)
+        let state = SeriesState(
+            key: key, meta: meta, scope: scope, attributes: attributes, start: created ?? time, last: value, generation: generation,
+            position: currentOrder.count)
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+            states[slot] = state
+        } else {
+            slot = states.count
+            states.append(state)
+        }
+        slots[key] = slot
+        currentOrder.append(slot)
+        return (slot, (created ?? time, scope, attributes))
+    }
+
+    /// The slot the previous scrape met next, if it is a live series of this metric and kind.
+    private func expectedSlot(_ meta: MetricMeta) -> Int? {
+        guard cursor < previousOrder.count else { return nil }
+        let slot = previousOrder[cursor]
+        guard let state = states[slot], state.meta.kind == meta.kind, state.key.metric == meta.name else { return nil }
+        return slot
+    }
+
+    /// A known series met in this scrape: its state updated in place (see `update`), its place in this
+    /// scrape's order recorded; nil when it changed kind.
+    private mutating func seen(
+        _ slot: Int, kind: SeriesKind, time: UInt64, value: Double, created: UInt64?
+    ) -> (start: UInt64, scope: InstrumentationScope, attributes: [KeyValue])? {
+        let fresh = states[slot]!.generation != generation
+        guard let known = Self.update(&states[slot]!, kind: kind, time: time, value: value, created: created, generation: generation, seen: &seenThisScrape)
+        else { return nil }
+        if fresh {
+            states[slot]!.position = currentOrder.count
+            currentOrder.append(slot)
+        }
+        cursor += 1
+        return known
+    }
+
+    /// Whether the sample's labels are exactly `labels` (sorted by name), read in place: label `k` of the
+    /// sample is `labels[order[k]]` (`labels[k]` for an empty `order`).
+    private static func sameLabels(_ s: ExpositionSample, _ labels: [ExpositionLabel], order: [UInt8]) -> Bool {
+        guard s.labelsCount == labels.count, order.isEmpty || order.count == labels.count else { return false }
+        for k in 0..<labels.count {
+            let l = labels[order.isEmpty ? k : Int(order[k])]
+            if l.name != s.labelName(at: k) || l.value != s.labelValue(at: k) { return false }
+        }
+        return true
     }
 
     /// A known series seen again: its start (`_created`, or the time of a reset), last value and
@@ -452,6 +562,7 @@ private struct MetricMeta: Sendable {
 
 /// What the assembler remembers of a series between scrapes.
 private struct SeriesState: Sendable {
+    var key: ScrapeAssembler.SeriesKey
     var meta: MetricMeta
     var scope: InstrumentationScope
     var attributes: [KeyValue]
@@ -460,6 +571,10 @@ private struct SeriesState: Sendable {
     var last: Double
     /// The scrape (`ScrapeAssembler.generation`) that last saw the series.
     var generation: UInt64
+    /// Where that scrape met it (in `ScrapeAssembler.currentOrder`, later `previousOrder`).
+    var position: Int?
+    /// The order the target writes the labels in, as positions in `key.labels` (empty: sorted).
+    var exposedOrder: [UInt8] = []
 }
 
 private struct AssembledScopeID: Hashable {

@@ -174,36 +174,60 @@ public enum Snappy {
     /// The preamble holds a 32-bit length, so `input` must be below 4 GiB.
     public static func compress(_ input: UnsafeRawBufferPointer) -> [UInt8] {
         precondition(input.count <= Int(UInt32.max), "a Snappy block holds at most 2^32 − 1 bytes")
-        var out: [UInt8] = []
-        out.reserveCapacity(32 + input.count + input.count / 6)
-        var n = UInt32(truncatingIfNeeded: input.count)
-        while n >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: n) | 0x80)
-            n >>= 7
+        // The reference encoder's bound (`MaxCompressedLength`): every element fits, so the output is
+        // written through a pointer without capacity checks.
+        let bound = 32 + input.count + input.count / 6
+        return [UInt8](unsafeUninitializedCapacity: bound) { buffer, initialized in
+            var out = Output(base: buffer.baseAddress!)
+            var n = UInt32(truncatingIfNeeded: input.count)
+            while n >= 0x80 {
+                out.byte(UInt8(truncatingIfNeeded: n) | 0x80)
+                n >>= 7
+            }
+            out.byte(UInt8(n))
+            if input.count > 0 {
+                let table = UnsafeMutablePointer<UInt16>.allocate(capacity: 1 << 14)
+                defer { table.deallocate() }
+                var fragment = 0
+                while fragment < input.count {
+                    let fragmentEnd = min(fragment + 65536, input.count)
+                    compressFragment(UnsafeRawBufferPointer(rebasing: input[fragment..<fragmentEnd]), table, &out)
+                    fragment = fragmentEnd
+                }
+            }
+            initialized = out.count
         }
-        out.append(UInt8(n))
-        guard input.count > 0 else { return out }
-        var table = [UInt16](repeating: 0, count: 1 << 14)
-        var fragment = 0
-        while fragment < input.count {
-            let fragmentEnd = min(fragment + 65536, input.count)
-            compressFragment(UnsafeRawBufferPointer(rebasing: input[fragment..<fragmentEnd]), &table, &out)
-            fragment = fragmentEnd
-        }
-        return out
     }
 
     public static func compress(_ input: [UInt8]) -> [UInt8] { input.withUnsafeBytes { compress($0) } }
 
-    private static func compressFragment(_ src: UnsafeRawBufferPointer, _ table: inout [UInt16], _ out: inout [UInt8]) {
+    /// Where compressed bytes go: a buffer of at least the compressed-length bound.
+    private struct Output {
+        let base: UnsafeMutablePointer<UInt8>
+        var count = 0
+
+        @inline(__always) mutating func byte(_ b: UInt8) {
+            base[count] = b
+            count += 1
+        }
+
+        @inline(__always) mutating func bytes(_ src: UnsafeRawBufferPointer) {
+            guard let from = src.baseAddress, src.count > 0 else { return }
+            UnsafeMutableRawPointer(base + count).copyMemory(from: from, byteCount: src.count)
+            count += src.count
+        }
+    }
+
+    private static func compressFragment(_ src: UnsafeRawBufferPointer, _ table: UnsafeMutablePointer<UInt16>, _ out: inout Output) {
         let n = src.count
         // Inputs too short to hold a useful match are one literal.
         guard n >= 16 else {
             emitLiteral(src, 0, n, &out)
             return
         }
-        for i in table.indices { table[i] = 0 }
+        table.initialize(repeating: 0, count: 1 << 14)
         @inline(__always) func load32(_ i: Int) -> UInt32 { src.loadUnaligned(fromByteOffset: i, as: UInt32.self) }
+        @inline(__always) func load64(_ i: Int) -> UInt64 { src.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
         @inline(__always) func hash(_ v: UInt32) -> Int { Int((v &* 0x1E35_A7BD) >> 18) }
         let matchLimit = n - 4  // the last position where a 4-byte load is in bounds
         var literalStart = 0
@@ -216,8 +240,19 @@ public enum Snappy {
             table[h] = UInt16(ip)
             if candidate < ip && load32(candidate) == v {
                 if literalStart < ip { emitLiteral(src, literalStart, ip, &out) }
+                // Extend the match eight bytes at a time while both loads are in bounds, then bytewise.
                 var length = 4
-                while ip + length < n && src[ip + length] == src[candidate + length] { length += 1 }
+                while ip + length + 8 <= n {
+                    let diff = load64(ip + length) ^ load64(candidate + length)
+                    if diff != 0 {
+                        length += diff.littleEndian.trailingZeroBitCount >> 3
+                        break
+                    }
+                    length += 8
+                }
+                if ip + length + 8 > n {
+                    while ip + length < n && src[ip + length] == src[candidate + length] { length += 1 }
+                }
                 emitCopy(offset: ip - candidate, length: length, &out)
                 ip += length
                 literalStart = ip
@@ -232,22 +267,22 @@ public enum Snappy {
         if literalStart < n { emitLiteral(src, literalStart, n, &out) }
     }
 
-    private static func emitLiteral(_ src: UnsafeRawBufferPointer, _ from: Int, _ to: Int, _ out: inout [UInt8]) {
+    private static func emitLiteral(_ src: UnsafeRawBufferPointer, _ from: Int, _ to: Int, _ out: inout Output) {
         let n = to - from - 1
         if n < 60 {
-            out.append(UInt8(n << 2))
+            out.byte(UInt8(n << 2))
         } else {
             var bytes = 1
             while bytes < 4 && n >> (8 * bytes) > 0 { bytes += 1 }
-            out.append(UInt8((59 + bytes) << 2))
-            for i in 0..<bytes { out.append(UInt8(truncatingIfNeeded: n >> (8 * i))) }
+            out.byte(UInt8((59 + bytes) << 2))
+            for i in 0..<bytes { out.byte(UInt8(truncatingIfNeeded: n >> (8 * i))) }
         }
-        out.append(contentsOf: src[from..<to])
+        out.bytes(UnsafeRawBufferPointer(rebasing: src[from..<to]))
     }
 
     /// Splits a match into copies of at most 64 bytes (never leaving a remainder below 4), using the
     /// 2-byte form for short near matches.
-    private static func emitCopy(offset: Int, length: Int, _ out: inout [UInt8]) {
+    private static func emitCopy(offset: Int, length: Int, _ out: inout Output) {
         var length = length
         while length >= 68 {
             emitCopyAtMost64(offset: offset, length: 64, &out)
@@ -260,14 +295,14 @@ public enum Snappy {
         emitCopyAtMost64(offset: offset, length: length, &out)
     }
 
-    private static func emitCopyAtMost64(offset: Int, length: Int, _ out: inout [UInt8]) {
+    private static func emitCopyAtMost64(offset: Int, length: Int, _ out: inout Output) {
         if length < 12 && offset < 2048 {
-            out.append(UInt8(1 | (length - 4) << 2 | (offset >> 8) << 5))
-            out.append(UInt8(truncatingIfNeeded: offset))
+            out.byte(UInt8(1 | (length - 4) << 2 | (offset >> 8) << 5))
+            out.byte(UInt8(truncatingIfNeeded: offset))
         } else {
-            out.append(UInt8(2 | (length - 1) << 2))
-            out.append(UInt8(truncatingIfNeeded: offset))
-            out.append(UInt8(truncatingIfNeeded: offset >> 8))
+            out.byte(UInt8(2 | (length - 1) << 2))
+            out.byte(UInt8(truncatingIfNeeded: offset))
+            out.byte(UInt8(truncatingIfNeeded: offset >> 8))
         }
     }
 }

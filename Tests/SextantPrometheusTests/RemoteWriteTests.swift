@@ -72,6 +72,42 @@ import Testing
 @Suite struct RemoteWriteConversionTests {
     func labels(_ ts: RemoteWrite.TimeSeries) -> String { ts.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",") }
 
+    /// The exporter encodes straight from the conversion: the same bytes as splitting the request and
+    /// encoding each part, at every size limit (one request, several, one series per request).
+    @Test func encodedRequestsMatchSplitThenEncode() {
+        var options = RemoteWrite.ConversionOptions()
+        options.externalLabels = [("cluster", "eu")]
+        let c = RemoteWrite.convert([Fixtures.data(), Fixtures.data()], options: options)
+        #expect(c.request.timeseries.allSatisfy { $0.samples.count == 2 })
+        for maxBytes in [1, 100, 300, 1000, 1 << 20] {
+            let want = RemoteWrite.split(c.request, maxBytes: maxBytes).map { $0.encode() }
+            #expect(c.encodedRequests(maxBytes: maxBytes) == want, "maxBytes \(maxBytes)")
+        }
+        #expect(RemoteWrite.convert([]).encodedRequests(maxBytes: 100).isEmpty)
+    }
+
+    /// A label that sorts before `__name__` (`Zone`) decides the order of series before the name does.
+    @Test func seriesSortedByAllLabelsWhenALabelPrecedesTheName() {
+        let data = MetricsData(resourceMetrics: [ResourceMetrics(scopeMetrics: [ScopeMetrics(metrics: [
+            Metric(name: "b", data: .gauge([NumberDataPoint(attributes: [KeyValue("Zone", .string("1"))], timeUnixNano: 1_000_000, value: .int(1))])),
+            Metric(name: "a", data: .gauge([NumberDataPoint(attributes: [KeyValue("Zone", .string("2"))], timeUnixNano: 1_000_000, value: .int(2))])),
+            Metric(name: "a", data: .gauge([NumberDataPoint(timeUnixNano: 2_000_000, value: .int(3))])),
+        ])])])
+        let got = RemoteWrite.convert([data]).request.timeseries.map { labels($0) }
+        #expect(got == ["Zone=1,__name__=b", "Zone=2,__name__=a", "__name__=a"])
+    }
+
+    /// `target_info.enabled: false` leaves out the series and its metadata, nothing else.
+    @Test func targetInfoCanBeLeftOut() {
+        var options = RemoteWrite.ConversionOptions()
+        let with = RemoteWrite.convert([Fixtures.data()], options: options)
+        options.targetInfo = false
+        let without = RemoteWrite.convert([Fixtures.data()], options: options)
+        #expect(with.request.timeseries.filter { $0.metricName != "target_info" } == without.request.timeseries)
+        #expect(with.request.metadata.filter { $0.familyName != "target_info" } == without.request.metadata)
+        #expect(with.points == without.points)
+    }
+
     @Test func convertsEveryTypeSorted() {
         var options = RemoteWrite.ConversionOptions()
         options.externalLabels = [("cluster", "eu"), ("job", "ignored")]

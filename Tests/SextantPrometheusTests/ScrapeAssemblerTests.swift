@@ -196,6 +196,50 @@ private func numbers(_ m: Metric?) -> [NumberDataPoint] {
         #expect(after[0].startTimeUnixNano == t0 + 20 * second)
     }
 
+    /// The assembler expects each scrape's series in the previous scrape's order; reordered, new, vanished,
+    /// returning and retyped series must come out exactly as if each were looked up by its labels.
+    @Test func seriesOrderChangesBetweenScrapes() throws {
+        var a = assembler()
+        func scrape(_ lines: [String], at time: UInt64) throws -> (c: [String: NumberDataPoint], g: [NumberDataPoint]) {
+            let text = "# TYPE c counter\n" + lines.filter { $0.hasPrefix("c") }.joined(separator: "\n")
+                + "\n# TYPE g gauge\n" + lines.filter { $0.hasPrefix("g") }.joined(separator: "\n") + "\n"
+            let m = metrics(a.assemble(try families(text), at: time))
+            var c: [String: NumberDataPoint] = [:]
+            for p in numbers(m["c"]) { c[p.attributes.first { $0.key == "x" }.map { $0.value.asString } ?? ""] = p }
+            return (c, numbers(m["g"]))
+        }
+        // `e`'s labels come unsorted, as client libraries write them in declaration order.
+        let s1 = try scrape(["c{x=\"a\"} 1", "c{x=\"b\"} 1", "c{x=\"e\",k=\"1\"} 1", "c{x=\"c\"} 1", "g 1"], at: t0)
+        #expect(a.seriesAdded == 5 && s1.c.count == 4)
+        // Reordered, `b` gone, `d` new, `a` reset.
+        let s2 = try scrape(["c{x=\"c\"} 2", "c{x=\"d\"} 1", "c{x=\"e\",k=\"1\"} 2", "c{x=\"a\"} 0", "g 2"], at: t0 + second)
+        #expect(a.seriesAdded == 1)
+        #expect(s2.c["e"]?.startTimeUnixNano == t0 && s2.c["e"]?.attributes.map(\.key) == ["k", "x"])
+        #expect(s2.c["c"]?.startTimeUnixNano == t0 && s2.c["c"]?.value == .double(2))
+        #expect(s2.c["d"]?.startTimeUnixNano == t0 + second)
+        #expect(s2.c["a"]?.startTimeUnixNano == t0 + second)
+        #expect(s2.c["b"]?.flags == DataPointFlags.noRecordedValue)
+        // `b` returns as a new series; the rest keep their start times in yet another order.
+        let s3 = try scrape(["c{x=\"b\"} 5", "c{x=\"a\"} 1", "c{x=\"d\"} 2", "c{x=\"e\",k=\"1\"} 3", "c{x=\"c\"} 3", "g 3"], at: t0 + 2 * second)
+        #expect(a.seriesAdded == 1)
+        #expect(s3.c["b"]?.startTimeUnixNano == t0 + 2 * second && s3.c["b"]?.flags == 0)
+        #expect(s3.c["a"]?.startTimeUnixNano == t0 + second && s3.c["c"]?.startTimeUnixNano == t0)
+        #expect(s3.c.values.allSatisfy { $0.flags == 0 } && s3.g.count == 1)
+        // Same order again: nothing added, nothing stale.
+        let s4 = try scrape(["c{x=\"b\"} 6", "c{x=\"a\"} 2", "c{x=\"d\"} 3", "c{x=\"e\",k=\"1\"} 4", "c{x=\"c\"} 4", "g 4"], at: t0 + 3 * second)
+        #expect(a.seriesAdded == 0 && s4.c.count == 5 && s4.c.values.allSatisfy { $0.flags == 0 })
+        #expect(s4.c["e"]?.startTimeUnixNano == t0 && s4.c["e"]?.value == .double(4))
+        #expect(s4.c["b"]?.startTimeUnixNano == t0 + 2 * second)
+        // `g` becomes a counter: a new series of the new kind, the gauge is not marked stale twice.
+        let retyped = metrics(a.assemble(try families("# TYPE g counter\ng 7\n"), at: t0 + 4 * second))
+        guard case .sum(let g, _, true)? = retyped["g"]?.data else {
+            Issue.record("g is not a counter: \(String(describing: retyped["g"]))")
+            return
+        }
+        #expect(g.count == 1 && g[0].startTimeUnixNano == t0 + 4 * second)
+        #expect(numbers(retyped["c"]).count == 5 && numbers(retyped["c"]).allSatisfy { $0.flags == DataPointFlags.noRecordedValue })
+    }
+
     @Test func histogramResetByCount() throws {
         var a = assembler()
         let h1 = "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 5\nh_count 5\nh_sum 1\n"
@@ -321,11 +365,44 @@ private func numbers(_ m: Metric?) -> [NumberDataPoint] {
         let fams = [ExpositionFamily(name: "m", samples: [sample("m", [("job", "scraped"), ("a", "1")])])]
         let target = [ExpositionLabel("job", "api"), ExpositionLabel("instance", "h:1"), ExpositionLabel("env", "prod")]
         let renamed = ScrapeLabeling.apply(fams, targetLabels: target, honorLabels: false, rules: [])
+        // Added labels go before the first greater name (this sample's labels came unsorted).
         #expect(renamed[0].samples[0].labels == [
-            .init("job", "api"), .init("a", "1"), .init("exported_job", "scraped"), .init("instance", "h:1"), .init("env", "prod"),
+            .init("env", "prod"), .init("exported_job", "scraped"), .init("instance", "h:1"), .init("job", "api"), .init("a", "1"),
+        ])
+        let sorted = [ExpositionFamily(name: "m", samples: [sample("m", [("a", "1"), ("z", "2")])])]
+        #expect(ScrapeLabeling.apply(sorted, targetLabels: target, honorLabels: false, rules: [])[0].samples[0].labels.map(\.name) == [
+            "a", "env", "instance", "job", "z",
         ])
         let honored = ScrapeLabeling.apply(fams, targetLabels: target, honorLabels: true, rules: [])
         #expect(honored[0].samples[0].label("job") == "scraped")
+    }
+
+    /// Without rules, target labels are added by a shortcut that keeps the parse's strings; it must give
+    /// what the general path (here forced by a rule that keeps everything) gives, clashes included.
+    @Test func targetLabelsShortcutMatchesTheGeneralPath() throws {
+        let text = "# TYPE c counter\nc{job=\"scraped\",b=\"1\"} 1\nc{a=\"x\",instance=\"\"} 2\n# TYPE g gauge\ng 3\ng{z=\"9\",env=\"dev\"} 4\n"
+        let keepAll = [try RelabelRule(sourceLabels: ["__name__"], regex: ".*", action: .keep)]
+        let target = [ExpositionLabel("job", "api"), ExpositionLabel("instance", "h:1"), ExpositionLabel("env", "prod"), ExpositionLabel("empty", "")]
+        for fams in [try families(text), try families(OpenMetricsParserTests.golden, .openMetrics)] {
+            for honor in [false, true] {
+                // Compared as text: the golden exposition has a NaN sample, which `==` never finds equal.
+                func text(_ fs: [ExpositionFamily]) -> [String] {
+                    fs.flatMap { f in
+                        ["\(f.name) \(f.type) \(f.help ?? "-") \(f.unit ?? "-")"]
+                            + f.samples.map { "\($0.name)\($0.labels) \($0.value.bitPattern) \(String(describing: $0.exemplar)) \($0.line)" }
+                    }
+                }
+                let shortcut = ScrapeLabeling.apply(fams, targetLabels: target, honorLabels: honor, rules: [])
+                let general = ScrapeLabeling.apply(fams, targetLabels: target, honorLabels: honor, rules: keepAll)
+                #expect(text(shortcut) == text(general), "honor_labels \(honor)")
+            }
+        }
+        let fams = try families(text)
+        let out = ScrapeLabeling.apply(fams, targetLabels: target, honorLabels: false, rules: [])
+        #expect(out[0].samples[0].labels.map { "\($0.name)=\($0.value)" } == ["env=prod", "exported_job=scraped", "instance=h:1", "job=api", "b=1"])
+        #expect(out[0].samples[1].label("instance") == "h:1" && out[0].samples[1].label("exported_instance") == nil)
+        // The input is untouched.
+        #expect(fams[0].samples[0].labels.map(\.name) == ["job", "b"])
     }
 
     @Test func rulesDropAndRenameSamples() throws {

@@ -18,6 +18,11 @@ import Testing
         [], [7], Array("hello".utf8), Array(repeating: 0x61, count: 1000),
         Array(String(repeating: "http_requests_total{code=\"200\",method=\"GET\"} ", count: 3000).utf8),
         bytes(100_000), bytes(200_000, alphabet: 4), bytes(65_536 * 3 + 17, alphabet: 16),
+        // Matches extended eight bytes at a time: ending on a mismatch in the last word, running to the very
+        // end of the input, and short inputs just long enough to be matched at all.
+        Array(String(repeating: "abcdefgh", count: 700).utf8) + Array("abcdefgX".utf8),
+        Array(String(repeating: "abcdefgh", count: 700).utf8) + Array("abc".utf8),
+        Array(repeating: 0x61, count: 16), Array(repeating: 0x61, count: 23), bytes(70_000, alphabet: 2),
     ]
 
     @Test(arguments: inputs.indices)

@@ -9,8 +9,8 @@ import SextantSnappy
 public struct PrometheusRemoteWriteExporterConfig: ComponentConfig {
     public var endpoint = ""
     public var headers: [(String, String)] = []
+    /// Naming, labels, metadata and `target_info` (`conversion.targetInfo`).
     public var conversion = RemoteWrite.ConversionOptions()
-    public var targetInfo = true
     public var maxBatchSizeBytes = 3_000_000
     public var helper = ExporterHelperSettings()
     /// `tls` (used with an `https://` endpoint) and `auth`.
@@ -40,7 +40,7 @@ public struct PrometheusRemoteWriteExporterFactory: ExporterFactory {
         c.conversion.samples.resourceToTelemetry = conversion.bool("enabled", default: false)
         conversion.finish()
         var targetInfo = r.section("target_info")
-        c.targetInfo = targetInfo.bool("enabled", default: true)
+        c.conversion.targetInfo = targetInfo.bool("enabled", default: true)
         targetInfo.finish()
         c.conversion.sendMetadata = r.bool("send_metadata", default: false)
         // Remote write 1.0 mandates Snappy block compression; the key exists for OTel configs that spell it.
@@ -88,18 +88,14 @@ public final class PrometheusRemoteWriteExporter: ConsumingComponent {
         let fixedHeaders = headers
         helper = ExporterHelper(config.helper, component: settings) { batch in
             guard case .metrics(let metrics) = batch else { throw ConsumerError.permanent("prometheusremotewrite exports metrics only") }
-            var conversion = RemoteWrite.convert([metrics], options: config.conversion)
-            if !config.targetInfo {
-                conversion.request.timeseries.removeAll { $0.metricName == "target_info" }
-                conversion.request.metadata.removeAll { $0.familyName == "target_info" }
-            }
+            let conversion = RemoteWrite.convert([metrics], options: config.conversion)
             if conversion.skipped.points > 0 {
                 skipped.add(conversion.skipped.points)
                 logger.debug("points without a remote-write form dropped", metadata: ["reasons": "\(conversion.skipped.reasons.sorted())"])
             }
-            for request in RemoteWrite.split(conversion.request, maxBytes: config.maxBatchSizeBytes) {
+            for request in conversion.encodedRequests(maxBytes: config.maxBatchSizeBytes) {
                 let reply = try await HTTPPoster.post(
-                    config.endpoint, contentType: "application/x-protobuf", body: Snappy.compress(request.encode()), gzip: false,
+                    config.endpoint, contentType: "application/x-protobuf", body: Snappy.compress(request), gzip: false,
                     headers: fixedHeaders, timeout: config.helper.timeout, via: client)
                 try HTTPPoster.check(
                     reply, url: config.endpoint, detail: String(decoding: reply.body.prefix(256), as: UTF8.self),
