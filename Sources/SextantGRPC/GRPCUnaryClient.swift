@@ -136,7 +136,10 @@ public final class GRPCUnaryClient: Sendable {
             do {
                 return try await connection().get()
             } catch {
-                let failure = error as? GRPCStatus ?? GRPCStatus(code: GRPCStatus.unavailable, message: "cannot connect to \(authority): \(error)")
+                var failure = error as? GRPCStatus ?? GRPCStatus(code: GRPCStatus.unavailable, message: "cannot connect to \(authority): \(error)")
+                if failure.code == GRPCStatus.unavailable, let reason = connectionError.withLock({ $0 }) {
+                    failure.message += " (connection error: \(reason))"
+                }
                 let retryFits = deadline.map { limit in NIODeadline.now() + TimeAmount(backoff) < limit } ?? true
                 guard waitForReady, failure.code == GRPCStatus.unavailable, !Task.isCancelled, retryFits else { throw failure }
                 try? await Task.sleep(for: backoff)
@@ -201,7 +204,12 @@ public final class GRPCUnaryClient: Sendable {
             }
             .connect(host: config.host, port: config.port)
             .flatMapThrowing { channel in
-                Connection(channel: channel, multiplexer: try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer())
+                // A connection that fails at once (a TLS handshake the server answers by closing) may already
+                // have lost its handlers here: that is a closed connection, not a missing handler.
+                guard let http2 = try? channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self) else {
+                    throw GRPCStatus(code: GRPCStatus.unavailable, message: "the connection to \(self.authority) closed while it was being set up")
+                }
+                return Connection(channel: channel, multiplexer: try http2.syncMultiplexer())
             }
     }
 
