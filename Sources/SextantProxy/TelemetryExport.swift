@@ -20,7 +20,7 @@ public enum TelemetryDestination: Sendable, Equatable {
 }
 
 /// Sends OTLP or Zipkin payloads to one destination. HTTP uses a short-lived HTTP/1.1 connection per
-/// batch (batches are at most one a second); gRPC keeps one multiplexed HTTP/2 connection, opened on first use
+/// batch (a batch holds up to 512 items, so a busy proxy sends a few a second); gRPC keeps one multiplexed HTTP/2 connection, opened on first use
 /// and closed when `run` returns.
 final class TelemetryTransport: Sendable {
     let destination: TelemetryDestination
@@ -139,14 +139,18 @@ private final class StatusCatcher: ChannelInboundHandler {
 @available(*, unavailable)
 extension StatusCatcher: Sendable {}
 
-/// Collects finished items (spans, access-log records) and hands them to `send` in batches, every second
-/// or at `batchSize`, without ever blocking or failing a request: when the collector is slow or down,
+/// Collects finished items (spans, access-log records) and hands them to `send` in batches, a second after
+/// the last flush or as soon as `batchSize` items wait (as the OpenTelemetry SDKs' batch processor does, so a
+/// busy proxy holds about one batch, not a second's worth), without ever blocking or failing a request:
+/// when the collector is slow or down,
 /// items beyond `maxQueued` are dropped and counted, and a failed batch is dropped and counted. Once a
 /// backlog of several batches is over (a flush finds the queue short again), freed memory goes back to the
 /// system (`HeapTrim`), so a burst does not leave the proxy at its high-water mark.
 final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
     let maxQueued: Int
     let batchSize: Int
+    /// The longest an item waits in the queue before a flush (a second, as Envoy flushes its tracers).
+    let interval: TimeAmount
     let transport: TelemetryTransport
     private let send: @Sendable ([Item]) async -> Bool
     private let lock = NIOLock()
@@ -155,9 +159,19 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
     private var backlogSeen = false
     private var sentCount = 0
     private var droppedCount = 0
+    /// The run loop waiting for a full batch or its timer (`nap`), and that timer.
+    private var waiter: CheckedContinuation<Void, Never>?
+    private var timer: Scheduled<Void>?
+    /// False after a failed export: the rest of the queue then waits the whole interval.
+    private var wakeWhenFull = true
+    private var stopping = false
 
-    init(transport: TelemetryTransport, maxQueued: Int = 10_000, batchSize: Int = 512, send: @escaping @Sendable ([Item]) async -> Bool) {
+    init(
+        transport: TelemetryTransport, maxQueued: Int = 10_000, batchSize: Int = 512, interval: TimeAmount = .seconds(1),
+        send: @escaping @Sendable ([Item]) async -> Bool
+    ) {
         self.transport = transport
+        self.interval = interval
         self.maxQueued = maxQueued
         self.batchSize = batchSize
         self.send = send
@@ -168,24 +182,58 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
     var dropped: Int { lock.withLock { droppedCount } }
 
     func add(_ item: Item) {
-        lock.withLock {
+        let full: CheckedContinuation<Void, Never>? = lock.withLock {
             if queue.count >= maxQueued {
                 droppedCount += 1
-            } else {
-                queue.append(item)
+                return nil
             }
+            queue.append(item)
+            return queue.count == batchSize && wakeWhenFull ? takeWaiter() : nil
         }
+        full?.resume()
     }
 
     /// Runs until cancelled, then sends what is left once.
     func run() async {
         await transport.run { [self] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
+                await nap(upTo: interval)
                 await flush()
             }
             await flush()
         }
+    }
+
+    /// Returns after `limit`, or sooner when a batch is full (unless the last export failed) or the task is
+    /// cancelled.
+    private func nap(upTo limit: TimeAmount) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let ready = lock.withLock { () -> Bool in
+                    if stopping || (wakeWhenFull && queue.count >= batchSize) { return true }
+                    waiter = c
+                    timer = transport.group.next().scheduleTask(in: limit) { self.wake() }
+                    return false
+                }
+                if ready { c.resume() }
+            }
+        } onCancel: {
+            lock.withLock { stopping = true }
+            wake()
+        }
+    }
+
+    private func wake() {
+        lock.withLock { takeWaiter() }?.resume()
+    }
+
+    /// The waiting run loop, if any, with its timer cancelled. Called with `lock` held.
+    private func takeWaiter() -> CheckedContinuation<Void, Never>? {
+        guard let w = waiter else { return nil }
+        waiter = nil
+        timer?.cancel()
+        timer = nil
+        return w
     }
 
     func flush() async {
@@ -203,6 +251,7 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
             let ok = await send(batch)
             lock.withLock {
                 if ok { sentCount += batch.count } else { droppedCount += batch.count }
+                wakeWhenFull = ok
             }
             if !ok { return }
         }

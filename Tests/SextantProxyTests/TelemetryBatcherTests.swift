@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
@@ -20,10 +21,10 @@ import Testing
         }
     }
 
-    func batcher(_ sink: Sink, maxQueued: Int = 10_000) -> TelemetryBatcher<Int> {
+    func batcher(_ sink: Sink, maxQueued: Int = 10_000, interval: TimeAmount = .seconds(1)) -> TelemetryBatcher<Int> {
         let transport = TelemetryTransport(
             destination: .zipkin(host: "127.0.0.1", port: 9), group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
-        return TelemetryBatcher(transport: transport, maxQueued: maxQueued, batchSize: 512) { sink.send($0) }
+        return TelemetryBatcher(transport: transport, maxQueued: maxQueued, batchSize: 512, interval: interval) { sink.send($0) }
     }
 
     @Test func aBacklogIsSentInOrderInBatches() async {
@@ -52,5 +53,50 @@ import Testing
         await b.flush()
         #expect(b.sent == 488)
         #expect(sink.batches.withLock { $0.flatMap { $0 } } == Array(512..<1000))
+    }
+}
+
+/// The batcher's run loop sends as soon as a batch is full, not only each second, and after a failed
+/// export waits the interval instead of retrying the backlog at once.
+@Suite struct TelemetryBatcherTimingTests {
+    @Test func aFullBatchIsSentBeforeTheInterval() async throws {
+        let sink = TelemetryBatcherTests.Sink()
+        // An interval far beyond the test's waits: whatever is sent was not sent by the timer.
+        let b = TelemetryBatcherTests().batcher(sink, interval: .seconds(120))
+        let runner = Task { await b.run() }
+        try await Task.sleep(for: .milliseconds(50))  // the loop is napping now
+        let start = ContinuousClock.now
+        for i in 0..<512 { b.add(i) }
+        while sink.batches.withLock({ $0.isEmpty }) && ContinuousClock.now - start < .seconds(20) {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(sink.batches.withLock { $0.map(\.count) } == [512])
+        for i in 512..<1000 { b.add(i) }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(sink.batches.withLock { $0.count } == 1)
+        // The short rest waits for the timer, or, here, for cancellation, which ends the nap and sends it.
+        runner.cancel()
+        await runner.value
+        #expect(sink.batches.withLock { $0.map(\.count) } == [512, 488])
+        #expect(ContinuousClock.now - start < .seconds(60), "cancellation does not wait for the timer")
+    }
+
+    @Test func afterAFailedExportTheBacklogWaitsTheInterval() async throws {
+        let sink = TelemetryBatcherTests.Sink()
+        let b = TelemetryBatcherTests().batcher(sink)
+        let runner = Task { await b.run() }
+        try await Task.sleep(for: .milliseconds(50))
+        sink.failNext.store(true, ordering: .relaxed)
+        let start = ContinuousClock.now
+        for i in 0..<1100 { b.add(i) }
+        while b.dropped == 0 && ContinuousClock.now - start < .seconds(5) { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(b.dropped == 512)
+        // The 588 left are not sent at once although they make a full batch: the next tick sends them.
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(sink.batches.withLock { $0.isEmpty })
+        while b.sent < 588 && ContinuousClock.now - start < .seconds(5) { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(sink.batches.withLock { $0.flatMap { $0 } } == Array(512..<1100))
+        runner.cancel()
+        await runner.value
     }
 }
