@@ -12,28 +12,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin="${1:-$(bench/release-build.sh)}"
-need=()
-command -v valgrind >/dev/null || need+=(valgrind)
-command -v nginx >/dev/null || need+=(nginx-light)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-scripts/python-env.sh
-py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
 . bench/proxy_setup.sh
+proxy_bench_deps valgrind:valgrind nginx:nginx-light
 up="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
 proxy_bench_files
-cat > "$tmp/client.py" <<'PY'
-import http.client, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-for i in range(n):
-    if i % 10 == 9:
-        c.request("POST", "/submit", body=b"x" * 512, headers={"Host": "upstream:80", "Content-Type": "text/plain"})
-    else:
-        c.request("GET", "/", headers={"Host": "upstream:80"})
-    c.getresponse().read()
-PY
 nginx -c "$tmp/upstream.conf" -p "$tmp" >/dev/null 2>&1 & pids+=($!)
 "$bin" collector --config "$tmp/sink.yaml" --log-level warning & pids+=($!)
 # Valgrind 3.19 cannot read the DWARF 5 that Swift emits: run a copy without debug info.
@@ -43,7 +25,7 @@ valgrind --tool=callgrind --demangle=no --callgrind-out-file="$tmp/cg.out" "$tmp
   --config "$tmp/mesh.yaml" --config "$tmp/telemetry.yaml" --listen "127.0.0.1:$sx" --admin "127.0.0.1:$admin" \
   --workload bench --concurrency 1 --log-level warning 2>"$tmp/valgrind.err" & vg=$!
 for _ in $(seq 240); do curl -sf -o /dev/null "http://127.0.0.1:$admin/ready" && break; sleep 0.5; done
-"$py" "$tmp/client.py" "$sx" 1500
+"$py" "$tmp/client.py" "$sx" 1500 10
 curl -sf -o /dev/null "http://127.0.0.1:$admin/stats/prometheus"
 curl -sf -o /dev/null "http://127.0.0.1:$admin/config_dump"
 sleep 3  # the last spans and log lines leave

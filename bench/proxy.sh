@@ -13,22 +13,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs="${1:-10}"
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v haproxy >/dev/null || need+=(haproxy)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-# Debian's packages start system services on install; this benchmark runs its own.
-(command -v systemctl >/dev/null && systemctl stop nginx haproxy) >/dev/null 2>&1 || true
-scripts/python-env.sh
-py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
+. bench/proxy_setup.sh
+proxy_bench_deps wrk:wrk nginx:nginx-light haproxy:haproxy
 if [ -z "${SEXTANT_BIN:-}" ]; then
   SEXTANT_BIN="$(bench/release-build.sh)"
 fi
-
-. bench/proxy_setup.sh
 up="$(free_port)"; ngx="$(free_port)"; hap="$(free_port)"; sx="$(free_port)"; sxadmin="$(free_port)"
 sxt="$(free_port)"; sxtadmin="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
 proxy_bench_files

@@ -14,27 +14,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 n="${1:-2000}"; shift || true
 bins=("$@")
 [ ${#bins[@]} -gt 0 ] || bins=("$(bench/release-build.sh)")
-need=()
-command -v valgrind >/dev/null || need+=(valgrind)
-command -v nginx >/dev/null || need+=(nginx-light)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-scripts/python-env.sh
-py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
 . bench/proxy_setup.sh
+proxy_bench_deps valgrind:valgrind nginx:nginx-light
 up="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
 proxy_bench_files
-cat > "$tmp/client.py" <<'PY'
-import http.client, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-for _ in range(n):
-    c.request("GET", "/", headers={"Host": "upstream:80"})
-    r = c.getresponse()
-    r.read()
-    assert r.status == 200, r.status
-PY
 nginx -c "$tmp/upstream.conf" -p "$tmp" >/dev/null 2>&1 & pids+=($!)
 configs=(--config "$tmp/mesh.yaml")
 if [ "${TELEMETRY:-0}" = 1 ]; then

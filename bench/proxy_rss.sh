@@ -13,13 +13,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs="${1:?seconds}"; rounds="${2:?rounds}"; shift 2
 [ $# -gt 0 ] || { echo "usage: bench/proxy_rss.sh SECONDS ROUNDS BINARY..." >&2; exit 2; }
-command -v wrk >/dev/null && command -v nginx >/dev/null || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx-light >/dev/null; }
-(command -v systemctl >/dev/null && systemctl stop nginx) >/dev/null 2>&1 || true
-scripts/python-env.sh
-py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
-
 . bench/proxy_setup.sh
+proxy_bench_deps wrk:wrk nginx:nginx-light
 up="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
 proxy_bench_files
 taskset -c 1 nginx -c "$tmp/upstream.conf" -p "$tmp" & pids+=($!)

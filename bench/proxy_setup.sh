@@ -1,17 +1,31 @@
-# Sourced by the proxy benchmarks (bench/proxy.sh, bench/proxy_instructions.sh), with $py set to the venv's
-# Python. Sourcing makes a scratch directory $tmp, a list $pids of processes to stop on exit (with $tmp's
-# removal), and `free_port`. `proxy_bench_files` then writes into $tmp the files both benchmarks use, for the
-# ports in $up (the nginx upstream), $sink and $sinktel (the sink collector's OTLP/gRPC and self-telemetry
-# ports):
+# Sourced by the proxy benchmarks (bench/proxy.sh, proxy_instructions.sh, proxy_rss.sh, link-order.sh).
+# Sourcing makes a scratch directory $tmp, a list $pids of processes to stop on exit (with $tmp's removal),
+# `proxy_bench_deps CMD:PACKAGE...` (installs the Debian packages of missing commands, stops the services
+# Debian starts on install, makes the interop venv and sets $py to its Python) and `free_port` (needs $py).
+# `proxy_bench_files` then writes into $tmp the files the benchmarks use, for the ports in $up (the nginx
+# upstream), $sink and $sinktel (the sink collector's OTLP/gRPC and self-telemetry ports):
 #   1k               the 1 KiB response body;
 #   upstream.conf    nginx, one worker, serving it on 127.0.0.1:$up with keep-alive;
 #   mesh.yaml        a ServiceEntry `upstream.default.svc.cluster.local` → 127.0.0.1:$up;
 #   telemetry.yaml   full telemetry: Istio's JSON access log to $tmp/access.log, 100 % tracing over OTLP/gRPC;
-#   sink.yaml        a `sextant collector` that accepts the spans and discards them.
+#   sink.yaml        a `sextant collector` that accepts the spans and discards them;
+#   client.py        `$py client.py PORT N [POST_EVERY]`: N requests on one keep-alive connection, every
+#                    POST_EVERY-th a POST with a 512-byte body (answered 405 by the upstream), the others GETs
+#                    that must answer 200.
 tmp="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
+proxy_bench_deps() {
+  local missing=() x
+  for x in "$@"; do command -v "${x%%:*}" >/dev/null || missing+=("${x#*:}"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  (command -v systemctl >/dev/null && systemctl stop nginx haproxy) >/dev/null 2>&1 || true
+  scripts/python-env.sh
+  py="${SEXTANT_VENV:-$PWD/.venv}/bin/python"
+}
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 proxy_bench_files() {
@@ -49,6 +63,21 @@ spec:
       opentelemetry: {service: 127.0.0.1, port: $sink}
     defaultProviders: {tracing: [otel]}
 YAML
+  cat > "$tmp/client.py" <<'PY'
+import http.client, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+post_every = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+for i in range(n):
+    if post_every and i % post_every == post_every - 1:
+        c.request("POST", "/submit", body=b"x" * 512, headers={"Host": "upstream:80", "Content-Type": "text/plain"})
+        c.getresponse().read()
+        continue
+    c.request("GET", "/", headers={"Host": "upstream:80"})
+    r = c.getresponse()
+    r.read()
+    assert r.status == 200, r.status
+PY
   cat > "$tmp/sink.yaml" <<YAML
 receivers:
   otlp: {protocols: {grpc: {endpoint: 127.0.0.1:$sink}}}
