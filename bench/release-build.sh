@@ -6,14 +6,14 @@
 # SEXTANT_BUILD_LOCK=<file> serialises it with other builds (flock).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# Linked by the toolchain's lld instead of the default gold, for two things that keep the proxy's resident
+# Linked by the toolchain's lld instead of the default gold, for three things that keep the proxy's resident
 # memory down (BENCHMARKS.md, "The deployment build's linking"):
 #  - packed relative relocations (`-z pack-relative-relocs`, DT_RELR): the 3.3 MB `.rela.dyn` table the loader
 #    reads at every start shrinks to ~50 kB. It needs glibc >= 2.36 where the binary runs (lld records the
 #    requirement as the GLIBC_ABI_DT_RELR version, so an older glibc refuses to load it instead of misbehaving);
 #  - no dynamic symbol table of the executable's own symbols (`--no-export-dynamic`, overriding the static
 #    runtime's `-export-dynamic`): nothing here is found by name through dlsym, and the 2.5 MB table was read
-#    page by page while the loader resolved libc's symbols.
+#    page by page while the loader resolved libc's symbols;
 #  - the functions the proxy runs linked first and together (bench/link-order.txt, made by
 #    bench/link-order.sh), so the code it touches fills ~2 MB of pages instead of being spread over all 33 MB.
 link=(-Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic

@@ -111,10 +111,7 @@ public final class GRPCUnaryClient: Sendable {
         } onCancel: {
             promise.fail(GRPCStatus(code: GRPCStatus.cancelled, message: "the call was cancelled"))
         }
-        if case .failure(var status) = result, status.code == GRPCStatus.unavailable, let reason = connectionError.withLock({ $0 }) {
-            status.message += " (connection error: \(reason))"
-            throw status
-        }
+        if case .failure(let status) = result { throw explained(status) }
         return try result.get()
     }
 
@@ -136,16 +133,22 @@ public final class GRPCUnaryClient: Sendable {
             do {
                 return try await connection().get()
             } catch {
-                var failure = error as? GRPCStatus ?? GRPCStatus(code: GRPCStatus.unavailable, message: "cannot connect to \(authority): \(error)")
-                if failure.code == GRPCStatus.unavailable, let reason = connectionError.withLock({ $0 }) {
-                    failure.message += " (connection error: \(reason))"
-                }
+                let failure = explained(error as? GRPCStatus ?? GRPCStatus(code: GRPCStatus.unavailable, message: "cannot connect to \(authority): \(error)"))
                 let retryFits = deadline.map { limit in NIODeadline.now() + TimeAmount(backoff) < limit } ?? true
                 guard waitForReady, failure.code == GRPCStatus.unavailable, !Task.isCancelled, retryFits else { throw failure }
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 1.6, .seconds(2))
             }
         }
+    }
+
+    /// An UNAVAILABLE `status` with the connection's last error (a TLS handshake, a protocol error) appended,
+    /// so a call that failed because of it says why; other statuses unchanged.
+    private func explained(_ status: GRPCStatus) -> GRPCStatus {
+        guard status.code == GRPCStatus.unavailable, let reason = connectionError.withLock({ $0 }) else { return status }
+        var status = status
+        status.message += " (connection error: \(reason))"
+        return status
     }
 
     /// The current connection, opening one when there is none.

@@ -20,8 +20,8 @@ public enum TelemetryDestination: Sendable, Equatable {
 }
 
 /// Sends OTLP or Zipkin payloads to one destination. HTTP uses a short-lived HTTP/1.1 connection per
-/// batch (a batch holds up to 512 items, so a busy proxy sends a few a second); gRPC keeps one multiplexed HTTP/2 connection, opened on first use
-/// and closed when `run` returns.
+/// batch (a batch holds up to 512 items, so a busy proxy sends a few a second); gRPC keeps one multiplexed
+/// HTTP/2 connection, opened on first use and closed when `run` returns.
 final class TelemetryTransport: Sendable {
     let destination: TelemetryDestination
     let group: any EventLoopGroup
@@ -142,10 +142,10 @@ extension StatusCatcher: Sendable {}
 /// Collects finished items (spans, access-log records) and hands them to `send` in batches, a second after
 /// the last flush or as soon as `batchSize` items wait (as the OpenTelemetry SDKs' batch processor does, so a
 /// busy proxy holds about one batch, not a second's worth), without ever blocking or failing a request:
-/// when the collector is slow or down,
-/// items beyond `maxQueued` are dropped and counted, and a failed batch is dropped and counted. Once a
-/// backlog of several batches is over (a flush finds the queue short again), freed memory goes back to the
-/// system (`HeapTrim`), so a burst does not leave the proxy at its high-water mark.
+/// when the collector is slow or down, items beyond `maxQueued` are dropped and counted, and a failed batch
+/// is dropped and counted. Once a backlog of several batches is over (a flush finds the queue short again),
+/// freed memory goes back to the system (`HeapTrim`), so a burst does not leave the proxy at its high-water
+/// mark.
 final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
     let maxQueued: Int
     let batchSize: Int
