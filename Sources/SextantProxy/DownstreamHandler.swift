@@ -828,8 +828,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             // handler stays last, so the connection's close still reaches the pool.
             try u.addHandler(up, position: .before(try u.handler(type: UpstreamHandler.self)))
             try d.addHandler(down, position: .before(self))
-            u.removeHandler(try u.handler(type: HTTPRequestEncoder.self), promise: nil)
-            d.removeHandler(try d.handler(type: HTTPResponseEncoder.self), promise: nil)
+            u.removeHandler(try u.handler(type: HTTP1RequestEncoder.self), promise: nil)
+            d.removeHandler(try d.handler(type: HTTP1ResponseEncoder.self), promise: nil)
             d.removeHandler(try d.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
             u.removeHandler(try u.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
         } catch {

@@ -134,7 +134,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                 // Pipelined requests are queued by `DownstreamHandler` itself, and header values come from
                 // a parsed request or from validated config, so only the codec is needed. Bytes after an
                 // `Upgrade` request are kept (`.forwardBytes`) for the WebSocket relay.
-                try sync.addHandler(HTTPResponseEncoder())
+                try sync.addHandler(HTTP1ResponseEncoder())
                 try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
                 try sync.addHandler(makeHandler())
             }

@@ -419,8 +419,9 @@ final class UpstreamPool {
                         try channel.pipeline.syncOperations.addHandler(tlsBound.value.0)
                         try channel.pipeline.syncOperations.addHandler(tlsBound.value.1)
                     }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .forwardBytes, enableOutboundHeaderValidation: false)
+                    // NIO's client codec, with our one-pass request encoder (`HTTP1RequestEncoder`).
+                    try channel.pipeline.syncOperations.addHandler(HTTP1RequestEncoder())
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }
             }
