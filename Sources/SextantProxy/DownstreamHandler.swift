@@ -36,6 +36,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     var pipelinedBytes = 0
     /// `peerHeader(for:)`'s last answer.
     private var lastPeerHeader: (cluster: ClusterRuntime?, value: String)?
+    /// The HTTP/1 connection's response encoder (nil on HTTP/2 streams), told which responses answer `HEAD`.
+    private var responseEncoder: HTTP1ResponseEncoder?
 
     init(shared: ProxyShared, kind: ListenerKind, inboundCluster: ClusterRuntime?) {
         self.shared = shared
@@ -109,6 +111,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         remoteAddress = context.channel.remoteAddress.map(Self.format)
         localAddress = context.channel.localAddress.map(Self.format)
         remoteIP = context.channel.remoteAddress?.ipAddress
+        responseEncoder = try? context.pipeline.syncOperations.handler(type: HTTP1ResponseEncoder.self)
         // Only the inbound listener terminates mesh TLS.
         if kind != .outbound, shared.meshTLS != nil { downstreamPrincipal = MeshPeerIdentityHandler.principal(of: context) }
     }
@@ -771,6 +774,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             }
             if !head.isKeepAlive { c.requestsServed = Int.max - 1 }
             x.record.responseHeaders = h.headers
+            responseEncoder?.respondingToHEAD = x.head.method == .HEAD
             context.write(wrapOutboundOut(.head(h)), promise: nil)
         case .body(let b):
             guard x.responding else { return }
@@ -924,6 +928,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             h.headers.remove(name: "content-length")
             trailers = Self.moveGRPCStatus(from: &h.headers)
         }
+        responseEncoder?.respondingToHEAD = x.head.method == .HEAD
         context.write(wrapOutboundOut(.head(h)), promise: nil)
         if !bytes.isEmpty {
             var buf = context.channel.allocator.buffer(capacity: bytes.count)

@@ -39,6 +39,9 @@ struct HTTP1HeadWriter {
         }
     }
 
+    /// The message has no body whatever its headers say (a response to `HEAD`): nothing is framed as a chunk.
+    mutating func noBody() { isChunked = false }
+
     /// The status line `HTTP/x.y code reason` and the headers.
     mutating func response(_ head: HTTPResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer {
         let reason = head.status.reasonPhrase
@@ -277,21 +280,35 @@ extension HTTP1RequestEncoder: Sendable {}
 
 /// Serialises `HTTPServerResponsePart`s to HTTP/1.x (the proxy's downstream side) through
 /// `HTTP1HeadWriter`; a drop-in for NIO's `HTTPResponseEncoder` with the same framing, by status.
+///
+/// A response to a `HEAD` request has no body (RFC 9110 §9.3.2, RFC 9112 §6.3), though its framing headers
+/// describe the body a `GET` would get. The handler sets `respondingToHEAD` before such a head. The head is
+/// then written as it is, body parts are dropped, and nothing ends a body: no last chunk that the client
+/// would read as the start of the next response.
 final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = IOData
 
     private var writer = HTTP1HeadWriter()
 
+    /// Whether the response being written answers a `HEAD` request; reset after its end.
+    var respondingToHEAD = false
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(let head):
             let buffer = writer.response(head, allocator: context.channel.allocator)
+            if respondingToHEAD { writer.noBody() }
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
         case .body(let part):
+            if respondingToHEAD {
+                promise?.succeed()
+                return
+            }
             writer.body(part, context: context, promise: promise)
         case .end(let trailers):
             writer.end(trailers, context: context, promise: promise)
+            respondingToHEAD = false
         }
     }
 }

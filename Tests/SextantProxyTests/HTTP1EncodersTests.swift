@@ -76,6 +76,37 @@ import Testing
         }
     }
 
+    /// A response to HEAD: the head as it is (framing headers included), no body, no last chunk; the next
+    /// response on the connection is framed normally again.
+    @Test func responsesToHEADHaveNoBody() throws {
+        let encoder = HTTP1ResponseEncoder()
+        let channel = EmbeddedChannel(handler: encoder)
+        defer { _ = try? channel.finish() }
+        func read() throws -> String {
+            var out = ""
+            while let data = try channel.readOutbound(as: IOData.self) {
+                if case .byteBuffer(let b) = data { out += String(buffer: b) }
+            }
+            return out
+        }
+        var chunked = HTTPResponseHead(version: .http1_1, status: .ok)
+        chunked.headers.add(name: "transfer-encoding", value: "chunked")
+        for head in [chunked, HTTPResponseHead(version: .http1_1, status: .ok)] {
+            encoder.respondingToHEAD = true
+            channel.write(HTTPServerResponsePart.head(head), promise: nil)
+            let body = channel.eventLoop.makePromise(of: Void.self)
+            channel.write(HTTPServerResponsePart.body(Self.body("not for HEAD")), promise: body)
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
+            try body.futureResult.wait()
+            #expect(try read() == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            #expect(!encoder.respondingToHEAD)
+            channel.write(HTTPServerResponsePart.head(head), promise: nil)
+            channel.write(HTTPServerResponsePart.body(Self.body("abc")), promise: nil)
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
+            #expect(try read() == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        }
+    }
+
     /// Keep-alive: the framing of one message does not leak into the next on the same encoder.
     @Test func consecutiveMessagesMatchNIO() throws {
         var chunked = HTTPResponseHead(version: .http1_1, status: .ok)

@@ -101,6 +101,20 @@ class Upstream:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = handle_any
 
+            def do_HEAD(self):
+                # Headers only. `/chunked` answers as a streaming app does, with `Transfer-Encoding: chunked`
+                # and no length; other paths with the `Content-Length` a GET would get.
+                with upstream.lock:
+                    upstream.requests.append({"method": "HEAD", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                              "body": b"", "peer_cert": None})
+                self.send_response(upstream.default_status)
+                self.send_header("content-type", "application/json")
+                if self.path.startswith("/chunked"):
+                    self.send_header("transfer-encoding", "chunked")
+                else:
+                    self.send_header("content-length", "42")
+                self.end_headers()
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         if ssl_context is not None:

@@ -427,6 +427,67 @@ def test_expect_100_continue_is_answered_by_the_proxy(upstreams, proxy):
     assert v1.requests[-1]["body"] == b"hello" and "expect" not in v1.requests[-1]["headers"]
 
 
+def test_head_responses_carry_no_body(upstreams, proxy):
+    """A response to HEAD is headers only (RFC 9110 §9.3.2), whatever its framing headers say. This holds for an
+    upstream's chunked HEAD answer, for a plain one, and for the proxy's own replies with a body (a
+    `directResponse`, a 404 for no route). Nothing follows the head: no body, no last chunk. On a connection
+    kept alive, the next request gets a well-formed response."""
+    v1 = upstreams("v1")
+    p = proxy(service_entry("reviews", [(v1, {})]) + """---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{uri: {prefix: /teapot}}]
+    directResponse: {status: 418, body: {string: teapot}}
+  - route: [{destination: {host: reviews}}]
+""")
+
+    def read_head(s: socket.socket) -> tuple[bytes, bytes]:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            assert chunk, data
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        return head, rest
+
+    cases = [("/chunked", REVIEWS, 200, b"transfer-encoding: chunked"), ("/plain", REVIEWS, 200, b"content-length: 42"),
+             ("/teapot", REVIEWS, 418, b"content-length: 6"), ("/", "nowhere.example:80", 404, b"content-length:")]
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+    try:
+        for path, host, status, framing in cases:
+            s.sendall(f"HEAD {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            head, rest = read_head(s)
+            assert head.startswith(f"HTTP/1.1 {status}".encode()), head
+            assert framing in head.lower(), head
+            closing = b"connection: close" in head.lower()
+            s.settimeout(0.3)
+            try:
+                while chunk := s.recv(65536):
+                    rest += chunk
+            except socket.timeout:
+                assert not closing, head
+            s.settimeout(5)
+            assert rest == b"", (head, rest)
+            if closing:
+                # The proxy closes after a local reply sent before the request's end; that is allowed.
+                s.close()
+                s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+            s.sendall(f"GET /after{path} HTTP/1.1\r\nHost: {REVIEWS}\r\n\r\n".encode())
+            head, body = read_head(s)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < length:
+                body += s.recv(65536)
+            assert json.loads(body)["path"] == f"/after{path}"
+    finally:
+        s.close()
+    assert [r["method"] for r in v1.requests] == ["HEAD", "GET", "HEAD", "GET", "GET", "GET"]
+
+
 def test_inbound_listener_forwards_to_the_local_app(upstreams, tmp_path):
     """Sidecar mode: the inbound listener (Istio's 15006) hands calls to the workload's app port."""
     app = upstreams("reviews-app")
