@@ -913,7 +913,13 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         h.headers.add(name: "content-length", value: "\(bytes.count)")
         h.headers.add(contentsOf: extra)
         h.headers.add(name: "server", value: "istio-envoy")
-        if (!x.requestComplete || !x.keepAlive) && x.head.version.major < 2 {
+        // A reply sent before the request's end closes the connection: the rest of a body cannot be skipped
+        // reliably. Without a body (most replies at the head: no route, fault aborts, redirects) the end
+        // follows the head at once and is dropped when it comes, as the exchange is over; the connection stays
+        // open, as Envoy keeps it. A protocol error closes it regardless.
+        let nothingFollows = x.requestComplete
+            || (x.head.version.major < 2 && !flags.contains(.downstreamProtocolError) && Self.hasNoBody(x.head))
+        if (!nothingFollows || !x.keepAlive) && x.head.version.major < 2 {
             x.keepAlive = false
             h.headers.add(name: "connection", value: "close")
         }
@@ -936,7 +942,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             context.write(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
-        if x.requestComplete {
+        if nothingFollows {
             finish(x)
         } else {
             // The rest of the request body is not read: the connection closes after this reply.
@@ -944,6 +950,20 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             complete(x)
             context.close(promise: nil)
         }
+    }
+
+    /// Whether an HTTP/1 request has no body (RFC 9112 §6.3): neither `Transfer-Encoding` nor a
+    /// `Content-Length` other than 0.
+    static func hasNoBody(_ head: HTTPRequestHead) -> Bool {
+        for (name, value) in head.headers {
+            if HostName.equalsIgnoringASCIICase(name, lowercased: "transfer-encoding") { return false }
+            if HostName.equalsIgnoringASCIICase(name, lowercased: "content-length"),
+                value.utf8.contains(where: { $0 != UInt8(ascii: "0") && $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") })
+            {
+                return false
+            }
+        }
+        return true
     }
 
     private func localReplyAndClose(status: HTTPResponseStatus, flags: ResponseFlags) {
