@@ -248,6 +248,9 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         h.headers = headers
         let x = Exchange(head: h, record: record, snapshot: snapshot)
         exchange = x
+        // Whichever way this request is answered, the response has no body if it is a HEAD; the encoder
+        // forgets it after the response's end, before the next request begins.
+        responseEncoder?.respondingToHEAD = head.method == .HEAD
         if let tracer = shared.tracer {
             let incoming = TraceContext.extract(x.head.headers)
             let sampled = incoming?.2 ?? (Double.random(in: 0..<100, using: &random) < tracer.settings.samplingPercent)
@@ -774,7 +777,6 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             }
             if !head.isKeepAlive { c.requestsServed = Int.max - 1 }
             x.record.responseHeaders = h.headers
-            responseEncoder?.respondingToHEAD = x.head.method == .HEAD
             context.write(wrapOutboundOut(.head(h)), promise: nil)
         case .body(let b):
             guard x.responding else { return }
@@ -934,7 +936,6 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             h.headers.remove(name: "content-length")
             trailers = Self.moveGRPCStatus(from: &h.headers)
         }
-        responseEncoder?.respondingToHEAD = x.head.method == .HEAD
         context.write(wrapOutboundOut(.head(h)), promise: nil)
         if !bytes.isEmpty {
             var buf = context.channel.allocator.buffer(capacity: bytes.count)
@@ -956,11 +957,13 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// `Content-Length` other than 0.
     static func hasNoBody(_ head: HTTPRequestHead) -> Bool {
         for (name, value) in head.headers {
-            if HostName.equalsIgnoringASCIICase(name, lowercased: "transfer-encoding") { return false }
-            if HostName.equalsIgnoringASCIICase(name, lowercased: "content-length"),
-                value.utf8.contains(where: { $0 != UInt8(ascii: "0") && $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") })
-            {
+            switch HTTP1HeadWriter.framing(name) {
+            case .transferEncoding:
                 return false
+            case .contentLength:
+                if value.utf8.contains(where: { $0 != UInt8(ascii: "0") && $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }) { return false }
+            case nil:
+                break
             }
         }
         return true

@@ -57,7 +57,7 @@ struct HTTP1HeadWriter {
         }
     }
 
-    /// The last chunk and trailer section (RFC 9112 §7.1.2), or nothing for a message that is not chunked.
+    /// The last chunk and the trailer section of a chunked message (RFC 9112 §7.1.2).
     static func trailers(_ trailers: HTTPHeaders?, allocator: ByteBufferAllocator) -> ByteBuffer {
         guard let trailers, !trailers.isEmpty else {
             var buffer = allocator.buffer(capacity: 5)
@@ -149,10 +149,11 @@ struct HTTP1HeadWriter {
 
     private static let chunkedField = "transfer-encoding: chunked\r\n"
 
-    private enum Framing { case contentLength, transferEncoding }
+    /// The two headers that frame a message body (RFC 9112 §6).
+    enum Framing { case contentLength, transferEncoding }
 
     /// `Content-Length` or `Transfer-Encoding`, in any case; other names are rejected by length.
-    private static func framing(_ name: String) -> Framing? {
+    static func framing(_ name: String) -> Framing? {
         switch name.utf8.count {
         case 14: return HostName.equalsIgnoringASCIICase(name, lowercased: "content-length") ? .contentLength : nil
         case 17: return HostName.equalsIgnoringASCIICase(name, lowercased: "transfer-encoding") ? .transferEncoding : nil
@@ -282,8 +283,8 @@ extension HTTP1RequestEncoder: Sendable {}
 /// `HTTP1HeadWriter`; a drop-in for NIO's `HTTPResponseEncoder` with the same framing, by status.
 ///
 /// A response to a `HEAD` request has no body (RFC 9110 §9.3.2, RFC 9112 §6.3), though its framing headers
-/// describe the body a `GET` would get. The handler sets `respondingToHEAD` before such a head. The head is
-/// then written as it is, body parts are dropped, and nothing ends a body: no last chunk that the client
+/// describe the body a `GET` would get. The handler sets `respondingToHEAD` when such a request begins. The
+/// head is then written as it is, body parts are dropped, and nothing ends a body: no last chunk that the client
 /// would read as the start of the next response.
 final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
