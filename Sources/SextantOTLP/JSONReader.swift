@@ -131,26 +131,72 @@ public struct JSONReader {
     private mutating func readKey() throws(OTLPDecodingError) -> JSONKey {
         pos += 1
         let start = pos
-        while pos < count {
-            let c = base[pos]
-            if c == UInt8(ascii: "\"") {
-                let key = JSONKey(start: base + start, count: pos - start, unescaped: nil)
-                pos += 1
-                // Keys are only compared with ASCII names, but must still be valid text.
-                guard UTF8Text.isValid(UnsafeBufferPointer(start: key.start, count: key.count)) else {
-                    throw error("invalid UTF-8 in string", at: start)
-                }
-                return key
-            }
-            if c == UInt8(ascii: "\\") {
-                pos = start - 1
-                let s = try readString()
-                return JSONKey(start: base, count: 0, unescaped: s)
-            }
-            if c < 0x20 { throw error("unescaped control character in string") }
-            pos += 1
+        let (end, escaped, ascii) = try scanString(from: start)
+        if escaped {
+            pos = start - 1
+            let s = try readString()
+            return JSONKey(start: base, count: 0, unescaped: s)
         }
-        throw error("unterminated string", at: start - 1)
+        let key = JSONKey(start: base + start, count: end - start, unescaped: nil)
+        pos = end + 1
+        // Keys are only compared with ASCII names, but must still be valid text.
+        guard ascii || UTF8Text.isValid(UnsafeBufferPointer(start: key.start, count: key.count)) else {
+            throw error("invalid UTF-8 in string", at: start)
+        }
+        return key
+    }
+
+    /// Finds the closing quote of the string whose body starts at `start`, or the first escape
+    /// before it: its index, which of the two it is, and whether the body up to there is all ASCII.
+    /// Throws for a control character or a missing quote.
+    @inline(__always)
+    private mutating func scanString(from start: Int) throws(OTLPDecodingError) -> (end: Int, escaped: Bool, ascii: Bool) {
+        var i = start
+        var ascii = true
+        while true {
+            i = Self.nextNonPlainByte(base, from: i, count: count)
+            guard i < count else { throw error("unterminated string", at: start - 1) }
+            let c = base[i]
+            if c == UInt8(ascii: "\"") { return (i, false, ascii) }
+            if c == UInt8(ascii: "\\") { return (i, true, ascii) }
+            if c < 0x20 {
+                pos = i
+                throw error("unescaped control character in string")
+            }
+            ascii = false
+            i += 1
+        }
+    }
+
+    /// The index of the first byte at or after `start` that is `"`, `\`, a control character or not
+    /// ASCII; `count` when there is none. Eight bytes at a time with the "has a byte less than /
+    /// equal to" word tricks (which say exactly *whether* a word has one), then byte by byte.
+    @inline(__always)
+    static func nextNonPlainByte(_ p: UnsafePointer<UInt8>, from start: Int, count n: Int) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highBits: UInt64 = 0x8080_8080_8080_8080
+        var i = start
+        while i &+ 8 <= n {
+            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+            let quote = w ^ (ones &* 0x22)
+            let backslash = w ^ (ones &* 0x5C)
+            let hits = (w &- ones &* 0x20) | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | w
+            if hits & highBits != 0 { break }
+            i &+= 8
+        }
+        while i < n {
+            let c = p[i]
+            if c < 0x20 || c >= 0x80 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return i }
+            i &+= 1
+        }
+        return n
+    }
+
+    /// Reads a string value without making a `String` of it: its raw bytes when it has no escapes
+    /// (still checked to be UTF-8), else its unescaped text. For values compared or parsed in place.
+    public mutating func readStringToken() throws(OTLPDecodingError) -> JSONKey {
+        guard peek() == UInt8(ascii: "\"") else { throw error("expected a string, found \(describe(peek()))") }
+        return try readKey()
     }
 
     /// Reads a string value, resolving escapes (RFC 8259 §7) including surrogate pairs.
@@ -158,19 +204,15 @@ public struct JSONReader {
         guard peek() == UInt8(ascii: "\"") else { throw error("expected a string, found \(describe(peek()))") }
         pos += 1
         let start = pos
-        while pos < count {
-            let c = base[pos]
-            if c == UInt8(ascii: "\"") {
-                let raw = UnsafeRawBufferPointer(start: base + start, count: pos - start)
-                pos += 1
-                guard let s = UTF8Text.string(raw) else { throw error("invalid UTF-8 in string", at: start) }
-                return s
-            }
-            if c == UInt8(ascii: "\\") { return try readEscapedString(from: start) }
-            if c < 0x20 { throw error("unescaped control character in string") }
-            pos += 1
+        let (end, escaped, ascii) = try scanString(from: start)
+        if escaped {
+            pos = end
+            return try readEscapedString(from: start)
         }
-        throw error("unterminated string", at: start - 1)
+        let raw = UnsafeBufferPointer(start: base + start, count: end - start)
+        pos = end + 1
+        guard ascii || UTF8Text.isValid(raw) else { throw error("invalid UTF-8 in string", at: start) }
+        return String(decoding: raw, as: UTF8.self)
     }
 
     private mutating func readEscapedString(from start: Int) throws(OTLPDecodingError) -> String {
@@ -361,11 +403,15 @@ public struct JSONReader {
 }
 
 
-/// An object key: a slice of the input when it has no escapes, else its decoded text.
+/// An object key (or a string value read with `readStringToken`): a slice of the input when it has
+/// no escapes, else its decoded text.
 public struct JSONKey {
     public let start: UnsafePointer<UInt8>
     public let count: Int
     public let unescaped: String?
+
+    /// The key's length in UTF-8 bytes, escapes resolved.
+    public var length: Int { unescaped?.utf8.count ?? count }
 
     /// Whether the key is `name` or, when given, `alternative` (the snake_case proto field name;
     /// both spellings are accepted on decode).

@@ -282,6 +282,19 @@ public struct JSONWriter: ~Copyable {
         byte(UInt8(ascii: "\""))
     }
 
+    /// The common cases without generic dispatch: callers in other modules get the unspecialised
+    /// generic otherwise, which costs several protocol-witness calls per number.
+    public mutating func number(_ v: UInt64) {
+        decimal(v)
+        needsComma = true
+    }
+
+    public mutating func number(_ v: Int64) {
+        if v < 0 { byte(UInt8(ascii: "-")) }
+        decimal(v.magnitude)
+        needsComma = true
+    }
+
     public mutating func number<I: BinaryInteger>(_ v: I) {
         if v < 0 {
             byte(UInt8(ascii: "-"))

@@ -17,10 +17,95 @@ struct ZipkinSpan {
     var localEndpoint: ZipkinEndpoint?
     var remoteEndpoint: ZipkinEndpoint?
     var annotations: [ZipkinAnnotation] = []
-    /// In wire order on decode, sorted by key on encode.
-    var tags: [(key: String, value: String)] = []
+    /// Tags with unique keys; every value is a `.string`. On decode in wire order, a repeated key
+    /// keeping its first position and its last value (as a JSON object or protobuf map does); on
+    /// encode sorted by key.
+    var tags: [KeyValue] = []
     var debug = false
     var shared = false
+
+    /// Adds a decoded tag; a key seen before takes the new value in place.
+    mutating func addTag(_ key: String, _ value: String) {
+        let n = key.utf8.count
+        for i in tags.indices where tags[i].key.utf8.count == n && tags[i].key == key {
+            tags[i].value = .string(value)
+            return
+        }
+        tags.append(KeyValue(key, .string(value)))
+    }
+}
+
+/// Where the tags with a ``ZipkinTagRole`` are in a span's tag list, so the mapping can read,
+/// replace and drop them without searching. Fixed storage: no allocation unless a span carries
+/// resource or link tags.
+struct ZipkinTagPositions {
+    /// Position + 1 of the tag of each single-valued role (statusCode … peerService), 0 when absent.
+    private var single: (
+        Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32,
+        Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32
+    ) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    /// Positions of resource-attribute tags, in order.
+    var resource: [Int] = []
+    /// Positions of `otlp.link.<i>` tags, in order.
+    var links: [Int] = []
+
+    /// Positions of the tags in `tags`, classified by key.
+    init(of tags: [KeyValue]) {
+        for i in tags.indices {
+            if let role = ZipkinTagRole.of(tags[i].key) { record(role, at: i) }
+        }
+    }
+
+    init() {}
+
+    mutating func record(_ role: ZipkinTagRole, at position: Int) {
+        switch role {
+        case .resource: resource.append(position)
+        case .link: links.append(position)
+        default: self[role] = position
+        }
+    }
+
+    /// The position of the tag with a single-valued role.
+    subscript(role: ZipkinTagRole) -> Int? {
+        get {
+            precondition(role.rawValue < ZipkinTagRole.link.rawValue)
+            let v = withUnsafeBytes(of: single) { $0.load(fromByteOffset: role.rawValue * 4, as: Int32.self) }
+            return v == 0 ? nil : Int(v) - 1
+        }
+        set {
+            precondition(role.rawValue < ZipkinTagRole.link.rawValue)
+            let v = Int32(truncatingIfNeeded: (newValue ?? -1) + 1)
+            withUnsafeMutableBytes(of: &single) { $0.storeBytes(of: v, toByteOffset: role.rawValue * 4, as: Int32.self) }
+        }
+    }
+}
+
+/// A set of tag positions to drop; no allocation for the first 64 positions.
+struct ZipkinDroppedTags {
+    private var low: UInt64 = 0
+    private var high: Set<Int> = []
+
+    var isEmpty: Bool { low == 0 && high.isEmpty }
+
+    mutating func insert(_ position: Int) {
+        if position < 64 { low |= 1 << UInt64(position) } else { high.insert(position) }
+    }
+
+    func contains(_ position: Int) -> Bool {
+        position < 64 ? low & (1 << UInt64(position)) != 0 : high.contains(position)
+    }
+
+    /// Removes the dropped positions from `tags`, keeping the order of the rest.
+    func remove(from tags: inout [KeyValue]) {
+        guard !isEmpty else { return }
+        var kept = 0
+        for i in tags.indices where !contains(i) {
+            if kept != i { tags.swapAt(kept, i) }
+            kept += 1
+        }
+        tags.removeLast(tags.count - kept)
+    }
 }
 
 /// zipkin.proto `Span.Kind`; JSON uses the names without the `SPAN_KIND_` prefix.
@@ -30,16 +115,6 @@ enum ZipkinKind: Int32 {
     case server = 2
     case producer = 3
     case consumer = 4
-
-    init(jsonName: String) {
-        switch jsonName {
-        case "CLIENT": self = .client
-        case "SERVER": self = .server
-        case "PRODUCER": self = .producer
-        case "CONSUMER": self = .consumer
-        default: self = .unspecified
-        }
-    }
 
     var jsonName: String? {
         switch self {

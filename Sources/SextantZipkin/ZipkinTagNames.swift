@@ -61,3 +61,86 @@ enum ZipkinTagNames {
         "opencensus.starttime", "opencensus.exporterversion", "opencensus.resourcetype",
     ]
 }
+
+/// The tags the mapping reads or writes itself, by name. Every tag is classified once, from its key's
+/// bytes, when a span is read or assembled, so the mapping finds them by position instead of comparing
+/// each special name with every key.
+enum ZipkinTagRole: Int, CaseIterable {
+    case statusCode, statusDescription, error, scopeName, scopeVersion, libraryName, libraryVersion
+    case traceState, spanKind, serviceNameSource, startTimeAbsent
+    case droppedAttributesCount, droppedEventsCount, droppedLinksCount
+    case hostIP, hostPort, peerIP, peerPort, peerService
+    /// `otlp.link.<i>`; the index is parsed by the mapping.
+    case link
+    /// A resource attribute name (``ZipkinTagNames/resourceKeys``).
+    case resource
+
+    /// The role of a tag named by `key` (UTF-8), `nil` for an ordinary tag.
+    static func of(_ key: UnsafeBufferPointer<UInt8>) -> ZipkinTagRole? {
+        guard let first = key.first else { return nil }
+        switch first {
+        case UInt8(ascii: "o"):
+            // otel.* and otlp.*
+            if key.count > 10 && same(UnsafeBufferPointer(rebasing: key[..<10]), "otlp.link.") { return .link }
+            for (name, role) in otelRoles where same(key, name) { return role }
+            return resourceRole(key)
+        case UInt8(ascii: "e"): return same(key, "error") ? .error : nil
+        case UInt8(ascii: "w"): return same(key, "w3c.tracestate") ? .traceState : resourceRole(key)
+        case UInt8(ascii: "s"): return same(key, "span.kind") ? .spanKind : resourceRole(key)
+        case UInt8(ascii: "n"):
+            for (name, role) in netRoles where same(key, name) { return role }
+            return nil
+        case UInt8(ascii: "p"): return same(key, "peer.service") ? .peerService : resourceRole(key)
+        default: return resourceRole(key)
+        }
+    }
+
+    // The names of ``ZipkinTagNames``, as static text for byte comparison (a unit test checks they agree).
+    static let otelRoles: [(StaticString, ZipkinTagRole)] = [
+        ("otel.status_code", .statusCode), ("otel.status_description", .statusDescription),
+        ("otel.scope.name", .scopeName), ("otel.scope.version", .scopeVersion),
+        ("otel.library.name", .libraryName), ("otel.library.version", .libraryVersion),
+        ("otlp.service.name.source", .serviceNameSource), ("otel.zipkin.absentField.startTime", .startTimeAbsent),
+        ("otel.dropped_attributes_count", .droppedAttributesCount),
+        ("otel.dropped_events_count", .droppedEventsCount), ("otel.dropped_links_count", .droppedLinksCount),
+    ]
+
+    static let netRoles: [(StaticString, ZipkinTagRole)] = [
+        ("net.host.ip", .hostIP), ("net.host.port", .hostPort), ("net.peer.ip", .peerIP), ("net.peer.port", .peerPort),
+    ]
+
+    @inline(__always)
+    private static func same(_ key: UnsafeBufferPointer<UInt8>, _ name: StaticString) -> Bool {
+        guard name.utf8CodeUnitCount == key.count else { return false }
+        let p = name.utf8Start
+        for i in 0..<key.count where key[i] != p[i] { return false }
+        return true
+    }
+
+    /// Resource keys all start with one of a few namespaces, so most tags are ruled out without hashing.
+    private static func resourceRole(_ key: UnsafeBufferPointer<UInt8>) -> ZipkinTagRole? {
+        guard let dot = key.firstIndex(of: UInt8(ascii: ".")) else { return nil }
+        let namespace = UnsafeBufferPointer(rebasing: key[..<dot])
+        let known: Bool
+        switch namespace.count {
+        case 2: known = same(namespace, "os")
+        case 3: known = same(namespace, "aws") || same(namespace, "k8s")
+        case 4: known = same(namespace, "host") || same(namespace, "faas")
+        case 5: known = same(namespace, "cloud")
+        case 6: known = same(namespace, "device")
+        case 7: known = same(namespace, "service") || same(namespace, "process")
+        case 9: known = same(namespace, "container") || same(namespace, "telemetry") || same(namespace, "webengine")
+        case 10: known = same(namespace, "deployment") || same(namespace, "opencensus")
+        default: known = false
+        }
+        guard known else { return nil }
+        return ZipkinTagNames.resourceKeys.contains(String(decoding: key, as: UTF8.self)) ? .resource : nil
+    }
+}
+
+extension ZipkinTagRole {
+    /// The role of a tag named by `key`.
+    static func of(_ key: String) -> ZipkinTagRole? {
+        key.utf8.withContiguousStorageIfAvailable { of($0) } ?? Array(key.utf8).withUnsafeBufferPointer { of($0) }
+    }
+}

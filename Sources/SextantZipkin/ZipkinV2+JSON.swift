@@ -5,10 +5,11 @@ import SextantOTLP
 // hex IDs, microsecond numbers and string tags. Unknown keys are skipped and `null` means absent,
 // as Zipkin's own reader does.
 extension ZipkinV2 {
-    /// Decodes a JSON `[Span]` into wire spans; spans with unusable IDs are counted, not returned.
-    static func readJSON(_ bytes: UnsafeRawBufferPointer) throws(OTLPDecodingError) -> ([ZipkinSpan], Rejections) {
+    /// Decodes a JSON `[Span]` into traces; spans with unusable IDs are counted, not returned.
+    static func readJSON(_ bytes: UnsafeRawBufferPointer) throws(OTLPDecodingError) -> (TracesData, Rejections) {
         var reader = JSONReader(bytes)
-        var spans: [ZipkinSpan] = []
+        var assembler = ZipkinTranslation.Assembler()
+        var span = ZipkinSpan()
         var rejections = Rejections()
         var array = try reader.beginArray()
         var index = 0
@@ -17,66 +18,81 @@ extension ZipkinV2 {
                 index += 1
                 continue
             }
-            let (span, problem) = try readJSONSpan(&reader)
-            if let problem {
+            span = ZipkinSpan()
+            if let problem = try readJSONSpan(&reader, into: &span) {
                 rejections.reject(1, "span \(index): \(problem)")
             } else {
-                spans.append(span)
+                assembler.add(&span)
             }
             index += 1
         }
         try reader.finish()
-        return (spans, rejections)
+        return (assembler.data, rejections)
     }
 
-    private static func readJSONSpan(_ r: inout JSONReader) throws(OTLPDecodingError) -> (ZipkinSpan, String?) {
-        var span = ZipkinSpan()
-        var traceID: String?
-        var id: String?
-        var parentID: String?
+    /// Reads one span object; returns why the span must be dropped, if it must.
+    private static func readJSONSpan(_ r: inout JSONReader, into span: inout ZipkinSpan) throws(OTLPDecodingError) -> String? {
+        var traceID: JSONKey?
+        var id: JSONKey?
+        var parentID: JSONKey?
         var object = try r.beginObject()
         while let key = try r.nextKey(&object) {
             if try r.consumeNull() { continue }
-            if key.is("traceId") {
-                traceID = try r.readString()
-            } else if key.is("id") {
-                id = try r.readString()
-            } else if key.is("parentId") {
-                parentID = try r.readString()
-            } else if key.is("kind") {
-                span.kind = ZipkinKind(jsonName: try r.readString())
-            } else if key.is("name") {
-                span.name = try r.readString()
-            } else if key.is("timestamp") {
-                span.timestamp = try r.readUInt64()
-            } else if key.is("duration") {
-                span.duration = try r.readUInt64()
-            } else if key.is("localEndpoint") {
-                span.localEndpoint = try readJSONEndpoint(&r)
-            } else if key.is("remoteEndpoint") {
-                span.remoteEndpoint = try readJSONEndpoint(&r)
-            } else if key.is("annotations") {
+            switch JSONSpanField(key) {
+            case .traceId: traceID = try r.readStringToken()
+            case .id: id = try r.readStringToken()
+            case .parentId: parentID = try r.readStringToken()
+            case .kind: span.kind = ZipkinKind(jsonName: try r.readStringToken())
+            case .name: span.name = try r.readString()
+            case .timestamp: span.timestamp = try r.readUInt64()
+            case .duration: span.duration = try r.readUInt64()
+            case .localEndpoint: span.localEndpoint = try readJSONEndpoint(&r)
+            case .remoteEndpoint: span.remoteEndpoint = try readJSONEndpoint(&r)
+            case .annotations:
                 var list = try r.beginArray()
                 while try r.nextElement(&list) {
                     if try r.consumeNull() { continue }
                     span.annotations.append(try readJSONAnnotation(&r))
                 }
-            } else if key.is("tags") {
+            case .tags:
                 var tags = try r.beginObject()
+                span.tags.reserveCapacity(8)
                 while let tagKey = try r.nextKey(&tags) {
                     if try r.consumeNull() { continue }
-                    span.tags.append((tagKey.text, try readTagValue(&r)))
+                    span.addTag(tagKey.text, try readTagValue(&r))
                 }
-            } else if key.is("debug") {
-                span.debug = try r.readBool()
-            } else if key.is("shared") {
-                span.shared = try r.readBool()
-            } else {
-                try r.skipValue()
+            case .debug: span.debug = try r.readBool()
+            case .shared: span.shared = try r.readBool()
+            case nil: try r.skipValue()
             }
         }
-        let problem = applyHexIDs(traceID: traceID, id: id, parentID: parentID, to: &span)
-        return (span, problem)
+        return applyHexIDs(traceID: traceID, id: id, parentID: parentID, to: &span)
+    }
+
+    /// The members of zipkin2-api.yaml's `Span`.
+    private enum JSONSpanField {
+        case traceId, id, parentId, kind, name, timestamp, duration, localEndpoint, remoteEndpoint, annotations, tags
+        case debug, shared
+
+        /// Found by the key's length first, so most keys are compared with one name.
+        init?(_ key: JSONKey) {
+            switch key.length {
+            case 2 where key.is("id"): self = .id
+            case 4 where key.is("name"): self = .name
+            case 4 where key.is("kind"): self = .kind
+            case 4 where key.is("tags"): self = .tags
+            case 5 where key.is("debug"): self = .debug
+            case 6 where key.is("shared"): self = .shared
+            case 7 where key.is("traceId"): self = .traceId
+            case 8 where key.is("parentId"): self = .parentId
+            case 8 where key.is("duration"): self = .duration
+            case 9 where key.is("timestamp"): self = .timestamp
+            case 11 where key.is("annotations"): self = .annotations
+            case 13 where key.is("localEndpoint"): self = .localEndpoint
+            case 14 where key.is("remoteEndpoint"): self = .remoteEndpoint
+            default: return nil
+            }
+        }
     }
 
     /// Tag values are strings in the API; numbers and booleans from lenient clients are kept as
@@ -132,28 +148,82 @@ extension ZipkinV2 {
 
     /// Validates hex IDs (zipkin2-api.yaml: `traceId` 16 or 32, `id`/`parentId` 16 lower-hex
     /// characters; upper case is accepted) and sets them; returns why the span must be dropped.
-    private static func applyHexIDs(traceID: String?, id: String?, parentID: String?, to span: inout ZipkinSpan) -> String? {
+    private static func applyHexIDs(traceID: JSONKey?, id: JSONKey?, parentID: JSONKey?, to span: inout ZipkinSpan) -> String? {
         guard let traceID else { return "traceId is missing" }
-        let t = Array(traceID.utf8)
-        guard t.count == 16 || t.count == 32 else { return "traceId must be 16 or 32 hex digits, got \(t.count)" }
-        let high = t.count == 32 ? Hex.parseUInt64(t[0..<16]) : 0
-        guard let high, let low = Hex.parseUInt64(t[(t.count - 16)...]) else { return "traceId is not hex" }
+        let traceHex = HexID(traceID)
+        guard traceHex.count == 16 || traceHex.count == 32 else { return "traceId must be 16 or 32 hex digits, got \(traceHex.count)" }
+        guard let (high, low) = traceHex.value else { return "traceId is not hex" }
         guard high != 0 || low != 0 else { return "traceId must not be all zero" }
         span.traceID = TraceID(high: high, low: low)
 
         guard let id else { return "id is missing" }
-        guard id.utf8.count == 16 else { return "id must be 16 hex digits, got \(id.utf8.count)" }
-        guard let spanID = SpanID(hex: id) else { return "id is not hex" }
-        guard spanID.isValid else { return "id must not be all zero" }
-        span.id = spanID
+        let idHex = HexID(id)
+        guard idHex.count == 16 else { return "id must be 16 hex digits, got \(idHex.count)" }
+        guard let (_, spanID) = idHex.value else { return "id is not hex" }
+        guard spanID != 0 else { return "id must not be all zero" }
+        span.id = SpanID(spanID)
 
-        if let parentID, !parentID.isEmpty {
-            guard parentID.utf8.count == 16 else { return "parentId must be 16 hex digits, got \(parentID.utf8.count)" }
-            guard let parent = SpanID(hex: parentID) else { return "parentId is not hex" }
-            // An all-zero parent means "root", as Zipkin's own span builder normalises it.
-            span.parentID = parent.isValid ? parent : nil
+        if let parentID {
+            let parentHex = HexID(parentID)
+            if parentHex.count != 0 {
+                guard parentHex.count == 16 else { return "parentId must be 16 hex digits, got \(parentHex.count)" }
+                guard let (_, parent) = parentHex.value else { return "parentId is not hex" }
+                // An all-zero parent means "root", as Zipkin's own span builder normalises it.
+                span.parentID = parent != 0 ? SpanID(parent) : nil
+            }
         }
         return nil
+    }
+}
+
+/// A hex ID string as read: its length in UTF-8 bytes and, for up to 32 hex digits, its value.
+private struct HexID {
+    var count: Int
+    /// `nil` when a character is not a hex digit or there are more than 32.
+    var value: (high: UInt64, low: UInt64)?
+
+    init(_ token: JSONKey) {
+        if let text = token.unescaped {
+            let bytes = Array(text.utf8)
+            self = bytes.withUnsafeBufferPointer { HexID($0) }
+        } else {
+            self.init(UnsafeBufferPointer(start: token.start, count: token.count))
+        }
+    }
+
+    init(_ bytes: UnsafeBufferPointer<UInt8>) {
+        count = bytes.count
+        guard count <= 32 else {
+            value = nil
+            return
+        }
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for b in bytes {
+            guard let d = Hex.value(of: b) else {
+                value = nil
+                return
+            }
+            high = high << 4 | low >> 60
+            low = low << 4 | UInt64(d)
+        }
+        value = (high, low)
+    }
+}
+
+extension ZipkinKind {
+    init(jsonName token: JSONKey) {
+        if token.is("SERVER") {
+            self = .server
+        } else if token.is("CLIENT") {
+            self = .client
+        } else if token.is("PRODUCER") {
+            self = .producer
+        } else if token.is("CONSUMER") {
+            self = .consumer
+        } else {
+            self = .unspecified
+        }
     }
 }
 
@@ -167,10 +237,10 @@ extension JSONKey {
 // MARK: Encoding
 
 extension ZipkinV2 {
-    static func writeJSON(_ spans: [ZipkinSpan]) -> [UInt8] {
-        JSONWriter.document(estimatedSize: 256 + spans.count * 512) { w in
+    static func writeJSON(_ traces: TracesData) -> [UInt8] {
+        JSONWriter.document(estimatedSize: 256 + traces.spanCount * 512) { w in
             w.beginArray()
-            for span in spans {
+            ZipkinTranslation.forEachZipkinSpan(in: traces) { span in
                 w.element()
                 writeJSONSpan(span, to: &w)
             }
@@ -231,9 +301,9 @@ extension ZipkinV2 {
         if !span.tags.isEmpty {
             w.key("tags")
             w.beginObject()
-            for (key, value) in span.tags {
-                w.dynamicKey(key)
-                w.string(value)
+            for tag in span.tags {
+                w.dynamicKey(tag.key)
+                w.string(tag.value.asString)
             }
             w.endObject()
         }
@@ -264,7 +334,7 @@ extension ZipkinV2 {
         }
         if e.port != 0 {
             w.key("port")
-            w.number(e.port)
+            w.number(UInt64(e.port))
         }
         w.endObject()
     }

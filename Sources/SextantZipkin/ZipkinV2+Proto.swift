@@ -3,10 +3,11 @@ import SextantOTLP
 
 // Zipkin v2 protobuf (zipkin-api `zipkin.proto`): `ListOfSpans { repeated Span spans = 1; }`.
 extension ZipkinV2 {
-    /// Decodes a `ListOfSpans` into wire spans; spans with unusable IDs are counted, not returned.
-    static func readProto(_ bytes: UnsafeRawBufferPointer) throws(OTLPDecodingError) -> ([ZipkinSpan], Rejections) {
+    /// Decodes a `ListOfSpans` into traces; spans with unusable IDs are counted, not returned.
+    static func readProto(_ bytes: UnsafeRawBufferPointer) throws(OTLPDecodingError) -> (TracesData, Rejections) {
         var reader = ProtoReader(bytes)
-        var spans: [ZipkinSpan] = []
+        var assembler = ZipkinTranslation.Assembler()
+        var span = ZipkinSpan()
         var rejections = Rejections()
         var index = 0
         while reader.hasMore {
@@ -16,19 +17,19 @@ extension ZipkinV2 {
                 continue
             }
             var message = try reader.readMessage()
-            let (span, problem) = try readProtoSpan(&message)
-            if let problem {
+            span = ZipkinSpan()
+            if let problem = try readProtoSpan(&message, into: &span) {
                 rejections.reject(1, "span \(index): \(problem)")
             } else {
-                spans.append(span)
+                assembler.add(&span)
             }
             index += 1
         }
-        return (spans, rejections)
+        return (assembler.data, rejections)
     }
 
-    private static func readProtoSpan(_ r: inout ProtoReader) throws(OTLPDecodingError) -> (ZipkinSpan, String?) {
-        var span = ZipkinSpan()
+    /// Reads one span message; returns why the span must be dropped, if it must.
+    private static func readProtoSpan(_ r: inout ProtoReader, into span: inout ZipkinSpan) throws(OTLPDecodingError) -> String? {
         var traceID = UnsafeRawBufferPointer(start: nil, count: 0)
         var id = UnsafeRawBufferPointer(start: nil, count: 0)
         var parentID = UnsafeRawBufferPointer(start: nil, count: 0)
@@ -53,14 +54,14 @@ extension ZipkinV2 {
                 span.annotations.append(try readProtoAnnotation(&m))
             case 11 << 3 | 2:
                 var m = try r.readMessage()
-                span.tags.append(try readProtoTag(&m))
+                let (key, value) = try readProtoTag(&m)
+                span.addTag(key, value)
             case 12 << 3 | 0: span.debug = try r.readVarint() != 0
             case 13 << 3 | 0: span.shared = try r.readVarint() != 0
             default: try r.skip(tag: tag, in: "Span")
             }
         }
-        let problem = applyBinaryIDs(traceID: traceID, id: id, parentID: parentID, to: &span)
-        return (span, problem)
+        return applyBinaryIDs(traceID: traceID, id: id, parentID: parentID, to: &span)
     }
 
     private static func readProtoEndpoint(_ r: inout ProtoReader) throws(OTLPDecodingError) -> ZipkinEndpoint {
@@ -146,10 +147,10 @@ extension ZipkinV2 {
 // MARK: Encoding
 
 extension ZipkinV2 {
-    static func writeProto(_ spans: [ZipkinSpan]) -> [UInt8] {
-        var w = ProtoWriter(capacity: 256 + spans.count * 256)
+    static func writeProto(_ traces: TracesData) -> [UInt8] {
+        var w = ProtoWriter(capacity: 256 + traces.spanCount * 256)
         // ProtoWriter prepends: repeated elements go last to first, fields in descending order.
-        for span in spans.reversed() {
+        ZipkinTranslation.forEachZipkinSpan(in: traces, reversed: true) { span in
             let mark = w.count
             writeProtoSpan(span, to: &w)
             w.lengthPrefix(1, since: mark)
@@ -160,10 +161,10 @@ extension ZipkinV2 {
     private static func writeProtoSpan(_ span: ZipkinSpan, to w: inout ProtoWriter) {
         w.boolField(13, span.shared)
         w.boolField(12, span.debug)
-        for (key, value) in span.tags.reversed() {
+        for tag in span.tags.reversed() {
             let mark = w.count
-            w.stringField(2, value)
-            w.stringField(1, key)
+            w.stringField(2, tag.value.asString)
+            w.stringField(1, tag.key)
             w.lengthPrefix(11, since: mark)
         }
         for a in span.annotations.reversed() {

@@ -24,8 +24,8 @@ public enum ZipkinV2 {
     /// Decodes a JSON array of spans.
     public static func decodeJSON(_ bytes: UnsafeRawBufferPointer) throws(ZipkinDecodingError) -> ZipkinDecodeResult {
         do {
-            let (spans, rejections) = try readJSON(bytes)
-            return rejections.result(ZipkinTranslation.traces(from: spans))
+            let (traces, rejections) = try readJSON(bytes)
+            return rejections.result(traces)
         } catch {
             throw ZipkinDecodingError(error.message)
         }
@@ -34,8 +34,8 @@ public enum ZipkinV2 {
     /// Decodes a protobuf `ListOfSpans`.
     public static func decodeProto(_ bytes: UnsafeRawBufferPointer) throws(ZipkinDecodingError) -> ZipkinDecodeResult {
         do {
-            let (spans, rejections) = try readProto(bytes)
-            return rejections.result(ZipkinTranslation.traces(from: spans))
+            let (traces, rejections) = try readProto(bytes)
+            return rejections.result(traces)
         } catch {
             throw ZipkinDecodingError(error.message)
         }
@@ -58,11 +58,11 @@ public enum ZipkinV2 {
 
     /// Encodes spans as a JSON array (`application/json`).
     public static func encodeJSON(_ traces: TracesData) -> [UInt8] {
-        writeJSON(ZipkinTranslation.zipkinSpans(from: traces))
+        writeJSON(traces)
     }
 
     /// Encodes spans as a protobuf `ListOfSpans` (`application/x-protobuf`).
     public static func encodeProto(_ traces: TracesData) -> [UInt8] {
-        writeProto(ZipkinTranslation.zipkinSpans(from: traces))
+        writeProto(traces)
     }
 }

@@ -229,6 +229,51 @@ struct JSONTests {
         }
     }
 
+    /// The string scanner looks at eight bytes at a time: a byte that ends or interrupts a plain
+    /// run (quote, escape, control character, non-ASCII) must be found at every offset in and
+    /// around a word, in keys and in values.
+    @Test(arguments: ["plain", "é", "escape", "control", "invalid"])
+    func scansStringsAtEveryOffset(_ kind: String) {
+        for n in 1..<20 {
+            for at in 0..<n {
+                var body = Array(repeating: UInt8(ascii: "a"), count: n)
+                var expected = body
+                switch kind {
+                case "é":
+                    body.replaceSubrange(at..<(at + 1), with: [0xC3, 0xA9])
+                    expected = body
+                case "escape":
+                    body.replaceSubrange(at..<(at + 1), with: Array(#"\n"#.utf8))
+                    expected[at] = 0x0A
+                case "control": body[at] = 0x01
+                case "invalid": body[at] = 0xFF
+                default: break
+                }
+                let text = [UInt8(ascii: "{"), UInt8(ascii: "\"")] + body + Array(#"":""#.utf8) + body + Array(#""}"#.utf8)
+                text.withUnsafeBytes { raw in
+                    var reader = JSONReader(raw)
+                    do {
+                        var object = try reader.beginObject()
+                        let key = try #require(try reader.nextKey(&object))
+                        let keyText = key.unescaped.map { Array($0.utf8) } ?? Array(UnsafeBufferPointer(start: key.start, count: key.count))
+                        let value = try reader.readString()
+                        #expect(try reader.nextKey(&object) == nil)
+                        #expect(kind != "control" && kind != "invalid", "\(kind) at \(at) of \(n) was accepted")
+                        #expect(keyText == expected && Array(value.utf8) == expected, "\(kind) at \(at) of \(n)")
+                    } catch let error as OTLPDecodingError {
+                        switch kind {
+                        case "control": #expect(error.message == "invalid JSON at offset \(2 + at): unescaped control character in string")
+                        case "invalid": #expect(error.message == "invalid JSON at offset 2: invalid UTF-8 in string")
+                        default: Issue.record("\(kind) at \(at) of \(n): \(error.message)")
+                        }
+                    } catch {
+                        Issue.record("\(error)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func rejectsDeepAnyValueNesting() throws {
         func nested(_ depth: Int) -> [UInt8] {
             var value = #"{"intValue":"1"}"#

@@ -34,22 +34,3 @@ struct IPAddressTests {
         }
     }
 }
-
-/// `TagSet` finds keys by comparing them up to 16 tags and through an index past that; both must keep first
-/// positions, let the last duplicate win, and forget taken tags.
-@Suite struct TagSetTests {
-    @Test(arguments: [4, 40])
-    func setPeekTakeKeepOrder(_ n: Int) {
-        var tags = TagSet((0..<n).map { (key: "k\($0)", value: "v\($0)") } + [(key: "k1", value: "last")])
-        #expect(tags.count == n)
-        #expect(tags.peek("k1") == "last")
-        #expect(tags.take("k0") == "v0")
-        #expect(tags.take("k0") == nil && tags.peek("k0") == nil)
-        tags.set("k0", "again")  // a taken key comes back at the end
-        tags.set("new", "x")
-        #expect(tags.count == n + 1)
-        #expect(tags.keys.first == "k1")
-        #expect(Array(tags.keys.suffix(2)) == ["k0", "new"])
-        #expect(tags.remaining.first { $0.key == "k1" }?.value == "last")
-    }
-}
