@@ -6,7 +6,8 @@
 #   zipkin-json: Zipkin JSON → batch → zipkin exporter (JSON)    → sink (zipkin → nop)
 # For each: peak spans/s (exporter sent counter of the collector under test), then CPU % of one
 # core and RSS at a steady 10k spans/s (100 requests/s × 100 spans).
-# Usage: bench/traces_pipelines.sh [seconds] [scenario...]     PHASES="steady" runs one phase only; SEXTANT_BIN=path skips the build
+# Usage: bench/traces_pipelines.sh [seconds] [scenario...]     PHASES="steady" runs one phase only; SEXTANT_BIN=path skips the build;
+#        PERF=DIR records a perf profile of the steady phase
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs="${1:-15}"; shift || true
@@ -78,7 +79,14 @@ for scenario in "${scenarios[@]}"; do
       awk -v a="$after" -v b="$before" -v c="$acc1" -v d="$acc0" -v t0="$s0" -v t1="$s1" -v s="$scenario" \
         'BEGIN { printf "%s peak: accepted spans/s = %.0f, exported spans/s = %.0f\n", s, (c-d)/(t1-t0), (a-b)/(t1-t0) }'
     else
+      # PERF=DIR also records a call-graph profile of the collector under test (DIR/perf-SCENARIO.data).
+      perf_pid=
+      if [ -n "${PERF:-}" ]; then
+        perf record -F 2000 -g -o "$PERF/perf-$scenario.data" -p "$a_pid" -- sleep $((secs - 2)) 2>/dev/null &
+        perf_pid=$!
+      fi
       out=$(taskset -c 1 "$py" bench/load.py "$mode" "$target" "$tmp/p100/$file" --rate 100 --threads 2 --duration "$secs" --pid "$a_pid")
+      [ -n "$perf_pid" ] && wait "$perf_pid"
       echo "$scenario steady 10k spans/s: $out"
     fi
     kill -TERM "$a_pid" "$sink_pid"; wait "$a_pid" "$sink_pid" 2>/dev/null || true

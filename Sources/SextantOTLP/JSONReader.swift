@@ -414,16 +414,17 @@ public struct JSONKey {
     public var length: Int { unescaped?.utf8.count ?? count }
 
     /// Whether the key is `name` or, when given, `alternative` (the snake_case proto field name;
-    /// both spellings are accepted on decode).
-    @inline(__always)
+    /// both spellings are accepted on decode). Inlinable, so decoders in other modules compare
+    /// without a call per candidate name.
+    @inlinable @inline(__always)
     public func `is`(_ name: StaticString, or alternative: StaticString? = nil) -> Bool {
         if matches(name) { return true }
         if let alternative { return matches(alternative) }
         return false
     }
 
-    @inline(__always)
-    private func matches(_ name: StaticString) -> Bool {
+    @inlinable @inline(__always)
+    func matches(_ name: StaticString) -> Bool {
         if let unescaped {
             return unescaped.utf8.elementsEqual(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
         }

@@ -5,29 +5,34 @@ import SextantModel
 enum IPAddress {
     /// Dotted-quad IPv4 (RFC 791 text form, no leading zeros beyond a single `0`), or `nil`.
     static func parseIPv4(_ text: some StringProtocol) -> [UInt8]? {
-        var out = [UInt8]()
-        out.reserveCapacity(4)
-        var value = 0
+        parseIPv4Value(text).map { v in [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+    }
+
+    /// ``parseIPv4(_:)`` as one big-endian number, without allocating.
+    static func parseIPv4Value(_ text: some StringProtocol) -> UInt32? {
+        var out: UInt32 = 0
+        var parts = 0
+        var value: UInt32 = 0
         var digits = 0
         for c in text.utf8 {
             if c == UInt8(ascii: ".") {
-                guard digits > 0, out.count < 3 else { return nil }
-                out.append(UInt8(value))
+                guard digits > 0, parts < 3 else { return nil }
+                out = out << 8 | value
+                parts += 1
                 value = 0
                 digits = 0
             } else if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
                 // "01" is ambiguous (octal in some parsers), so it is rejected as Go and Python do.
                 if digits == 1 && value == 0 { return nil }
-                value = value * 10 + Int(c - UInt8(ascii: "0"))
+                value = value * 10 + UInt32(c - UInt8(ascii: "0"))
                 digits += 1
                 guard value <= 255 else { return nil }
             } else {
                 return nil
             }
         }
-        guard digits > 0, out.count == 3 else { return nil }
-        out.append(UInt8(value))
-        return out
+        guard digits > 0, parts == 3 else { return nil }
+        return out << 8 | value
     }
 
     /// IPv6 text (RFC 4291 §2.2: hex groups, one `::`, optional dotted IPv4 tail), or `nil`.

@@ -443,7 +443,7 @@ extension ZipkinTranslation {
     private static func endpoint(serviceName: String, tags: inout MappedTags, ip: ZipkinTagRole, port: ZipkinTagRole) -> ZipkinEndpoint? {
         var e = ZipkinEndpoint(serviceName: serviceName)
         if let text = tags.peek(ip) {
-            if IPAddress.parseIPv4(text) != nil {
+            if IPAddress.parseIPv4Value(text) != nil {
                 e.ipv4 = text
                 _ = tags.take(ip)
             } else if let v6 = IPAddress.parseIPv6(text) {

@@ -200,14 +200,22 @@ private struct HexID {
         var high: UInt64 = 0
         var low: UInt64 = 0
         for b in bytes {
-            guard let d = Hex.value(of: b) else {
+            guard let d = Self.digit(b) else {
                 value = nil
                 return
             }
             high = high << 4 | low >> 60
-            low = low << 4 | UInt64(d)
+            low = low << 4 | d
         }
         value = (high, low)
+    }
+
+    @inline(__always)
+    private static func digit(_ c: UInt8) -> UInt64? {
+        let decimal = c &- UInt8(ascii: "0")
+        if decimal < 10 { return UInt64(decimal) }
+        let letter = (c | 0x20) &- UInt8(ascii: "a")
+        return letter < 6 ? UInt64(letter) + 10 : nil
     }
 }
 
