@@ -14,8 +14,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 #  - no dynamic symbol table of the executable's own symbols (`--no-export-dynamic`, overriding the static
 #    runtime's `-export-dynamic`): nothing here is found by name through dlsym, and the 2.5 MB table was read
 #    page by page while the loader resolved libc's symbols;
-#  - the functions the proxy runs linked first and together (bench/link-order.txt, made by
-#    bench/link-order.sh), so the code it touches fills ~2 MB of pages instead of being spread over all 33 MB.
+#  - the functions the proxy and the collector's trace pipelines run linked first and together
+#    (bench/link-order.txt, made by bench/link-order.sh), so the code they touch fills a few MB of pages
+#    instead of being spread over all 33 MB.
 # Compiled without the run-time exclusivity checks (`-enforce-exclusivity=unchecked`; the compile-time ones
 # stay): on the proxy's request path they cost 13 % of its instructions, mostly inside NIO's ByteBuffer and
 # channel code. The debug build that runs the whole test suite (scripts/test) and the fuzz builds keep them, so
@@ -23,6 +24,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 checks=(-Xswiftc -enforce-exclusivity=unchecked)
 link=(-Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
   -Xlinker "--symbol-ordering-file=$PWD/bench/link-order.txt" -Xlinker --no-warn-symbol-ordering)
+# SwiftPM does not know the order file is an input of the link: relink when it is newer than the binary.
+if [ -e .build-deploy/release/sextant ] && [ bench/link-order.txt -nt .build-deploy/release/sextant ]; then
+  rm -f .build-deploy/release/sextant
+fi
 ${SEXTANT_BUILD_LOCK:+flock "$SEXTANT_BUILD_LOCK"} swift build -c release --product sextant --static-swift-stdlib \
   "${checks[@]}" "${link[@]}" --scratch-path .build-deploy 2>&1 | tail -1 >&2
 echo "$PWD/.build-deploy/release/sextant"
