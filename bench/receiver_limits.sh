@@ -13,6 +13,7 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/Sources/bench"
 for m in SextantModel SextantOTLP; do ln -s "$root/Sources/$m" "$tmp/Sources/$m"; done
+cp bench/Measure.swift "$tmp/Sources/bench/"
 cat > "$tmp/Package.swift" <<'SWIFT'
 // swift-tools-version:6.1
 import PackageDescription
@@ -53,23 +54,6 @@ func batch(oversized: Bool) -> TracesData {
     let resource = Resource(attributes: (0..<8).map { KeyValue("resource.\($0)", .string("value-\($0)")) })
     let spans = (0..<1000).map { i in oversized && i == 500 ? span(i, attributes: 188, longValue: 65536) : span(i) }
     return TracesData(resourceSpans: [ResourceSpans(resource: resource, scopeSpans: [ScopeSpans(scope: InstrumentationScope(name: "bench"), spans: spans)])])
-}
-
-/// Runs `body` repeatedly for about `seconds`; returns microseconds per call.
-func measure(_ seconds: Double, _ body: () -> Int) -> Double {
-    let clock = ContinuousClock()
-    var iterations = 0
-    var sink = 0
-    let start = clock.now
-    var elapsed = Duration.zero
-    while elapsed < .seconds(seconds) {
-        for _ in 0..<10 { sink &+= body() }
-        iterations += 10
-        elapsed = clock.now - start
-    }
-    if sink == 42 { print("") }
-    let (s, atto) = elapsed.components
-    return (Double(s) * 1e6 + Double(atto) / 1e12) / Double(iterations)
 }
 
 let seconds = Double(CommandLine.arguments.dropFirst().first ?? "3") ?? 3

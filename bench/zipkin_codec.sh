@@ -16,6 +16,7 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/Sources/bench" "$tmp/payload"
 "$py" bench/gen_payloads.py "$tmp/payload" 100
 for m in SextantModel SextantOTLP SextantZipkin; do ln -s "$root/Sources/$m" "$tmp/Sources/$m"; done
+cp bench/Measure.swift "$tmp/Sources/bench/"
 cat > "$tmp/Package.swift" <<'SWIFT'
 // swift-tools-version:6.1
 import PackageDescription
@@ -36,23 +37,6 @@ import Glibc
 #endif
 import SextantModel
 import SextantZipkin
-
-/// Runs `body` repeatedly for about `seconds`; returns microseconds per call.
-func measure(_ seconds: Double, _ body: () -> Int) -> Double {
-    let clock = ContinuousClock()
-    var iterations = 0
-    var sink = 0
-    let start = clock.now
-    var elapsed = Duration.zero
-    while elapsed < .seconds(seconds) {
-        for _ in 0..<10 { sink &+= body() }
-        iterations += 10
-        elapsed = clock.now - start
-    }
-    if sink == 42 { print("") }
-    let (s, atto) = elapsed.components
-    return (Double(s) * 1e6 + Double(atto) / 1e12) / Double(iterations)
-}
 
 /// The file's bytes, without Foundation.
 func read(_ path: String) -> [UInt8] {

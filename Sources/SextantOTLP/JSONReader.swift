@@ -154,7 +154,7 @@ public struct JSONReader {
         var i = start
         var ascii = true
         while true {
-            i = Self.nextNonPlainByte(base, from: i, count: count)
+            i = JSONByteScan.next(base, from: i, count: count, also: .nonASCII)
             guard i < count else { throw error("unterminated string", at: start - 1) }
             let c = base[i]
             if c == UInt8(ascii: "\"") { return (i, false, ascii) }
@@ -166,30 +166,6 @@ public struct JSONReader {
             ascii = false
             i += 1
         }
-    }
-
-    /// The index of the first byte at or after `start` that is `"`, `\`, a control character or not
-    /// ASCII; `count` when there is none. Eight bytes at a time with the "has a byte less than /
-    /// equal to" word tricks (which say exactly *whether* a word has one), then byte by byte.
-    @inline(__always)
-    static func nextNonPlainByte(_ p: UnsafePointer<UInt8>, from start: Int, count n: Int) -> Int {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highBits: UInt64 = 0x8080_8080_8080_8080
-        var i = start
-        while i &+ 8 <= n {
-            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
-            let quote = w ^ (ones &* 0x22)
-            let backslash = w ^ (ones &* 0x5C)
-            let hits = (w &- ones &* 0x20) | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | w
-            if hits & highBits != 0 { break }
-            i &+= 8
-        }
-        while i < n {
-            let c = p[i]
-            if c < 0x20 || c >= 0x80 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return i }
-            i &+= 1
-        }
-        return n
     }
 
     /// Reads a string value without making a `String` of it: its raw bytes when it has no escapes

@@ -173,7 +173,8 @@ public struct JSONWriter: ~Copyable {
             let n = u.count
             var i = 0
             while true {
-                let j = Self.nextSpecialByte(start, from: i, count: n)
+                // A run ends at a byte that may need escaping: a control character, `"`, `\`, or 0xE2.
+                let j = JSONByteScan.next(start, from: i, count: n, also: .lineSeparatorLead)
                 if j > i { bytes(start + i, j &- i) }
                 if j == n { break }
                 i = j &+ escape(start, at: j, count: n)
@@ -182,35 +183,7 @@ public struct JSONWriter: ~Copyable {
         byte(UInt8(ascii: "\""))
     }
 
-    /// The index of the first byte at or after `i` that may need escaping: a control character,
-    /// `"`, `\`, or 0xE2 (the lead byte of U+2028/U+2029); `count` when there is none. Looks at
-    /// eight bytes at a time with the "has a byte less than / equal to" word tricks, which say
-    /// exactly *whether* a word has such a byte; the byte loop then finds which.
-    @inline(__always)
-    private static func nextSpecialByte(_ p: UnsafePointer<UInt8>, from start: Int, count n: Int) -> Int {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highBits: UInt64 = 0x8080_8080_8080_8080
-        var i = start
-        while i &+ 8 <= n {
-            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
-            let quote = w ^ (ones &* 0x22)
-            let backslash = w ^ (ones &* 0x5C)
-            let e2 = w ^ (ones &* 0xE2)
-            let below20 = w &- ones &* 0x20
-            let hits =
-                (below20 & ~w) | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((e2 &- ones) & ~e2)
-            if hits & highBits != 0 { break }
-            i &+= 8
-        }
-        while i < n {
-            let c = p[i]
-            if c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c == 0xE2 { return i }
-            i &+= 1
-        }
-        return n
-    }
-
-    /// Writes the byte at `i` (one that `nextSpecialByte` stopped at) escaped as needed; returns
+    /// Writes the byte at `i` (one that `JSONByteScan.next` stopped at) escaped as needed; returns
     /// how many input bytes it consumed.
     private mutating func escape(_ p: UnsafePointer<UInt8>, at i: Int, count n: Int) -> Int {
         let c = p[i]
