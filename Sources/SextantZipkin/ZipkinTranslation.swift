@@ -24,7 +24,7 @@ extension ZipkinTranslation {
 
         init() {}
 
-        /// Maps `z` and adds it; `z`'s tags and annotations are moved out.
+        /// Maps `z` and adds it; `z`'s tags are moved out.
         mutating func add(_ z: inout ZipkinSpan) {
             var tags = MappedTags(&z.tags)
             let resource = ZipkinTranslation.takeResource(z, &tags)
