@@ -56,9 +56,15 @@ extension Array where Element == KeyValue {
         return nil
     }
 
-    /// Sets `key` to `value`, replacing an existing attribute in place or appending.
+    /// Sets `key` to `value`, replacing an existing attribute in place or appending. Keys are
+    /// compared by length first, which rules out most of them without comparing text.
     public mutating func set(_ key: String, _ value: AnyValue) {
-        if let i = firstIndex(where: { $0.key == key }) { self[i].value = value } else { append(KeyValue(key, value)) }
+        let n = key.utf8.count
+        if let i = firstIndex(where: { $0.key.utf8.count == n && $0.key == key }) {
+            self[i].value = value
+        } else {
+            append(KeyValue(key, value))
+        }
     }
 }
 

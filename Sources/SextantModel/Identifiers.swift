@@ -105,15 +105,14 @@ public struct SpanID: Hashable, Sendable, Comparable, CustomStringConvertible {
 public enum Hex {
     @usableFromInline static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    /// The value of one ASCII hex digit, or `nil`.
-    @inlinable
+    /// The value of one ASCII hex digit, or `nil`. Two subtractions: setting bit 5 maps `A`–`F`
+    /// (0x41–0x46) onto `a`–`f` and no other byte into that range.
+    @inlinable @inline(__always)
     public static func value(of c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c &- UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c &- UInt8(ascii: "a") &+ 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c &- UInt8(ascii: "A") &+ 10
-        default: return nil
-        }
+        let decimal = c &- UInt8(ascii: "0")
+        if decimal < 10 { return decimal }
+        let letter = (c | 0x20) &- UInt8(ascii: "a")
+        return letter < 6 ? letter &+ 10 : nil
     }
 
     /// Parses up to 16 hex digits into a `UInt64`.

@@ -23,16 +23,6 @@ struct ZipkinSpan {
     var tags: [KeyValue] = []
     var debug = false
     var shared = false
-
-    /// Adds a decoded tag; a key seen before takes the new value in place.
-    mutating func addTag(_ key: String, _ value: String) {
-        let n = key.utf8.count
-        for i in tags.indices where tags[i].key.utf8.count == n && tags[i].key == key {
-            tags[i].value = .string(value)
-            return
-        }
-        tags.append(KeyValue(key, .string(value)))
-    }
 }
 
 /// Where the tags with a ``ZipkinTagRole`` are in a span's tag list, so the mapping can read,

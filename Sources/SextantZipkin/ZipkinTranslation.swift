@@ -96,13 +96,7 @@ extension ZipkinTranslation {
         /// Adds a tag classified as `role`; a tag with the same key takes the new value in place.
         mutating func merge(_ key: String, _ value: AnyValue, role: ZipkinTagRole?) {
             switch role {
-            case .some(.resource), .some(.link), .none:
-                let n = key.utf8.count
-                for i in tags.indices where tags[i].key.utf8.count == n && tags[i].key == key {
-                    tags[i].value = value
-                    return
-                }
-                tags.append(KeyValue(key, value))
+            case .some(.resource), .some(.link), .none: tags.set(key, value)
             case .some(let role): set(role, key, value)
             }
         }

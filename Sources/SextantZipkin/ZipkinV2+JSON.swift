@@ -9,7 +9,6 @@ extension ZipkinV2 {
     static func readJSON(_ bytes: UnsafeRawBufferPointer) throws(OTLPDecodingError) -> (TracesData, Rejections) {
         var reader = JSONReader(bytes)
         var assembler = ZipkinTranslation.Assembler()
-        var span = ZipkinSpan()
         var rejections = Rejections()
         var array = try reader.beginArray()
         var index = 0
@@ -18,7 +17,7 @@ extension ZipkinV2 {
                 index += 1
                 continue
             }
-            span = ZipkinSpan()
+            var span = ZipkinSpan()
             if let problem = try readJSONSpan(&reader, into: &span) {
                 rejections.reject(1, "span \(index): \(problem)")
             } else {
@@ -59,7 +58,7 @@ extension ZipkinV2 {
                 span.tags.reserveCapacity(8)
                 while let tagKey = try r.nextKey(&tags) {
                     if try r.consumeNull() { continue }
-                    span.addTag(tagKey.text, try readTagValue(&r))
+                    span.tags.set(tagKey.text, .string(try readTagValue(&r)))
                 }
             case .debug: span.debug = try r.readBool()
             case .shared: span.shared = try r.readBool()
@@ -200,22 +199,14 @@ private struct HexID {
         var high: UInt64 = 0
         var low: UInt64 = 0
         for b in bytes {
-            guard let d = Self.digit(b) else {
+            guard let d = Hex.value(of: b) else {
                 value = nil
                 return
             }
             high = high << 4 | low >> 60
-            low = low << 4 | d
+            low = low << 4 | UInt64(d)
         }
         value = (high, low)
-    }
-
-    @inline(__always)
-    private static func digit(_ c: UInt8) -> UInt64? {
-        let decimal = c &- UInt8(ascii: "0")
-        if decimal < 10 { return UInt64(decimal) }
-        let letter = (c | 0x20) &- UInt8(ascii: "a")
-        return letter < 6 ? UInt64(letter) + 10 : nil
     }
 }
 

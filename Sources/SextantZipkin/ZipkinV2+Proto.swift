@@ -7,7 +7,6 @@ extension ZipkinV2 {
     static func readProto(_ bytes: UnsafeRawBufferPointer) throws(OTLPDecodingError) -> (TracesData, Rejections) {
         var reader = ProtoReader(bytes)
         var assembler = ZipkinTranslation.Assembler()
-        var span = ZipkinSpan()
         var rejections = Rejections()
         var index = 0
         while reader.hasMore {
@@ -17,7 +16,7 @@ extension ZipkinV2 {
                 continue
             }
             var message = try reader.readMessage()
-            span = ZipkinSpan()
+            var span = ZipkinSpan()
             if let problem = try readProtoSpan(&message, into: &span) {
                 rejections.reject(1, "span \(index): \(problem)")
             } else {
@@ -55,7 +54,7 @@ extension ZipkinV2 {
             case 11 << 3 | 2:
                 var m = try r.readMessage()
                 let (key, value) = try readProtoTag(&m)
-                span.addTag(key, value)
+                span.tags.set(key, .string(value))
             case 12 << 3 | 0: span.debug = try r.readVarint() != 0
             case 13 << 3 | 0: span.shared = try r.readVarint() != 0
             default: try r.skip(tag: tag, in: "Span")

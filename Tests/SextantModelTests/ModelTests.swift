@@ -16,6 +16,16 @@ import Testing
         #expect(Hex.string(0) == "0000000000000000")
     }
 
+    /// Every byte: exactly `0`–`9`, `a`–`f` and `A`–`F` are digits.
+    @Test func hexDigitValues() {
+        let digits = Array("0123456789abcdef".utf8)
+        for b in UInt8.min...UInt8.max {
+            let lower = b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") ? b + 0x20 : b
+            let expected = digits.firstIndex(of: lower).map { UInt8($0) }
+            #expect(Hex.value(of: b) == expected, "byte \(b)")
+        }
+    }
+
     @Test func spanIDHexAndBytesRoundTrip() throws {
         let id = try #require(SpanID(hex: "eee19b7ec3c1b174"))
         #expect(id.value == 0xeee1_9b7e_c3c1_b174)

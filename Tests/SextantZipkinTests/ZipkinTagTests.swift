@@ -59,10 +59,10 @@ struct ZipkinTagTests {
 
     @Test func aRepeatedTagKeepsItsFirstPositionAndItsLastValue() {
         var span = ZipkinSpan()
-        span.addTag("a", "1")
-        span.addTag("a.long.tag.name.here", "2")
-        span.addTag("a", "3")
-        span.addTag("a.long.tag.name.here", "4")
+        span.tags.set("a", .string("1"))
+        span.tags.set("a.long.tag.name.here", .string("2"))
+        span.tags.set("a", .string("3"))
+        span.tags.set("a.long.tag.name.here", .string("4"))
         #expect(span.tags == [KeyValue("a", .string("3")), KeyValue("a.long.tag.name.here", .string("4"))])
     }
 
