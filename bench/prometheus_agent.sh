@@ -12,6 +12,8 @@
 # VmHWM), samples delivered to the receiver; prints CPU-s per million samples and the Sextant/Prometheus
 # ratios (target: ≤ 0.5× CPU and ≤ 0.5× RSS).
 # Usage: bench/prometheus_agent.sh [seconds=60] [rounds=2]
+#   SYSTEMS="sextant" runs only the named systems (default: prometheus sextant).
+#   PERF=DIR records a call-graph profile of each measured Sextant run (DIR/perf-sextant-ROUND.data).
 #   SEXTANT_BIN=path skips the build (bench/release-build.sh); SEXTANT_BUILD_LOCK=/path wraps it in flock.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -66,6 +68,7 @@ scrapes() {  # total scrapes over all targets
   echo "$n"
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+minflt() { awk '{print $10}' "/proc/$1/stat"; }
 
 target_list="$(printf '"127.0.0.1:%s", ' "${ports[@]}")"
 scrape_yaml="global: {scrape_interval: 1s, scrape_timeout: 1s}
@@ -122,21 +125,27 @@ measure() {  # system round
   for _ in $(seq 100); do [ "$(received)" -gt "$r0" ] && break; sleep 0.2; done
   [ "$(received)" -gt "$r0" ] || { echo "$1 delivered nothing" >&2; cat "$tmp/$1.log" >&2; exit 1; }
   sleep "$warmup"
-  r0="$(received)"; s0="$(scrapes)"; c0="$(cpu_ticks "$sut_pid")"; t0="$(date +%s.%N)"
+  r0="$(received)"; s0="$(scrapes)"; c0="$(cpu_ticks "$sut_pid")"; f0="$(minflt "$sut_pid")"; t0="$(date +%s.%N)"
+  local perf_pid=""
+  if [ -n "${PERF:-}" ] && [ "$1" = sextant ]; then
+    perf record -F 2000 -g -o "$PERF/perf-sextant-$2.data" -p "$sut_pid" -- sleep "$secs" 2>/dev/null &
+    perf_pid=$!
+  fi
   for _ in $(seq "$secs"); do
     sleep 1
     rss="$(awk '/^VmRSS/ {print $2}' "/proc/$sut_pid/status")"
     anon_sum=$((anon_sum + $(awk '/^RssAnon/ {print $2}' "/proc/$sut_pid/status")))
     rss_sum=$((rss_sum + rss)); n=$((n + 1)); [ "$rss" -gt "$rss_max" ] && rss_max="$rss"
   done
-  c1="$(cpu_ticks "$sut_pid")"; t1="$(date +%s.%N)"; r1="$(received)"; s1="$(scrapes)"
+  c1="$(cpu_ticks "$sut_pid")"; f1="$(minflt "$sut_pid")"; t1="$(date +%s.%N)"; r1="$(received)"; s1="$(scrapes)"
+  [ -n "$perf_pid" ] && wait "$perf_pid"
   hwm="$(awk '/^VmHWM/ {print $2}' "/proc/$sut_pid/status")"
   own="$(self_samples)"
   awk -v sys="$1" -v round="$2" -v hz="$hz" -v c="$((c1 - c0))" -v r="$((r1 - r0))" -v s="$((s1 - s0))" \
-      -v per="$series" -v t0="$t0" -v t1="$t1" -v mean="$((rss_sum / n))" -v anon="$((anon_sum / n))" -v max="$rss_max" -v hwm="$hwm" -v own="$own" 'BEGIN {
+      -v per="$series" -v t0="$t0" -v t1="$t1" -v mean="$((rss_sum / n))" -v anon="$((anon_sum / n))" -v max="$rss_max" -v hwm="$hwm" -v own="$own" -v flt="$((f1 - f0))" 'BEGIN {
     cpu = c / hz; wall = t1 - t0
-    printf "%-10s %5d %7.1f %9.2f %7.1f %10d %10d %8.3f %8.1f %8.1f %8.1f %8.1f %12s\n", sys, round, wall, cpu, 100 * cpu / wall,
-      s * per, r, cpu / (r / 1e6), mean / 1024, max / 1024, hwm / 1024, anon / 1024, own
+    printf "%-10s %5d %7.1f %9.2f %7.1f %10d %10d %8.3f %8.1f %8.1f %8.1f %8.1f %12s %10.0f\n", sys, round, wall, cpu, 100 * cpu / wall,
+      s * per, r, cpu / (r / 1e6), mean / 1024, max / 1024, hwm / 1024, anon / 1024, own, flt / (r / 1e6)
   }' | tee -a "$tmp/results.txt"
 }
 
@@ -145,10 +154,10 @@ echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start: $(cut -d' '
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"
 echo "sextant: $bin (built $(date -u -r "$bin" '+%Y-%m-%d %H:%M UTC'); repo at $(git log -1 --format=%h 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ', dirty tree'))"
 echo "load: $ntargets targets × $series series, scrape_interval 1s; warm-up ${warmup}s, measured ${secs}s per run"
-printf '%-10s %5s %7s %9s %7s %10s %10s %8s %8s %8s %8s %8s %12s\n' system round wall_s cpu_s cpu_% scraped received \
-  cpu_s/M rss_MiB rssmax hwm_MiB anon_MiB own_counter
+printf '%-10s %5s %7s %9s %7s %10s %10s %8s %8s %8s %8s %8s %12s %10s\n' system round wall_s cpu_s cpu_% scraped received \
+  cpu_s/M rss_MiB rssmax hwm_MiB anon_MiB own_counter faults/M
 for round in $(seq "$rounds"); do
-  for sys in prometheus sextant; do
+  for sys in ${SYSTEMS:-prometheus sextant}; do
     "start_$sys"
     measure "$sys" "$round"
     stop_sut
@@ -156,11 +165,12 @@ for round in $(seq "$rounds"); do
 done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "(cpu_s/M: CPU seconds per million samples received; rss_MiB: mean VmRSS; anon_MiB: mean RssAnon, i.e. without mapped code;"
-echo " own_counter: prometheus_remote_storage_samples_total resp. sextant_exporter_sent_items_total since start)"
+echo " own_counter: prometheus_remote_storage_samples_total resp. sextant_exporter_sent_items_total since start;"
+echo " faults/M: minor page faults per million samples received)"
 awk '
   { cpu[$1, $2] = $8; rss[$1, $2] = $9; hwm[$1, $2] = $11; anon[$1, $2] = $12; if ($2 > n) n = $2 }
   END {
-    for (i = 1; i <= n; i++)
+    for (i = 1; i <= n; i++) if (cpu["prometheus", i] > 0 && cpu["sextant", i] > 0)
       printf "round %d: Sextant/Prometheus CPU per sample %.2f×, mean RSS %.2f×, peak RSS (VmHWM) %.2f×, anonymous RSS %.2f×  (target ≤ 0.5×)\n",
         i, cpu["sextant", i] / cpu["prometheus", i], rss["sextant", i] / rss["prometheus", i], hwm["sextant", i] / hwm["prometheus", i],
         anon["sextant", i] / anon["prometheus", i]

@@ -187,13 +187,34 @@ public struct ProtoWriter: ~Copyable {
 
     @inline(__always)
     mutating func presentStringField(_ field: UInt64, _ s: String) {
-        var s = s
-        let n = s.withUTF8 { utf8 in
-            raw(UnsafeRawBufferPointer(utf8))
-            return utf8.count
-        }
+        // Native and small strings lend their UTF-8 without a copy (and without the retain that a
+        // mutable copy for `withUTF8` costs); bridged ones are copied.
+        let n =
+            s.utf8.withContiguousStorageIfAvailable { utf8 in
+                raw(UnsafeRawBufferPointer(utf8))
+                return utf8.count
+            }
+            ?? {
+                var copy = s
+                return copy.withUTF8 { utf8 in
+                    raw(UnsafeRawBufferPointer(utf8))
+                    return utf8.count
+                }
+            }()
         varint(UInt64(n))
         tag(field, 2)
+    }
+
+    /// Prepends bytes that are already in wire form (a field encoded elsewhere).
+    public mutating func prepend(_ bytes: UnsafeRawBufferPointer) { raw(bytes) }
+
+    /// A message of two string fields, 1: `first` and 2: `second` (each left out when empty), as
+    /// length-delimited field `field` — remote write's `Label`, for one.
+    public mutating func stringPairField(_ field: UInt64, _ first: String, _ second: String) {
+        let mark = count
+        if !second.isEmpty { presentStringField(2, second) }
+        if !first.isEmpty { presentStringField(1, first) }
+        lengthPrefix(field, since: mark)
     }
 
     @inline(__always)

@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SextantModel
 import SextantOTLP
 
@@ -16,11 +23,13 @@ extension RemoteWrite {
         public init() {}
     }
 
-    /// The result of converting OTLP: the series (held flat, in one label pool, until encoded), what had
-    /// no remote-write form, and the number of data points.
+    /// The result of converting OTLP: the series (held flat, their labels already encoded, until
+    /// encoded into requests), what had no remote-write form, and the number of data points.
     public struct Conversion: Sendable {
-        /// Every series' labels, one run per series, sorted by name within the run.
-        fileprivate var labels: [Label] = []
+        /// Every series' labels, one run per series, sorted by name within the run; each is a range of
+        /// `labelBytes`.
+        fileprivate var labels: [EncodedLabel] = []
+        fileprivate var labelBytes: [UInt8] = []
         fileprivate var samples: [Sample] = []
         fileprivate var exemplars: [Exemplar] = []
         fileprivate var series: [FlatSeries] = []
@@ -31,10 +40,14 @@ extension RemoteWrite {
 
         /// The series as a `WriteRequest`.
         public var request: WriteRequest {
-            WriteRequest(
-                timeseries: series.map {
-                    TimeSeries(labels: Array(labels[$0.labels]), samples: Array(samples[$0.samples]), exemplars: Array(exemplars[$0.exemplars]))
-                }, metadata: metadata)
+            labelBytes.withUnsafeBytes { bytes in
+                WriteRequest(
+                    timeseries: series.map {
+                        TimeSeries(
+                            labels: labels[$0.labels].map { $0.decoded(bytes) }, samples: Array(samples[$0.samples]),
+                            exemplars: Array(exemplars[$0.exemplars]))
+                    }, metadata: metadata)
+            }
         }
 
         /// The protobuf encodings (before Snappy) of the requests that carry every series and then the
@@ -45,19 +58,23 @@ extension RemoteWrite {
             // One pass encodes every element; their sizes split the bytes when they exceed the limit (the
             // elements of a request are consecutive in the whole encoding).
             let count = series.count + metadata.count
-            var w = ProtoWriter(capacity: 64 + labels.count * 40 + samples.count * 24)
+            var w = ProtoWriter(capacity: 64 + labelBytes.count + series.count * 8 + samples.count * 24)
             var sizes = [Int](repeating: 0, count: count)
-            for i in (0..<count).reversed() {
-                let mark = w.count
-                if i < series.count {
-                    let s = series[i]
-                    RemoteWrite.write(labels: labels[s.labels], samples: samples[s.samples], exemplars: exemplars[s.exemplars], into: &w)
-                    w.lengthPrefix(1, since: mark)
-                } else {
-                    metadata[i - series.count].write(&w)
-                    w.lengthPrefix(3, since: mark)
+            labelBytes.withUnsafeBytes { bytes in
+                for i in (0..<count).reversed() {
+                    let mark = w.count
+                    if i < series.count {
+                        let s = series[i]
+                        RemoteWrite.write(labels: EmptyCollection(), samples: samples[s.samples], exemplars: exemplars[s.exemplars], into: &w)
+                        // The labels come first in a `TimeSeries` (field 1), so they are prepended last.
+                        for l in labels[s.labels].reversed() { w.prepend(UnsafeRawBufferPointer(rebasing: bytes[l.start..<l.end])) }
+                        w.lengthPrefix(1, since: mark)
+                    } else {
+                        metadata[i - series.count].write(&w)
+                        w.lengthPrefix(3, since: mark)
+                    }
+                    sizes[i] = w.count - mark
                 }
-                sizes[i] = w.count - mark
             }
             if count == 0 { return [] }
             let all = w.bytes()
@@ -68,6 +85,25 @@ extension RemoteWrite {
                 defer { offset += n }
                 return Array(all[offset..<offset + n])
             }
+        }
+    }
+
+    /// One label of a conversion, already in its wire form: a `TimeSeries.labels` element (tag, length
+    /// and the `Label` message, its empty fields left out as proto3 does) at `start..<end` of the
+    /// conversion's label bytes, with `LabelHash.bytes` of it. Equal labels have equal bytes.
+    fileprivate struct EncodedLabel: Sendable {
+        var start: Int
+        var end: Int
+        var hash: UInt64
+
+        /// The label these bytes encode (for `Conversion.request`).
+        func decoded(_ bytes: UnsafeRawBufferPointer) -> Label {
+            var r = ProtoReader(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+            // Our own encoding of one tagged `Label`: it cannot fail.
+            guard (try? r.readTag()) == 1 << 3 | 2, var inner = try? r.readMessage(), let label = try? RemoteWrite.decodeLabel(&inner) else {
+                preconditionFailure("a conversion's label bytes do not decode")
+            }
+            return label
         }
     }
 
@@ -83,7 +119,9 @@ extension RemoteWrite {
     /// quantiles, or the value) is a series named by `__name__`, labels sorted by name; timestamps
     /// are milliseconds; points of one series are sent in time order. A point flagged
     /// `NO_RECORDED_VALUE` becomes Prometheus's staleness marker on each of its series. Each resource
-    /// with attributes adds `target_info` at its newest point's time. Series are sorted by labels.
+    /// with attributes adds `target_info` at its newest point's time. Series are in the order they
+    /// first appear in `batches` (the order Prometheus's agent sends its WAL in); lines with equal
+    /// label sets are merged into one series, found by a hash of the labels.
     public static func convert(_ batches: [MetricsData], options: ConversionOptions = .init()) -> Conversion {
         // External labels sorted by name, so each series' labels are built by merging sorted runs.
         let external = options.externalLabels.map { Label(PrometheusNaming.sanitizeLabelName($0.0), $0.1) }.sorted { $0.name < $1.name }
@@ -145,37 +183,37 @@ extension RemoteWrite {
         var sample: Sample
         /// Index into the builder's exemplars, or -1.
         var exemplar: Int
-        /// Input position, so that lines of one series keep their order.
-        var order: Int
-        /// Which distinct `__name__` value the line has (`LineBuilder.names`).
-        var name: Int32
+        /// The labels' hashes folded in order (`LabelHash.fold`), so that equal label sets are found
+        /// without comparing them.
+        var hash: UInt64
     }
 
-    /// The remote-write visitor of `PrometheusSamples.walk`: each line's labels go into one pool, so a
-    /// conversion allocates per batch, not per line.
+    /// The remote-write visitor of `PrometheusSamples.walk`: each label of a point is encoded once, into
+    /// one byte buffer, and each line's labels are references to those encodings in one pool, so a
+    /// conversion allocates per batch, not per line, and encoding a series copies bytes.
     private struct LineBuilder: PrometheusSamples.Visitor {
         let external: [Label]
         let targetInfo: Bool
-        var pool: [Label] = []
+        var bytes: [UInt8] = []
+        var pool: [EncodedLabel] = []
         var lines: [Line] = []
         var exemplars: [Exemplar] = []
         var families: [String: PrometheusSamples.Family] = [:]
         var points = 0
-        /// The current family's name and its suffixed forms, with their ids in `names` (made once per
+        /// The current family's name and the `__name__` labels of its suffixed forms (encoded once per
         /// family, when first needed).
         private var name = ""
-        private var suffixed: [(String, Int32)?] = [nil, nil, nil, nil]
-        /// Every distinct `__name__` value, and its id.
-        private var names: [String] = []
-        private var nameIDs: [String: Int32] = [:]
-        /// No point had a label sorting before `__name__` (such as `Host` or `__address__`), so `__name__`
-        /// leads every line's labels and lines can be ordered by name id first.
-        private var nameFirst = true
+        private var suffixed: [EncodedLabel?] = [nil, nil, nil, nil]
         private var skipFamily = false
         private var skipPoint = false
         private var isInfo = false
-        /// The current point's labels merged with the external labels it lacks, sorted.
+        /// The current point's labels merged with the external labels it lacks, sorted, and the encoding
+        /// of each.
         private var pointLabels: [Label] = []
+        private var pointEncoded: [EncodedLabel] = []
+        /// The previous point's, for reusing their encodings.
+        private var previousLabels: [Label] = []
+        private var previousEncoded: [EncodedLabel] = []
         private var ms: Int64 = 0
         private var stale = false
 
@@ -201,6 +239,7 @@ extension RemoteWrite {
             if !isInfo { points += 1 }
             ms = Int64(clamping: time / 1_000_000)
             self.stale = stale
+            swap(&pointLabels, &previousLabels)
             pointLabels.removeAll(keepingCapacity: true)
             var e = 0
             for (name, value) in labels {
@@ -215,41 +254,99 @@ extension RemoteWrite {
                 pointLabels.append(external[e])
                 e += 1
             }
-            if let first = pointLabels.first, first.name < "__name__" { nameFirst = false }
+            // A label equal to the previous point's label at the same place (the resource's, the
+            // external ones, and often most attributes) keeps its encoding.
+            swap(&pointEncoded, &previousEncoded)
+            pointEncoded.removeAll(keepingCapacity: true)
+            for i in pointLabels.indices {
+                let l = pointLabels[i]
+                if i < previousLabels.count, previousLabels[i].name == l.name, previousLabels[i].value == l.value {
+                    pointEncoded.append(previousEncoded[i])
+                } else {
+                    pointEncoded.append(encode(l.name, l.value))
+                }
+            }
+        }
+
+        /// Appends the label's wire form (see `EncodedLabel`) to `bytes`.
+        private mutating func encode(_ name: String, _ value: String) -> EncodedLabel {
+            let start = bytes.count
+            let n = name.utf8.count
+            let v = value.utf8.count
+            let body = (n > 0 ? RemoteWrite.fieldSize(n) : 0) + (v > 0 ? RemoteWrite.fieldSize(v) : 0)
+            bytes.append(1 << 3 | 2)  // TimeSeries.labels
+            appendVarint(body)
+            if n > 0 {
+                bytes.append(1 << 3 | 2)  // Label.name
+                appendVarint(n)
+                appendUTF8(name)
+            }
+            if v > 0 {
+                bytes.append(2 << 3 | 2)  // Label.value
+                appendVarint(v)
+                appendUTF8(value)
+            }
+            let end = bytes.count
+            let hash = bytes.withUnsafeBytes { LabelHash.bytes(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+            return EncodedLabel(start: start, end: end, hash: hash)
+        }
+
+        private mutating func appendUTF8(_ s: String) {
+            // Native and small strings lend their bytes (one copy); bridged ones go through the view.
+            if s.utf8.withContiguousStorageIfAvailable({ bytes.append(contentsOf: $0) }) == nil { bytes.append(contentsOf: s.utf8) }
+        }
+
+        private mutating func appendVarint(_ v: Int) {
+            var x = UInt64(v)
+            while x >= 0x80 {
+                bytes.append(UInt8(truncatingIfNeeded: x) | 0x80)
+                x >>= 7
+            }
+            bytes.append(UInt8(x))
         }
 
         mutating func line(_ suffix: PrometheusSamples.LineSuffix, extra: (String, String)?, value: Double, exemplar: SextantModel.Exemplar?) {
             if skipPoint { return }
             let start = pool.count
             // The point's labels with `__name__` and `le`/`quantile` at their places; each replaces a label
-            // of the same name.
-            let (seriesName, nameID) = seriesName(suffix)
-            var next: Label? = Label("__name__", seriesName)
-            var after = extra.map { Label($0.0, $0.1) }
-            if let a = after, a.name < next!.name { (next, after) = (a, next) }
-            for l in pointLabels {
+            // of the same name. The hash folds the labels in the same order.
+            var next: (name: String, label: EncodedLabel)? = ("__name__", seriesName(suffix))
+            var after = extra.map { (name: $0.0, label: encode($0.0, $0.1)) }
+            if let a = after, a.name < "__name__" { (next, after) = (a, next) }
+            var hash = LabelHash.seed
+            for i in pointLabels.indices {
                 var replaced = false
-                while let n = next, n.name <= l.name {
-                    replaced = replaced || n.name == l.name
-                    pool.append(n)
+                while let n = next, n.name <= pointLabels[i].name {
+                    replaced = replaced || n.name == pointLabels[i].name
+                    pool.append(n.label)
+                    hash = LabelHash.fold(hash, n.label.hash)
                     (next, after) = (after, nil)
                 }
-                if !replaced { pool.append(l) }
+                if !replaced {
+                    pool.append(pointEncoded[i])
+                    hash = LabelHash.fold(hash, pointEncoded[i].hash)
+                }
             }
-            if let n = next { pool.append(n) }
-            if let a = after { pool.append(a) }
+            if let n = next {
+                pool.append(n.label)
+                hash = LabelHash.fold(hash, n.label.hash)
+            }
+            if let a = after {
+                pool.append(a.label)
+                hash = LabelHash.fold(hash, a.label.hash)
+            }
             var ex = -1
             if !stale, let exemplar {
                 ex = exemplars.count
                 exemplars.append(RemoteWrite.exemplar(exemplar))
             }
             lines.append(
-                Line(labels: start..<pool.count, sample: Sample(value: stale ? staleNaN : value, timestamp: ms), exemplar: ex, order: lines.count, name: nameID))
+                Line(labels: start..<pool.count, sample: Sample(value: stale ? staleNaN : value, timestamp: ms), exemplar: ex, hash: hash))
         }
 
         func endPoint() {}
 
-        private mutating func seriesName(_ suffix: PrometheusSamples.LineSuffix) -> (String, Int32) {
+        private mutating func seriesName(_ suffix: PrometheusSamples.LineSuffix) -> EncodedLabel {
             let i: Int
             switch suffix {
             case .none: i = 0
@@ -258,63 +355,82 @@ extension RemoteWrite {
             case .count: i = 3
             }
             if let known = suffixed[i] { return known }
-            let s = name + suffix.text
-            let id: Int32
-            if let known = nameIDs[s] {
-                id = known
-            } else {
-                id = Int32(names.count)
-                names.append(s)
-                nameIDs[s] = id
-            }
-            suffixed[i] = (s, id)
-            return (s, id)
+            let label = encode("__name__", name + suffix.text)
+            suffixed[i] = label
+            return label
         }
 
-        /// Sorting the lines by labels (then input order) puts the lines of a series side by side, so they
-        /// merge without hashing every label set.
+        /// Lines with equal labels are one series: a table keyed by the lines' label hashes finds each
+        /// line's series (comparing the labels only when the hashes match), and the series keep the order
+        /// of their first line.
         mutating func finish() -> Conversion {
             var out = Conversion()
             out.points = points
-            // With `__name__` leading every line, lines compare by the rank of their name, then by the
-            // labels after it: most comparisons are of two integers.
-            var rank: [Int32] = []
-            if nameFirst {
-                rank = Array(repeating: 0, count: names.count)
-                for (r, id) in names.indices.sorted(by: { names[$0] < names[$1] }).enumerated() { rank[id] = Int32(r) }
-            }
+            let n = lines.count
+            var seriesOf = [Int32](repeating: 0, count: n)
+            var first: [Int32] = []  // each series' first line
+            first.reserveCapacity(n)
+            var slots = 16
+            while slots < 2 * n { slots <<= 1 }
+            let mask = slots - 1
+            var table = [Int32](repeating: -1, count: slots)
             pool.withUnsafeBufferPointer { pool in
-                func order(_ a: Line, _ b: Line) -> Bool {
-                    let c: Int
-                    if nameFirst {
-                        if a.name != b.name { return rank[Int(a.name)] < rank[Int(b.name)] }
-                        c = RemoteWrite.compareLabels(pool[a.labels.dropFirst()], pool[b.labels.dropFirst()])
-                    } else {
-                        c = RemoteWrite.compareLabels(pool[a.labels], pool[b.labels])
+                bytes.withUnsafeBytes { bytes in
+                lines.withUnsafeBufferPointer { lines in
+                    for i in 0..<n {
+                        let line = lines[i]
+                        var slot = Int(truncatingIfNeeded: line.hash) & mask
+                        while true {
+                            let s = table[slot]
+                            if s < 0 {
+                                table[slot] = Int32(first.count)
+                                seriesOf[i] = Int32(first.count)
+                                first.append(Int32(i))
+                                break
+                            }
+                            let f = lines[Int(first[Int(s)])]
+                            if f.hash == line.hash, Self.same(pool[f.labels], pool[line.labels], bytes) {
+                                seriesOf[i] = s
+                                break
+                            }
+                            slot = (slot + 1) & mask
+                        }
                     }
-                    return c != 0 ? c < 0 : a.order < b.order
                 }
-                if !zip(lines, lines.dropFirst()).allSatisfy({ !order($1, $0) }) { lines.sort(by: order) }
-                out.series.reserveCapacity(lines.count)
-                out.samples.reserveCapacity(lines.count)
-                var previousName: Int32 = -1
-                for line in lines {
-                    // Lines of different `__name__` values are different series.
-                    defer { previousName = line.name }
-                    if let last = out.series.last, line.name == previousName, RemoteWrite.compareLabels(pool[last.labels], pool[line.labels]) == 0 {
-                        out.series[out.series.count - 1].samples = last.samples.lowerBound..<last.samples.upperBound + 1
-                    } else {
-                        out.series.append(
-                            FlatSeries(labels: line.labels, samples: out.samples.count..<out.samples.count + 1, exemplars: out.exemplars.count..<out.exemplars.count))
-                    }
-                    out.samples.append(line.sample)
-                    if line.exemplar >= 0 {
-                        out.exemplars.append(exemplars[line.exemplar])
-                        out.series[out.series.count - 1].exemplars = out.series[out.series.count - 1].exemplars.lowerBound..<out.exemplars.count
-                    }
+                }
+            }
+            // The lines grouped by series (a counting sort, stable), unless every line is a series.
+            var order = Array(0..<n)
+            if first.count < n {
+                var next = [Int](repeating: 0, count: first.count + 1)
+                for s in seriesOf { next[Int(s) + 1] += 1 }
+                for s in 0..<first.count { next[s + 1] += next[s] }
+                for i in 0..<n {
+                    order[next[Int(seriesOf[i])]] = i
+                    next[Int(seriesOf[i])] += 1
+                }
+            }
+            out.series.reserveCapacity(first.count)
+            out.samples.reserveCapacity(n)
+            var previous: Int32 = -1
+            for i in order {
+                let line = lines[i]
+                if seriesOf[i] == previous {
+                    let last = out.series[out.series.count - 1]
+                    out.series[out.series.count - 1].samples = last.samples.lowerBound..<last.samples.upperBound + 1
+                } else {
+                    out.series.append(
+                        FlatSeries(labels: line.labels, samples: out.samples.count..<out.samples.count + 1, exemplars: out.exemplars.count..<out.exemplars.count))
+                    previous = seriesOf[i]
+                }
+                out.samples.append(line.sample)
+                if line.exemplar >= 0 {
+                    out.exemplars.append(exemplars[line.exemplar])
+                    out.series[out.series.count - 1].exemplars = out.series[out.series.count - 1].exemplars.lowerBound..<out.exemplars.count
                 }
             }
             out.labels = pool
+            out.labelBytes = bytes
             for s in out.series where s.samples.count > 1 {
                 // Stable: points of the same millisecond keep their input order.
                 let run = out.samples[s.samples]
@@ -324,6 +440,57 @@ extension RemoteWrite {
                 }
             }
             return out
+        }
+
+        /// Whether two runs of labels are equal: the same number of labels with the same bytes.
+        private static func same(_ a: Slice<UnsafeBufferPointer<EncodedLabel>>, _ b: Slice<UnsafeBufferPointer<EncodedLabel>>, _ bytes: UnsafeRawBufferPointer) -> Bool {
+            guard a.count == b.count else { return false }
+            for (x, y) in zip(a, b) where x.start != y.start {
+                let n = x.end - x.start
+                guard n == y.end - y.start, memcmp(bytes.baseAddress! + x.start, bytes.baseAddress! + y.start, n) == 0 else { return false }
+            }
+            return true
+        }
+    }
+
+    /// A 64-bit hash of a series' labels for grouping lines into series: each label's wire form is
+    /// hashed once per point (`bytes`), and a line folds its labels' hashes in order (`fold`). Equal
+    /// hashes are confirmed by comparing the labels, so a collision costs a comparison, never a wrong
+    /// merge; the seed is random per process, so that label values cannot be chosen to collide.
+    enum LabelHash {
+        static let seed: UInt64 = .random(in: 1...UInt64.max)
+        private static let k0: UInt64 = 0x9E37_79B9_7F4A_7C15
+        private static let k1: UInt64 = 0xBF58_476D_1CE4_E5B9
+
+        @inline(__always)
+        static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+            let r = a.multipliedFullWidth(by: b)
+            return r.high ^ r.low
+        }
+
+        @inline(__always)
+        static func fold(_ h: UInt64, _ label: UInt64) -> UInt64 { mix(h ^ label, k0) }
+
+        static func bytes(_ p: UnsafeRawBufferPointer) -> UInt64 { bytes(p, seed) }
+
+        private static func bytes(_ p: UnsafeRawBufferPointer, _ seed: UInt64) -> UInt64 {
+            var h = seed ^ UInt64(p.count) &* k0
+            var i = 0
+            while i + 8 <= p.count {
+                h = mix(h ^ p.loadUnaligned(fromByteOffset: i, as: UInt64.self), k0)
+                i += 8
+            }
+            if i < p.count {
+                var tail: UInt64 = 0
+                var shift: UInt64 = 0
+                while i < p.count {
+                    tail |= UInt64(p[i]) << shift
+                    shift += 8
+                    i += 1
+                }
+                h = mix(h ^ tail, k1)
+            }
+            return h
         }
     }
 

@@ -186,11 +186,10 @@ extension RemoteWrite.MetricMetadata {
 
 extension RemoteWrite {
     static func writeLabels(_ labels: some BidirectionalCollection<Label>, _ field: UInt64, _ w: inout ProtoWriter) {
-        for l in labels.reversed() {
-            let mark = w.count
-            w.stringField(2, l.value)
-            w.stringField(1, l.name)
-            w.lengthPrefix(field, since: mark)
+        var i = labels.endIndex
+        while i != labels.startIndex {
+            labels.formIndex(before: &i)
+            w.stringPairField(field, labels[i].name, labels[i].value)
         }
     }
 

@@ -50,6 +50,7 @@ struct Collector: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
+        HeapTuning.keepBatchBuffers()
         do {
             let loaded = try CollectorConfig.load(files: config, registry: BuiltinComponents.registry)
             let logger = logging.bootstrap(configLevel: loaded.telemetry.logLevel)

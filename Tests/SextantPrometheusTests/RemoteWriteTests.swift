@@ -86,8 +86,9 @@ import Testing
         #expect(RemoteWrite.convert([]).encodedRequests(maxBytes: 100).isEmpty)
     }
 
-    /// A label that sorts before `__name__` (`Zone`) decides the order of series before the name does.
-    @Test func seriesSortedByAllLabelsWhenALabelPrecedesTheName() {
+    /// Series keep the order they first appear in; labels within a series are sorted, so a label that
+    /// sorts before `__name__` (`Zone`) comes first.
+    @Test func seriesInOrderOfFirstAppearanceWithSortedLabels() {
         let data = MetricsData(resourceMetrics: [ResourceMetrics(scopeMetrics: [ScopeMetrics(metrics: [
             Metric(name: "b", data: .gauge([NumberDataPoint(attributes: [KeyValue("Zone", .string("1"))], timeUnixNano: 1_000_000, value: .int(1))])),
             Metric(name: "a", data: .gauge([NumberDataPoint(attributes: [KeyValue("Zone", .string("2"))], timeUnixNano: 1_000_000, value: .int(2))])),
@@ -108,28 +109,29 @@ import Testing
         #expect(with.points == without.points)
     }
 
-    @Test func convertsEveryTypeSorted() {
+    @Test func convertsEveryType() {
         var options = RemoteWrite.ConversionOptions()
         options.externalLabels = [("cluster", "eu"), ("job", "ignored")]
         let c = RemoteWrite.convert([Fixtures.data()], options: options)
         let ms: Int64 = 1_700_000_010_500
         let got = c.request.timeseries.map { "\(labels($0)) \($0.samples.map { "\($0.value)@\($0.timestamp)" }) ex=\($0.exemplars.count)" }
+        // In the order of the fixture's metrics and of each point's lines.
         let want = [
-            "__name__=http_server_duration_seconds_bucket,cluster=eu,instance=pod-1,job=checkout,le=+Inf [\"5.0@\(ms)\"] ex=0",
-            "__name__=http_server_duration_seconds_bucket,cluster=eu,instance=pod-1,job=checkout,le=0.1 [\"1.0@\(ms)\"] ex=0",
-            "__name__=http_server_duration_seconds_bucket,cluster=eu,instance=pod-1,job=checkout,le=1 [\"4.0@\(ms)\"] ex=1",
-            "__name__=http_server_duration_seconds_count,cluster=eu,instance=pod-1,job=checkout [\"5.0@\(ms)\"] ex=0",
-            "__name__=http_server_duration_seconds_sum,cluster=eu,instance=pod-1,job=checkout [\"1.25@\(ms)\"] ex=0",
             "__name__=http_server_requests_total,cluster=eu,code=200,instance=pod-1,job=checkout [\"40.0@\(ms)\"] ex=1",
             "__name__=queue_size_bytes,cluster=eu,instance=pod-1,job=checkout [\"3.5@\(ms)\"] ex=0",
+            "__name__=http_server_duration_seconds_bucket,cluster=eu,instance=pod-1,job=checkout,le=0.1 [\"1.0@\(ms)\"] ex=0",
+            "__name__=http_server_duration_seconds_bucket,cluster=eu,instance=pod-1,job=checkout,le=1 [\"4.0@\(ms)\"] ex=1",
+            "__name__=http_server_duration_seconds_bucket,cluster=eu,instance=pod-1,job=checkout,le=+Inf [\"5.0@\(ms)\"] ex=0",
+            "__name__=http_server_duration_seconds_sum,cluster=eu,instance=pod-1,job=checkout [\"1.25@\(ms)\"] ex=0",
+            "__name__=http_server_duration_seconds_count,cluster=eu,instance=pod-1,job=checkout [\"5.0@\(ms)\"] ex=0",
             "__name__=rpc_latency_seconds,cluster=eu,instance=pod-1,job=checkout,quantile=0.5 [\"0.25@\(ms)\"] ex=0",
-            "__name__=rpc_latency_seconds_count,cluster=eu,instance=pod-1,job=checkout [\"4.0@\(ms)\"] ex=0",
             "__name__=rpc_latency_seconds_sum,cluster=eu,instance=pod-1,job=checkout [\"2.0@\(ms)\"] ex=0",
+            "__name__=rpc_latency_seconds_count,cluster=eu,instance=pod-1,job=checkout [\"4.0@\(ms)\"] ex=0",
             "__name__=target_info,cluster=eu,instance=pod-1,job=checkout,k8s_pod_name=checkout-abc [\"1.0@\(ms)\"] ex=0",
         ]
         #expect(got == want)
         #expect(c.points == 4)
-        let ex = c.request.timeseries[2].exemplars[0]
+        let ex = c.request.timeseries[3].exemplars[0]
         #expect(ex == .init(labels: [.init("trace_id", Fixtures.trace.hex), .init("span_id", "0000000000000def")], value: 0.5, timestamp: ms))
         #expect(c.request.metadata.map(\.familyName) == [
             "http_server_duration_seconds", "http_server_requests_total", "queue_size_bytes", "rpc_latency_seconds", "target_info",
@@ -172,9 +174,38 @@ import Testing
         let got = c.request.timeseries.map { "\(labels($0)) \($0.samples.map { "\($0.value)@\($0.timestamp)" })" }
         #expect(got == [
             "__name__=g,a=first,region=eu [\"1.0@3\", \"2.0@5\"]",
-            "__name__=h_bucket,a=first,le=+Inf,region=us [\"1.0@3\", \"1.0@5\"]",
             "__name__=h_bucket,a=first,le=2,region=us [\"1.0@3\", \"1.0@5\"]",
+            "__name__=h_bucket,a=first,le=+Inf,region=us [\"1.0@3\", \"1.0@5\"]",
             "__name__=h_count,a=first,le=attr,region=us [\"1.0@3\", \"1.0@5\"]",
+        ])
+    }
+
+    /// Lines are one series when their final labels are equal, however they got them: a bucket of a
+    /// point with an attribute `le` (which the bucket's `le` replaces) and the same bucket of a point
+    /// without it merge, while their `_count` lines (which keep the attribute) stay apart. Interleaved
+    /// series keep the order of their first line, and a metric's points of one series merge too.
+    @Test func seriesAreEqualLabelSetsWhateverTheirOrigin() {
+        func histogram(_ attributes: [KeyValue], _ t: UInt64) -> Metric {
+            Metric(name: "h", data: .histogram([HistogramDataPoint(
+                attributes: attributes, timeUnixNano: t, count: 1, bucketCounts: [1, 0], explicitBounds: [2])], temporality: .cumulative))
+        }
+        let data = MetricsData(resourceMetrics: [ResourceMetrics(scopeMetrics: [ScopeMetrics(metrics: [
+            histogram([KeyValue("le", .string("attr"))], 3_000_000),
+            Metric(name: "g", data: .gauge([
+                NumberDataPoint(attributes: [KeyValue("k", .string("1"))], timeUnixNano: 2_000_000, value: .int(1)),
+                NumberDataPoint(attributes: [KeyValue("k", .string("2"))], timeUnixNano: 2_000_000, value: .int(2)),
+                NumberDataPoint(attributes: [KeyValue("k", .string("1"))], timeUnixNano: 1_000_000, value: .int(3)),
+            ])),
+            histogram([], 5_000_000),
+        ])])])
+        let got = RemoteWrite.convert([data]).request.timeseries.map { "\(labels($0)) \($0.samples.map { "\($0.value)@\($0.timestamp)" })" }
+        #expect(got == [
+            "__name__=h_bucket,le=2 [\"1.0@3\", \"1.0@5\"]",
+            "__name__=h_bucket,le=+Inf [\"1.0@3\", \"1.0@5\"]",
+            "__name__=h_count,le=attr [\"1.0@3\"]",
+            "__name__=g,k=1 [\"3.0@1\", \"1.0@2\"]",
+            "__name__=g,k=2 [\"2.0@2\"]",
+            "__name__=h_count [\"1.0@5\"]",
         ])
     }
 
