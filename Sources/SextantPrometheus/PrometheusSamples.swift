@@ -142,17 +142,37 @@ public enum PrometheusSamples {
                 name: name, type: type, help: m.description.isEmpty ? m.name : m.description,
                 unit: PrometheusNaming.unitSuffix(m.unit, isGauge: gauge) ?? "")
         }
+        // The points of a metric nearly always have the same attribute keys in the same order: the
+        // previous point's key at each position and its label name are kept, so a key is sanitised once
+        // per metric, not per point.
+        var keys: [(key: String, name: String)] = []
         func point(_ attrs: [KeyValue], _ time: UInt64, _ start: UInt64, _ flags: UInt32) {
             // Each attribute goes to its place in the sorted base labels (replacing a base label of the
             // same name), so the result is sorted without sorting it.
             scratch.removeAll(keepingCapacity: true)
             scratch.append(contentsOf: base)
-            for kv in attrs {
-                let name = PrometheusNaming.sanitizeLabelName(kv.key)
+            for (k, kv) in attrs.enumerated() {
+                let name: String
+                if k < keys.count, keys[k].key == kv.key {
+                    name = keys[k].name
+                } else {
+                    name = PrometheusNaming.sanitizeLabelName(kv.key)
+                    if k < keys.count { keys[k] = (kv.key, name) } else { keys.append((kv.key, name)) }
+                }
                 let value = kv.value.asString
                 var i = scratch.count
                 while i > 0, scratch[i - 1].0 > name { i -= 1 }
-                if i > 0, scratch[i - 1].0 == name { scratch[i - 1].1 = value } else { scratch.insert((name, value), at: i) }
+                if i > 0, scratch[i - 1].0 == name {
+                    scratch[i - 1].1 = value
+                } else {
+                    // Appended and moved into place (`insert` is not specialised for this element type).
+                    scratch.append((name, value))
+                    var j = scratch.count - 1
+                    while j > i {
+                        scratch.swapAt(j, j - 1)
+                        j -= 1
+                    }
+                }
             }
             newest = max(newest, time)
             v.point(labels: scratch, time: time, start: start, stale: flags & DataPointFlags.noRecordedValue != 0)

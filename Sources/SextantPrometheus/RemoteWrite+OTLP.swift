@@ -214,6 +214,10 @@ extension RemoteWrite {
         /// The previous point's, for reusing their encodings.
         private var previousLabels: [Label] = []
         private var previousEncoded: [EncodedLabel] = []
+        /// The `le`/`quantile` label of each line of the previous point, by position (a histogram's
+        /// points share their bounds), and the current line's position.
+        private var extras: [(name: String, value: String, label: EncodedLabel)] = []
+        private var lineIndex = 0
         private var ms: Int64 = 0
         private var stale = false
 
@@ -254,6 +258,7 @@ extension RemoteWrite {
                 pointLabels.append(external[e])
                 e += 1
             }
+            lineIndex = 0
             // A label equal to the previous point's label at the same place (the resource's, the
             // external ones, and often most attributes) keeps its encoding.
             swap(&pointEncoded, &previousEncoded)
@@ -311,7 +316,17 @@ extension RemoteWrite {
             // The point's labels with `__name__` and `le`/`quantile` at their places; each replaces a label
             // of the same name. The hash folds the labels in the same order.
             var next: (name: String, label: EncodedLabel)? = ("__name__", seriesName(suffix))
-            var after = extra.map { (name: $0.0, label: encode($0.0, $0.1)) }
+            var after: (name: String, label: EncodedLabel)? = nil
+            if let (name, value) = extra {
+                if lineIndex < extras.count, extras[lineIndex].value == value, extras[lineIndex].name == name {
+                    after = (name, extras[lineIndex].label)
+                } else {
+                    let label = encode(name, value)
+                    after = (name, label)
+                    if lineIndex < extras.count { extras[lineIndex] = (name, value, label) } else { extras.append((name, value, label)) }
+                }
+            }
+            lineIndex += 1
             if let a = after, a.name < "__name__" { (next, after) = (a, next) }
             var hash = LabelHash.seed
             for i in pointLabels.indices {

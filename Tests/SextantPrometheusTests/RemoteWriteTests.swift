@@ -209,6 +209,37 @@ import Testing
         ])
     }
 
+    /// What the conversion keeps from one point to the next (attribute names by position, label
+    /// encodings, `le` labels by line) is only reused when it is the same: points whose keys, values or
+    /// bounds change get their own labels.
+    @Test func pointsWithChangingKeysAndBounds() {
+        let data = MetricsData(resourceMetrics: [ResourceMetrics(scopeMetrics: [ScopeMetrics(metrics: [
+            Metric(name: "g", data: .gauge([
+                NumberDataPoint(attributes: [KeyValue("a", .string("1")), KeyValue("b.c", .string("2"))], timeUnixNano: 1_000_000, value: .int(1)),
+                NumberDataPoint(attributes: [KeyValue("x-y", .string("1")), KeyValue("b.c", .string("3"))], timeUnixNano: 1_000_000, value: .int(2)),
+                NumberDataPoint(attributes: [KeyValue("a", .string("1"))], timeUnixNano: 1_000_000, value: .int(3)),
+            ])),
+            Metric(name: "h", data: .histogram([
+                HistogramDataPoint(timeUnixNano: 1_000_000, count: 2, bucketCounts: [1, 1], explicitBounds: [1]),
+                HistogramDataPoint(
+                    attributes: [KeyValue("k", .string("v"))], timeUnixNano: 1_000_000, count: 3, bucketCounts: [1, 1, 1], explicitBounds: [0.5, 2]),
+            ], temporality: .cumulative)),
+        ])])])
+        let got = RemoteWrite.convert([data]).request.timeseries.map { "\(labels($0)) \($0.samples.map(\.value))" }
+        #expect(got == [
+            "__name__=g,a=1,b_c=2 [1.0]",
+            "__name__=g,b_c=3,x_y=1 [2.0]",
+            "__name__=g,a=1 [3.0]",
+            "__name__=h_bucket,le=1 [1.0]",
+            "__name__=h_bucket,le=+Inf [2.0]",
+            "__name__=h_count [2.0]",
+            "__name__=h_bucket,k=v,le=0.5 [1.0]",
+            "__name__=h_bucket,k=v,le=2 [2.0]",
+            "__name__=h_bucket,k=v,le=+Inf [3.0]",
+            "__name__=h_count,k=v [3.0]",
+        ])
+    }
+
     @Test func receiverSideMapping() {
         let req = RemoteWrite.WriteRequest(
             timeseries: [
