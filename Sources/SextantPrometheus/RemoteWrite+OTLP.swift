@@ -391,27 +391,27 @@ extension RemoteWrite {
             var table = [Int32](repeating: -1, count: slots)
             pool.withUnsafeBufferPointer { pool in
                 bytes.withUnsafeBytes { bytes in
-                lines.withUnsafeBufferPointer { lines in
-                    for i in 0..<n {
-                        let line = lines[i]
-                        var slot = Int(truncatingIfNeeded: line.hash) & mask
-                        while true {
-                            let s = table[slot]
-                            if s < 0 {
-                                table[slot] = Int32(first.count)
-                                seriesOf[i] = Int32(first.count)
-                                first.append(Int32(i))
-                                break
+                    lines.withUnsafeBufferPointer { lines in
+                        for i in 0..<n {
+                            let line = lines[i]
+                            var slot = Int(truncatingIfNeeded: line.hash) & mask
+                            while true {
+                                let s = table[slot]
+                                if s < 0 {
+                                    table[slot] = Int32(first.count)
+                                    seriesOf[i] = Int32(first.count)
+                                    first.append(Int32(i))
+                                    break
+                                }
+                                let f = lines[Int(first[Int(s)])]
+                                if f.hash == line.hash, Self.same(pool[f.labels], pool[line.labels], bytes) {
+                                    seriesOf[i] = s
+                                    break
+                                }
+                                slot = (slot + 1) & mask
                             }
-                            let f = lines[Int(first[Int(s)])]
-                            if f.hash == line.hash, Self.same(pool[f.labels], pool[line.labels], bytes) {
-                                seriesOf[i] = s
-                                break
-                            }
-                            slot = (slot + 1) & mask
                         }
                     }
-                }
                 }
             }
             // The lines grouped by series (a counting sort, stable), unless every line is a series.
@@ -489,7 +489,7 @@ extension RemoteWrite {
         static func bytes(_ p: UnsafeRawBufferPointer) -> UInt64 { bytes(p, seed) }
 
         private static func bytes(_ p: UnsafeRawBufferPointer, _ seed: UInt64) -> UInt64 {
-            var h = seed ^ UInt64(p.count) &* k0
+            var h = seed ^ (UInt64(p.count) &* k0)
             var i = 0
             while i + 8 <= p.count {
                 h = mix(h ^ p.loadUnaligned(fromByteOffset: i, as: UInt64.self), k0)
@@ -507,16 +507,6 @@ extension RemoteWrite {
             }
             return h
         }
-    }
-
-    /// Orders series as their label text (`name\0value\0...`) would sort, without building the text (a
-    /// string that is a prefix of another sorts first, as the `\0` separator made it): -1, 0 or 1.
-    static func compareLabels<C: Collection<Label>>(_ a: C, _ b: C) -> Int {
-        for (x, y) in zip(a, b) {
-            if x.name != y.name { return x.name < y.name ? -1 : 1 }
-            if x.value != y.value { return x.value < y.value ? -1 : 1 }
-        }
-        return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1)
     }
 
     private static func exemplar(_ e: SextantModel.Exemplar) -> Exemplar {
