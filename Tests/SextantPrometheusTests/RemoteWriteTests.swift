@@ -309,3 +309,111 @@ import Testing
         #expect(decodedRequests > 0 && decodedRequests < 3000)
     }
 }
+
+/// The conversion against a plain model of it, on random batches: every line of every point
+/// (`PrometheusSamples.forEachPoint`) gets its labels the obvious way (the point's labels, external
+/// labels it lacks, `__name__` and `le`/`quantile` over any label of that name), lines are grouped by
+/// their label text in order of first appearance, and a series' samples are stably sorted by time.
+/// The random attributes come from a few keys and values, so series repeat within a batch, across
+/// batches and across resources, and keys such as `le`, `__name__`, `Zone` and `a.b` take part.
+@Suite struct RemoteWriteConversionModelTests {
+    struct Rng {
+        var x: UInt64
+        mutating func next(_ n: Int) -> Int {
+            x ^= x << 13
+            x ^= x >> 7
+            x ^= x << 17
+            return Int(x % UInt64(n))
+        }
+    }
+
+    static func batch(_ r: inout Rng) -> MetricsData {
+        let keys = ["a", "b.c", "le", "__name__", "Zone", "quantile", "z"]
+        let values = ["1", "2", "x", ""]
+        func attributes(_ r: inout Rng) -> [KeyValue] {
+            var out: [KeyValue] = []
+            for _ in 0..<r.next(4) {
+                let k = keys[r.next(keys.count)]
+                if !out.contains(where: { $0.key == k }) { out.append(KeyValue(k, .string(values[r.next(values.count)]))) }
+            }
+            return out
+        }
+        func time(_ r: inout Rng) -> UInt64 { UInt64(1 + r.next(4)) * 1_000_000 }
+        var resources: [ResourceMetrics] = []
+        for _ in 0..<(1 + r.next(3)) {
+            var resource: [KeyValue] = [KeyValue("service.name", .string(["shop", "cart"][r.next(2)]))]
+            if r.next(2) == 0 { resource.append(KeyValue("host.name", .string(["h1", "h2"][r.next(2)]))) }
+            var metrics: [Metric] = []
+            for _ in 0..<(1 + r.next(4)) {
+                let name = ["g", "s", "h", "q"][r.next(4)]
+                let n = 1 + r.next(4)
+                switch name {
+                case "g":
+                    metrics.append(Metric(name: "g", data: .gauge((0..<n).map { _ in
+                        NumberDataPoint(attributes: attributes(&r), timeUnixNano: time(&r), value: .int(Int64(r.next(100))),
+                            flags: r.next(8) == 0 ? DataPointFlags.noRecordedValue : 0)
+                    })))
+                case "s":
+                    metrics.append(Metric(name: "s", data: .sum((0..<n).map { _ in
+                        NumberDataPoint(attributes: attributes(&r), timeUnixNano: time(&r), value: .double(Double(r.next(100))))
+                    }, temporality: .cumulative, isMonotonic: true)))
+                case "h":
+                    metrics.append(Metric(name: "h", data: .histogram((0..<n).map { _ in
+                        let bounds: [Double] = [[1], [1, 5], [0.5, 1]][r.next(3)]
+                        return HistogramDataPoint(
+                            attributes: attributes(&r), timeUnixNano: time(&r), count: 3, sum: r.next(2) == 0 ? nil : 1.5,
+                            bucketCounts: Array(repeating: 1, count: bounds.count + 1), explicitBounds: bounds)
+                    }, temporality: .cumulative)))
+                default:
+                    metrics.append(Metric(name: "q", data: .summary((0..<n).map { _ in
+                        SummaryDataPoint(
+                            attributes: attributes(&r), timeUnixNano: time(&r), count: 2, sum: 1,
+                            quantileValues: [.init(quantile: 0.5, value: 1), .init(quantile: [0.9, 0.99][r.next(2)], value: 2)])
+                    })))
+                }
+            }
+            resources.append(ResourceMetrics(resource: Resource(attributes: resource), scopeMetrics: [ScopeMetrics(metrics: metrics)]))
+        }
+        return MetricsData(resourceMetrics: resources)
+    }
+
+    /// The plain model of `RemoteWrite.convert` for batches without exemplars.
+    static func model(_ batches: [MetricsData], options: RemoteWrite.ConversionOptions) -> [String] {
+        var order: [String] = []
+        var samples: [String: [(Int64, Double)]] = [:]
+        PrometheusSamples.forEachPoint(batches, options: options.samples) { p in
+            if p.family.type == .info && p.timeUnixNano == 0 { return }
+            if !options.targetInfo && p.family.name == "target_info" { return }
+            for line in p.lines {
+                var labels: [String: String] = [:]
+                for (n, v) in p.labels { labels[n] = v }
+                for (n, v) in options.externalLabels where labels[n] == nil { labels[n] = v }
+                labels["__name__"] = p.family.name + line.suffix
+                if let (n, v) = line.extra { labels[n] = v }
+                let key = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                if samples[key] == nil { order.append(key) }
+                samples[key, default: []].append((Int64(p.timeUnixNano / 1_000_000), p.stale ? RemoteWrite.staleNaN : line.value))
+            }
+        }
+        return order.map { key in
+            let run = samples[key]!.enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }.map(\.element)
+            return "\(key) \(run.map { "\($0.1.bitPattern)@\($0.0)" })"
+        }
+    }
+
+    @Test func matchesThePlainModel() {
+        var r = Rng(x: 0x9E37_79B9_7F4A_7C15)
+        for round in 0..<300 {
+            let batches = (0..<(1 + r.next(3))).map { _ in Self.batch(&r) }
+            var options = RemoteWrite.ConversionOptions()
+            if r.next(2) == 0 { options.externalLabels = [("z", "ext"), ("cluster", "eu")] }
+            options.targetInfo = r.next(4) != 0
+            let got = RemoteWrite.convert(batches, options: options).request.timeseries.map { ts in
+                "\(ts.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",")) \(ts.samples.map { "\($0.value.bitPattern)@\($0.timestamp)" })"
+            }
+            let want = Self.model(batches, options: options)
+            #expect(got == want, "round \(round)")
+            if got != want { return }
+        }
+    }
+}
