@@ -55,8 +55,9 @@ public struct MemoryLimiterProcessorFactory: ProcessorFactory {
 
 /// Samples the process's resident memory every `check_interval`. While it is above the soft limit
 /// (`limit - spike`), `consume` throws `ConsumerError.overloaded`, which receivers turn into HTTP 429
-/// or gRPC RESOURCE_EXHAUSTED — never 500 — so clients back off and retry. Above the hard limit it
-/// also asks the allocator to return free memory to the system. Refusal stops as soon as memory falls.
+/// or gRPC RESOURCE_EXHAUSTED — never 500 — so clients back off and retry. Above the soft limit it
+/// first asks the allocator to return free memory to the system and measures again, so memory that is
+/// only held, not used, does not refuse data. Refusal stops as soon as memory falls.
 public final class MemoryLimiterProcessor: ConsumingComponent {
     private let config: MemoryLimiterConfig
     private let next: any Consumer
@@ -99,9 +100,15 @@ public final class MemoryLimiterProcessor: ConsumingComponent {
 
     /// One sample: updates the refusing state, logging transitions.
     func check() {
-        let used = MemoryStats.residentBytes()
+        var used = MemoryStats.residentBytes()
+        if used > config.softLimitBytes {
+            // Free memory the allocator still holds counts in RSS (the collector keeps batch buffers,
+            // `HeapTuning`): give it back and measure again before refusing, as the OTel Collector's
+            // limiter forces a garbage collection at the soft limit.
+            HeapTrim.now()
+            used = MemoryStats.residentBytes()
+        }
         rss.set(used)
-        if used > config.limitBytes { HeapTrim.now() }
         let over = used > config.softLimitBytes
         let was = refusing.exchange(over, ordering: .relaxed)
         if over != was {
