@@ -142,10 +142,9 @@ public enum PrometheusSamples {
                 name: name, type: type, help: m.description.isEmpty ? m.name : m.description,
                 unit: PrometheusNaming.unitSuffix(m.unit, isGauge: gauge) ?? "")
         }
-        // The points of a metric nearly always have the same attribute keys in the same order: the
-        // previous point's key at each position and its label name are kept, so a key is sanitised once
-        // per metric, not per point.
-        var keys: [(key: String, name: String)] = []
+        // The points of a metric nearly always have the same attribute keys in the same order, so a key
+        // is sanitised once per metric, not per point.
+        var names = PositionalCache<String, String>()
         func point(_ attrs: [KeyValue], _ time: UInt64, _ start: UInt64, _ flags: UInt32) {
             // Each attribute goes to its place in the sorted base labels (replacing a base label of the
             // same name), so the result is sorted without sorting it.
@@ -153,11 +152,11 @@ public enum PrometheusSamples {
             scratch.append(contentsOf: base)
             for (k, kv) in attrs.enumerated() {
                 let name: String
-                if k < keys.count, keys[k].key == kv.key {
-                    name = keys[k].name
+                if let known = names.lookup(k, kv.key) {
+                    name = known
                 } else {
                     name = PrometheusNaming.sanitizeLabelName(kv.key)
-                    if k < keys.count { keys[k] = (kv.key, name) } else { keys.append((kv.key, name)) }
+                    names.store(k, kv.key, name)
                 }
                 let value = kv.value.asString
                 var i = scratch.count
@@ -362,5 +361,25 @@ extension PrometheusSamples {
             kept.append(entry)
         }
         return (kept, dropped)
+    }
+}
+
+/// What was made from each position of the previous item, for the next one: the points of a metric
+/// nearly always repeat their attribute keys, and often values, in the same order. A lookup hits only
+/// when the key at that position is equal, so a change costs a miss, never a wrong value.
+struct PositionalCache<Key: Equatable, Value> {
+    private var entries: [(key: Key, value: Value)] = []
+
+    @inline(__always)
+    func lookup(_ position: Int, _ key: Key) -> Value? {
+        position < entries.count && entries[position].key == key ? entries[position].value : nil
+    }
+
+    mutating func store(_ position: Int, _ key: Key, _ value: Value) {
+        if position < entries.count {
+            entries[position] = (key, value)
+        } else if position == entries.count {
+            entries.append((key, value))
+        }
     }
 }

@@ -211,12 +211,12 @@ extension RemoteWrite {
         /// of each.
         private var pointLabels: [Label] = []
         private var pointEncoded: [EncodedLabel] = []
-        /// The previous point's, for reusing their encodings.
-        private var previousLabels: [Label] = []
-        private var previousEncoded: [EncodedLabel] = []
-        /// The `le`/`quantile` label of each line of the previous point, by position (a histogram's
-        /// points share their bounds), and the current line's position.
-        private var extras: [(name: String, value: String, label: EncodedLabel)] = []
+        /// Encodings of the labels last seen at each place of a point: the resource's, the external ones
+        /// and often most attributes repeat there from point to point.
+        private var encoded = PositionalCache<Label, EncodedLabel>()
+        /// Encodings of the previous point's `le`/`quantile` labels, by line (a histogram's points share
+        /// their bounds), and the current line's position.
+        private var extras = PositionalCache<Label, EncodedLabel>()
         private var lineIndex = 0
         private var ms: Int64 = 0
         private var stale = false
@@ -243,7 +243,6 @@ extension RemoteWrite {
             if !isInfo { points += 1 }
             ms = Int64(clamping: time / 1_000_000)
             self.stale = stale
-            swap(&pointLabels, &previousLabels)
             pointLabels.removeAll(keepingCapacity: true)
             var e = 0
             for (name, value) in labels {
@@ -259,16 +258,14 @@ extension RemoteWrite {
                 e += 1
             }
             lineIndex = 0
-            // A label equal to the previous point's label at the same place (the resource's, the
-            // external ones, and often most attributes) keeps its encoding.
-            swap(&pointEncoded, &previousEncoded)
             pointEncoded.removeAll(keepingCapacity: true)
-            for i in pointLabels.indices {
-                let l = pointLabels[i]
-                if i < previousLabels.count, previousLabels[i].name == l.name, previousLabels[i].value == l.value {
-                    pointEncoded.append(previousEncoded[i])
+            for (i, l) in pointLabels.enumerated() {
+                if let known = encoded.lookup(i, l) {
+                    pointEncoded.append(known)
                 } else {
-                    pointEncoded.append(encode(l.name, l.value))
+                    let e = encode(l.name, l.value)
+                    encoded.store(i, l, e)
+                    pointEncoded.append(e)
                 }
             }
         }
@@ -318,12 +315,13 @@ extension RemoteWrite {
             var next: (name: String, label: EncodedLabel)? = ("__name__", seriesName(suffix))
             var after: (name: String, label: EncodedLabel)? = nil
             if let (name, value) = extra {
-                if lineIndex < extras.count, extras[lineIndex].value == value, extras[lineIndex].name == name {
-                    after = (name, extras[lineIndex].label)
+                let key = Label(name, value)
+                if let known = extras.lookup(lineIndex, key) {
+                    after = (name, known)
                 } else {
                     let label = encode(name, value)
+                    extras.store(lineIndex, key, label)
                     after = (name, label)
-                    if lineIndex < extras.count { extras[lineIndex] = (name, value, label) } else { extras.append((name, value, label)) }
                 }
             }
             lineIndex += 1
