@@ -213,59 +213,112 @@ public enum ScrapeLabeling {
     /// Without rules, relabeling only adds the target labels (as `merge` does): the samples of one parse
     /// keep their store's strings, and one new store adds the target labels' strings and each sample's
     /// label references with the target labels in place — no string is copied per sample.
+    ///
+    /// Label names are compared as interned indices: how each name of the store orders against each target
+    /// name (and each `exported_` name) is worked out once per name, not per sample (`NameOrder`).
     private static func addTargetLabels(
         _ families: [ExpositionFamily], store: ExpositionStore, targetLabels: [ExpositionLabel], honorLabels: Bool
     ) -> [ExpositionFamily] {
         var strings = store.strings
-        var exported: [UInt32?] = Array(repeating: nil, count: targetLabels.count)
-        let target = targetLabels.map { t in
-            strings.append(t.name)
-            strings.append(t.value)
+        let t = targetLabels.count
+        let target = targetLabels.map { l in
+            strings.append(l.name)
+            strings.append(l.value)
             return ExpositionLabelRef(name: UInt32(strings.count - 2), value: UInt32(strings.count - 1))
         }
-        var labels: [ExpositionLabelRef] = []
-        labels.reserveCapacity(store.labels.count + families.reduce(0) { $0 + $1.samples.count } * target.count)
-        var out = families
-        for f in out.indices {
-            for i in out[f].samples.indices {
-                let s = out[f].samples[i]
-                let start = labels.count
-                labels.append(contentsOf: store.labels[Int(s.labelStart)..<Int(s.labelStart + s.labelCount)])
-                for (t, ref) in target.enumerated() {
-                    let name = targetLabels[t].name
-                    if let k = (start..<labels.count).first(where: { strings[Int(labels[$0].name)] == name }) {
-                        if honorLabels { continue }
-                        let scraped = labels[k].value
-                        labels[k].value = ref.value
-                        if !strings[Int(scraped)].isEmpty {
-                            let exportedName: UInt32
-                            if let id = exported[t] {
-                                exportedName = id
-                            } else {
-                                strings.append("exported_" + name)
-                                exportedName = UInt32(strings.count - 1)
-                                exported[t] = exportedName
-                            }
-                            insert(ExpositionLabelRef(name: exportedName, value: scraped), into: &labels, from: start, strings)
-                        }
-                    } else if !targetLabels[t].value.isEmpty {
-                        insert(ref, into: &labels, from: start, strings)
-                    }
+        // Keys 0..<t are the target names, t..<2t the `exported_` names a clash adds.
+        var order = NameOrder(keys: targetLabels.map(\.name) + targetLabels.map { "exported_" + $0.name }, names: strings.count + t)
+        var exported: [UInt32?] = Array(repeating: nil, count: t)
+        let sampleCount = families.reduce(0) { $0 + $1.samples.count }
+        var ranges: [(start: UInt32, count: UInt32)] = []
+        ranges.reserveCapacity(sampleCount)
+        // Each target label adds at most one label to a sample (itself, or an `exported_` one). Written
+        // through a pointer: this runs for every sample of every scrape.
+        let source = store.labels
+        let out = UnsafeMutablePointer<ExpositionLabelRef>.allocate(capacity: source.count + sampleCount * t)
+        defer { out.deallocate() }
+        var w = 0
+        for f in families {
+            for s in f.samples {
+                let start = w
+                for k in Int(s.labelStart)..<Int(s.labelStart + s.labelCount) {
+                    out[w] = source[k]
+                    w += 1
                 }
-                out[f].samples[i].labelStart = UInt32(start)
-                out[f].samples[i].labelCount = UInt32(labels.count - start)
+                for k in 0..<t {
+                    var found = start
+                    while found < w, order.compare(name: out[found].name, key: k, strings) != 0 { found += 1 }
+                    var added = target[k]
+                    var key = k
+                    if found < w {
+                        if honorLabels { continue }
+                        let scraped = out[found].value
+                        out[found].value = target[k].value
+                        if strings[Int(scraped)].isEmpty { continue }
+                        if exported[k] == nil {
+                            strings.append(order.keys[t + k])
+                            exported[k] = UInt32(strings.count - 1)
+                        }
+                        added = ExpositionLabelRef(name: exported[k]!, value: scraped)
+                        key = t + k
+                    } else if targetLabels[k].value.isEmpty {
+                        continue
+                    }
+                    // Before the first label with a greater name (see `merge`).
+                    var at = start
+                    while at < w, order.compare(name: out[at].name, key: key, strings) <= 0 { at += 1 }
+                    var j = w
+                    while j > at {
+                        out[j] = out[j - 1]
+                        j -= 1
+                    }
+                    out[at] = added
+                    w += 1
+                }
+                ranges.append((UInt32(start), UInt32(w - start)))
             }
         }
+        let labels = Array(UnsafeBufferPointer(start: out, count: w))
         let relabeled = ExpositionStore(strings: strings, labels: labels, exemplars: store.exemplars)
-        for f in out.indices { for i in out[f].samples.indices { out[f].samples[i].store = relabeled } }
-        return out
+        var r = 0
+        return families.map { f in
+            var family = f
+            family.samples = f.samples.map { s in
+                defer { r += 1 }
+                return ExpositionSample(
+                    store: relabeled, nameID: s.nameID, labelStart: ranges[r].start, labelCount: ranges[r].count, exemplarIndex: s.exemplarIndex,
+                    value: s.value, timestampNanos: s.timestampNanos, line: s.line)
+            }
+            return family
+        }
     }
 
-    /// Puts `label` before the first label from `start` on with a greater name (see `merge`).
-    private static func insert(_ label: ExpositionLabelRef, into labels: inout [ExpositionLabelRef], from start: Int, _ strings: [String]) {
-        let name = strings[Int(label.name)]
-        let at = (start..<labels.count).first { strings[Int(labels[$0].name)] > name } ?? labels.count
-        labels.insert(label, at: at)
+    /// How interned label names order against a few fixed strings (`keys`), each pair compared once.
+    private struct NameOrder {
+        let keys: [String]
+        /// Per name index, per key: 0 not yet compared, 1 less, 2 equal, 3 greater.
+        private var table: [UInt8]
+
+        /// `names`: how many name indices there can be.
+        init(keys: [String], names: Int) {
+            self.keys = keys
+            table = Array(repeating: 0, count: names * keys.count)
+        }
+
+        /// The sign of `strings[name]` compared with `keys[key]`.
+        @inline(__always)
+        mutating func compare(name: UInt32, key: Int, _ strings: [String]) -> Int {
+            let i = Int(name) * keys.count + key
+            let c = table[i]
+            return c != 0 ? Int(c) - 2 : fill(i, strings[Int(name)], key)
+        }
+
+        @inline(never)
+        private mutating func fill(_ i: Int, _ name: String, _ key: Int) -> Int {
+            let c: UInt8 = name < keys[key] ? 1 : name == keys[key] ? 2 : 3
+            table[i] = c
+            return Int(c) - 2
+        }
     }
 
     /// A relabeled sample before its store exists: the original (for value, timestamp, line) and where its

@@ -221,48 +221,106 @@ public struct ScrapeAssembler: Sendable {
     }
 
     private static func groups(_ f: ExpositionFamily, without special: String) -> [Group] {
-        var index: [[ExpositionLabel]: Int] = [:]
         var groups: [Group] = []
+        var index: [[ExpositionLabel]: Int] = [:]
         // The suffix of the previous sample's name, reused while the name repeats (same string of the same store).
         var lastName: (store: ObjectIdentifier, id: UInt32)?
         var suffix: Substring = ""
+        // The previous sample's labels and group: a sample whose label references equal the previous
+        // sample's (`special` aside) is in the same group, which compares integers instead of strings.
+        var previous: (store: ObjectIdentifier, start: Int, count: Int, group: Int)?
+        // The index of the label name `special` in a store, once a sample of that store has had the label.
+        var specialID: (store: ObjectIdentifier, id: UInt32)?
+        // A bucket's or quantile's bound by its place in the group: the groups of a family repeat them.
+        var bounds = PositionalCache<BoundKey, Double?>()
         for s in f.samples {
-            let gi: Int
-            // The lines of one group are nearly always adjacent: compare with the previous group first,
-            // without building (or hashing) the label set.
-            if let last = groups.indices.last, Self.sameGroup(s, groups[last].raw, without: special) {
-                gi = last
-            } else {
-                let raw = s.labels.filter { $0.name != special }
-                let labels = sorted(raw)
-                if let i = index[labels] {
-                    gi = i
-                } else {
-                    gi = groups.count
-                    index[labels] = gi
-                    groups.append(Group(labels: labels, raw: raw))
-                }
+            let store = s.store
+            let sid = ObjectIdentifier(store)
+            let refs = store.labels
+            let start = Int(s.labelStart)
+            let end = start + s.labelsCount
+            // Where the label `special` is: by its name's index when known (parses intern strings), else by
+            // comparing names (a store made by relabeling need not intern them).
+            var specialAt: Int?
+            if let known = specialID, known.store == sid { specialAt = (start..<end).first { refs[$0].name == known.id } }
+            if specialAt == nil, let k = (start..<end).first(where: { store.strings[Int(refs[$0].name)] == special }) {
+                specialAt = k
+                specialID = (sid, refs[k].name)
             }
+            let skip = specialID?.store == sid ? specialID!.id : UInt32.max
+            let gi: Int
+            if let p = previous, p.store == sid, Self.sameRefs(refs, start, end, p.start, p.start + p.count, skipping: skip) {
+                gi = p.group
+            } else {
+                gi = Self.group(of: s, without: special, in: &groups, index: &index)
+            }
+            previous = (sid, start, s.labelsCount, gi)
             if lastName == nil || lastName! != s.nameIdentity {
                 suffix = Substring(s.name.utf8.dropFirst(f.name.utf8.count))
                 lastName = s.nameIdentity
             }
+            func bound(at position: Int) -> Double? {
+                guard let k = specialAt else { return nil }
+                let key = BoundKey(store: sid, value: refs[k].value)
+                if let known = bounds.lookup(position, key) { return known }
+                let value = ExpositionNumber.parseDouble(store.strings[Int(refs[k].value)])
+                bounds.store(position, key, value)
+                return value
+            }
             switch suffix {
             case "_bucket":
-                let bound = s.label("le").flatMap(ExpositionNumber.parseDouble) ?? .nan
-                groups[gi].buckets.append((bound, s.value, s.exemplar))
+                groups[gi].buckets.append((bound(at: groups[gi].buckets.count) ?? .nan, s.value, s.exemplar))
             case "_count": groups[gi].count = s.value
             case "_sum": groups[gi].sum = s.value
             case "_created": groups[gi].created = s.value
             case "":
-                if let q = s.label("quantile").flatMap(ExpositionNumber.parseDouble) {
-                    groups[gi].quantiles.append(.init(quantile: q, value: s.value))
-                }
+                if let q = bound(at: groups[gi].quantiles.count) { groups[gi].quantiles.append(.init(quantile: q, value: s.value)) }
             default: continue
             }
             if let t = s.timestampNanos { groups[gi].time = t }
         }
         return groups
+    }
+
+    /// A bound's text in a store, as a key of the bounds cache of `groups`.
+    private struct BoundKey: Equatable {
+        var store: ObjectIdentifier
+        var value: UInt32
+    }
+
+    /// The group of a sample that is not in the previous sample's group by its label references: the last
+    /// group if the label strings say so, else a known or a new group. A family's few groups are searched
+    /// in order; an index is built once there are more.
+    private static func group(of s: ExpositionSample, without special: String, in groups: inout [Group], index: inout [[ExpositionLabel]: Int]) -> Int {
+        if let last = groups.indices.last, Self.sameGroup(s, groups[last].raw, without: special) { return last }
+        let raw = s.labels.filter { $0.name != special }
+        let labels = sorted(raw)
+        if groups.count <= 8 {
+            if let i = groups.firstIndex(where: { $0.labels == labels }) { return i }
+        } else {
+            if index.isEmpty { for (i, g) in groups.enumerated() { index[g.labels] = i } }
+            if let i = index[labels] { return i }
+            index[labels] = groups.count
+        }
+        var group = Group(labels: labels, raw: raw)
+        group.buckets.reserveCapacity(16)
+        groups.append(group)
+        return groups.count - 1
+    }
+
+    /// Whether the label references `refs[a..<aEnd]` and `refs[b..<bEnd]` are equal in order, labels named
+    /// `skipping` aside.
+    private static func sameRefs(_ refs: [ExpositionLabelRef], _ a: Int, _ aEnd: Int, _ b: Int, _ bEnd: Int, skipping: UInt32) -> Bool {
+        var i = a
+        var j = b
+        while true {
+            while i < aEnd, refs[i].name == skipping { i += 1 }
+            while j < bEnd, refs[j].name == skipping { j += 1 }
+            if i == aEnd || j == bEnd { return i == aEnd && j == bEnd }
+            if refs[i] != refs[j] { return false }
+            i += 1
+            j += 1
+        }
     }
 
     /// Whether the sample's labels without `special` are exactly `group` in that order.
@@ -281,7 +339,10 @@ public struct ScrapeAssembler: Sendable {
     private mutating func convertHistogram(_ f: ExpositionFamily, meta: MetricMeta, at scrapeTime: UInt64, into builder: inout ScopeBuilder) {
         for g in Self.groups(f, without: "le") {
             guard let count = g.count else { continue }  // spec: without _count the metric is dropped
-            let buckets = g.buckets.filter { !$0.bound.isNaN }.sorted { $0.bound < $1.bound }
+            // Targets write buckets in increasing order, without NaN bounds: checking is cheaper than sorting.
+            var buckets = g.buckets
+            if buckets.contains(where: { $0.bound.isNaN }) { buckets.removeAll { $0.bound.isNaN } }
+            if !zip(buckets, buckets.dropFirst()).allSatisfy({ $0.bound <= $1.bound }) { buckets.sort { $0.bound < $1.bound } }
             var bounds: [Double] = []
             var counts: [UInt64] = []
             var previous = 0.0

@@ -240,6 +240,59 @@ private func numbers(_ m: Metric?) -> [NumberDataPoint] {
         #expect(numbers(retyped["c"]).count == 5 && numbers(retyped["c"]).allSatisfy { $0.flags == DataPointFlags.noRecordedValue })
     }
 
+    /// Histogram and summary lines are grouped by label references when their samples share a parse's
+    /// store, and by label text otherwise (a store made by relabel rules, samples built one by one): the
+    /// points are the same whichever store the samples come from, interleaved groups and all.
+    @Test func groupsAreTheSameWhateverTheStore() throws {
+        let text = """
+            # TYPE h histogram
+            h_bucket{path="/a",le="1"} 1
+            h_bucket{le="1",path="/b"} 2
+            h_bucket{path="/a",le="+Inf"} 3
+            h_bucket{path="/b",le="+Inf"} 4
+            h_sum{path="/a"} 0.5
+            h_count{path="/a"} 3
+            h_count{path="/b"} 4
+            h_bucket{path="/a",le="0.5"} 1
+            # TYPE s summary
+            s{quantile="0.5",q="x"} 1
+            s{q="y",quantile="0.5"} 2
+            s{quantile="0.9",q="x"} 3
+            s_sum{q="x"} 4
+            s_count{q="x"} 5
+            s_count{q="y"} 6
+            s{q="y",quantile="0.9"} 7
+
+            """
+        let parsed = try families(text)
+        let target = [ExpositionLabel("job", "api"), ExpositionLabel("instance", "h:1")]
+        let keepAll = [try RelabelRule(sourceLabels: ["__name__"], regex: ".*", action: .keep)]
+        let oneByOne = parsed.map { f in
+            var f = f
+            f.samples = f.samples.map { ExpositionSample(name: $0.name, labels: $0.labels, value: $0.value, line: $0.line) }
+            return f
+        }
+        func attributeText(_ attributes: [KeyValue]) -> String { attributes.map { "\($0.key)=\($0.value.asString)" }.joined(separator: ",") }
+        func points(_ fams: [ExpositionFamily]) -> [String] {
+            var a = assembler()
+            return metrics(a.assemble(fams, at: t0)).sorted { $0.key < $1.key }.flatMap { name, m -> [String] in
+                switch m.data {
+                case .histogram(let ps, _):
+                    ps.map { "\(name) \(attributeText($0.attributes)) \($0.explicitBounds) \($0.bucketCounts) \($0.count) \(String(describing: $0.sum))" }
+                case .summary(let ps):
+                    ps.map { "\(name) \(attributeText($0.attributes)) \($0.quantileValues.map { "\($0.quantile):\($0.value)" }) \($0.count) \($0.sum)" }
+                default: []
+                }
+            }
+        }
+        let expected = points(oneByOne)
+        #expect(expected.count == 4)
+        #expect(expected.contains("h path=/a [0.5, 1.0] [1, 0, 2] 3 Optional(0.5)"), "\(expected)")
+        #expect(points(parsed) == expected)
+        #expect(points(ScrapeLabeling.apply(parsed, targetLabels: target, honorLabels: false, rules: [])) == expected)
+        #expect(points(ScrapeLabeling.apply(parsed, targetLabels: target, honorLabels: false, rules: keepAll)) == expected)
+    }
+
     @Test func histogramResetByCount() throws {
         var a = assembler()
         let h1 = "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 5\nh_count 5\nh_sum 1\n"
