@@ -38,8 +38,9 @@ public struct ExpositionParser {
     private var familyStarts: [Int] = []
     /// Every sample so far, in exposition order.
     private var records: [Record] = []
-    /// Names of families already started, with the line they started on (a family may not reappear).
-    private var familyLines: [String: Int] = [:]
+    /// The line each family started on, by the string index of its name, 0 for names that started none
+    /// (a family may not reappear).
+    private var familyLines: [Int] = []
     /// Series hash → record of the first sample with that hash (open addressing; `record` is index + 1, 0 when
     /// the slot is free), for duplicate detection.
     private var seriesSlots: [SeriesSlot] = []
@@ -55,6 +56,13 @@ public struct ExpositionParser {
     private var exemplars: [ExpositionExemplar] = []
     /// The string index of the label name `le`, once a bucket has had one.
     private var leID: UInt32?
+    /// `number(_:)`'s parses, by string index.
+    private var numbers: [ParsedNumber] = []
+
+    private enum ParsedNumber {
+        case unparsed, invalid
+        case parsed(Double)
+    }
     /// The hash of the current sample's label set (a sum of label hashes: labels compare as a set).
     private var seriesLabelHash: UInt64 = 0
     /// Where the current (last) family's name is in the exposition (its first metadata line or sample).
@@ -211,9 +219,9 @@ public struct ExpositionParser {
             i += 1
             let kw = i
             while i < e, p[i] != Self.space { i += 1 }
-            let keyword: Substring
-            if equals(kw, i, "HELP") { keyword = "HELP" } else if equals(kw, i, "TYPE") { keyword = "TYPE" } else if equals(kw, i, "UNIT") {
-                keyword = "UNIT"
+            let keyword: Keyword
+            if equals(kw, i, "HELP") { keyword = .help } else if equals(kw, i, "TYPE") { keyword = .type } else if equals(kw, i, "UNIT") {
+                keyword = .unit
             } else {
                 throw fail(.syntax, "unknown comment '\(text(s, e, limit: 40))'; OpenMetrics allows only HELP, TYPE, UNIT and EOF")
             }
@@ -223,17 +231,16 @@ public struct ExpositionParser {
             i = scanMetricName(i, e)
             guard i > nameStart else { throw fail(.syntax, "# \(keyword): invalid metric name") }
             let nameEnd = i
-            var rest = ""
+            var valueStart = e
             if i < e {
                 guard p[i] == Self.space else {
                     throw fail(.syntax, "# \(keyword) \(ascii(nameStart, nameEnd)): expected a space after the name")
                 }
-                i += 1
-                rest = try keyword == "HELP" ? unescape(i, e, allowQuote: true, what: "HELP text") : ascii(i, e)
-            } else if keyword != "HELP" {
+                valueStart = i + 1
+            } else if keyword != .help {
                 throw fail(.syntax, "# \(keyword) \(ascii(nameStart, nameEnd)): missing value")
             }
-            try metadata(keyword, nameStart, nameEnd, value: rest)
+            try metadata(keyword, nameStart, nameEnd, valueStart, e)
             return false
         }
         // Text format: "#" [blanks] token; only HELP and TYPE are special, anything else is a comment.
@@ -251,53 +258,72 @@ public struct ExpositionParser {
         let nameEnd = i
         while i < e, p[i] == Self.space || p[i] == Self.tab { i += 1 }
         if isHelp {
-            try metadata("HELP", nameStart, nameEnd, value: unescape(i, e, allowQuote: false, what: "HELP text"))
+            try metadata(.help, nameStart, nameEnd, i, e)
         } else {
             var t = e
             while t > i, p[t - 1] == Self.space || p[t - 1] == Self.tab { t -= 1 }
-            try metadata("TYPE", nameStart, nameEnd, value: ascii(i, t))
+            try metadata(.type, nameStart, nameEnd, i, t)
         }
         return false
     }
 
-    /// A metadata line for the family named `p[ns..<ne]`; the family's fields are updated in place.
-    private mutating func metadata(_ keyword: Substring, _ ns: Int, _ ne: Int, value: String) throws(ExpositionError) {
+    /// A metadata line's keyword.
+    private enum Keyword: CustomStringConvertible {
+        case help, type, unit
+
+        var description: String {
+            switch self {
+            case .help: "HELP"
+            case .type: "TYPE"
+            case .unit: "UNIT"
+            }
+        }
+    }
+
+    /// The metric type spelled `p[s..<e]` in a `# TYPE` line, if it is one of the format's.
+    private func metricType(_ s: Int, _ e: Int) -> ExpositionMetricType? {
+        if equals(s, e, "counter") { return .counter }
+        if equals(s, e, "gauge") { return .gauge }
+        if equals(s, e, "histogram") { return .histogram }
+        if equals(s, e, "summary") { return .summary }
+        if om {
+            if equals(s, e, "unknown") { return .unknown }
+            if equals(s, e, "gaugehistogram") { return .gaugehistogram }
+            if equals(s, e, "stateset") { return .stateset }
+            if equals(s, e, "info") { return .info }
+            return nil
+        }
+        return equals(s, e, "untyped") ? .unknown : nil
+    }
+
+    /// A metadata line for the family named `p[ns..<ne]` with the value `p[vs..<ve]` (HELP text still
+    /// escaped); the family's fields are updated in place.
+    private mutating func metadata(_ keyword: Keyword, _ ns: Int, _ ne: Int, _ vs: Int, _ ve: Int) throws(ExpositionError) {
         if families.isEmpty || ne - ns != lastFamilyName.count || !bytesEqual(ns, lastFamilyName.start, ne - ns) {
-            try startFamily(ascii(ns, ne), ns, ne)
+            let hash = hashBytes(0xCBF2_9CE4_8422_2325, ns, ne)
+            try startFamily(lookup(ns, ne - ns, hash) ?? insert(ns, ne - ns, hash, ascii(ns, ne)), ns, ne)
         }
         let index = families.count - 1
-        let name = families[index].name
         let hasSamples = records.count > familyStarts[index]
         switch keyword {
-        case "TYPE":
-            if families[index].typeDeclared { throw fail(.metadata, "second # TYPE line for \(name)") }
-            if hasSamples { throw fail(.metadata, "# TYPE line for \(name) after its samples") }
-            let type: ExpositionMetricType?
-            if om {
-                type = value == "unknown" ? .unknown : ExpositionMetricType(rawValue: value)
-            } else {
-                switch value {
-                case "counter": type = .counter
-                case "gauge": type = .gauge
-                case "histogram": type = .histogram
-                case "summary": type = .summary
-                case "untyped": type = .unknown
-                default: type = nil
-                }
-            }
-            guard let type else {
+        case .type:
+            if families[index].typeDeclared { throw fail(.metadata, "second # TYPE line for \(families[index].name)") }
+            if hasSamples { throw fail(.metadata, "# TYPE line for \(families[index].name) after its samples") }
+            guard let type = metricType(vs, ve) else {
                 throw fail(
                     .syntax,
-                    "unknown metric type '\(value)' for \(name); expected "
+                    "unknown metric type '\(ascii(vs, ve))' for \(families[index].name); expected "
                         + (om ? "counter, gauge, histogram, gaugehistogram, stateset, info, summary or unknown" : "counter, gauge, histogram, summary or untyped"))
             }
             families[index].type = type
             families[index].typeDeclared = true
-        case "HELP":
-            if families[index].help != nil { throw fail(.metadata, "second # HELP line for \(name)") }
-            if om && hasSamples { throw fail(.metadata, "# HELP line for \(name) after its samples") }
-            families[index].help = value
-        default:
+        case .help:
+            if families[index].help != nil { throw fail(.metadata, "second # HELP line for \(families[index].name)") }
+            if om && hasSamples { throw fail(.metadata, "# HELP line for \(families[index].name) after its samples") }
+            families[index].help = try unescape(vs, ve, allowQuote: om, what: "HELP text")
+        case .unit:
+            let name = families[index].name
+            let value = ascii(vs, ve)
             if families[index].unit != nil { throw fail(.metadata, "second # UNIT line for \(name)") }
             if hasSamples { throw fail(.metadata, "# UNIT line for \(name) after its samples") }
             if !value.isEmpty && !name.hasSuffix("_" + value) {
@@ -307,14 +333,16 @@ public struct ExpositionParser {
         }
     }
 
-    /// Starts the family `name`, spelled at `p[s..<e]`.
-    private mutating func startFamily(_ name: String, _ s: Int, _ e: Int) throws(ExpositionError) {
-        if let first = familyLines[name] {
-            throw fail(.metadata, "metric family \(name) appears again (first at line \(first)); all its lines must be one group")
+    /// Starts the family whose name is string `nameID`, spelled at `p[s..<e]`.
+    private mutating func startFamily(_ nameID: UInt32, _ s: Int, _ e: Int) throws(ExpositionError) {
+        let id = Int(nameID)
+        if id < familyLines.count, familyLines[id] != 0 {
+            throw fail(.metadata, "metric family \(str(nameID)) appears again (first at line \(familyLines[id])); all its lines must be one group")
         }
         try closeFamily()
-        familyLines[name] = line
-        families.append(ExpositionFamily(name: name, line: line))
+        if id >= familyLines.count { familyLines.append(contentsOf: repeatElement(0, count: max(id + 1 - familyLines.count, strings.count - familyLines.count))) }
+        familyLines[id] = line
+        families.append(ExpositionFamily(name: str(nameID), line: line))
         familyStarts.append(records.count)
         lastFamilyName = (s, e - s)
     }
@@ -369,7 +397,7 @@ public struct ExpositionParser {
                 }
             }
         }
-        try startFamily(str(nameID), s, e)
+        try startFamily(nameID, s, e)
         return (families.count - 1, .none)
     }
 
@@ -465,10 +493,24 @@ public struct ExpositionParser {
     }
 
     /// The value of the current sample's label `name`, with the label's name index.
-    private func currentLabel(_ name: StaticString) -> (value: String, nameID: UInt32)? {
+    private func currentLabel(_ name: StaticString) -> ExpositionLabelRef? {
         let n = name.utf8CodeUnitCount
-        for l in currentLabels where l.nameCount == n && equals(l.name, l.name + n, name) { return (str(l.ref.value), l.ref.name) }
+        for l in currentLabels where l.nameCount == n && equals(l.name, l.name + n, name) { return l.ref }
         return nil
+    }
+
+    /// The number string `id` spells (an `le` or `quantile` value), parsed once per parse.
+    private mutating func number(_ id: UInt32) -> Double? {
+        let i = Int(id)
+        if i >= numbers.count { numbers.append(contentsOf: repeatElement(.unparsed, count: strings.count - numbers.count)) }
+        switch numbers[i] {
+        case .parsed(let v): return v
+        case .invalid: return nil
+        case .unparsed:
+            let v = ExpositionNumber.parseDouble(strings[i])
+            numbers[i] = v.map { .parsed($0) } ?? .invalid
+            return v
+        }
     }
 
     /// Type-specific rules for one sample (OpenMetrics 1.0 §"Metric types"; the text format's histogram
@@ -480,11 +522,11 @@ public struct ExpositionParser {
         switch type {
         case .histogram, .gaugehistogram:
             if suffix == .bucket {
-                guard let (le, id) = currentLabel("le") else {
+                guard let le = currentLabel("le") else {
                     throw fail(.typeMismatch, "\(str(nameID)): histogram bucket without an le label")
                 }
-                leID = id
-                guard ExpositionNumber.parseDouble(le) != nil else { throw fail(.invalidValue, "\(str(nameID)): le=\"\(le)\" is not a number") }
+                leID = le.name
+                guard number(le.value) != nil else { throw fail(.invalidValue, "\(str(nameID)): le=\"\(str(le.value))\" is not a number") }
                 if om && (value < 0 || value.isNaN) {
                     throw fail(.invalidValue, "\(str(nameID)): bucket count \(value) must be a non-negative number")
                 }
@@ -494,11 +536,11 @@ public struct ExpositionParser {
             }
         case .summary:
             if suffix == .none {
-                guard let (q, _) = currentLabel("quantile") else {
+                guard let q = currentLabel("quantile") else {
                     throw fail(.typeMismatch, "\(str(nameID)): summary sample without a quantile label")
                 }
-                guard let qv = ExpositionNumber.parseDouble(q), qv >= 0, qv <= 1 else {
-                    throw fail(.invalidValue, "\(str(nameID)): quantile=\"\(q)\" is not a number between 0 and 1")
+                guard let qv = number(q.value), qv >= 0, qv <= 1 else {
+                    throw fail(.invalidValue, "\(str(nameID)): quantile=\"\(str(q.value))\" is not a number between 0 and 1")
                 }
             }
         case .counter:
@@ -637,12 +679,11 @@ public struct ExpositionParser {
             i += 1
             let vs = i
             var escaped = false
-            while i < e, p[i] != Self.quote {
-                if p[i] == Self.backslash {
-                    escaped = true
-                    i += 1
-                }
-                i += 1
+            while true {
+                i = quoteOrBackslash(from: i, e)
+                guard i < e, p[i] == Self.backslash else { break }
+                escaped = true
+                i += 2
             }
             guard i < e else { throw fail(.syntax, "unterminated value of label \(ascii(ns, nameEnd))") }
             let ve = i
@@ -761,14 +802,15 @@ public struct ExpositionParser {
                 lastLE = -.infinity
                 lastCount = -.infinity
             }
-            var leText = ""
+            var leValue: UInt32?
             let start = Int(records[k].labelStart)
             for l in labelRefs[start..<(start + Int(records[k].labelCount))] where l.name == leID {
-                leText = str(l.value)
+                leValue = l.value
                 break
             }
-            let le = ExpositionNumber.parseDouble(leText) ?? .nan
+            let le = leValue.flatMap { number($0) } ?? .nan
             if !(le > lastLE) {
+                let leText = leValue.map(str) ?? ""
                 throw ExpositionError(.invalidValue, line: records[k].line, "\(bucketName): le=\"\(leText)\" is not greater than the previous bucket's")
             }
             let value = records[k].value
@@ -801,22 +843,44 @@ public struct ExpositionParser {
 
     // MARK: - Tokens
 
-    /// Whether `count` bytes at `a` and `b` are equal.
+    /// Whether `count` bytes at `a` and `b` are equal. Compares eight bytes at a time; the last, partial
+    /// word as an overlapping word, or masked when the exposition has eight bytes to read at both places.
     @inline(__always)
     private func bytesEqual(_ a: Int, _ b: Int, _ count: Int) -> Bool {
         let raw = UnsafeRawPointer(p)
-        var k = 0
-        while k + 8 <= count {
-            if raw.loadUnaligned(fromByteOffset: a + k, as: UInt64.self) != raw.loadUnaligned(fromByteOffset: b + k, as: UInt64.self) {
-                return false
+        @inline(__always) func word(_ i: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) }
+        if count >= 8 {
+            var k = 0
+            while k + 8 <= count {
+                if word(a + k) != word(b + k) { return false }
+                k += 8
             }
-            k += 8
+            return k == count || word(a + count - 8) == word(b + count - 8)
         }
-        while k < count {
-            if p[a + k] != p[b + k] { return false }
-            k += 1
+        if count == 0 { return true }
+        if a + 8 <= self.count, b + 8 <= self.count {
+            return (word(a) ^ word(b)) & (UInt64.max >> UInt64(64 - 8 * count)) == 0
         }
+        for k in 0..<count where p[a + k] != p[b + k] { return false }
         return true
+    }
+
+    /// The index of the first `"` or `\\` in `p[start..<e]`, or `e` (i.e. `e` or past it, after an escape at
+    /// the end). Eight bytes per step (SWAR zero-byte test) while eight remain.
+    @inline(__always)
+    private func quoteOrBackslash(from start: Int, _ e: Int) -> Int {
+        var i = start
+        let raw = UnsafeRawPointer(p)
+        while i + 8 <= e {
+            let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let q = w ^ 0x2222_2222_2222_2222
+            let b = w ^ 0x5C5C_5C5C_5C5C_5C5C
+            let hit = ((q &- 0x0101_0101_0101_0101) & ~q | (b &- 0x0101_0101_0101_0101) & ~b) & 0x8080_8080_8080_8080
+            if hit != 0 { return i + (hit.trailingZeroBitCount >> 3) }
+            i += 8
+        }
+        while i < e, p[i] != Self.quote, p[i] != Self.backslash { i += 1 }
+        return i
     }
 
     @inline(__always)
@@ -829,27 +893,24 @@ public struct ExpositionParser {
     /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
     @inline(__always)
     private func scanMetricName(_ start: Int, _ e: Int) -> Int {
-        var i = start
-        while i < e {
-            let b = p[i]
-            let letter = (b | 0x20) &- UInt8(ascii: "a") < 26 || b == UInt8(ascii: "_") || b == UInt8(ascii: ":")
-            guard letter || (i > start && b &- UInt8(ascii: "0") < 10) else { break }
-            i += 1
-        }
-        return i
+        scanName(start, e, first: NameClass.metricStart, rest: NameClass.metric)
     }
 
     /// `[a-zA-Z_][a-zA-Z0-9_]*`
     @inline(__always)
     private func scanLabelName(_ start: Int, _ e: Int) -> Int {
-        var i = start
-        while i < e {
-            let b = p[i]
-            let letter = (b | 0x20) &- UInt8(ascii: "a") < 26 || b == UInt8(ascii: "_")
-            guard letter || (i > start && b &- UInt8(ascii: "0") < 10) else { break }
-            i += 1
+        scanName(start, e, first: NameClass.labelStart, rest: NameClass.label)
+    }
+
+    /// The end of the name at `start`: a first byte with class bit `first`, then bytes with bit `rest`.
+    @inline(__always)
+    private func scanName(_ start: Int, _ e: Int, first: UInt8, rest: UInt8) -> Int {
+        NameClass.table.withUnsafeBufferPointer { table in
+            guard start < e, table[Int(p[start])] & first != 0 else { return start }
+            var i = start + 1
+            while i < e, table[Int(p[i])] & rest != 0 { i += 1 }
+            return i
         }
-        return i
     }
 
     /// Bytes already checked to be ASCII.
@@ -872,6 +933,7 @@ public struct ExpositionParser {
 
     /// Resolves `\\`, `\n` and (in label values and OpenMetrics help) `\"`; any other escape is an error.
     private func unescape(_ s: Int, _ e: Int, allowQuote: Bool, what: String) throws(ExpositionError) -> String {
+        if UnsafeBufferPointer(start: p + s, count: e - s).firstIndex(of: Self.backslash) == nil { return try utf8(s, e, what: what) }
         var out: [UInt8] = []
         out.reserveCapacity(e - s)
         var i = s
@@ -923,5 +985,25 @@ public struct ExpositionParser {
         }
         h = (h ^ tail) &* 0xBF58_476D_1CE4_E5B9
         return h ^ (h >> 31)
+    }
+}
+
+/// Byte classes of metric and label names (Prometheus data model: metric names `[a-zA-Z_:][a-zA-Z0-9_:]*`,
+/// label names `[a-zA-Z_][a-zA-Z0-9_]*`), one bit per class, looked up per byte.
+private enum NameClass {
+    static let metricStart: UInt8 = 1
+    static let metric: UInt8 = 2
+    static let labelStart: UInt8 = 4
+    static let label: UInt8 = 8
+
+    static let table: [UInt8] = (0..<256).map { b in
+        let letter = (UInt8(b) | 0x20) &- UInt8(ascii: "a") < 26 || b == Int(UInt8(ascii: "_"))
+        let digit = UInt8(truncatingIfNeeded: b) &- UInt8(ascii: "0") < 10 && b < 128
+        let colon = b == Int(UInt8(ascii: ":"))
+        var c: UInt8 = 0
+        if letter || colon { c |= metricStart | metric }
+        if digit { c |= metric | label }
+        if letter { c |= labelStart | label }
+        return c
     }
 }

@@ -90,6 +90,27 @@ private func error(_ text: String, _ format: ExpositionFormat) -> ExpositionErro
         #expect(v == [1, -0.5, 1000, 0.5, 0.0015, .infinity, .infinity, 123456789012345678901234.0, 0.1, Double.leastNonzeroMagnitude, 12])
     }
 
+    /// The scanner reads names, values and comparisons eight bytes at a time: escapes, quotes and
+    /// differences at every offset of a word, and at the very end of the exposition, are found.
+    @Test func wordAtATimeScansFindEveryOffset() throws {
+        for n in 0..<20 {
+            let base = String(repeating: "v", count: n)
+            // An escaped quote, backslash or newline after n bytes, then more text.
+            for (escape, unescaped) in [("\\\"", "\""), ("\\\\", "\\"), ("\\n", "\n")] {
+                let f = try parse("m{a=\"\(base)\(escape)x\"} 1\n", .prometheusText)
+                #expect(f[0].samples[0].label("a") == base + unescaped + "x", "n = \(n)")
+            }
+            // Names and values differing in their last byte only: distinct series, also in the last line.
+            let text = "metric_\(base)a{l_\(base)=\"\(base)a\"} 1\nmetric_\(base)a{l_\(base)=\"\(base)b\"} 2\nmetric_\(base)b{l_\(base)=\"\(base)b\"} 3"
+            let families = try parse(text, .prometheusText)
+            #expect(families.map(\.name) == ["metric_\(base)a", "metric_\(base)b"], "n = \(n)")
+            #expect(families[0].samples.map { $0.label("l_\(base)") } == ["\(base)a", "\(base)b"], "n = \(n)")
+            #expect(families[1].samples[0].value == 3)
+            // The same series twice, the second time as the exposition's last bytes: a duplicate.
+            #expect(error("metric_\(base){l=\"\(base)\"} 1\nmetric_\(base){l=\"\(base)\"} 2", .prometheusText)?.code == .duplicateSeries)
+        }
+    }
+
     @Test func noTrailingNewlineAndCRLessLines() throws {
         #expect(try parse("a 1", .prometheusText)[0].samples[0].value == 1)
         #expect(try parse("", .prometheusText).isEmpty)
