@@ -364,22 +364,47 @@ extension PrometheusSamples {
     }
 }
 
-/// What was made from each position of the previous item, for the next one: the points of a metric
-/// nearly always repeat their attribute keys, and often values, in the same order. A lookup hits only
-/// when the key at that position is equal, so a change costs a miss, never a wrong value.
+/// What was made from each position of the previous items, for the next one: the points of a metric
+/// nearly always repeat their attribute keys, and often values, in the same order. Each position keeps
+/// its last `ways` entries (a label that cycles through a few values, such as a status code, finds each
+/// of them). A lookup hits only when the key at that position is equal, so a change costs a miss, never a
+/// wrong value.
 struct PositionalCache<Key: Equatable, Value> {
+    private let ways: Int
+    /// `ways` slots per position, of which the first `filled[position]` are in use (a new position's
+    /// slots start as copies of its first entry).
     private var entries: [(key: Key, value: Value)] = []
+    private var filled: [Int] = []
+    /// Per position, the slot the next `store` replaces once all are in use.
+    private var next: [Int] = []
+
+    init(ways: Int = 1) { self.ways = ways }
 
     @inline(__always)
     func lookup(_ position: Int, _ key: Key) -> Value? {
-        position < entries.count && entries[position].key == key ? entries[position].value : nil
+        guard position < filled.count else { return nil }
+        let base = position * ways
+        for j in base..<(base + filled[position]) where entries[j].key == key { return entries[j].value }
+        return nil
     }
 
+    /// Keeps `value` for `key` at `position`; positions are added in order (a store past the next new
+    /// position is dropped).
     mutating func store(_ position: Int, _ key: Key, _ value: Value) {
-        if position < entries.count {
-            entries[position] = (key, value)
-        } else if position == entries.count {
-            entries.append((key, value))
+        if position == filled.count {
+            entries.append(contentsOf: repeatElement((key: key, value: value), count: ways))
+            filled.append(1)
+            next.append(0)
+        } else if position < filled.count {
+            let slot: Int
+            if filled[position] < ways {
+                slot = filled[position]
+                filled[position] += 1
+            } else {
+                slot = next[position]
+                next[position] = (slot + 1) % ways
+            }
+            entries[position * ways + slot] = (key, value)
         }
     }
 }

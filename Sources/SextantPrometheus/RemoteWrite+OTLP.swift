@@ -212,8 +212,9 @@ extension RemoteWrite {
         private var pointLabels: [Label] = []
         private var pointEncoded: [EncodedLabel] = []
         /// Encodings of the labels last seen at each place of a point: the resource's, the external ones
-        /// and often most attributes repeat there from point to point.
-        private var encoded = PositionalCache<Label, EncodedLabel>()
+        /// and often most attributes repeat there from point to point, and an attribute's few values
+        /// (methods, status codes) alternate there.
+        private var encoded = PositionalCache<Label, EncodedLabel>(ways: 8)
         /// Encodings of the previous point's `le`/`quantile` labels, by line (a histogram's points share
         /// their bounds), and the current line's position.
         private var extras = PositionalCache<Label, EncodedLabel>()
