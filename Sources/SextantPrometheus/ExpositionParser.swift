@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Parses a scrape body in the Prometheus text format 0.0.4 or OpenMetrics 1.0 into metric families.
 ///
 /// Grammars followed: the Prometheus "Exposition formats" text-based format (lines, `# HELP`/`# TYPE`,
@@ -17,12 +23,22 @@ public struct ExpositionParser {
     }
 
     public static func parse(_ bytes: UnsafeRawBufferPointer, format: ExpositionFormat) throws(ExpositionError) -> [ExpositionFamily] {
+        var strings = ExpositionStrings()
+        return try parse(bytes, format: format, strings: &strings)
+    }
+
+    /// Parses one scrape of a target whose previous scrape left `strings`; on success `strings` holds
+    /// this scrape's (see `ExpositionStrings`).
+    public static func parse(
+        _ bytes: UnsafeRawBufferPointer, format: ExpositionFormat, strings: inout ExpositionStrings
+    ) throws(ExpositionError) -> [ExpositionFamily] {
         guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count > 0 else {
             if format == .openMetrics { throw ExpositionError(.eof, line: 1, "missing # EOF: the exposition is empty") }
             return []
         }
-        var parser = ExpositionParser(base: base, count: bytes.count, openMetrics: format == .openMetrics)
+        var parser = ExpositionParser(base: base, count: bytes.count, openMetrics: format == .openMetrics, previous: strings)
         try parser.run()
+        strings = parser.remembered()
         return parser.finish()
     }
 
@@ -51,6 +67,8 @@ public struct ExpositionParser {
     /// their exposition bytes (open addressing; `id` is index + 1, 0 when the slot is free).
     private var strings: [String] = []
     private var internSlots: [InternSlot] = []
+    /// The previous scrape's strings, looked up before a new string is made.
+    private let previous: ExpositionStrings
     /// The labels of all samples back to back (the future `ExpositionStore.labels`).
     private var labelRefs: [ExpositionLabelRef] = []
     private var exemplars: [ExpositionExemplar] = []
@@ -97,7 +115,7 @@ public struct ExpositionParser {
         var line: Int
     }
 
-    private struct InternSlot {
+    fileprivate struct InternSlot {
         var hash: UInt64 = 0
         var start: Int = 0
         var count: Int = 0
@@ -109,7 +127,8 @@ public struct ExpositionParser {
         var record: Int32 = 0
     }
 
-    private init(base: UnsafePointer<UInt8>, count: Int, openMetrics: Bool) {
+    private init(base: UnsafePointer<UInt8>, count: Int, openMetrics: Bool, previous: ExpositionStrings) {
+        self.previous = previous
         p = base
         self.count = count
         om = openMetrics
@@ -119,6 +138,23 @@ public struct ExpositionParser {
         internSlots = Array(repeating: InternSlot(), count: 256)
         records.reserveCapacity(count / 64)
         labelRefs.reserveCapacity(count / 24)
+    }
+
+    /// This parse's strings, for the next parse of the same target: the intern table with each string's
+    /// exposition bytes copied out.
+    private func remembered() -> ExpositionStrings {
+        var out = ExpositionStrings()
+        out.strings = strings
+        out.slots = internSlots
+        var size = 0
+        for slot in internSlots where slot.id != 0 { size += slot.count }
+        out.bytes.reserveCapacity(size)
+        for k in out.slots.indices where out.slots[k].id != 0 {
+            let start = out.slots[k].start
+            out.slots[k].start = out.bytes.count
+            out.bytes.append(contentsOf: UnsafeBufferPointer(start: p + start, count: out.slots[k].count))
+        }
+        return out
     }
 
     /// The families with their samples, all sharing one store.
@@ -301,7 +337,7 @@ public struct ExpositionParser {
     private mutating func metadata(_ keyword: Keyword, _ ns: Int, _ ne: Int, _ vs: Int, _ ve: Int) throws(ExpositionError) {
         if families.isEmpty || ne - ns != lastFamilyName.count || !bytesEqual(ns, lastFamilyName.start, ne - ns) {
             let hash = hashBytes(0xCBF2_9CE4_8422_2325, ns, ne)
-            try startFamily(lookup(ns, ne - ns, hash) ?? insert(ns, ne - ns, hash, ascii(ns, ne)), ns, ne)
+            try startFamily(lookup(ns, ne - ns, hash) ?? insert(ns, ne - ns, hash, previous.find(hash, p + ns, ne - ns) ?? ascii(ns, ne)), ns, ne)
         }
         let index = families.count - 1
         let hasSamples = records.count > familyStarts[index]
@@ -415,7 +451,7 @@ public struct ExpositionParser {
             nameHash = previousName.hash
         } else {
             nameHash = hashBytes(0xCBF2_9CE4_8422_2325, s, i)
-            nameID = lookup(s, i - s, nameHash) ?? insert(s, i - s, nameHash, ascii(s, i))
+            nameID = lookup(s, i - s, nameHash) ?? insert(s, i - s, nameHash, previous.find(nameHash, p + s, i - s) ?? ascii(s, i))
         }
         previousName = (s, i - s, nameID, nameHash)
         swap(&previousLabels, &currentLabels)
@@ -700,10 +736,12 @@ public struct ExpositionParser {
                 } else {
                     let hn = hashBytes(0xCBF2_9CE4_8422_2325, ns, nameEnd)
                     let hv = hashBytes(0xCBF2_9CE4_8422_2325, vs, ve)
-                    let nameID = lookup(ns, nameEnd - ns, hn) ?? insert(ns, nameEnd - ns, hn, ascii(ns, nameEnd))
+                    let nameID = lookup(ns, nameEnd - ns, hn) ?? insert(ns, nameEnd - ns, hn, previous.find(hn, p + ns, nameEnd - ns) ?? ascii(ns, nameEnd))
                     let valueID: UInt32
                     if let id = lookup(vs, ve - vs, hv) {
                         valueID = id
+                    } else if let known = previous.find(hv, p + vs, ve - vs) {
+                        valueID = insert(vs, ve - vs, hv, known)
                     } else {
                         let value = escaped ? try unescape(vs, ve, allowQuote: true, what: "label value") : try utf8(vs, ve, what: "label value")
                         valueID = insert(vs, ve - vs, hv, value)
@@ -1005,5 +1043,41 @@ private enum NameClass {
         if digit { c |= metric | label }
         if letter { c |= labelStart | label }
         return c
+    }
+}
+
+/// The strings of a target's previous scrape, for its next parse: a name or label value whose exposition
+/// bytes are unchanged gets the previous scrape's `String` instead of a new one. Scrapes of one target
+/// repeat nearly all their strings, so a parse allocates few, and what compares this scrape's labels with
+/// the previous one's (the assembler's series, the remote-write label encodings) finds them identical at
+/// once. Holds one scrape's strings at a time.
+public struct ExpositionStrings: Sendable {
+    /// The strings' exposition bytes (escapes included) back to back.
+    fileprivate var bytes: [UInt8] = []
+    /// The parser's intern table, `start` counting into `bytes`.
+    fileprivate var slots: [ExpositionParser.InternSlot] = []
+    fileprivate var strings: [String] = []
+
+    public init() {}
+
+    /// How many strings are kept.
+    public var count: Int { strings.count }
+
+    /// The string whose exposition bytes are `p[0..<n]` (hash `h`, as the parser hashes), if kept.
+    @inline(__always)
+    fileprivate func find(_ h: UInt64, _ p: UnsafePointer<UInt8>, _ n: Int) -> String? {
+        guard !slots.isEmpty else { return nil }
+        let mask = slots.count - 1
+        var slot = Int(truncatingIfNeeded: h ^ (h >> 32)) & mask
+        while true {
+            let entry = slots[slot]
+            if entry.id == 0 { return nil }
+            if entry.hash == h, entry.count == n,
+                bytes.withUnsafeBufferPointer({ memcmp($0.baseAddress! + entry.start, p, n) == 0 })
+            {
+                return strings[Int(entry.id) - 1]
+            }
+            slot = (slot + 1) & mask
+        }
     }
 }

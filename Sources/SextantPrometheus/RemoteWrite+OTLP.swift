@@ -125,7 +125,7 @@ extension RemoteWrite {
     public static func convert(_ batches: [MetricsData], options: ConversionOptions = .init()) -> Conversion {
         // External labels sorted by name, so each series' labels are built by merging sorted runs.
         let external = options.externalLabels.map { Label(PrometheusNaming.sanitizeLabelName($0.0), $0.1) }.sorted { $0.name < $1.name }
-        var builder = LineBuilder(external: external, targetInfo: options.targetInfo)
+        var builder = LineBuilder(external: external, targetInfo: options.targetInfo, keepFamilies: options.sendMetadata)
         // Sized up front: growing the pools as lines arrive copied them and touched fresh pages each time.
         let (lines, labels) = estimate(batches, extra: external.count + 4)
         builder.lines.reserveCapacity(lines)
@@ -194,6 +194,8 @@ extension RemoteWrite {
     private struct LineBuilder: PrometheusSamples.Visitor {
         let external: [Label]
         let targetInfo: Bool
+        /// Whether `families` is kept (for `sendMetadata`).
+        let keepFamilies: Bool
         var bytes: [UInt8] = []
         var pool: [EncodedLabel] = []
         var lines: [Line] = []
@@ -222,9 +224,10 @@ extension RemoteWrite {
         private var ms: Int64 = 0
         private var stale = false
 
-        init(external: [Label], targetInfo: Bool) {
+        init(external: [Label], targetInfo: Bool, keepFamilies: Bool) {
             self.external = external
             self.targetInfo = targetInfo
+            self.keepFamilies = keepFamilies
         }
 
         mutating func family(_ f: PrometheusSamples.Family) {
@@ -234,7 +237,7 @@ extension RemoteWrite {
             if f.name != name {
                 name = f.name
                 suffixed = [nil, nil, nil, nil]
-                if families[f.name] == nil { families[f.name] = f }
+                if keepFamilies, families[f.name] == nil { families[f.name] = f }
             }
         }
 

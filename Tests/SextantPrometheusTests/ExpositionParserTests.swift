@@ -111,6 +111,46 @@ private func error(_ text: String, _ format: ExpositionFormat) -> ExpositionErro
         }
     }
 
+    /// A parse given the previous scrape's strings gives what a fresh parse gives, reusing the strings
+    /// whose bytes are unchanged (escaped values included) and making the others.
+    @Test func previousScrapeStringsAreReused() throws {
+        func parse(_ text: String, _ strings: inout ExpositionStrings) throws -> [ExpositionFamily] {
+            try Array(text.utf8).withUnsafeBytes { raw in
+                try Result { () throws(ExpositionError) in try ExpositionParser.parse(raw, format: .prometheusText, strings: &strings) }.get()
+            }
+        }
+        func text(_ fs: [ExpositionFamily]) -> [String] {
+            fs.flatMap { f in ["\(f.name) \(f.type) \(f.help ?? "-")"] + f.samples.map { "\($0.name)\($0.labels) \($0.value)" } }
+        }
+        /// Where a native string's bytes are: equal for the same storage.
+        func storage(_ s: String) -> UnsafePointer<UInt8>? {
+            var s = s
+            return s.withUTF8 { $0.baseAddress }
+        }
+        func exposition(_ item: String, _ value: Int) -> String {
+            "# HELP a_long_metric_name_total Requests \\\\ served.\n# TYPE a_long_metric_name_total counter\n"
+                + "a_long_metric_name_total{handler=\"/api/v1/items/\(item)\",quote=\"say \\\"hi\\\" twice, please\"} \(value)\n"
+        }
+        let first = exposition("12345", 1)
+        let second = exposition("67890", 2)
+        var strings = ExpositionStrings()
+        let a = try parse(first, &strings)
+        #expect(strings.count == 5)  // the family name, two label names and two values (HELP texts are not interned)
+        let b = try parse(second, &strings)
+        #expect(text(a) == text(try PrometheusTextParserTests.parseFresh(first)))
+        #expect(text(b) == text(try PrometheusTextParserTests.parseFresh(second)))
+        #expect(b[0].samples[0].label("quote") == "say \"hi\" twice, please")
+        #expect(b[0].samples[0].label("handler") == "/api/v1/items/67890")
+        #expect(storage(b[0].name) == storage(a[0].name))
+        #expect(storage(b[0].samples[0].label("quote")!) == storage(a[0].samples[0].label("quote")!))
+        #expect(storage(b[0].samples[0].label("handler")!) != storage(a[0].samples[0].label("handler")!))
+        // A failed parse leaves the strings as they were.
+        #expect(throws: ExpositionError.self) { try parse("a{x=\"1\" 2\n", &strings) }
+        #expect(strings.count == 5)
+    }
+
+    static func parseFresh(_ text: String) throws -> [ExpositionFamily] { try parse(text, .prometheusText) }
+
     @Test func noTrailingNewlineAndCRLessLines() throws {
         #expect(try parse("a 1", .prometheusText)[0].samples[0].value == 1)
         #expect(try parse("", .prometheusText).isEmpty)

@@ -157,10 +157,12 @@ struct ScrapeLoop: Sendable {
         var assembler = ScrapeAssembler(
             resource: ScrapeAssembler.targetResource(job: job, instance: instance, scheme: config.scheme),
             defaultScope: PrometheusReceiver.scope)
+        // The previous scrape's strings, which the next parse reuses (`ExpositionStrings`).
+        var strings = ExpositionStrings()
         let clock = ContinuousClock()
         var due = clock.now
         while !Task.isCancelled {
-            await scrape(&assembler, targetLabels: labels)
+            await scrape(&assembler, strings: &strings, targetLabels: labels)
             due += interval
             let now = clock.now
             while due <= now { due += interval }  // skip scrapes missed while a slow one ran
@@ -169,7 +171,7 @@ struct ScrapeLoop: Sendable {
     }
 
     /// One scrape; never throws — failures become `up` 0.
-    func scrape(_ assembler: inout ScrapeAssembler, targetLabels: [ExpositionLabel]) async {
+    func scrape(_ assembler: inout ScrapeAssembler, strings: inout ExpositionStrings, targetLabels: [ExpositionLabel]) async {
         let startNanos = SystemTime.nowNanos()
         let clock = ContinuousClock()
         let started = clock.now
@@ -181,7 +183,7 @@ struct ScrapeLoop: Sendable {
             let (body, contentType) = try await fetch()
             let format = ExpositionFormat(contentType: contentType)
             let families = try body.withUnsafeReadableBytes { raw in
-                Result { () throws(ExpositionError) in try ExpositionParser.parse(raw, format: format) }
+                Result { () throws(ExpositionError) in try ExpositionParser.parse(raw, format: format, strings: &strings) }
             }.get()
             scraped = families.reduce(0) { $0 + $1.samples.count }
             var relabeled = ScrapeLabeling.apply(
