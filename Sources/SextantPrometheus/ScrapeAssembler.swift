@@ -162,13 +162,13 @@ public struct ScrapeAssembler: Sendable {
         switch f.type {
         case .counter:
             kind = .monotonicSum
-            let total = f.name + "_total"
-            if f.samples.contains(where: { $0.name == total }) { name = total }
+            var total = NameMatcher(f.name + "_total")
+            if f.samples.contains(where: { total.matches($0) }) { name = total.name }
         case .gauge, .unknown: kind = .gauge
         case .info:
             kind = .nonMonotonicSum
-            let info = f.name + "_info"
-            if f.samples.contains(where: { $0.name == info }) { name = info }
+            var info = NameMatcher(f.name + "_info")
+            if f.samples.contains(where: { info.matches($0) }) { name = info.name }
         case .stateset: kind = .nonMonotonicSum
         case .histogram: kind = .histogram
         case .summary: kind = .summary
@@ -182,10 +182,11 @@ public struct ScrapeAssembler: Sendable {
         case .gauge, .monotonicSum, .nonMonotonicSum:
             var created: [[ExpositionLabel]: Double] = [:]
             if kind == .monotonicSum {
-                let createdName = f.name + "_created"
-                for s in f.samples where s.name == createdName { created[Self.sorted(s.labels)] = s.value }
+                var createdName = NameMatcher(f.name + "_created")
+                for s in f.samples where createdName.matches(s) { created[Self.sorted(s.labels)] = s.value }
             }
-            for s in f.samples where s.name == name {
+            var pointName = NameMatcher(name)
+            for s in f.samples where pointName.matches(s) {
                 let time = s.timestampNanos.map { UInt64(clamping: $0) } ?? scrapeTime
                 let (start, scope, attrs): (UInt64, InstrumentationScope, [KeyValue])
                 if created.isEmpty {
@@ -197,12 +198,31 @@ public struct ScrapeAssembler: Sendable {
                 let point = NumberDataPoint(
                     attributes: attrs, startTimeUnixNano: kind == .gauge ? 0 : start, timeUnixNano: time, value: .double(s.value),
                     exemplars: s.exemplar.map { [Self.exemplar($0, scrapeTime: scrapeTime)] } ?? [])
-                builder.add(meta, scope: scope, point: .number(point))
+                builder.add(meta, scope: scope, number: point)
             }
         case .histogram:
             convertHistogram(f, meta: meta, at: scrapeTime, into: &builder)
         case .summary:
             convertSummary(f, meta: meta, at: scrapeTime, into: &builder)
+        }
+    }
+
+    /// Whether samples are named `name`, comparing the text once per distinct name string of a store (the
+    /// samples of a family nearly always share one store, and their few names).
+    private struct NameMatcher {
+        let name: String
+        private var yes: (store: ObjectIdentifier, id: UInt32)?
+        private var no: (store: ObjectIdentifier, id: UInt32)?
+
+        init(_ name: String) { self.name = name }
+
+        mutating func matches(_ s: ExpositionSample) -> Bool {
+            let id = s.nameIdentity
+            if let yes, yes == id { return true }
+            if let no, no == id { return false }
+            let match = s.name == name
+            if match { yes = id } else { no = id }
+            return match
         }
     }
 
@@ -363,7 +383,7 @@ public struct ScrapeAssembler: Sendable {
             let point = HistogramDataPoint(
                 attributes: attrs, startTimeUnixNano: start, timeUnixNano: time, count: total, sum: g.sum, bucketCounts: counts,
                 explicitBounds: bounds, exemplars: exemplars)
-            builder.add(meta, scope: scope, point: .histogram(point))
+            builder.add(meta, scope: scope, histogram: point)
         }
     }
 
@@ -375,7 +395,7 @@ public struct ScrapeAssembler: Sendable {
             let point = SummaryDataPoint(
                 attributes: attrs, startTimeUnixNano: start, timeUnixNano: time, count: Self.count(count), sum: g.sum ?? 0,
                 quantileValues: g.quantiles.sorted { $0.quantile < $1.quantile })
-            builder.add(meta, scope: scope, point: .summary(point))
+            builder.add(meta, scope: scope, summary: point)
         }
     }
 
@@ -671,12 +691,37 @@ private struct ScopeBuilder {
     private var last: (scope: AssembledScopeID, metric: String, si: Int, mi: Int)?
 
     mutating func add(_ meta: MetricMeta, scope: InstrumentationScope, point: AssembledPoint) {
-        let si: Int
-        let id = AssembledScopeID(name: scope.name, version: scope.version)
-        if let last, last.metric == meta.name, last.scope == id {
-            append(point, si: last.si, mi: last.mi)
-            return
+        switch point {
+        case .number(let p): add(meta, scope: scope, number: p)
+        case .histogram(let p): add(meta, scope: scope, histogram: p)
+        case .summary(let p): add(meta, scope: scope, summary: p)
         }
+    }
+
+    // One function per point type, taking the point by move: an `AssembledPoint` in between copied
+    // every point (and retained what it holds) on its way into the metric's list.
+    mutating func add(_ meta: MetricMeta, scope: InstrumentationScope, number p: consuming NumberDataPoint) {
+        let (si, mi) = place(meta, scope)
+        metrics[si][mi].numbers.append(p)
+    }
+
+    mutating func add(_ meta: MetricMeta, scope: InstrumentationScope, histogram p: consuming HistogramDataPoint) {
+        let (si, mi) = place(meta, scope)
+        metrics[si][mi].histograms.append(p)
+    }
+
+    mutating func add(_ meta: MetricMeta, scope: InstrumentationScope, summary p: consuming SummaryDataPoint) {
+        let (si, mi) = place(meta, scope)
+        metrics[si][mi].summaries.append(p)
+    }
+
+    /// The scope and metric a point of `meta` in `scope` goes to, created on first use.
+    private mutating func place(_ meta: MetricMeta, _ scope: InstrumentationScope) -> (Int, Int) {
+        if let last, last.metric == meta.name, last.scope.name == scope.name, last.scope.version == scope.version {
+            return (last.si, last.mi)
+        }
+        let id = AssembledScopeID(name: scope.name, version: scope.version)
+        let si: Int
         if let i = scopeIndex[id] {
             si = i
         } else {
@@ -696,15 +741,7 @@ private struct ScopeBuilder {
                 Pending(name: meta.name, description: meta.description, unit: meta.unit, metadata: meta.metadata, kind: meta.kind))
         }
         last = (id, meta.name, si, mi)
-        append(point, si: si, mi: mi)
-    }
-
-    private mutating func append(_ point: AssembledPoint, si: Int, mi: Int) {
-        switch point {
-        case .number(let p): metrics[si][mi].numbers.append(p)
-        case .histogram(let p): metrics[si][mi].histograms.append(p)
-        case .summary(let p): metrics[si][mi].summaries.append(p)
-        }
+        return (si, mi)
     }
 
     func build(defaultScope: InstrumentationScope, scopeAttributes: [AssembledScopeID: [KeyValue]]) -> [ScopeMetrics] {
