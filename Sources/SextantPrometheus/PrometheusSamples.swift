@@ -372,7 +372,7 @@ extension PrometheusSamples {
 struct PositionalCache<Key: Equatable, Value> {
     private let ways: Int
     /// `ways` slots per position, of which the first `filled[position]` are in use (a new position's
-    /// slots start as copies of its first entry).
+    /// slots start as copies of its first entry); with one way, one entry per position.
     private var entries: [(key: Key, value: Value)] = []
     private var filled: [Int] = []
     /// Per position, the slot the next `store` replaces once all are in use.
@@ -382,6 +382,7 @@ struct PositionalCache<Key: Equatable, Value> {
 
     @inline(__always)
     func lookup(_ position: Int, _ key: Key) -> Value? {
+        if ways == 1 { return position < entries.count && entries[position].key == key ? entries[position].value : nil }
         guard position < filled.count else { return nil }
         let base = position * ways
         for j in base..<(base + filled[position]) where entries[j].key == key { return entries[j].value }
@@ -391,6 +392,14 @@ struct PositionalCache<Key: Equatable, Value> {
     /// Keeps `value` for `key` at `position`; positions are added in order (a store past the next new
     /// position is dropped).
     mutating func store(_ position: Int, _ key: Key, _ value: Value) {
+        if ways == 1 {  // one slot per position: `filled` and `next` are not used
+            if position < entries.count {
+                entries[position] = (key, value)
+            } else if position == entries.count {
+                entries.append((key, value))
+            }
+            return
+        }
         if position == filled.count {
             entries.append(contentsOf: repeatElement((key: key, value: value), count: ways))
             filled.append(1)
