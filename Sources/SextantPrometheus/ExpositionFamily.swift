@@ -158,6 +158,21 @@ public struct ExpositionSample: Sendable, Equatable {
 struct ExpositionLabelRef: Sendable, Equatable {
     var name: UInt32
     var value: UInt32
+
+    /// Whether the labels `refs[a]` and `refs[b]` are equal in order, labels whose name is string
+    /// `skipping` aside (`le` or `quantile` when grouping a histogram's or summary's lines).
+    static func equal(_ refs: [ExpositionLabelRef], _ a: Range<Int>, _ b: Range<Int>, skipping: UInt32) -> Bool {
+        var i = a.lowerBound
+        var j = b.lowerBound
+        while true {
+            while i < a.upperBound, refs[i].name == skipping { i += 1 }
+            while j < b.upperBound, refs[j].name == skipping { j += 1 }
+            if i == a.upperBound || j == b.upperBound { return i == a.upperBound && j == b.upperBound }
+            if refs[i] != refs[j] { return false }
+            i += 1
+            j += 1
+        }
+    }
 }
 
 /// The strings (sample names, label names and values, each distinct one once), the labels of all samples

@@ -865,18 +865,10 @@ public struct ExpositionParser {
     /// Whether two samples' labels are equal, in order, once their `le` labels are skipped (interned
     /// strings: equal indices are equal strings).
     private func sameLabels(exceptLE a: Record, _ b: Record) -> Bool {
-        var i = Int(a.labelStart)
-        var j = Int(b.labelStart)
-        let aEnd = i + Int(a.labelCount)
-        let bEnd = j + Int(b.labelCount)
-        while true {
-            while i < aEnd, labelRefs[i].name == leID { i += 1 }
-            while j < bEnd, labelRefs[j].name == leID { j += 1 }
-            if i == aEnd || j == bEnd { return i == aEnd && j == bEnd }
-            if labelRefs[i] != labelRefs[j] { return false }
-            i += 1
-            j += 1
-        }
+        let aStart = Int(a.labelStart)
+        let bStart = Int(b.labelStart)
+        return ExpositionLabelRef.equal(
+            labelRefs, aStart..<(aStart + Int(a.labelCount)), bStart..<(bStart + Int(b.labelCount)), skipping: leID ?? .max)
     }
 
     // MARK: - Tokens

@@ -269,7 +269,7 @@ public struct ScrapeAssembler: Sendable {
             }
             let skip = specialID?.store == sid ? specialID!.id : UInt32.max
             let gi: Int
-            if let p = previous, p.store == sid, Self.sameRefs(refs, start, end, p.start, p.start + p.count, skipping: skip) {
+            if let p = previous, p.store == sid, ExpositionLabelRef.equal(refs, start..<end, p.start..<(p.start + p.count), skipping: skip) {
                 gi = p.group
             } else {
                 gi = Self.group(of: s, without: special, in: &groups, index: &index)
@@ -326,21 +326,6 @@ public struct ScrapeAssembler: Sendable {
         group.buckets.reserveCapacity(16)
         groups.append(group)
         return groups.count - 1
-    }
-
-    /// Whether the label references `refs[a..<aEnd]` and `refs[b..<bEnd]` are equal in order, labels named
-    /// `skipping` aside.
-    private static func sameRefs(_ refs: [ExpositionLabelRef], _ a: Int, _ aEnd: Int, _ b: Int, _ bEnd: Int, skipping: UInt32) -> Bool {
-        var i = a
-        var j = b
-        while true {
-            while i < aEnd, refs[i].name == skipping { i += 1 }
-            while j < bEnd, refs[j].name == skipping { j += 1 }
-            if i == aEnd || j == bEnd { return i == aEnd && j == bEnd }
-            if refs[i] != refs[j] { return false }
-            i += 1
-            j += 1
-        }
     }
 
     /// Whether the sample's labels without `special` are exactly `group` in that order.
