@@ -23,8 +23,7 @@ public struct ExpositionParser {
     }
 
     public static func parse(_ bytes: UnsafeRawBufferPointer, format: ExpositionFormat) throws(ExpositionError) -> [ExpositionFamily] {
-        var strings = ExpositionStrings()
-        return try parse(bytes, format: format, strings: &strings)
+        try parse(bytes, format: format, previous: ExpositionStrings(), remember: false).families
     }
 
     /// Parses one scrape of a target whose previous scrape left `strings`; on success `strings` holds
@@ -32,14 +31,24 @@ public struct ExpositionParser {
     public static func parse(
         _ bytes: UnsafeRawBufferPointer, format: ExpositionFormat, strings: inout ExpositionStrings
     ) throws(ExpositionError) -> [ExpositionFamily] {
+        let parsed = try parse(bytes, format: format, previous: strings, remember: true)
+        if let kept = parsed.strings { strings = kept }
+        return parsed.families
+    }
+
+    /// The families, and this parse's strings when `remember` asks for them (copying their bytes out is
+    /// work a one-off parse need not do).
+    private static func parse(
+        _ bytes: UnsafeRawBufferPointer, format: ExpositionFormat, previous: ExpositionStrings, remember: Bool
+    ) throws(ExpositionError) -> (families: [ExpositionFamily], strings: ExpositionStrings?) {
         guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count > 0 else {
             if format == .openMetrics { throw ExpositionError(.eof, line: 1, "missing # EOF: the exposition is empty") }
-            return []
+            return ([], nil)
         }
-        var parser = ExpositionParser(base: base, count: bytes.count, openMetrics: format == .openMetrics, previous: strings)
+        var parser = ExpositionParser(base: base, count: bytes.count, openMetrics: format == .openMetrics, previous: previous)
         try parser.run()
-        strings = parser.remembered()
-        return parser.finish()
+        let strings = remember ? parser.remembered() : nil
+        return (parser.finish(), strings)
     }
 
     // MARK: - State
@@ -336,8 +345,7 @@ public struct ExpositionParser {
     /// escaped); the family's fields are updated in place.
     private mutating func metadata(_ keyword: Keyword, _ ns: Int, _ ne: Int, _ vs: Int, _ ve: Int) throws(ExpositionError) {
         if families.isEmpty || ne - ns != lastFamilyName.count || !bytesEqual(ns, lastFamilyName.start, ne - ns) {
-            let hash = hashBytes(0xCBF2_9CE4_8422_2325, ns, ne)
-            try startFamily(lookup(ns, ne - ns, hash) ?? insert(ns, ne - ns, hash, previous.find(hash, p + ns, ne - ns) ?? ascii(ns, ne)), ns, ne)
+            try startFamily(intern(ns, ne - ns, hashBytes(0xCBF2_9CE4_8422_2325, ns, ne), .name), ns, ne)
         }
         let index = families.count - 1
         let hasSamples = records.count > familyStarts[index]
@@ -451,7 +459,7 @@ public struct ExpositionParser {
             nameHash = previousName.hash
         } else {
             nameHash = hashBytes(0xCBF2_9CE4_8422_2325, s, i)
-            nameID = lookup(s, i - s, nameHash) ?? insert(s, i - s, nameHash, previous.find(nameHash, p + s, i - s) ?? ascii(s, i))
+            nameID = try intern(s, i - s, nameHash, .name)
         }
         previousName = (s, i - s, nameID, nameHash)
         swap(&previousLabels, &currentLabels)
@@ -528,7 +536,7 @@ public struct ExpositionParser {
                 suffix: sfx, value: value, timestamp: timestamp, line: line))
     }
 
-    /// The value of the current sample's label `name`, with the label's name index.
+    /// The current sample's label `name` (its name and value indices).
     private func currentLabel(_ name: StaticString) -> ExpositionLabelRef? {
         let n = name.utf8CodeUnitCount
         for l in currentLabels where l.nameCount == n && equals(l.name, l.name + n, name) { return l.ref }
@@ -665,6 +673,33 @@ public struct ExpositionParser {
         }
     }
 
+    /// What interned bytes spell: a name (ASCII, checked by the scanner) or a label value (UTF-8, with
+    /// escapes when `escaped`).
+    private enum Spelling {
+        case name
+        case labelValue(escaped: Bool)
+    }
+
+    /// The index of the string for the bytes `p[s..<s+n]` (hash `h`): already interned, else the previous
+    /// scrape's string for the same bytes, else a new string made from them.
+    @inline(__always)
+    private mutating func intern(_ s: Int, _ n: Int, _ h: UInt64, _ spelling: Spelling) throws(ExpositionError) -> UInt32 {
+        if let id = lookup(s, n, h) { return id }
+        return try internNew(s, n, h, spelling)
+    }
+
+    /// `intern` for bytes this parse has not met yet (kept out of line: most lookups hit).
+    @inline(never)
+    private mutating func internNew(_ s: Int, _ n: Int, _ h: UInt64, _ spelling: Spelling) throws(ExpositionError) -> UInt32 {
+        if let known = previous.find(h, p + s, n) { return insert(s, n, h, known) }
+        switch spelling {
+        case .name: return insert(s, n, h, ascii(s, s + n))
+        case .labelValue(let escaped):
+            let value = escaped ? try unescape(s, s + n, allowQuote: true, what: "label value") : try utf8(s, s + n, what: "label value")
+            return insert(s, n, h, value)
+        }
+    }
+
     /// Interns `string` as the value of the bytes `p[s..<s+n]` (hash `h`), which `lookup` did not find.
     private mutating func insert(_ s: Int, _ n: Int, _ h: UInt64, _ string: String) -> UInt32 {
         let id = UInt32(strings.count)
@@ -736,16 +771,8 @@ public struct ExpositionParser {
                 } else {
                     let hn = hashBytes(0xCBF2_9CE4_8422_2325, ns, nameEnd)
                     let hv = hashBytes(0xCBF2_9CE4_8422_2325, vs, ve)
-                    let nameID = lookup(ns, nameEnd - ns, hn) ?? insert(ns, nameEnd - ns, hn, previous.find(hn, p + ns, nameEnd - ns) ?? ascii(ns, nameEnd))
-                    let valueID: UInt32
-                    if let id = lookup(vs, ve - vs, hv) {
-                        valueID = id
-                    } else if let known = previous.find(hv, p + vs, ve - vs) {
-                        valueID = insert(vs, ve - vs, hv, known)
-                    } else {
-                        let value = escaped ? try unescape(vs, ve, allowQuote: true, what: "label value") : try utf8(vs, ve, what: "label value")
-                        valueID = insert(vs, ve - vs, hv, value)
-                    }
+                    let nameID = try intern(ns, nameEnd - ns, hn, .name)
+                    let valueID = try intern(vs, ve - vs, hv, .labelValue(escaped: escaped))
                     var h = (hn ^ 0xFF) &* 0x9E37_79B9_7F4A_7C15 ^ hv
                     h = (h ^ (h >> 31)) &* 0xBF58_476D_1CE4_E5B9
                     scan = LabelScan(
