@@ -47,6 +47,11 @@ public struct ProtoWriter: ~Copyable {
         }
     }
 
+    /// Lends the bytes written so far, without copying them out.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: storage + start, count: count))
+    }
+
     // MARK: Raw values
 
     @inline(__always)

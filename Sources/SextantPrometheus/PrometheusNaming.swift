@@ -37,8 +37,16 @@ public enum PrometheusNaming {
 
     /// Whether `sanitize` would return `name` unchanged (the common case, checked without allocating).
     private static func isSanitized(_ name: String, allowColon: Bool) -> Bool {
+        // Native strings are checked over their contiguous bytes (the view's iterator is several times
+        // slower); others through the view.
+        if let ok = name.utf8.withContiguousStorageIfAvailable({ isSanitized($0, allowColon: allowColon) }) { return ok }
+        return isSanitized(name.utf8, allowColon: allowColon)
+    }
+
+    @inline(__always)
+    private static func isSanitized<Bytes: Sequence<UInt8>>(_ bytes: Bytes, allowColon: Bool) -> Bool {
         var previous: UInt8 = 0
-        for c in name.utf8 {
+        for c in bytes {
             let ok =
                 (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
                 || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") && previous != 0) || (c == UInt8(ascii: "_") && previous != c)

@@ -108,6 +108,7 @@ public enum PrometheusSamples {
         var skipped = Skipped()
         let constLabels = options.constLabels.map { (PrometheusNaming.sanitizeLabelName($0.0), $0.1) }
         var scratch: [(String, String)] = []
+        var shared = WalkCaches()
         for batch in batches {
             for rm in batch.resourceMetrics {
                 let (jobInstance, infoLabels) = resourceLabels(rm.resource)
@@ -117,7 +118,7 @@ public enum PrometheusSamples {
                 var newest: UInt64 = 0
                 for sm in rm.scopeMetrics {
                     for m in sm.metrics {
-                        visit(m, base: base, options: options, skipped: &skipped, scratch: &scratch, newest: &newest, &visitor)
+                        visit(m, base: base, options: options, skipped: &skipped, scratch: &scratch, caches: &shared, newest: &newest, &visitor)
                     }
                 }
                 if !infoLabels.isEmpty {
@@ -131,10 +132,21 @@ public enum PrometheusSamples {
         return skipped
     }
 
+    /// What one walk makes once and uses for every metric: the metrics of a batch nearly always repeat
+    /// their attribute keys in the same order (a metric's points do, and so do the metrics of one
+    /// instrumented component), and their histograms' bounds.
+    private struct WalkCaches {
+        /// Sanitised label names by attribute position, the last few keys of each.
+        var names = PositionalCache<String, String>(ways: 4)
+        /// The last histogram bounds seen and their `le` values.
+        var bounds: [Double] = []
+        var les: [String] = []
+    }
+
     /// `base` is sorted by name; `scratch` holds each point's labels in turn.
     private static func visit<V: Visitor>(
         _ m: Metric, base: [(String, String)], options: Options, skipped: inout Skipped, scratch: inout [(String, String)],
-        newest: inout UInt64, _ v: inout V
+        caches: inout WalkCaches, newest: inout UInt64, _ v: inout V
     ) {
         func family(_ type: MetricType, counter: Bool = false, gauge: Bool = false) -> Family {
             let name = PrometheusNaming.metricName(m.name, unit: m.unit, namespace: options.namespace, isCounter: counter, isGauge: gauge)
@@ -142,9 +154,6 @@ public enum PrometheusSamples {
                 name: name, type: type, help: m.description.isEmpty ? m.name : m.description,
                 unit: PrometheusNaming.unitSuffix(m.unit, isGauge: gauge) ?? "")
         }
-        // The points of a metric nearly always have the same attribute keys in the same order, so a key
-        // is sanitised once per metric, not per point.
-        var names = PositionalCache<String, String>()
         func point(_ attrs: [KeyValue], _ time: UInt64, _ start: UInt64, _ flags: UInt32) {
             // Each attribute goes to its place in the sorted base labels (replacing a base label of the
             // same name), so the result is sorted without sorting it.
@@ -152,11 +161,11 @@ public enum PrometheusSamples {
             scratch.append(contentsOf: base)
             for (k, kv) in attrs.enumerated() {
                 let name: String
-                if let known = names.lookup(k, kv.key) {
+                if let known = caches.names.lookup(k, kv.key) {
                     name = known
                 } else {
                     name = PrometheusNaming.sanitizeLabelName(kv.key)
-                    names.store(k, kv.key, name)
+                    caches.names.store(k, kv.key, name)
                 }
                 let value = kv.value.asString
                 var i = scratch.count
@@ -199,14 +208,14 @@ public enum PrometheusSamples {
         case .histogram(let ps, let temporality):
             guard temporality == .cumulative else { return skip(ps.count, "delta or unspecified-temporality histogram") }
             v.family(family(.histogram))
-            // The points of a histogram nearly always share bounds: format the `le` values once.
-            var bounds: [Double] = []
-            var les: [String] = []
             for p in ps {
-                if p.explicitBounds != bounds {
-                    bounds = p.explicitBounds
-                    les = bounds.map(PrometheusText.number)
+                // The points of a histogram, and often all histograms, share bounds: the `le` values are
+                // formatted when the bounds change.
+                if p.explicitBounds != caches.bounds {
+                    caches.bounds = p.explicitBounds
+                    caches.les = caches.bounds.map(PrometheusText.number)
                 }
+                let les = caches.les
                 point(p.attributes, p.timeUnixNano, p.startTimeUnixNano, p.flags)
                 var cumulative: UInt64 = 0
                 for (i, bound) in p.explicitBounds.enumerated() where i < p.bucketCounts.count {

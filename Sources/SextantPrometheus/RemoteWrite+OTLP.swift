@@ -55,36 +55,99 @@ extension RemoteWrite {
         /// the OTel exporter's `max_batch_size_bytes`. Byte for byte what `split(request, maxBytes:)` then
         /// `encode()` give, without building the request.
         public func encodedRequests(maxBytes: Int) -> [[UInt8]] {
-            // One pass encodes every element; their sizes split the bytes when they exceed the limit (the
-            // elements of a request are consecutive in the whole encoding).
+            // The elements' sizes first (a series' labels are already encoded, its samples have a fixed
+            // form), then each request written front to back into an array of exactly its size.
             let count = series.count + metadata.count
-            var w = ProtoWriter(capacity: 64 + labelBytes.count + series.count * 8 + samples.count * 24)
+            if count == 0 { return [] }
             var sizes = [Int](repeating: 0, count: count)
-            labelBytes.withUnsafeBytes { bytes in
-                for i in (0..<count).reversed() {
-                    let mark = w.count
-                    if i < series.count {
-                        let s = series[i]
-                        RemoteWrite.write(labels: EmptyCollection(), samples: samples[s.samples], exemplars: exemplars[s.exemplars], into: &w)
-                        // The labels come first in a `TimeSeries` (field 1), so they are prepended last.
-                        for l in labels[s.labels].reversed() { w.prepend(UnsafeRawBufferPointer(rebasing: bytes[l.start..<l.end])) }
-                        w.lengthPrefix(1, since: mark)
-                    } else {
-                        metadata[i - series.count].write(&w)
-                        w.lengthPrefix(3, since: mark)
+            var bodies = [Int](repeating: 0, count: series.count)
+            for (i, s) in series.enumerated() {
+                var body = 0
+                for l in labels[s.labels] { body += l.end - l.start }
+                for sample in samples[s.samples] { body += RemoteWrite.fieldSize(Self.sampleBody(sample)) }
+                for e in exemplars[s.exemplars] { body += RemoteWrite.fieldSize(RemoteWrite.exemplarBody(e)) }
+                bodies[i] = body
+                sizes[i] = RemoteWrite.fieldSize(body)
+            }
+            for (i, m) in metadata.enumerated() { sizes[series.count + i] = m.encodedSize }
+            let chunks = sizes.reduce(0, +) <= maxBytes ? [0..<count] : RemoteWrite.chunks(sizes, maxBytes: maxBytes)
+            return labelBytes.withUnsafeBytes { bytes in
+                chunks.map { chunk in
+                    let total = sizes[chunk].reduce(0, +)
+                    return [UInt8](unsafeUninitializedCapacity: total) { out, initialized in
+                        var at = 0
+                        for i in chunk {
+                            if i < series.count {
+                                write(series: series[i], body: bodies[i], bytes, into: out, at: &at)
+                            } else {
+                                var w = ProtoWriter(capacity: sizes[i])
+                                let m = metadata[i - series.count]
+                                m.write(&w)
+                                w.lengthPrefix(3, since: 0)
+                                w.withBytes { put($0, into: out, at: &at) }
+                            }
+                        }
+                        precondition(at == total, "a remote-write request's size was miscounted")
+                        initialized = total
                     }
-                    sizes[i] = w.count - mark
                 }
             }
-            if count == 0 { return [] }
-            let all = w.bytes()
-            if all.count <= maxBytes { return [all] }
-            var offset = 0
-            return RemoteWrite.chunks(sizes, maxBytes: maxBytes).map { chunk in
-                let n = sizes[chunk].reduce(0, +)
-                defer { offset += n }
-                return Array(all[offset..<offset + n])
+        }
+
+        /// The size of a `Sample` message: its non-zero fields (proto3).
+        @inline(__always)
+        private static func sampleBody(_ s: Sample) -> Int {
+            (s.value.bitPattern != 0 ? 9 : 0) + (s.timestamp != 0 ? 1 + RemoteWrite.varintSize(UInt64(bitPattern: s.timestamp)) : 0)
+        }
+
+        /// Writes one `WriteRequest.timeseries` element (field 1) whose message is `body` bytes: its
+        /// encoded labels (field 1), samples (field 2), exemplars (field 3).
+        private func write(series s: FlatSeries, body: Int, _ bytes: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<UInt8>, at: inout Int) {
+            let base = out.baseAddress!
+            func byte(_ b: UInt8) {
+                base[at] = b
+                at += 1
             }
+            func varint(_ v: UInt64) {
+                var x = v
+                while x >= 0x80 {
+                    byte(UInt8(truncatingIfNeeded: x) | 0x80)
+                    x >>= 7
+                }
+                byte(UInt8(x))
+            }
+            byte(1 << 3 | 2)
+            varint(UInt64(body))
+            let end = at + body
+            for l in labels[s.labels] {
+                let n = l.end - l.start
+                UnsafeMutableRawPointer(base + at).copyMemory(from: bytes.baseAddress! + l.start, byteCount: n)
+                at += n
+            }
+            for sample in samples[s.samples] {
+                byte(2 << 3 | 2)
+                varint(UInt64(Self.sampleBody(sample)))
+                if sample.value.bitPattern != 0 {
+                    byte(1 << 3 | 1)
+                    UnsafeMutableRawPointer(base + at).storeBytes(of: sample.value.bitPattern.littleEndian, toByteOffset: 0, as: UInt64.self)
+                    at += 8
+                }
+                if sample.timestamp != 0 {
+                    byte(2 << 3 | 0)
+                    varint(UInt64(bitPattern: sample.timestamp))
+                }
+            }
+            if !s.exemplars.isEmpty {
+                var w = ProtoWriter(capacity: end - at)
+                RemoteWrite.write(labels: EmptyCollection(), samples: EmptyCollection(), exemplars: exemplars[s.exemplars], into: &w)
+                w.withBytes { put($0, into: out, at: &at) }
+            }
+            precondition(at == end, "a remote-write series' size was miscounted")
+        }
+
+        private func put(_ b: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<UInt8>, at: inout Int) {
+            if b.count > 0 { UnsafeMutableRawPointer(out.baseAddress! + at).copyMemory(from: b.baseAddress!, byteCount: b.count) }
+            at += b.count
         }
     }
 
@@ -183,8 +246,10 @@ extension RemoteWrite {
         var sample: Sample
         /// Index into the builder's exemplars, or -1.
         var exemplar: Int
-        /// The labels' hashes folded in order (`LabelHash.fold`), so that equal label sets are found
-        /// without comparing them.
+        /// The wrapping sum of the labels' hashes (`EncodedLabel.hash`), so that equal label sets are
+        /// found without comparing them. A line's labels are unique by name and sorted, so the set alone
+        /// decides their order and a sum need not weigh positions; a line's is its point's sum plus its
+        /// own labels, less those they replace.
         var hash: UInt64
     }
 
@@ -192,6 +257,13 @@ extension RemoteWrite {
     /// one byte buffer, and each line's labels are references to those encodings in one pool, so a
     /// conversion allocates per batch, not per line, and encoding a series copies bytes.
     private struct LineBuilder: PrometheusSamples.Visitor {
+        /// Where a label goes among a point's sorted labels: before `index`, or in place of the label
+        /// there when that has the same name.
+        struct Place {
+            var index: Int
+            var replaces: Bool
+        }
+
         let external: [Label]
         let targetInfo: Bool
         /// Whether `families` is kept (for `sendMetadata`).
@@ -221,6 +293,15 @@ extension RemoteWrite {
         /// their bounds), and the current line's position.
         private var extras = PositionalCache<Label, EncodedLabel>()
         private var lineIndex = 0
+        /// The point's label set hash (see `Line.hash`), where its lines put `__name__`, and where they put
+        /// the extra label, by name (known from the point's first line that has one).
+        private var pointHash: UInt64 = 0
+        private var namePlace = Place(index: 0, replaces: false)
+        private var extraName = ""
+        private var extraPlace = Place(index: 0, replaces: false)
+        private var extraPlaceKnown = false
+        /// `__name__` sorts before the extra label.
+        private var nameFirst = true
         private var ms: Int64 = 0
         private var stale = false
 
@@ -263,15 +344,20 @@ extension RemoteWrite {
             }
             lineIndex = 0
             pointEncoded.removeAll(keepingCapacity: true)
+            pointHash = 0
             for (i, l) in pointLabels.enumerated() {
+                let e: EncodedLabel
                 if let known = encoded.lookup(i, l) {
-                    pointEncoded.append(known)
+                    e = known
                 } else {
-                    let e = encode(l.name, l.value)
+                    e = encode(l.name, l.value)
                     encoded.store(i, l, e)
-                    pointEncoded.append(e)
                 }
+                pointEncoded.append(e)
+                pointHash &+= e.hash
             }
+            namePlace = place(of: "__name__")
+            extraPlaceKnown = false
         }
 
         /// Appends the label's wire form (see `EncodedLabel`) to `bytes`.
@@ -314,44 +400,39 @@ extension RemoteWrite {
         mutating func line(_ suffix: PrometheusSamples.LineSuffix, extra: (String, String)?, value: Double, exemplar: SextantModel.Exemplar?) {
             if skipPoint { return }
             let start = pool.count
-            // The point's labels with `__name__` and `le`/`quantile` at their places; each replaces a label
-            // of the same name. The hash folds the labels in the same order.
-            var next: (name: String, label: EncodedLabel)? = ("__name__", seriesName(suffix))
-            var after: (name: String, label: EncodedLabel)? = nil
-            if let (name, value) = extra {
-                let key = Label(name, value)
+            // The point's labels with `__name__` and `le`/`quantile` put at their places (each replaces a
+            // label of the same name), which `point` and the point's first such line found.
+            let name = seriesName(suffix)
+            var hash = pointHash &+ name.hash
+            if namePlace.replaces { hash &-= pointEncoded[namePlace.index].hash }
+            if let (extraName, extraValue) = extra {
+                let key = Label(extraName, extraValue)
+                let label: EncodedLabel
                 if let known = extras.lookup(lineIndex, key) {
-                    after = (name, known)
+                    label = known
                 } else {
-                    let label = encode(name, value)
+                    label = encode(extraName, extraValue)
                     extras.store(lineIndex, key, label)
-                    after = (name, label)
                 }
+                if !extraPlaceKnown || extraName != self.extraName {
+                    self.extraName = extraName
+                    extraPlace = place(of: extraName)
+                    extraPlaceKnown = true
+                    nameFirst = namePlace.index < extraPlace.index || (namePlace.index == extraPlace.index && "__name__" < extraName)
+                }
+                hash &+= label.hash
+                if extraPlace.replaces { hash &-= pointEncoded[extraPlace.index].hash }
+                if nameFirst {
+                    putLabels(name, at: namePlace, label, at: extraPlace)
+                } else {
+                    putLabels(label, at: extraPlace, name, at: namePlace)
+                }
+            } else {
+                appendPointLabels(0..<namePlace.index)
+                pool.append(name)
+                appendPointLabels((namePlace.index + (namePlace.replaces ? 1 : 0))..<pointEncoded.count)
             }
             lineIndex += 1
-            if let a = after, a.name < "__name__" { (next, after) = (a, next) }
-            var hash = LabelHash.seed
-            for i in pointLabels.indices {
-                var replaced = false
-                while let n = next, n.name <= pointLabels[i].name {
-                    replaced = replaced || n.name == pointLabels[i].name
-                    pool.append(n.label)
-                    hash = LabelHash.fold(hash, n.label.hash)
-                    (next, after) = (after, nil)
-                }
-                if !replaced {
-                    pool.append(pointEncoded[i])
-                    hash = LabelHash.fold(hash, pointEncoded[i].hash)
-                }
-            }
-            if let n = next {
-                pool.append(n.label)
-                hash = LabelHash.fold(hash, n.label.hash)
-            }
-            if let a = after {
-                pool.append(a.label)
-                hash = LabelHash.fold(hash, a.label.hash)
-            }
             var ex = -1
             if !stale, let exemplar {
                 ex = exemplars.count
@@ -359,6 +440,32 @@ extension RemoteWrite {
             }
             lines.append(
                 Line(labels: start..<pool.count, sample: Sample(value: stale ? staleNaN : value, timestamp: ms), exemplar: ex, hash: hash))
+        }
+
+        /// Appends the point's labels to `pool` with `a` and then `b` put at their places (`a`'s is
+        /// before `b`'s).
+        @inline(__always)
+        private mutating func putLabels(_ a: EncodedLabel, at pa: Place, _ b: EncodedLabel, at pb: Place) {
+            appendPointLabels(0..<pa.index)
+            pool.append(a)
+            appendPointLabels((pa.index + (pa.replaces ? 1 : 0))..<pb.index)
+            pool.append(b)
+            appendPointLabels((pb.index + (pb.replaces ? 1 : 0))..<pointEncoded.count)
+        }
+
+        /// Appends a run of the point's encoded labels to `pool` (as one copy; an array slice's append is
+        /// not specialised into one here).
+        @inline(__always)
+        private mutating func appendPointLabels(_ run: Range<Int>) {
+            if run.isEmpty { return }
+            pointEncoded.withUnsafeBufferPointer { pool.append(contentsOf: UnsafeBufferPointer(rebasing: $0[run])) }
+        }
+
+        /// Where a label named `name` goes among the point's sorted labels.
+        private func place(of name: String) -> Place {
+            var i = 0
+            while i < pointLabels.count, pointLabels[i].name < name { i += 1 }
+            return Place(index: i, replaces: i < pointLabels.count && pointLabels[i].name == name)
         }
 
         func endPoint() {}
@@ -471,7 +578,7 @@ extension RemoteWrite {
     }
 
     /// A 64-bit hash of a series' labels for grouping lines into series: each label's wire form is
-    /// hashed once per point (`bytes`), and a line folds its labels' hashes in order (`fold`). Equal
+    /// hashed once per point (`bytes`), and a line's hash is the sum of its labels' (`Line.hash`). Equal
     /// hashes are confirmed by comparing the labels, so a collision costs a comparison, never a wrong
     /// merge; the seed is random per process, so that label values cannot be chosen to collide.
     enum LabelHash {
@@ -484,9 +591,6 @@ extension RemoteWrite {
             let r = a.multipliedFullWidth(by: b)
             return r.high ^ r.low
         }
-
-        @inline(__always)
-        static func fold(_ h: UInt64, _ label: UInt64) -> UInt64 { mix(h ^ label, k0) }
 
         static func bytes(_ p: UnsafeRawBufferPointer) -> UInt64 { bytes(p, seed) }
 

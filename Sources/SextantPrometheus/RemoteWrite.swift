@@ -160,12 +160,15 @@ extension RemoteWrite {
             let body = (s.value.bitPattern != 0 ? 9 : 0) + (s.timestamp != 0 ? 1 + RemoteWrite.varintSize(UInt64(bitPattern: s.timestamp)) : 0)
             n += RemoteWrite.fieldSize(body)
         }
-        for e in exemplars {
-            var body = (e.value.bitPattern != 0 ? 9 : 0) + (e.timestamp != 0 ? 1 + RemoteWrite.varintSize(UInt64(bitPattern: e.timestamp)) : 0)
-            for l in e.labels { body += RemoteWrite.fieldSize(RemoteWrite.labelSize(l)) }
-            n += RemoteWrite.fieldSize(body)
-        }
+        for e in exemplars { n += RemoteWrite.fieldSize(exemplarBody(e)) }
         return RemoteWrite.fieldSize(n)
+    }
+
+    /// The size of an `Exemplar` message.
+    static func exemplarBody(_ e: Exemplar) -> Int {
+        var body = (e.value.bitPattern != 0 ? 9 : 0) + (e.timestamp != 0 ? 1 + RemoteWrite.varintSize(UInt64(bitPattern: e.timestamp)) : 0)
+        for l in e.labels { body += RemoteWrite.fieldSize(RemoteWrite.labelSize(l)) }
+        return body
     }
 }
 
