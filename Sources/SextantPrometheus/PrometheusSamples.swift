@@ -100,6 +100,10 @@ public enum PrometheusSamples {
         mutating func point(labels: [(String, String)], time: UInt64, start: UInt64, stale: Bool)
         mutating func line(_ suffix: LineSuffix, extra: (String, String)?, value: Double, exemplar: Exemplar?)
         mutating func endPoint()
+        /// Offered before `point` for each OTLP data point: `attributes` are the point's and `resource` its
+        /// resource's. A visitor that knows this point's labels from an earlier walk (the same arrays, so
+        /// the same labels) takes them and returns `true`; `point` is then not called, its `line`s are.
+        mutating func knownPoint(attributes: [KeyValue], resource: [KeyValue], time: UInt64, start: UInt64, stale: Bool) -> Bool
     }
 
     /// The one OTLP → Prometheus mapping every output shares (see the type's comment), as visitor calls.
@@ -118,7 +122,9 @@ public enum PrometheusSamples {
                 var newest: UInt64 = 0
                 for sm in rm.scopeMetrics {
                     for m in sm.metrics {
-                        visit(m, base: base, options: options, skipped: &skipped, scratch: &scratch, caches: &shared, newest: &newest, &visitor)
+                        visit(
+                            m, base: base, resource: rm.resource.attributes, options: options, skipped: &skipped, scratch: &scratch,
+                            caches: &shared, newest: &newest, &visitor)
                     }
                 }
                 if !infoLabels.isEmpty {
@@ -143,9 +149,10 @@ public enum PrometheusSamples {
         var les: [String] = []
     }
 
-    /// `base` is sorted by name; `scratch` holds each point's labels in turn.
+    /// `base` is sorted by name (the labels `resource` gives); `scratch` holds each point's labels in turn.
     private static func visit<V: Visitor>(
-        _ m: Metric, base: [(String, String)], options: Options, skipped: inout Skipped, scratch: inout [(String, String)],
+        _ m: Metric, base: [(String, String)], resource: [KeyValue], options: Options, skipped: inout Skipped,
+        scratch: inout [(String, String)],
         caches: inout WalkCaches, newest: inout UInt64, _ v: inout V
     ) {
         func family(_ type: MetricType, counter: Bool = false, gauge: Bool = false) -> Family {
@@ -155,6 +162,9 @@ public enum PrometheusSamples {
                 unit: PrometheusNaming.unitSuffix(m.unit, isGauge: gauge) ?? "")
         }
         func point(_ attrs: [KeyValue], _ time: UInt64, _ start: UInt64, _ flags: UInt32) {
+            newest = max(newest, time)
+            let stale = flags & DataPointFlags.noRecordedValue != 0
+            if v.knownPoint(attributes: attrs, resource: resource, time: time, start: start, stale: stale) { return }
             // Each attribute goes to its place in the sorted base labels (replacing a base label of the
             // same name), so the result is sorted without sorting it.
             scratch.removeAll(keepingCapacity: true)
@@ -182,8 +192,7 @@ public enum PrometheusSamples {
                     }
                 }
             }
-            newest = max(newest, time)
-            v.point(labels: scratch, time: time, start: start, stale: flags & DataPointFlags.noRecordedValue != 0)
+            v.point(labels: scratch, time: time, start: start, stale: stale)
         }
         func skip(_ n: Int, _ reason: String) {
             skipped.points += n
@@ -294,6 +303,11 @@ public enum PrometheusSamples {
         }
         return l
     }
+}
+
+extension PrometheusSamples.Visitor {
+    /// Most visitors build every point's labels.
+    mutating func knownPoint(attributes: [KeyValue], resource: [KeyValue], time: UInt64, start: UInt64, stale: Bool) -> Bool { false }
 }
 
 extension PrometheusSamples.Line {

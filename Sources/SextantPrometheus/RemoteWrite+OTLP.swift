@@ -7,6 +7,7 @@ import Darwin
 #endif
 import SextantModel
 import SextantOTLP
+import Synchronization
 
 extension RemoteWrite {
     /// How OTLP metrics become remote-write series.
@@ -170,6 +171,13 @@ extension RemoteWrite {
         }
     }
 
+    /// Where a label goes among a point's sorted labels: before `index`, or in place of the label there
+    /// when that has the same name.
+    fileprivate struct LabelPlace: Sendable {
+        var index: Int
+        var replaces: Bool
+    }
+
     /// Where one series lives in a `Conversion`'s pools.
     fileprivate struct FlatSeries: Sendable {
         var labels: Range<Int>
@@ -185,15 +193,34 @@ extension RemoteWrite {
     /// with attributes adds `target_info` at its newest point's time. Series are in the order they
     /// first appear in `batches` (the order Prometheus's agent sends its WAL in); lines with equal
     /// label sets are merged into one series, found by a hash of the labels.
-    public static func convert(_ batches: [MetricsData], options: ConversionOptions = .init()) -> Conversion {
+    ///
+    /// With a `cache` (one per exporter), a point whose attribute list and resource are the very arrays
+    /// of a point converted recently takes that point's encoded labels instead of building them (see
+    /// `LabelCache`); the result is the same either way.
+    public static func convert(_ batches: [MetricsData], options: ConversionOptions = .init(), cache: LabelCache? = nil) -> Conversion {
         // External labels sorted by name, so each series' labels are built by merging sorted runs.
         let external = options.externalLabels.map { Label(PrometheusNaming.sanitizeLabelName($0.0), $0.1) }.sorted { $0.name < $1.name }
         var builder = LineBuilder(external: external, targetInfo: options.targetInfo, keepFamilies: options.sendMetadata)
+        var taken = cache?.take()
+        if taken != nil {
+            let settings = LabelCacheState.Settings(
+                external: external, constLabels: options.samples.constLabels.map { Label($0.0, $0.1) },
+                resourceToTelemetry: options.samples.resourceToTelemetry)
+            // Entries made under other settings would give other labels.
+            if taken!.settings != settings { taken = LabelCacheState(settings: settings) }
+            taken!.generation += 1
+            builder.cache = taken
+            taken = nil
+        }
         // Sized up front: growing the pools as lines arrive copied them and touched fresh pages each time.
         let (lines, labels) = estimate(batches, extra: external.count + 4)
         builder.lines.reserveCapacity(lines)
         builder.pool.reserveCapacity(labels)
         let skipped = PrometheusSamples.walk(batches, options: options.samples, into: &builder)
+        if let cache, var state = builder.takeCache() {
+            state.sweep()
+            cache.give(state)
+        }
         var out = builder.finish()
         out.skipped = skipped
         if options.sendMetadata {
@@ -257,13 +284,6 @@ extension RemoteWrite {
     /// one byte buffer, and each line's labels are references to those encodings in one pool, so a
     /// conversion allocates per batch, not per line, and encoding a series copies bytes.
     private struct LineBuilder: PrometheusSamples.Visitor {
-        /// Where a label goes among a point's sorted labels: before `index`, or in place of the label
-        /// there when that has the same name.
-        struct Place {
-            var index: Int
-            var replaces: Bool
-        }
-
         let external: [Label]
         let targetInfo: Bool
         /// Whether `families` is kept (for `sendMetadata`).
@@ -293,12 +313,16 @@ extension RemoteWrite {
         /// their bounds), and the current line's position.
         private var extras = PositionalCache<Label, EncodedLabel>()
         private var lineIndex = 0
+        /// Labels of points converted before (see `LabelCache`), and the key of the point being built
+        /// when it missed there.
+        var cache: LabelCacheState?
+        private var pending: (key: LabelCacheState.Key, attributes: [KeyValue], resource: [KeyValue])?
         /// The point's label set hash (see `Line.hash`), where its lines put `__name__`, and where they put
         /// the extra label, by name (known from the point's first line that has one).
         private var pointHash: UInt64 = 0
-        private var namePlace = Place(index: 0, replaces: false)
+        private var namePlace = LabelPlace(index: 0, replaces: false)
         private var extraName = ""
-        private var extraPlace = Place(index: 0, replaces: false)
+        private var extraPlace = LabelPlace(index: 0, replaces: false)
         private var extraPlaceKnown = false
         /// `__name__` sorts before the extra label.
         private var nameFirst = true
@@ -320,6 +344,43 @@ extension RemoteWrite {
                 suffixed = [nil, nil, nil, nil]
                 if keepFamilies, families[f.name] == nil { families[f.name] = f }
             }
+        }
+
+        mutating func takeCache() -> LabelCacheState? {
+            var out: LabelCacheState? = nil
+            swap(&out, &cache)
+            return out
+        }
+
+        mutating func knownPoint(attributes: [KeyValue], resource: [KeyValue], time: UInt64, start: UInt64, stale: Bool) -> Bool {
+            pending = nil
+            guard !skipFamily, !isInfo, cache != nil else { return false }
+            let key = LabelCacheState.Key(attributes, resource)
+            guard let i = cache!.index[key] else {
+                pending = (key, attributes, resource)
+                return false
+            }
+            skipPoint = false
+            points += 1
+            ms = Int64(clamping: time / 1_000_000)
+            self.stale = stale
+            lineIndex = 0
+            extraPlaceKnown = false
+            pointEncoded.removeAll(keepingCapacity: true)
+            let generation = cache!.generation
+            // The entry is read in place: copying it out would retain and release each of its arrays.
+            cache!.entries.withUnsafeMutableBufferPointer { entries in
+                entries[i].used = generation
+                let offset = bytes.count
+                entries[i].bytes.withUnsafeBufferPointer { bytes.append(contentsOf: $0) }
+                entries[i].encoded.withUnsafeBufferPointer { encoded in
+                    for e in encoded { pointEncoded.append(EncodedLabel(start: e.start + offset, end: e.end + offset, hash: e.hash)) }
+                }
+                pointLabels = entries[i].labels
+                pointHash = entries[i].hash
+                namePlace = entries[i].namePlace
+            }
+            return true
         }
 
         mutating func point(labels: [(String, String)], time: UInt64, start: UInt64, stale: Bool) {
@@ -358,6 +419,30 @@ extension RemoteWrite {
             }
             namePlace = place(of: "__name__")
             extraPlaceKnown = false
+            if let p = pending {
+                pending = nil
+                remember(p.key, p.attributes, p.resource)
+            }
+        }
+
+        /// Keeps the point's labels in the cache, their encodings in bytes of their own.
+        private mutating func remember(_ key: LabelCacheState.Key, _ attributes: [KeyValue], _ resource: [KeyValue]) {
+            guard cache!.entries.count < LabelCacheState.maxEntries else { return }
+            cache!.index[key] = cache!.entries.count
+            var own: [UInt8] = []
+            var encoded: [EncodedLabel] = []
+            encoded.reserveCapacity(pointEncoded.count)
+            bytes.withUnsafeBufferPointer { all in
+                for e in pointEncoded {
+                    let start = own.count
+                    own.append(contentsOf: UnsafeBufferPointer(rebasing: all[e.start..<e.end]))
+                    encoded.append(EncodedLabel(start: start, end: own.count, hash: e.hash))
+                }
+            }
+            cache!.entries.append(
+                LabelCacheState.Entry(
+                    key: key, attributes: attributes, resource: resource, labels: pointLabels, bytes: own, encoded: encoded, hash: pointHash,
+                    namePlace: namePlace, used: cache!.generation))
         }
 
         /// Appends the label's wire form (see `EncodedLabel`) to `bytes`.
@@ -445,7 +530,7 @@ extension RemoteWrite {
         /// Appends the point's labels to `pool` with `a` and then `b` put at their places (`a`'s is
         /// before `b`'s).
         @inline(__always)
-        private mutating func putLabels(_ a: EncodedLabel, at pa: Place, _ b: EncodedLabel, at pb: Place) {
+        private mutating func putLabels(_ a: EncodedLabel, at pa: LabelPlace, _ b: EncodedLabel, at pb: LabelPlace) {
             appendPointLabels(0..<pa.index)
             pool.append(a)
             appendPointLabels((pa.index + (pa.replaces ? 1 : 0))..<pb.index)
@@ -462,10 +547,10 @@ extension RemoteWrite {
         }
 
         /// Where a label named `name` goes among the point's sorted labels.
-        private func place(of name: String) -> Place {
+        private func place(of name: String) -> LabelPlace {
             var i = 0
             while i < pointLabels.count, pointLabels[i].name < name { i += 1 }
-            return Place(index: i, replaces: i < pointLabels.count && pointLabels[i].name == name)
+            return LabelPlace(index: i, replaces: i < pointLabels.count && pointLabels[i].name == name)
         }
 
         func endPoint() {}
@@ -705,5 +790,97 @@ extension RemoteWrite.WriteRequest {
                     scopeMetrics: [ScopeMetrics(scope: InstrumentationScope(name: "sextant/prometheusremotewrite"), metrics: ms)]))
         }
         return (data, points, rejected)
+    }
+}
+
+extension RemoteWrite {
+    /// The encoded labels of the data points an exporter converted recently, for its next conversions.
+    ///
+    /// A scrape receiver hands on each series' attribute list as the same array from scrape to scrape
+    /// (and the target's resource likewise), so a point's labels — the resource's `job`/`instance`,
+    /// constant and external labels, the sanitised attributes, sorted and encoded — are known when both
+    /// arrays are the ones seen before. Entries are keyed by the arrays' buffer addresses and counts
+    /// and hold the arrays, so that no other list can take an address while its entry lives. Entries
+    /// unused for 256 to 512 conversions are dropped; a conversion running while another has the cache
+    /// converts without it.
+    public final class LabelCache: Sendable {
+        private let state = Mutex<LabelCacheState?>(LabelCacheState(settings: nil))
+
+        public init() {}
+
+        /// The number of points whose labels are kept.
+        public var count: Int { state.withLock { $0?.entries.count ?? 0 } }
+
+        fileprivate func take() -> LabelCacheState? {
+            state.withLock { s in
+                var out: LabelCacheState? = nil
+                swap(&out, &s)
+                return out
+            }
+        }
+
+        fileprivate func give(_ s: consuming LabelCacheState) {
+            let s = Optional(s)
+            state.withLock { $0 = s }
+        }
+    }
+}
+
+/// The inside of a `RemoteWrite.LabelCache`.
+struct LabelCacheState: Sendable {
+    /// Conversions between sweeps.
+    static let sweepEvery: UInt64 = 256
+    /// Points kept at most (about 300 bytes each).
+    static let maxEntries = 1 << 20
+
+    /// What the entries were made under: other settings give other labels.
+    struct Settings: Sendable, Equatable {
+        var external: [RemoteWrite.Label]
+        var constLabels: [RemoteWrite.Label]
+        var resourceToTelemetry: Bool
+    }
+
+    struct Key: Hashable, Sendable {
+        var attributes: UInt
+        var resource: UInt
+        var counts: Int
+
+        init(_ attributes: [KeyValue], _ resource: [KeyValue]) {
+            self.attributes = attributes.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+            self.resource = resource.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+            counts = attributes.count << 32 | resource.count
+        }
+    }
+
+    struct Entry: Sendable {
+        var key: Key
+        /// Held so that their buffers keep their addresses for this entry alone.
+        var attributes: [KeyValue]
+        var resource: [KeyValue]
+        var labels: [RemoteWrite.Label]
+        var bytes: [UInt8]
+        fileprivate var encoded: [RemoteWrite.EncodedLabel]
+        var hash: UInt64
+        fileprivate var namePlace: RemoteWrite.LabelPlace
+        /// The generation that last used it.
+        var used: UInt64
+    }
+
+    var settings: Settings?
+    /// The entries, and each one's place by key.
+    var entries: [Entry] = []
+    var index: [Key: Int] = [:]
+    /// Conversions so far, and the one of the last sweep.
+    var generation: UInt64 = 0
+    var sweptAt: UInt64 = 0
+
+    /// Drops the entries no conversion used since the previous sweep.
+    mutating func sweep() {
+        guard generation >= sweptAt + Self.sweepEvery else { return }
+        let cutoff = sweptAt
+        entries.removeAll { $0.used <= cutoff }
+        index.removeAll(keepingCapacity: true)
+        for (i, e) in entries.enumerated() { index[e.key] = i }
+        sweptAt = generation
     }
 }

@@ -401,19 +401,84 @@ import Testing
         }
     }
 
+    /// The conversion agrees with the model, with and without a label cache: the cache is shared by
+    /// all rounds (whose settings change), each round converts its batches again (every point known)
+    /// and twice over in one conversion (known from the same conversion).
     @Test func matchesThePlainModel() {
         var r = Rng(x: 0x9E37_79B9_7F4A_7C15)
+        let cache = RemoteWrite.LabelCache()
+        func text(_ c: RemoteWrite.Conversion) -> [String] {
+            c.request.timeseries.map { ts in
+                "\(ts.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",")) \(ts.samples.map { "\($0.value.bitPattern)@\($0.timestamp)" })"
+            }
+        }
         for round in 0..<300 {
             let batches = (0..<(1 + r.next(3))).map { _ in Self.batch(&r) }
             var options = RemoteWrite.ConversionOptions()
             if r.next(2) == 0 { options.externalLabels = [("z", "ext"), ("cluster", "eu")] }
             options.targetInfo = r.next(4) != 0
-            let got = RemoteWrite.convert(batches, options: options).request.timeseries.map { ts in
-                "\(ts.labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",")) \(ts.samples.map { "\($0.value.bitPattern)@\($0.timestamp)" })"
-            }
+            let got = text(RemoteWrite.convert(batches, options: options))
             let want = Self.model(batches, options: options)
             #expect(got == want, "round \(round)")
             if got != want { return }
+            for pass in 0..<2 {
+                let cached = text(RemoteWrite.convert(batches, options: options, cache: cache))
+                #expect(cached == want, "round \(round), cached pass \(pass)")
+                if cached != want { return }
+            }
+            let twice = text(RemoteWrite.convert(batches + batches, options: options, cache: cache))
+            #expect(twice == Self.model(batches + batches, options: options), "round \(round), batches twice")
         }
+    }
+
+    /// The label cache is useful because a scrape receiver hands on each series' attributes as the same
+    /// arrays from scrape to scrape: converting a target's second scrape adds no entry, and gives the
+    /// bytes an uncached conversion gives. Entries no conversion uses for long enough are dropped.
+    @Test func labelCacheKnowsTheNextScrape() throws {
+        var assembler = ScrapeAssembler(
+            resource: ScrapeAssembler.targetResource(job: "api", instance: "127.0.0.1:9100", scheme: "http"),
+            defaultScope: InstrumentationScope(name: "sextant/receiver/prometheus", version: "1"))
+        func scrape(_ n: Int, at t: UInt64) throws -> MetricsData {
+            let text = """
+                # TYPE requests counter
+                requests_total{code="200",method="GET"} \(n)
+                requests_total{code="500",method="GET"} 1
+                # TYPE latency histogram
+                latency_bucket{le="0.1"} \(n)
+                latency_bucket{le="+Inf"} \(n + 1)
+                latency_sum 2.5
+                latency_count \(n + 1)
+                # TYPE q summary
+                q{quantile="0.5"} 1
+                q_sum 1
+                q_count 1
+
+                """
+            return assembler.assemble(try ExpositionParser.parse(Array(text.utf8), format: .prometheusText), at: t)
+        }
+        let cache = RemoteWrite.LabelCache()
+        var options = RemoteWrite.ConversionOptions()
+        options.externalLabels = [("cluster", "eu")]
+        let first = try scrape(1, at: 1_000_000_000)
+        let second = try scrape(2, at: 2_000_000_000)
+        #expect(RemoteWrite.convert([first], options: options, cache: cache).encodedRequests(maxBytes: 1 << 20)
+            == RemoteWrite.convert([first], options: options).encodedRequests(maxBytes: 1 << 20))
+        let entries = cache.count
+        // One per point (the two counter series, the histogram, the summary), but points without
+        // attributes may share the empty array's entry.
+        #expect((3...4).contains(entries))
+        #expect(RemoteWrite.convert([second], options: options, cache: cache).encodedRequests(maxBytes: 1 << 20)
+            == RemoteWrite.convert([second], options: options).encodedRequests(maxBytes: 1 << 20))
+        #expect(cache.count == entries)
+        // Other settings: the entries are made again.
+        options.externalLabels = [("cluster", "us")]
+        #expect(RemoteWrite.convert([second], options: options, cache: cache).request == RemoteWrite.convert([second], options: options).request)
+        #expect(cache.count == entries)
+        // A batch of other series, converted long enough, leaves only its own entries.
+        let other = MetricsData(resourceMetrics: [ResourceMetrics(scopeMetrics: [ScopeMetrics(metrics: [
+            Metric(name: "g", data: .gauge([NumberDataPoint(attributes: [KeyValue("k", .string("v"))], timeUnixNano: 1_000_000, value: .int(1))]))
+        ])])])
+        for _ in 0..<600 { _ = RemoteWrite.convert([other], options: options, cache: cache) }
+        #expect(cache.count == 1)
     }
 }

@@ -86,9 +86,11 @@ public final class PrometheusRemoteWriteExporter: ConsumingComponent {
         headers.append(("Content-Encoding", "snappy"))
         headers.append(("X-Prometheus-Remote-Write-Version", "0.1.0"))
         let fixedHeaders = headers
+        // The labels of the series converted recently, for the next batches of the same series.
+        let labelCache = RemoteWrite.LabelCache()
         helper = ExporterHelper(config.helper, component: settings) { batch in
             guard case .metrics(let metrics) = batch else { throw ConsumerError.permanent("prometheusremotewrite exports metrics only") }
-            let conversion = RemoteWrite.convert([metrics], options: config.conversion)
+            let conversion = RemoteWrite.convert([metrics], options: config.conversion, cache: labelCache)
             if conversion.skipped.points > 0 {
                 skipped.add(conversion.skipped.points)
                 logger.debug("points without a remote-write form dropped", metadata: ["reasons": "\(conversion.skipped.reasons.sorted())"])
