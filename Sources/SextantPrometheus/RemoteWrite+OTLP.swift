@@ -304,6 +304,9 @@ extension RemoteWrite {
         /// The current point's labels merged with the external labels it lacks, sorted, and the encoding
         /// of each.
         private var pointLabels: [Label] = []
+        /// The point's labels were taken from the cache: `pointLabels` is not theirs, their names are
+        /// read from their encodings.
+        private var labelsInBytes = false
         private var pointEncoded: [EncodedLabel] = []
         /// Encodings of the labels last seen at each place of a point: the resource's, the external ones
         /// and often most attributes repeat there from point to point, and an attribute's few values
@@ -366,21 +369,46 @@ extension RemoteWrite {
             self.stale = stale
             lineIndex = 0
             extraPlaceKnown = false
+            labelsInBytes = true
             pointEncoded.removeAll(keepingCapacity: true)
             let generation = cache!.generation
-            // The entry is read in place: copying it out would retain and release each of its arrays.
-            cache!.entries.withUnsafeMutableBufferPointer { entries in
+            let offset = bytes.count
+            // The entry is read in place (copying it out would retain and release its arrays); each
+            // label's end is read from its length prefix.
+            let (start, end, hashes) = cache!.entries.withUnsafeMutableBufferPointer { entries in
                 entries[i].used = generation
-                let offset = bytes.count
-                entries[i].bytes.withUnsafeBufferPointer { bytes.append(contentsOf: $0) }
-                entries[i].encoded.withUnsafeBufferPointer { encoded in
-                    for e in encoded { pointEncoded.append(EncodedLabel(start: e.start + offset, end: e.end + offset, hash: e.hash)) }
-                }
-                pointLabels = entries[i].labels
                 pointHash = entries[i].hash
-                namePlace = entries[i].namePlace
+                namePlace = LabelPlace(index: Int(entries[i].nameIndex), replaces: entries[i].nameReplaces)
+                return (entries[i].start, entries[i].end, Int(entries[i].hashStart)..<Int(entries[i].hashStart) + Int(entries[i].labelCount))
+            }
+            cache!.bytes.withUnsafeBufferPointer { arena in
+                let own = UnsafeBufferPointer(rebasing: arena[start..<end])
+                bytes.append(contentsOf: own)
+                cache!.hashes.withUnsafeBufferPointer { all in
+                    var at = 0
+                    for h in all[hashes] {
+                        var p = at + 1  // the `TimeSeries.labels` tag
+                        let body = Self.varint(own, &p)
+                        pointEncoded.append(EncodedLabel(start: offset + at, end: offset + p + body, hash: h))
+                        at = p + body
+                    }
+                }
             }
             return true
+        }
+
+        /// The varint at `p` in `b` (our own encoding: well formed), moving `p` past it.
+        @inline(__always)
+        private static func varint(_ b: UnsafeBufferPointer<UInt8>, _ p: inout Int) -> Int {
+            var v = 0
+            var shift = 0
+            while true {
+                let byte = b[p]
+                p += 1
+                v |= Int(byte & 0x7F) << shift
+                if byte < 0x80 { return v }
+                shift += 7
+            }
         }
 
         mutating func point(labels: [(String, String)], time: UInt64, start: UInt64, stale: Bool) {
@@ -389,6 +417,7 @@ extension RemoteWrite {
             if !isInfo { points += 1 }
             ms = Int64(clamping: time / 1_000_000)
             self.stale = stale
+            labelsInBytes = false
             pointLabels.removeAll(keepingCapacity: true)
             var e = 0
             for (name, value) in labels {
@@ -425,24 +454,23 @@ extension RemoteWrite {
             }
         }
 
-        /// Keeps the point's labels in the cache, their encodings in bytes of their own.
+        /// Keeps the point's labels in the cache: their encodings and hashes in its arenas.
         private mutating func remember(_ key: LabelCacheState.Key, _ attributes: [KeyValue], _ resource: [KeyValue]) {
             guard cache!.entries.count < LabelCacheState.maxEntries else { return }
             cache!.index[key] = cache!.entries.count
-            var own: [UInt8] = []
-            var encoded: [EncodedLabel] = []
-            encoded.reserveCapacity(pointEncoded.count)
+            let start = cache!.bytes.count
+            let hashStart = cache!.hashes.count
             bytes.withUnsafeBufferPointer { all in
                 for e in pointEncoded {
-                    let start = own.count
-                    own.append(contentsOf: UnsafeBufferPointer(rebasing: all[e.start..<e.end]))
-                    encoded.append(EncodedLabel(start: start, end: own.count, hash: e.hash))
+                    cache!.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: all[e.start..<e.end]))
+                    cache!.hashes.append(e.hash)
                 }
             }
             cache!.entries.append(
                 LabelCacheState.Entry(
-                    key: key, attributes: attributes, resource: resource, labels: pointLabels, bytes: own, encoded: encoded, hash: pointHash,
-                    namePlace: namePlace, used: cache!.generation))
+                    attributes: attributes, resource: resource, start: start, end: cache!.bytes.count, hashStart: Int32(hashStart),
+                    labelCount: Int32(pointEncoded.count), hash: pointHash, nameIndex: Int32(namePlace.index), nameReplaces: namePlace.replaces,
+                    used: cache!.generation))
         }
 
         /// Appends the label's wire form (see `EncodedLabel`) to `bytes`.
@@ -549,8 +577,35 @@ extension RemoteWrite {
         /// Where a label named `name` goes among the point's sorted labels.
         private func place(of name: String) -> LabelPlace {
             var i = 0
+            if labelsInBytes { return placeInBytes(of: name) }
             while i < pointLabels.count, pointLabels[i].name < name { i += 1 }
             return LabelPlace(index: i, replaces: i < pointLabels.count && pointLabels[i].name == name)
+        }
+
+        /// `place(of:)` for a point whose labels are known only as encodings: names compare as their
+        /// UTF-8 bytes (Unicode scalar order, the order of `String` for these normalised names).
+        private func placeInBytes(of name: String) -> LabelPlace {
+            var name = name
+            return name.withUTF8 { want in
+                bytes.withUnsafeBufferPointer { all in
+                    for (i, e) in pointEncoded.enumerated() {
+                        var p = e.start + 1
+                        _ = Self.varint(all, &p)
+                        var have = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+                        if p < e.end, all[p] == 1 << 3 | 2 {  // `Label.name` (absent when empty)
+                            p += 1
+                            let n = Self.varint(all, &p)
+                            have = UnsafeBufferPointer(rebasing: all[p..<p + n])
+                        }
+                        let common = min(have.count, want.count)
+                        let c = common == 0 ? 0 : memcmp(have.baseAddress!, want.baseAddress!, common)
+                        if c > 0 || (c == 0 && have.count >= want.count) {
+                            return LabelPlace(index: i, replaces: c == 0 && have.count == want.count)
+                        }
+                    }
+                    return LabelPlace(index: pointEncoded.count, replaces: false)
+                }
+            }
         }
 
         func endPoint() {}
@@ -830,7 +885,7 @@ extension RemoteWrite {
 struct LabelCacheState: Sendable {
     /// Conversions between sweeps.
     static let sweepEvery: UInt64 = 256
-    /// Points kept at most (about 300 bytes each).
+    /// Points kept at most (about 250 bytes each with five labels).
     static let maxEntries = 1 << 20
 
     /// What the entries were made under: other settings give other labels.
@@ -852,24 +907,30 @@ struct LabelCacheState: Sendable {
         }
     }
 
+    /// One point's labels: their encodings at `start..<end` of `bytes`, one after another, and their
+    /// hashes at `hashStart...` of `hashes`.
     struct Entry: Sendable {
-        var key: Key
-        /// Held so that their buffers keep their addresses for this entry alone.
+        /// Held so that their buffers keep their addresses for this entry alone (they are its key).
         var attributes: [KeyValue]
         var resource: [KeyValue]
-        var labels: [RemoteWrite.Label]
-        var bytes: [UInt8]
-        fileprivate var encoded: [RemoteWrite.EncodedLabel]
+        var start: Int
+        var end: Int
+        var hashStart: Int32
+        var labelCount: Int32
+        /// The label set's hash, and where `__name__` goes.
         var hash: UInt64
-        fileprivate var namePlace: RemoteWrite.LabelPlace
+        var nameIndex: Int32
+        var nameReplaces: Bool
         /// The generation that last used it.
         var used: UInt64
     }
 
     var settings: Settings?
-    /// The entries, and each one's place by key.
+    /// The entries, each one's place by key, and the arenas holding their labels.
     var entries: [Entry] = []
     var index: [Key: Int] = [:]
+    var bytes: [UInt8] = []
+    var hashes: [UInt64] = []
     /// Conversions so far, and the one of the last sweep.
     var generation: UInt64 = 0
     var sweptAt: UInt64 = 0
@@ -878,9 +939,22 @@ struct LabelCacheState: Sendable {
     mutating func sweep() {
         guard generation >= sweptAt + Self.sweepEvery else { return }
         let cutoff = sweptAt
-        entries.removeAll { $0.used <= cutoff }
-        index.removeAll(keepingCapacity: true)
-        for (i, e) in entries.enumerated() { index[e.key] = i }
         sweptAt = generation
+        guard entries.contains(where: { $0.used <= cutoff }) else { return }
+        var kept: [Entry] = []
+        var keptBytes: [UInt8] = []
+        var keptHashes: [UInt64] = []
+        index.removeAll(keepingCapacity: true)
+        for var e in entries where e.used > cutoff {
+            index[Key(e.attributes, e.resource)] = kept.count
+            let start = keptBytes.count
+            keptBytes.append(contentsOf: bytes[e.start..<e.end])
+            (e.start, e.end) = (start, keptBytes.count)
+            let hashStart = keptHashes.count
+            keptHashes.append(contentsOf: hashes[Int(e.hashStart)..<Int(e.hashStart) + Int(e.labelCount)])
+            e.hashStart = Int32(hashStart)
+            kept.append(e)
+        }
+        (entries, bytes, hashes) = (kept, keptBytes, keptHashes)
     }
 }

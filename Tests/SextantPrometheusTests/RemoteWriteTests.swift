@@ -170,8 +170,13 @@ import Testing
         }
         var options = RemoteWrite.ConversionOptions()
         options.externalLabels = [("region", "us"), ("a", "first")]
-        let c = RemoteWrite.convert([batch(5_000_000, 2), batch(3_000_000, 1)], options: options)
+        let batches = [batch(5_000_000, 2), batch(3_000_000, 1)]
+        let c = RemoteWrite.convert(batches, options: options)
         let got = c.request.timeseries.map { "\(labels($0)) \($0.samples.map { "\($0.value)@\($0.timestamp)" })" }
+        // The same with the labels of known points taken from a cache (the second pass knows them all,
+        // and places `le` among the labels' encodings).
+        let cache = RemoteWrite.LabelCache()
+        for _ in 0..<2 { #expect(RemoteWrite.convert(batches, options: options, cache: cache).request == c.request) }
         #expect(got == [
             "__name__=g,a=first,region=eu [\"1.0@3\", \"2.0@5\"]",
             "__name__=h_bucket,a=first,le=2,region=us [\"1.0@3\", \"1.0@5\"]",
@@ -199,6 +204,8 @@ import Testing
             histogram([], 5_000_000),
         ])])])
         let got = RemoteWrite.convert([data]).request.timeseries.map { "\(labels($0)) \($0.samples.map { "\($0.value)@\($0.timestamp)" })" }
+        let cache = RemoteWrite.LabelCache()
+        for _ in 0..<2 { #expect(RemoteWrite.convert([data], cache: cache).request == RemoteWrite.convert([data]).request) }
         #expect(got == [
             "__name__=h_bucket,le=2 [\"1.0@3\", \"1.0@5\"]",
             "__name__=h_bucket,le=+Inf [\"1.0@3\", \"1.0@5\"]",
