@@ -359,10 +359,18 @@ extension RemoteWrite {
             pending = nil
             guard !skipFamily, !isInfo, cache != nil else { return false }
             let key = LabelCacheState.Key(attributes, resource)
-            guard let i = cache!.index[key] else {
-                pending = (key, attributes, resource)
-                return false
+            // A target's points come in the same order scrape after scrape, and entries are kept in the
+            // order they were made: the entry after the last one used is nearly always this point's,
+            // found without hashing (or missing the table in the caches).
+            var i = cache!.cursor + 1
+            if i >= cache!.entries.count || cache!.entries[i].key != key {
+                guard let known = cache!.index[key] else {
+                    pending = (key, attributes, resource)
+                    return false
+                }
+                i = known
             }
+            cache!.cursor = i
             skipPoint = false
             points += 1
             ms = Int64(clamping: time / 1_000_000)
@@ -466,9 +474,10 @@ extension RemoteWrite {
                     cache!.hashes.append(e.hash)
                 }
             }
+            cache!.cursor = cache!.entries.count
             cache!.entries.append(
                 LabelCacheState.Entry(
-                    attributes: attributes, resource: resource, start: start, end: cache!.bytes.count, hashStart: Int32(hashStart),
+                    key: key, attributes: attributes, resource: resource, start: start, end: cache!.bytes.count, hashStart: Int32(hashStart),
                     labelCount: Int32(pointEncoded.count), hash: pointHash, nameIndex: Int32(namePlace.index), nameReplaces: namePlace.replaces,
                     used: cache!.generation))
         }
@@ -885,7 +894,7 @@ extension RemoteWrite {
 struct LabelCacheState: Sendable {
     /// Conversions between sweeps.
     static let sweepEvery: UInt64 = 256
-    /// Points kept at most (about 250 bytes each with five labels).
+    /// Points kept at most (about 280 bytes each with five labels).
     static let maxEntries = 1 << 20
 
     /// What the entries were made under: other settings give other labels.
@@ -910,6 +919,7 @@ struct LabelCacheState: Sendable {
     /// One point's labels: their encodings at `start..<end` of `bytes`, one after another, and their
     /// hashes at `hashStart...` of `hashes`.
     struct Entry: Sendable {
+        var key: Key
         /// Held so that their buffers keep their addresses for this entry alone (they are its key).
         var attributes: [KeyValue]
         var resource: [KeyValue]
@@ -929,6 +939,8 @@ struct LabelCacheState: Sendable {
     /// The entries, each one's place by key, and the arenas holding their labels.
     var entries: [Entry] = []
     var index: [Key: Int] = [:]
+    /// The entry the last point used (or made).
+    var cursor = -1
     var bytes: [UInt8] = []
     var hashes: [UInt64] = []
     /// Conversions so far, and the one of the last sweep.
@@ -946,7 +958,7 @@ struct LabelCacheState: Sendable {
         var keptHashes: [UInt64] = []
         index.removeAll(keepingCapacity: true)
         for var e in entries where e.used > cutoff {
-            index[Key(e.attributes, e.resource)] = kept.count
+            index[e.key] = kept.count
             let start = keptBytes.count
             keptBytes.append(contentsOf: bytes[e.start..<e.end])
             (e.start, e.end) = (start, keptBytes.count)
@@ -956,5 +968,6 @@ struct LabelCacheState: Sendable {
             kept.append(e)
         }
         (entries, bytes, hashes) = (kept, keptBytes, keptHashes)
+        cursor = -1
     }
 }
