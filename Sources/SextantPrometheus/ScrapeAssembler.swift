@@ -631,6 +631,8 @@ private struct SeriesState: Sendable {
     var key: ScrapeAssembler.SeriesKey
     var meta: MetricMeta
     var scope: InstrumentationScope
+    /// Handed on as this same array in every scrape's points: the remote-write exporter's label cache
+    /// (`RemoteWrite.LabelCache`) knows a series by it.
     var attributes: [KeyValue]
     var start: UInt64
     /// The last cumulative value (sum value, histogram/summary count) for reset detection.
