@@ -218,7 +218,7 @@ extension RemoteWrite {
         builder.pool.reserveCapacity(labels)
         let skipped = PrometheusSamples.walk(batches, options: options.samples, into: &builder)
         if let cache, var state = builder.takeCache() {
-            state.sweep()
+            state.sweep(now: .now, maxIdle: cache.maxIdle)
             cache.give(state)
         }
         var out = builder.finish()
@@ -464,7 +464,7 @@ extension RemoteWrite {
 
         /// Keeps the point's labels in the cache: their encodings and hashes in its arenas.
         private mutating func remember(_ key: LabelCacheState.Key, _ attributes: [KeyValue], _ resource: [KeyValue]) {
-            guard cache!.entries.count < LabelCacheState.maxEntries else { return }
+            guard cache!.entries.count < LabelCacheState.maxEntries, cache!.hashes.count + pointEncoded.count <= Int(Int32.max) else { return }
             cache!.index[key] = cache!.entries.count
             let start = cache!.bytes.count
             let hashStart = cache!.hashes.count
@@ -864,13 +864,17 @@ extension RemoteWrite {
     /// (and the target's resource likewise), so a point's labels — the resource's `job`/`instance`,
     /// constant and external labels, the sanitised attributes, sorted and encoded — are known when both
     /// arrays are the ones seen before. Entries are keyed by the arrays' buffer addresses and counts
-    /// and hold the arrays, so that no other list can take an address while its entry lives. Entries
-    /// unused for 256 to 512 conversions are dropped; a conversion running while another has the cache
-    /// converts without it.
+    /// and hold the arrays, so that no other list can take an address while its entry lives.
+    ///
+    /// A sweep every 256 conversions or `maxIdle`, whichever comes first, drops the entries no
+    /// conversion used since the sweep before: a series gone from its target is forgotten within two
+    /// sweeps, and a target scraped less often than `maxIdle` merely finds its entries made again. A
+    /// conversion running while another has the cache converts without it.
     public final class LabelCache: Sendable {
         private let state = Mutex<LabelCacheState?>(LabelCacheState(settings: nil))
+        let maxIdle: Duration
 
-        public init() {}
+        public init(maxIdle: Duration = .seconds(300)) { self.maxIdle = maxIdle }
 
         /// The number of points whose labels are kept.
         public var count: Int { state.withLock { $0?.entries.count ?? 0 } }
@@ -943,15 +947,18 @@ struct LabelCacheState: Sendable {
     var cursor = -1
     var bytes: [UInt8] = []
     var hashes: [UInt64] = []
-    /// Conversions so far, and the one of the last sweep.
+    /// Conversions so far, and the one and the time of the last sweep.
     var generation: UInt64 = 0
     var sweptAt: UInt64 = 0
+    var sweptAtTime = ContinuousClock.now
 
-    /// Drops the entries no conversion used since the previous sweep.
-    mutating func sweep() {
-        guard generation >= sweptAt + Self.sweepEvery else { return }
+    /// Every `sweepEvery` conversions or `maxIdle`, drops the entries no conversion used since the
+    /// previous sweep.
+    mutating func sweep(now: ContinuousClock.Instant, maxIdle: Duration) {
+        guard generation > sweptAt, generation >= sweptAt + Self.sweepEvery || now - sweptAtTime >= maxIdle else { return }
         let cutoff = sweptAt
         sweptAt = generation
+        sweptAtTime = now
         guard entries.contains(where: { $0.used <= cutoff }) else { return }
         var kept: [Entry] = []
         var keptBytes: [UInt8] = []

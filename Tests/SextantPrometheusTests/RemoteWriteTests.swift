@@ -487,5 +487,12 @@ import Testing
         ])])])
         for _ in 0..<600 { _ = RemoteWrite.convert([other], options: options, cache: cache) }
         #expect(cache.count == 1)
+        // Without waiting for 256 conversions: a cache whose idle time is up sweeps at every conversion,
+        // so the series of a batch are gone after two conversions of another.
+        let quick = RemoteWrite.LabelCache(maxIdle: .zero)
+        _ = RemoteWrite.convert([second], options: options, cache: quick)
+        #expect(quick.count == entries)
+        _ = RemoteWrite.convert([other], options: options, cache: quick)
+        #expect(quick.count == 1)
     }
 }
