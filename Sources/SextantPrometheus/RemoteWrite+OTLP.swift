@@ -65,7 +65,7 @@ extension RemoteWrite {
             for (i, s) in series.enumerated() {
                 var body = 0
                 for l in labels[s.labels] { body += l.end - l.start }
-                for sample in samples[s.samples] { body += RemoteWrite.fieldSize(Self.sampleBody(sample)) }
+                for sample in samples[s.samples] { body += RemoteWrite.fieldSize(RemoteWrite.sampleBody(sample)) }
                 for e in exemplars[s.exemplars] { body += RemoteWrite.fieldSize(RemoteWrite.exemplarBody(e)) }
                 bodies[i] = body
                 sizes[i] = RemoteWrite.fieldSize(body)
@@ -95,12 +95,6 @@ extension RemoteWrite {
             }
         }
 
-        /// The size of a `Sample` message: its non-zero fields (proto3).
-        @inline(__always)
-        private static func sampleBody(_ s: Sample) -> Int {
-            (s.value.bitPattern != 0 ? 9 : 0) + (s.timestamp != 0 ? 1 + RemoteWrite.varintSize(UInt64(bitPattern: s.timestamp)) : 0)
-        }
-
         /// Writes one `WriteRequest.timeseries` element (field 1) whose message is `body` bytes: its
         /// encoded labels (field 1), samples (field 2), exemplars (field 3).
         private func write(series s: FlatSeries, body: Int, _ bytes: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<UInt8>, at: inout Int) {
@@ -127,7 +121,7 @@ extension RemoteWrite {
             }
             for sample in samples[s.samples] {
                 byte(2 << 3 | 2)
-                varint(UInt64(Self.sampleBody(sample)))
+                varint(UInt64(RemoteWrite.sampleBody(sample)))
                 if sample.value.bitPattern != 0 {
                     byte(1 << 3 | 1)
                     UnsafeMutableRawPointer(base + at).storeBytes(of: sample.value.bitPattern.littleEndian, toByteOffset: 0, as: UInt64.self)
@@ -201,16 +195,15 @@ extension RemoteWrite {
         // External labels sorted by name, so each series' labels are built by merging sorted runs.
         let external = options.externalLabels.map { Label(PrometheusNaming.sanitizeLabelName($0.0), $0.1) }.sorted { $0.name < $1.name }
         var builder = LineBuilder(external: external, targetInfo: options.targetInfo, keepFamilies: options.sendMetadata)
-        var taken = cache?.take()
-        if taken != nil {
+        if var state = cache?.take() {
             let settings = LabelCacheState.Settings(
                 external: external, constLabels: options.samples.constLabels.map { Label($0.0, $0.1) },
                 resourceToTelemetry: options.samples.resourceToTelemetry)
             // Entries made under other settings would give other labels.
-            if taken!.settings != settings { taken = LabelCacheState(settings: settings) }
-            taken!.generation += 1
-            builder.cache = taken
-            taken = nil
+            if state.settings != settings { state = LabelCacheState(settings: settings) }
+            state.generation += 1
+            builder.cache = consume state
+            builder.caching = true
         }
         // Sized up front: growing the pools as lines arrive copied them and touched fresh pages each time.
         let (lines, labels) = estimate(batches, extra: external.count + 4)
@@ -316,9 +309,11 @@ extension RemoteWrite {
         /// their bounds), and the current line's position.
         private var extras = PositionalCache<Label, EncodedLabel>()
         private var lineIndex = 0
-        /// Labels of points converted before (see `LabelCache`), and the key of the point being built
-        /// when it missed there.
-        var cache: LabelCacheState?
+        /// Labels of points converted before (see `LabelCache`), used while `caching`, and the key of
+        /// the point being built when it missed there. The state is held as a value beside a flag, not as
+        /// an optional: an optional of it was tested and unwrapped generically on every access.
+        var cache = LabelCacheState(settings: nil)
+        var caching = false
         private var pending: (key: LabelCacheState.Key, attributes: [KeyValue], resource: [KeyValue])?
         /// The point's label set hash (see `Line.hash`), where its lines put `__name__`, and where they put
         /// the extra label, by name (known from the point's first line that has one).
@@ -350,49 +345,44 @@ extension RemoteWrite {
         }
 
         mutating func takeCache() -> LabelCacheState? {
-            var out: LabelCacheState? = nil
+            guard caching else { return nil }
+            caching = false
+            var out = LabelCacheState(settings: nil)
             swap(&out, &cache)
             return out
         }
 
         mutating func knownPoint(attributes: [KeyValue], resource: [KeyValue], time: UInt64, start: UInt64, stale: Bool) -> Bool {
             pending = nil
-            guard !skipFamily, !isInfo, cache != nil else { return false }
+            guard !skipFamily, !isInfo, caching else { return false }
             let key = LabelCacheState.Key(attributes, resource)
             // A target's points come in the same order scrape after scrape, and entries are kept in the
             // order they were made: the entry after the last one used is nearly always this point's,
             // found without hashing (or missing the table in the caches).
-            var i = cache!.cursor + 1
-            if i >= cache!.entries.count || cache!.entries[i].key != key {
-                guard let known = cache!.index[key] else {
+            var i = cache.cursor + 1
+            if i >= cache.entries.count || cache.entries[i].key != key {
+                guard let known = cache.index[key] else {
                     pending = (key, attributes, resource)
                     return false
                 }
                 i = known
             }
-            cache!.cursor = i
-            skipPoint = false
-            points += 1
-            ms = Int64(clamping: time / 1_000_000)
-            self.stale = stale
-            lineIndex = 0
-            extraPlaceKnown = false
-            labelsInBytes = true
-            pointEncoded.removeAll(keepingCapacity: true)
-            let generation = cache!.generation
+            cache.cursor = i
+            beginPoint(time: time, stale: stale, labelsInBytes: true)
+            let generation = cache.generation
             let offset = bytes.count
             // The entry is read in place (copying it out would retain and release its arrays); each
             // label's end is read from its length prefix.
-            let (start, end, hashes) = cache!.entries.withUnsafeMutableBufferPointer { entries in
+            let (start, end, hashes) = cache.entries.withUnsafeMutableBufferPointer { entries in
                 entries[i].used = generation
                 pointHash = entries[i].hash
                 namePlace = LabelPlace(index: Int(entries[i].nameIndex), replaces: entries[i].nameReplaces)
                 return (entries[i].start, entries[i].end, Int(entries[i].hashStart)..<Int(entries[i].hashStart) + Int(entries[i].labelCount))
             }
-            cache!.bytes.withUnsafeBufferPointer { arena in
+            cache.bytes.withUnsafeBufferPointer { arena in
                 let own = UnsafeBufferPointer(rebasing: arena[start..<end])
                 bytes.append(contentsOf: own)
-                cache!.hashes.withUnsafeBufferPointer { all in
+                cache.hashes.withUnsafeBufferPointer { all in
                     var at = 0
                     for h in all[hashes] {
                         var p = at + 1  // the `TimeSeries.labels` tag
@@ -403,6 +393,20 @@ extension RemoteWrite {
                 }
             }
             return true
+        }
+
+        /// What every point that is not skipped starts with, whether its labels are built or known
+        /// (`target_info` is not a point the collector counts).
+        @inline(__always)
+        private mutating func beginPoint(time: UInt64, stale: Bool, labelsInBytes: Bool) {
+            skipPoint = false
+            if !isInfo { points += 1 }
+            ms = Int64(clamping: time / 1_000_000)
+            self.stale = stale
+            self.labelsInBytes = labelsInBytes
+            lineIndex = 0
+            extraPlaceKnown = false
+            pointEncoded.removeAll(keepingCapacity: true)
         }
 
         /// The varint at `p` in `b` (our own encoding: well formed), moving `p` past it.
@@ -422,10 +426,7 @@ extension RemoteWrite {
         mutating func point(labels: [(String, String)], time: UInt64, start: UInt64, stale: Bool) {
             skipPoint = skipFamily || (isInfo && time == 0)  // `target_info` of a resource without points
             if skipPoint { return }
-            if !isInfo { points += 1 }
-            ms = Int64(clamping: time / 1_000_000)
-            self.stale = stale
-            labelsInBytes = false
+            beginPoint(time: time, stale: stale, labelsInBytes: false)
             pointLabels.removeAll(keepingCapacity: true)
             var e = 0
             for (name, value) in labels {
@@ -440,8 +441,6 @@ extension RemoteWrite {
                 pointLabels.append(external[e])
                 e += 1
             }
-            lineIndex = 0
-            pointEncoded.removeAll(keepingCapacity: true)
             pointHash = 0
             for (i, l) in pointLabels.enumerated() {
                 let e: EncodedLabel
@@ -455,7 +454,6 @@ extension RemoteWrite {
                 pointHash &+= e.hash
             }
             namePlace = place(of: "__name__")
-            extraPlaceKnown = false
             if let p = pending {
                 pending = nil
                 remember(p.key, p.attributes, p.resource)
@@ -464,22 +462,22 @@ extension RemoteWrite {
 
         /// Keeps the point's labels in the cache: their encodings and hashes in its arenas.
         private mutating func remember(_ key: LabelCacheState.Key, _ attributes: [KeyValue], _ resource: [KeyValue]) {
-            guard cache!.entries.count < LabelCacheState.maxEntries, cache!.hashes.count + pointEncoded.count <= Int(Int32.max) else { return }
-            cache!.index[key] = cache!.entries.count
-            let start = cache!.bytes.count
-            let hashStart = cache!.hashes.count
+            guard cache.entries.count < LabelCacheState.maxEntries, cache.hashes.count + pointEncoded.count <= Int(Int32.max) else { return }
+            cache.index[key] = cache.entries.count
+            let start = cache.bytes.count
+            let hashStart = cache.hashes.count
             bytes.withUnsafeBufferPointer { all in
                 for e in pointEncoded {
-                    cache!.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: all[e.start..<e.end]))
-                    cache!.hashes.append(e.hash)
+                    cache.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: all[e.start..<e.end]))
+                    cache.hashes.append(e.hash)
                 }
             }
-            cache!.cursor = cache!.entries.count
-            cache!.entries.append(
+            cache.cursor = cache.entries.count
+            cache.entries.append(
                 LabelCacheState.Entry(
-                    key: key, attributes: attributes, resource: resource, start: start, end: cache!.bytes.count, hashStart: Int32(hashStart),
+                    key: key, attributes: attributes, resource: resource, start: start, end: cache.bytes.count, hashStart: Int32(hashStart),
                     labelCount: Int32(pointEncoded.count), hash: pointHash, nameIndex: Int32(namePlace.index), nameReplaces: namePlace.replaces,
-                    used: cache!.generation))
+                    used: cache.generation))
         }
 
         /// Appends the label's wire form (see `EncodedLabel`) to `bytes`.
@@ -585,8 +583,8 @@ extension RemoteWrite {
 
         /// Where a label named `name` goes among the point's sorted labels.
         private func place(of name: String) -> LabelPlace {
-            var i = 0
             if labelsInBytes { return placeInBytes(of: name) }
+            var i = 0
             while i < pointLabels.count, pointLabels[i].name < name { i += 1 }
             return LabelPlace(index: i, replaces: i < pointLabels.count && pointLabels[i].name == name)
         }

@@ -156,12 +156,15 @@ extension RemoteWrite {
     ) -> Int {
         var n = 0
         for l in labels { n += RemoteWrite.fieldSize(RemoteWrite.labelSize(l)) }
-        for s in samples {
-            let body = (s.value.bitPattern != 0 ? 9 : 0) + (s.timestamp != 0 ? 1 + RemoteWrite.varintSize(UInt64(bitPattern: s.timestamp)) : 0)
-            n += RemoteWrite.fieldSize(body)
-        }
+        for s in samples { n += RemoteWrite.fieldSize(sampleBody(s)) }
         for e in exemplars { n += RemoteWrite.fieldSize(exemplarBody(e)) }
         return RemoteWrite.fieldSize(n)
+    }
+
+    /// The size of a `Sample` message: its non-zero fields (proto3).
+    @inline(__always)
+    static func sampleBody(_ s: Sample) -> Int {
+        (s.value.bitPattern != 0 ? 9 : 0) + (s.timestamp != 0 ? 1 + RemoteWrite.varintSize(UInt64(bitPattern: s.timestamp)) : 0)
     }
 
     /// The size of an `Exemplar` message.
