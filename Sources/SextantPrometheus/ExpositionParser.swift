@@ -129,6 +129,25 @@ public struct ExpositionParser {
         var start: Int = 0
         var count: Int = 0
         var id: UInt32 = 0
+
+        /// The slot a hash is looked for first in a table of `mask + 1` slots; probing goes on linearly.
+        @inline(__always)
+        static func home(_ h: UInt64, _ mask: Int) -> Int { Int(truncatingIfNeeded: h ^ (h >> 32)) & mask }
+
+        /// The `id` of the entry of `slots` (open addressing, a power of two of them) for `n` bytes of hash
+        /// `h` whose bytes `same(start)` confirms, or nil: the parser's own table and the previous scrape's
+        /// (`ExpositionStrings`) are searched alike, the bytes compared where each keeps them.
+        @inline(__always)
+        static func find(in slots: [InternSlot], _ h: UInt64, _ n: Int, same: (Int) -> Bool) -> UInt32? {
+            let mask = slots.count - 1
+            var slot = home(h, mask)
+            while true {
+                let entry = slots[slot]
+                if entry.id == 0 { return nil }
+                if entry.hash == h, entry.count == n, same(entry.start) { return entry.id }
+                slot = (slot + 1) & mask
+            }
+        }
     }
 
     private struct SeriesSlot {
@@ -663,14 +682,7 @@ public struct ExpositionParser {
     /// The index of the string interned for the bytes `p[s..<s+n]` (hash `h`), if any.
     @inline(__always)
     private func lookup(_ s: Int, _ n: Int, _ h: UInt64) -> UInt32? {
-        let mask = internSlots.count - 1
-        var slot = Int(truncatingIfNeeded: h ^ (h >> 32)) & mask
-        while true {
-            let entry = internSlots[slot]
-            if entry.id == 0 { return nil }
-            if entry.hash == h, entry.count == n, bytesEqual(entry.start, s, n) { return entry.id - 1 }
-            slot = (slot + 1) & mask
-        }
+        InternSlot.find(in: internSlots, h, n) { bytesEqual($0, s, n) }.map { $0 - 1 }
     }
 
     /// What interned bytes spell: a name (ASCII, checked by the scanner) or a label value (UTF-8, with
@@ -715,7 +727,7 @@ public struct ExpositionParser {
 
     private mutating func place(_ entry: InternSlot) {
         let mask = internSlots.count - 1
-        var slot = Int(truncatingIfNeeded: entry.hash ^ (entry.hash >> 32)) & mask
+        var slot = InternSlot.home(entry.hash, mask)
         while internSlots[slot].id != 0 { slot = (slot + 1) & mask }
         internSlots[slot] = entry
     }
@@ -1086,17 +1098,9 @@ public struct ExpositionStrings: Sendable {
     @inline(__always)
     fileprivate func find(_ h: UInt64, _ p: UnsafePointer<UInt8>, _ n: Int) -> String? {
         guard !slots.isEmpty else { return nil }
-        let mask = slots.count - 1
-        var slot = Int(truncatingIfNeeded: h ^ (h >> 32)) & mask
-        while true {
-            let entry = slots[slot]
-            if entry.id == 0 { return nil }
-            if entry.hash == h, entry.count == n,
-                bytes.withUnsafeBufferPointer({ memcmp($0.baseAddress! + entry.start, p, n) == 0 })
-            {
-                return strings[Int(entry.id) - 1]
-            }
-            slot = (slot + 1) & mask
+        let id = ExpositionParser.InternSlot.find(in: slots, h, n) { start in
+            bytes.withUnsafeBufferPointer { memcmp($0.baseAddress! + start, p, n) == 0 }
         }
+        return id.map { strings[Int($0) - 1] }
     }
 }
