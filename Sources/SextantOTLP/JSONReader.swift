@@ -12,9 +12,21 @@ public struct JSONReader {
     /// `OTLPProtobuf.maxAnyValueDepth` (three JSON levels each) inside a request.
     static let maxDepth = 256
 
+    /// Strings already made from this input, when the reader shares them (``init(_:sharingStrings:)``).
+    let strings: RequestStrings?
+
     public init(_ bytes: UnsafeRawBufferPointer) {
         base = (bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 0x10)!).assumingMemoryBound(to: UInt8.self)
         count = bytes.count
+        strings = nil
+    }
+
+    /// A reader that makes each distinct unescaped string value once and shares it (``RequestStrings``):
+    /// for a request of many similar items, such as spans whose tags repeat.
+    public init(_ bytes: UnsafeRawBufferPointer, sharingStrings: Bool) {
+        base = (bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 0x10)!).assumingMemoryBound(to: UInt8.self)
+        count = bytes.count
+        strings = sharingStrings ? RequestStrings() : nil
     }
 
     public func error(_ message: String, at offset: Int? = nil) -> OTLPDecodingError {
@@ -175,6 +187,17 @@ public struct JSONReader {
         return try readKey()
     }
 
+    /// The text of `key`, a key or string token this reader returned (already checked as UTF-8), made
+    /// once per distinct text when the reader shares strings.
+    public func text(of key: JSONKey) -> String {
+        if let unescaped = key.unescaped { return unescaped }
+        let raw = UnsafeRawBufferPointer(start: key.start, count: key.count)
+        if let strings, key.count > 0, key.count <= RequestStrings.maxLength {
+            return strings.string(raw) { String(decoding: $0, as: UTF8.self) }
+        }
+        return String(decoding: raw, as: UTF8.self)
+    }
+
     /// Reads a string value, resolving escapes (RFC 8259 §7) including surrogate pairs.
     public mutating func readString() throws(OTLPDecodingError) -> String {
         guard peek() == UInt8(ascii: "\"") else { throw error("expected a string, found \(describe(peek()))") }
@@ -187,6 +210,16 @@ public struct JSONReader {
         }
         let raw = UnsafeBufferPointer(start: base + start, count: end - start)
         pos = end + 1
+        if let strings, !raw.isEmpty, raw.count <= RequestStrings.maxLength {
+            return try strings.string(UnsafeRawBufferPointer(raw)) { _ throws(OTLPDecodingError) in
+                try makeString(raw, ascii: ascii, at: start)
+            }
+        }
+        return try makeString(raw, ascii: ascii, at: start)
+    }
+
+    @inline(__always)
+    private func makeString(_ raw: UnsafeBufferPointer<UInt8>, ascii: Bool, at start: Int) throws(OTLPDecodingError) -> String {
         guard ascii || UTF8Text.isValid(raw) else { throw error("invalid UTF-8 in string", at: start) }
         return String(decoding: raw, as: UTF8.self)
     }

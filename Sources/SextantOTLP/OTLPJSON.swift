@@ -13,7 +13,7 @@ public enum OTLPJSON {
 
     /// Decodes an `ExportTraceServiceRequest`.
     public static func decodeTraces(_ bytes: UnsafeRawBufferPointer) throws -> DecodeResult<TracesData> {
-        var r = JSONReader(bytes)
+        var r = JSONReader(bytes, sharingStrings: true)
         var rejections = Rejections()
         let data = try decodeTracesData(&r, &rejections)
         try r.finish()
@@ -22,7 +22,7 @@ public enum OTLPJSON {
 
     /// Decodes an `ExportMetricsServiceRequest`.
     public static func decodeMetrics(_ bytes: UnsafeRawBufferPointer) throws -> DecodeResult<MetricsData> {
-        var r = JSONReader(bytes)
+        var r = JSONReader(bytes, sharingStrings: true)
         var rejections = Rejections()
         let data = try decodeMetricsData(&r, &rejections)
         try r.finish()
@@ -31,7 +31,7 @@ public enum OTLPJSON {
 
     /// Decodes an `ExportLogsServiceRequest`.
     public static func decodeLogs(_ bytes: UnsafeRawBufferPointer) throws -> DecodeResult<LogsData> {
-        var r = JSONReader(bytes)
+        var r = JSONReader(bytes, sharingStrings: true)
         var rejections = Rejections()
         let data = try decodeLogsData(&r, &rejections)
         try r.finish()

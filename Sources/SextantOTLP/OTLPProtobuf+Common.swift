@@ -67,9 +67,10 @@ extension OTLPProtobuf {
         return KeyValue(key, value)
     }
 
-    /// Appends one element of a `repeated KeyValue` field.
+    /// Appends one element of a `repeated KeyValue` field; the first one sizes the array for all.
     @inline(__always)
     static func appendKeyValue(_ r: inout ProtoReader, to attributes: inout [KeyValue]) throws(OTLPDecodingError) {
+        if attributes.capacity == 0 { attributes.reserveCapacity(r.countingRepeats()) }
         var kv = try r.readMessage()
         attributes.append(try decodeKeyValue(&kv, depth: 0))
     }

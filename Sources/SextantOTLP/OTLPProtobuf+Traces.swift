@@ -50,6 +50,7 @@ extension OTLPProtobuf {
                 var m = try r.readMessage()
                 ss.scope = try decodeScope(&m)
             case 2 << 3 | 2:
+                if ss.spans.capacity == 0 { ss.spans.reserveCapacity(r.countingRepeats()) }
                 var m = try r.readMessage()
                 var problem: String?
                 let span = try decodeSpan(&m, &problem)

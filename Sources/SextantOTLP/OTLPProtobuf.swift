@@ -12,25 +12,28 @@ public enum OTLPProtobuf {
 
     /// Decodes an `ExportTraceServiceRequest` (wire-identical to `TracesData`).
     public static func decodeTraces(_ bytes: UnsafeRawBufferPointer) throws -> DecodeResult<TracesData> {
-        var r = ProtoReader(bytes)
+        let strings = RequestStrings()
+        var r = ProtoReader(bytes, strings: strings)
         var rejections = Rejections()
-        let data = try decodeTracesData(&r, &rejections)
+        let data = try withExtendedLifetime(strings) { try decodeTracesData(&r, &rejections) }
         return rejections.result(data)
     }
 
     /// Decodes an `ExportMetricsServiceRequest` (wire-identical to `MetricsData`).
     public static func decodeMetrics(_ bytes: UnsafeRawBufferPointer) throws -> DecodeResult<MetricsData> {
-        var r = ProtoReader(bytes)
+        let strings = RequestStrings()
+        var r = ProtoReader(bytes, strings: strings)
         var rejections = Rejections()
-        let data = try decodeMetricsData(&r, &rejections)
+        let data = try withExtendedLifetime(strings) { try decodeMetricsData(&r, &rejections) }
         return rejections.result(data)
     }
 
     /// Decodes an `ExportLogsServiceRequest` (wire-identical to `LogsData`).
     public static func decodeLogs(_ bytes: UnsafeRawBufferPointer) throws -> DecodeResult<LogsData> {
-        var r = ProtoReader(bytes)
+        let strings = RequestStrings()
+        var r = ProtoReader(bytes, strings: strings)
         var rejections = Rejections()
-        let data = try decodeLogsData(&r, &rejections)
+        let data = try withExtendedLifetime(strings) { try decodeLogsData(&r, &rejections) }
         return rejections.result(data)
     }
 

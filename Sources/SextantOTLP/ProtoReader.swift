@@ -10,6 +10,9 @@ public struct ProtoReader {
     /// Where the last tag started and what it was, for error messages.
     var tagStart: UnsafeRawPointer
     var lastTag: UInt64 = 0
+    /// The request's strings made so far, shared by the nested readers; the decode call that set it
+    /// keeps it alive (see ``RequestStrings``).
+    unowned(unsafe) var strings: RequestStrings?
 
     public init(_ bytes: UnsafeRawBufferPointer) {
         // An empty buffer may have no address; any non-null pointer works as it is never read.
@@ -20,11 +23,19 @@ public struct ProtoReader {
         tagStart = start
     }
 
-    private init(base: UnsafeRawPointer, pos: UnsafeRawPointer, end: UnsafeRawPointer) {
+    /// A reader whose string fields go through `strings`, which must outlive it and every reader
+    /// made from it.
+    init(_ bytes: UnsafeRawBufferPointer, strings: RequestStrings) {
+        self.init(bytes)
+        self.strings = strings
+    }
+
+    private init(base: UnsafeRawPointer, pos: UnsafeRawPointer, end: UnsafeRawPointer, strings: RequestStrings?) {
         self.base = base
         self.pos = pos
         self.end = end
         tagStart = pos
+        self.strings = strings
     }
 
     @inline(__always) public var hasMore: Bool { pos < end }
@@ -138,7 +149,7 @@ public struct ProtoReader {
     public mutating func readMessage() throws(OTLPDecodingError) -> ProtoReader {
         let bytes = try readBytes()
         let start = bytes.baseAddress ?? pos
-        return ProtoReader(base: base, pos: start, end: start + bytes.count)
+        return ProtoReader(base: base, pos: start, end: start + bytes.count, strings: strings)
     }
 
     /// A `string` field, which must be valid UTF-8 (proto3 language guide, "Scalar Value Types").
@@ -146,6 +157,14 @@ public struct ProtoReader {
     public mutating func readString(in message: StaticString) throws(OTLPDecodingError) -> String {
         let bytes = try readBytes()
         if bytes.isEmpty { return "" }
+        if let strings, bytes.count <= RequestStrings.maxLength {
+            return try strings.string(bytes) { bytes throws(OTLPDecodingError) in try makeString(bytes, in: message) }
+        }
+        return try makeString(bytes, in: message)
+    }
+
+    @inline(__always)
+    private func makeString(_ bytes: UnsafeRawBufferPointer, in message: StaticString) throws(OTLPDecodingError) -> String {
         guard let s = UTF8Text.string(bytes) else {
             throw OTLPDecodingError(
                 "invalid UTF-8 in string field \(fieldNumber) of \(message) at offset \(bytes.baseAddress! - base)")
@@ -209,6 +228,26 @@ public struct ProtoReader {
         // Each element takes at least one byte, so the payload length bounds the count.
         out.reserveCapacity(out.count + (packed.end - packed.pos))
         while packed.hasMore { out.append(try packed.readVarint()) }
+    }
+
+    // MARK: Repeated messages
+
+    /// How many fields carry the tag just read, from this one to the end of the message: the size of a
+    /// repeated field, to reserve its array once instead of growing it. Counting stops at the first
+    /// malformed field, which decoding then reports.
+    func countingRepeats() -> Int {
+        var r = self
+        let tag = lastTag
+        var n = 1
+        do throws(OTLPDecodingError) {
+            try r.skip(tag: tag, in: "")
+            while r.hasMore {
+                let t = try r.readTag()
+                if t == tag { n += 1 }
+                try r.skip(tag: t, in: "")
+            }
+        } catch {}
+        return n
     }
 
     // MARK: Unknown fields

@@ -7,7 +7,7 @@ import SextantOTLP
 extension ZipkinV2 {
     /// Decodes a JSON `[Span]` into traces; spans with unusable IDs are counted, not returned.
     static func readJSON(_ bytes: UnsafeRawBufferPointer) throws(OTLPDecodingError) -> (TracesData, Rejections) {
-        var reader = JSONReader(bytes)
+        var reader = JSONReader(bytes, sharingStrings: true)
         var assembler = ZipkinTranslation.Assembler()
         var rejections = Rejections()
         var array = try reader.beginArray()
@@ -58,7 +58,7 @@ extension ZipkinV2 {
                 span.tags.reserveCapacity(8)
                 while let tagKey = try r.nextKey(&tags) {
                     if try r.consumeNull() { continue }
-                    span.tags.set(tagKey.text, .string(try readTagValue(&r)))
+                    span.tags.set(r.text(of: tagKey), .string(try readTagValue(&r)))
                 }
             case .debug: span.debug = try r.readBool()
             case .shared: span.shared = try r.readBool()

@@ -61,6 +61,30 @@ final class OTLPGRPCServer: Sendable {
         }
     }
 
+    /// The inbound flow-control windows. HTTP/2's default, 64 KiB per stream and per connection, makes a
+    /// client stop after each 64 KiB of a message until a WINDOW_UPDATE comes back: a 1 MiB export takes
+    /// about thirty round trips, each a write and a wake-up on both sides. gRPC's own servers open wider
+    /// windows (grpc-java 1 MiB per stream; grpc-go and gRPC core grow theirs by bandwidth-delay
+    /// estimation). The windows do not raise what a connection may hold: each call's handler reads its
+    /// frames as they arrive and is bounded by `maxMessageBytes` whatever the window.
+    static let streamWindow = 1 << 20
+    /// See ``streamWindow``; room for a few concurrent calls' worth of one stream window each.
+    static let connectionWindow = 4 << 20
+
+    /// The HTTP/2 settings the server starts with: NIO's defaults plus the wider stream window.
+    static var connectionConfiguration: NIOHTTP2Handler.ConnectionConfiguration {
+        var c = NIOHTTP2Handler.ConnectionConfiguration()
+        c.initialSettings.append(HTTP2Setting(parameter: .initialWindowSize, value: streamWindow))
+        c.targetWindowSize = connectionWindow
+        return c
+    }
+
+    static var streamConfiguration: NIOHTTP2Handler.StreamConfiguration {
+        var c = NIOHTTP2Handler.StreamConfiguration()
+        c.targetWindowSize = streamWindow
+        return c
+    }
+
     static func start(
         host: String, port: Int, tls: NIOSSLContext?, connectionLimit: ConnectionLimit, settings: Settings,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
@@ -78,7 +102,8 @@ final class OTLPGRPCServer: Sendable {
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
                     let executor = EventLoopTaskExecutor(channel.eventLoop)
                     _ = try sync.configureHTTP2Pipeline(
-                        mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+                        mode: .server, connectionConfiguration: connectionConfiguration,
+                        streamConfiguration: streamConfiguration
                     ) { stream in
                         stream.eventLoop.makeCompletedFuture {
                             try stream.pipeline.syncOperations.addHandler(
