@@ -137,7 +137,12 @@ public final class HTTPServer: Sendable {
                     if let tls = configuration.tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    // Pipelined requests are queued by `HTTPRequestHandler` itself: NIO's pipelining helper
+                    // does it by dropping and restoring read interest around every request, two
+                    // `epoll_ctl` calls per request even when nothing is pipelined. Malformed HTTP is
+                    // answered by the handler too, after the answers to the requests before it.
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false, withErrorHandling: false)
                     try channel.pipeline.syncOperations.addHandler(
                         HTTPRequestHandler(configuration: configuration, responder: responder, tracker: tracker, logger: logger))
                 }
@@ -170,8 +175,9 @@ final class ConnectionTracker: Sendable {
     var inFlight: Int { requests.load(ordering: .relaxed) }
 }
 
-/// Aggregates one request at a time (the pipelining handler upstream serialises them), enforcing the
-/// body limit while bytes arrive, then runs the responder and writes its answer.
+/// Aggregates one request at a time, enforcing the body limit while bytes arrive, then runs the
+/// responder and writes its answer. Parts of pipelined requests (RFC 9112 §9.3.2) that arrive while a
+/// request is being answered wait in order, and reading pauses only when too much waits.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -189,6 +195,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let tracker: ConnectionTracker
     private let logger: Logger
     private var state = State.idle
+    /// Parts of requests that arrived while the one before was being answered.
+    private var pipelined: [HTTPServerRequestPart] = []
+    private var pipelinedBytes = 0
+    private var readPaused = false
+    /// Bytes that are not HTTP followed the queued parts: answered with 400 once they are handled.
+    private var malformedAfterQueue = false
+    /// Pipelined parts beyond these (or the body limit in bytes) pause reading until they are handled.
+    private static let maxPipelinedParts = 64
 
     init(configuration: HTTPServerConfiguration, responder: @escaping HTTPServer.Responder, tracker: ConnectionTracker, logger: Logger) {
         self.configuration = configuration
@@ -198,7 +212,47 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if case .responding = state {
+            queue(context, part)
+        } else if !pipelined.isEmpty {
+            queue(context, part)
+        } else {
+            handle(context, part)
+        }
+    }
+
+    private func queue(_ context: ChannelHandlerContext, _ part: HTTPServerRequestPart) {
+        pipelined.append(part)
+        if case .body(let b) = part { pipelinedBytes += b.readableBytes }
+        if !readPaused, pipelined.count > Self.maxPipelinedParts || pipelinedBytes > configuration.maxRequestBodySize {
+            readPaused = true
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        }
+    }
+
+    /// Handles waiting parts until a request is being answered again or none are left. Each part
+    /// leaves the queue before it is handled, as handling may answer at once and drain again.
+    private func drainPipelined(_ context: ChannelHandlerContext) {
+        while !pipelined.isEmpty {
+            if case .responding = state { break }
+            let part = pipelined.removeFirst()
+            if case .body(let b) = part { pipelinedBytes -= b.readableBytes }
+            handle(context, part)
+        }
+        if pipelined.isEmpty, malformedAfterQueue, !isResponding {
+            malformedAfterQueue = false
+            badRequest(context)
+            return
+        }
+        if pipelined.isEmpty, readPaused, context.channel.isActive {
+            readPaused = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+        }
+    }
+
+    private func handle(_ context: ChannelHandlerContext, _ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head):
             if let authorize = configuration.authorize, !authorize(head) {
                 refuse(
@@ -309,7 +363,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func write(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ response: HTTPResponse, close: Bool = false) {
-        if case .responding = state { state = .idle }
+        let answered: Bool
+        if case .responding = state {
+            state = .idle
+            answered = true
+        } else {
+            answered = false
+        }
         let keepAlive = request.isKeepAlive && !close
         var headers = response.headers
         headers.replaceOrAdd(name: "content-length", value: String(response.body.readableBytes))
@@ -321,13 +381,43 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
         if !keepAlive {
             let channel = context.channel
+            pipelined = []
+            pipelinedBytes = 0
             done.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        } else if answered, !pipelined.isEmpty || malformedAfterQueue {
+            drainPipelined(context)
         }
     }
 
+    /// Malformed HTTP (a parser error) gets 400 and the connection closes, as NIO's
+    /// `HTTPServerProtocolErrorHandler` does, but only after the requests read before it are answered.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("HTTP connection error: \(error)")
-        context.close(promise: nil)
+        guard error is HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        if isResponding || !pipelined.isEmpty {
+            malformedAfterQueue = true
+        } else if case .discarding = state {
+            context.close(promise: nil)
+        } else {
+            badRequest(context)
+        }
+    }
+
+    private var isResponding: Bool {
+        if case .responding = state { return true }
+        return false
+    }
+
+    private func badRequest(_ context: ChannelHandlerContext) {
+        state = .discarding
+        pipelined = []
+        let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: HTTPHeaders([("connection", "close"), ("content-length", "0")]))
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }
 

@@ -10,15 +10,16 @@ enum JSONByteScan {
     }
 
     /// The index of the first byte at or after `start` that ends a run; `count` when there is none.
-    /// Whole words are tested with the "has a byte less than / equal to" tricks, which say exactly
-    /// *whether* a word has such a byte; the byte loop then finds which.
+    /// Whole words are tested with the "has a byte less than / equal to" tricks. A borrow can only mark
+    /// bytes *above* a true match, so the lowest marked byte of a word is the first match; the byte loop
+    /// reads only the last, shorter-than-a-word part.
     @inline(__always)
     static func next(_ p: UnsafePointer<UInt8>, from start: Int, count n: Int, also: Also) -> Int {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highBits: UInt64 = 0x8080_8080_8080_8080
         var i = start
         while i &+ 8 <= n {
-            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+            let w = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
             let quote = w ^ (ones &* 0x22)
             let backslash = w ^ (ones &* 0x5C)
             var hits = ((w &- ones &* 0x20) & ~w) | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
@@ -28,7 +29,8 @@ enum JSONByteScan {
                 let e2 = w ^ (ones &* 0xE2)
                 hits |= (e2 &- ones) & ~e2
             }
-            if hits & highBits != 0 { break }
+            let marked = hits & highBits
+            if marked != 0 { return i &+ marked.trailingZeroBitCount >> 3 }
             i &+= 8
         }
         while i < n {
