@@ -121,8 +121,9 @@ public final class JaegerReceiver: Component {
         }
         for (kind, endpoint) in [(ThriftProtocolKind.compact, config.thriftCompact), (.binary, config.thriftBinary)] {
             guard let endpoint else { continue }
-            let handler = JaegerDatagramHandler(kind: kind, receiver: self, limit: config.udpQueueSize)
-            let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            let handler = JaegerDatagramHandler(kind: kind, receiver: self, limit: config.udpQueueSize, eventLoop: loop)
+            let channel = try await DatagramBootstrap(group: loop)
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: config.maxPacketSize))
@@ -176,7 +177,9 @@ public final class JaegerReceiver: Component {
     }
 
     /// One datagram: decode on the event loop, deliver asynchronously (bounded by `limit`).
-    func datagram(_ bytes: ByteBuffer, kind: ThriftProtocolKind, gate: InFlightGate) {
+    /// Decodes one datagram and delivers its spans. Delivery runs with the listener's event loop as its
+    /// task executor (`executor`): a task on the global pool would cost two thread wake-ups per datagram.
+    func datagram(_ bytes: ByteBuffer, kind: ThriftProtocolKind, gate: InFlightGate, executor: EventLoopTaskExecutor) {
         let batches: [JaegerBatch]
         do {
             batches = try bytes.withUnsafeReadableBytes { try JaegerThrift.decodeAgentMessage($0, protocol: kind) }
@@ -190,7 +193,7 @@ public final class JaegerReceiver: Component {
             udpMetrics.refused(.traces, batches.reduce(0) { $0 + $1.spans.count })
             return
         }
-        Task {
+        Task(executorPreference: executor) { [self] in
             if let e = await deliver(batches, metrics: udpMetrics) {
                 // Counted as refused in deliver(); logged at debug only, as this can happen per datagram.
                 logger.debug("Jaeger UDP spans refused downstream (UDP cannot push back)", metadata: ["error": "\(e.message)"])
@@ -207,15 +210,17 @@ final class JaegerDatagramHandler: ChannelInboundHandler, Sendable {
     let kind: ThriftProtocolKind
     let receiver: JaegerReceiver
     let gate: InFlightGate
+    let executor: EventLoopTaskExecutor
 
-    init(kind: ThriftProtocolKind, receiver: JaegerReceiver, limit: Int) {
+    init(kind: ThriftProtocolKind, receiver: JaegerReceiver, limit: Int, eventLoop: any EventLoop) {
         self.kind = kind
         self.receiver = receiver
         self.gate = InFlightGate(limit: limit)
+        self.executor = EventLoopTaskExecutor(eventLoop)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        receiver.datagram(unwrapInboundIn(data).data, kind: kind, gate: gate)
+        receiver.datagram(unwrapInboundIn(data).data, kind: kind, gate: gate, executor: executor)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

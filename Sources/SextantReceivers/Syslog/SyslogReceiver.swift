@@ -148,8 +148,9 @@ public final class SyslogReceiver: Component {
                 ])
         }
         if let e = config.udp {
-            let handler = SyslogDatagramHandler(receiver: self)
-            let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            let handler = SyslogDatagramHandler(receiver: self, eventLoop: loop)
+            let channel = try await DatagramBootstrap(group: loop)
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
@@ -242,7 +243,9 @@ public final class SyslogReceiver: Component {
         }
     }
 
-    func datagram(_ buffer: ByteBuffer) {
+    /// One message; delivered with the listener's event loop as the task executor (`executor`), so a
+    /// datagram costs no thread wake-ups beyond its read.
+    func datagram(_ buffer: ByteBuffer, executor: EventLoopTaskExecutor) {
         var bytes = Array(buffer.readableBytesView)
         // Senders end datagrams with LF or NUL (Python's SysLogHandler); neither belongs to MSG.
         while let last = bytes.last, last == 0x00 || last == 0x0A || last == 0x0D { bytes.removeLast() }
@@ -251,7 +254,7 @@ public final class SyslogReceiver: Component {
             udpMetrics.refused(.logs, 1)
             return
         }
-        Task {
+        Task(executorPreference: executor) { [self] in
             await deliver([r], metrics: udpMetrics, retry: false)
             udpGate.leave()
         }
@@ -303,10 +306,16 @@ extension SyslogFramingHandler: Sendable {}
 final class SyslogDatagramHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     let receiver: SyslogReceiver
+    let executor: EventLoopTaskExecutor
 
-    init(receiver: SyslogReceiver) { self.receiver = receiver }
+    init(receiver: SyslogReceiver, eventLoop: any EventLoop) {
+        self.receiver = receiver
+        executor = EventLoopTaskExecutor(eventLoop)
+    }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) { receiver.datagram(unwrapInboundIn(data).data) }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        receiver.datagram(unwrapInboundIn(data).data, executor: executor)
+    }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A UDP read error must not close the listener.
