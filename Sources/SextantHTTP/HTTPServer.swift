@@ -213,9 +213,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if case .responding = state {
-            queue(context, part)
-        } else if !pipelined.isEmpty {
+        if isResponding || !pipelined.isEmpty {
             queue(context, part)
         } else {
             handle(context, part)
@@ -234,8 +232,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Handles waiting parts until a request is being answered again or none are left. Each part
     /// leaves the queue before it is handled, as handling may answer at once and drain again.
     private func drainPipelined(_ context: ChannelHandlerContext) {
-        while !pipelined.isEmpty {
-            if case .responding = state { break }
+        while !pipelined.isEmpty, !isResponding {
             let part = pipelined.removeFirst()
             if case .body(let b) = part { pipelinedBytes -= b.readableBytes }
             handle(context, part)
@@ -363,13 +360,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func write(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ response: HTTPResponse, close: Bool = false) {
-        let answered: Bool
-        if case .responding = state {
-            state = .idle
-            answered = true
-        } else {
-            answered = false
-        }
+        let answered = isResponding
+        if answered { state = .idle }
         let keepAlive = request.isKeepAlive && !close
         var headers = response.headers
         headers.replaceOrAdd(name: "content-length", value: String(response.body.readableBytes))

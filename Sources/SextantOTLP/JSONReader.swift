@@ -16,9 +16,7 @@ public struct JSONReader {
     let strings: RequestStrings?
 
     public init(_ bytes: UnsafeRawBufferPointer) {
-        base = (bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 0x10)!).assumingMemoryBound(to: UInt8.self)
-        count = bytes.count
-        strings = nil
+        self.init(bytes, sharingStrings: false)
     }
 
     /// A reader that makes each distinct unescaped string value once and shares it (``RequestStrings``):
@@ -192,7 +190,7 @@ public struct JSONReader {
     public func text(of key: JSONKey) -> String {
         if let unescaped = key.unescaped { return unescaped }
         let raw = UnsafeRawBufferPointer(start: key.start, count: key.count)
-        if let strings, key.count > 0, key.count <= RequestStrings.maxLength {
+        if let strings {
             return strings.string(raw) { String(decoding: $0, as: UTF8.self) }
         }
         return String(decoding: raw, as: UTF8.self)
@@ -210,7 +208,7 @@ public struct JSONReader {
         }
         let raw = UnsafeBufferPointer(start: base + start, count: end - start)
         pos = end + 1
-        if let strings, !raw.isEmpty, raw.count <= RequestStrings.maxLength {
+        if let strings {
             return try strings.string(UnsafeRawBufferPointer(raw)) { _ throws(OTLPDecodingError) in
                 try makeString(raw, ascii: ascii, at: start)
             }

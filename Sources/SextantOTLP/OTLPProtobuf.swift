@@ -12,28 +12,29 @@ public enum OTLPProtobuf {
 
     /// Decodes an `ExportTraceServiceRequest` (wire-identical to `TracesData`).
     public static func decodeTraces(_ bytes: UnsafeRawBufferPointer) throws -> DecodeResult<TracesData> {
-        let strings = RequestStrings()
-        var r = ProtoReader(bytes, strings: strings)
-        var rejections = Rejections()
-        let data = try withExtendedLifetime(strings) { try decodeTracesData(&r, &rejections) }
-        return rejections.result(data)
+        try decodeRequest(bytes, decodeTracesData)
     }
 
     /// Decodes an `ExportMetricsServiceRequest` (wire-identical to `MetricsData`).
     public static func decodeMetrics(_ bytes: UnsafeRawBufferPointer) throws -> DecodeResult<MetricsData> {
-        let strings = RequestStrings()
-        var r = ProtoReader(bytes, strings: strings)
-        var rejections = Rejections()
-        let data = try withExtendedLifetime(strings) { try decodeMetricsData(&r, &rejections) }
-        return rejections.result(data)
+        try decodeRequest(bytes, decodeMetricsData)
     }
 
     /// Decodes an `ExportLogsServiceRequest` (wire-identical to `LogsData`).
     public static func decodeLogs(_ bytes: UnsafeRawBufferPointer) throws -> DecodeResult<LogsData> {
+        try decodeRequest(bytes, decodeLogsData)
+    }
+
+    /// Runs `decode` over a whole request with one ``RequestStrings`` table for all its readers; the
+    /// table lives until `decode` returns, as the readers' unowned references need.
+    private static func decodeRequest<T>(
+        _ bytes: UnsafeRawBufferPointer,
+        _ decode: (inout ProtoReader, inout Rejections) throws(OTLPDecodingError) -> T
+    ) throws(OTLPDecodingError) -> DecodeResult<T> {
         let strings = RequestStrings()
         var r = ProtoReader(bytes, strings: strings)
         var rejections = Rejections()
-        let data = try withExtendedLifetime(strings) { try decodeLogsData(&r, &rejections) }
+        let data = try withExtendedLifetime(strings) { () throws(OTLPDecodingError) in try decode(&r, &rejections) }
         return rejections.result(data)
     }
 

@@ -157,7 +157,7 @@ public struct ProtoReader {
     public mutating func readString(in message: StaticString) throws(OTLPDecodingError) -> String {
         let bytes = try readBytes()
         if bytes.isEmpty { return "" }
-        if let strings, bytes.count <= RequestStrings.maxLength {
+        if let strings {
             return try strings.string(bytes) { bytes throws(OTLPDecodingError) in try makeString(bytes, in: message) }
         }
         return try makeString(bytes, in: message)

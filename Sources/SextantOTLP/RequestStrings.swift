@@ -33,14 +33,14 @@ final class RequestStrings {
         entries.deallocate()
     }
 
-    /// The string for the valid UTF-8 text at `bytes` (1 ... `maxLength` bytes), made by `make`
-    /// unless the same text was met before.
+    /// The string for the text at `bytes`, made by `make` (which checks it) unless the same text was met
+    /// before. Empty text and text over `maxLength` bytes are always made.
     @inline(__always)
     func string<E: Error>(
         _ bytes: UnsafeRawBufferPointer, make: (UnsafeRawBufferPointer) throws(E) -> String
     ) throws(E) -> String {
-        let p = bytes.baseAddress!
         let n = bytes.count
+        guard n > 0, n <= Self.maxLength, let p = bytes.baseAddress else { return try make(bytes) }
         let entry = entries + Self.slot(p, n)
         if entry.pointee.count == n, let q = entry.pointee.start, Self.equal(p, q, n) {
             return entry.pointee.string

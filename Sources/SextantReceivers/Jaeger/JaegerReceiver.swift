@@ -176,9 +176,9 @@ public final class JaegerReceiver: Component {
         }
     }
 
-    /// One datagram: decode on the event loop, deliver asynchronously (bounded by `limit`).
-    /// Decodes one datagram and delivers its spans. Delivery runs with the listener's event loop as its
-    /// task executor (`executor`): a task on the global pool would cost two thread wake-ups per datagram.
+    /// One datagram: decoded on the event loop, delivered asynchronously (bounded by `gate`) with that
+    /// loop as the task executor (`executor`): a task on the global pool would cost two thread wake-ups
+    /// per datagram.
     func datagram(_ bytes: ByteBuffer, kind: ThriftProtocolKind, gate: InFlightGate, executor: EventLoopTaskExecutor) {
         let batches: [JaegerBatch]
         do {
