@@ -31,10 +31,11 @@ public struct TraceID: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Parses 32 hex digits (either case); `nil` when the text is not exactly that.
     public init?(hex: some StringProtocol) {
-        let utf8 = Array(hex.utf8)
-        guard utf8.count == 32, let h = Hex.parseUInt64(utf8[0..<16]), let l = Hex.parseUInt64(utf8[16..<32]) else {
-            return nil
+        let parsed = Hex.withUTF8(hex) { u -> (UInt64, UInt64)? in
+            guard u.count == 32, let p = u.baseAddress, let h = Hex.parse16(p), let l = Hex.parse16(p + 16) else { return nil }
+            return (h, l)
         }
+        guard let (h, l) = parsed else { return nil }
         self.init(high: h, low: l)
     }
 
@@ -81,8 +82,7 @@ public struct SpanID: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Parses 16 hex digits; `nil` otherwise.
     public init?(hex: some StringProtocol) {
-        let utf8 = Array(hex.utf8)
-        guard utf8.count == 16, let v = Hex.parseUInt64(utf8[...]) else { return nil }
+        guard let v = Hex.withUTF8(hex, { u in u.count == 16 ? u.baseAddress.flatMap { Hex.parse16($0) } : nil }) else { return nil }
         self.init(v)
     }
 
@@ -124,6 +124,45 @@ public enum Hex {
             v = v << 4 | UInt64(d)
         }
         return v
+    }
+
+    /// Calls `body` with the UTF-8 of `text`, in place when its storage allows.
+    @inlinable
+    public static func withUTF8<T>(_ text: some StringProtocol, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+        if let result = text.utf8.withContiguousStorageIfAvailable(body) { return result }
+        return Array(text.utf8).withUnsafeBufferPointer(body)
+    }
+
+    /// Parses exactly 16 hex digits (either case) at `p`; `nil` if any byte is not one.
+    /// Eight digits at a time: each byte is checked and mapped to its nibble in parallel, then the
+    /// nibbles are packed (a branch-free form of the ``value(of:)`` loop, which IDs in JSON need
+    /// three times per span).
+    @inlinable
+    public static func parse16(_ p: UnsafeRawPointer) -> UInt64? {
+        guard let high = parse8(UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))),
+            let low = parse8(UInt64(littleEndian: (p + 8).loadUnaligned(as: UInt64.self)))
+        else { return nil }
+        return UInt64(high) << 32 | UInt64(low)
+    }
+
+    /// Eight ASCII hex digits, the first in the lowest byte of `w`, as a number; `nil` if any is not one.
+    @inlinable @inline(__always)
+    static func parse8(_ w: UInt64) -> UInt32? {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        // Per byte, with no carry between bytes once all are below 0x80: x + 0x50 has bit 7 set iff
+        // x >= '0', x + 0x46 iff x > '9'; for y = x | 0x20, y + 0x1F iff y >= 'a', y + 0x19 iff y > 'f'.
+        let y = w | (ones &* 0x20)
+        let digit = (w &+ ones &* 0x50) & ~(w &+ ones &* 0x46)
+        let letter = (y &+ ones &* 0x1F) & ~(y &+ ones &* 0x19)
+        guard w & high == 0, (digit | letter) & high == high else { return nil }
+        // '0'–'9' → low nibble; 'a'–'f'/'A'–'F' → low nibble (1–6) + 9.
+        var t = (w & (ones &* 0x0F)) &+ ((w >> 6) & ones) &* 9
+        // Pack: byte i holds digit i (most significant first).
+        t = ((t << 4) | (t >> 8)) & 0x00FF_00FF_00FF_00FF
+        t = ((t << 8) | (t >> 16)) & 0x0000_FFFF_0000_FFFF
+        t = ((t << 16) | (t >> 32)) & 0x0000_0000_FFFF_FFFF
+        return UInt32(truncatingIfNeeded: t)
     }
 
     /// Sixteen zero-padded lower-case hex digits.

@@ -137,6 +137,13 @@ extension JSONReader {
         let start = pos
         let (bodyStart, n) = try readPlainString()
         guard n % 2 == 0 else { throw error("hex ID has an odd number of digits (\(n))", at: start) }
+        if n == 16 || n == 32 {
+            let p = UnsafeRawPointer(base + bodyStart)
+            if let low = Hex.parse16(p + (n - 16)), let high = n == 32 ? Hex.parse16(p) : 0 {
+                return WireID(length: n / 2, high: high, low: low)
+            }
+            // Not hex: the loop below finds the offending digit.
+        }
         var high: UInt64 = 0
         var low: UInt64 = 0
         for i in 0..<n {

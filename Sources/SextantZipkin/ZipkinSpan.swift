@@ -1,8 +1,9 @@
 import SextantModel
 
 /// One Zipkin v2 span as it is on the wire (zipkin-api `zipkin2-api.yaml` `Span`, `zipkin.proto`
-/// `Span`), before translation. Both wire formats decode into and encode from this, so the
-/// mapping to OpenTelemetry lives in one place (``ZipkinTranslation``).
+/// `Span`), before translation. Both wire formats decode into this, so the mapping to
+/// OpenTelemetry lives in one place (``ZipkinTranslation``); encoding goes the other way through
+/// ``ZipkinOutgoingSpan``.
 struct ZipkinSpan {
     /// 64-bit trace IDs have `high == 0`.
     var traceID = TraceID.zero
@@ -17,9 +18,8 @@ struct ZipkinSpan {
     var localEndpoint: ZipkinEndpoint?
     var remoteEndpoint: ZipkinEndpoint?
     var annotations: [ZipkinAnnotation] = []
-    /// Tags with unique keys; every value is a `.string`. On decode in wire order, a repeated key
-    /// keeping its first position and its last value (as a JSON object or protobuf map does); on
-    /// encode sorted by key.
+    /// Tags with unique keys; every value is a `.string`. In wire order, a repeated key keeping its
+    /// first position and its last value (as a JSON object or protobuf map does).
     var tags: [KeyValue] = []
     var debug = false
     var shared = false

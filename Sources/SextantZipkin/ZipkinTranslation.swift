@@ -80,27 +80,6 @@ extension ZipkinTranslation {
             positions = ZipkinTagPositions(of: self.tags)
         }
 
-        init() {
-            tags = []
-            positions = ZipkinTagPositions()
-        }
-
-        /// Empties the set, taking over `storage`'s allocation.
-        mutating func reset(reusing storage: inout [KeyValue]) {
-            swap(&tags, &storage)
-            tags.removeAll(keepingCapacity: true)
-            positions = ZipkinTagPositions()
-            dropped = ZipkinDroppedTags()
-        }
-
-        /// Adds a tag classified as `role`; a tag with the same key takes the new value in place.
-        mutating func merge(_ key: String, _ value: AnyValue, role: ZipkinTagRole?) {
-            switch role {
-            case .some(.resource), .some(.link), .none: tags.set(key, value)
-            case .some(let role): set(role, key, value)
-            }
-        }
-
         func value(at i: Int) -> String { tags[i].value.asString }
 
         func peek(_ role: ZipkinTagRole) -> String? { positions[role].map(value(at:)) }
@@ -284,8 +263,11 @@ extension ZipkinTranslation {
     static func event(from a: ZipkinAnnotation) -> SpanEvent {
         var event = SpanEvent(timeUnixNano: nanos(a.timestamp), name: a.value)
         let v = a.value
-        // Searched as UTF-8: `|` and `{` are ASCII, and the indices are the string's own.
-        if let first = v.utf8.firstIndex(of: UInt8(ascii: "|")), let last = v.utf8.lastIndex(of: UInt8(ascii: "|")), first != last,
+        // Searched as UTF-8: `|` and `{` are ASCII, and the indices are the string's own. Most values
+        // are plain names, ruled out by one scan of the bytes in place.
+        let bar = UInt8(ascii: "|")
+        let packed = v.utf8.withContiguousStorageIfAvailable { $0.contains(bar) } ?? v.utf8.contains(bar)
+        if packed, let first = v.utf8.firstIndex(of: bar), let last = v.utf8.lastIndex(of: bar), first != last,
             let dropped = UInt32(v[v.utf8.index(after: last)...]),
             let attributes = AttributeJSON.parseObject(v[v.utf8.index(after: first)..<last])
         {
@@ -299,170 +281,5 @@ extension ZipkinTranslation {
             event.attributes = attributes
         }
         return event
-    }
-}
-
-// MARK: OpenTelemetry → Zipkin
-
-extension ZipkinTranslation {
-    /// Calls `body` with each span of `data` in Zipkin's form, in order or (for writers that
-    /// prepend) in reverse. One `ZipkinSpan` is reused, so its arrays are allocated once per call.
-    static func forEachZipkinSpan(in data: TracesData, reversed: Bool = false, _ body: (ZipkinSpan) -> Void) {
-        var z = ZipkinSpan()
-        var tags = MappedTags()
-        for ri in order(data.resourceSpans.count, reversed) {
-            let rs = data.resourceSpans[ri]
-            var resourceTags = rs.resource.attributes.map { KeyValue($0.key, .string(tagValue($0.value))) }
-            let serviceName = takeServiceName(&resourceTags)
-            for si in order(rs.scopeSpans.count, reversed) {
-                let ss = rs.scopeSpans[si]
-                var baseTags = resourceTags
-                if !ss.scope.name.isEmpty { baseTags.append(KeyValue(ZipkinTagNames.scopeName, .string(ss.scope.name))) }
-                if !ss.scope.version.isEmpty { baseTags.append(KeyValue(ZipkinTagNames.scopeVersion, .string(ss.scope.version))) }
-                // Classified once for all the scope's spans.
-                let classified = baseTags.map { (tag: $0, role: ZipkinTagRole.of($0.key)) }
-                for i in order(ss.spans.count, reversed) {
-                    fill(&z, &tags, from: ss.spans[i], serviceName: serviceName, baseTags: classified)
-                    body(z)
-                }
-            }
-        }
-    }
-
-    private static func order(_ count: Int, _ reversed: Bool) -> StrideTo<Int> {
-        reversed ? stride(from: count - 1, to: -1, by: -1) : stride(from: 0, to: count, by: 1)
-    }
-
-    /// `service.name`, else the collector's fallbacks (recording which one in
-    /// `otlp.service.name.source`); removed from the tags.
-    private static func takeServiceName(_ tags: inout [KeyValue]) -> String {
-        if let i = tags.firstIndex(where: { $0.key == ZipkinTagNames.serviceName }) {
-            return tags.remove(at: i).value.asString
-        }
-        for key in ZipkinTagNames.serviceNameFallbacks {
-            if let i = tags.firstIndex(where: { $0.key == key }) {
-                let name = tags.remove(at: i).value.asString
-                tags.append(KeyValue(ZipkinTagNames.serviceNameSource, .string(key)))
-                return name
-            }
-        }
-        return ""
-    }
-
-    /// Sets `z` to the Zipkin form of `span`, reusing `z`'s arrays; `tags` is scratch space.
-    private static func fill(
-        _ z: inout ZipkinSpan, _ tags: inout MappedTags, from span: Span, serviceName: String,
-        baseTags: [(tag: KeyValue, role: ZipkinTagRole?)]
-    ) {
-        z.traceID = span.traceID
-        z.id = span.spanID
-        z.parentID = span.parentSpanID
-        z.name = span.name
-        z.debug = false
-        z.shared = false
-        tags.reset(reusing: &z.tags)
-        for (tag, role) in baseTags { tags.merge(tag.key, tag.value, role: role) }
-        for kv in span.attributes { tags.merge(kv.key, .string(tagValue(kv.value)), role: ZipkinTagRole.of(kv.key)) }
-        if !span.traceState.isEmpty { tags.set(.traceState, ZipkinTagNames.traceState, .string(span.traceState)) }
-
-        switch span.kind {
-        case .client: z.kind = .client
-        case .server: z.kind = .server
-        case .producer: z.kind = .producer
-        case .consumer: z.kind = .consumer
-        case .internal:
-            z.kind = .unspecified
-            tags.set(.spanKind, ZipkinTagNames.spanKind, .string("internal"))
-        default: z.kind = .unspecified
-        }
-
-        // Times: µs rounded to nearest, as the OpenTelemetry SDK exporters do; a non-zero
-        // duration never rounds to 0 (Zipkin reads 0 as "unknown").
-        _ = tags.take(.startTimeAbsent)
-        z.timestamp = span.startTimeUnixNano == 0 ? 0 : micros(span.startTimeUnixNano)
-        let durationNanos = span.durationNanos
-        z.duration = durationNanos == 0 ? 0 : max(1, micros(durationNanos))
-
-        z.localEndpoint = endpoint(serviceName: serviceName, tags: &tags, ip: .hostIP, port: .hostPort)
-        let peer = tags.take(.peerService) ?? ""
-        z.remoteEndpoint = endpoint(serviceName: peer, tags: &tags, ip: .peerIP, port: .peerPort)
-
-        // exporter-zipkin.md "Status": the code unless UNSET, and for ERROR an `error` tag with
-        // the description; an `error` tag must not be sent otherwise.
-        _ = tags.take(.error)
-        switch span.status.code {
-        case .ok:
-            tags.set(.statusCode, ZipkinTagNames.statusCode, .string("OK"))
-        case .error:
-            tags.set(.statusCode, ZipkinTagNames.statusCode, .string("ERROR"))
-            tags.set(.error, ZipkinTagNames.error, .string(span.status.message))
-        default: break
-        }
-
-        if span.droppedAttributesCount > 0 {
-            tags.set(.droppedAttributesCount, ZipkinTagNames.droppedAttributesCount, .string(String(span.droppedAttributesCount)))
-        }
-        if span.droppedEventsCount > 0 {
-            tags.set(.droppedEventsCount, ZipkinTagNames.droppedEventsCount, .string(String(span.droppedEventsCount)))
-        }
-        if span.droppedLinksCount > 0 {
-            tags.set(.droppedLinksCount, ZipkinTagNames.droppedLinksCount, .string(String(span.droppedLinksCount)))
-        }
-
-        for (i, link) in span.links.enumerated() {
-            let value = link.traceID.hex + "|" + link.spanID.hex + "|" + link.traceState + "|"
-                + AttributeJSON.objectText(link.attributes) + "|" + String(link.droppedAttributesCount)
-            tags.merge(ZipkinTagNames.linkPrefix + String(i), .string(value), role: .link)
-        }
-
-        z.annotations.removeAll(keepingCapacity: true)
-        for event in span.events {
-            var value = event.name
-            if !event.attributes.isEmpty || event.droppedAttributesCount > 0 {
-                value += "|" + AttributeJSON.objectText(event.attributes) + "|" + String(event.droppedAttributesCount)
-            }
-            z.annotations.append(ZipkinAnnotation(timestamp: micros(event.timeUnixNano), value: value))
-        }
-
-        // Sorted, so output is deterministic (and matches the Go and Python encoders' map order).
-        tags.dropped.remove(from: &tags.tags)
-        tags.tags.sort { $0.key < $1.key }
-        swap(&z.tags, &tags.tags)
-    }
-
-    private static func micros(_ nanos: UInt64) -> UInt64 { nanos / 1000 + (nanos % 1000 >= 500 ? 1 : 0) }
-
-    /// An endpoint from a service name and the IP/port attributes; `nil` when all are empty.
-    /// Attributes that are not a valid address or port stay tags.
-    private static func endpoint(serviceName: String, tags: inout MappedTags, ip: ZipkinTagRole, port: ZipkinTagRole) -> ZipkinEndpoint? {
-        var e = ZipkinEndpoint(serviceName: serviceName)
-        if let text = tags.peek(ip) {
-            if IPAddress.parseIPv4Value(text) != nil {
-                e.ipv4 = text
-                _ = tags.take(ip)
-            } else if let v6 = IPAddress.parseIPv6(text) {
-                e.ipv6 = IPAddress.formatIPv6(v6)
-                _ = tags.take(ip)
-            }
-        }
-        if let text = tags.peek(port), let number = UInt16(text) {
-            e.port = number
-            _ = tags.take(port)
-        }
-        return e.isEmpty ? nil : e
-    }
-
-    /// An attribute as a tag value: scalars as text, arrays and maps as JSON (as the collector's
-    /// `AsString` does), bytes as base64.
-    static func tagValue(_ v: AnyValue) -> String {
-        switch v {
-        case .string(let s): return s
-        case .bool(let b): return b ? "true" : "false"
-        case .int(let i): return String(i)
-        case .double(let d): return d.description
-        case .bytes(let b): return Base64.encode(b)
-        case .array, .kvlist: return AttributeJSON.valueText(v)
-        case .empty: return ""
-        }
     }
 }

@@ -196,6 +196,12 @@ private struct HexID {
             value = nil
             return
         }
+        if count == 16 || count == 32, let p = bytes.baseAddress {
+            let low = Hex.parse16(p + (count - 16))
+            let high = count == 32 ? Hex.parse16(p) : 0
+            value = low.flatMap { low in high.map { ($0, low) } }
+            return
+        }
         var high: UInt64 = 0
         var low: UInt64 = 0
         for b in bytes {
@@ -239,27 +245,27 @@ extension ZipkinV2 {
     static func writeJSON(_ traces: TracesData) -> [UInt8] {
         JSONWriter.document(estimatedSize: 256 + traces.spanCount * 512) { w in
             w.beginArray()
-            ZipkinTranslation.forEachZipkinSpan(in: traces) { span in
+            ZipkinOutgoingSpan.forEach(in: traces) { span, z in
                 w.element()
-                writeJSONSpan(span, to: &w)
+                writeJSONSpan(span, z, to: &w)
             }
             w.endArray()
         }
     }
 
     /// Keys in the order of zipkin2-api.yaml's `Span` definition.
-    private static func writeJSONSpan(_ span: ZipkinSpan, to w: inout JSONWriter) {
+    private static func writeJSONSpan(_ span: Span, _ z: ZipkinOutgoingSpan, to w: inout JSONWriter) {
         w.beginObject()
         w.key("traceId")
         // A 64-bit trace ID is written as 16 digits, as Zipkin's own encoders do.
         if span.traceID.high == 0 { w.spanID(SpanID(span.traceID.low)) } else { w.traceID(span.traceID) }
-        if let parent = span.parentID {
+        if let parent = span.parentSpanID {
             w.key("parentId")
             w.spanID(parent)
         }
         w.key("id")
-        w.spanID(span.id)
-        if let kind = span.kind.jsonName {
+        w.spanID(span.spanID)
+        if let kind = z.kind.jsonName {
             w.key("kind")
             w.string(kind)
         }
@@ -267,26 +273,27 @@ extension ZipkinV2 {
             w.key("name")
             w.string(span.name)
         }
-        if span.timestamp != 0 {
+        if z.timestamp != 0 {
             w.key("timestamp")
-            w.number(span.timestamp)
+            w.number(z.timestamp)
         }
-        if span.duration != 0 {
+        if z.duration != 0 {
             w.key("duration")
-            w.number(span.duration)
+            w.number(z.duration)
         }
-        if let local = span.localEndpoint {
+        if let local = z.localEndpoint {
             w.key("localEndpoint")
             writeJSONEndpoint(local, to: &w)
         }
-        if let remote = span.remoteEndpoint {
+        if let remote = z.remoteEndpoint {
             w.key("remoteEndpoint")
             writeJSONEndpoint(remote, to: &w)
         }
-        if !span.annotations.isEmpty {
+        if !span.events.isEmpty {
             w.key("annotations")
             w.beginArray()
-            for a in span.annotations {
+            for i in span.events.indices {
+                let a = ZipkinOutgoingSpan.annotation(span.events[i])
                 w.element()
                 w.beginObject()
                 w.key("timestamp")
@@ -297,22 +304,14 @@ extension ZipkinV2 {
             }
             w.endArray()
         }
-        if !span.tags.isEmpty {
+        if !z.tags.entries.isEmpty {
             w.key("tags")
             w.beginObject()
-            for tag in span.tags {
-                w.dynamicKey(tag.key)
-                w.string(tag.value.asString)
+            for e in z.tags.entries {
+                w.dynamicKey(z.tags.key(e))
+                w.string(z.tags.value(e))
             }
             w.endObject()
-        }
-        if span.debug {
-            w.key("debug")
-            w.bool(true)
-        }
-        if span.shared {
-            w.key("shared")
-            w.bool(true)
         }
         w.endObject()
     }

@@ -149,37 +149,37 @@ extension ZipkinV2 {
     static func writeProto(_ traces: TracesData) -> [UInt8] {
         var w = ProtoWriter(capacity: 256 + traces.spanCount * 256)
         // ProtoWriter prepends: repeated elements go last to first, fields in descending order.
-        ZipkinTranslation.forEachZipkinSpan(in: traces, reversed: true) { span in
+        ZipkinOutgoingSpan.forEach(in: traces, reversed: true) { span, z in
             let mark = w.count
-            writeProtoSpan(span, to: &w)
+            writeProtoSpan(span, z, to: &w)
             w.lengthPrefix(1, since: mark)
         }
         return w.bytes()
     }
 
-    private static func writeProtoSpan(_ span: ZipkinSpan, to w: inout ProtoWriter) {
-        w.boolField(13, span.shared)
-        w.boolField(12, span.debug)
-        for tag in span.tags.reversed() {
+    /// `debug` and `shared` are never set on spans from OpenTelemetry.
+    private static func writeProtoSpan(_ span: Span, _ z: ZipkinOutgoingSpan, to w: inout ProtoWriter) {
+        for e in z.tags.entries.reversed() {
             let mark = w.count
-            w.stringField(2, tag.value.asString)
-            w.stringField(1, tag.key)
+            w.stringField(2, z.tags.value(e))
+            w.stringField(1, z.tags.key(e))
             w.lengthPrefix(11, since: mark)
         }
-        for a in span.annotations.reversed() {
+        for event in span.events.reversed() {
+            let a = ZipkinOutgoingSpan.annotation(event)
             let mark = w.count
             w.stringField(2, a.value)
             w.fixed64Field(1, a.timestamp)
             w.lengthPrefix(10, since: mark)
         }
-        if let remote = span.remoteEndpoint { writeProtoEndpoint(remote, field: 9, to: &w) }
-        if let local = span.localEndpoint { writeProtoEndpoint(local, field: 8, to: &w) }
-        w.uint64Field(7, span.duration)
-        w.fixed64Field(6, span.timestamp)
+        if let remote = z.remoteEndpoint { writeProtoEndpoint(remote, field: 9, to: &w) }
+        if let local = z.localEndpoint { writeProtoEndpoint(local, field: 8, to: &w) }
+        w.uint64Field(7, z.duration)
+        w.fixed64Field(6, z.timestamp)
         w.stringField(5, span.name)
-        w.int32Field(4, span.kind.rawValue)
-        w.presentBytesField(3, span.id.bytes)
-        if let parent = span.parentID { w.presentBytesField(2, parent.bytes) }
+        w.int32Field(4, z.kind.rawValue)
+        w.presentBytesField(3, span.spanID.bytes)
+        if let parent = span.parentSpanID { w.presentBytesField(2, parent.bytes) }
         // A 64-bit trace ID is written as 8 bytes, as for JSON.
         w.presentBytesField(1, span.traceID.high == 0 ? SpanID(span.traceID.low).bytes : span.traceID.bytes)
     }

@@ -19,7 +19,7 @@ public struct ZipkinDecodingError: Error, CustomStringConvertible, Sendable {
 /// accepted on `POST /api/v2/spans`) and their translation to and from the OpenTelemetry model.
 ///
 /// Decoding drops (and counts) spans with a missing, malformed, wrong-length or all-zero trace ID
-/// or span ID, and keeps the rest. Encoding is deterministic: tags are sorted by key.
+/// or span ID, and keeps the rest. Encoding is deterministic: tags are sorted by key (UTF-8 bytes).
 public enum ZipkinV2 {
     /// Decodes a JSON array of spans.
     public static func decodeJSON(_ bytes: UnsafeRawBufferPointer) throws(ZipkinDecodingError) -> ZipkinDecodeResult {

@@ -26,6 +26,36 @@ import Testing
         }
     }
 
+    /// The word-at-a-time parser agrees with the digit-by-digit one: every byte value at every
+    /// position of otherwise valid text, and random mixed-case text.
+    @Test func parse16MatchesDigitByDigit() {
+        func reference(_ bytes: [UInt8]) -> UInt64? {
+            var v: UInt64 = 0
+            for b in bytes {
+                guard let d = Hex.value(of: b) else { return nil }
+                v = v << 4 | UInt64(d)
+            }
+            return v
+        }
+        func parse(_ bytes: [UInt8]) -> UInt64? { bytes.withUnsafeBytes { Hex.parse16($0.baseAddress!) } }
+        let valid = Array("0123456789abcdefABCDEF".utf8)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let text = (0..<16).map { _ in valid.randomElement(using: &rng)! }
+            #expect(parse(text) == reference(text))
+        }
+        var text = Array("9aF0b1C2d3E4f5A6".utf8)
+        #expect(parse(text) == 0x9AF0_B1C2_D3E4_F5A6)
+        for position in 0..<16 {
+            let saved = text[position]
+            for b in 0...255 {
+                text[position] = UInt8(b)
+                #expect(parse(text) == reference(text), "byte \(b) at \(position)")
+            }
+            text[position] = saved
+        }
+    }
+
     @Test func spanIDHexAndBytesRoundTrip() throws {
         let id = try #require(SpanID(hex: "eee19b7ec3c1b174"))
         #expect(id.value == 0xeee1_9b7e_c3c1_b174)

@@ -181,6 +181,52 @@ struct ZipkinMappingTests {
         #expect(back.resourceSpans[0].resource.attributes == [KeyValue("faas.name", .string("fn"))])
     }
 
+    /// Tags merge by key (the span's attribute over the resource's, the last of repeated keys) and
+    /// sort in UTF-8 byte order, including keys that agree on their first 16 bytes or are a
+    /// prefix of another; JSON and protobuf carry the same list.
+    @Test func encodesMergedTagsInByteOrder() throws {
+        let long = "aaaaaaaaaaaaaaaa"  // 16 bytes: keys below agree on them
+        let attributes = [
+            KeyValue("host.name", .string("from-span")), KeyValue(long + ".z", .string("1")), KeyValue(long, .string("2")),
+            KeyValue(long + ".b", .string("3")), KeyValue("\u{e9}t\u{e9}", .string("4")), KeyValue("z", .string("5")),
+            KeyValue(long + ".z", .string("6")), KeyValue("a", .int(7)), KeyValue("peer.service", .string("old")),
+            KeyValue("peer.service", .string("db")), KeyValue("net.peer.port", .string("5432")), KeyValue("error", .string("x")),
+            KeyValue("aaaaaaaa", .bool(true)), KeyValue("a", .int(8)),
+        ]
+        let span = Span(traceID: Self.traceID, spanID: SpanID(1), name: "s", startTimeUnixNano: Self.t0, endTimeUnixNano: Self.t0,
+                        attributes: attributes)
+        let resource = Resource(attributes: [KeyValue("service.name", .string("svc")), KeyValue("host.name", .string("from-resource"))])
+        let data = TracesData(resourceSpans: [ResourceSpans(resource: resource, scopeSpans: [ScopeSpans(spans: [span])])])
+        let json = String(decoding: ZipkinV2.encodeJSON(data), as: UTF8.self)
+        #expect(
+            json
+                == #"[{"traceId":"5b8efff798038103d269b633813fc60c","id":"0000000000000001","name":"s","timestamp":1700000000000000,"#
+                + #""localEndpoint":{"serviceName":"svc"},"remoteEndpoint":{"serviceName":"db","port":5432},"#
+                + #""tags":{"a":"8","aaaaaaaa":"true","aaaaaaaaaaaaaaaa":"2","aaaaaaaaaaaaaaaa.b":"3","aaaaaaaaaaaaaaaa.z":"6","#
+                + #""host.name":"from-span","z":"5","\#u{e9}t\#u{e9}":"4"}}]"#)
+        let fromProto = try ZipkinV2.decodeProto(ZipkinV2.encodeProto(data)).data
+        let fromJSON = try ZipkinV2.decodeJSON(Array(json.utf8)).data
+        #expect(fromProto == fromJSON)
+    }
+
+    /// Past the insertion sort's size: many tags in scrambled order come out as a byte-order sort
+    /// of the merged set would have them.
+    @Test func encodesManyTagsSorted() throws {
+        var rng = SystemRandomNumberGenerator()
+        let keys = (0..<60).map { i in ["k\(i)", "kk.\(i % 7)", "aaaaaaaaaaaaaaaa.\(i % 11)", "\u{e9}\(i % 3)"][i % 4] }
+        let attributes = keys.shuffled(using: &rng).enumerated().map { KeyValue($0.element, .string("v\($0.offset)")) }
+        var merged: [String: String] = [:]
+        for kv in attributes { merged[kv.key] = kv.value.asString }
+        let expected = merged.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+        let span = Span(traceID: Self.traceID, spanID: SpanID(1), startTimeUnixNano: Self.t0, endTimeUnixNano: Self.t0,
+                        attributes: attributes)
+        let data = TracesData(resourceSpans: [ResourceSpans(scopeSpans: [ScopeSpans(spans: [span])])])
+        let json = String(decoding: ZipkinV2.encodeJSON(data), as: UTF8.self)
+        let tags = try #require(json.range(of: #""tags":{"#)).upperBound
+        let written = json[tags...].dropLast(3)
+        #expect(written == expected.map { #""\#($0.key)":"\#($0.value)""# }.joined(separator: ","))
+    }
+
     @Test func encodesSixtyFourBitTraceIDsShort() throws {
         let span = Span(traceID: TraceID(high: 0, low: 0xABC), spanID: SpanID(1), startTimeUnixNano: Self.t0, endTimeUnixNano: Self.t0 + 1)
         let data = TracesData(resourceSpans: [ResourceSpans(scopeSpans: [ScopeSpans(spans: [span])])])
