@@ -234,7 +234,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var requestID = headers.first(name: "x-request-id") ?? ""
         if requestID.isEmpty {
             requestID = RequestID.make(using: &random)
-            headers.replaceOrAdd(name: "x-request-id", value: requestID)
+            headers.set(name: "x-request-id", value: requestID)
         }
         var record = ProxyRecord(
             direction: kind == .outbound ? ProxyRecord.Direction.outbound : .inbound, startUnixNanos: WallClock.nowNanos(), method: head.method.rawValue,
@@ -471,7 +471,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         HopByHop(headers).strip(from: &headers)
         if let t = x.trace { t.inject(into: &headers) }
         if kind == .outbound {
-            headers.replaceOrAdd(name: PeerMetadata.header, value: peerHeader(for: x.cluster))
+            headers.set(name: PeerMetadata.header, value: peerHeader(for: x.cluster))
         }
         if let up = x.upgrade {
             headers.replaceOrAdd(name: "connection", value: "upgrade")
@@ -501,9 +501,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             Self.apply(rule.headers.request, to: &headers)
         }
         if let d = destinationHeaders { Self.apply(d.request, to: &headers) }
-        var out = HTTPRequestHead(version: .http1_1, method: x.head.method, uri: uri, headers: headers)
-        out.headers.remove(name: "transfer-encoding")
-        return out
+        headers.removeIfPresent(name: "transfer-encoding")
+        return HTTPRequestHead(version: .http1_1, method: x.head.method, uri: uri, headers: headers)
     }
 
     /// Envoy's `prefix_rewrite`: the matched prefix is replaced; for exact/regex matches, the whole path.
@@ -760,9 +759,9 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 if kind == .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
                 h.headers.remove(name: PeerMetadata.header)
             }
-            if kind != .outbound { h.headers.replaceOrAdd(name: PeerMetadata.header, value: shared.meHeader) }
-            h.headers.replaceOrAdd(name: "x-envoy-upstream-service-time", value: "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)")
-            h.headers.replaceOrAdd(name: "server", value: "istio-envoy")
+            if kind != .outbound { h.headers.set(name: PeerMetadata.header, value: shared.meHeader) }
+            h.headers.set(name: "x-envoy-upstream-service-time", value: "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)")
+            h.headers.set(name: "server", value: "istio-envoy")
             Self.apply(x.responseHeaderOps, to: &h.headers)
             if let origin = x.corsOrigin, let cors = x.route?.rule.corsPolicy {
                 h.headers.replaceOrAdd(name: "access-control-allow-origin", value: origin)
@@ -1076,19 +1075,31 @@ struct HopByHop {
 
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers where HostName.equalsIgnoringASCIICase(name, lowercased: "connection") {
-            // Tokens split and trimmed on UTF-8 (they are ASCII): `close` and `keep-alive`, nearly always the
-            // only ones, are recognised without building a string.
-            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                var t = token[...]
-                while let f = t.first, f == UInt8(ascii: " ") || f == UInt8(ascii: "\t") { t = t.dropFirst() }
-                while let l = t.last, l == UInt8(ascii: " ") || l == UInt8(ascii: "\t") { t = t.dropLast() }
-                if t.isEmpty || HostName.bytesEqualIgnoringASCIICase(t, lowercased: "close".utf8)
-                    || HostName.bytesEqualIgnoringASCIICase(t, lowercased: "keep-alive".utf8)
-                {
-                    continue
-                }
+            var text = value
+            text.withUTF8 { Self.addListed(in: $0, to: &listed) }
+        }
+    }
+
+    /// The tokens of a `Connection` value, split and trimmed in place (they are ASCII): `close` and
+    /// `keep-alive`, nearly always the only ones (a response from a keep-alive upstream has one), are
+    /// recognised without building a string or a list of slices.
+    private static func addListed(in u: UnsafeBufferPointer<UInt8>, to listed: inout [String]) {
+        func isSpace(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
+        var i = 0
+        while i <= u.count {
+            var end = i
+            while end < u.count && u[end] != UInt8(ascii: ",") { end += 1 }
+            var a = i
+            var b = end
+            while a < b && isSpace(u[a]) { a += 1 }
+            while b > a && isSpace(u[b - 1]) { b -= 1 }
+            let t = UnsafeBufferPointer(rebasing: u[a..<b])
+            if !t.isEmpty && !HostName.bytesEqualIgnoringASCIICase(t, lowercased: "close".utf8)
+                && !HostName.bytesEqualIgnoringASCIICase(t, lowercased: "keep-alive".utf8)
+            {
                 listed.append(String(decoding: t, as: UTF8.self).lowercased())
             }
+            i = end + 1
         }
     }
 
@@ -1114,6 +1125,23 @@ struct HopByHop {
         var doomed: [String] = []
         for (name, _) in headers where contains(name) { doomed.append(name) }
         for name in doomed { headers.remove(name: name) }
+    }
+}
+
+extension HTTPHeaders {
+    /// `replaceOrAdd`, without its removal pass (which rebuilds the field array) when no field has the
+    /// name: the usual case for the headers the proxy sets itself.
+    mutating func set(name: String, value: String) {
+        if contains(name: name) {
+            replaceOrAdd(name: name, value: value)
+        } else {
+            add(name: name, value: value)
+        }
+    }
+
+    /// `remove`, without rebuilding the field array when no field has the name.
+    mutating func removeIfPresent(name: String) {
+        if contains(name: name) { remove(name: name) }
     }
 }
 

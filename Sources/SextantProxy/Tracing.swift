@@ -67,13 +67,13 @@ struct TraceContext: Sendable {
         let flags = sampled ? "01" : "00"
         let trace = traceID.hex
         let span = spanID.hex
-        h.replaceOrAdd(name: "traceparent", value: "00-\(trace)-\(span)-\(flags)")
-        if let traceState { h.replaceOrAdd(name: "tracestate", value: traceState)}
-        h.replaceOrAdd(name: "x-b3-traceid", value: trace)
-        h.replaceOrAdd(name: "x-b3-spanid", value: span)
-        if let p = parentSpanID { h.replaceOrAdd(name: "x-b3-parentspanid", value: p.hex) } else { h.remove(name: "x-b3-parentspanid") }
-        h.replaceOrAdd(name: "x-b3-sampled", value: sampled ? "1" : "0")
-        h.remove(name: "x-b3-flags")
+        h.set(name: "traceparent", value: "00-\(trace)-\(span)-\(flags)")
+        if let traceState { h.set(name: "tracestate", value: traceState)}
+        h.set(name: "x-b3-traceid", value: trace)
+        h.set(name: "x-b3-spanid", value: span)
+        if let p = parentSpanID { h.set(name: "x-b3-parentspanid", value: p.hex) } else { h.removeIfPresent(name: "x-b3-parentspanid") }
+        h.set(name: "x-b3-sampled", value: sampled ? "1" : "0")
+        h.removeIfPresent(name: "x-b3-flags")
         if h.contains(name: "b3") {
             h.replaceOrAdd(name: "b3", value: "\(trace)-\(span)-\(sampled ? "1" : "0")" + (parentSpanID.map { "-\($0.hex)" } ?? ""))
         }

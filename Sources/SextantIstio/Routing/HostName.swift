@@ -15,9 +15,21 @@ public enum HostName {
     public static func splitAuthority(_ authority: String) -> (host: String, port: Int?) {
         // Authorities are nearly always lower-case ASCII already: lower-case only when needed, and find
         // the separators on the UTF-8 view (ASCII bytes, so its indices slice the string too).
-        let a = authority.utf8.contains(where: { ($0 >= 0x41 && $0 <= 0x5a) || $0 >= 0x80 }) ? authority.lowercased() : authority
+        func needsLowering(_ b: UInt8) -> Bool { (b >= 0x41 && b <= 0x5a) || b >= 0x80 }
+        let lower = authority.utf8.withContiguousStorageIfAvailable { $0.contains(where: needsLowering) }
+            ?? authority.utf8.contains(where: needsLowering)
+        let a = lower ? authority.lowercased() : authority
         let u = a.utf8
         let colon = UInt8(ascii: ":")
+        // The usual `host:port`: one colon, found in the bytes (the generic view search costs a call per byte).
+        if let (first, last) = u.withContiguousStorageIfAvailable({ b in (b.firstIndex(of: colon), b.lastIndex(of: colon)) }),
+            u.first != UInt8(ascii: "[")
+        {
+            guard let c = last, first == c else { return (a, nil) }
+            let i = u.index(u.startIndex, offsetBy: c)
+            if let p = Int(a[u.index(after: i)...]) { return (String(a[..<i]), p) }
+            return (a, nil)
+        }
         if u.first == UInt8(ascii: "[") {
             guard let close = u.firstIndex(of: UInt8(ascii: "]")) else { return (a, nil) }
             let host = String(a[u.index(after: u.startIndex)..<close])
