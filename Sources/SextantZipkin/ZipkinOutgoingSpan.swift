@@ -37,8 +37,10 @@ final class ZipkinOutgoingTags {
         case made
     }
 
+    /// One tag: where its key and value are, and what sorting needs to know of its key.
     struct Entry {
         var origin: Origin
+        /// Taken by the mapping (into an endpoint, or replaced by the span's status).
         var dropped = false
         var index: Int32
         /// Order of addition: of entries with one key, the last added is kept.
@@ -67,7 +69,7 @@ final class ZipkinOutgoingTags {
     var scope: [ScopeTag] = []
     /// The current span's attributes.
     private var attributes: [KeyValue] = []
-    /// The entries; sorted and merged after ``finish(_:)``.
+    /// The entries; sorted and merged after ``finish()``.
     private(set) var entries: [Entry] = []
     private var made: [(key: String, value: String)] = []
     /// The entry of each single-valued role (by raw value), `-1` when absent.
