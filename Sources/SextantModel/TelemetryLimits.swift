@@ -83,7 +83,15 @@ public struct TelemetryLimits: Sendable, Equatable {
                     if out == nil { out = data }
                     enforce(&out!.resourceSpans[i].scopeSpans[j].scope, &c)
                 }
-                for k in offending(ss.spans, exceeds) {
+                // Checked field by field in the array's buffer: handing a whole `Span` to a function
+                // copied it (a retain and release of each of its fields, for every span of every batch).
+                var spans: [Int] = []
+                ss.spans.withUnsafeBufferPointer { b in
+                    for k in b.indices where exceeds(attributes: b[k].attributes, events: b[k].events, links: b[k].links) {
+                        spans.append(k)
+                    }
+                }
+                for k in spans {
                     if out == nil { out = data }
                     enforceSpan(&out!.resourceSpans[i].scopeSpans[j].spans[k], &c)
                 }
@@ -141,10 +149,17 @@ public struct TelemetryLimits: Sendable, Equatable {
     // MARK: Items
 
     func exceeds(_ span: Span) -> Bool {
-        if maxEvents > 0 && span.events.count > maxEvents { return true }
-        if maxLinks > 0 && span.links.count > maxLinks { return true }
-        if exceeds(span.attributes) { return true }
-        return !offending(span.events, { exceeds($0.attributes) }).isEmpty || !offending(span.links, { exceeds($0.attributes) }).isEmpty
+        exceeds(attributes: span.attributes, events: span.events, links: span.links)
+    }
+
+    /// Inlined into the batch check, which then reads the span's arrays in place (a call would retain
+    /// and release each of them).
+    @inline(__always)
+    func exceeds(attributes: [KeyValue], events: [SpanEvent], links: [SpanLink]) -> Bool {
+        if maxEvents > 0 && events.count > maxEvents { return true }
+        if maxLinks > 0 && links.count > maxLinks { return true }
+        if exceeds(attributes) { return true }
+        return !offending(events, { exceeds($0.attributes) }).isEmpty || !offending(links, { exceeds($0.attributes) }).isEmpty
     }
 
     func enforceSpan(_ span: inout Span, _ c: inout Counts) {
@@ -205,6 +220,7 @@ public struct TelemetryLimits: Sendable, Equatable {
     // MARK: Attributes
 
     /// Whether a list has too many attributes or a value that is too long. Reads only.
+    @inline(__always)
     func exceeds(_ attributes: [KeyValue]) -> Bool {
         if maxAttributes > 0 && attributes.count > maxAttributes { return true }
         guard maxAttributeValueLength > 0 else { return false }

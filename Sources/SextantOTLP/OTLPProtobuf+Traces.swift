@@ -53,11 +53,13 @@ extension OTLPProtobuf {
                 if ss.spans.capacity == 0 { ss.spans.reserveCapacity(r.countingRepeats()) }
                 var m = try r.readMessage()
                 var problem: String?
-                let span = try decodeSpan(&m, &problem)
+                // Decoded in place: returning the span and appending it copied it (every field retained
+                // and later released once more).
+                ss.spans.append(Span(traceID: .zero, spanID: .zero))
+                try decodeSpan(&m, into: &ss.spans[ss.spans.count - 1], &problem)
                 if let problem {
+                    ss.spans.removeLast()
                     rejections.reject(1, "span \(spanIndex): \(problem)")
-                } else {
-                    ss.spans.append(span)
                 }
                 spanIndex += 1
             case 3 << 3 | 2: ss.schemaURL = try r.readString(in: "ScopeSpans")
@@ -67,12 +69,12 @@ extension OTLPProtobuf {
         return ss
     }
 
-    /// Decodes a span; when its IDs are unacceptable, sets `problem` (the span is then dropped).
-    static func decodeSpan(_ r: inout ProtoReader, _ problem: inout String?) throws(OTLPDecodingError) -> Span {
+    /// Decodes a span into `span` (a new, empty one); when its IDs are unacceptable, sets `problem` (the
+    /// span is then dropped).
+    static func decodeSpan(_ r: inout ProtoReader, into span: inout Span, _ problem: inout String?) throws(OTLPDecodingError) {
         var traceID = WireID()
         var spanID = WireID()
         var parentSpanID = WireID()
-        var span = Span(traceID: .zero, spanID: .zero)
         while r.hasMore {
             let tag = try r.readTag()
             switch tag {
@@ -105,7 +107,6 @@ extension OTLPProtobuf {
             }
         }
         if let idProblem = IDRules.apply(traceID, spanID, parentSpanID, to: &span) { problem = idProblem }
-        return span
     }
 
     static func decodeSpanEvent(_ r: inout ProtoReader) throws(OTLPDecodingError) -> SpanEvent {
@@ -166,12 +167,15 @@ extension OTLPProtobuf {
             for ss in rs.scopeSpans.reversed() {
                 let ssMark = w.count
                 w.stringField(3, ss.schemaURL)
-                var i = ss.spans.count
-                while i > 0 {
-                    i -= 1
-                    let spanMark = w.count
-                    encodeSpan(ss.spans[i], &w)
-                    w.lengthPrefix(2, since: spanMark)
+                // Spans read in place: `ss.spans[i]` would copy each one.
+                ss.spans.withUnsafeBufferPointer { spans in
+                    var i = spans.count
+                    while i > 0 {
+                        i -= 1
+                        let spanMark = w.count
+                        encodeSpan(spans[i], &w)
+                        w.lengthPrefix(2, since: spanMark)
+                    }
                 }
                 encodeScope(1, ss.scope, &w)
                 w.lengthPrefix(2, since: ssMark)

@@ -103,7 +103,7 @@ private func get(_ port: Int, _ headers: [String] = []) throws -> RawHTTPClient.
     }
 
     @Test func accumulatesDeltasAndExpires() async throws {
-        let (r, port) = try await exporter(", metric_expiration: 300ms")
+        let (r, port) = try await exporter(", metric_expiration: 2s")
         try await r.harness.send(counter("d", 2, at: 2_000_000_000, start: 1_000_000_000, temporality: .delta), via: "testrecv")
         try await r.harness.send(counter("d", 3, at: 3_000_000_000, start: 2_000_000_000, temporality: .delta), via: "testrecv")
         let om = try get(port, ["Accept: application/openmetrics-text"])
@@ -124,7 +124,9 @@ private func get(_ port: Int, _ headers: [String] = []) throws -> RawHTTPClient.
         let text = try get(port).text
         #expect(text.contains("lat_seconds_bucket{mesh=\"m1\",le=\"1\"} 4\n") && text.contains("lat_seconds_bucket{mesh=\"m1\",le=\"+Inf\"} 6\n"), "\(text)")
         #expect(text.contains("lat_seconds_sum{mesh=\"m1\"} 2\n") && text.contains("lat_seconds_count{mesh=\"m1\"} 6\n"))
-        try await Task.sleep(for: .milliseconds(450))
+        // Expiry long enough that a loaded machine does not expire the series between the sends and the
+        // scrapes above (300 ms once did), short enough to wait out here.
+        try await Task.sleep(for: .milliseconds(2300))
         #expect(try get(port).text == "")
         #expect(r.telemetry.value("sextant_exporter_prometheus_series", labels: [("exporter", "prometheus")]) == 3)
         await r.graph.shutdown()
