@@ -94,7 +94,7 @@ public enum TraceContextHeaders {
     /// A B3 trace ID: 32 hex digits, or 16 (then left-padded with zeros).
     public static func b3TraceID(_ value: String) -> TraceID? {
         let v = value.trimmingWhitespace
-        if v.utf8.count == 16, let low = Hex.parseUInt64(Array(v.utf8)[...]) {
+        if v.utf8.count == 16, let low = SpanID(hex: v)?.value {
             let t = TraceID(high: 0, low: low)
             return t.isValid ? t : nil
         }

@@ -31,12 +31,8 @@ public struct TraceID: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Parses 32 hex digits (either case); `nil` when the text is not exactly that.
     public init?(hex: some StringProtocol) {
-        let parsed = Hex.withUTF8(hex) { u -> (UInt64, UInt64)? in
-            guard u.count == 32, let p = u.baseAddress, let h = Hex.parse16(p), let l = Hex.parse16(p + 16) else { return nil }
-            return (h, l)
-        }
-        guard let (h, l) = parsed else { return nil }
-        self.init(high: h, low: l)
+        guard let id = hex.withUTF8Buffer({ $0.count == 32 ? Hex.parseID($0) : nil }) else { return nil }
+        self.init(high: id.high, low: id.low)
     }
 
     /// The 16 bytes, big-endian.
@@ -82,8 +78,8 @@ public struct SpanID: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Parses 16 hex digits; `nil` otherwise.
     public init?(hex: some StringProtocol) {
-        guard let v = Hex.withUTF8(hex, { u in u.count == 16 ? u.baseAddress.flatMap { Hex.parse16($0) } : nil }) else { return nil }
-        self.init(v)
+        guard let id = hex.withUTF8Buffer({ $0.count == 16 ? Hex.parseID($0) : nil }) else { return nil }
+        self.init(id.low)
     }
 
     public var bytes: [UInt8] {
@@ -99,6 +95,15 @@ public struct SpanID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var description: String { hex }
 
     public static func < (a: SpanID, b: SpanID) -> Bool { a.value < b.value }
+}
+
+extension StringProtocol {
+    /// Calls `body` with the text's UTF-8, in place when its storage allows (native strings), else from a copy.
+    @inlinable
+    public func withUTF8Buffer<T>(_ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+        if let result = utf8.withContiguousStorageIfAvailable(body) { return result }
+        return Array(utf8).withUnsafeBufferPointer(body)
+    }
 }
 
 /// Hex helpers shared by the identifier types and the wire codecs.
@@ -126,11 +131,15 @@ public enum Hex {
         return v
     }
 
-    /// Calls `body` with the UTF-8 of `text`, in place when its storage allows.
+    /// A 64- or 128-bit ID from exactly 16 or 32 hex digits (either case): the high and low 64 bits,
+    /// the high ones 0 for 16 digits; `nil` for another length or a byte that is not a digit.
     @inlinable
-    public static func withUTF8<T>(_ text: some StringProtocol, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
-        if let result = text.utf8.withContiguousStorageIfAvailable(body) { return result }
-        return Array(text.utf8).withUnsafeBufferPointer(body)
+    public static func parseID(_ digits: UnsafeBufferPointer<UInt8>) -> (high: UInt64, low: UInt64)? {
+        let n = digits.count
+        guard n == 16 || n == 32, let p = digits.baseAddress, let low = parse16(p + (n - 16)) else { return nil }
+        if n == 16 { return (0, low) }
+        guard let high = parse16(p) else { return nil }
+        return (high, low)
     }
 
     /// Parses exactly 16 hex digits (either case) at `p`; `nil` if any byte is not one.

@@ -148,10 +148,6 @@ public struct TelemetryLimits: Sendable, Equatable {
 
     // MARK: Items
 
-    func exceeds(_ span: Span) -> Bool {
-        exceeds(attributes: span.attributes, events: span.events, links: span.links)
-    }
-
     /// Inlined into the batch check, which then reads the span's arrays in place (a call would retain
     /// and release each of them).
     @inline(__always)

@@ -209,9 +209,7 @@ final class ZipkinOutgoingTags {
             withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: u.prefix(16)))) }
             return (ZipkinTagRole.of(u), Int32(u.count), (UInt64(bigEndian: words.0), UInt64(bigEndian: words.1)))
         }
-        if let m = key.utf8.withContiguousStorageIfAvailable(measure) { return m }
-        var copy = key
-        return copy.withUTF8(measure)
+        return key.withUTF8Buffer(measure)
     }
 }
 
@@ -224,9 +222,11 @@ extension ZipkinOutgoingSpan {
             let rs = data.resourceSpans[ri]
             var resourceTags = rs.resource.attributes.map { (key: $0.key, value: tagValue($0.value)) }
             let serviceName = takeServiceName(&resourceTags)
+            // Measured once for all the resource's scopes.
+            let measured = resourceTags.map { ZipkinOutgoingTags.ScopeTag(key: $0.key, value: $0.value) }
             for si in order(rs.scopeSpans.count, reversed) {
                 let ss = rs.scopeSpans[si]
-                z.tags.scope = resourceTags.map { ZipkinOutgoingTags.ScopeTag(key: $0.key, value: $0.value) }
+                z.tags.scope = measured
                 if !ss.scope.name.isEmpty { z.tags.scope.append(.init(key: ZipkinTagNames.scopeName, value: ss.scope.name)) }
                 if !ss.scope.version.isEmpty {
                     z.tags.scope.append(.init(key: ZipkinTagNames.scopeVersion, value: ss.scope.version))

@@ -1,3 +1,5 @@
+import SextantModel
+
 /// Tag and attribute names of the OpenTelemetry ↔ Zipkin mapping (OpenTelemetry specification
 /// `exporter-zipkin.md`; opentelemetry-collector-contrib `pkg/translator/zipkin/zipkinv2`).
 enum ZipkinTagNames {
@@ -141,6 +143,6 @@ enum ZipkinTagRole: Int, CaseIterable {
 extension ZipkinTagRole {
     /// The role of a tag named by `key`.
     static func of(_ key: String) -> ZipkinTagRole? {
-        key.utf8.withContiguousStorageIfAvailable { of($0) } ?? Array(key.utf8).withUnsafeBufferPointer { of($0) }
+        key.withUTF8Buffer { of($0) }
     }
 }

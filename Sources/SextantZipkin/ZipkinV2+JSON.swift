@@ -196,10 +196,8 @@ private struct HexID {
             value = nil
             return
         }
-        if count == 16 || count == 32, let p = bytes.baseAddress {
-            let low = Hex.parse16(p + (count - 16))
-            let high = count == 32 ? Hex.parse16(p) : 0
-            value = low.flatMap { low in high.map { ($0, low) } }
+        if count == 16 || count == 32 {
+            value = Hex.parseID(bytes)
             return
         }
         var high: UInt64 = 0
