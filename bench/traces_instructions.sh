@@ -9,7 +9,8 @@
 # so its 200 ms batches hold fewer spans than at full speed; the export's per-span cost is the same, its
 # per-call cost is spread over fewer spans.
 # Usage: bench/traces_instructions.sh SCENARIO [N] [BINARY...]   (default N=200, the deployment build)
-#        RATE=requests/s (default 20); several binaries are measured in turn, for an A/B.
+#        RATE=requests/s (default 20); several binaries are measured in turn, for an A/B;
+#        CALLGRIND_OUT=DIR keeps the callgrind profile(s) there.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scenario="$1"; shift
@@ -68,6 +69,8 @@ for bin in "${bins[@]}"; do
   kill "$vg"; wait "$vg" 2>/dev/null || true
   requests=$(echo "$out" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
   total="$(cat "$tmp"/cg.out* | awk '/^(summary|totals):/ {s += $2} END {printf "%.0f\n", s}')"
+  # CALLGRIND_OUT=DIR keeps the profile for callgrind_annotate.
+  if [ -n "${CALLGRIND_OUT:-}" ]; then mkdir -p "$CALLGRIND_OUT"; cp "$tmp"/cg.out* "$CALLGRIND_OUT"/; fi
   rm -f "$tmp"/cg.out*
 
   # System calls: the same pipeline at full speed and the steady 100 requests/s, strace -c over 5 s.

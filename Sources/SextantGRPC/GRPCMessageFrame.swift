@@ -27,6 +27,16 @@ public enum GRPCMessageFrame {
         return buffer
     }
 
+    /// An uncompressed message given as consecutive parts, framed in one buffer.
+    public static func encode(parts: [[UInt8]], allocator: ByteBufferAllocator = .init()) -> ByteBuffer {
+        let length = parts.reduce(0) { $0 + $1.count }
+        var buffer = allocator.buffer(capacity: length + 5)
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt32(length))
+        for part in parts { buffer.writeBytes(part) }
+        return buffer
+    }
+
     /// The single message in `body` (a whole stream's DATA), inflated when its flag is set and `inflatable`
     /// (gzip, RFC 1952, or gRPC's "deflate", the zlib format of RFC 1950: both are detected). `limit` bounds
     /// the declared length and the inflated size.

@@ -73,9 +73,17 @@ public final class GRPCUnaryClient: Sendable {
     public func unary(
         path: String, message: [UInt8], metadata: [(String, String)] = [], timeout: Duration? = nil, waitForReady: Bool = false
     ) async throws(GRPCStatus) -> [UInt8] {
+        try await unary(path: path, messageParts: [message], metadata: metadata, timeout: timeout, waitForReady: waitForReady)
+    }
+
+    /// The same with the message given as consecutive parts (e.g. concatenated protobuf encodings),
+    /// written straight into the frame instead of being joined first.
+    public func unary(
+        path: String, messageParts: [[UInt8]], metadata: [(String, String)] = [], timeout: Duration? = nil, waitForReady: Bool = false
+    ) async throws(GRPCStatus) -> [UInt8] {
         let deadline = timeout.map { NIODeadline.now() + TimeAmount($0) }
         let connection = try await connect(until: deadline, waitForReady: waitForReady)
-        let payload = lengthPrefixed(message)
+        let payload = lengthPrefixed(messageParts)
         let headers = requestHeaders(path: path, metadata: metadata, deadline: deadline)
         let limit = configuration.maxResponseBytes
         let loop = connection.channel.eventLoop
@@ -218,9 +226,10 @@ public final class GRPCUnaryClient: Sendable {
 
     // MARK: - Request
 
-    private func lengthPrefixed(_ message: [UInt8]) -> ByteBuffer {
-        let compressed = configuration.compression == .gzip
-        return GRPCMessageFrame.encode(compressed ? Inflater.gzip(message, level: configuration.gzipLevel) : message, compressed: compressed)
+    private func lengthPrefixed(_ parts: [[UInt8]]) -> ByteBuffer {
+        guard configuration.compression == .gzip else { return GRPCMessageFrame.encode(parts: parts) }
+        let message = parts.count == 1 ? parts[0] : Array(parts.joined())
+        return GRPCMessageFrame.encode(Inflater.gzip(message, level: configuration.gzipLevel), compressed: true)
     }
 
     private func requestHeaders(path: String, metadata: [(String, String)], deadline: NIODeadline?) -> HPACKHeaders {

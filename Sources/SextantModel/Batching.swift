@@ -3,6 +3,8 @@ extension Telemetry {
     /// merging identical resources is an exporter concern, and this keeps appends O(groups).
     public mutating func append(_ other: Telemetry) {
         switch (self, other) {
+        case (.traces(let a), .traces(let b)) where a.encoded != nil && b.encoded != nil:
+            self = .traces(TracesData(encoded: a.encoded!.appending(b.encoded!)))
         case (.traces(var a), .traces(let b)):
             self = .metrics(MetricsData())  // drop our reference so `a` is uniquely owned
             a.resourceSpans.append(contentsOf: b.resourceSpans)

@@ -70,6 +70,8 @@ public struct TelemetryLimits: Sendable, Equatable {
 
     /// The batch with the limits enforced, or `nil` when it is within them.
     func enforced(_ data: TracesData, _ c: inout Counts) -> TracesData? {
+        // An encoded batch within the limits stays encoded; otherwise the model is checked as usual.
+        if let e = data.encoded, admits(e.extent) { return nil }
         var out: TracesData?
         for i in data.resourceSpans.indices {
             let rs = data.resourceSpans[i]
@@ -144,6 +146,12 @@ public struct TelemetryLimits: Sendable, Equatable {
             }
         }
         return out
+    }
+
+    /// Whether a batch of this extent is within every limit.
+    public func admits(_ e: AttributeExtent) -> Bool {
+        (maxAttributes == 0 || e.attributes <= maxAttributes) && (maxAttributeValueLength == 0 || e.valueLength <= maxAttributeValueLength)
+            && (maxEvents == 0 || e.events <= maxEvents) && (maxLinks == 0 || e.links <= maxLinks)
     }
 
     // MARK: Items

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Span kind (OTLP `Span.SpanKind`). A raw-value struct so unknown wire values survive a round trip.
 public struct SpanKind: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: Int32
@@ -167,15 +169,129 @@ public struct ResourceSpans: Sendable, Equatable {
 }
 
 /// A batch of spans (OTLP `TracesData` / `ExportTraceServiceRequest`).
+///
+/// A batch that arrived as canonical protobuf may be held as those bytes (``EncodedTraces``) instead
+/// of the model: an OTLP → batch → OTLP pipeline then never builds, frees or re-encodes a span. The
+/// model is decoded the first time `resourceSpans` is read, and any change through `resourceSpans`
+/// drops the bytes, so the two forms never disagree.
 public struct TracesData: Sendable, Equatable {
-    public var resourceSpans: [ResourceSpans]
+    private var model: [ResourceSpans]
+    /// When set, the batch itself; `model` is then empty.
+    public private(set) var encoded: EncodedTraces?
 
-    public init(resourceSpans: [ResourceSpans] = []) { self.resourceSpans = resourceSpans }
+    public init(resourceSpans: [ResourceSpans] = []) {
+        model = resourceSpans
+        encoded = nil
+    }
+
+    /// A batch held as its canonical protobuf encoding.
+    public init(encoded: EncodedTraces) {
+        model = []
+        self.encoded = encoded
+    }
+
+    public var resourceSpans: [ResourceSpans] {
+        get { encoded?.resourceSpans ?? model }
+        set {
+            encoded = nil
+            model = newValue
+        }
+        _modify {
+            if let e = encoded {
+                model = e.resourceSpans
+                encoded = nil
+            }
+            yield &model
+        }
+    }
 
     /// The number of spans in the batch.
     public var spanCount: Int {
+        if let encoded { return encoded.spanCount }
         var n = 0
-        for rs in resourceSpans { for ss in rs.scopeSpans { n += ss.spans.count } }
+        for rs in model { for ss in rs.scopeSpans { n += ss.spans.count } }
         return n
+    }
+
+    public static func == (a: TracesData, b: TracesData) -> Bool {
+        if let x = a.encoded, let y = b.encoded, x.chunks == y.chunks { return true }
+        return a.resourceSpans == b.resourceSpans
+    }
+}
+
+/// A traces batch in the canonical protobuf encoding of OTLP `TracesData` (the encoding Sextant's
+/// own encoder writes: fields in number order, defaults omitted, minimal varints), with what the
+/// pipeline needs to know without decoding it.
+///
+/// `chunks` are complete encodings; their concatenation encodes the whole batch, since a repeated
+/// field's elements are appended when messages are concatenated (protobuf encoding guide,
+/// "Last One Wins" / merging). The model is decoded on first use, once, by `decoder`.
+public final class EncodedTraces: Sendable {
+    public let chunks: [[UInt8]]
+    public let spanCount: Int
+    /// The largest lists and values in the batch, for the receivers' limits.
+    public let extent: AttributeExtent
+    private let decoder: @Sendable ([UInt8]) -> [ResourceSpans]
+    private let decoded = Mutex<[ResourceSpans]?>(nil)
+
+    /// `decoder` must decode a chunk exactly as the codec that validated it would.
+    public init(chunks: [[UInt8]], spanCount: Int, extent: AttributeExtent, decoder: @escaping @Sendable ([UInt8]) -> [ResourceSpans]) {
+        self.chunks = chunks
+        self.spanCount = spanCount
+        self.extent = extent
+        self.decoder = decoder
+    }
+
+    /// The batch as the model, decoded once and kept.
+    public var resourceSpans: [ResourceSpans] {
+        decoded.withLock { cache in
+            if let cache { return cache }
+            var out: [ResourceSpans] = []
+            for chunk in chunks { out.append(contentsOf: decoder(chunk)) }
+            cache = out
+            return out
+        }
+    }
+
+    /// The two batches as one: `self`'s spans, then `other`'s.
+    public func appending(_ other: EncodedTraces) -> EncodedTraces {
+        EncodedTraces(chunks: chunks + other.chunks, spanCount: spanCount + other.spanCount, extent: extent.union(other.extent), decoder: decoder)
+    }
+
+    /// The whole encoding, in one array.
+    public var bytes: [UInt8] {
+        if chunks.count == 1 { return chunks[0] }
+        var out: [UInt8] = []
+        out.reserveCapacity(byteCount)
+        for c in chunks { out.append(contentsOf: c) }
+        return out
+    }
+
+    public var byteCount: Int { chunks.reduce(0) { $0 + $1.count } }
+}
+
+/// The largest attribute lists, attribute values, event and link lists in a batch: what
+/// ``TelemetryLimits`` would look at, measured while the batch was validated.
+public struct AttributeExtent: Sendable, Equatable {
+    /// The most attributes in one list (resource, scope, span, event, link).
+    public var attributes = 0
+    /// The longest string or bytes value, in bytes, at any depth of any attribute.
+    public var valueLength = 0
+    /// The most events in one span.
+    public var events = 0
+    /// The most links in one span.
+    public var links = 0
+
+    public init(attributes: Int = 0, valueLength: Int = 0, events: Int = 0, links: Int = 0) {
+        self.attributes = attributes
+        self.valueLength = valueLength
+        self.events = events
+        self.links = links
+    }
+
+    public func union(_ o: AttributeExtent) -> AttributeExtent {
+        AttributeExtent(
+            attributes: max(attributes, o.attributes), valueLength: max(valueLength, o.valueLength), events: max(events, o.events),
+            links: max(links, o.links))
     }
 }

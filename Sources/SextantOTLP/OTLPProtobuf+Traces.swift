@@ -161,6 +161,11 @@ extension OTLPProtobuf {
     // MARK: Encoding (fields in descending order; see ProtoWriter)
 
     static func encodeTracesData(_ data: TracesData, _ w: inout ProtoWriter) {
+        if let e = data.encoded {
+            // Already the encoding; the writer fills from the end, so the last chunk goes first.
+            for chunk in e.chunks.reversed() { chunk.withUnsafeBytes { w.prepend($0) } }
+            return
+        }
         for rs in data.resourceSpans.reversed() {
             let mark = w.count
             w.stringField(3, rs.schemaURL)

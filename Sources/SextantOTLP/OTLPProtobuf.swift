@@ -47,6 +47,54 @@ public enum OTLPProtobuf {
         }
     }
 
+    /// Decodes an `ExportTraceServiceRequest`, keeping `bytes` themselves as the batch when they are
+    /// in the canonical encoding (``EncodedTraces``): the model is then built only if something reads
+    /// it, and encoding the batch returns these bytes. Otherwise the same as ``decodeTraces(_:)-swift.type.method``.
+    public static func decodeTraces(keeping bytes: [UInt8]) throws -> DecodeResult<TracesData> {
+        if let kept = bytes.withUnsafeBytes({ CanonicalTraces.check($0) }) {
+            return DecodeResult(data: TracesData(encoded: encodedTraces([bytes], kept.spanCount, kept.extent)))
+        }
+        return try decodeTraces(bytes)
+    }
+
+    /// The same for bytes the caller does not keep: they are copied only when they are kept.
+    public static func decodeTraces(keepingCopyOf bytes: UnsafeRawBufferPointer) throws -> DecodeResult<TracesData> {
+        if let kept = CanonicalTraces.check(bytes) {
+            return DecodeResult(data: TracesData(encoded: encodedTraces([Array(bytes)], kept.spanCount, kept.extent)))
+        }
+        return try decodeTraces(bytes)
+    }
+
+    /// Decodes the export request of `signal`, keeping canonical trace requests encoded (see
+    /// ``decodeTraces(keeping:)``).
+    public static func decode(_ signal: Signal, keeping bytes: [UInt8]) throws -> DecodeResult<Telemetry> {
+        signal == .traces ? try decodeTraces(keeping: bytes).map(Telemetry.traces) : try decode(signal, bytes)
+    }
+
+    /// The same for bytes the caller does not keep.
+    public static func decode(_ signal: Signal, keepingCopyOf bytes: UnsafeRawBufferPointer) throws -> DecodeResult<Telemetry> {
+        signal == .traces ? try decodeTraces(keepingCopyOf: bytes).map(Telemetry.traces) : try decode(signal, bytes)
+    }
+
+    /// Whether `bytes` are a canonical `ExportTraceServiceRequest` (what ``decodeTraces(keeping:)`` keeps).
+    public static func isCanonicalTraces(_ bytes: UnsafeRawBufferPointer) -> (spanCount: Int, extent: AttributeExtent)? {
+        CanonicalTraces.check(bytes)
+    }
+
+    static func encodedTraces(_ chunks: [[UInt8]], _ spanCount: Int, _ extent: AttributeExtent) -> EncodedTraces {
+        EncodedTraces(chunks: chunks, spanCount: spanCount, extent: extent, decoder: decodeCanonicalChunk)
+    }
+
+    /// Decodes one chunk of an ``EncodedTraces``; it passed ``CanonicalTraces``, so it decodes whole.
+    @Sendable static func decodeCanonicalChunk(_ chunk: [UInt8]) -> [ResourceSpans] {
+        do {
+            return try decodeTraces(chunk).data.resourceSpans
+        } catch {
+            assertionFailure("a canonical trace request failed to decode: \(error)")
+            return []
+        }
+    }
+
     public static func decodeTraces(_ bytes: [UInt8]) throws -> DecodeResult<TracesData> {
         try bytes.withUnsafeBytes { try decodeTraces($0) }
     }
@@ -65,6 +113,7 @@ public enum OTLPProtobuf {
 
     /// Encodes `data` as an `ExportTraceServiceRequest` / `TracesData`.
     public static func encode(_ data: TracesData) -> [UInt8] {
+        if let e = data.encoded { return e.bytes }
         var w = ProtoWriter(capacity: data.spanCount * 320)
         encodeTracesData(data, &w)
         return w.bytes()
@@ -91,6 +140,13 @@ public enum OTLPProtobuf {
         case .metrics(let d): return encode(d)
         case .logs(let d): return encode(d)
         }
+    }
+
+    /// The export request for the batch as consecutive parts: a kept trace batch's chunks as they are
+    /// (joining them would copy the batch once more), otherwise one encoding.
+    public static func encodeParts(_ t: Telemetry) -> [[UInt8]] {
+        if case .traces(let d) = t, let e = d.encoded { return e.chunks }
+        return [encode(t)]
     }
 
     // MARK: Responses

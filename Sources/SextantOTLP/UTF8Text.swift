@@ -11,20 +11,28 @@ enum UTF8Text {
         return String(decoding: utf8, as: UTF8.self)
     }
 
+    /// Eight bytes at a time; the tail is one more (overlapping) word, or for short texts two
+    /// overlapping half or quarter words, so no text takes a byte-by-byte loop.
     @inline(__always)
     static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        var i = 0
         let n = bytes.count
+        guard n > 0 else { return true }
         let raw = UnsafeRawPointer(bytes.baseAddress!)
-        while i + 8 <= n {
-            if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
-            i += 8
+        if n >= 8 {
+            var i = 0
+            while i + 8 <= n {
+                if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+                i += 8
+            }
+            return i == n || raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) & 0x8080_8080_8080_8080 == 0
         }
-        while i < n {
-            if bytes[i] >= 0x80 { return false }
-            i += 1
+        if n >= 4 {
+            return (raw.loadUnaligned(as: UInt32.self) | raw.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)) & 0x8080_8080 == 0
         }
-        return true
+        if n >= 2 {
+            return (raw.loadUnaligned(as: UInt16.self) | raw.loadUnaligned(fromByteOffset: n - 2, as: UInt16.self)) & 0x8080 == 0
+        }
+        return raw.load(as: UInt8.self) < 0x80
     }
 
     /// Whether `bytes` are valid UTF-8 (RFC 3629 §4: no overlong forms, no surrogates, ≤ U+10FFFF).

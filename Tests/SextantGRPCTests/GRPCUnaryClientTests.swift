@@ -52,6 +52,21 @@ import Testing
         await client.close()
     }
 
+    @Test func messageGivenInPartsArrivesWholeCompressedOrNot() async throws {
+        let server = try await GRPCServerDouble.start()
+        defer { server.stop() }
+        let parts = [Array(Self.message[..<10]), [], Array(Self.message[10...])]
+        for compression in [GRPCUnaryClient.Compression.none, .gzip] {
+            var config = GRPCUnaryClient.Configuration(host: "127.0.0.1", port: server.port)
+            config.compression = compression
+            let client = GRPCUnaryClient(config)
+            #expect(try await client.unary(path: "/test.Double/Echo", messageParts: parts, timeout: .seconds(5)) == Self.message)
+        }
+        var joined = GRPCMessageFrame.encode(Self.message, compressed: false)
+        var split = GRPCMessageFrame.encode(parts: parts)
+        #expect(joined.readBytes(length: joined.readableBytes) == split.readBytes(length: split.readableBytes))
+    }
+
     @Test func trailersOnlyErrorCarriesTheDecodedMessage() async throws {
         let server = try await GRPCServerDouble.start()
         defer { server.stop() }

@@ -73,7 +73,7 @@ public final class OTLPGRPCExporter: ConsumingComponent {
             }
             do throws(GRPCStatus) {
                 let reply = try await client.unary(
-                    path: OTLPGRPCNames.exportPath(batch.signal), message: OTLPProtobuf.encode(batch), metadata: metadata, timeout: timeout)
+                    path: OTLPGRPCNames.exportPath(batch.signal), messageParts: OTLPProtobuf.encodeParts(batch), metadata: metadata, timeout: timeout)
                 if let partial = try? OTLPProtobuf.decodeExportResponse(reply), partial.rejected > 0 || !partial.errorMessage.isEmpty {
                     logger.warning(
                         "partial success from OTLP server", metadata: ["rejected": "\(partial.rejected)", "message": "\(partial.errorMessage)"])

@@ -227,7 +227,7 @@ public final class DurableQueue: Sendable {
             }
             let (signal, _) = Self.untag(record.tag)
             do {
-                let decoded = try OTLPProtobuf.decode(signal, record.payload)
+                let decoded = try OTLPProtobuf.decode(signal, keeping: record.payload)
                 if decoded.rejected > 0 {
                     // Items the OTLP decoder refuses (e.g. a zero span ID from a lenient receiver) cannot
                     // survive the round trip through the queue.

@@ -119,7 +119,7 @@ public final class OTLPReceiver: Component {
         let decoded: DecodeResult<Telemetry>
         do {
             decoded = try request.body.withUnsafeReadableBytes { bytes in
-                try json ? OTLPJSON.decode(signal, bytes) : OTLPProtobuf.decode(signal, bytes)
+                try json ? OTLPJSON.decode(signal, bytes) : OTLPProtobuf.decode(signal, keepingCopyOf: bytes)
             }
         } catch {
             logger.debug("rejecting malformed OTLP request", metadata: ["error": "\(error)"])
@@ -165,7 +165,7 @@ public final class OTLPReceiver: Component {
     private func handleGRPC(_ signal: Signal, _ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
         let decoded: DecodeResult<Telemetry>
         do {
-            decoded = try bytes.withUnsafeBytes { try OTLPProtobuf.decode(signal, $0) }
+            decoded = try OTLPProtobuf.decode(signal, keeping: bytes)
         } catch {
             logger.debug("rejecting malformed OTLP/gRPC request", metadata: ["error": "\(error)"])
             throw GRPCStatus(code: GRPCStatus.invalidArgument, message: "malformed protobuf \(signal) request: \(error)")

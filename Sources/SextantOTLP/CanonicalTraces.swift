@@ -1,0 +1,426 @@
+import SextantModel
+
+/// Recognises an `ExportTraceServiceRequest` that is already in the canonical encoding Sextant's own
+/// encoder writes, so the pipeline can carry the received bytes instead of building the model
+/// (``EncodedTraces``).
+///
+/// Canonical here means: `encode(decode(bytes)) == bytes` and decoding drops nothing. Every message
+/// has only known fields, in ascending field-number order (a repeated field's elements together),
+/// no field holding its default value (proto3 omits them; `AnyValue` members are written even when
+/// zero, as a oneof's are), minimal varints, and nothing the decoder would change or reject: IDs of
+/// the right lengths and not all zero, UTF-8 strings, `uint32`/`int32`/`bool` values that survive
+/// their truncation. The reference Go and Python encoders write requests this way, so the OTel SDKs'
+/// exports pass. Anything else returns `nil` and takes the ordinary decoder, which reports errors.
+/// The check is conservative by construction: it may refuse a canonical message (e.g. `AnyValue`
+/// nested deeper than ``maxDepth``), never accept one the decoder would alter.
+struct CanonicalTraces {
+    /// `AnyValue` nesting accepted here; deeper values take the decoder (which allows 64).
+    static let maxDepth = 16
+
+    private var pos: UnsafePointer<UInt8>
+    /// The end of the message being read: a nested message is read by narrowing it (``enter()``) and
+    /// restoring it afterwards, so one cursor walks the whole request.
+    private var end: UnsafePointer<UInt8>
+    private(set) var spanCount = 0
+    private(set) var extent = AttributeExtent()
+
+    private init(_ pos: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) {
+        self.pos = pos
+        self.end = end
+    }
+
+    /// The span count and extent when `bytes` are a canonical request, else `nil`.
+    static func check(_ bytes: UnsafeRawBufferPointer) -> (spanCount: Int, extent: AttributeExtent)? {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return nil }
+        let start = base.assumingMemoryBound(to: UInt8.self)
+        var c = CanonicalTraces(start, start + bytes.count)
+        guard c.tracesData() else { return nil }
+        return (c.spanCount, c.extent)
+    }
+
+    // MARK: Wire primitives
+
+    private var hasMore: Bool {
+        @inline(__always) get { pos < end }
+    }
+
+    /// A minimal varint: no trailing zero groups, at most ten bytes with nothing past bit 63.
+    @inline(__always)
+    private mutating func varint() -> UInt64? {
+        guard pos < end else { return nil }
+        let b0 = pos.pointee
+        if b0 < 0x80 {
+            pos += 1
+            return UInt64(b0)
+        }
+        return varintSlow()
+    }
+
+    private mutating func varintSlow() -> UInt64? {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        var p = pos
+        while p < end {
+            let b = p.pointee
+            p += 1
+            result |= UInt64(b & 0x7F) << shift
+            if b < 0x80 {
+                // A last byte of 0 is a non-minimal encoding; the tenth byte carries only bit 63.
+                guard b != 0, shift < 63 || b == 1 else { return nil }
+                pos = p
+                return result
+            }
+            shift += 7
+            if shift > 63 { return nil }
+        }
+        return nil
+    }
+
+    /// A field tag (`field_number << 3 | wire_type`), compared raw: for distinct fields, tag order is
+    /// field-number order. Callers check the order and which tags may repeat (a repeated field's run).
+    @inline(__always)
+    private mutating func tag() -> UInt64? {
+        guard let t = varint(), t >= 8 else { return nil }
+        return t
+    }
+
+    /// Narrows the input to the nested message in the current length-delimited field and returns the
+    /// outer end, which the caller restores once the message is read (it then ends exactly there).
+    @inline(__always)
+    private mutating func enter() -> UnsafePointer<UInt8>? {
+        guard let n = varint(), n <= UInt64(end - pos) else { return nil }
+        let outer = end
+        end = pos + Int(n)
+        return outer
+    }
+
+    /// Like ``enter()`` for a message the encoder leaves out when it is empty.
+    @inline(__always)
+    private mutating func enterNonEmpty() -> UnsafePointer<UInt8>? {
+        guard pos < end, pos.pointee != 0 else { return nil }
+        return enter()
+    }
+
+    @inline(__always)
+    private mutating func bytes() -> UnsafeBufferPointer<UInt8>? {
+        guard let n = varint(), n <= UInt64(end - pos) else { return nil }
+        let b = UnsafeBufferPointer(start: pos, count: Int(n))
+        pos += Int(n)
+        return b
+    }
+
+    @inline(__always)
+    private mutating func fixed64() -> UInt64? {
+        guard end - pos >= 8 else { return nil }
+        let v = UInt64(littleEndian: UnsafeRawPointer(pos).loadUnaligned(as: UInt64.self))
+        pos += 8
+        return v
+    }
+
+    @inline(__always)
+    private mutating func nonZeroFixed64() -> Bool {
+        guard let v = fixed64() else { return false }
+        return v != 0
+    }
+
+    @inline(__always)
+    private mutating func nonZeroFixed32() -> Bool {
+        guard end - pos >= 4 else { return false }
+        let v = UnsafeRawPointer(pos).loadUnaligned(as: UInt32.self)
+        pos += 4
+        return v != 0
+    }
+
+    /// A `string` field: valid UTF-8, and not empty unless `allowEmpty` (an `AnyValue` member).
+    /// Returns its length in bytes, or -1.
+    @inline(__always)
+    private mutating func string(allowEmpty: Bool = false) -> Int {
+        guard let b = bytes(), allowEmpty || b.count > 0 else { return -1 }
+        guard b.count == 0 || UTF8Text.isASCII(b) || UTF8Text.isValid(b) else { return -1 }
+        return b.count
+    }
+
+    /// An ID field of exactly `length` bytes, not all zero (zero IDs are not written by the encoder
+    /// and are invalid for a span's own IDs).
+    @inline(__always)
+    private mutating func id(_ length: Int) -> Bool {
+        guard end - pos > length, pos.pointee == UInt8(length) else { return false }
+        let raw = UnsafeRawPointer(pos + 1)
+        pos += 1 + length
+        if length == 16 {
+            return raw.loadUnaligned(as: UInt64.self) | raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self) != 0
+        }
+        return raw.loadUnaligned(as: UInt64.self) != 0
+    }
+
+    /// A non-zero `uint32` that the decoder's truncation keeps.
+    @inline(__always)
+    private mutating func uint32() -> Bool {
+        guard let v = varint() else { return false }
+        return v != 0 && v <= UInt64(UInt32.max)
+    }
+
+    /// A non-zero `int32`/enum in its sign-extended form.
+    @inline(__always)
+    private mutating func int32() -> Bool {
+        guard let v = varint() else { return false }
+        return v != 0 && v == UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: v)))
+    }
+
+    /// One element of a `repeated KeyValue` attributes field.
+    @inline(__always)
+    private mutating func attribute() -> Bool {
+        guard let outer = enter(), keyValue(depth: 0) else { return false }
+        end = outer
+        return true
+    }
+
+    // MARK: trace.proto (tags: field << 3 | wire type; 2 = length-delimited, 0 = varint, 1 = fixed64, 5 = fixed32)
+
+    private mutating func tracesData() -> Bool {
+        while hasMore {
+            guard tag() == 1 << 3 | 2, let outer = enter(), resourceSpans() else { return false }
+            end = outer
+        }
+        return true
+    }
+
+    private mutating func resourceSpans() -> Bool {
+        var last: UInt64 = 0
+        while hasMore {
+            guard let t = tag(), t > last || t == 2 << 3 | 2 && last == t else { return false }
+            last = t
+            switch t {
+            case 1 << 3 | 2:
+                guard let outer = enterNonEmpty(), resource() else { return false }
+                end = outer
+            case 2 << 3 | 2:
+                guard let outer = enter(), scopeSpans() else { return false }
+                end = outer
+            case 3 << 3 | 2: guard string() >= 0 else { return false }
+            default: return false
+            }
+        }
+        return true
+    }
+
+    private mutating func resource() -> Bool {
+        var last: UInt64 = 0
+        var attributes = 0
+        while hasMore {
+            guard let t = tag(), t > last || t == 1 << 3 | 2 && last == t else { return false }
+            last = t
+            switch t {
+            case 1 << 3 | 2:
+                guard attribute() else { return false }
+                attributes += 1
+            case 2 << 3 | 0: guard uint32() else { return false }
+            default: return false
+            }
+        }
+        if attributes > extent.attributes { extent.attributes = attributes }
+        return true
+    }
+
+    private mutating func scopeSpans() -> Bool {
+        var last: UInt64 = 0
+        while hasMore {
+            guard let t = tag(), t > last || t == 2 << 3 | 2 && last == t else { return false }
+            last = t
+            switch t {
+            case 1 << 3 | 2:
+                guard let outer = enterNonEmpty(), scope() else { return false }
+                end = outer
+            case 2 << 3 | 2:
+                guard let outer = enter(), span() else { return false }
+                end = outer
+                spanCount += 1
+            case 3 << 3 | 2: guard string() >= 0 else { return false }
+            default: return false
+            }
+        }
+        return true
+    }
+
+    private mutating func scope() -> Bool {
+        var last: UInt64 = 0
+        var attributes = 0
+        while hasMore {
+            guard let t = tag(), t > last || t == 3 << 3 | 2 && last == t else { return false }
+            last = t
+            switch t {
+            case 1 << 3 | 2, 2 << 3 | 2: guard string() >= 0 else { return false }
+            case 3 << 3 | 2:
+                guard attribute() else { return false }
+                attributes += 1
+            case 4 << 3 | 0: guard uint32() else { return false }
+            default: return false
+            }
+        }
+        if attributes > extent.attributes { extent.attributes = attributes }
+        return true
+    }
+
+    private mutating func span() -> Bool {
+        // The span's own IDs are required and come first (the encoder always writes both).
+        guard tag() == 1 << 3 | 2, id(16), tag() == 2 << 3 | 2, id(8) else { return false }
+        var last: UInt64 = 2 << 3 | 2
+        var attributes = 0
+        var events = 0
+        var links = 0
+        while hasMore {
+            guard let t = tag() else { return false }
+            if t == last {
+                // Only the repeated fields may run on.
+                guard t == 9 << 3 | 2 || t == 11 << 3 | 2 || t == 13 << 3 | 2 else { return false }
+            } else {
+                guard t > last else { return false }
+                last = t
+            }
+            switch t {
+            case 3 << 3 | 2, 5 << 3 | 2: guard string() >= 0 else { return false }
+            case 4 << 3 | 2: guard id(8) else { return false }
+            case 6 << 3 | 0: guard int32() else { return false }
+            case 7 << 3 | 1, 8 << 3 | 1: guard nonZeroFixed64() else { return false }
+            case 9 << 3 | 2:
+                guard attribute() else { return false }
+                attributes += 1
+            case 10 << 3 | 0, 12 << 3 | 0, 14 << 3 | 0: guard uint32() else { return false }
+            case 11 << 3 | 2:
+                guard let outer = enter(), event() else { return false }
+                end = outer
+                events += 1
+            case 13 << 3 | 2:
+                guard let outer = enter(), link() else { return false }
+                end = outer
+                links += 1
+            case 15 << 3 | 2:
+                guard let outer = enterNonEmpty(), status() else { return false }
+                end = outer
+            case 16 << 3 | 5: guard nonZeroFixed32() else { return false }
+            default: return false
+            }
+        }
+        if attributes > extent.attributes { extent.attributes = attributes }
+        if events > extent.events { extent.events = events }
+        if links > extent.links { extent.links = links }
+        return true
+    }
+
+    private mutating func event() -> Bool {
+        var last: UInt64 = 0
+        var attributes = 0
+        while hasMore {
+            guard let t = tag(), t > last || t == 3 << 3 | 2 && last == t else { return false }
+            last = t
+            switch t {
+            case 1 << 3 | 1: guard nonZeroFixed64() else { return false }
+            case 2 << 3 | 2: guard string() >= 0 else { return false }
+            case 3 << 3 | 2:
+                guard attribute() else { return false }
+                attributes += 1
+            case 4 << 3 | 0: guard uint32() else { return false }
+            default: return false
+            }
+        }
+        if attributes > extent.attributes { extent.attributes = attributes }
+        return true
+    }
+
+    private mutating func link() -> Bool {
+        var last: UInt64 = 0
+        var attributes = 0
+        while hasMore {
+            guard let t = tag(), t > last || t == 4 << 3 | 2 && last == t else { return false }
+            last = t
+            switch t {
+            case 1 << 3 | 2: guard id(16) else { return false }
+            case 2 << 3 | 2: guard id(8) else { return false }
+            case 3 << 3 | 2: guard string() >= 0 else { return false }
+            case 4 << 3 | 2:
+                guard attribute() else { return false }
+                attributes += 1
+            case 5 << 3 | 0: guard uint32() else { return false }
+            case 6 << 3 | 5: guard nonZeroFixed32() else { return false }
+            default: return false
+            }
+        }
+        if attributes > extent.attributes { extent.attributes = attributes }
+        return true
+    }
+
+    private mutating func status() -> Bool {
+        var last: UInt64 = 0
+        while hasMore {
+            guard let t = tag(), t > last else { return false }
+            last = t
+            switch t {
+            case 2 << 3 | 2: guard string() >= 0 else { return false }
+            case 3 << 3 | 0: guard int32() else { return false }
+            default: return false
+            }
+        }
+        return true
+    }
+
+    // MARK: common.proto
+
+    /// A `KeyValue`: the key (left out when empty), then the value, which the encoder always writes.
+    private mutating func keyValue(depth: Int) -> Bool {
+        guard depth <= Self.maxDepth, let first = tag() else { return false }
+        var t = first
+        if t == 1 << 3 | 2 {
+            guard string() >= 0, let second = tag() else { return false }
+            t = second
+        }
+        guard t == 2 << 3 | 2, let outer = enter() else { return false }
+        // Most values are one string: checked here rather than in a call.
+        if hasMore && pos.pointee == 1 << 3 | 2 {
+            pos += 1
+            let n = string(allowEmpty: true)
+            guard n >= 0, !hasMore else { return false }
+            if n > extent.valueLength { extent.valueLength = n }
+        } else {
+            guard anyValue(depth: depth + 1) else { return false }
+        }
+        end = outer
+        return !hasMore
+    }
+
+    /// An `AnyValue`: empty, or exactly one member of its oneof.
+    private mutating func anyValue(depth: Int) -> Bool {
+        guard depth <= Self.maxDepth else { return false }
+        guard hasMore else { return true }
+        guard let t = tag() else { return false }
+        switch t {
+        case 1 << 3 | 2:
+            // Strings and bytes are written even when empty.
+            let n = string(allowEmpty: true)
+            guard n >= 0 else { return false }
+            if n > extent.valueLength { extent.valueLength = n }
+        case 7 << 3 | 2:
+            guard let b = bytes() else { return false }
+            if b.count > extent.valueLength { extent.valueLength = b.count }
+        case 2 << 3 | 0:
+            guard let v = varint(), v <= 1 else { return false }
+        case 3 << 3 | 0: guard varint() != nil else { return false }
+        case 4 << 3 | 1: guard fixed64() != nil else { return false }
+        case 5 << 3 | 2:
+            guard let outer = enter() else { return false }
+            while hasMore {
+                guard tag() == 1 << 3 | 2, let o = enter(), anyValue(depth: depth + 1) else { return false }
+                end = o
+            }
+            end = outer
+        case 6 << 3 | 2:
+            guard let outer = enter() else { return false }
+            while hasMore {
+                guard tag() == 1 << 3 | 2, let o = enter(), keyValue(depth: depth + 1) else { return false }
+                end = o
+            }
+            end = outer
+        default: return false
+        }
+        return !hasMore
+    }
+}
