@@ -9,6 +9,7 @@
 # access-log writer are in the figure.
 # Usage: [TELEMETRY=1] bench/proxy_instructions.sh [N] [BINARY...]   (default: N=2000 and the deployment build)
 #   Several binaries are measured in turn, for an A/B: bench/proxy_instructions.sh 2000 /tmp/old /tmp/new
+#   CALLGRIND_OUT=DIR keeps the callgrind profile(s) there.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 n="${1:-2000}"; shift || true
@@ -44,5 +45,7 @@ for bin in "${bins[@]}"; do
   kill "$vg"; wait "$vg" 2>/dev/null || true
   total="$(cat "$tmp"/cg.out* | awk '/^(summary|totals):/ {s += $2} END {printf "%.0f\n", s}')"
   echo "$bin instructions/request $((total / n))"
+  # CALLGRIND_OUT=DIR keeps the profile for callgrind_annotate.
+  if [ -n "${CALLGRIND_OUT:-}" ]; then mkdir -p "$CALLGRIND_OUT"; cp "$tmp"/cg.out* "$CALLGRIND_OUT"/; fi
   rm -f "$tmp"/cg.out*
 done

@@ -167,98 +167,125 @@ struct CanonicalTraces {
         return v != 0 && v == UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: v)))
     }
 
+    /// The next tag of a message in canonical order: a higher field than `last`, or `last` again when it
+    /// is the message's `repeated` field (its elements in one run).
+    @inline(__always)
+    private mutating func nextTag(_ last: inout UInt64, repeated: UInt64 = 0) -> UInt64? {
+        guard let t = tag(), t > last || t == repeated && last == t else { return nil }
+        last = t
+        return t
+    }
+
+    /// Reads the nested message in the current length-delimited field with `body`; `nonEmpty` for a
+    /// message the encoder leaves out when it is empty.
+    @inline(__always)
+    private mutating func nested(nonEmpty: Bool = false, _ body: (inout CanonicalTraces) -> Bool) -> Bool {
+        guard let outer = nonEmpty ? enterNonEmpty() : enter(), body(&self) else { return false }
+        end = outer
+        return true
+    }
+
+    @inline(__always)
+    private mutating func noteAttributes(_ n: Int) {
+        if n > extent.attributes { extent.attributes = n }
+    }
+
     /// One element of a `repeated KeyValue` attributes field.
     @inline(__always)
     private mutating func attribute() -> Bool {
-        guard let outer = enter(), keyValue(depth: 0) else { return false }
-        end = outer
-        return true
+        nested { $0.keyValue(depth: 0) }
     }
 
     // MARK: trace.proto (tags: field << 3 | wire type; 2 = length-delimited, 0 = varint, 1 = fixed64, 5 = fixed32)
 
     private mutating func tracesData() -> Bool {
         while hasMore {
-            guard tag() == 1 << 3 | 2, let outer = enter(), resourceSpans() else { return false }
-            end = outer
+            guard tag() == 1 << 3 | 2, nested({ $0.resourceSpans() }) else { return false }
         }
         return true
     }
 
     private mutating func resourceSpans() -> Bool {
+        group({ $0.resource() }, { $0.scopeSpans() })
+    }
+
+    private mutating func scopeSpans() -> Bool {
+        group({ $0.scope() }) { c in
+            guard c.span() else { return false }
+            c.spanCount += 1
+            return true
+        }
+    }
+
+    /// `ResourceSpans` and `ScopeSpans` share a layout: 1 = the resource or scope (left out when empty),
+    /// 2 = the repeated scope groups or spans, 3 = `schema_url`.
+    @inline(__always)
+    private mutating func group(_ header: (inout CanonicalTraces) -> Bool, _ item: (inout CanonicalTraces) -> Bool) -> Bool {
         var last: UInt64 = 0
         while hasMore {
-            guard let t = tag(), t > last || t == 2 << 3 | 2 && last == t else { return false }
-            last = t
+            guard let t = nextTag(&last, repeated: 2 << 3 | 2) else { return false }
             switch t {
-            case 1 << 3 | 2:
-                guard let outer = enterNonEmpty(), resource() else { return false }
-                end = outer
-            case 2 << 3 | 2:
-                guard let outer = enter(), scopeSpans() else { return false }
-                end = outer
+            case 1 << 3 | 2: guard nested(nonEmpty: true, header) else { return false }
+            case 2 << 3 | 2: guard nested(item) else { return false }
             case 3 << 3 | 2: guard string() >= 0 else { return false }
             default: return false
             }
         }
+        return true
+    }
+
+    /// Resource, InstrumentationScope, Span.Event and Span.Link: a `repeated KeyValue attributes` field
+    /// (`attributesTag`) and a `dropped_attributes_count` (`droppedTag`) beside fields that `field` checks.
+    @inline(__always)
+    private mutating func attributed(_ attributesTag: UInt64, _ droppedTag: UInt64, _ field: (inout CanonicalTraces, UInt64) -> Bool) -> Bool {
+        var last: UInt64 = 0
+        var attributes = 0
+        while hasMore {
+            guard let t = nextTag(&last, repeated: attributesTag) else { return false }
+            if t == attributesTag {
+                guard attribute() else { return false }
+                attributes += 1
+            } else if t == droppedTag {
+                guard uint32() else { return false }
+            } else {
+                guard field(&self, t) else { return false }
+            }
+        }
+        noteAttributes(attributes)
         return true
     }
 
     private mutating func resource() -> Bool {
-        var last: UInt64 = 0
-        var attributes = 0
-        while hasMore {
-            guard let t = tag(), t > last || t == 1 << 3 | 2 && last == t else { return false }
-            last = t
-            switch t {
-            case 1 << 3 | 2:
-                guard attribute() else { return false }
-                attributes += 1
-            case 2 << 3 | 0: guard uint32() else { return false }
-            default: return false
-            }
-        }
-        if attributes > extent.attributes { extent.attributes = attributes }
-        return true
+        attributed(1 << 3 | 2, 2 << 3 | 0) { _, _ in false }
     }
 
-    private mutating func scopeSpans() -> Bool {
-        var last: UInt64 = 0
-        while hasMore {
-            guard let t = tag(), t > last || t == 2 << 3 | 2 && last == t else { return false }
-            last = t
-            switch t {
-            case 1 << 3 | 2:
-                guard let outer = enterNonEmpty(), scope() else { return false }
-                end = outer
-            case 2 << 3 | 2:
-                guard let outer = enter(), span() else { return false }
-                end = outer
-                spanCount += 1
-            case 3 << 3 | 2: guard string() >= 0 else { return false }
-            default: return false
-            }
-        }
-        return true
-    }
-
+    /// name (1) and version (2), strings.
     private mutating func scope() -> Bool {
-        var last: UInt64 = 0
-        var attributes = 0
-        while hasMore {
-            guard let t = tag(), t > last || t == 3 << 3 | 2 && last == t else { return false }
-            last = t
+        attributed(3 << 3 | 2, 4 << 3 | 0) { c, t in (t == 1 << 3 | 2 || t == 2 << 3 | 2) && c.string() >= 0 }
+    }
+
+    /// time_unix_nano (1), name (2).
+    private mutating func event() -> Bool {
+        attributed(3 << 3 | 2, 4 << 3 | 0) { c, t in
             switch t {
-            case 1 << 3 | 2, 2 << 3 | 2: guard string() >= 0 else { return false }
-            case 3 << 3 | 2:
-                guard attribute() else { return false }
-                attributes += 1
-            case 4 << 3 | 0: guard uint32() else { return false }
+            case 1 << 3 | 1: return c.nonZeroFixed64()
+            case 2 << 3 | 2: return c.string() >= 0
             default: return false
             }
         }
-        if attributes > extent.attributes { extent.attributes = attributes }
-        return true
+    }
+
+    /// trace_id (1), span_id (2), trace_state (3), flags (6).
+    private mutating func link() -> Bool {
+        attributed(4 << 3 | 2, 5 << 3 | 0) { c, t in
+            switch t {
+            case 1 << 3 | 2: return c.id(16)
+            case 2 << 3 | 2: return c.id(8)
+            case 3 << 3 | 2: return c.string() >= 0
+            case 6 << 3 | 5: return c.nonZeroFixed32()
+            default: return false
+            }
+        }
     }
 
     private mutating func span() -> Bool {
@@ -287,73 +314,27 @@ struct CanonicalTraces {
                 attributes += 1
             case 10 << 3 | 0, 12 << 3 | 0, 14 << 3 | 0: guard uint32() else { return false }
             case 11 << 3 | 2:
-                guard let outer = enter(), event() else { return false }
-                end = outer
+                guard nested({ $0.event() }) else { return false }
                 events += 1
             case 13 << 3 | 2:
-                guard let outer = enter(), link() else { return false }
-                end = outer
+                guard nested({ $0.link() }) else { return false }
                 links += 1
             case 15 << 3 | 2:
-                guard let outer = enterNonEmpty(), status() else { return false }
-                end = outer
+                guard nested(nonEmpty: true, { $0.status() }) else { return false }
             case 16 << 3 | 5: guard nonZeroFixed32() else { return false }
             default: return false
             }
         }
-        if attributes > extent.attributes { extent.attributes = attributes }
+        noteAttributes(attributes)
         if events > extent.events { extent.events = events }
         if links > extent.links { extent.links = links }
-        return true
-    }
-
-    private mutating func event() -> Bool {
-        var last: UInt64 = 0
-        var attributes = 0
-        while hasMore {
-            guard let t = tag(), t > last || t == 3 << 3 | 2 && last == t else { return false }
-            last = t
-            switch t {
-            case 1 << 3 | 1: guard nonZeroFixed64() else { return false }
-            case 2 << 3 | 2: guard string() >= 0 else { return false }
-            case 3 << 3 | 2:
-                guard attribute() else { return false }
-                attributes += 1
-            case 4 << 3 | 0: guard uint32() else { return false }
-            default: return false
-            }
-        }
-        if attributes > extent.attributes { extent.attributes = attributes }
-        return true
-    }
-
-    private mutating func link() -> Bool {
-        var last: UInt64 = 0
-        var attributes = 0
-        while hasMore {
-            guard let t = tag(), t > last || t == 4 << 3 | 2 && last == t else { return false }
-            last = t
-            switch t {
-            case 1 << 3 | 2: guard id(16) else { return false }
-            case 2 << 3 | 2: guard id(8) else { return false }
-            case 3 << 3 | 2: guard string() >= 0 else { return false }
-            case 4 << 3 | 2:
-                guard attribute() else { return false }
-                attributes += 1
-            case 5 << 3 | 0: guard uint32() else { return false }
-            case 6 << 3 | 5: guard nonZeroFixed32() else { return false }
-            default: return false
-            }
-        }
-        if attributes > extent.attributes { extent.attributes = attributes }
         return true
     }
 
     private mutating func status() -> Bool {
         var last: UInt64 = 0
         while hasMore {
-            guard let t = tag(), t > last else { return false }
-            last = t
+            guard let t = nextTag(&last) else { return false }
             switch t {
             case 2 << 3 | 2: guard string() >= 0 else { return false }
             case 3 << 3 | 0: guard int32() else { return false }
@@ -405,20 +386,17 @@ struct CanonicalTraces {
             guard let v = varint(), v <= 1 else { return false }
         case 3 << 3 | 0: guard varint() != nil else { return false }
         case 4 << 3 | 1: guard fixed64() != nil else { return false }
-        case 5 << 3 | 2:
-            guard let outer = enter() else { return false }
-            while hasMore {
-                guard tag() == 1 << 3 | 2, let o = enter(), anyValue(depth: depth + 1) else { return false }
-                end = o
-            }
-            end = outer
-        case 6 << 3 | 2:
-            guard let outer = enter() else { return false }
-            while hasMore {
-                guard tag() == 1 << 3 | 2, let o = enter(), keyValue(depth: depth + 1) else { return false }
-                end = o
-            }
-            end = outer
+        case 5 << 3 | 2, 6 << 3 | 2:
+            // ArrayValue and KeyValueList: only their repeated field 1, of AnyValue resp. KeyValue.
+            let isArray = t == 5 << 3 | 2
+            guard nested({ list in
+                while list.hasMore {
+                    guard list.tag() == 1 << 3 | 2,
+                        list.nested({ isArray ? $0.anyValue(depth: depth + 1) : $0.keyValue(depth: depth + 1) })
+                    else { return false }
+                }
+                return true
+            }) else { return false }
         default: return false
         }
         return !hasMore
