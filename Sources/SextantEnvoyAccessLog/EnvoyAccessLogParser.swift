@@ -288,15 +288,6 @@ public enum EnvoyAccessLogParser {
     ]
 }
 
-extension StringProtocol {
-    var trimmingWhitespace: String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\n" || f == "\t" || f == "\r" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\n" || l == "\t" || l == "\r" { s.removeLast() }
-        return String(s)
-    }
-}
-
 /// RFC 3339 timestamps (§5.6), as Envoy prints `%START_TIME%` (`2016-04-15T20:17:00.310Z`).
 public enum RFC3339 {
     /// Unix nanoseconds; `nil` for anything that is not a valid RFC 3339 date-time from 1970 on.

@@ -18,42 +18,18 @@ struct TraceContext: Sendable {
     var sampled: Bool
     var traceState: String?
 
-    /// W3C Trace Context §3.2: `00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>`.
-    static func parseTraceparent(_ v: String) -> (TraceID, SpanID, Bool)? {
-        let parts = v.split(separator: "-")
-        guard parts.count >= 4, parts[0].count == 2, parts[0] != "ff", parts[3].count == 2,
-            let trace = TraceID(hex: parts[1]), let span = SpanID(hex: parts[2]), let f = UInt8(parts[3], radix: 16),
-            trace.isValid, span.isValid
-        else { return nil }
-        return (trace, span, f & 1 == 1)
-    }
-
-    /// B3 ids: 16 or 32 hex digits for trace ids (64-bit ids are left-padded), 16 for span ids.
-    static func b3TraceID(_ v: String) -> TraceID? {
-        let padded = v.count == 16 ? String(repeating: "0", count: 16) + v : v
-        guard let id = TraceID(hex: padded), id.isValid else { return nil }
-        return id
-    }
-
-    static func b3SpanID(_ v: String) -> SpanID? {
-        guard let id = SpanID(hex: v), id.isValid else { return nil }
-        return id
-    }
-
     /// The incoming context, if any: `traceparent` first, then single `b3`, then `x-b3-*`. A sampling
     /// decision that came with it is kept (nil when the caller left it to us).
     static func extract(_ h: HTTPHeaders) -> (TraceID, SpanID, Bool?, String?)? {
-        if let tp = h.first(name: "traceparent"), let (t, s, sampled) = parseTraceparent(tp) {
-            return (t, s, sampled, h.first(name: "tracestate"))
+        if let tp = h.first(name: "traceparent"), let c = TraceContextHeaders.traceparentContext(tp) {
+            return (c.traceID, c.spanID, c.sampled, h.first(name: "tracestate"))
         }
-        if let b3 = h.first(name: "b3") {
-            let parts = b3.split(separator: "-").map(String.init)
-            if parts.count >= 2, let t = b3TraceID(parts[0]), let s = b3SpanID(parts[1]) {
-                let sampled: Bool? = parts.count >= 3 ? (parts[2] == "1" || parts[2] == "d") : nil
-                return (t, s, sampled, nil)
-            }
+        if let b3 = h.first(name: "b3"), let c = TraceContextHeaders.b3SingleContext(b3) {
+            return (c.traceID, c.spanID, c.sampled, nil)
         }
-        if let tv = h.first(name: "x-b3-traceid"), let sv = h.first(name: "x-b3-spanid"), let t = b3TraceID(tv), let s = b3SpanID(sv) {
+        if let tv = h.first(name: "x-b3-traceid"), let sv = h.first(name: "x-b3-spanid"),
+            let t = TraceContextHeaders.b3TraceID(tv), let s = TraceContextHeaders.b3SpanID(sv)
+        {
             var sampled: Bool?
             if let v = h.first(name: "x-b3-sampled") { sampled = v == "1" || v.lowercased() == "true" }
             if h.first(name: "x-b3-flags") == "1" { sampled = true }

@@ -69,8 +69,10 @@ public final class ManualClock: Clock, Sendable {
         for c in due { c.resume() }
     }
 
-    /// Waits (in real time, bounded) until at least `count` tasks sleep on this clock.
-    public func waitForSleepers(_ count: Int, timeout: Duration = .seconds(5)) async -> Bool {
+    /// Waits (in real time, bounded) until at least `count` tasks sleep on this clock. The bound is generous:
+    /// it only matters when a test fails, and on a loaded 2-core machine the task that is to go to sleep can
+    /// wait seconds for a thread of the cooperative pool (5 s was seen to run out).
+    public func waitForSleepers(_ count: Int, timeout: Duration = .seconds(30)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if sleeperCount >= count { return true }
