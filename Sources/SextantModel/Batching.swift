@@ -29,6 +29,7 @@ extension Telemetry {
         guard itemCount > maxItems else { return [self] }
         switch self {
         case .traces(let t):
+            if let e = t.encoded { return e.split(maxItems: maxItems).map(Telemetry.traces) }
             return Splitter.split(t.resourceSpans, maxItems: maxItems, scopes: \.scopeSpans, items: \.spans).map {
                 .traces(TracesData(resourceSpans: $0))
             }

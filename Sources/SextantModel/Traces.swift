@@ -228,6 +228,8 @@ public struct TracesData: Sendable, Equatable {
 /// "Last One Wins" / merging). The model is decoded on first use, once, by `decoder`.
 public final class EncodedTraces: Sendable {
     public let chunks: [[UInt8]]
+    /// The spans in each chunk.
+    public let chunkSpanCounts: [Int]
     public let spanCount: Int
     /// The largest lists and values in the batch, for the receivers' limits.
     public let extent: AttributeExtent
@@ -235,11 +237,18 @@ public final class EncodedTraces: Sendable {
     private let decoded = Mutex<[ResourceSpans]?>(nil)
 
     /// `decoder` must decode a chunk exactly as the codec that validated it would.
-    public init(chunks: [[UInt8]], spanCount: Int, extent: AttributeExtent, decoder: @escaping @Sendable ([UInt8]) -> [ResourceSpans]) {
+    public init(chunks: [[UInt8]], chunkSpanCounts: [Int], extent: AttributeExtent, decoder: @escaping @Sendable ([UInt8]) -> [ResourceSpans]) {
+        precondition(chunks.count == chunkSpanCounts.count)
         self.chunks = chunks
-        self.spanCount = spanCount
+        self.chunkSpanCounts = chunkSpanCounts
+        self.spanCount = chunkSpanCounts.reduce(0, +)
         self.extent = extent
         self.decoder = decoder
+    }
+
+    /// One chunk.
+    public convenience init(bytes: [UInt8], spanCount: Int, extent: AttributeExtent, decoder: @escaping @Sendable ([UInt8]) -> [ResourceSpans]) {
+        self.init(chunks: [bytes], chunkSpanCounts: [spanCount], extent: extent, decoder: decoder)
     }
 
     /// The batch as the model, decoded once and kept.
@@ -255,7 +264,42 @@ public final class EncodedTraces: Sendable {
 
     /// The two batches as one: `self`'s spans, then `other`'s.
     public func appending(_ other: EncodedTraces) -> EncodedTraces {
-        EncodedTraces(chunks: chunks + other.chunks, spanCount: spanCount + other.spanCount, extent: extent.union(other.extent), decoder: decoder)
+        EncodedTraces(
+            chunks: chunks + other.chunks, chunkSpanCounts: chunkSpanCounts + other.chunkSpanCounts, extent: extent.union(other.extent),
+            decoder: decoder)
+    }
+
+    /// Pieces of at most `maxItems` spans, in order: whole chunks packed together while they fit (still
+    /// encoded; each piece keeps this batch's extent, an upper bound of its own), and a chunk larger
+    /// than `maxItems` decoded and split like a model batch. Pieces may hold fewer than `maxItems`.
+    public func split(maxItems: Int) -> [TracesData] {
+        var out: [TracesData] = []
+        var start = 0
+        var count = 0
+        func flush(to end: Int) {
+            guard end > start else { return }
+            out.append(TracesData(encoded: EncodedTraces(
+                chunks: Array(chunks[start..<end]), chunkSpanCounts: Array(chunkSpanCounts[start..<end]), extent: extent, decoder: decoder)))
+        }
+        for i in chunks.indices {
+            let n = chunkSpanCounts[i]
+            if n > maxItems {
+                flush(to: i)
+                out += Splitter.split(decoder(chunks[i]), maxItems: maxItems, scopes: \.scopeSpans, items: \.spans).map {
+                    TracesData(resourceSpans: $0)
+                }
+                start = i + 1
+                count = 0
+            } else if count + n > maxItems {
+                flush(to: i)
+                start = i
+                count = n
+            } else {
+                count += n
+            }
+        }
+        flush(to: chunks.count)
+        return out
     }
 
     /// The whole encoding, in one array.

@@ -52,7 +52,7 @@ public enum OTLPProtobuf {
     /// it, and encoding the batch returns these bytes. Otherwise the same as ``decodeTraces(_:)-swift.type.method``.
     public static func decodeTraces(keeping bytes: [UInt8]) throws -> DecodeResult<TracesData> {
         if let kept = bytes.withUnsafeBytes({ CanonicalTraces.check($0) }) {
-            return DecodeResult(data: TracesData(encoded: encodedTraces([bytes], kept.spanCount, kept.extent)))
+            return DecodeResult(data: TracesData(encoded: encodedTraces(bytes, kept.spanCount, kept.extent)))
         }
         return try decodeTraces(bytes)
     }
@@ -60,7 +60,7 @@ public enum OTLPProtobuf {
     /// The same for bytes the caller does not keep: they are copied only when they are kept.
     public static func decodeTraces(keepingCopyOf bytes: UnsafeRawBufferPointer) throws -> DecodeResult<TracesData> {
         if let kept = CanonicalTraces.check(bytes) {
-            return DecodeResult(data: TracesData(encoded: encodedTraces([Array(bytes)], kept.spanCount, kept.extent)))
+            return DecodeResult(data: TracesData(encoded: encodedTraces(Array(bytes), kept.spanCount, kept.extent)))
         }
         return try decodeTraces(bytes)
     }
@@ -81,8 +81,8 @@ public enum OTLPProtobuf {
         CanonicalTraces.check(bytes)
     }
 
-    static func encodedTraces(_ chunks: [[UInt8]], _ spanCount: Int, _ extent: AttributeExtent) -> EncodedTraces {
-        EncodedTraces(chunks: chunks, spanCount: spanCount, extent: extent, decoder: decodeCanonicalChunk)
+    static func encodedTraces(_ bytes: [UInt8], _ spanCount: Int, _ extent: AttributeExtent) -> EncodedTraces {
+        EncodedTraces(bytes: bytes, spanCount: spanCount, extent: extent, decoder: decodeCanonicalChunk)
     }
 
     /// Decodes one chunk of an ``EncodedTraces``; it passed ``CanonicalTraces``, so it decodes whole.

@@ -169,6 +169,30 @@ struct EncodedTracesTests {
         #expect(m.resourceSpans == joined.resourceSpans + Fixtures.traces.resourceSpans)
     }
 
+    /// `send_batch_max_size`: whole requests are packed while they fit and stay encoded; a larger one is
+    /// decoded and split. Either way every span comes out once, in order.
+    @Test func splittingKeepsWholeRequestsEncoded() throws {
+        func kept(_ n: Int) throws -> Telemetry { .traces(try OTLPProtobuf.decodeTraces(keeping: OTLPProtobuf.encode(Fixtures.benchmarkTraces(count: n))).data) }
+        func spans(_ t: Telemetry) -> [Span] {
+            guard case .traces(let d) = t else { return [] }
+            return d.resourceSpans.flatMap { $0.scopeSpans.flatMap(\.spans) }
+        }
+        var batch = try kept(5)
+        batch.append(try kept(3))
+        batch.append(try kept(20))
+        batch.append(try kept(2))
+        let all = spans(batch)
+        for (max, encodedPieces) in [(8, 2), (6, 3), (30, 1), (100, 1)] {
+            let pieces = batch.split(maxItems: max)
+            #expect(pieces.allSatisfy { $0.itemCount <= max }, "max \(max)")
+            #expect(pieces.flatMap(spans) == all, "max \(max)")
+            let encoded = pieces.filter { if case .traces(let d) = $0 { return d.encoded != nil } else { return false } }
+            #expect(encoded.count == encodedPieces, "max \(max): \(pieces.map(\.itemCount))")
+        }
+        // 8: [5 3] encoded, the 20 split into 8 8 4, [2] encoded.
+        #expect(batch.split(maxItems: 8).map(\.itemCount) == [8, 8, 8, 4, 2])
+    }
+
     @Test func limitsLeaveABatchWithinThemEncoded() throws {
         let bytes = OTLPProtobuf.encode(Fixtures.benchmarkTraces(count: 5))
         var within = Telemetry.traces(try OTLPProtobuf.decodeTraces(keeping: bytes).data)

@@ -70,7 +70,7 @@ public enum OTLPRoundTrip {
             reencoded == input, "a kept trace request re-encodes differently",
             "input (hex): \(hexDump(input))\nre-encoded (hex): \(hexDump(reencoded))")
         var model = Telemetry.traces(decoded.data)
-        var keptBatch = Telemetry.traces(TracesData(encoded: EncodedTraces(chunks: [input], spanCount: kept.spanCount, extent: kept.extent, decoder: { _ in [] })))
+        var keptBatch = Telemetry.traces(TracesData(encoded: EncodedTraces(bytes: input, spanCount: kept.spanCount, extent: kept.extent, decoder: { _ in [] })))
         // The extent decides whether limits touch the batch: it must agree with the model at every limit.
         let limits = TelemetryLimits(
             maxAttributes: max(1, kept.extent.attributes), maxAttributeValueLength: max(1, kept.extent.valueLength),
