@@ -1,7 +1,8 @@
 """Builds an OTLP ExportTraceServiceRequest with the reference `opentelemetry-proto` classes.
 
 Usage: gen_payload.py OUT SPANS_PER_REQUEST
-Each span has realistic shape: 16-byte trace ID, parent, 6 attributes of mixed types, one event.
+Each span has realistic shape: 16-byte trace ID, parent, 6 attributes of mixed types, one event, span
+flags and an empty Status, as the OpenTelemetry SDKs' exporters write them.
 """
 import random
 import sys
@@ -41,6 +42,10 @@ def main(out, n):
             kv("net.peer.port", int_value=8080),
             kv("sampled", bool_value=True),
         ])
+        # As the SDKs' OTLP exporters write spans: span flags (0x100: the parent's remoteness is known)
+        # and a Status message even when the status is unset (an empty message on the wire).
+        s.flags = 0x100
+        s.status.SetInParent()
         e = s.events.add()
         e.time_unix_nano = start + i * 1000 + 100_000
         e.name = "cache.miss"

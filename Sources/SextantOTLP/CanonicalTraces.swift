@@ -1,18 +1,22 @@
 import SextantModel
 
-/// Recognises an `ExportTraceServiceRequest` that is already in the canonical encoding Sextant's own
-/// encoder writes, so the pipeline can carry the received bytes instead of building the model
-/// (``EncodedTraces``).
+/// Recognises an `ExportTraceServiceRequest` that is already in the canonical encoding, so the pipeline
+/// can carry the received bytes instead of building the model (``EncodedTraces``).
 ///
-/// Canonical here means: `encode(decode(bytes)) == bytes` and decoding drops nothing. Every message
-/// has only known fields, in ascending field-number order (a repeated field's elements together),
-/// no field holding its default value (proto3 omits them; `AnyValue` members are written even when
-/// zero, as a oneof's are), minimal varints, and nothing the decoder would change or reject: IDs of
-/// the right lengths and not all zero, UTF-8 strings, `uint32`/`int32`/`bool` values that survive
-/// their truncation. The reference Go and Python encoders write requests this way, so the OTel SDKs'
-/// exports pass. Anything else returns `nil` and takes the ordinary decoder, which reports errors.
-/// The check is conservative by construction: it may refuse a canonical message (e.g. `AnyValue`
-/// nested deeper than ``maxDepth``), never accept one the decoder would alter.
+/// Canonical here means: decoding drops nothing, and `encode(decode(bytes))` gives the same bytes except
+/// for empty `Resource`, `InstrumentationScope` and `Status` messages, which the bytes may hold and our
+/// encoder leaves out (``withoutEmptyMessages(_:)``). Every message has only known fields, in ascending
+/// field-number order (a repeated field's elements together), no scalar field holding its default
+/// value (proto3 omits them; `AnyValue` members are written even when zero, as a oneof's are), minimal
+/// varints, and nothing the decoder would change or reject: IDs of the right lengths and not all zero,
+/// UTF-8 strings, `uint32`/`int32`/`bool` values that survive their truncation. The reference
+/// encoders write requests this way: the Python and Go SDKs (which also write an empty `Status` for
+/// every span whose status is unset) and the OTel Collector (whose encoder writes empty resources and
+/// scopes too). An empty message and an absent one decode alike everywhere (proto3: a message field's
+/// fields take their defaults), so forwarding such bytes forwards the same data. Anything else returns
+/// `nil` and takes the ordinary decoder, which reports errors. The check is conservative by
+/// construction: it may refuse a canonical message (e.g. `AnyValue` nested deeper than ``maxDepth``),
+/// never accept one the decoder would alter.
 struct CanonicalTraces {
     /// `AnyValue` nesting accepted here; deeper values take the decoder (which allows 64).
     static let maxDepth = 16
@@ -94,13 +98,6 @@ struct CanonicalTraces {
         return outer
     }
 
-    /// Like ``enter()`` for a message the encoder leaves out when it is empty.
-    @inline(__always)
-    private mutating func enterNonEmpty() -> UnsafePointer<UInt8>? {
-        guard pos < end, pos.pointee != 0 else { return nil }
-        return enter()
-    }
-
     @inline(__always)
     private mutating func bytes() -> UnsafeBufferPointer<UInt8>? {
         guard let n = varint(), n <= UInt64(end - pos) else { return nil }
@@ -176,11 +173,10 @@ struct CanonicalTraces {
         return t
     }
 
-    /// Reads the nested message in the current length-delimited field with `body`; `nonEmpty` for a
-    /// message the encoder leaves out when it is empty.
+    /// Reads the nested message in the current length-delimited field with `body`.
     @inline(__always)
-    private mutating func nested(nonEmpty: Bool = false, _ body: (inout CanonicalTraces) -> Bool) -> Bool {
-        guard let outer = nonEmpty ? enterNonEmpty() : enter(), body(&self) else { return false }
+    private mutating func nested(_ body: (inout CanonicalTraces) -> Bool) -> Bool {
+        guard let outer = enter(), body(&self) else { return false }
         end = outer
         return true
     }
@@ -217,7 +213,7 @@ struct CanonicalTraces {
         }
     }
 
-    /// `ResourceSpans` and `ScopeSpans` share a layout: 1 = the resource or scope (left out when empty),
+    /// `ResourceSpans` and `ScopeSpans` share a layout: 1 = the resource or scope (possibly empty),
     /// 2 = the repeated scope groups or spans, 3 = `schema_url`.
     @inline(__always)
     private mutating func group(_ header: (inout CanonicalTraces) -> Bool, _ item: (inout CanonicalTraces) -> Bool) -> Bool {
@@ -225,7 +221,7 @@ struct CanonicalTraces {
         while hasMore {
             guard let t = nextTag(&last, repeated: 2 << 3 | 2) else { return false }
             switch t {
-            case 1 << 3 | 2: guard nested(nonEmpty: true, header) else { return false }
+            case 1 << 3 | 2: guard nested(header) else { return false }
             case 2 << 3 | 2: guard nested(item) else { return false }
             case 3 << 3 | 2: guard string() >= 0 else { return false }
             default: return false
@@ -320,7 +316,7 @@ struct CanonicalTraces {
                 guard nested({ $0.link() }) else { return false }
                 links += 1
             case 15 << 3 | 2:
-                guard nested(nonEmpty: true, { $0.status() }) else { return false }
+                guard nested({ $0.status() }) else { return false }
             case 16 << 3 | 5: guard nonZeroFixed32() else { return false }
             default: return false
             }
@@ -400,5 +396,52 @@ struct CanonicalTraces {
         default: return false
         }
         return !hasMore
+    }
+}
+
+extension CanonicalTraces {
+    /// `bytes` (a request ``check(_:)`` accepted) without its empty `Resource`, `InstrumentationScope`
+    /// and `Status` fields: what our encoder writes for the same data. For tests and the fuzz target,
+    /// which compare it with `encode(decode(bytes))`.
+    static func withoutEmptyMessages(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        // Each level copies its fields, leaves out the empty ones of the three, and rewrites the nested
+        // messages that lead to them: TracesData.1 → ResourceSpans (.1 resource, .2 → ScopeSpans (.1 scope,
+        // .2 → Span (.15 status))).
+        func rewrite(_ b: UnsafeRawBufferPointer, _ level: Int) -> [UInt8] {
+            var r = ProtoReader(b)
+            var out: [UInt8] = []
+            out.reserveCapacity(b.count)
+            while r.hasMore {
+                let start = r.pos
+                guard let tag = try? r.readTag() else { return Array(b) }
+                let field = tag >> 3
+                if tag & 7 == 2 {
+                    guard let payload = try? r.readBytes() else { return Array(b) }
+                    let drops = level == 1 && field == 1 || level == 2 && field == 1 || level == 3 && field == 15
+                    if payload.isEmpty && drops { continue }
+                    if level < 3 && (level == 0 || field == 2) {
+                        let inner = rewrite(payload, level + 1)
+                        appendVarint(tag, &out)
+                        appendVarint(UInt64(inner.count), &out)
+                        out += inner
+                        continue
+                    }
+                } else {
+                    guard (try? r.skip(tag: tag, in: "")) != nil else { return Array(b) }
+                }
+                out += UnsafeRawBufferPointer(start: start, count: r.pos - start)
+            }
+            return out
+        }
+        return rewrite(bytes, 0)
+    }
+
+    private static func appendVarint(_ v: UInt64, _ out: inout [UInt8]) {
+        var x = v
+        while x >= 0x80 {
+            out.append(UInt8(truncatingIfNeeded: x) | 0x80)
+            x >>= 7
+        }
+        out.append(UInt8(x))
     }
 }

@@ -81,6 +81,12 @@ public enum OTLPProtobuf {
         CanonicalTraces.check(bytes)
     }
 
+    /// A request ``isCanonicalTraces(_:)`` accepts, without the empty resource, scope and status
+    /// messages it may hold: then exactly what encoding its decoded model gives (for tests and fuzzing).
+    public static func withoutEmptyMessages(canonicalTraces bytes: [UInt8]) -> [UInt8] {
+        bytes.withUnsafeBytes { CanonicalTraces.withoutEmptyMessages($0) }
+    }
+
     static func encodedTraces(_ bytes: [UInt8], _ spanCount: Int, _ extent: AttributeExtent) -> EncodedTraces {
         EncodedTraces(bytes: bytes, spanCount: spanCount, extent: extent, decoder: decodeCanonicalChunk)
     }
