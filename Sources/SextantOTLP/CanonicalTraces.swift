@@ -186,10 +186,10 @@ struct CanonicalTraces {
         if n > extent.attributes { extent.attributes = n }
     }
 
-    /// One element of a `repeated KeyValue` attributes field.
+    /// One element of a `repeated KeyValue` attributes field, read in place (see ``keyValueInline(depth:)``).
     @inline(__always)
     private mutating func attribute() -> Bool {
-        nested { $0.keyValue(depth: 0) }
+        nested { $0.keyValueInline(depth: 0) }
     }
 
     // MARK: trace.proto (tags: field << 3 | wire type; 2 = length-delimited, 0 = varint, 1 = fixed64, 5 = fixed32)
@@ -342,23 +342,43 @@ struct CanonicalTraces {
 
     // MARK: common.proto
 
-    /// A `KeyValue`: the key (left out when empty), then the value, which the encoder always writes.
+    /// A `KeyValue` in a `KeyValueList` value.
     private mutating func keyValue(depth: Int) -> Bool {
-        guard depth <= Self.maxDepth, let first = tag() else { return false }
-        var t = first
-        if t == 1 << 3 | 2 {
-            guard string() >= 0, let second = tag() else { return false }
-            t = second
-        }
-        guard t == 2 << 3 | 2, let outer = enter() else { return false }
-        // Most values are one string: checked here rather than in a call.
+        keyValueInline(depth: depth)
+    }
+
+    /// A `KeyValue`: the key (left out when empty), then the value, which the encoder always writes. Most
+    /// values hold a string, bool, int or double: read here, where the caller inlines it; others go
+    /// through ``anyValue(depth:)``. Every tag compared below is one byte (a minimal varint under 0x80).
+    @inline(__always)
+    private mutating func keyValueInline(depth: Int) -> Bool {
+        guard depth <= Self.maxDepth else { return false }
         if hasMore && pos.pointee == 1 << 3 | 2 {
             pos += 1
-            let n = string(allowEmpty: true)
-            guard n >= 0, !hasMore else { return false }
-            if n > extent.valueLength { extent.valueLength = n }
-        } else {
-            guard anyValue(depth: depth + 1) else { return false }
+            guard string() >= 0 else { return false }
+        }
+        guard hasMore, pos.pointee == 2 << 3 | 2 else { return false }
+        pos += 1
+        guard let outer = enter() else { return false }
+        if hasMore {
+            let t = pos.pointee
+            pos += 1
+            switch t {
+            case 1 << 3 | 2:
+                let n = string(allowEmpty: true)
+                guard n >= 0 else { return false }
+                if n > extent.valueLength { extent.valueLength = n }
+            case 2 << 3 | 0:
+                guard let v = varint(), v <= 1 else { return false }
+            case 3 << 3 | 0:
+                guard varint() != nil else { return false }
+            case 4 << 3 | 1:
+                guard fixed64() != nil else { return false }
+            default:
+                pos -= 1
+                guard anyValue(depth: depth + 1) else { return false }
+            }
+            guard !hasMore else { return false }
         }
         end = outer
         return !hasMore
