@@ -47,9 +47,11 @@ public final class TestHarness: Sendable {
         }
     }
 
-    /// The config of every test component: an optional `tag`.
+    /// The config of every test component: an optional `tag`; `testexp` also takes `reads_model`
+    /// (default true: whether it says it reads a trace batch's model, see `Consumer.readsTraceModel`).
     public struct Config: ComponentConfig {
         public var tag: String
+        public var readsModel = true
     }
 
     struct Lifecycle: ConsumingComponent {
@@ -57,6 +59,7 @@ public final class TestHarness: Sendable {
         let log: LifecycleLog
         let next: (any Consumer)?
         let tag: String
+        var readsTraceModel = true
         func start() async throws { log.record("start \(label)") }
         func shutdown() async { log.record("stop \(label)") }
         func consume(_ telemetry: Telemetry) async throws {
@@ -106,9 +109,13 @@ public final class TestHarness: Sendable {
         let type = "testexp"
         let signals: Set<Signal> = [.traces, .metrics, .logs]
         let summary = "test exporter: records batches"
-        func parseConfig(_ r: inout ConfigReader) -> any ComponentConfig { Config(tag: "") }
+        func parseConfig(_ r: inout ConfigReader) -> any ComponentConfig {
+            Config(tag: "", readsModel: r.bool("reads_model", default: true))
+        }
         func makeExporter(_ s: ComponentSettings, config: any ComponentConfig, signals: Set<Signal>) throws -> any ConsumingComponent {
-            Lifecycle(label: "exporter/\(s.id)", log: harness.log, next: harness.exporter(s.id.description), tag: "")
+            Lifecycle(
+                label: "exporter/\(s.id)", log: harness.log, next: harness.exporter(s.id.description), tag: "",
+                readsTraceModel: (config as! Config).readsModel)
         }
     }
 

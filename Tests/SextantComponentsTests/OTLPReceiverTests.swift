@@ -48,6 +48,46 @@ import Testing
         return OTLPProtobuf.encode(t)
     }
 
+    /// A canonical trace request travels as its bytes only when nothing downstream reads the model: here
+    /// `batch` and an exporter that says it does not (as `otlp` does); a second exporter that reads the
+    /// model turns it off. Either way the same spans arrive.
+    @Test func keepsTraceRequestsEncodedOnlyWhenNothingReadsTheModel() async throws {
+        for (exporters, kept) in [("[passthrough]", true), ("[passthrough, testexp]", false)] {
+            let h = TestHarness()
+            let registry = h.registry(base: BuiltinComponents.registry)
+            let config = try CollectorConfig.load(
+                yaml: """
+                    receivers:
+                      otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}
+                    processors:
+                      batch: {timeout: 1ms}
+                    exporters:
+                      testexp:
+                      testexp/passthrough: {reads_model: false}
+                    service:
+                      pipelines:
+                        traces: {receivers: [otlp], processors: [batch], exporters: \(exporters.replacingOccurrences(of: "passthrough", with: "testexp/passthrough"))}
+                    """, registry: registry)
+            let graph = try CollectorGraph.build(config, registry: registry, telemetry: SelfTelemetry(), logger: Logger(label: "t"))
+            try await graph.start()
+            let receiver = graph.nodes.first { $0.label == "receiver/otlp" }!.component as! OTLPReceiver
+            let c = try RawHTTPClient(port: receiver.httpPort!)
+            c.post("/v1/traces", body: protobufTraces(3), headers: [("Content-Type", "application/x-protobuf")])
+            #expect(try c.readResponse().status == 200)
+            let out = h.exporter("testexp/passthrough")
+            #expect(await eventually { out.itemCount == 3 })
+            guard case .traces(let t)? = out.batches.first else {
+                Issue.record("no traces")
+                await graph.shutdown()
+                return
+            }
+            #expect((t.encoded != nil) == kept, "\(exporters)")
+            guard case .traces(let expected) = TestData.traces(3) else { return }
+            #expect(t == expected)
+            await graph.shutdown()
+        }
+    }
+
     @Test func acceptsProtobufJSONAndGzip() async throws {
         try await withReceiver { port, h in
             let c = try RawHTTPClient(port: port)

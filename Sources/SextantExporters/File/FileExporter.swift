@@ -77,10 +77,13 @@ public struct FileExporterFactory: ExporterFactory {
 public final class FileExporter: ConsumingComponent {
     private let sink: FileSink
     private let helper: ExporterHelper<ContinuousClock>
+    /// `format: proto` writes the OTLP protobuf encoding, which a kept batch already is.
+    public let readsTraceModel: Bool
 
     public init(_ config: FileExporterConfig, settings: ComponentSettings) {
         let sink = FileSink(config)
         self.sink = sink
+        self.readsTraceModel = config.format != .proto
         self.helper = ExporterHelper(config.helper, component: settings) { batch in try sink.write(batch) }
     }
 

@@ -76,6 +76,7 @@ struct JaegerThriftExporter: ConsumingComponent {
 /// An exporter that is nothing but its `ExporterHelper`.
 struct HelperBackedExporter: ConsumingComponent {
     let helper: ExporterHelper<ContinuousClock>
+    var readsTraceModel = true
     func start() async throws { helper.start() }
     func shutdown() async { await helper.shutdown() }
     func consume(_ telemetry: Telemetry) async throws { try await helper.consume(telemetry) }

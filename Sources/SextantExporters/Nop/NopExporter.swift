@@ -16,6 +16,6 @@ public struct NopExporterFactory: ExporterFactory {
     public func makeExporter(_ settings: ComponentSettings, config: any ComponentConfig, signals: Set<Signal>) throws
         -> any ConsumingComponent
     {
-        HelperBackedExporter(helper: ExporterHelper(.synchronous, component: settings) { _ in })
+        HelperBackedExporter(helper: ExporterHelper(.synchronous, component: settings) { _ in }, readsTraceModel: false)
     }
 }

@@ -84,6 +84,9 @@ public final class OTLPGRPCExporter: ConsumingComponent {
         }
     }
 
+    /// It sends the OTLP protobuf encoding, which a kept batch already is.
+    public var readsTraceModel: Bool { false }
+
     /// OTLP spec retryable gRPC codes.
     static func classify(_ status: GRPCStatus) -> ConsumerError {
         switch status.code {

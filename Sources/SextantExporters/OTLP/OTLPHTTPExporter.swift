@@ -28,11 +28,14 @@ public struct OTLPHTTPExporterFactory: ExporterFactory {
 public final class OTLPHTTPExporter: ConsumingComponent {
     private let helper: ExporterHelper<ContinuousClock>
     private let client: HTTPExportClient
+    /// With `encoding: proto` it sends the OTLP protobuf encoding, which a kept batch already is.
+    public let readsTraceModel: Bool
 
     public init(_ config: OTLPExporterConfig, settings: ComponentSettings) {
         let logger = settings.logger
         let client = HTTPExportClient(config.security, configured: config.tlsConfigured, settings: settings)
         self.client = client
+        self.readsTraceModel = config.encoding == .json
         self.helper = ExporterHelper(config.helper, component: settings) { batch in
             let json = config.encoding == .json
             let url = config.url(for: batch.signal)

@@ -10,6 +10,8 @@ public struct FanOutConsumer: Consumer {
 
     public init(_ consumers: [any Consumer]) { self.consumers = consumers }
 
+    public var readsTraceModel: Bool { consumers.contains { $0.readsTraceModel } }
+
     /// A single consumer is used as is; several are wrapped.
     public static func of(_ consumers: [any Consumer]) -> any Consumer {
         consumers.count == 1 ? consumers[0] : FanOutConsumer(consumers)

@@ -69,6 +69,17 @@ public struct PipelineID: Hashable, Sendable, Comparable, CustomStringConvertibl
 /// then (the OTel Collector's `MutatesData` capability, enforced by the type system).
 public protocol Consumer: Sendable {
     func consume(_ telemetry: Telemetry) async throws
+
+    /// Whether this consumer, or one after it, reads a trace batch's model (`TracesData.resourceSpans`)
+    /// rather than passing the batch on or writing its OTLP protobuf encoding. A receiver keeps canonical
+    /// OTLP trace requests as their bytes only when nothing downstream reads the model; otherwise checking
+    /// the encoding would be work on top of the decoding that follows anyway. The default is `true`:
+    /// a component says `false` only when it knows.
+    var readsTraceModel: Bool { get }
+}
+
+extension Consumer {
+    public var readsTraceModel: Bool { true }
 }
 
 /// Why a consumer did not take a batch. Receivers map these onto their protocol's status codes.

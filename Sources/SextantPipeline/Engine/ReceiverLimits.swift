@@ -66,6 +66,9 @@ public struct LimitingConsumer: Consumer {
             labels: labels)
     }
 
+    /// The limits read a kept batch's measured extent, not its model.
+    public var readsTraceModel: Bool { next.readsTraceModel }
+
     public func consume(_ telemetry: Telemetry) async throws {
         var batch = telemetry
         let counts = limits.apply(to: &batch)

@@ -87,6 +87,9 @@ public final class BatchProcessor<C: Clock>: ConsumingComponent where C.Duration
         timerTask.withLock { $0 = task }
     }
 
+    /// Batching concatenates kept trace requests (and splits between them).
+    public var readsTraceModel: Bool { next.readsTraceModel }
+
     public func consume(_ telemetry: Telemetry) async throws {
         let n = telemetry.itemCount
         guard n > 0 else { return }

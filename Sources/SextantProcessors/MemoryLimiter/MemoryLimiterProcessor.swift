@@ -118,6 +118,9 @@ public final class MemoryLimiterProcessor: ConsumingComponent {
         }
     }
 
+    /// It counts items and watches memory; the batch passes on untouched.
+    public var readsTraceModel: Bool { next.readsTraceModel }
+
     public func consume(_ telemetry: Telemetry) async throws {
         if refusing.load(ordering: .relaxed) {
             refused.add(telemetry.itemCount)

@@ -27,6 +27,9 @@ public final class OTLPReceiver: Component {
 
     private let config: OTLPReceiverConfig
     private let consumers: [Signal: any Consumer]
+    /// Canonical protobuf trace requests travel as their bytes when nothing downstream reads the model
+    /// (README, "OTLP trace requests kept as received").
+    private let keepsTraces: Bool
     private let settings: ComponentSettings
     private let logger: Logger
     private let httpMetrics: ReceiverMetrics
@@ -37,6 +40,7 @@ public final class OTLPReceiver: Component {
     public init(_ config: OTLPReceiverConfig, settings: ComponentSettings, consumers: [Signal: any Consumer]) {
         self.config = config
         self.consumers = consumers
+        self.keepsTraces = consumers[.traces].map { !$0.readsTraceModel } ?? false
         self.settings = settings
         self.logger = settings.logger
         self.httpMetrics = ReceiverMetrics(settings, transport: "http")
@@ -119,7 +123,9 @@ public final class OTLPReceiver: Component {
         let decoded: DecodeResult<Telemetry>
         do {
             decoded = try request.body.withUnsafeReadableBytes { bytes in
-                try json ? OTLPJSON.decode(signal, bytes) : OTLPProtobuf.decode(signal, keepingCopyOf: bytes)
+                try json
+                    ? OTLPJSON.decode(signal, bytes)
+                    : keepsTraces ? OTLPProtobuf.decode(signal, keepingCopyOf: bytes) : OTLPProtobuf.decode(signal, bytes)
             }
         } catch {
             logger.debug("rejecting malformed OTLP request", metadata: ["error": "\(error)"])
@@ -165,7 +171,7 @@ public final class OTLPReceiver: Component {
     private func handleGRPC(_ signal: Signal, _ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
         let decoded: DecodeResult<Telemetry>
         do {
-            decoded = try OTLPProtobuf.decode(signal, keeping: bytes)
+            decoded = try keepsTraces ? OTLPProtobuf.decode(signal, keeping: bytes) : OTLPProtobuf.decode(signal, bytes)
         } catch {
             logger.debug("rejecting malformed OTLP/gRPC request", metadata: ["error": "\(error)"])
             throw GRPCStatus(code: GRPCStatus.invalidArgument, message: "malformed protobuf \(signal) request: \(error)")
