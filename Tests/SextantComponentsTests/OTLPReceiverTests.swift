@@ -68,7 +68,8 @@ import Testing
                       pipelines:
                         traces: {receivers: [otlp], processors: [batch], exporters: \(exporters.replacingOccurrences(of: "passthrough", with: "testexp/passthrough"))}
                     """, registry: registry)
-            let graph = try CollectorGraph.build(config, registry: registry, telemetry: SelfTelemetry(), logger: Logger(label: "t"))
+            let telemetry = SelfTelemetry()
+            let graph = try CollectorGraph.build(config, registry: registry, telemetry: telemetry, logger: Logger(label: "t"))
             try await graph.start()
             let receiver = graph.nodes.first { $0.label == "receiver/otlp" }!.component as! OTLPReceiver
             let c = try RawHTTPClient(port: receiver.httpPort!)
@@ -82,6 +83,9 @@ import Testing
                 return
             }
             #expect((t.encoded != nil) == kept, "\(exporters)")
+            #expect(
+                telemetry.value("sextant_receiver_kept_encoded_spans_total", labels: [("receiver", "otlp"), ("transport", "http")])
+                    == (kept ? 3 : nil), "\(exporters)")
             guard case .traces(let expected) = TestData.traces(3) else { return }
             #expect(t == expected)
             await graph.shutdown()

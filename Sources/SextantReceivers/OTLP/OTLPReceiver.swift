@@ -34,6 +34,8 @@ public final class OTLPReceiver: Component {
     private let logger: Logger
     private let httpMetrics: ReceiverMetrics
     private let grpcMetrics: ReceiverMetrics
+    /// Spans that went on as received, by transport (only when `keepsTraces`).
+    private let keptSpans: [String: SelfTelemetry.Counter]
     private let httpServer = Mutex<HTTPServer?>(nil)
     private let grpcServer = Mutex<OTLPGRPCServer?>(nil)
 
@@ -45,6 +47,16 @@ public final class OTLPReceiver: Component {
         self.logger = settings.logger
         self.httpMetrics = ReceiverMetrics(settings, transport: "http")
         self.grpcMetrics = ReceiverMetrics(settings, transport: "grpc")
+        var kept: [String: SelfTelemetry.Counter] = [:]
+        if keepsTraces {
+            for transport in ["http", "grpc"] {
+                kept[transport] = settings.telemetry.counter(
+                    "sextant_receiver_kept_encoded_spans_total",
+                    help: "Spans accepted in their canonical OTLP protobuf encoding and passed on without being decoded.",
+                    labels: [("receiver", settings.id.description), ("transport", transport)])
+            }
+        }
+        self.keptSpans = kept
     }
 
     /// The bound HTTP port (after `start`).
@@ -63,15 +75,16 @@ public final class OTLPReceiver: Component {
     }
 
     /// Hands a decoded request to the pipeline, counting what was accepted and refused.
-    private func deliver(_ signal: Signal, _ decoded: DecodeResult<Telemetry>, to consumer: any Consumer, metrics: ReceiverMetrics) async
-        -> Outcome
-    {
+    private func deliver(
+        _ signal: Signal, _ decoded: DecodeResult<Telemetry>, to consumer: any Consumer, metrics: ReceiverMetrics, transport: String
+    ) async -> Outcome {
         if decoded.rejected > 0 { metrics.refused(signal, decoded.rejected) }
         let n = decoded.data.itemCount
         if n > 0 {
             do {
                 try await consumer.consume(decoded.data)
                 metrics.accepted(signal, n)
+                if case .traces(let t) = decoded.data, t.encoded != nil { keptSpans[transport]?.add(n) }
             } catch {
                 metrics.refused(signal, n)
                 return .refused(ConsumerError.classify(error))
@@ -131,7 +144,7 @@ public final class OTLPReceiver: Component {
             logger.debug("rejecting malformed OTLP request", metadata: ["error": "\(error)"])
             return OTLPHTTPResponses.error(.badRequest, "malformed \(json ? "JSON" : "protobuf") \(signal) request: \(error)", json: json)
         }
-        switch await deliver(signal, decoded, to: consumers[signal]!, metrics: httpMetrics) {
+        switch await deliver(signal, decoded, to: consumers[signal]!, metrics: httpMetrics, transport: "http") {
         case .accepted(let partial):
             let body =
                 json
@@ -176,7 +189,7 @@ public final class OTLPReceiver: Component {
             logger.debug("rejecting malformed OTLP/gRPC request", metadata: ["error": "\(error)"])
             throw GRPCStatus(code: GRPCStatus.invalidArgument, message: "malformed protobuf \(signal) request: \(error)")
         }
-        switch await deliver(signal, decoded, to: consumers[signal]!, metrics: grpcMetrics) {
+        switch await deliver(signal, decoded, to: consumers[signal]!, metrics: grpcMetrics, transport: "grpc") {
         case .accepted(let partial):
             return OTLPProtobuf.encodeExportResponse(signal, partialSuccess: partial)
         case .refused(let e):
