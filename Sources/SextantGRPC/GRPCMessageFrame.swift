@@ -20,18 +20,17 @@ public enum GRPCMessageFrame {
 
     /// `message` (already compressed when `compressed`) behind its 5-byte prefix.
     public static func encode(_ message: [UInt8], compressed: Bool, allocator: ByteBufferAllocator = .init()) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: message.count + 5)
-        buffer.writeInteger(UInt8(compressed ? 1 : 0))
-        buffer.writeInteger(UInt32(message.count))
-        buffer.writeBytes(message)
-        return buffer
+        encode(parts: CollectionOfOne(message), compressed: compressed, allocator: allocator)
     }
 
-    /// An uncompressed message given as consecutive parts, framed in one buffer.
-    public static func encode(parts: [[UInt8]], allocator: ByteBufferAllocator = .init()) -> ByteBuffer {
+    /// A message given as consecutive parts (e.g. concatenated protobuf encodings), framed in one buffer
+    /// without joining them first.
+    public static func encode(
+        parts: some Collection<[UInt8]>, compressed: Bool = false, allocator: ByteBufferAllocator = .init()
+    ) -> ByteBuffer {
         let length = parts.reduce(0) { $0 + $1.count }
         var buffer = allocator.buffer(capacity: length + 5)
-        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt8(compressed ? 1 : 0))
         buffer.writeInteger(UInt32(length))
         for part in parts { buffer.writeBytes(part) }
         return buffer

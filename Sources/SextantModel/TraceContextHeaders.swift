@@ -20,13 +20,10 @@ public enum TraceContextHeaders {
 
     /// A B3 trace ID: 32 hex digits, or 16 (then left-padded with zeros).
     public static func b3TraceID(_ value: String) -> TraceID? {
-        let v = value.trimmingWhitespace
-        if v.utf8.count == 16, let low = SpanID(hex: v)?.value {
-            let t = TraceID(high: 0, low: low)
-            return t.isValid ? t : nil
-        }
-        guard let t = TraceID(hex: v), t.isValid else { return nil }
-        return t
+        // `Hex.parseID` reads 16 digits as the low half, which is B3's padding.
+        guard let id = value.trimmingWhitespace.withUTF8Buffer(Hex.parseID) else { return nil }
+        let t = TraceID(high: id.high, low: id.low)
+        return t.isValid ? t : nil
     }
 
     public static func b3SpanID(_ value: String) -> SpanID? {

@@ -133,7 +133,7 @@ struct CanonicalTraces {
     @inline(__always)
     private mutating func string(allowEmpty: Bool = false) -> Int {
         guard let b = bytes(), allowEmpty || b.count > 0 else { return -1 }
-        guard b.count == 0 || UTF8Text.isASCII(b) || UTF8Text.isValid(b) else { return -1 }
+        guard UTF8Text.isText(b) else { return -1 }
         return b.count
     }
 
@@ -361,27 +361,36 @@ struct CanonicalTraces {
         pos += 1
         guard let outer = enter() else { return false }
         if hasMore {
-            let t = pos.pointee
+            // A one-byte tag of a scalar member, else the whole `AnyValue` (which reads any tag).
             pos += 1
-            switch t {
-            case 1 << 3 | 2:
-                let n = string(allowEmpty: true)
-                guard n >= 0 else { return false }
-                if n > extent.valueLength { extent.valueLength = n }
-            case 2 << 3 | 0:
-                guard let v = varint(), v <= 1 else { return false }
-            case 3 << 3 | 0:
-                guard varint() != nil else { return false }
-            case 4 << 3 | 1:
-                guard fixed64() != nil else { return false }
-            default:
+            if let ok = scalarMember(UInt64(pos[-1])) {
+                guard ok, !hasMore else { return false }
+            } else {
                 pos -= 1
                 guard anyValue(depth: depth + 1) else { return false }
             }
-            guard !hasMore else { return false }
         }
         end = outer
         return !hasMore
+    }
+
+    /// The `AnyValue` members that are one scalar, after their tag `t`: string (1; written even when
+    /// empty), bool (2; 0 or 1), int (3), double (4). `nil` when `t` is not one of them.
+    @inline(__always)
+    private mutating func scalarMember(_ t: UInt64) -> Bool? {
+        switch t {
+        case 1 << 3 | 2:
+            let n = string(allowEmpty: true)
+            guard n >= 0 else { return false }
+            if n > extent.valueLength { extent.valueLength = n }
+            return true
+        case 2 << 3 | 0:
+            guard let v = varint() else { return false }
+            return v <= 1
+        case 3 << 3 | 0: return varint() != nil
+        case 4 << 3 | 1: return fixed64() != nil
+        default: return nil
+        }
     }
 
     /// An `AnyValue`: empty, or exactly one member of its oneof.
@@ -389,19 +398,12 @@ struct CanonicalTraces {
         guard depth <= Self.maxDepth else { return false }
         guard hasMore else { return true }
         guard let t = tag() else { return false }
+        if let ok = scalarMember(t) { return ok && !hasMore }
         switch t {
-        case 1 << 3 | 2:
-            // Strings and bytes are written even when empty.
-            let n = string(allowEmpty: true)
-            guard n >= 0 else { return false }
-            if n > extent.valueLength { extent.valueLength = n }
         case 7 << 3 | 2:
+            // Bytes, like strings, are written even when empty.
             guard let b = bytes() else { return false }
             if b.count > extent.valueLength { extent.valueLength = b.count }
-        case 2 << 3 | 0:
-            guard let v = varint(), v <= 1 else { return false }
-        case 3 << 3 | 0: guard varint() != nil else { return false }
-        case 4 << 3 | 1: guard fixed64() != nil else { return false }
         case 5 << 3 | 2, 6 << 3 | 2:
             // ArrayValue and KeyValueList: only their repeated field 1, of AnyValue resp. KeyValue.
             let isArray = t == 5 << 3 | 2
@@ -424,44 +426,42 @@ extension CanonicalTraces {
     /// and `Status` fields: what our encoder writes for the same data. For tests and the fuzz target,
     /// which compare it with `encode(decode(bytes))`.
     static func withoutEmptyMessages(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
-        // Each level copies its fields, leaves out the empty ones of the three, and rewrites the nested
-        // messages that lead to them: TracesData.1 → ResourceSpans (.1 resource, .2 → ScopeSpans (.1 scope,
-        // .2 → Span (.15 status))).
-        func rewrite(_ b: UnsafeRawBufferPointer, _ level: Int) -> [UInt8] {
-            var r = ProtoReader(b)
-            var out: [UInt8] = []
-            out.reserveCapacity(b.count)
-            while r.hasMore {
-                let start = r.pos
-                guard let tag = try? r.readTag() else { return Array(b) }
-                let field = tag >> 3
-                if tag & 7 == 2 {
-                    guard let payload = try? r.readBytes() else { return Array(b) }
-                    let drops = level == 1 && field == 1 || level == 2 && field == 1 || level == 3 && field == 15
-                    if payload.isEmpty && drops { continue }
-                    if level < 3 && (level == 0 || field == 2) {
-                        let inner = rewrite(payload, level + 1)
-                        appendVarint(tag, &out)
-                        appendVarint(UInt64(inner.count), &out)
-                        out += inner
-                        continue
-                    }
-                } else {
-                    guard (try? r.skip(tag: tag, in: "")) != nil else { return Array(b) }
-                }
-                out += UnsafeRawBufferPointer(start: start, count: r.pos - start)
-            }
-            return out
-        }
-        return rewrite(bytes, 0)
+        var w = ProtoWriter(capacity: bytes.count)
+        rewrite(bytes, level: 0, into: &w)
+        return w.bytes()
     }
 
-    private static func appendVarint(_ v: UInt64, _ out: inout [UInt8]) {
-        var x = v
-        while x >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: x) | 0x80)
-            x >>= 7
+    /// Writes one message at `level` into `w` (back to front, as `ProtoWriter` builds): its fields as
+    /// they are, but for the empty ones of the three, and with the messages that lead to them
+    /// rewritten: TracesData.1 → ResourceSpans (.1 resource, .2 → ScopeSpans (.1 scope, .2 → Span
+    /// (.15 status))). Bytes that do not parse are copied unchanged.
+    private static func rewrite(_ b: UnsafeRawBufferPointer, level: Int, into w: inout ProtoWriter) {
+        var r = ProtoReader(b)
+        var fields: [(tag: UInt64, whole: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer?)] = []
+        while r.hasMore {
+            let start = r.pos
+            guard let tag = try? r.readTag() else { return w.prepend(b) }
+            var payload: UnsafeRawBufferPointer?
+            if tag & 7 == 2 {
+                guard let p = try? r.readBytes() else { return w.prepend(b) }
+                payload = p
+            } else {
+                guard (try? r.skip(tag: tag, in: "")) != nil else { return w.prepend(b) }
+            }
+            fields.append((tag, UnsafeRawBufferPointer(start: start, count: r.pos - start), payload))
         }
-        out.append(UInt8(x))
+        for f in fields.reversed() {
+            let field = f.tag >> 3
+            if let payload = f.payload {
+                if payload.isEmpty && (level == 1 && field == 1 || level == 2 && field == 1 || level == 3 && field == 15) { continue }
+                if level == 0 || (level < 3 && field == 2) {
+                    let mark = w.count
+                    rewrite(payload, level: level + 1, into: &w)
+                    w.lengthPrefix(field, since: mark)
+                    continue
+                }
+            }
+            w.prepend(f.whole)
+        }
     }
 }

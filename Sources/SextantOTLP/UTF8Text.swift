@@ -7,8 +7,15 @@ enum UTF8Text {
         let utf8 = bytes.assumingMemoryBound(to: UInt8.self)
         // `String(decoding:)` has the fast contiguous path but repairs instead of failing, so
         // validate first (the generic `String(validating:)` measured ~2x slower per span).
-        guard isASCII(utf8) || isValid(utf8) else { return nil }
+        guard isText(utf8) else { return nil }
         return String(decoding: utf8, as: UTF8.self)
+    }
+
+    /// Whether `bytes` are valid UTF-8: ASCII checked a word at a time first, the full rules only
+    /// for text that is not.
+    @inline(__always)
+    static func isText(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        isASCII(bytes) || isValid(bytes)
     }
 
     /// Eight bytes at a time; the tail is one more (overlapping) word, or for short texts two

@@ -32,10 +32,8 @@ public final class OTLPReceiver: Component {
     private let keepsTraces: Bool
     private let settings: ComponentSettings
     private let logger: Logger
-    private let httpMetrics: ReceiverMetrics
-    private let grpcMetrics: ReceiverMetrics
-    /// Spans that went on as received, by transport (only when `keepsTraces`).
-    private let keptSpans: [String: SelfTelemetry.Counter]
+    private let httpMetrics: TransportMetrics
+    private let grpcMetrics: TransportMetrics
     private let httpServer = Mutex<HTTPServer?>(nil)
     private let grpcServer = Mutex<OTLPGRPCServer?>(nil)
 
@@ -45,18 +43,26 @@ public final class OTLPReceiver: Component {
         self.keepsTraces = consumers[.traces].map { !$0.readsTraceModel } ?? false
         self.settings = settings
         self.logger = settings.logger
-        self.httpMetrics = ReceiverMetrics(settings, transport: "http")
-        self.grpcMetrics = ReceiverMetrics(settings, transport: "grpc")
-        var kept: [String: SelfTelemetry.Counter] = [:]
-        if keepsTraces {
-            for transport in ["http", "grpc"] {
-                kept[transport] = settings.telemetry.counter(
+        self.httpMetrics = TransportMetrics(settings, transport: "http", keepsTraces: keepsTraces)
+        self.grpcMetrics = TransportMetrics(settings, transport: "grpc", keepsTraces: keepsTraces)
+    }
+
+    /// What one transport counts: items accepted and refused, and spans passed on as received.
+    private struct TransportMetrics: Sendable {
+        let items: ReceiverMetrics
+        /// Only for a receiver that keeps trace requests.
+        let keptSpans: SelfTelemetry.Counter?
+
+        init(_ settings: ComponentSettings, transport: String, keepsTraces: Bool) {
+            items = ReceiverMetrics(settings, transport: transport)
+            keptSpans =
+                keepsTraces
+                ? settings.telemetry.counter(
                     "sextant_receiver_kept_encoded_spans_total",
                     help: "Spans accepted in their canonical OTLP protobuf encoding and passed on without being decoded.",
                     labels: [("receiver", settings.id.description), ("transport", transport)])
-            }
+                : nil
         }
-        self.keptSpans = kept
     }
 
     /// The bound HTTP port (after `start`).
@@ -75,18 +81,18 @@ public final class OTLPReceiver: Component {
     }
 
     /// Hands a decoded request to the pipeline, counting what was accepted and refused.
-    private func deliver(
-        _ signal: Signal, _ decoded: DecodeResult<Telemetry>, to consumer: any Consumer, metrics: ReceiverMetrics, transport: String
-    ) async -> Outcome {
-        if decoded.rejected > 0 { metrics.refused(signal, decoded.rejected) }
+    private func deliver(_ signal: Signal, _ decoded: DecodeResult<Telemetry>, to consumer: any Consumer, metrics: TransportMetrics) async
+        -> Outcome
+    {
+        if decoded.rejected > 0 { metrics.items.refused(signal, decoded.rejected) }
         let n = decoded.data.itemCount
         if n > 0 {
             do {
                 try await consumer.consume(decoded.data)
-                metrics.accepted(signal, n)
-                if case .traces(let t) = decoded.data, t.encoded != nil { keptSpans[transport]?.add(n) }
+                metrics.items.accepted(signal, n)
+                if case .traces(let t) = decoded.data, t.encoded != nil { metrics.keptSpans?.add(n) }
             } catch {
-                metrics.refused(signal, n)
+                metrics.items.refused(signal, n)
                 return .refused(ConsumerError.classify(error))
             }
         }
@@ -144,7 +150,7 @@ public final class OTLPReceiver: Component {
             logger.debug("rejecting malformed OTLP request", metadata: ["error": "\(error)"])
             return OTLPHTTPResponses.error(.badRequest, "malformed \(json ? "JSON" : "protobuf") \(signal) request: \(error)", json: json)
         }
-        switch await deliver(signal, decoded, to: consumers[signal]!, metrics: httpMetrics, transport: "http") {
+        switch await deliver(signal, decoded, to: consumers[signal]!, metrics: httpMetrics) {
         case .accepted(let partial):
             let body =
                 json
@@ -167,7 +173,7 @@ public final class OTLPReceiver: Component {
     private func startGRPC(_ grpc: OTLPReceiverConfig.GRPC) async throws {
         var methods: [String: Signal] = [:]
         for signal in consumers.keys { methods[OTLPGRPCNames.exportPath(signal)] = signal }
-        let metrics = grpcMetrics
+        let metrics = grpcMetrics.items
         let settings = OTLPGRPCServer.Settings(
             methods: methods, maxMessageBytes: grpc.maxRecvMsgSize,
             authenticate: try grpc.security.requestCheck(self.settings, transport: "grpc"),
@@ -189,7 +195,7 @@ public final class OTLPReceiver: Component {
             logger.debug("rejecting malformed OTLP/gRPC request", metadata: ["error": "\(error)"])
             throw GRPCStatus(code: GRPCStatus.invalidArgument, message: "malformed protobuf \(signal) request: \(error)")
         }
-        switch await deliver(signal, decoded, to: consumers[signal]!, metrics: grpcMetrics, transport: "grpc") {
+        switch await deliver(signal, decoded, to: consumers[signal]!, metrics: grpcMetrics) {
         case .accepted(let partial):
             return OTLPProtobuf.encodeExportResponse(signal, partialSuccess: partial)
         case .refused(let e):
