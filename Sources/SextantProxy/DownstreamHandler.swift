@@ -36,6 +36,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     var pipelinedBytes = 0
     /// `peerHeader(for:)`'s last answer.
     private var lastPeerHeader: (cluster: ClusterRuntime?, value: String)?
+    /// The HTTP/1 connection's request decoder when it calls `received` directly (nil on HTTP/2 streams).
+    private var requestDecoder: HTTP1RequestDecoder?
     /// The HTTP/1 connection's response encoder (nil on HTTP/2 streams), told which responses answer `HEAD`.
     private var responseEncoder: HTTP1ResponseEncoder?
 
@@ -99,7 +101,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             self.record = record
             self.snapshot = snapshot
             self.started = .now()
-            self.keepAlive = head.isKeepAlive
+            self.keepAlive = HopByHop.isKeepAlive(head.headers, version: head.version)
         }
     }
 
@@ -112,8 +114,29 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         localAddress = context.channel.localAddress.map(Self.format)
         remoteIP = context.channel.remoteAddress?.ipAddress
         responseEncoder = try? context.pipeline.syncOperations.handler(type: HTTP1ResponseEncoder.self)
+        // The HTTP/1 decoder right before this handler hands parts over by direct calls.
+        if let decoder = try? context.pipeline.syncOperations.handler(type: HTTP1RequestDecoder.self) {
+            decoder.sink = self
+            requestDecoder = decoder
+        }
         // Only the inbound listener terminates mesh TLS.
         if kind != .outbound, shared.meshTLS != nil { downstreamPrincipal = MeshPeerIdentityHandler.principal(of: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        requestDecoder?.sink = nil
+        requestDecoder = nil
+    }
+
+    /// Writes a response part: straight into the HTTP/1 encoder when there is one (no `NIOAny` box and cast),
+    /// else down the pipeline (HTTP/2 streams).
+    private func respond(_ part: HTTPServerResponsePart, flush: Bool = false) {
+        if let e = responseEncoder, e.send(part, flush: flush) { return }
+        if flush {
+            context.writeAndFlush(wrapOutboundOut(part), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(part), promise: nil)
+        }
     }
 
     /// `%PROTOCOL%` without building a string per request.
@@ -131,8 +154,10 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         return ip.utf8.contains(UInt8(ascii: ":")) ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { received(unwrapInboundIn(data)) }
+
+    /// A request part, from the pipeline or straight from `HTTP1RequestDecoder`.
+    func received(_ part: HTTPServerRequestPart) {
         // HTTP/1.1 pipelining: a request that arrives while the previous response is still going out waits
         // here (NIO's pipelining helper would do this too, but by toggling read interest on every request,
         // which costs two `epoll_ctl` calls per request).
@@ -165,7 +190,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             x.record.bytesReceived += buffer.readableBytes
             if x.isGRPC { x.record.requestMessages.consume(buffer) }
             if let c = x.connection {
-                c.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+                c.send(.body(.byteBuffer(buffer)))
                 keepForRetry(buffer, in: x)
             } else {
                 // Not connected yet (routing, fault delay, connecting, retry back-off): hold the part.
@@ -184,7 +209,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 return
             }
             if let c = x.connection {
-                c.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                c.send(.end(nil), flush: true)
             }
             startTimers(x)
         }
@@ -284,7 +309,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         if head.headers.contains(name: "expect"), head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             // Envoy answers `Expect: 100-continue` itself and does not forward it.
             x.head.headers.remove(name: "expect")
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            respond(.head(HTTPResponseHead(version: head.version, status: .continue)), flush: true)
         }
 
         // RequestAuthentication: a gateway checks what it accepts, a sidecar what reaches its workload.
@@ -611,11 +636,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             cluster.endpoints[e].active.add(1, ordering: .relaxed)
         }
         guard let head = x.upstreamHead else { return }
-        c.channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        for p in x.parts { c.channel.write(HTTPClientRequestPart.body(.byteBuffer(p)), promise: nil) }
+        c.send(.head(head))
+        for p in x.parts { c.send(.body(.byteBuffer(p))) }
         dropRetryBufferIfFull(x)
         if x.requestComplete {
-            c.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            c.send(.end(nil), flush: true)
             startTryTimer(x)
         } else {
             c.channel.flush()
@@ -774,14 +799,14 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 // and an empty end; the status goes out as trailers so the client still finds it there.
                 x.trailersFromHead = Self.moveGRPCStatus(from: &h.headers)
             }
-            if !head.isKeepAlive { c.requestsServed = Int.max - 1 }
+            if !HopByHop.isKeepAlive(head.headers, version: head.version) { c.requestsServed = Int.max - 1 }
             x.record.responseHeaders = h.headers
-            context.write(wrapOutboundOut(.head(h)), promise: nil)
+            respond(.head(h))
         case .body(let b):
             guard x.responding else { return }
             x.record.bytesSent += b.readableBytes
             if x.isGRPC { x.record.responseMessages.consume(b) }
-            context.write(wrapOutboundOut(.body(.byteBuffer(b))), promise: nil)
+            respond(.body(.byteBuffer(b)))
             if !context.channel.isWritable {
                 c.pauseReading(true)
             }
@@ -797,7 +822,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             releaseEndpoint(x)
             pool.release(c, reusable: reusable)
             sendMirror(x)
-            context.writeAndFlush(wrapOutboundOut(.end(trailers ?? x.trailersFromHead)), promise: nil)
+            respond(.end(trailers ?? x.trailersFromHead), flush: true)
             if !x.requestComplete {
                 // The upstream answered before the request body was all sent: the rest cannot be
                 // skipped reliably on this connection, so it closes after the response (as Envoy does).
@@ -818,7 +843,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.record.responseCode = 101
         x.record.responseCodeDetails = "via_upstream"
         x.record.responseHeaders = h.headers
-        context.writeAndFlush(wrapOutboundOut(.head(h)), promise: nil)
+        respond(.head(h), flush: true)
         x.connection = nil
         c.delegate = nil
         releaseEndpoint(x)
@@ -835,8 +860,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             try d.addHandler(down, position: .before(self))
             u.removeHandler(try u.handler(type: HTTP1RequestEncoder.self), promise: nil)
             d.removeHandler(try d.handler(type: HTTP1ResponseEncoder.self), promise: nil)
-            d.removeHandler(try d.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
-            u.removeHandler(try u.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+            d.removeHandler(try d.handler(type: HTTP1RequestDecoder.self), promise: nil)
+            u.removeHandler(try u.handler(type: HTTP1ResponseDecoder.self), promise: nil)
         } catch {
             c.channel.close(promise: nil)
             context.close(promise: nil)
@@ -935,13 +960,13 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             h.headers.remove(name: "content-length")
             trailers = Self.moveGRPCStatus(from: &h.headers)
         }
-        context.write(wrapOutboundOut(.head(h)), promise: nil)
+        respond(.head(h))
         if !bytes.isEmpty {
             var buf = context.channel.allocator.buffer(capacity: bytes.count)
             buf.writeBytes(bytes)
-            context.write(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
+            respond(.body(.byteBuffer(buf)))
         }
-        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        respond(.end(trailers), flush: true)
         if nothingFollows {
             finish(x)
         } else {
@@ -1044,9 +1069,9 @@ final class ShadowRequest: UpstreamDelegate {
 
     private func send(on c: UpstreamConnection) {
         c.delegate = self
-        c.channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        for b in body { c.channel.write(HTTPClientRequestPart.body(.byteBuffer(b)), promise: nil) }
-        c.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        c.send(.head(head))
+        for b in body { c.send(.body(.byteBuffer(b))) }
+        c.send(.end(nil), flush: true)
     }
 
     func upstreamRead(_ part: HTTPClientResponsePart, from c: UpstreamConnection) {
@@ -1118,6 +1143,40 @@ struct HopByHop {
         if Self.isFixed(name) { return true }
         for f in listed where HostName.equalsIgnoringASCIICase(name, lowercased: f) { return true }
         return false
+    }
+
+    /// NIO's `isKeepAlive` (RFC 9112 §9.3: `close`, else `keep-alive`, else HTTP/1.1 persists; two such
+    /// tokens close), scanning `Connection` in place. NIO's own answer splits every
+    /// `Connection` value into an array of strings unless its decoder noted the answer, which ours cannot.
+    static func isKeepAlive(_ headers: HTTPHeaders, version: HTTPVersion) -> Bool {
+        var sawClose = false
+        var sawKeepAlive = false
+        for (name, value) in headers where HostName.equalsIgnoringASCIICase(name, lowercased: "connection") {
+            var text = value
+            text.withUTF8 { u in
+                var i = 0
+                while i <= u.count {
+                    var end = i
+                    while end < u.count && u[end] != UInt8(ascii: ",") { end += 1 }
+                    var a = i
+                    var b = end
+                    while a < b && (u[a] == UInt8(ascii: " ") || u[a] == UInt8(ascii: "\t")) { a += 1 }
+                    while b > a && (u[b - 1] == UInt8(ascii: " ") || u[b - 1] == UInt8(ascii: "\t")) { b -= 1 }
+                    let t = UnsafeBufferPointer(rebasing: u[a..<b])
+                    if HostName.bytesEqualIgnoringASCIICase(t, lowercased: "close".utf8) {
+                        sawClose = true
+                    } else if HostName.bytesEqualIgnoringASCIICase(t, lowercased: "keep-alive".utf8) {
+                        if sawKeepAlive { sawClose = true }
+                        sawKeepAlive = true
+                    }
+                    i = end + 1
+                }
+            }
+        }
+        if sawClose { return false }
+        if sawKeepAlive { return true }
+        // As NIO answers: HTTP/1.1 persists by default (HTTP/2 streams end with their exchange).
+        return version.major == 1 && version.minor >= 1
     }
 
     /// Removes hop-by-hop headers; leaves `headers` untouched (no copy) when there are none.

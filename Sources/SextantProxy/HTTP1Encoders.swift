@@ -262,10 +262,36 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
     typealias OutboundOut = IOData
 
     private var writer = HTTP1HeadWriter()
+    /// The connection's response decoder, told each request's method.
+    private let responseDecoder: HTTP1ResponseDecoder?
+
+    init(responseDecoder: HTTP1ResponseDecoder? = nil) { self.responseDecoder = responseDecoder }
+
+    /// This handler's context while it is in a pipeline, for `send`.
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
+        encode(unwrapOutboundIn(data), context: context, promise: promise)
+    }
+
+    /// Writes `part` as if it had come down the pipeline to this handler, without boxing it in `NIOAny` and
+    /// casting it back: for the handler whose writes reach this one with nothing between (the upstream
+    /// connection's owner). False when the encoder has left the pipeline; the caller writes through the
+    /// channel then.
+    func send(_ part: HTTPClientRequestPart, promise: EventLoopPromise<Void>? = nil, flush: Bool = false) -> Bool {
+        guard let context else { return false }
+        encode(part, context: context, promise: promise)
+        if flush { context.flush() }
+        return true
+    }
+
+    private func encode(_ part: HTTPClientRequestPart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        switch part {
         case .head(let head):
+            responseDecoder?.requestSent(head.method)
             let buffer = writer.request(head, allocator: context.channel.allocator)
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
         case .body(let part):
@@ -295,8 +321,28 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
     /// Whether the response being written answers a `HEAD` request; reset after its end.
     var respondingToHEAD = false
 
+    /// This handler's context while it is in a pipeline, for `send`.
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
+        encode(unwrapOutboundIn(data), context: context, promise: promise)
+    }
+
+    /// Writes `part` as if it had come down the pipeline to this handler, without the `NIOAny` box and cast:
+    /// for `DownstreamHandler`, whose writes reach this encoder with nothing between. False when the encoder
+    /// has left the pipeline.
+    func send(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>? = nil, flush: Bool = false) -> Bool {
+        guard let context else { return false }
+        encode(part, context: context, promise: promise)
+        if flush { context.flush() }
+        return true
+    }
+
+    private func encode(_ part: HTTPServerResponsePart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        switch part {
         case .head(let head):
             let buffer = writer.response(head, allocator: context.channel.allocator)
             if respondingToHEAD { writer.noBody() }

@@ -133,9 +133,9 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
             } else {
                 // Pipelined requests are queued by `DownstreamHandler` itself, and header values come from
                 // a parsed request or from validated config, so only the codec is needed. Bytes after an
-                // `Upgrade` request are kept (`.forwardBytes`) for the WebSocket relay.
+                // `Upgrade` request are kept by the decoder for the WebSocket relay.
                 try sync.addHandler(HTTP1ResponseEncoder())
-                try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
+                try sync.addHandler(HTTP1RequestDecoder())
                 try sync.addHandler(makeHandler())
             }
         } catch {

@@ -38,6 +38,20 @@ final class UpstreamConnection {
     /// The upstream proxy's SPIFFE ID when the connection is mesh mTLS (`%UPSTREAM_PEER_URI_SAN%`).
     var peerPrincipal: String?
 
+    /// The HTTP/1 connection's request encoder, written to directly by `send` (nil on HTTP/2 streams).
+    var encoder: HTTP1RequestEncoder?
+
+    /// Writes a request part: straight into the HTTP/1 encoder when there is one (no `NIOAny` box and cast,
+    /// no walk from the pipeline's tail), else through the channel.
+    func send(_ part: HTTPClientRequestPart, flush: Bool = false) {
+        if let encoder, encoder.send(part, flush: flush) { return }
+        if flush {
+            channel.writeAndFlush(part, promise: nil)
+        } else {
+            channel.write(part, promise: nil)
+        }
+    }
+
     init(channel: any Channel, endpointKey: String, cluster: ClusterRuntime, isStream: Bool = false) {
         self.channel = channel
         self.endpointKey = endpointKey
@@ -54,12 +68,17 @@ final class UpstreamHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
     var connection: UpstreamConnection?
     let pool: UpstreamPool
+    /// The connection's HTTP/1 request encoder, handed to its `UpstreamConnection`.
+    var encoder: HTTP1RequestEncoder?
 
     init(pool: UpstreamPool) { self.pool = pool }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { received(unwrapInboundIn(data)) }
+
+    /// A response part, from the pipeline or straight from `HTTP1ResponseDecoder`.
+    func received(_ part: HTTPClientResponsePart) {
         guard let c = connection else { return }
-        c.delegate?.upstreamRead(unwrapInboundIn(data), from: c)
+        c.delegate?.upstreamRead(part, from: c)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -419,9 +438,12 @@ final class UpstreamPool {
                         try channel.pipeline.syncOperations.addHandler(tlsBound.value.0)
                         try channel.pipeline.syncOperations.addHandler(tlsBound.value.1)
                     }
-                    // NIO's client codec, with our one-pass request encoder (`HTTP1RequestEncoder`).
-                    try channel.pipeline.syncOperations.addHandler(HTTP1RequestEncoder())
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
+                    // The proxy's own HTTP/1 client codec (`HTTP1Encoders.swift`, `HTTP1Decoders.swift`).
+                    let decoder = HTTP1ResponseDecoder(sink: bound.value)
+                    let encoder = HTTP1RequestEncoder(responseDecoder: decoder)
+                    bound.value.encoder = encoder
+                    try channel.pipeline.syncOperations.addHandler(encoder)
+                    try channel.pipeline.syncOperations.addHandler(decoder)
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }
             }
@@ -435,6 +457,7 @@ final class UpstreamPool {
                 case .success(let (channel, principal)):
                     let c = UpstreamConnection(channel: channel, endpointKey: endpoint.poolKey, cluster: cluster)
                     c.peerPrincipal = principal
+                    c.encoder = handler.encoder
                     handler.connection = c
                     if !channel.isActive {
                         handler.connection = nil
