@@ -491,22 +491,35 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// The request as sent upstream: hop-by-hop headers removed, route header edits and rewrites applied.
     private func upstreamHead(for x: Exchange, route: CompiledRoute?, destinationHeaders: HeaderOperations?) -> HTTPRequestHead {
-        // Copy-on-write: the received headers are reused as they are unless a hop-by-hop one must go.
-        var headers = x.head.headers
-        HopByHop(headers).strip(from: &headers)
-        if let t = x.trace { t.inject(into: &headers) }
-        if kind == .outbound {
-            headers.set(name: PeerMetadata.header, value: peerHeader(for: x.cluster))
+        // One pass over the received fields builds the list sent upstream, with room for what is added later:
+        // hop-by-hop fields and the proxy's own out, its fields appended. `HTTPHeaders` edits would scan
+        // the list once per name and check every added name for ASCII.
+        let hop = HopByHop(x.head.headers)
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(x.head.headers.count + 8)
+        var teTrailers = false
+        var forwardedProto = false
+        for (name, value) in x.head.headers {
+            if hop.contains(name) {
+                // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
+                if HostName.equalsIgnoringASCIICase(name, lowercased: "te") && HostName.equalsIgnoringASCIICase(value, lowercased: "trailers") {
+                    teTrailers = true
+                }
+                continue
+            }
+            if kind == .outbound && HostName.equalsIgnoringASCIICase(name, lowercased: PeerMetadata.header) { continue }
+            if !forwardedProto && HostName.equalsIgnoringASCIICase(name, lowercased: "x-forwarded-proto") { forwardedProto = true }
+            fields.append((name, value))
         }
+        if kind == .outbound { fields.append((PeerMetadata.header, peerHeader(for: x.cluster))) }
         if let up = x.upgrade {
-            headers.replaceOrAdd(name: "connection", value: "upgrade")
-            headers.replaceOrAdd(name: "upgrade", value: up)
+            fields.append(("connection", "upgrade"))
+            fields.append(("upgrade", up))
         }
-        // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
-        if x.head.headers.contains(where: { HostName.equalsIgnoringASCIICase($0.name, lowercased: "te") && HostName.equalsIgnoringASCIICase($0.value, lowercased: "trailers") }) {
-            headers.add(name: "te", value: "trailers")
-        }
-        if !headers.contains(name: "x-forwarded-proto") { headers.add(name: "x-forwarded-proto", value: "http") }
+        if teTrailers { fields.append(("te", "trailers")) }
+        if !forwardedProto { fields.append(("x-forwarded-proto", "http")) }
+        var headers = HTTPHeaders(fields)
+        if let t = x.trace { t.inject(into: &headers) }
         if shared.state.table.identity.mode == .gateway, let ip = remoteIP {
             if let xff = headers.first(name: "x-forwarded-for") {
                 headers.replaceOrAdd(name: "x-forwarded-for", value: "\(xff), \(ip)")
@@ -778,15 +791,31 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             x.record.responseCode = status
             x.record.grpcStatus = grpcStatus.map { "\($0)" }
             x.record.responseCodeDetails = "via_upstream"
-            var h = HTTPResponseHead(version: x.head.version, status: head.status, headers: head.headers)
-            HopByHop(head.headers).strip(from: &h.headers)
-            if let peer = h.headers.first(name: PeerMetadata.header) {
-                if kind == .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
-                h.headers.remove(name: PeerMetadata.header)
+            // The response head sent downstream, built in one pass (see `upstreamHead`): hop-by-hop fields, the
+            // upstream's identity and the fields the proxy sets go; the proxy's are appended.
+            let hop = HopByHop(head.headers)
+            var fields: [(String, String)] = []
+            fields.reserveCapacity(head.headers.count + 8)
+            var peer: String?
+            for (name, value) in head.headers {
+                if hop.contains(name) { continue }
+                switch name.utf8.count {
+                case 6 where HostName.equalsIgnoringASCIICase(name, lowercased: "server"):
+                    continue
+                case 23 where HostName.equalsIgnoringASCIICase(name, lowercased: PeerMetadata.header):
+                    if peer == nil { peer = value }
+                    continue
+                case 29 where HostName.equalsIgnoringASCIICase(name, lowercased: "x-envoy-upstream-service-time"):
+                    continue
+                default:
+                    fields.append((name, value))
+                }
             }
-            if kind != .outbound { h.headers.set(name: PeerMetadata.header, value: shared.meHeader) }
-            h.headers.set(name: "x-envoy-upstream-service-time", value: "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)")
-            h.headers.set(name: "server", value: "istio-envoy")
+            if let peer, kind == .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
+            if kind != .outbound { fields.append((PeerMetadata.header, shared.meHeader)) }
+            fields.append(("x-envoy-upstream-service-time", "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)"))
+            fields.append(("server", "istio-envoy"))
+            var h = HTTPResponseHead(version: x.head.version, status: head.status, headers: HTTPHeaders(fields))
             Self.apply(x.responseHeaderOps, to: &h.headers)
             if let origin = x.corsOrigin, let cors = x.route?.rule.corsPolicy {
                 h.headers.replaceOrAdd(name: "access-control-allow-origin", value: origin)
@@ -1177,13 +1206,6 @@ struct HopByHop {
         if sawKeepAlive { return true }
         // As NIO answers: HTTP/1.1 persists by default (HTTP/2 streams end with their exchange).
         return version.major == 1 && version.minor >= 1
-    }
-
-    /// Removes hop-by-hop headers; leaves `headers` untouched (no copy) when there are none.
-    func strip(from headers: inout HTTPHeaders) {
-        var doomed: [String] = []
-        for (name, _) in headers where contains(name) { doomed.append(name) }
-        for name in doomed { headers.remove(name: name) }
     }
 }
 

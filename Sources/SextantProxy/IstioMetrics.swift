@@ -8,6 +8,7 @@ import SextantPrometheus
 /// metadata exchange idea: Istio sends `x-envoy-peer-metadata`): the client's identity rides on requests,
 /// the server's on responses, so that both reporters can fill both sides of Istio's labels.
 public struct PeerMetadata: Sendable, Equatable {
+    /// Lower case, 23 bytes (the proxy's response path matches it by length first).
     public static let header = "x-sextant-peer-metadata"
 
     public var workload = "unknown"
