@@ -93,6 +93,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         lazy var isGRPC: Bool = head.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
         /// This hop's trace context when tracing is on.
         var trace: TraceContext?
+        /// The request's hop-by-hop fields (its `Connection` tokens read once).
+        let hop: HopByHop
         /// gRPC status moved out of a Trailers-Only response head (see `upstreamRead`).
         var trailersFromHead: HTTPHeaders?
 
@@ -101,7 +103,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             self.record = record
             self.snapshot = snapshot
             self.started = .now()
-            self.keepAlive = HopByHop.isKeepAlive(head.headers, version: head.version)
+            self.hop = HopByHop(head.headers)
+            self.keepAlive = hop.isKeepAlive(version: head.version)
         }
     }
 
@@ -494,7 +497,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         // One pass over the received fields builds the list sent upstream, with room for what is added later:
         // hop-by-hop fields and the proxy's own out, its fields appended. `HTTPHeaders` edits would scan
         // the list once per name and check every added name for ASCII.
-        let hop = HopByHop(x.head.headers)
+        let hop = x.hop
         var fields: [(String, String)] = []
         fields.reserveCapacity(x.head.headers.count + 8)
         var teTrailers = false
@@ -828,7 +831,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 // and an empty end; the status goes out as trailers so the client still finds it there.
                 x.trailersFromHead = Self.moveGRPCStatus(from: &h.headers)
             }
-            if !HopByHop.isKeepAlive(head.headers, version: head.version) { c.requestsServed = Int.max - 1 }
+            if !hop.isKeepAlive(version: head.version) { c.requestsServed = Int.max - 1 }
             x.record.responseHeaders = h.headers
             respond(.head(h))
         case .body(let b):
@@ -1126,18 +1129,31 @@ struct HopByHop {
     ]
     /// Extra names listed in the message's `Connection` header (lower-cased), usually none.
     private var listed: [String] = []
+    /// `close` tokens, and `keep-alive` tokens, seen in `Connection`.
+    private var closes = 0
+    private var keepAlives = 0
 
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers where HostName.equalsIgnoringASCIICase(name, lowercased: "connection") {
             var text = value
-            text.withUTF8 { Self.addListed(in: $0, to: &listed) }
+            text.withUTF8 { Self.addListed(in: $0, to: &listed, closes: &closes, keepAlives: &keepAlives) }
         }
+    }
+
+    /// NIO's `isKeepAlive`, from the same scan of `Connection` (RFC 9112 §9.3): a `close` closes, else a
+    /// `keep-alive` persists, else HTTP/1.1 persists; two such tokens close. NIO's own answer splits every
+    /// `Connection` value into an array of strings unless its decoder noted the answer, which ours cannot.
+    func isKeepAlive(version: HTTPVersion) -> Bool {
+        if closes > 0 || keepAlives > 1 { return false }
+        if keepAlives == 1 { return true }
+        // As NIO answers: HTTP/1.1 persists by default (HTTP/2 streams end with their exchange).
+        return version.major == 1 && version.minor >= 1
     }
 
     /// The tokens of a `Connection` value, split and trimmed in place (they are ASCII): `close` and
     /// `keep-alive`, nearly always the only ones (a response from a keep-alive upstream has one), are
     /// recognised without building a string or a list of slices.
-    private static func addListed(in u: UnsafeBufferPointer<UInt8>, to listed: inout [String]) {
+    private static func addListed(in u: UnsafeBufferPointer<UInt8>, to listed: inout [String], closes: inout Int, keepAlives: inout Int) {
         func isSpace(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
         var i = 0
         while i <= u.count {
@@ -1148,9 +1164,11 @@ struct HopByHop {
             while a < b && isSpace(u[a]) { a += 1 }
             while b > a && isSpace(u[b - 1]) { b -= 1 }
             let t = UnsafeBufferPointer(rebasing: u[a..<b])
-            if !t.isEmpty && !HostName.bytesEqualIgnoringASCIICase(t, lowercased: "close".utf8)
-                && !HostName.bytesEqualIgnoringASCIICase(t, lowercased: "keep-alive".utf8)
-            {
+            if HostName.bytesEqualIgnoringASCIICase(t, lowercased: "close".utf8) {
+                closes += 1
+            } else if HostName.bytesEqualIgnoringASCIICase(t, lowercased: "keep-alive".utf8) {
+                keepAlives += 1
+            } else if !t.isEmpty {
                 listed.append(String(decoding: t, as: UTF8.self).lowercased())
             }
             i = end + 1
@@ -1172,40 +1190,6 @@ struct HopByHop {
         if Self.isFixed(name) { return true }
         for f in listed where HostName.equalsIgnoringASCIICase(name, lowercased: f) { return true }
         return false
-    }
-
-    /// NIO's `isKeepAlive` (RFC 9112 §9.3: `close`, else `keep-alive`, else HTTP/1.1 persists; two such
-    /// tokens close), scanning `Connection` in place. NIO's own answer splits every
-    /// `Connection` value into an array of strings unless its decoder noted the answer, which ours cannot.
-    static func isKeepAlive(_ headers: HTTPHeaders, version: HTTPVersion) -> Bool {
-        var sawClose = false
-        var sawKeepAlive = false
-        for (name, value) in headers where HostName.equalsIgnoringASCIICase(name, lowercased: "connection") {
-            var text = value
-            text.withUTF8 { u in
-                var i = 0
-                while i <= u.count {
-                    var end = i
-                    while end < u.count && u[end] != UInt8(ascii: ",") { end += 1 }
-                    var a = i
-                    var b = end
-                    while a < b && (u[a] == UInt8(ascii: " ") || u[a] == UInt8(ascii: "\t")) { a += 1 }
-                    while b > a && (u[b - 1] == UInt8(ascii: " ") || u[b - 1] == UInt8(ascii: "\t")) { b -= 1 }
-                    let t = UnsafeBufferPointer(rebasing: u[a..<b])
-                    if HostName.bytesEqualIgnoringASCIICase(t, lowercased: "close".utf8) {
-                        sawClose = true
-                    } else if HostName.bytesEqualIgnoringASCIICase(t, lowercased: "keep-alive".utf8) {
-                        if sawKeepAlive { sawClose = true }
-                        sawKeepAlive = true
-                    }
-                    i = end + 1
-                }
-            }
-        }
-        if sawClose { return false }
-        if sawKeepAlive { return true }
-        // As NIO answers: HTTP/1.1 persists by default (HTTP/2 streams end with their exchange).
-        return version.major == 1 && version.minor >= 1
     }
 }
 
