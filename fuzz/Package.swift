@@ -7,7 +7,7 @@ import PackageDescription
 /// `Sources/` (e.g. `Sources/SextantOTLP -> ../../Sources/SextantOTLP`), so they never drift from
 /// the collector. `SextantSyslog` holds symlinks to the two self-contained syslog parser files of
 /// `SextantReceivers` (the rest of that module needs SwiftNIO), and `SextantJWT` links the proxy's
-/// `JWT.swift`. Only the Istio loader and the JWT target need packages: `SextantPipeline`'s Yams,
+/// `JWT.swift`, and `SextantHTTP1` the proxy's `HTTP1Parser.swift`. Only the Istio loader and the JWT target need packages: `SextantPipeline`'s Yams,
 /// swift-log, swift-service-lifecycle and NIOPosix (the persistent queue's I/O thread); swift-crypto. Build and run everything with
 /// `scripts/fuzz`; see `README.md`.
 let strict: [SwiftSetting] = [
@@ -58,6 +58,11 @@ let package = Package(
             name: "SextantJWT",
             dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")],
             swiftSettings: strict),
+        // The proxy's HTTP/1 parser (`Sources/SextantProxy/HTTP1Parser.swift`) plus the fuzz entry point.
+        .target(
+            name: "SextantHTTP1",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+            swiftSettings: strict),
         .systemLibrary(name: "CLibFuzzer"),
         .target(
             name: "FuzzSupport",
@@ -77,5 +82,6 @@ let package = Package(
         fuzzer("FuzzEnvoyAccessLog", ["SextantEnvoyAccessLog"]),
         fuzzer("FuzzIstioConfig", ["SextantIstio", "SextantPipeline"]),
         fuzzer("FuzzJWT", ["SextantJWT"]),
+        fuzzer("FuzzHTTP1", ["SextantHTTP1"]),
     ]
 )

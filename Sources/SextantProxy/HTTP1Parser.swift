@@ -1,0 +1,500 @@
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An HTTP/1.1 message parser (RFC 9112) for the proxy's two sides: requests from downstream, responses from
+/// upstream. It replaces NIO's llhttp-based `HTTPDecoder` behind `ByteToMessageHandler`, whose callbacks,
+/// unspecialised generic handler and per-header `HTTPHeaders.add` checks were a fifth of the proxy's
+/// instructions per request. A head is parsed once it is complete (its end is searched for incrementally), in
+/// one pass over contiguous bytes, and the header list is built at its final size.
+///
+/// It is as strict as llhttp without its lenient flags, so that the proxy forwards nothing another parser
+/// could read differently (request smuggling):
+/// - lines end in CRLF (§2.2); a bare LF is an error; empty lines before a request line are skipped;
+/// - field names are tokens with the colon right after them (§5.1); a line starting with whitespace
+///   (obsolete line folding, §5.2) is an error; values hold no control characters but HTAB;
+/// - `Content-Length` is digits only and may appear once; `Transfer-Encoding` together with `Content-Length` is
+///   an error; a request's `Transfer-Encoding` must end in `chunked` (§6.1, §6.3);
+/// - chunk sizes are hexadecimal digits, chunk extensions are skipped, trailers are parsed as fields (§7.1).
+///
+/// Errors are NIO's `HTTPParserError`s, so the handlers answer them as before (400, or 431 for
+/// `headerOverflow`); the limits are NIO's defaults: 80 KiB of field names and values per message.
+struct HTTP1Parser {
+    enum Kind { case request, response }
+
+    /// Where the parser is in the byte stream.
+    enum State: Equatable {
+        case head
+        case body(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers
+        /// A response without framing: its body ends when the connection closes (§6.3 rule 8).
+        case untilClose
+        /// After an upgrade (a request with `Connection: upgrade` and `Upgrade`, `CONNECT`, or a 101 response):
+        /// the bytes that follow are not HTTP/1; they wait for the handler's removal.
+        case upgraded
+        case failed
+    }
+
+    /// One decoded piece of a message.
+    enum Event {
+        case requestHead(HTTPRequestHead)
+        case responseHead(HTTPResponseHead)
+        case body(ByteBuffer)
+        case end(HTTPHeaders?)
+    }
+
+    /// NIO's `NIOHTTPDecoderLimitConfiguration` defaults: field names and values of one message.
+    static let maxFieldBytes = 80 * 1024
+    /// A head (start line, fields, CRLFs) longer than this without its end is refused.
+    static let maxHeadBytes = maxFieldBytes + 16 * 1024
+    /// A chunk-size line (with extensions) longer than this is refused.
+    static let maxChunkLineBytes = 4096
+
+    let kind: Kind
+    private(set) var state = State.head
+    /// How far the search for the end of the current head (or chunk line) got, so that a head arriving in
+    /// small pieces is scanned once.
+    private var scanned = 0
+    /// Whether the message being read ends in an upgrade.
+    private var upgradeAfterMessage = false
+
+    init(kind: Kind) { self.kind = kind }
+
+    /// Decodes as much of `buffer` as makes whole events, consuming what it used. Each event goes to `emit`
+    /// with the bytes that follow it, so that a receiver removing the handler (an upgrade) can pass them on;
+    /// `emit` returns false to stop. `nextMethod` gives the method of the request a response answers.
+    mutating func decode(
+        _ buffer: inout ByteBuffer, nextMethod: () -> HTTPMethod?, emit: (Event, ByteBuffer) -> Bool
+    ) throws {
+        do {
+            try decodeEvents(&buffer, nextMethod: nextMethod, emit: emit)
+        } catch {
+            state = .failed
+            throw error
+        }
+    }
+
+    private mutating func decodeEvents(
+        _ buffer: inout ByteBuffer, nextMethod: () -> HTTPMethod?, emit: (Event, ByteBuffer) -> Bool
+    ) throws {
+        while buffer.readableBytes > 0 {
+            switch state {
+            case .head:
+                guard let event = try parseHead(&buffer, nextMethod: nextMethod) else { return }
+                if state == .head {
+                    // No body: the message ends with its head.
+                    state = upgradeAfterMessage ? .upgraded : .head
+                    if !emit(event, buffer) || !emit(.end(nil), buffer) { return }
+                } else if !emit(event, buffer) {
+                    return
+                }
+            case .body(let remaining):
+                let n = min(remaining, buffer.readableBytes)
+                let slice = buffer.readSlice(length: n)!
+                if n == remaining {
+                    state = upgradeAfterMessage ? .upgraded : .head
+                    if !emit(.body(slice), buffer) || !emit(.end(nil), buffer) { return }
+                } else {
+                    state = .body(remaining: remaining - n)
+                    if !emit(.body(slice), buffer) { return }
+                }
+            case .chunkSize:
+                guard let size = try parseChunkSize(&buffer) else { return }
+                state = size == 0 ? .trailers : .chunkData(remaining: size)
+            case .chunkData(let remaining):
+                let n = min(remaining, buffer.readableBytes)
+                let slice = buffer.readSlice(length: n)!
+                state = n == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - n)
+                if !emit(.body(slice), buffer) { return }
+            case .chunkDataEnd:
+                guard buffer.readableBytes >= 2 else { return }
+                guard buffer.readInteger(as: UInt16.self) == 0x0D0A else { throw HTTPParserError.invalidChunkSize }
+                state = .chunkSize
+            case .trailers:
+                guard let trailers = try parseTrailers(&buffer) else { return }
+                state = upgradeAfterMessage ? .upgraded : .head
+                if !emit(.end(trailers), buffer) { return }
+            case .untilClose:
+                let slice = buffer.readSlice(length: buffer.readableBytes)!
+                if !emit(.body(slice), buffer) { return }
+            case .upgraded, .failed:
+                return
+            }
+        }
+    }
+
+    /// The connection closed: a body that runs to the close ends here; anything else unfinished is an error.
+    mutating func finish(hasBufferedBytes: Bool) throws -> Event? {
+        switch state {
+        case .untilClose:
+            state = .head
+            return .end(nil)
+        case .head where !hasBufferedBytes, .upgraded, .failed:
+            return nil
+        default:
+            state = .failed
+            throw HTTPParserError.invalidEOFState
+        }
+    }
+
+    // MARK: Heads
+
+    private mutating func parseHead(_ buffer: inout ByteBuffer, nextMethod: () -> HTTPMethod?) throws -> Event? {
+        if kind == .request && scanned == 0 {
+            // §2.2: a server should ignore at least one empty line received before the request line.
+            while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
+                buffer.moveReaderIndex(forwardBy: 2)
+            }
+            // Nothing yet, or a CR that may be the start of another empty line.
+            if buffer.readableBytes == 0 || (buffer.readableBytes == 1 && buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == 0x0D) {
+                return nil
+            }
+        }
+        let found = try buffer.withUnsafeReadableBytes { p -> Int? in
+            let end = try Self.findEmptyLine(p, from: scanned)
+            if end == nil { scanned = p.count }
+            return end
+        }
+        guard let end = found else {
+            if buffer.readableBytes > Self.maxHeadBytes { throw HTTPParserError.headerOverflow }
+            return nil
+        }
+        scanned = 0
+        if end > Self.maxHeadBytes { throw HTTPParserError.headerOverflow }
+        let event = try buffer.withUnsafeReadableBytes { p in
+            try parseMessageHead(UnsafeRawBufferPointer(rebasing: p[0..<end]), nextMethod: nextMethod)
+        }
+        buffer.moveReaderIndex(forwardBy: end)
+        return event
+    }
+
+    /// The offset just past the CRLF CRLF that ends a head, searching for line feeds from `from`; nil if it
+    /// has not arrived. A line feed without a carriage return before it is an error (strict §2.2).
+    private static func findEmptyLine(_ p: UnsafeRawBufferPointer, from: Int) throws -> Int? {
+        guard let base = p.baseAddress else { return nil }
+        var i = from
+        while i < p.count, let hit = memchr(base + i, 0x0A, p.count - i) {
+            let k = base.distance(to: UnsafeRawPointer(hit))
+            guard k >= 1, p[k - 1] == 0x0D else { throw HTTPParserError.lfExpected }
+            if k >= 3 && p[k - 2] == 0x0A { return k + 1 }
+            // A head that begins with CRLF (a response, or trailers) ends right there.
+            if k == 1 { return 2 }
+            i = k + 1
+        }
+        return nil
+    }
+
+    /// Parses a complete head (start line, fields, the final CRLF) and decides the body's framing (§6.3).
+    private mutating func parseMessageHead(_ p: UnsafeRawBufferPointer, nextMethod: () -> HTTPMethod?) throws -> Event {
+        let lineEnd = Self.lineEnd(p, from: 0)
+        var fields = Fields()
+        try fields.parse(p, from: lineEnd + 2, to: p.count - 2)
+        switch kind {
+        case .request:
+            let (method, uri, version) = try Self.requestLine(UnsafeRawBufferPointer(rebasing: p[0..<lineEnd]))
+            if fields.transferEncoding != nil && fields.contentLength != nil { throw HTTPParserError.unexpectedContentLength }
+            if let te = fields.transferEncoding {
+                // §6.3 rule 4: a request whose transfer coding does not end in chunked cannot be framed.
+                guard te.lastIsChunked else { throw HTTPParserError.invalidHeaderToken }
+                state = .chunkSize
+            } else if let n = fields.contentLength, n > 0 {
+                state = .body(remaining: n)
+            } else {
+                state = .head
+            }
+            upgradeAfterMessage = method == .CONNECT || (fields.connectionUpgrade && fields.hasUpgrade)
+            let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(fields.list))
+            return .requestHead(head)
+        case .response:
+            let (version, code, reason) = try Self.statusLine(UnsafeRawBufferPointer(rebasing: p[0..<lineEnd]))
+            // An informational response comes before the final one to the same request.
+            let method = code >= 200 || code == 101 ? nextMethod() : nil
+            upgradeAfterMessage = code == 101 || (method == .CONNECT && code / 100 == 2)
+            if (100..<200).contains(code) || code == 204 || code == 304 || method == .HEAD || upgradeAfterMessage {
+                state = .head
+            } else if fields.transferEncoding != nil && fields.contentLength != nil {
+                throw HTTPParserError.unexpectedContentLength
+            } else if let te = fields.transferEncoding {
+                state = te.lastIsChunked ? .chunkSize : .untilClose
+            } else if let n = fields.contentLength {
+                state = n > 0 ? .body(remaining: n) : .head
+            } else {
+                state = .untilClose
+            }
+            let head = HTTPResponseHead(
+                version: version, status: HTTPResponseStatus(statusCode: code, reasonPhrase: reason), headers: HTTPHeaders(fields.list))
+            return .responseHead(head)
+        }
+    }
+
+    /// The offset of the CR of the first line's CRLF (the head is known to hold one).
+    private static func lineEnd(_ p: UnsafeRawBufferPointer, from: Int) -> Int {
+        var i = from
+        while p[i] != 0x0D { i += 1 }
+        return i
+    }
+
+    /// `method SP request-target SP HTTP-version` (§3).
+    private static func requestLine(_ p: UnsafeRawBufferPointer) throws -> (HTTPMethod, String, HTTPVersion) {
+        var i = 0
+        while i < p.count && Token.isTChar(p[i]) { i += 1 }
+        guard i > 0, i < p.count, p[i] == 0x20 else { throw HTTPParserError.invalidMethod }
+        let method = Self.method(UnsafeRawBufferPointer(rebasing: p[0..<i]))
+        let targetStart = i + 1
+        var j = targetStart
+        // request-target: visible ASCII and obs-text; no whitespace or controls.
+        while j < p.count && p[j] > 0x20 && p[j] != 0x7F { j += 1 }
+        guard j > targetStart, j < p.count, p[j] == 0x20 else { throw HTTPParserError.invalidURL }
+        let uri = String(decoding: UnsafeRawBufferPointer(rebasing: p[targetStart..<j]), as: UTF8.self)
+        guard let version = Self.version(UnsafeRawBufferPointer(rebasing: p[(j + 1)...])), p.count - j - 1 == 8 else {
+            throw HTTPParserError.invalidVersion
+        }
+        return (method, uri, version)
+    }
+
+    /// `HTTP-version SP status-code SP [reason-phrase]` (§4); the space before an empty reason is optional, as
+    /// llhttp has it.
+    private static func statusLine(_ p: UnsafeRawBufferPointer) throws -> (HTTPVersion, Int, String) {
+        guard p.count >= 12, let version = Self.version(UnsafeRawBufferPointer(rebasing: p[0..<8])), p[8] == 0x20 else {
+            throw HTTPParserError.invalidVersion
+        }
+        var code = 0
+        for k in 9..<12 {
+            let d = p[k] &- 0x30
+            guard d < 10 else { throw HTTPParserError.invalidStatus }
+            code = code * 10 + Int(d)
+        }
+        guard code >= 100 else { throw HTTPParserError.invalidStatus }
+        if p.count == 12 { return (version, code, "") }
+        guard p[12] == 0x20 else { throw HTTPParserError.invalidStatus }
+        for k in 13..<p.count where !Token.isFieldValueByte(p[k]) { throw HTTPParserError.invalidStatus }
+        return (version, code, String(decoding: UnsafeRawBufferPointer(rebasing: p[13...]), as: UTF8.self))
+    }
+
+    /// `HTTP/d.d`.
+    private static func version(_ p: UnsafeRawBufferPointer) -> HTTPVersion? {
+        guard p.count >= 8, p[0] == 0x48, p[1] == 0x54, p[2] == 0x54, p[3] == 0x50, p[4] == 0x2F, p[6] == 0x2E else { return nil }
+        let major = p[5] &- 0x30
+        let minor = p[7] &- 0x30
+        guard major < 10, minor < 10 else { return nil }
+        return HTTPVersion(major: Int(major), minor: Int(minor))
+    }
+
+    /// The method, without `HTTPMethod(rawValue:)`'s string comparisons for the common ones.
+    private static func method(_ p: UnsafeRawBufferPointer) -> HTTPMethod {
+        switch p.count {
+        case 3:
+            if p[0] == 0x47 && p[1] == 0x45 && p[2] == 0x54 { return .GET }
+            if p[0] == 0x50 && p[1] == 0x55 && p[2] == 0x54 { return .PUT }
+        case 4:
+            if p[0] == 0x50 && p[1] == 0x4F && p[2] == 0x53 && p[3] == 0x54 { return .POST }
+            if p[0] == 0x48 && p[1] == 0x45 && p[2] == 0x41 && p[3] == 0x44 { return .HEAD }
+        default:
+            break
+        }
+        return HTTPMethod(rawValue: String(decoding: p, as: UTF8.self))
+    }
+
+    // MARK: Chunks
+
+    /// `chunk-size [chunk-ext] CRLF` (§7.1, §7.1.1); nil until the line is complete.
+    private mutating func parseChunkSize(_ buffer: inout ByteBuffer) throws -> Int? {
+        let found = buffer.withUnsafeReadableBytes { p -> Int? in
+            guard let base = p.baseAddress, scanned < p.count,
+                let hit = memchr(base + scanned, 0x0A, p.count - scanned)
+            else {
+                scanned = p.count
+                return nil
+            }
+            return base.distance(to: UnsafeRawPointer(hit))
+        }
+        guard let lf = found else {
+            if buffer.readableBytes > Self.maxChunkLineBytes { throw HTTPParserError.invalidChunkSize }
+            return nil
+        }
+        scanned = 0
+        let size = buffer.withUnsafeReadableBytes { p -> Int? in
+            guard lf >= 2, p[lf - 1] == 0x0D else { return nil }
+            var size = 0
+            var i = 0
+            while i < lf - 1, let d = Self.hexDigit(p[i]) {
+                guard size <= (Int.max >> 4) else { return nil }
+                size = size << 4 | d
+                i += 1
+            }
+            guard i > 0 else { return nil }
+            // Optional whitespace, then extensions (`;name[=value]`), which are skipped; nothing else.
+            while i < lf - 1 && (p[i] == 0x20 || p[i] == 0x09) { i += 1 }
+            if i < lf - 1 {
+                guard p[i] == 0x3B else { return nil }
+                for k in i..<(lf - 1) where !Token.isFieldValueByte(p[k]) { return nil }
+            }
+            return size
+        }
+        guard let size else { throw HTTPParserError.invalidChunkSize }
+        buffer.moveReaderIndex(forwardBy: lf + 1)
+        return size
+    }
+
+    private static func hexDigit(_ b: UInt8) -> Int? {
+        switch b {
+        case 0x30...0x39: return Int(b - 0x30)
+        case 0x41...0x46: return Int(b - 0x41 + 10)
+        case 0x61...0x66: return Int(b - 0x61 + 10)
+        default: return nil
+        }
+    }
+
+    /// The trailer section after the last chunk (§7.1.2): fields, then an empty line; nil until it is complete.
+    private mutating func parseTrailers(_ buffer: inout ByteBuffer) throws -> HTTPHeaders?? {
+        let found = try buffer.withUnsafeReadableBytes { p -> Int? in
+            let end = try Self.findEmptyLine(p, from: scanned)
+            if end == nil { scanned = p.count }
+            return end
+        }
+        guard let end = found else {
+            if buffer.readableBytes > Self.maxHeadBytes { throw HTTPParserError.headerOverflow }
+            return nil
+        }
+        scanned = 0
+        if end == 2 {
+            buffer.moveReaderIndex(forwardBy: 2)
+            return .some(nil)
+        }
+        var fields = Fields()
+        try buffer.withUnsafeReadableBytes { p in try fields.parse(UnsafeRawBufferPointer(rebasing: p[0..<end]), from: 0, to: end - 2) }
+        buffer.moveReaderIndex(forwardBy: end)
+        return .some(HTTPHeaders(fields.list))
+    }
+}
+
+/// The field lines of a head or trailer section (RFC 9112 §5), and what framing needs from them.
+private struct Fields {
+    var list: [(String, String)] = []
+    var contentLength: Int?
+    var transferEncoding: TransferEncoding?
+    var connectionUpgrade = false
+    var hasUpgrade = false
+
+    /// `Transfer-Encoding`'s last coding, which decides the framing (§6.1).
+    struct TransferEncoding { var lastIsChunked: Bool }
+
+    /// Parses the lines in `from..<to` (each ending in CRLF; `to` is the final empty line's CR).
+    mutating func parse(_ p: UnsafeRawBufferPointer, from: Int, to: Int) throws {
+        guard let base = p.baseAddress, from < to else { return }
+        // One entry per line feed, and room for the fields the proxy adds: the list is allocated once.
+        var lines = 0
+        var k = from
+        while k < to, let hit = memchr(base + k, 0x0A, to - k) {
+            lines += 1
+            k = base.distance(to: UnsafeRawPointer(hit)) + 1
+        }
+        list.reserveCapacity(lines + 8)
+        var total = 0
+        var i = from
+        while i < to {
+            var colon = i
+            while Token.isTChar(p[colon]) { colon += 1 }
+            guard colon > i, p[colon] == 0x3A else { throw HTTPParserError.invalidHeaderToken }
+            var v = colon + 1
+            while p[v] == 0x20 || p[v] == 0x09 { v += 1 }
+            var e = Token.fieldValueEnd(p, from: v)
+            guard p[e] == 0x0D else { throw HTTPParserError.invalidCharactersUsed }
+            // The CR must be followed by the LF `findEmptyLine` saw; a lone CR inside a line is an error.
+            guard p[e + 1] == 0x0A else { throw HTTPParserError.lfExpected }
+            let next = e + 2
+            while e > v && (p[e - 1] == 0x20 || p[e - 1] == 0x09) { e -= 1 }
+            total += colon - i + e - v
+            if total > HTTP1Parser.maxFieldBytes { throw HTTPParserError.headerOverflow }
+            let name = UnsafeRawBufferPointer(rebasing: p[i..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: p[v..<e])
+            try note(name, value)
+            list.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            i = next
+        }
+    }
+
+    /// Records the fields that decide framing; most names are passed over by length.
+    private mutating func note(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
+        switch name.count {
+        case 14 where Token.equalsLowercased(name, "content-length"):
+            guard contentLength == nil, !value.isEmpty else { throw HTTPParserError.unexpectedContentLength }
+            var n = 0
+            for b in value {
+                let d = b &- 0x30
+                guard d < 10, n <= (Int.max - 9) / 10 else { throw HTTPParserError.invalidContentLength }
+                n = n * 10 + Int(d)
+            }
+            contentLength = n
+        case 17 where Token.equalsLowercased(name, "transfer-encoding"):
+            // Several fields form one list (RFC 9110 §5.3): the last coding of the last field counts.
+            var last = value.count
+            while last > 0 && value[last - 1] != 0x2C { last -= 1 }
+            var a = last
+            while a < value.count && (value[a] == 0x20 || value[a] == 0x09) { a += 1 }
+            let coding = UnsafeRawBufferPointer(rebasing: value[a...])
+            transferEncoding = TransferEncoding(lastIsChunked: coding.count == 7 && Token.equalsLowercased(coding, "chunked"))
+        case 10 where Token.equalsLowercased(name, "connection"):
+            var start = 0
+            for k in 0...value.count where k == value.count || value[k] == 0x2C {
+                var a = start
+                var b = k
+                while a < b && (value[a] == 0x20 || value[a] == 0x09) { a += 1 }
+                while b > a && (value[b - 1] == 0x20 || value[b - 1] == 0x09) { b -= 1 }
+                if b - a == 7 && Token.equalsLowercased(UnsafeRawBufferPointer(rebasing: value[a..<b]), "upgrade") {
+                    connectionUpgrade = true
+                }
+                start = k + 1
+            }
+        case 7 where Token.equalsLowercased(name, "upgrade"):
+            hasUpgrade = true
+        default:
+            break
+        }
+    }
+}
+
+/// Byte classes of RFC 9110 §5.6.2 (tokens) and §5.5 (field values).
+enum Token {
+    /// tchar (letters, digits and `!#$%&'*+-.^_`|~`) as a bitmap of bytes 0–63 and 64–127.
+    @inline(__always) static func isTChar(_ b: UInt8) -> Bool {
+        if b < 64 { return (0x03FF_6CFA_0000_0000 as UInt64) >> b & 1 != 0 }
+        return b < 128 && (0x57FF_FFFF_C7FF_FFFE as UInt64) >> (b - 64) & 1 != 0
+    }
+
+    /// field-vchar, SP or HTAB; obs-text is allowed (§5.5).
+    @inline(__always) static func isFieldValueByte(_ b: UInt8) -> Bool { b >= 0x20 ? b != 0x7F : b == 0x09 }
+
+    /// The offset of the first byte from `from` on that is not a field-value byte (the CR ending the line,
+    /// or an invalid byte), eight bytes at a time while they hold no control character and no DEL.
+    @inline(__always) static func fieldValueEnd(_ p: UnsafeRawBufferPointer, from: Int) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var i = from
+        while i + 8 <= p.count {
+            let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            // A byte below 0x20 (borrow into its high bit, which was clear), or one equal to 0x7F.
+            let low = (w &- ones &* 0x20) & ~w & highs
+            let x = w ^ (ones &* 0x7F)
+            let del = (x &- ones) & ~x & highs
+            if low | del != 0 { break }
+            i += 8
+        }
+        while isFieldValueByte(p[i]) { i += 1 }
+        return i
+    }
+
+    /// Whether `p` equals the lower-case ASCII `lowercased`, ignoring case; the lengths are known to match.
+    static func equalsLowercased(_ p: UnsafeRawBufferPointer, _ lowercased: StaticString) -> Bool {
+        let l = UnsafeRawBufferPointer(start: lowercased.utf8Start, count: lowercased.utf8CodeUnitCount)
+        guard p.count == l.count else { return false }
+        for k in 0..<p.count where p[k] | 0x20 != l[k] { return false }
+        return true
+    }
+}

@@ -1,0 +1,1 @@
+../../../Sources/SextantProxy/HTTP1Parser.swift
