@@ -98,13 +98,15 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         /// gRPC status moved out of a Trailers-Only response head (see `upstreamRead`).
         var trailersFromHead: HTTPHeaders?
 
-        init(head: HTTPRequestHead, record: ProxyRecord, snapshot: ProxySnapshot) {
+        /// Takes the head and the record over (`consuming`): copying a `ProxyRecord` retains each of its fields.
+        init(head: consuming HTTPRequestHead, record: consuming ProxyRecord, snapshot: ProxySnapshot) {
+            let hop = HopByHop(head.headers)
+            self.hop = hop
+            self.keepAlive = hop.isKeepAlive(version: head.version)
             self.head = head
             self.record = record
             self.snapshot = snapshot
             self.started = .now()
-            self.hop = HopByHop(head.headers)
-            self.keepAlive = hop.isKeepAlive(version: head.version)
         }
     }
 
@@ -1059,9 +1061,13 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.tryTimer?.cancel()
         releaseEndpoint(x)
         if x.activeCounted, let cluster = x.cluster { cluster.activeRequests.subtract(1, ordering: .relaxed) }
-        x.record.duration = .nanoseconds(Int64((NIODeadline.now() - x.started).nanoseconds))
-        shared.observer.requestFinished(x.record)
-        if let t = x.trace, t.sampled, let tracer = shared.tracer { tracer.exporter.add(tracer.builder.span(x.record, t)) }
+        // The record is moved out of the finished exchange, not copied (a copy retains each of its fields).
+        var record = ProxyRecord(
+            direction: x.record.direction, startUnixNanos: 0, method: "", path: "", protocolName: "", authority: "", requestHeaders: [:])
+        swap(&record, &x.record)
+        record.duration = .nanoseconds(Int64((NIODeadline.now() - x.started).nanoseconds))
+        shared.observer.requestFinished(record)
+        if let t = x.trace, t.sampled, let tracer = shared.tracer { tracer.exporter.add(tracer.builder.span(record, t)) }
     }
 }
 
