@@ -6,10 +6,11 @@ import PackageDescription
 /// The decoder modules are the real sources, reached through the relative symlinks under
 /// `Sources/` (e.g. `Sources/SextantOTLP -> ../../Sources/SextantOTLP`), so they never drift from
 /// the collector. `SextantSyslog` holds symlinks to the two self-contained syslog parser files of
-/// `SextantReceivers` (the rest of that module needs SwiftNIO), and `SextantJWT` links the proxy's
-/// `JWT.swift`, and `SextantHTTP1` the proxy's `HTTP1Parser.swift`. Only the Istio loader and the JWT target need packages: `SextantPipeline`'s Yams,
-/// swift-log, swift-service-lifecycle and NIOPosix (the persistent queue's I/O thread); swift-crypto. Build and run everything with
-/// `scripts/fuzz`; see `README.md`.
+/// `SextantReceivers` (the rest of that module needs SwiftNIO), `SextantJWT` links the proxy's
+/// `JWT.swift`, and `SextantHTTP1` the proxy's `HTTP1Parser.swift`. Only the Istio loader, the JWT
+/// target and the HTTP/1 target need packages: `SextantPipeline`'s Yams, swift-log,
+/// swift-service-lifecycle and NIOPosix (the persistent queue's I/O thread); swift-crypto; NIOCore and
+/// NIOHTTP1. Build and run everything with `scripts/fuzz`; see `README.md`.
 let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),

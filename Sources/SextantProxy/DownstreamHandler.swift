@@ -821,21 +821,32 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             fields.append(("x-envoy-upstream-service-time", "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)"))
             fields.append(("server", "istio-envoy"))
             var h = HTTPResponseHead(version: x.head.version, status: head.status, headers: HTTPHeaders(fields))
-            Self.apply(x.responseHeaderOps, to: &h.headers)
+            // Whether `h.headers` still are `fields` (the usual case), so the encoder can write from the list.
+            var edited = false
+            let ops = x.responseHeaderOps
+            if !ops.set.isEmpty || !ops.add.isEmpty || !ops.remove.isEmpty {
+                Self.apply(ops, to: &h.headers)
+                edited = true
+            }
             if let origin = x.corsOrigin, let cors = x.route?.rule.corsPolicy {
                 h.headers.replaceOrAdd(name: "access-control-allow-origin", value: origin)
                 if !cors.exposeHeaders.isEmpty { h.headers.replaceOrAdd(name: "access-control-expose-headers", value: cors.exposeHeaders.joined(separator: ",")) }
                 if cors.allowCredentials == true { h.headers.replaceOrAdd(name: "access-control-allow-credentials", value: "true") }
+                edited = true
             }
-            if !x.keepAlive && x.head.version.major < 2 { h.headers.replaceOrAdd(name: "connection", value: "close") }
+            if !x.keepAlive && x.head.version.major < 2 {
+                h.headers.replaceOrAdd(name: "connection", value: "close")
+                edited = true
+            }
             if x.head.version.major == 2, h.headers.contains(name: "grpc-status") {
                 // A gRPC "Trailers-Only" response (one HEADERS frame with END_STREAM) reaches us as a head
                 // and an empty end; the status goes out as trailers so the client still finds it there.
                 x.trailersFromHead = Self.moveGRPCStatus(from: &h.headers)
+                edited = true
             }
             if !hop.isKeepAlive(version: head.version) { c.requestsServed = Int.max - 1 }
             x.record.responseHeaders = h.headers
-            respond(.head(h))
+            if edited || !(responseEncoder?.sendHead(h, fields: fields) ?? false) { respond(.head(h)) }
         case .body(let b):
             guard x.responding else { return }
             x.record.bytesSent += b.readableBytes

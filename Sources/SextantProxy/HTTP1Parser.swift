@@ -415,7 +415,7 @@ private struct Fields {
             let name = UnsafeRawBufferPointer(rebasing: p[i..<colon])
             let value = UnsafeRawBufferPointer(rebasing: p[v..<e])
             try note(name, value)
-            list.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            list.append((Common.name(name), Common.value(value)))
             i = next
         }
     }
@@ -496,5 +496,138 @@ enum Token {
         guard p.count == l.count else { return false }
         for k in 0..<p.count where p[k] | 0x20 != l[k] { return false }
         return true
+    }
+}
+
+/// Field names and values that most messages carry, as string literals: matching a few candidates of the same
+/// length costs a fraction of making a `String` from bytes (validation, then a copy), and literals need no
+/// reference counting afterwards. Names keep their case: only exact spellings match.
+enum Common {
+    static func name(_ p: UnsafeRawBufferPointer) -> String {
+        switch p.count {
+        case 2:
+            if Self.equal(p, "te") { return "te" }
+        case 4:
+            if Self.equal(p, "Host") { return "Host" }
+            if Self.equal(p, "host") { return "host" }
+            if Self.equal(p, "Date") { return "Date" }
+            if Self.equal(p, "date") { return "date" }
+            if Self.equal(p, "ETag") { return "ETag" }
+            if Self.equal(p, "etag") { return "etag" }
+            if Self.equal(p, "Vary") { return "Vary" }
+            if Self.equal(p, "vary") { return "vary" }
+        case 6:
+            if Self.equal(p, "Accept") { return "Accept" }
+            if Self.equal(p, "accept") { return "accept" }
+            if Self.equal(p, "Server") { return "Server" }
+            if Self.equal(p, "server") { return "server" }
+            if Self.equal(p, "Cookie") { return "Cookie" }
+            if Self.equal(p, "cookie") { return "cookie" }
+            if Self.equal(p, "Origin") { return "Origin" }
+            if Self.equal(p, "origin") { return "origin" }
+        case 7:
+            if Self.equal(p, "Expires") { return "Expires" }
+            if Self.equal(p, "Upgrade") { return "Upgrade" }
+            if Self.equal(p, "upgrade") { return "upgrade" }
+            if Self.equal(p, "Referer") { return "Referer" }
+        case 8:
+            if Self.equal(p, "Location") { return "Location" }
+            if Self.equal(p, "location") { return "location" }
+        case 10:
+            if Self.equal(p, "Keep-Alive") { return "Keep-Alive" }
+            if Self.equal(p, "keep-alive") { return "keep-alive" }
+            if Self.equal(p, "Connection") { return "Connection" }
+            if Self.equal(p, "connection") { return "connection" }
+            if Self.equal(p, "User-Agent") { return "User-Agent" }
+            if Self.equal(p, "user-agent") { return "user-agent" }
+            if Self.equal(p, "Set-Cookie") { return "Set-Cookie" }
+            if Self.equal(p, "set-cookie") { return "set-cookie" }
+            if Self.equal(p, "tracestate") { return "tracestate" }
+        case 11:
+            if Self.equal(p, "grpc-status") { return "grpc-status" }
+            if Self.equal(p, "traceparent") { return "traceparent" }
+            if Self.equal(p, "x-b3-spanid") { return "x-b3-spanid" }
+        case 12:
+            if Self.equal(p, "Content-Type") { return "Content-Type" }
+            if Self.equal(p, "content-type") { return "content-type" }
+            if Self.equal(p, "x-request-id") { return "x-request-id" }
+            if Self.equal(p, "X-Request-Id") { return "X-Request-Id" }
+            if Self.equal(p, "X-Request-ID") { return "X-Request-ID" }
+            if Self.equal(p, "grpc-message") { return "grpc-message" }
+            if Self.equal(p, "x-b3-traceid") { return "x-b3-traceid" }
+            if Self.equal(p, "x-b3-sampled") { return "x-b3-sampled" }
+        case 13:
+            if Self.equal(p, "Authorization") { return "Authorization" }
+            if Self.equal(p, "authorization") { return "authorization" }
+            if Self.equal(p, "Accept-Ranges") { return "Accept-Ranges" }
+            if Self.equal(p, "accept-ranges") { return "accept-ranges" }
+            if Self.equal(p, "Last-Modified") { return "Last-Modified" }
+            if Self.equal(p, "last-modified") { return "last-modified" }
+            if Self.equal(p, "Cache-Control") { return "Cache-Control" }
+            if Self.equal(p, "cache-control") { return "cache-control" }
+        case 14:
+            if Self.equal(p, "Content-Length") { return "Content-Length" }
+            if Self.equal(p, "content-length") { return "content-length" }
+        case 15:
+            if Self.equal(p, "Accept-Encoding") { return "Accept-Encoding" }
+            if Self.equal(p, "accept-encoding") { return "accept-encoding" }
+            if Self.equal(p, "Accept-Language") { return "Accept-Language" }
+            if Self.equal(p, "accept-language") { return "accept-language" }
+            if Self.equal(p, "X-Forwarded-For") { return "X-Forwarded-For" }
+            if Self.equal(p, "x-forwarded-for") { return "x-forwarded-for" }
+        case 17:
+            if Self.equal(p, "Transfer-Encoding") { return "Transfer-Encoding" }
+            if Self.equal(p, "transfer-encoding") { return "transfer-encoding" }
+            if Self.equal(p, "x-forwarded-proto") { return "x-forwarded-proto" }
+            if Self.equal(p, "X-Forwarded-Proto") { return "X-Forwarded-Proto" }
+            if Self.equal(p, "x-b3-parentspanid") { return "x-b3-parentspanid" }
+        case 21:
+            if Self.equal(p, "x-envoy-original-path") { return "x-envoy-original-path" }
+        case 23:
+            if Self.equal(p, "x-sextant-peer-metadata") { return "x-sextant-peer-metadata" }
+        case 29:
+            if Self.equal(p, "x-envoy-upstream-service-time") { return "x-envoy-upstream-service-time" }
+        default: break
+        }
+        return String(decoding: p, as: UTF8.self)
+    }
+
+    static func value(_ p: UnsafeRawBufferPointer) -> String {
+        switch p.count {
+        case 1:
+            if Self.equal(p, "0") { return "0" }
+        case 3:
+            if Self.equal(p, "*/*") { return "*/*" }
+        case 4:
+            if Self.equal(p, "gzip") { return "gzip" }
+        case 5:
+            if Self.equal(p, "close") { return "close" }
+            if Self.equal(p, "bytes") { return "bytes" }
+        case 7:
+            if Self.equal(p, "chunked") { return "chunked" }
+        case 8:
+            if Self.equal(p, "identity") { return "identity" }
+            if Self.equal(p, "trailers") { return "trailers" }
+            if Self.equal(p, "no-cache") { return "no-cache" }
+        case 9:
+            if Self.equal(p, "text/html") { return "text/html" }
+        case 10:
+            if Self.equal(p, "keep-alive") { return "keep-alive" }
+            if Self.equal(p, "text/plain") { return "text/plain" }
+        case 11:
+            if Self.equal(p, "istio-envoy") { return "istio-envoy" }
+        case 13:
+            if Self.equal(p, "gzip, deflate") { return "gzip, deflate" }
+        case 16:
+            if Self.equal(p, "application/json") { return "application/json" }
+            if Self.equal(p, "application/grpc") { return "application/grpc" }
+        default: break
+        }
+        return String(decoding: p, as: UTF8.self)
+    }
+
+    /// `p` holds `s`'s bytes (the lengths are known to match); the first byte turns most candidates away.
+    @inline(__always) private static func equal(_ p: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
+        p[0] == s.utf8Start[0] && memcmp(p.baseAddress!, s.utf8Start, p.count) == 0
     }
 }

@@ -226,6 +226,22 @@ import Testing
         }
     }
 
+    /// Common names and values come back as literals; whatever the spelling, the string has the bytes received.
+    @Test func commonFieldsAreTheBytesReceived() {
+        let samples = [
+            "Host", "host", "HOST", "Date", "ETag", "Etag", "Vary", "Hose", "Content-Length", "content-length", "Content-length",
+            "x-request-id", "X-Request-Id", "x-request-ie", "te", "TE", "x-envoy-upstream-service-time", "", "a", "0", "*/*",
+            "keep-alive", "Keep-Alive", "close", "closf", "application/grpc", "application/grpd", "gzip, deflate", "caf\u{e9}",
+        ]
+        for text in samples {
+            let bytes = Array(text.utf8)
+            bytes.withUnsafeBytes { p in
+                #expect(Common.name(p) == text)
+                #expect(Common.value(p) == text)
+            }
+        }
+    }
+
     @Test func headerOverflowIsReportedAsSuch() throws {
         let channel = EmbeddedChannel(handler: HTTP1RequestDecoder())
         defer { _ = try? channel.finish() }
