@@ -501,7 +501,9 @@ enum Token {
 
 /// Field names and values that most messages carry, as string literals: matching a few candidates of the same
 /// length costs a fraction of making a `String` from bytes (validation, then a copy), and literals need no
-/// reference counting afterwards. Names keep their case: only exact spellings match.
+/// reference counting afterwards. Names keep their case: only exact spellings match. The candidates are a switch
+/// on the length rather than a table: a table of arrays (retained and released per lookup) cost 1.5k more
+/// instructions per request.
 enum Common {
     static func name(_ p: UnsafeRawBufferPointer) -> String {
         switch p.count {
