@@ -38,6 +38,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     private var lastPeerHeader: (cluster: ClusterRuntime?, value: String)?
     /// The HTTP/1 connection's request decoder when it calls `received` directly (nil on HTTP/2 streams).
     private var requestDecoder: HTTP1RequestDecoder?
+    /// Whether an HTTP/1 read is being handled: upstream writes made meanwhile are flushed once, when the read
+    /// completes, instead of once per part (each flush is a walk through NIO's channel even with nothing queued).
+    private var reading = false
+    /// The upstream connection written to during this read and not flushed yet.
+    private var unflushed: UpstreamConnection?
     /// The HTTP/1 connection's response encoder (nil on HTTP/2 streams), told which responses answer `HEAD`.
     private var responseEncoder: HTTP1ResponseEncoder?
 
@@ -163,6 +168,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// A request part, from the pipeline or straight from `HTTP1RequestDecoder`.
     func received(_ part: HTTPServerRequestPart) {
+        if requestDecoder != nil { reading = true }
         // HTTP/1.1 pipelining: a request that arrives while the previous response is still going out waits
         // here (NIO's pipelining helper would do this too, but by toggling read interest on every request,
         // which costs two `epoll_ctl` calls per request).
@@ -196,6 +202,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             if x.isGRPC { x.record.requestMessages.consume(buffer) }
             if let c = x.connection {
                 c.send(.body(.byteBuffer(buffer)))
+                flushUpstream(c)
                 keepForRetry(buffer, in: x)
             } else {
                 // Not connected yet (routing, fault delay, connecting, retry back-off): hold the part.
@@ -214,17 +221,38 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 return
             }
             if let c = x.connection {
-                c.send(.end(nil), flush: true)
+                c.send(.end(nil))
+                flushUpstream(c)
             }
             startTimers(x)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        exchange?.connection?.channel.flush()
+        reading = false
+        if let c = unflushed {
+            unflushed = nil
+            c.channel.flush()
+        } else if requestDecoder == nil {
+            exchange?.connection?.channel.flush()
+        }
+    }
+
+    /// Flushes the upstream connection now, or at the end of the read being handled.
+    private func flushUpstream(_ c: UpstreamConnection) {
+        if reading {
+            unflushed = c
+        } else {
+            c.channel.flush()
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        reading = false
+        if let c = unflushed {
+            unflushed = nil
+            c.channel.flush()
+        }
         guard let x = exchange else { return }
         x.record.responseFlags.insert(.downstreamConnectionTermination)
         abandonUpstream(x)
@@ -658,10 +686,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         for p in x.parts { c.send(.body(.byteBuffer(p))) }
         dropRetryBufferIfFull(x)
         if x.requestComplete {
-            c.send(.end(nil), flush: true)
+            c.send(.end(nil))
+            flushUpstream(c)
             startTryTimer(x)
         } else {
-            c.channel.flush()
+            flushUpstream(c)
             pauseDownstream(false)
         }
         c.pauseReading(!context.channel.isWritable)
