@@ -308,6 +308,14 @@ public struct ScrapeAssembler: Sendable {
         var value: UInt32
     }
 
+    /// `items` without those whose key (a bucket's bound, a quantile) an earlier item has: one number spelled two
+    /// ways (`0.5`, `00.5`) names one series once normalized, and a point cannot hold it twice.
+    private static func firstOfEach<T>(_ items: [T], by key: (T) -> Double) -> [T] {
+        var seen: Set<Double> = []
+        guard items.count > 1 else { return items }
+        return items.filter { seen.insert(key($0)).inserted }
+    }
+
     /// The group of a sample that is not in the previous sample's group by its label references: the last
     /// group if the label strings say so, else a known or a new group. A family's few groups are searched
     /// in order; an index is built once there are more.
@@ -347,7 +355,12 @@ public struct ScrapeAssembler: Sendable {
             // Targets write buckets in increasing order, without NaN bounds: checking is cheaper than sorting.
             var buckets = g.buckets
             if buckets.contains(where: { $0.bound.isNaN }) { buckets.removeAll { $0.bound.isNaN } }
-            if !zip(buckets, buckets.dropFirst()).allSatisfy({ $0.bound <= $1.bound }) { buckets.sort { $0.bound < $1.bound } }
+            if !zip(buckets, buckets.dropFirst()).allSatisfy({ $0.bound < $1.bound }) {
+                // Out of order, or one bound spelled twice (`le="0.5"` and `le="00.5"`, which Prometheus 3
+                // normalizes to one series): sorted, and the first sample of each bound kept.
+                buckets = Self.firstOfEach(buckets, by: \.bound)
+                buckets.sort { $0.bound < $1.bound }
+            }
             var bounds: [Double] = []
             var counts: [UInt64] = []
             var previous = 0.0
@@ -379,7 +392,7 @@ public struct ScrapeAssembler: Sendable {
             let (start, scope, attrs) = track(meta, labels: g.labels, time: time, value: count, created: g.created.map(Self.secondsToNanos))
             let point = SummaryDataPoint(
                 attributes: attrs, startTimeUnixNano: start, timeUnixNano: time, count: Self.count(count), sum: g.sum ?? 0,
-                quantileValues: g.quantiles.sorted { $0.quantile < $1.quantile })
+                quantileValues: Self.firstOfEach(g.quantiles, by: \.quantile).sorted { $0.quantile < $1.quantile })
             builder.add(meta, scope: scope, summary: point)
         }
     }

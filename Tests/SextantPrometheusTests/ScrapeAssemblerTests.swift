@@ -111,6 +111,28 @@ private func numbers(_ m: Metric?) -> [NumberDataPoint] {
         #expect(m["nocount"] == nil)  // spec: no _count → dropped
     }
 
+    /// Found by fuzz/FuzzPrometheusText: `quantile="0.5"` and `quantile="00.5"` parse as two series but are one
+    /// quantile (Prometheus 3 normalizes `le` and `quantile` values), so the point held 0.5 twice and rendered
+    /// a duplicate series. The first sample of each quantile is kept.
+    @Test func oneNumberSpelledTwiceIsOneQuantileOrBound() throws {
+        var a = assembler()
+        let text = """
+            # TYPE s summary
+            s{quantile="0.01"} 3102
+            s{quantile="00.5"} 3272
+            s{quantile="0.5"} 4773
+            s_count 10
+            """
+        let m = metrics(a.assemble(try families(text), at: t0))
+        guard case .summary(let s)? = m["s"]?.data else {
+            Issue.record("missing")
+            return
+        }
+        #expect(s[0].quantileValues.map(\.quantile) == [0.01, 0.5] && s[0].quantileValues.map(\.value) == [3102, 3272])
+        // Histograms: the parser refuses a bound that is not above the previous one (`le="1"` then `le="1.0"`);
+        // the assembler keeps the first of equal bounds all the same.
+    }
+
     /// Histogram lines are grouped by their labels without `le` whether the groups are adjacent (the fast
     /// path compares with the previous group), interleaved, or written with labels in another order.
     @Test func histogramGroupsInterleavedAndUnsorted() throws {
