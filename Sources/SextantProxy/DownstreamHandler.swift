@@ -1200,16 +1200,7 @@ struct HopByHop {
     /// `keep-alive`, nearly always the only ones (a response from a keep-alive upstream has one), are
     /// recognised without building a string or a list of slices.
     private static func addListed(in u: UnsafeBufferPointer<UInt8>, to listed: inout [String], closes: inout Int, keepAlives: inout Int) {
-        func isSpace(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
-        var i = 0
-        while i <= u.count {
-            var end = i
-            while end < u.count && u[end] != UInt8(ascii: ",") { end += 1 }
-            var a = i
-            var b = end
-            while a < b && isSpace(u[a]) { a += 1 }
-            while b > a && isSpace(u[b - 1]) { b -= 1 }
-            let t = UnsafeBufferPointer(rebasing: u[a..<b])
+        Token.forEachListElement(UnsafeRawBufferPointer(u)) { t in
             if HostName.bytesEqualIgnoringASCIICase(t, lowercased: "close".utf8) {
                 closes += 1
             } else if HostName.bytesEqualIgnoringASCIICase(t, lowercased: "keep-alive".utf8) {
@@ -1217,7 +1208,6 @@ struct HopByHop {
             } else if !t.isEmpty {
                 listed.append(String(decoding: t, as: UTF8.self).lowercased())
             }
-            i = end + 1
         }
     }
 

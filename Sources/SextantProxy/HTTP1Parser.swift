@@ -441,16 +441,8 @@ private struct Fields {
             let coding = UnsafeRawBufferPointer(rebasing: value[a...])
             transferEncoding = TransferEncoding(lastIsChunked: coding.count == 7 && Token.equalsLowercased(coding, "chunked"))
         case 10 where Token.equalsLowercased(name, "connection"):
-            var start = 0
-            for k in 0...value.count where k == value.count || value[k] == 0x2C {
-                var a = start
-                var b = k
-                while a < b && (value[a] == 0x20 || value[a] == 0x09) { a += 1 }
-                while b > a && (value[b - 1] == 0x20 || value[b - 1] == 0x09) { b -= 1 }
-                if b - a == 7 && Token.equalsLowercased(UnsafeRawBufferPointer(rebasing: value[a..<b]), "upgrade") {
-                    connectionUpgrade = true
-                }
-                start = k + 1
+            Token.forEachListElement(value) { t in
+                if t.count == 7 && Token.equalsLowercased(t, "upgrade") { connectionUpgrade = true }
             }
         case 7 where Token.equalsLowercased(name, "upgrade"):
             hasUpgrade = true
@@ -488,6 +480,20 @@ enum Token {
         }
         while isFieldValueByte(p[i]) { i += 1 }
         return i
+    }
+
+    /// Calls `body` with each element of a comma-separated list (RFC 9110 §5.6.1), its optional whitespace
+    /// trimmed, empty elements included, in place.
+    @inline(__always) static func forEachListElement(_ p: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var start = 0
+        for k in 0...p.count where k == p.count || p[k] == 0x2C {
+            var a = start
+            var b = k
+            while a < b && (p[a] == 0x20 || p[a] == 0x09) { a += 1 }
+            while b > a && (p[b - 1] == 0x20 || p[b - 1] == 0x09) { b -= 1 }
+            body(UnsafeRawBufferPointer(rebasing: p[a..<b]))
+            start = k + 1
+        }
     }
 
     /// Whether `p` equals the lower-case ASCII `lowercased`, ignoring case; the lengths are known to match.
