@@ -5,7 +5,9 @@
 # 1000 req/s (bench/latency.py, open loop, 16 connections), and prints per build: vCPU, p99, and the user and
 # system clock ticks (/proc/PID/stat) of the run. User time is the part a code change moves; system time is
 # the same four socket calls per request in any build and mostly shows the machine's noise.
-# Usage: bench/proxy_ab.sh A_BINARY B_BINARY [SECONDS=6] [ROUNDS=6]
+# With TELEMETRY=1 both proxies also write Istio's JSON access log and trace every request over OTLP/gRPC to
+# a sink `sextant collector` (on core 1, as bench/proxy.sh runs "sextant+telemetry").
+# Usage: [TELEMETRY=1] bench/proxy_ab.sh A_BINARY B_BINARY [SECONDS=6] [ROUNDS=6]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ $# -ge 2 ] || { echo "usage: bench/proxy_ab.sh A_BINARY B_BINARY [SECONDS] [ROUNDS]" >&2; exit 2; }
@@ -15,10 +17,15 @@ proxy_bench_deps nginx:nginx-light
 up="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
 proxy_bench_files
 taskset -c 1 nginx -c "$tmp/upstream.conf" -p "$tmp" & pids+=($!)
+configs=(--config "$tmp/mesh.yaml")
+if [ "${TELEMETRY:-0}" = 1 ]; then
+  taskset -c 1 "$A" collector --config "$tmp/sink.yaml" --log-level warning & pids+=($!)
+  configs+=(--config "$tmp/telemetry.yaml")
+fi
 declare -A port pid
 for n in A B; do
   port[$n]="$(free_port)"; admin="$(free_port)"
-  taskset -c 0 "${!n}" proxy --config "$tmp/mesh.yaml" --listen "127.0.0.1:${port[$n]}" --admin "127.0.0.1:$admin" \
+  taskset -c 0 "${!n}" proxy "${configs[@]}" --listen "127.0.0.1:${port[$n]}" --admin "127.0.0.1:$admin" \
     --workload bench --concurrency 1 --log-level warning & pids+=($!); pid[$n]=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$admin/ready" >/dev/null && break; sleep 0.1; done
 done

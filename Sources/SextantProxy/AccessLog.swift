@@ -12,12 +12,28 @@ import Glibc
 public struct AccessLogFormat: Sendable {
     enum Command: Sendable, Equatable {
         case startTime
-        case request(String, fallback: String?)
+        case request(RequestField, fallback: RequestField?)
         case response(String, fallback: String?)
         case responseCode, responseFlags, responseCodeDetails, connectionTerminationDetails
         case upstreamTransportFailureReason, bytesReceived, bytesSent, duration, upstreamHost, upstreamCluster
         case upstreamLocalAddress, downstreamLocalAddress, downstreamRemoteAddress, downstreamRemoteAddressWithoutPort
         case requestedServerName, routeName, protocolName, downstreamPeerURISAN, upstreamPeerURISAN
+    }
+
+    /// What `%REQ(X)%` reads: the pseudo-headers are the record's own fields, resolved when the format is
+    /// compiled (not by comparing names on every line); other names are looked up in the request headers.
+    enum RequestField: Sendable, Equatable {
+        case method, path, authority
+        case header(String)
+
+        init(_ lowercasedName: String) {
+            switch lowercasedName {
+            case ":method": self = .method
+            case ":path": self = .path
+            case ":authority": self = .authority
+            default: self = .header(lowercasedName)
+            }
+        }
     }
 
     enum Piece: Sendable, Equatable {
@@ -99,7 +115,7 @@ public struct AccessLogFormat: Sendable {
             let parts = inner.split(separator: "?", maxSplits: 1).map { String($0).lowercased() }
             return (parts[0], parts.count > 1 ? parts[1] : nil)
         }
-        if let (h, f) = header("REQ") { return .request(h, fallback: f) }
+        if let (h, f) = header("REQ") { return .request(RequestField(h), fallback: f.map(RequestField.init)) }
         if let (h, f) = header("RESP") { return .response(h, fallback: f) }
         switch token {
         case "START_TIME": return .startTime
@@ -138,16 +154,9 @@ public struct AccessLogFormat: Sendable {
         func str(_ s: String?) -> Value? { s.flatMap { $0.isEmpty ? nil : .string($0) } }
         switch c {
         case .startTime: return .startTime(r.startUnixNanos)
-        case .request(let name, let fallback):
-            switch name {
-            case ":method": return str(r.method)
-            case ":path": return str(r.path)
-            case ":authority": return str(r.authority)
-            default:
-                if let v = r.requestHeaders.first(name: name) { return str(v) }
-                if let f = fallback { return value(.request(f, fallback: nil), r) }
-                return nil
-            }
+        case .request(let field, let fallback):
+            if let v = requestValue(field, r) { return .string(v) }
+            return fallback.flatMap { requestValue($0, r) }.map { .string($0) }
         case .response(let name, let fallback):
             if let v = r.responseHeaders.first(name: name) { return str(v) }
             return fallback.flatMap { r.responseHeaders.first(name: $0) }.flatMap { str($0) }
@@ -173,6 +182,62 @@ public struct AccessLogFormat: Sendable {
         case .downstreamPeerURISAN: return str(r.downstreamPeerPrincipal)
         case .upstreamPeerURISAN: return str(r.upstreamPeerPrincipal)
         case .protocolName: return str(r.protocolName)
+        }
+    }
+
+    /// A request field's value; nil when it is absent or empty.
+    private static func requestValue(_ f: RequestField, _ r: ProxyRecord) -> String? {
+        let v: String?
+        switch f {
+        case .method: v = r.method
+        case .path: v = r.path
+        case .authority: v = r.authority
+        case .header(let name): v = r.requestHeaders.first(name: name)
+        }
+        guard let v, !v.isEmpty else { return nil }
+        return v
+    }
+
+    /// Appends one command's value (`-` for none) as UTF-8, escaped as JSON string content when `json`:
+    /// numbers, times and strings go straight into `out`, with no `Value` in between.
+    @inline(__always)
+    static func appendValue(_ c: Command, _ r: ProxyRecord, _ out: inout [UInt8], _ json: Bool) {
+        func text(_ s: String?) {
+            if let s, !s.isEmpty { appendText(s, &out, json) } else { out.append(UInt8(ascii: "-")) }
+        }
+        switch c {
+        case .startTime: appendStartTime(r.startUnixNanos, &out)
+        case .responseCode: appendInt(Int64(r.responseCode), &out)
+        case .bytesReceived: appendInt(Int64(r.bytesReceived), &out)
+        case .bytesSent: appendInt(Int64(r.bytesSent), &out)
+        case .duration: appendInt(r.duration.wholeMilliseconds, &out)
+        case .responseFlags:
+            if r.responseFlags.isEmpty { out.append(UInt8(ascii: "-")) } else { text(r.responseFlags.description) }
+        case .responseCodeDetails: text(r.responseCodeDetails)
+        case .upstreamHost: text(r.upstreamHost)
+        case .upstreamCluster: text(r.upstreamCluster)
+        case .upstreamLocalAddress: text(r.upstreamLocalAddress)
+        case .downstreamLocalAddress: text(r.downstreamLocalAddress)
+        case .downstreamRemoteAddress: text(r.downstreamRemoteAddress)
+        case .routeName: text(r.routeName)
+        case .protocolName: text(r.protocolName)
+        case .request(let field, let fallback): text(requestValue(field, r) ?? fallback.flatMap { requestValue($0, r) })
+        case .connectionTerminationDetails, .requestedServerName: out.append(UInt8(ascii: "-"))
+        default:
+            switch value(c, r) {
+            case .string(let s)?: appendText(s, &out, json)
+            case .number(let n)?: appendInt(n, &out)
+            case .startTime(let ns)?: appendStartTime(ns, &out)
+            case nil: out.append(UInt8(ascii: "-"))
+            }
+        }
+    }
+
+    /// Whether a command's value is always a number (written unquoted in JSON when it is a field's whole format).
+    static func isNumeric(_ c: Command) -> Bool {
+        switch c {
+        case .responseCode, .bytesReceived, .bytesSent, .duration: return true
+        default: return false
         }
     }
 
@@ -205,12 +270,7 @@ public struct AccessLogFormat: Sendable {
                 if text.count > max { text = String(text.prefix(max)) }
                 Self.appendText(text, &out, escapingJSON)
             case .command(let c, nil):
-                switch Self.value(c, r) {
-                case .string(let s)?: Self.appendText(s, &out, escapingJSON)
-                case .number(let n)?: Self.appendInt(n, &out)
-                case .startTime(let ns)?: Self.appendStartTime(ns, &out)
-                case nil: out.append(UInt8(ascii: "-"))
-                }
+                Self.appendValue(c, r, &out, escapingJSON)
             }
         }
     }
@@ -235,40 +295,52 @@ public struct AccessLogFormat: Sendable {
 
     static func appendJSON(_ fields: [(key: [UInt8], format: AccessLogFormat)], _ r: ProxyRecord, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
-        for (i, f) in fields.enumerated() {
+        for i in fields.indices {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            out += f.key
-            if f.format.pieces.count == 1, case .command(let c, nil) = f.format.pieces[0], case .number(let n)? = value(c, r) {
-                appendInt(n, &out)
+            out.append(contentsOf: fields[i].key)
+            let pieces = fields[i].format.pieces
+            if pieces.count == 1, case .command(let c, nil) = pieces[0] {
+                // A field that is one command (all of Istio's): numbers unquoted, the rest quoted, no loop.
+                if isNumeric(c) {
+                    appendValue(c, r, &out, true)
+                } else {
+                    out.append(UInt8(ascii: "\""))
+                    appendValue(c, r, &out, true)
+                    out.append(UInt8(ascii: "\""))
+                }
             } else {
                 out.append(UInt8(ascii: "\""))
-                f.format.append(r, into: &out, escapingJSON: true)
+                fields[i].format.append(r, into: &out, escapingJSON: true)
                 out.append(UInt8(ascii: "\""))
             }
         }
-        out += [UInt8(ascii: "}"), UInt8(ascii: "\n")]
+        out.append(UInt8(ascii: "}"))
+        out.append(UInt8(ascii: "\n"))
     }
 
     /// UTF-8 of `s`; as JSON string content (RFC 8259 §7) when `json`.
     static func appendText(_ s: String, _ out: inout [UInt8], _ json: Bool) {
+        if let done = s.utf8.withContiguousStorageIfAvailable({ bytes in appendText(bytes, &out, json) }) { return done }
         var s = s
-        s.withUTF8 { bytes in
-            guard json, bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
-                out.append(contentsOf: bytes)
-                return
-            }
-            for b in bytes {
-                switch b {
-                case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-                case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-                case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-                case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-                case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-                case 0..<0x20:
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                    out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(b >> 4)], hex[Int(b & 0xf)]]
-                default: out.append(b)
-                }
+        s.withUTF8 { appendText($0, &out, json) }
+    }
+
+    private static func appendText(_ bytes: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8], _ json: Bool) {
+        guard json, bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+            out.append(contentsOf: bytes)
+            return
+        }
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(b >> 4)], hex[Int(b & 0xf)]]
+            default: out.append(b)
             }
         }
     }

@@ -236,11 +236,16 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
         return w
     }
 
+    /// Sends the items queued when it begins, in batches. Items that arrive while those are sent wait for the
+    /// next flush (a full batch or the timer), as the OpenTelemetry SDKs' batch processor makes them wait: a
+    /// flush that also took them would, under steady traffic, never end, and would send back-to-back exports
+    /// of the few items each export's round trip let in (one gRPC call per two or three spans).
     func flush() async {
-        let backlog = lock.withLock { queue.count >= 4 * batchSize }
-        while true {
+        var remaining = lock.withLock { queue.count }
+        let backlog = remaining >= 4 * batchSize
+        while remaining > 0 {
             let batch = lock.withLock { () -> [Item] in
-                let n = min(queue.count, batchSize)
+                let n = min(queue.count, batchSize, remaining)
                 let b = Array(queue.prefix(n))
                 queue.removeFirst(n)
                 // A drained backlog gives its storage back (`removeFirst` keeps the capacity).
@@ -248,6 +253,7 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
                 return b
             }
             if batch.isEmpty { break }
+            remaining -= batch.count
             let ok = await send(batch)
             lock.withLock {
                 if ok { sentCount += batch.count } else { droppedCount += batch.count }

@@ -150,14 +150,30 @@ struct SpanBuilder: Sendable {
     /// The port of an Envoy cluster name `outbound|<port>|<subset>|<host>`, read on UTF-8 (this runs for
     /// every traced request; splitting by `Character` cost more than building the rest of the span).
     static func clusterPort(_ cluster: String) -> Int? {
-        let u = cluster.utf8
-        let bar = UInt8(ascii: "|")
-        guard u.starts(with: "outbound|".utf8) else { return nil }
-        let start = u.index(u.startIndex, offsetBy: 9)
-        guard let end = u[start...].firstIndex(of: bar), let subsetEnd = u[u.index(after: end)...].firstIndex(of: bar),
-            !u[u.index(after: subsetEnd)...].contains(bar)
-        else { return nil }
-        return Int(Substring(u[start..<end]))
+        var c = cluster
+        return c.withUTF8 { u -> Int? in
+            let prefix = "outbound|".utf8
+            guard u.count > prefix.count, u.starts(with: prefix) else { return nil }
+            var i = prefix.count
+            var port = 0
+            var digits = 0
+            while i < u.count, u[i] != UInt8(ascii: "|") {
+                let d = u[i] &- UInt8(ascii: "0")
+                guard d < 10, digits < 6 else { return nil }
+                port = port * 10 + Int(d)
+                digits += 1
+                i += 1
+            }
+            // Then `|<subset>|<host>`: exactly two more bars.
+            guard digits > 0, i < u.count else { return nil }
+            var bars = 1
+            i += 1
+            while i < u.count {
+                if u[i] == UInt8(ascii: "|") { bars += 1 }
+                i += 1
+            }
+            return bars == 2 ? port : nil
+        }
     }
 
     func span(_ r: ProxyRecord, _ t: TraceContext) -> Span {

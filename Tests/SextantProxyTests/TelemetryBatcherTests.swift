@@ -8,7 +8,7 @@ import Testing
 
 /// The proxy's telemetry batcher: batches in order, a bounded queue that drops and counts, a failed batch
 /// dropped and counted while the rest waits for the next flush, and a backlog drained completely (after
-/// which it trims the heap).
+/// which it trims the heap); a flush takes only what was queued when it began.
 @Suite struct TelemetryBatcherTests {
     final class Sink: Sendable {
         let batches = Mutex<[[Int]]>([])
@@ -40,6 +40,41 @@ import Testing
         b.add(42)
         await b.flush()
         #expect(sink.batches.withLock { $0.last } == [42])
+    }
+
+    /// Items that arrive while a flush is sending (spans finished during the export's round trip) wait for the
+    /// next flush. A flush that took them too never ended under steady traffic and sent one export per
+    /// round trip, a few spans each.
+    @Test func aFlushSendsWhatWasQueuedWhenItBegan() async {
+        let sink = Sink()
+        let transport = TelemetryTransport(
+            destination: .zipkin(host: "127.0.0.1", port: 9), group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        let late = LateBatcher()
+        let b = TelemetryBatcher<Int>(transport: transport, batchSize: 512) { [late] batch in
+            // Each export lets three new items in before it completes.
+            if let b = late.batcher, late.arrived < 6 {
+                for _ in 0..<3 {
+                    b.add(10_000 + late.arrived)
+                    late.arrived += 1
+                }
+            }
+            return sink.send(batch)
+        }
+        late.batcher = b
+        for i in 0..<600 { b.add(i) }
+        await b.flush()
+        #expect(sink.batches.withLock { $0.map(\.count) } == [512, 88])
+        #expect(b.sent == 600)
+        await b.flush()
+        #expect(sink.batches.withLock { $0.map(\.count) } == [512, 88, 6])
+        #expect(sink.batches.withLock { $0.last } == Array(10_000..<10_006))
+        late.batcher = nil
+    }
+
+    /// The batcher a test's send closure adds to (set after the batcher is made); touched by one task at a time.
+    final class LateBatcher: @unchecked Sendable {
+        var batcher: TelemetryBatcher<Int>?
+        var arrived = 0
     }
 
     @Test func theQueueIsBoundedAndAFailedBatchIsDropped() async {
