@@ -8,7 +8,7 @@
 # ("sextant+telemetry": metrics, Istio's JSON access log to a file, 100 % of requests traced and sent over
 # OTLP/gRPC to a sink collector on core 1 that discards them) — the telemetry issue's overhead figure.
 # The proxies run on core 0; the upstream (nginx, 1 worker) and the load generators on core 1.
-# Usage: bench/proxy.sh [seconds]        SEXTANT_BIN=... to use another build (default: bench/release-build.sh).
+# Usage: [ROUNDS=3] bench/proxy.sh [seconds]   SEXTANT_BIN=... to use another build (default: bench/release-build.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs="${1:-10}"
@@ -58,19 +58,42 @@ sleep 1.5
 ngx_worker="$(pgrep -P "$ngx_pid" | head -1)"
 
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%FT%TZ)"
-echo "# max throughput (wrk -t1 -c16 -d${secs}s, 1 KiB), requests/s"
-for target in "direct:$up" "nginx:$ngx" "haproxy:$hap" "sextant:$sx" "sextant+telemetry:$sxt"; do
-  name="${target%%:*}"; port="${target##*:}"
-  rps="$(taskset -c 1 wrk -t1 -c16 -d"${secs}s" -H 'Host: upstream:80' "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')"
-  echo "$name $rps"
+# Each measurement runs ROUNDS times, the targets in turn within a round, so that the machine's drift (this
+# 2-core VM's throughput moves by a fifth between minutes) hits every target alike; ratios are per round.
+rounds="${ROUNDS:-3}"
+declare -A rps
+echo "# max throughput (wrk -t1 -c16 -d${secs}s, 1 KiB), requests/s; $rounds rounds"
+for r in $(seq "$rounds"); do
+  line="round $r:"
+  for target in "direct:$up" "nginx:$ngx" "haproxy:$hap" "sextant:$sx" "sextant+telemetry:$sxt"; do
+    name="${target%%:*}"; port="${target##*:}"
+    rps[$name,$r]="$(taskset -c 1 wrk -t1 -c16 -d"${secs}s" -H 'Host: upstream:80' "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')"
+    line+=" $name ${rps[$name,$r]}"
+  done
+  echo "$line; sextant/nginx $(awk -v a="${rps[sextant,$r]}" -v b="${rps[nginx,$r]}" 'BEGIN {printf "%.3f", a / b}')"
 done
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+for name in direct nginx haproxy sextant sextant+telemetry; do
+  echo "median $name $(for r in $(seq "$rounds"); do echo "${rps[$name,$r]}"; done | median)"
+done
+echo "median ratio sextant/nginx $(for r in $(seq "$rounds"); do awk -v a="${rps[sextant,$r]}" -v b="${rps[nginx,$r]}" 'BEGIN {print a / b}'; done | median)"
 
-echo "# latency at 1000 req/s (open loop, 16 connections, ${secs}s), CPU and RSS of the proxy"
-taskset -c 1 "$py" bench/latency.py --port "$up" --host upstream:80 --rate 1000 --seconds "$secs" --label direct
-taskset -c 1 "$py" bench/latency.py --port "$ngx" --host upstream:80 --rate 1000 --seconds "$secs" --pid "$ngx_worker" --label nginx
-taskset -c 1 "$py" bench/latency.py --port "$hap" --host upstream:80 --rate 1000 --seconds "$secs" --pid "$hap_pid" --label haproxy
-taskset -c 1 "$py" bench/latency.py --port "$sx" --host upstream:80 --rate 1000 --seconds "$secs" --pid "$sx_pid" --label sextant
-taskset -c 1 "$py" bench/latency.py --port "$sxt" --host upstream:80 --rate 1000 --seconds "$secs" --pid "$sxt_pid" --label sextant+telemetry
+echo "# latency at 1000 req/s (open loop, 16 connections, ${secs}s), CPU and RSS of the proxy; $rounds rounds"
+declare -A vcpu p99
+for r in $(seq "$rounds"); do
+  for target in "direct:$up:" "nginx:$ngx:$ngx_worker" "haproxy:$hap:$hap_pid" "sextant:$sx:$sx_pid" "sextant+telemetry:$sxt:$sxt_pid"; do
+    IFS=: read -r name port pid <<< "$target"
+    out="$(taskset -c 1 "$py" bench/latency.py --port "$port" --host upstream:80 --rate 1000 --seconds "$secs" \
+      ${pid:+--pid "$pid"} --label "$name")"
+    echo "$out"
+    vcpu[$name,$r]="$(echo "$out" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["vcpu"])')"
+    p99[$name,$r]="$(echo "$out" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["p99_ms"])')"
+  done
+done
+for name in nginx haproxy sextant sextant+telemetry; do
+  echo "median $name vcpu $(for r in $(seq "$rounds"); do echo "${vcpu[$name,$r]}"; done | median)" \
+    "p99 added over direct (ms) $(for r in $(seq "$rounds"); do awk -v a="${p99[$name,$r]}" -v b="${p99[direct,$r]}" 'BEGIN {print a - b}'; done | median)"
+done
 echo "# idle RSS after the runs (MiB): sextant $(awk '/VmRSS/ {print $2/1024}' /proc/$sx_pid/status)," \
   "sextant+telemetry $(awk '/VmRSS/ {print $2/1024}' /proc/$sxt_pid/status)"
 sleep 2

@@ -45,6 +45,9 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     private var unflushed: UpstreamConnection?
     /// The HTTP/1 connection's response encoder (nil on HTTP/2 streams), told which responses answer `HEAD`.
     private var responseEncoder: HTTP1ResponseEncoder?
+    /// Response parts were written and not flushed: flushed when the upstream read that brought them is
+    /// handled, so that a response streams through as it arrives (a response's end flushes at once).
+    private var downstreamUnflushed = false
 
     init(shared: ProxyShared, kind: ListenerKind, inboundCluster: ClusterRuntime?) {
         self.shared = shared
@@ -61,6 +64,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var route: CompiledRoute?
         var cluster: ClusterRuntime?
         var upstreamHead: HTTPRequestHead?
+        /// `upstreamHead.headers` as the list they wrap, when nothing edited them after it was built.
+        var upstreamFields: [(String, String)]?
         var responseHeaderOps = HeaderOperations.Operations()
         var corsOrigin: String?
         /// Request body parts kept for (re)sending; emptied once streaming past `retryBufferBytes`.
@@ -103,11 +108,18 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         /// gRPC status moved out of a Trailers-Only response head (see `upstreamRead`).
         var trailersFromHead: HTTPHeaders?
 
+        /// `head.headers` as the plain list they wrap, read by index where every request reads them (see
+        /// `HTTP1Parser.Event`). Whoever edits `head.headers` sets this again.
+        var fields: [(String, String)]
+
         /// Takes the head and the record over (`consuming`): copying a `ProxyRecord` retains each of its fields.
-        init(head: consuming HTTPRequestHead, record: consuming ProxyRecord, snapshot: ProxySnapshot) {
-            let hop = HopByHop(head.headers)
+        init(
+            head: consuming HTTPRequestHead, fields: [(String, String)], hop: HopByHop, record: consuming ProxyRecord,
+            snapshot: ProxySnapshot
+        ) {
             self.hop = hop
             self.keepAlive = hop.isKeepAlive(version: head.version)
+            self.fields = fields
             self.head = head
             self.record = record
             self.snapshot = snapshot
@@ -141,6 +153,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// Writes a response part: straight into the HTTP/1 encoder when there is one (no `NIOAny` box and cast),
     /// else down the pipeline (HTTP/2 streams).
     private func respond(_ part: HTTPServerResponsePart, flush: Bool = false) {
+        downstreamUnflushed = !flush
         if let e = responseEncoder, e.send(part, flush: flush) { return }
         if flush {
             context.writeAndFlush(wrapOutboundOut(part), promise: nil)
@@ -169,16 +182,29 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// A request part, from the pipeline or straight from `HTTP1RequestDecoder`.
     func received(_ part: HTTPServerRequestPart) {
         if requestDecoder != nil { reading = true }
-        // HTTP/1.1 pipelining: a request that arrives while the previous response is still going out waits
-        // here (NIO's pipelining helper would do this too, but by toggling read interest on every request,
-        // which costs two `epoll_ctl` calls per request).
+        if holdPipelined(part) { return }
+        deliver(part)
+    }
+
+    /// A request head straight from `HTTP1RequestDecoder`, with its fields as the list its headers wrap.
+    func receivedHead(_ head: HTTPRequestHead, fields: [(String, String)]) {
+        reading = true
         if !pipelined.isEmpty || (exchange?.requestComplete ?? false) {
-            pipelined.append(part)
-            if case .body(let b) = part { pipelinedBytes += b.readableBytes }
-            if pipelined.count > 64 || pipelinedBytes > shared.limits.retryBufferBytes { pauseDownstream(true) }
+            _ = holdPipelined(.head(head))
             return
         }
-        deliver(part)
+        begin(head, fields: fields)
+    }
+
+    /// HTTP/1.1 pipelining: a request that arrives while the previous response is still going out waits
+    /// here (NIO's pipelining helper would do this too, but by toggling read interest on every request,
+    /// which costs two `epoll_ctl` calls per request). True when `part` was held.
+    private func holdPipelined(_ part: HTTPServerRequestPart) -> Bool {
+        guard !pipelined.isEmpty || (exchange?.requestComplete ?? false) else { return false }
+        pipelined.append(part)
+        if case .body(let b) = part { pipelinedBytes += b.readableBytes }
+        if pipelined.count > 64 || pipelinedBytes > shared.limits.retryBufferBytes { pauseDownstream(true) }
+        return true
     }
 
     /// Hands the requests that waited behind a finished response to `deliver`, in order.
@@ -195,7 +221,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     private func deliver(_ part: HTTPServerRequestPart) {
         switch part {
         case .head(let head):
-            begin(head)
+            begin(head, fields: nil)
         case .body(let buffer):
             guard let x = exchange, !x.replied else { return }
             x.record.bytesReceived += buffer.readableBytes
@@ -285,30 +311,93 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     // MARK: Routing
 
-    private func begin(_ head: HTTPRequestHead) {
+    /// Starts an exchange for a request head. `fields` are its headers as a list when the decoder has them
+    /// (HTTP/2 and held pipelined requests come without).
+    private func begin(_ received: HTTPRequestHead, fields receivedFields: [(String, String)]?) {
         let snapshot = shared.state.snapshot
-        var headers = head.headers
-        let authority = headers.first(name: "host") ?? ""
-        var requestID = headers.first(name: "x-request-id") ?? ""
+        var head = received
+        var fields = receivedFields ?? received.headers.map { ($0.name, $0.value) }
+        // Edits below go to `fields` alone, uniquely held: the head gets them back as one `HTTPHeaders` after.
+        head.headers = [:]
+        // One pass over the fields reads all that every request needs, by index (no copy of each name and
+        // value, as `HTTPHeaders` lookups and iteration make): a second scan per name cost more than the rest
+        // of routing.
+        var hop = HopByHop()
+        var authority = ""
+        var requestIDAt: Int?
+        var peerAt: Int?
+        var expectAt: Int?
+        var upgrade: String?
+        var connectionUpgrade = false
+        var headerBytes = 0
+        for i in fields.indices {
+            headerBytes += fields[i].0.utf8.count + fields[i].1.utf8.count + 4
+            switch fields[i].0.utf8.count {
+            case 4 where authority.isEmpty && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "host"):
+                authority = fields[i].1
+            case 6 where expectAt == nil && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "expect"):
+                expectAt = i
+            case 7 where upgrade == nil && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "upgrade"):
+                upgrade = fields[i].1
+            case 10 where HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "connection"):
+                hop.noteConnection(fields[i].1)
+                if !connectionUpgrade && fields[i].1.lowercased().contains("upgrade") { connectionUpgrade = true }
+            case 12 where requestIDAt == nil && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "x-request-id"):
+                requestIDAt = i
+            case PeerMetadata.header.utf8.count where peerAt == nil
+                && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: PeerMetadata.header):
+                peerAt = i
+            default:
+                break
+            }
+        }
+        var requestID = requestIDAt.map { fields[$0].1 } ?? ""
         if requestID.isEmpty {
             requestID = RequestID.make(using: &random)
-            headers.set(name: "x-request-id", value: requestID)
+            if let i = requestIDAt {
+                // `HTTPHeaders.set`: the first takes the value; later ones (all empty? any) go.
+                fields[i].1 = requestID
+                var k = fields.count - 1
+                while k > i {
+                    if HostName.equalsIgnoringASCIICase(fields[k].0, lowercased: "x-request-id") { fields.remove(at: k) }
+                    k -= 1
+                }
+            } else {
+                fields.append(("x-request-id", requestID))
+            }
         }
-        var record = ProxyRecord(
-            direction: kind == .outbound ? ProxyRecord.Direction.outbound : .inbound, startUnixNanos: WallClock.nowNanos(), method: head.method.rawValue,
-            path: head.uri, protocolName: Self.protocolName(head.version), authority: authority,
-            requestHeaders: headers)
-        record.requestID = requestID
-        record.downstreamRemoteAddress = remoteAddress
-        record.downstreamLocalAddress = localAddress
-        record.downstreamPeerPrincipal = downstreamPrincipal
-        var h = head
-        h.headers = headers
-        let x = Exchange(head: h, record: record, snapshot: snapshot)
+        let requestHeaders = HTTPHeaders(fields)
+        var peer: String?
+        if let i = peerAt {
+            peer = fields[i].1
+            // Identity headers are between proxies only: never forwarded to apps or further hops.
+            fields.removeAll { HostName.equalsIgnoringASCIICase($0.0, lowercased: PeerMetadata.header) }
+            if let e = expectAt { expectAt = fields.firstIndex { HostName.equalsIgnoringASCIICase($0.0, lowercased: "expect") } ?? e }
+        }
+        var expectContinue = false
+        if let e = expectAt, fields[e].1.lowercased() == "100-continue" {
+            // Envoy answers `Expect: 100-continue` itself and does not forward it.
+            expectContinue = true
+            fields.removeAll { HostName.equalsIgnoringASCIICase($0.0, lowercased: "expect") }
+        }
+        head.headers = peerAt == nil && !expectContinue ? requestHeaders : HTTPHeaders(fields)
+        // The record is made in the call, so that it is moved into the exchange, not copied (a copy retains
+        // each of its fields), and filled in there.
+        let x = Exchange(
+            head: head, fields: fields, hop: hop,
+            record: ProxyRecord(
+                direction: kind == .outbound ? ProxyRecord.Direction.outbound : .inbound, startUnixNanos: WallClock.nowNanos(),
+                method: head.method.rawValue, path: head.uri, protocolName: Self.protocolName(head.version), authority: authority,
+                requestHeaders: requestHeaders),
+            snapshot: snapshot)
+        x.record.requestID = requestID
+        x.record.downstreamRemoteAddress = remoteAddress
+        x.record.downstreamLocalAddress = localAddress
+        x.record.downstreamPeerPrincipal = downstreamPrincipal
         exchange = x
         // Whichever way this request is answered, the response has no body if it is a HEAD; the encoder
         // forgets it after the response's end, before the next request begins.
-        responseEncoder?.respondingToHEAD = head.method == .HEAD
+        responseEncoder?.respondingToHEAD = x.head.method == .HEAD
         if let tracer = shared.tracer {
             let incoming = TraceContext.extract(x.head.headers)
             let sampled = incoming?.2 ?? (Double.random(in: 0..<100, using: &random) < tracer.settings.samplingPercent)
@@ -319,30 +408,20 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             x.record.traceID = traceID
             x.record.spanID = spanID
         }
-        if let peer = x.head.headers.first(name: PeerMetadata.header) {
-            if kind != .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
-            // Identity headers are between proxies only: never forwarded to apps or further hops.
-            x.head.headers.remove(name: PeerMetadata.header)
-        }
-        if head.version.major == 1, let up = head.headers.first(name: "upgrade"),
-            head.headers["connection"].contains(where: { $0.lowercased().contains("upgrade") })
-        {
-            x.upgrade = up
+        if let peer, kind != .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
+        if x.head.version.major == 1, let upgrade, connectionUpgrade {
+            x.upgrade = upgrade
             // The decoder stops parsing after an upgrade request: this connection ends with this exchange
             // unless it becomes a relay.
             x.keepAlive = false
         }
 
-        var headerBytes = 0
-        for (n, v) in head.headers { headerBytes += n.utf8.count + v.utf8.count + 4 }
         if headerBytes > shared.limits.maxRequestHeaderBytes {
             localReply(x, status: .requestHeaderFieldsTooLarge, body: "", flags: .downstreamProtocolError, details: "request_headers_too_large")
             return
         }
-        if head.headers.contains(name: "expect"), head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-            // Envoy answers `Expect: 100-continue` itself and does not forward it.
-            x.head.headers.remove(name: "expect")
-            respond(.head(HTTPResponseHead(version: head.version, status: .continue)), flush: true)
+        if expectContinue {
+            respond(.head(HTTPResponseHead(version: x.head.version, status: .continue)), flush: true)
         }
 
         // RequestAuthentication: a gateway checks what it accepts, a sidecar what reaches its workload.
@@ -364,6 +443,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                     if let values = v.claims[claim], !values.isEmpty { x.head.headers.replaceOrAdd(name: header, value: values.joined(separator: ",")) }
                 }
                 if let h = v.rule.outputPayloadToHeader { x.head.headers.replaceOrAdd(name: h, value: String(v.payloadBase64)) }
+                x.fields = x.head.headers.map { ($0.name, $0.value) }
             }
         }
 
@@ -382,7 +462,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         let listenerPort = context.channel.localAddress?.port ?? 80
         let rh = RequestHead(
             authority: authority, path: head.uri, method: head.method.rawValue, scheme: "http",
-            headers: snapshot.routingNeedsHeaders ? headers.map { (name: $0.name, value: $0.value) } : [],
+            headers: snapshot.routingNeedsHeaders ? x.fields.map { (name: $0.0, value: $0.1) } : [],
             port: authorityPort ?? (shared.state.table.identity.mode == .gateway ? listenerPort : 80),
             sourceLabels: snapshot.table.identity.labels, sourceNamespace: snapshot.table.identity.namespace, claims: claims)
         guard case .route(let route, _) = snapshot.table.route(rh) else {
@@ -393,10 +473,10 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.record.routeName = route.name
         let rule = route.rule
 
-        if let cors = rule.corsPolicy, let origin = headers.first(name: "origin") {
+        if let cors = rule.corsPolicy, let origin = x.head.headers.first(name: "origin") {
             if cors.allowOrigins.contains(where: { $0.matches(origin) }) {
                 x.corsOrigin = origin
-                if head.method == .OPTIONS, headers.contains(name: "access-control-request-method") {
+                if head.method == .OPTIONS, x.head.headers.contains(name: "access-control-request-method") {
                     var extra = HTTPHeaders()
                     extra.add(name: "access-control-allow-origin", value: origin)
                     if !cors.allowMethods.isEmpty { extra.add(name: "access-control-allow-methods", value: cors.allowMethods.joined(separator: ",")) }
@@ -523,26 +603,37 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     /// The request as sent upstream: hop-by-hop headers removed, route header edits and rewrites applied.
+    /// When nothing edits the list built here (the usual case), it is also kept as `x.upstreamFields`, for the
+    /// encoder to write from.
     private func upstreamHead(for x: Exchange, route: CompiledRoute?, destinationHeaders: HeaderOperations?) -> HTTPRequestHead {
-        // One pass over the received fields builds the list sent upstream, with room for what is added later:
-        // hop-by-hop fields and the proxy's own out, its fields appended. `HTTPHeaders` edits would scan
-        // the list once per name and check every added name for ASCII.
+        // One pass over the received fields, by index, builds the list sent upstream, with room for what is
+        // added later: hop-by-hop fields, the proxy's own and the trace context's out, theirs appended.
+        // `HTTPHeaders` edits would scan the list once per name and check every added name for ASCII.
         let hop = x.hop
+        let trace = x.trace
+        let replacesTraceState = trace?.traceState != nil
         var fields: [(String, String)] = []
-        fields.reserveCapacity(x.head.headers.count + 8)
+        fields.reserveCapacity(x.fields.count + 12)
         var teTrailers = false
         var forwardedProto = false
-        for (name, value) in x.head.headers {
-            if hop.contains(name) {
+        var hadB3 = false
+        for i in x.fields.indices {
+            if hop.contains(x.fields[i].0) {
                 // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
-                if HostName.equalsIgnoringASCIICase(name, lowercased: "te") && HostName.equalsIgnoringASCIICase(value, lowercased: "trailers") {
+                if HostName.equalsIgnoringASCIICase(x.fields[i].0, lowercased: "te")
+                    && HostName.equalsIgnoringASCIICase(x.fields[i].1, lowercased: "trailers")
+                {
                     teTrailers = true
                 }
                 continue
             }
-            if kind == .outbound && HostName.equalsIgnoringASCIICase(name, lowercased: PeerMetadata.header) { continue }
-            if !forwardedProto && HostName.equalsIgnoringASCIICase(name, lowercased: "x-forwarded-proto") { forwardedProto = true }
-            fields.append((name, value))
+            if kind == .outbound && HostName.equalsIgnoringASCIICase(x.fields[i].0, lowercased: PeerMetadata.header) { continue }
+            if trace != nil && TraceContext.isInjected(x.fields[i].0, replacingTraceState: replacesTraceState) {
+                if x.fields[i].0.utf8.count == 2 { hadB3 = true }
+                continue
+            }
+            if !forwardedProto && HostName.equalsIgnoringASCIICase(x.fields[i].0, lowercased: "x-forwarded-proto") { forwardedProto = true }
+            fields.append(x.fields[i])
         }
         if kind == .outbound { fields.append((PeerMetadata.header, peerHeader(for: x.cluster))) }
         if let up = x.upgrade {
@@ -551,14 +642,16 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         if teTrailers { fields.append(("te", "trailers")) }
         if !forwardedProto { fields.append(("x-forwarded-proto", "http")) }
+        if let trace { trace.inject(into: &fields, b3: hadB3) }
         var headers = HTTPHeaders(fields)
-        if let t = x.trace { t.inject(into: &headers) }
+        var edited = false
         if shared.state.table.identity.mode == .gateway, let ip = remoteIP {
             if let xff = headers.first(name: "x-forwarded-for") {
                 headers.replaceOrAdd(name: "x-forwarded-for", value: "\(xff), \(ip)")
             } else {
                 headers.add(name: "x-forwarded-for", value: ip)
             }
+            edited = true
         }
         var uri = x.head.uri
         if let rule = route?.rule {
@@ -566,14 +659,33 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 if let newURI = rw.uri {
                     headers.replaceOrAdd(name: "x-envoy-original-path", value: uri)
                     uri = Self.rewrite(uri, matched: rule.match.first?.uri, with: newURI)
+                    edited = true
                 }
-                if let a = rw.authority { headers.replaceOrAdd(name: "host", value: a) }
+                if let a = rw.authority {
+                    headers.replaceOrAdd(name: "host", value: a)
+                    edited = true
+                }
             }
-            Self.apply(rule.headers.request, to: &headers)
+            if !Self.isEmpty(rule.headers.request) {
+                Self.apply(rule.headers.request, to: &headers)
+                edited = true
+            }
         }
-        if let d = destinationHeaders { Self.apply(d.request, to: &headers) }
-        headers.removeIfPresent(name: "transfer-encoding")
+        if let d = destinationHeaders, !Self.isEmpty(d.request) {
+            Self.apply(d.request, to: &headers)
+            edited = true
+        }
+        if edited {
+            headers.removeIfPresent(name: "transfer-encoding")
+            x.upstreamFields = nil
+        } else {
+            x.upstreamFields = fields
+        }
         return HTTPRequestHead(version: .http1_1, method: x.head.method, uri: uri, headers: headers)
+    }
+
+    static func isEmpty(_ ops: HeaderOperations.Operations) -> Bool {
+        ops.set.isEmpty && ops.add.isEmpty && ops.remove.isEmpty
     }
 
     /// Envoy's `prefix_rewrite`: the matched prefix is replaced; for exact/regex matches, the whole path.
@@ -682,7 +794,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             cluster.endpoints[e].active.add(1, ordering: .relaxed)
         }
         guard let head = x.upstreamHead else { return }
-        c.send(.head(head))
+        if let fields = x.upstreamFields {
+            c.sendHead(head, fields: fields)
+        } else {
+            c.send(.head(head))
+        }
         for p in x.parts { c.send(.body(.byteBuffer(p))) }
         dropRetryBufferIfFull(x)
         if x.requestComplete {
@@ -798,84 +914,16 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     // MARK: Upstream events
 
+    func upstreamHead(_ head: HTTPResponseHead, fields: [(String, String)], from c: UpstreamConnection) {
+        guard let x = exchange, x.connection === c else { return }
+        responseHead(head, fields: fields, x, c)
+    }
+
     func upstreamRead(_ part: HTTPClientResponsePart, from c: UpstreamConnection) {
         guard let x = exchange, x.connection === c else { return }
         switch part {
         case .head(let head):
-            x.record.upstreamServiceTime = .nanoseconds(Int64((NIODeadline.now() - x.attemptStart).nanoseconds))
-            let status = Int(head.status.code)
-            let grpcStatus = head.headers.first(name: "grpc-status").flatMap { Int($0) }
-            if let i = x.endpointIndex { x.cluster?.record(endpoint: i, status: status, now: .now) }
-            if head.status == .switchingProtocols, x.upgrade != nil {
-                // The decoder still delivers the 101's end; the relay takes over after it.
-                x.upgradeHead = head
-                return
-            }
-            if head.status.code >= 100 && head.status.code < 200 { return }
-            if x.retryOn.retries(status: status, grpcStatus: grpcStatus) && x.canRetry {
-                if x.attempt < x.maxTries {
-                    abandonUpstream(x)
-                    retryLater(x)
-                    return
-                }
-                if x.maxTries > 1 { x.record.responseFlags.insert(.upstreamRetryLimitExceeded) }
-            }
-            x.tryTimer?.cancel()
-            x.responding = true
-            x.record.responseCode = status
-            x.record.grpcStatus = grpcStatus.map { "\($0)" }
-            x.record.responseCodeDetails = "via_upstream"
-            // The response head sent downstream, built in one pass (see `upstreamHead`): hop-by-hop fields, the
-            // upstream's identity and the fields the proxy sets go; the proxy's are appended.
-            let hop = HopByHop(head.headers)
-            var fields: [(String, String)] = []
-            fields.reserveCapacity(head.headers.count + 8)
-            var peer: String?
-            for (name, value) in head.headers {
-                if hop.contains(name) { continue }
-                switch name.utf8.count {
-                case 6 where HostName.equalsIgnoringASCIICase(name, lowercased: "server"):
-                    continue
-                case 23 where HostName.equalsIgnoringASCIICase(name, lowercased: PeerMetadata.header):
-                    if peer == nil { peer = value }
-                    continue
-                case 29 where HostName.equalsIgnoringASCIICase(name, lowercased: "x-envoy-upstream-service-time"):
-                    continue
-                default:
-                    fields.append((name, value))
-                }
-            }
-            if let peer, kind == .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
-            if kind != .outbound { fields.append((PeerMetadata.header, shared.meHeader)) }
-            fields.append(("x-envoy-upstream-service-time", "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)"))
-            fields.append(("server", "istio-envoy"))
-            var h = HTTPResponseHead(version: x.head.version, status: head.status, headers: HTTPHeaders(fields))
-            // Whether `h.headers` still are `fields` (the usual case), so the encoder can write from the list.
-            var edited = false
-            let ops = x.responseHeaderOps
-            if !ops.set.isEmpty || !ops.add.isEmpty || !ops.remove.isEmpty {
-                Self.apply(ops, to: &h.headers)
-                edited = true
-            }
-            if let origin = x.corsOrigin, let cors = x.route?.rule.corsPolicy {
-                h.headers.replaceOrAdd(name: "access-control-allow-origin", value: origin)
-                if !cors.exposeHeaders.isEmpty { h.headers.replaceOrAdd(name: "access-control-expose-headers", value: cors.exposeHeaders.joined(separator: ",")) }
-                if cors.allowCredentials == true { h.headers.replaceOrAdd(name: "access-control-allow-credentials", value: "true") }
-                edited = true
-            }
-            if !x.keepAlive && x.head.version.major < 2 {
-                h.headers.replaceOrAdd(name: "connection", value: "close")
-                edited = true
-            }
-            if x.head.version.major == 2, h.headers.contains(name: "grpc-status") {
-                // A gRPC "Trailers-Only" response (one HEADERS frame with END_STREAM) reaches us as a head
-                // and an empty end; the status goes out as trailers so the client still finds it there.
-                x.trailersFromHead = Self.moveGRPCStatus(from: &h.headers)
-                edited = true
-            }
-            if !hop.isKeepAlive(version: head.version) { c.requestsServed = Int.max - 1 }
-            x.record.responseHeaders = h.headers
-            if edited || !(responseEncoder?.sendHead(h, fields: fields) ?? false) { respond(.head(h)) }
+            responseHead(head, fields: head.headers.map { ($0.name, $0.value) }, x, c)
         case .body(let b):
             guard x.responding else { return }
             x.record.bytesSent += b.readableBytes
@@ -903,6 +951,102 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 x.keepAlive = false
             }
             finish(x)
+        }
+    }
+
+    /// The upstream's response head: a retry, or the head sent downstream.
+    private func responseHead(_ head: HTTPResponseHead, fields received: [(String, String)], _ x: Exchange, _ c: UpstreamConnection) {
+        x.record.upstreamServiceTime = .nanoseconds(Int64((NIODeadline.now() - x.attemptStart).nanoseconds))
+        let status = Int(head.status.code)
+        // One pass reads `Connection` and `grpc-status`, by index.
+        var hop = HopByHop()
+        var grpcStatus: Int?
+        var grpcStatusSeen = false
+        for i in received.indices {
+            switch received[i].0.utf8.count {
+            case 10 where HostName.equalsIgnoringASCIICase(received[i].0, lowercased: "connection"):
+                hop.noteConnection(received[i].1)
+            case 11 where !grpcStatusSeen && HostName.equalsIgnoringASCIICase(received[i].0, lowercased: "grpc-status"):
+                grpcStatusSeen = true
+                grpcStatus = Int(received[i].1)
+            default:
+                break
+            }
+        }
+        if let i = x.endpointIndex { x.cluster?.record(endpoint: i, status: status, now: .now) }
+
+        if head.status == .switchingProtocols, x.upgrade != nil {
+            // The decoder still delivers the 101's end; the relay takes over after it.
+            x.upgradeHead = head
+            return
+        }
+        if head.status.code >= 100 && head.status.code < 200 { return }
+        if x.retryOn.retries(status: status, grpcStatus: grpcStatus) && x.canRetry {
+            if x.attempt < x.maxTries {
+                abandonUpstream(x)
+                retryLater(x)
+                return
+            }
+            if x.maxTries > 1 { x.record.responseFlags.insert(.upstreamRetryLimitExceeded) }
+        }
+        x.tryTimer?.cancel()
+        x.responding = true
+        x.record.responseCode = status
+        x.record.grpcStatus = grpcStatus.map { "\($0)" }
+        x.record.responseCodeDetails = "via_upstream"
+        // The response head sent downstream, built in one pass (see `upstreamHead`): hop-by-hop fields, the
+        // upstream's identity and the fields the proxy sets go; the proxy's are appended.
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(received.count + 8)
+        var peer: String?
+        for i in received.indices {
+            if hop.contains(received[i].0) { continue }
+            switch received[i].0.utf8.count {
+            case 6 where HostName.equalsIgnoringASCIICase(received[i].0, lowercased: "server"):
+                continue
+            case 23 where HostName.equalsIgnoringASCIICase(received[i].0, lowercased: PeerMetadata.header):
+                if peer == nil { peer = received[i].1 }
+                continue
+            case 29 where HostName.equalsIgnoringASCIICase(received[i].0, lowercased: "x-envoy-upstream-service-time"):
+                continue
+            default:
+                fields.append(received[i])
+            }
+        }
+        if let peer, kind == .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
+        if kind != .outbound { fields.append((PeerMetadata.header, shared.meHeader)) }
+        fields.append(("x-envoy-upstream-service-time", "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)"))
+        fields.append(("server", "istio-envoy"))
+        var h = HTTPResponseHead(version: x.head.version, status: head.status, headers: HTTPHeaders(fields))
+        // Whether `h.headers` still are `fields` (the usual case), so the encoder can write from the list.
+        var edited = false
+        let ops = x.responseHeaderOps
+        if !ops.set.isEmpty || !ops.add.isEmpty || !ops.remove.isEmpty {
+            Self.apply(ops, to: &h.headers)
+            edited = true
+        }
+        if let origin = x.corsOrigin, let cors = x.route?.rule.corsPolicy {
+            h.headers.replaceOrAdd(name: "access-control-allow-origin", value: origin)
+            if !cors.exposeHeaders.isEmpty { h.headers.replaceOrAdd(name: "access-control-expose-headers", value: cors.exposeHeaders.joined(separator: ",")) }
+            if cors.allowCredentials == true { h.headers.replaceOrAdd(name: "access-control-allow-credentials", value: "true") }
+            edited = true
+        }
+        if !x.keepAlive && x.head.version.major < 2 {
+            h.headers.replaceOrAdd(name: "connection", value: "close")
+            edited = true
+        }
+        if x.head.version.major == 2, h.headers.contains(name: "grpc-status") {
+            // A gRPC "Trailers-Only" response (one HEADERS frame with END_STREAM) reaches us as a head
+            // and an empty end; the status goes out as trailers so the client still finds it there.
+            x.trailersFromHead = Self.moveGRPCStatus(from: &h.headers)
+            edited = true
+        }
+        if !hop.isKeepAlive(version: head.version) { c.requestsServed = Int.max - 1 }
+        x.record.responseHeaders = h.headers
+        if edited || !(responseEncoder?.sendHead(h, fields: fields) ?? false) {
+            respond(.head(h))
+        } else {
+            downstreamUnflushed = true
         }
     }
 
@@ -968,6 +1112,12 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             x, status: .serviceUnavailable,
             body: "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
             flags: .upstreamConnectionTermination, details: "upstream_reset_before_response_started{connection_termination}")
+    }
+
+    func upstreamReadComplete(_ c: UpstreamConnection) {
+        guard downstreamUnflushed, context != nil else { return }
+        downstreamUnflushed = false
+        context.flush()
     }
 
     func upstreamWritabilityChanged(_ c: UpstreamConnection, writable: Bool) {
@@ -1179,11 +1329,26 @@ struct HopByHop {
     private var closes = 0
     private var keepAlives = 0
 
+    /// No `Connection` header yet: `noteConnection` adds each.
+    init() {}
+
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers where HostName.equalsIgnoringASCIICase(name, lowercased: "connection") {
-            var text = value
-            text.withUTF8 { Self.addListed(in: $0, to: &listed, closes: &closes, keepAlives: &keepAlives) }
+            noteConnection(value)
         }
+    }
+
+    /// From a head's fields, read by index.
+    init(fields: [(String, String)]) {
+        for i in fields.indices where HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "connection") {
+            noteConnection(fields[i].1)
+        }
+    }
+
+    /// Reads one `Connection` field's value.
+    mutating func noteConnection(_ value: String) {
+        var text = value
+        text.withUTF8 { Self.addListed(in: $0, to: &listed, closes: &closes, keepAlives: &keepAlives) }
     }
 
     /// NIO's `isKeepAlive`, from the same scan of `Connection` (RFC 9112 §9.3): a `close` closes, else a

@@ -19,7 +19,12 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     private func deliver(_ event: HTTP1Parser.Event, _ context: ChannelHandlerContext) -> Bool {
         let part: HTTPServerRequestPart
         switch event {
-        case .requestHead(let head): part = .head(head)
+        case .requestHead(let head, let fields):
+            if let sink {
+                sink.receivedHead(head, fields: fields)
+                return true
+            }
+            part = .head(head)
         case .body(let b): part = .body(b)
         case .end(let t): part = .end(t)
         case .responseHead: preconditionFailure("a request parser made a response head")
@@ -70,9 +75,13 @@ final class HTTP1ResponseDecoder: ChannelInboundHandler, RemovableChannelHandler
     private func deliver(_ event: HTTP1Parser.Event, _ context: ChannelHandlerContext) -> Bool {
         let part: HTTPClientResponsePart
         switch event {
-        case .responseHead(let head):
+        case .responseHead(let head, let fields):
             // 1xx other than 101 are dropped; the final response to the same request follows.
             if head.status.code < 200 && head.status != .switchingProtocols { return false }
+            if let sink {
+                sink.receivedHead(head, fields: fields)
+                return true
+            }
             part = .head(head)
         case .body(let b): part = .body(b)
         case .end(let t): part = .end(t)

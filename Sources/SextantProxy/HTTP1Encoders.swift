@@ -22,13 +22,18 @@ struct HTTP1HeadWriter {
 
     /// The request line `METHOD target HTTP/x.y` and the headers.
     mutating func request(_ head: HTTPRequestHead, allocator: ByteBufferAllocator) -> ByteBuffer {
+        request(head, fields: head.headers.map { ($0.name, $0.value) }, allocator: allocator)
+    }
+
+    /// The request line and `fields`, which are `head.headers` as the plain list they wrap.
+    mutating func request(_ head: HTTPRequestHead, fields: [(String, String)], allocator: ByteBufferAllocator) -> ByteBuffer {
         let body: Body
         switch head.method {
         case .TRACE: body = .no
         case .POST, .PUT, .PATCH: body = .yes
         default: body = .unlikely
         }
-        return write(head.headers.lazy.map { ($0.name, $0.value) }, body: body, version: head.version, allocator: allocator) { out in
+        return write(fields, body: body, version: head.version, allocator: allocator) { out in
             out.put(head.method.rawValue)
             out.byte(UInt8(ascii: " "))
             out.put(head.uri)
@@ -44,14 +49,13 @@ struct HTTP1HeadWriter {
 
     /// The status line `HTTP/x.y code reason` and the headers.
     mutating func response(_ head: HTTPResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer {
-        response(head, fields: head.headers.lazy.map { ($0.name, $0.value) }, allocator: allocator)
+        response(head, fields: head.headers.map { ($0.name, $0.value) }, allocator: allocator)
     }
 
-    /// The status line and `fields`, which are `head.headers` as a plain list: iterating an array costs a
-    /// fraction of iterating `HTTPHeaders`, and the head is iterated twice (sizing, then writing).
-    mutating func response(
-        _ head: HTTPResponseHead, fields: some Sequence<(String, String)>, allocator: ByteBufferAllocator
-    ) -> ByteBuffer {
+    /// The status line and `fields`, which are `head.headers` as a plain list: an array read by index costs
+    /// a fraction of iterating `HTTPHeaders` (no copy of each name and value), and the head is read twice
+    /// (sizing, then writing).
+    mutating func response(_ head: HTTPResponseHead, fields: [(String, String)], allocator: ByteBufferAllocator) -> ByteBuffer {
         let reason = head.status.reasonPhrase
         let code = Int(head.status.code)
         return write(fields, body: head.status.mayHaveResponseBody ? .yes : .no, version: head.version, allocator: allocator) { out in
@@ -87,27 +91,29 @@ struct HTTP1HeadWriter {
     }
 
     private mutating func write(
-        _ headers: some Sequence<(String, String)>, body: Body, version: HTTPVersion, allocator: ByteBufferAllocator,
+        _ headers: [(String, String)], body: Body, version: HTTPVersion, allocator: ByteBufferAllocator,
         startLine: (inout Out) -> Void, startLineBytes: () -> Int
     ) -> ByteBuffer {
         // One pass finds the framing headers and the size of everything.
         var size = startLineBytes() + 2 + 2
         var contentLength = false
-        var transferEncoding: String?
+        var transferEncodingIsChunked: Bool?
         var contentLengthBytes = 0
         var transferEncodingBytes = 0
-        for (name, value) in headers {
-            let bytes = name.utf8.count + value.utf8.count + 4
-            size += bytes
-            switch Self.framing(name) {
-            case .contentLength:
-                contentLength = true
-                contentLengthBytes += bytes
-            case .transferEncoding:
-                if transferEncoding == nil { transferEncoding = value }
-                transferEncodingBytes += bytes
-            case nil:
-                break
+        headers.withUnsafeBufferPointer { fields in
+            for i in fields.indices {
+                let bytes = fields[i].0.utf8.count + fields[i].1.utf8.count + 4
+                size += bytes
+                switch Self.framing(fields[i].0) {
+                case .contentLength:
+                    contentLength = true
+                    contentLengthBytes += bytes
+                case .transferEncoding:
+                    if transferEncodingIsChunked == nil { transferEncodingIsChunked = fields[i].1 == "chunked" }
+                    transferEncodingBytes += bytes
+                case nil:
+                    break
+                }
             }
         }
         let http11 = version.major == 1 && version.minor >= 1
@@ -128,25 +134,27 @@ struct HTTP1HeadWriter {
                 dropTransferEncoding = true
                 isChunked = false
             } else {
-                isChunked = body == .unlikely && http11 && transferEncoding == "chunked"
+                isChunked = body == .unlikely && http11 && transferEncodingIsChunked == true
             }
         }
         if dropContentLength { size -= contentLengthBytes }
         if dropTransferEncoding { size -= transferEncodingBytes }
         if addChunked { size += Self.chunkedField.utf8.count }
-        let dropping = (dropContentLength && contentLength) || (dropTransferEncoding && transferEncoding != nil)
+        let dropping = (dropContentLength && contentLength) || (dropTransferEncoding && transferEncodingIsChunked != nil)
 
         var buffer = allocator.buffer(capacity: size)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var out = Out(raw)
             startLine(&out)
             out.crlf()
-            for (name, value) in headers {
-                if dropping, let f = Self.framing(name) {
-                    if f == .contentLength && dropContentLength { continue }
-                    if f == .transferEncoding && dropTransferEncoding { continue }
+            headers.withUnsafeBufferPointer { fields in
+                for i in fields.indices {
+                    if dropping, let f = Self.framing(fields[i].0) {
+                        if f == .contentLength && dropContentLength { continue }
+                        if f == .transferEncoding && dropTransferEncoding { continue }
+                    }
+                    out.field(fields[i].0, fields[i].1)
                 }
-                out.field(name, value)
             }
             if addChunked { out.put(Self.chunkedField) }
             out.crlf()
@@ -177,12 +185,20 @@ struct HTTP1HeadWriter {
         init(_ base: UnsafeMutableRawBufferPointer) { self.base = base }
 
         mutating func put(_ string: String) {
-            var s = string
-            s.withUTF8 { bytes in
-                guard let from = bytes.baseAddress else { return }
-                (base.baseAddress! + index).copyMemory(from: from, byteCount: bytes.count)
-                index += bytes.count
+            // Contiguous UTF-8 (native and small strings) is read in place; a bridged string is copied first.
+            if let n = string.utf8.withContiguousStorageIfAvailable({ put($0) }) {
+                index += n
+                return
             }
+            var s = string
+            index += s.withUTF8 { put($0) }
+        }
+
+        /// Copies `bytes` at the cursor and returns their count (the caller advances).
+        private func put(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+            guard let from = bytes.baseAddress else { return 0 }
+            (base.baseAddress! + index).copyMemory(from: from, byteCount: bytes.count)
+            return bytes.count
         }
 
         mutating func byte(_ b: UInt8) {
@@ -296,6 +312,15 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
         return true
     }
 
+    /// `send(.head(head))` for a head whose headers are exactly `fields`, written from the plain list.
+    func sendHead(_ head: HTTPRequestHead, fields: [(String, String)]) -> Bool {
+        guard let context else { return false }
+        responseDecoder?.requestSent(head.method)
+        let buffer = writer.request(head, fields: fields, allocator: context.channel.allocator)
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+        return true
+    }
+
     private func encode(_ part: HTTPClientRequestPart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         switch part {
         case .head(let head):
@@ -333,19 +358,46 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
     private var context: ChannelHandlerContext?
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        releaseHead(context)
+        self.context = nil
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         encode(unwrapOutboundIn(data), context: context, promise: promise)
     }
 
+    /// A head written by `sendHead`, held back until the next part or flush so that a small body that came
+    /// with it (the usual response: head and body in one read from the upstream) goes out in the same
+    /// buffer, one write through NIO's channel instead of two.
+    private var heldHead: ByteBuffer?
+    /// Bodies up to this size join a held head; a larger one is written after it, uncopied.
+    static let joinLimit = 16 * 1024
+
     /// `send(.head(head))` for a head whose headers are exactly `fields`, written from the plain list.
     func sendHead(_ head: HTTPResponseHead, fields: [(String, String)]) -> Bool {
         guard let context else { return false }
-        let buffer = writer.response(head, fields: fields, allocator: context.channel.allocator)
+        releaseHead(context)
+        heldHead = writer.response(head, fields: fields, allocator: context.channel.allocator)
         if respondingToHEAD { writer.noBody() }
-        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
         return true
+    }
+
+    /// Writes the held head, if any.
+    private func releaseHead(_ context: ChannelHandlerContext) {
+        guard let head = heldHead else { return }
+        heldHead = nil
+        context.write(wrapOutboundOut(.byteBuffer(head)), promise: nil)
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        releaseHead(context)
+        context.flush()
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        releaseHead(context)
+        context.close(mode: mode, promise: promise)
     }
 
     /// Writes `part` as if it had come down the pipeline to this handler, without the `NIOAny` box and cast:
@@ -361,6 +413,7 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
     private func encode(_ part: HTTPServerResponsePart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         switch part {
         case .head(let head):
+            releaseHead(context)
             let buffer = writer.response(head, allocator: context.channel.allocator)
             if respondingToHEAD { writer.noBody() }
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
@@ -369,8 +422,16 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
                 promise?.succeed()
                 return
             }
+            if var head = heldHead, !writer.isChunked, case .byteBuffer(let body) = part, body.readableBytes <= Self.joinLimit {
+                heldHead = nil
+                head.writeImmutableBuffer(body)
+                context.write(wrapOutboundOut(.byteBuffer(head)), promise: promise)
+                return
+            }
+            releaseHead(context)
             writer.body(part, context: context, promise: promise)
         case .end(let trailers):
+            releaseHead(context)
             writer.end(trailers, context: context, promise: promise)
             respondingToHEAD = false
         }

@@ -38,6 +38,40 @@ struct TraceContext: Sendable {
         return nil
     }
 
+    /// Whether `inject` sets or removes the field `name` (any case): the proxy leaves such fields out of the
+    /// list it forwards and appends what `inject(into:b3:)` writes. `tracestate` is replaced only when this
+    /// hop has one.
+    static func isInjected(_ name: String, replacingTraceState: Bool) -> Bool {
+        switch name.utf8.count {
+        case 2: return HostName.equalsIgnoringASCIICase(name, lowercased: "b3")
+        case 10:
+            return HostName.equalsIgnoringASCIICase(name, lowercased: "x-b3-flags")
+                || (replacingTraceState && HostName.equalsIgnoringASCIICase(name, lowercased: "tracestate"))
+        case 11:
+            return HostName.equalsIgnoringASCIICase(name, lowercased: "traceparent")
+                || HostName.equalsIgnoringASCIICase(name, lowercased: "x-b3-spanid")
+        case 12:
+            return HostName.equalsIgnoringASCIICase(name, lowercased: "x-b3-traceid")
+                || HostName.equalsIgnoringASCIICase(name, lowercased: "x-b3-sampled")
+        case 17: return HostName.equalsIgnoringASCIICase(name, lowercased: "x-b3-parentspanid")
+        default: return false
+        }
+    }
+
+    /// `inject(into:)` for a field list from which the fields it sets were left out (`isInjected`): appends
+    /// them in the same order. `b3` says whether the request carried a single `b3` header (it is replaced only then).
+    func inject(into fields: inout [(String, String)], b3: Bool) {
+        let trace = traceID.hex
+        let span = spanID.hex
+        fields.append(("traceparent", "00-\(trace)-\(span)-\(sampled ? "01" : "00")"))
+        if let traceState { fields.append(("tracestate", traceState)) }
+        fields.append(("x-b3-traceid", trace))
+        fields.append(("x-b3-spanid", span))
+        if let p = parentSpanID { fields.append(("x-b3-parentspanid", p.hex)) }
+        fields.append(("x-b3-sampled", sampled ? "1" : "0"))
+        if b3 { fields.append(("b3", "\(trace)-\(span)-\(sampled ? "1" : "0")" + (parentSpanID.map { "-\($0.hex)" } ?? ""))) }
+    }
+
     /// Writes this hop's context for the next one, in every format Istio's proxies read.
     func inject(into h: inout HTTPHeaders) {
         let flags = sampled ? "01" : "00"

@@ -7,8 +7,20 @@ import NIOSSL
 /// Receives the response of the request currently using an upstream connection.
 protocol UpstreamDelegate: AnyObject {
     func upstreamRead(_ part: HTTPClientResponsePart, from connection: UpstreamConnection)
+    /// A response head from the HTTP/1 decoder, with its fields as the list its headers wrap.
+    func upstreamHead(_ head: HTTPResponseHead, fields: [(String, String)], from connection: UpstreamConnection)
     func upstreamClosed(_ connection: UpstreamConnection)
     func upstreamWritabilityChanged(_ connection: UpstreamConnection, writable: Bool)
+    /// The connection's current read is handled: what it made the delegate write is flushed now.
+    func upstreamReadComplete(_ connection: UpstreamConnection)
+}
+
+extension UpstreamDelegate {
+    func upstreamReadComplete(_ connection: UpstreamConnection) {}
+
+    func upstreamHead(_ head: HTTPResponseHead, fields: [(String, String)], from connection: UpstreamConnection) {
+        upstreamRead(.head(head), from: connection)
+    }
 }
 
 /// One HTTP/1.1 connection to an endpoint, owned by the pool of its event loop.
@@ -52,6 +64,12 @@ final class UpstreamConnection {
         }
     }
 
+    /// `send(.head(head))` for a head whose headers are exactly `fields`, which the encoder writes from.
+    func sendHead(_ head: HTTPRequestHead, fields: [(String, String)]) {
+        if let encoder, encoder.sendHead(head, fields: fields) { return }
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+    }
+
     init(channel: any Channel, endpointKey: String, cluster: ClusterRuntime, isStream: Bool = false) {
         self.channel = channel
         self.endpointKey = endpointKey
@@ -79,6 +97,17 @@ final class UpstreamHandler: ChannelInboundHandler {
     func received(_ part: HTTPClientResponsePart) {
         guard let c = connection else { return }
         c.delegate?.upstreamRead(part, from: c)
+    }
+
+    /// A response head straight from `HTTP1ResponseDecoder`, with its fields.
+    func receivedHead(_ head: HTTPResponseHead, fields: [(String, String)]) {
+        guard let c = connection else { return }
+        c.delegate?.upstreamHead(head, fields: fields, from: c)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard let c = connection else { return }
+        c.delegate?.upstreamReadComplete(c)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

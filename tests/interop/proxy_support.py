@@ -8,6 +8,8 @@ paths, so tests can see where a request went and make an upstream misbehave:
     /delay/<ms>          sleep, then answer 200
     /flaky/<n>           the first n requests of this path get 503, later ones 200 (per upstream)
     /close               close the connection without answering
+    /download/<n>        answer n bytes (a repeating 0..255 pattern) with their Content-Length, in 64 KiB writes
+    /stream/<ms>         answer chunked: a first chunk `first`, then after <ms> a second chunk `second`
 
 Every request is recorded (`requests`), so tests can count retries and mirrored copies.
 """
@@ -89,6 +91,26 @@ class Upstream:
                 elif parts[0] == "close":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                elif parts[0] == "download" and len(parts) > 1:
+                    n = int(parts[1])
+                    self.send_response(status)
+                    self.send_header("content-type", "application/octet-stream")
+                    self.send_header("content-length", str(n))
+                    self.end_headers()
+                    block = bytes(range(256)) * 256
+                    for i in range(0, n, len(block)):
+                        self.wfile.write(block[: min(len(block), n - i)])
+                    return
+                elif parts[0] == "stream" and len(parts) > 1:
+                    self.send_response(status)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("transfer-encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(b"5\r\nfirst\r\n")
+                    self.wfile.flush()
+                    time.sleep(int(parts[1]) / 1000)
+                    self.wfile.write(b"6\r\nsecond\r\n0\r\n\r\n")
                     return
                 payload = json.dumps(
                     {"name": upstream.name, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body_len": len(body)}

@@ -430,6 +430,45 @@ def test_large_bodies_stream_through_both_ways(upstreams, proxy):
     assert v1.requests[-1]["body"] == payload
 
 
+def test_large_and_slow_responses_stream_through(upstreams, proxy):
+    """Responses are passed on as they arrive, not when they end: a 5 MiB download (far past the downstream
+    connection's write buffer, so the proxy must flush and wait for the client to read) arrives whole, and
+    the first chunk of a slow chunked response (server-sent events) reaches the client while the upstream
+    still holds the second."""
+    v1 = upstreams("v1")
+    p = proxy(service_entry("reviews", [(v1, {})]))
+    n = 5 * 1024 * 1024
+    conn = p.client()
+    conn.request("GET", f"/download/{n}", headers={"Host": REVIEWS})
+    r = conn.getresponse()
+    body = r.read()
+    assert r.status == 200 and len(body) == n
+    assert body == (bytes(range(256)) * (n // 256))
+    # The same connection carries on after the download.
+    conn.request("GET", "/after", headers={"Host": REVIEWS})
+    r = conn.getresponse()
+    assert r.status == 200 and json.loads(r.read())["path"] == "/after"
+
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    try:
+        start = time.monotonic()
+        s.sendall(f"GET /stream/3000 HTTP/1.1\r\nHost: {REVIEWS}\r\n\r\n".encode())
+        got = b""
+        while b"first" not in got:
+            chunk = s.recv(65536)
+            assert chunk, "the proxy closed before the first chunk"
+            got += chunk
+        first_after = time.monotonic() - start
+        while not got.endswith(b"0\r\n\r\n"):
+            chunk = s.recv(65536)
+            assert chunk, "the proxy closed before the end"
+            got += chunk
+        assert first_after < 2.0, f"the first chunk waited for the whole response ({first_after:.2f} s)"
+        assert b"second" in got
+    finally:
+        s.close()
+
+
 def test_expect_100_continue_is_answered_by_the_proxy(upstreams, proxy):
     v1 = upstreams("v1")
     p = proxy(service_entry("reviews", [(v1, {})]))

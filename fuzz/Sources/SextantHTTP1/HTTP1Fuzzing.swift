@@ -41,12 +41,14 @@ private func run(_ kind: HTTP1Parser.Kind, _ control: UInt8, _ pieces: [ArraySli
     }
     func note(_ event: HTTP1Parser.Event) {
         switch event {
-        case .requestHead(let h):
+        case .requestHead(let h, let fields):
             check(h.headers)
+            precondition(fields.elementsEqual(h.headers, by: { $0.0 == $1.name && $0.1 == $1.value }), "fields are the head's")
             check(h.uri)
             out.append("head:\(h.method.rawValue) \(h.uri) \(h.version) \(h.headers.map { "\($0.name)=\($0.value)" })")
-        case .responseHead(let h):
+        case .responseHead(let h, let fields):
             check(h.headers)
+            precondition(fields.elementsEqual(h.headers, by: { $0.0 == $1.name && $0.1 == $1.value }), "fields are the head's")
             out.append("head:\(h.status.code) \(h.status.reasonPhrase) \(h.version) \(h.headers.map { "\($0.name)=\($0.value)" })")
         case .body(let b):
             // One scalar per byte, so that bodies compare and count byte for byte.
