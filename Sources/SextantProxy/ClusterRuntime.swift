@@ -101,9 +101,51 @@ final class ClusterRuntime: Sendable {
     }
 
     /// Chooses an endpoint: ejected endpoints and those already tried by this request are avoided
-    /// (Istio's retry "on other hosts"), unless nothing else is left.
-    func pick(hash: UInt64?, tried: Set<Int>, now: ContinuousClock.Instant, random: inout some RandomNumberGenerator) -> Int? {
-        guard !endpoints.isEmpty else { return nil }
+    /// (Istio's retry "on other hosts"), unless nothing else is left. Up to 64 endpoints (nearly every
+    /// cluster) the candidates are a bit mask, so picking allocates nothing.
+    func pick(hash: UInt64?, tried: EndpointSet, now: ContinuousClock.Instant, random: inout some RandomNumberGenerator) -> Int? {
+        let n = endpoints.count
+        guard n > 0 else { return nil }
+        guard n <= 64 else { return pickAmongMany(hash: hash, tried: tried, now: now, random: &random) }
+        var healthy: UInt64 = n == 64 ? ~0 : (1 << UInt64(n)) - 1
+        if let outlier {
+            outlier.detector.withLock { d in
+                for i in 0..<n where !d.isAvailable(i, now: now) { healthy &= ~(1 << UInt64(i)) }
+            }
+        }
+        var usable = healthy & ~tried.low
+        if usable == 0 { usable = healthy }
+        guard usable != 0 else { return nil }
+        let mask = usable
+        let count = mask.nonzeroBitCount
+        /// The index of the `k`-th usable endpoint, in index order (as the list `pickAmongMany` filters).
+        func nth(_ k: Int) -> Int {
+            var m = mask
+            for _ in 0..<k { m &= m - 1 }
+            return m.trailingZeroBitCount
+        }
+        switch policy {
+        case .consistentHash:
+            return ring?.endpoint(for: hash ?? random.next(), usable: { $0 < 64 && mask & (1 << UInt64($0)) != 0 })
+        case .simple(.random):
+            return nth(Int.random(in: 0..<count, using: &random))
+        case .simple(.roundRobin), .simple(.passthrough):
+            let r = roundRobin.wrappingAdd(1, ordering: .relaxed).oldValue
+            return nth(Int(UInt(bitPattern: r) % UInt(count)))
+        case .simple(.leastRequest), .simple(.leastConn), .simple(.unspecified):
+            // Envoy's LEAST_REQUEST with equal weights: the better of two random choices.
+            guard count > 1 else { return mask.trailingZeroBitCount }
+            let ka = Int.random(in: 0..<count, using: &random)
+            var kb = Int.random(in: 0..<count, using: &random)
+            if ka == kb { kb = (ka + 1) % count }
+            let a = nth(ka)
+            let b = nth(kb)
+            return endpoints[a].active.load(ordering: .relaxed) <= endpoints[b].active.load(ordering: .relaxed) ? a : b
+        }
+    }
+
+    /// `pick` for clusters of more than 64 endpoints, on lists.
+    private func pickAmongMany(hash: UInt64?, tried: EndpointSet, now: ContinuousClock.Instant, random: inout some RandomNumberGenerator) -> Int? {
         var healthy = [Bool](repeating: true, count: endpoints.count)
         if let outlier {
             outlier.detector.withLock { d in
@@ -123,7 +165,6 @@ final class ClusterRuntime: Sendable {
             let n = roundRobin.wrappingAdd(1, ordering: .relaxed).oldValue
             return usable[Int(UInt(bitPattern: n) % UInt(usable.count))]
         case .simple(.leastRequest), .simple(.leastConn), .simple(.unspecified):
-            // Envoy's LEAST_REQUEST with equal weights: the better of two random choices.
             guard usable.count > 1 else { return usable[0] }
             let a = usable.randomElement(using: &random)!
             var b = usable.randomElement(using: &random)!
@@ -177,5 +218,22 @@ final class ProxySnapshot: Sendable {
         if let c = clusters[key] { return c }
         guard key.port == 0 else { return nil }
         return clusters[ClusterKey(host: key.host, port: requestPort, subset: key.subset)]
+    }
+}
+
+/// Endpoint indices a request has tried: a bit each for the first 64, a set beyond. Allocates nothing for
+/// the clusters nearly every request goes to.
+struct EndpointSet: Sendable, ExpressibleByArrayLiteral {
+    /// Indices 0..<64.
+    private(set) var low: UInt64 = 0
+    private var high: Set<Int> = []
+
+    init() {}
+    init(arrayLiteral elements: Int...) { for e in elements { insert(e) } }
+
+    func contains(_ i: Int) -> Bool { i < 64 ? low & (1 << UInt64(i)) != 0 : high.contains(i) }
+
+    mutating func insert(_ i: Int) {
+        if i < 64 { low |= 1 << UInt64(i) } else { high.insert(i) }
     }
 }

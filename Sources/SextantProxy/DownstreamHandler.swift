@@ -81,7 +81,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var retryOn = RetryOn.istioDefault
         var perTryTimeout: Duration?
         var timeout: Duration?
-        var tried: Set<Int> = []
+        var tried = EndpointSet()
         var endpointIndex: Int?
         var connection: UpstreamConnection?
         var waiterID: Int?
