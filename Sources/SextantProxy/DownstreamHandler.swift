@@ -25,6 +25,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     var exchange: Exchange?
     var remoteAddress: String?
     var localAddress: String?
+    /// The port this connection arrived on (a gateway routes a request without one in its authority by it).
+    private var listenerPort = 80
     var remoteIP: String?
     /// The client proxy's SPIFFE ID on a mesh-mTLS inbound connection.
     var downstreamPrincipal: String?
@@ -133,7 +135,9 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         self.context = context
         pool = shared.pools.pool(for: context.eventLoop)
         remoteAddress = context.channel.remoteAddress.map(Self.format)
-        localAddress = context.channel.localAddress.map(Self.format)
+        let local = context.channel.localAddress
+        localAddress = local.map(Self.format)
+        listenerPort = local?.port ?? 80
         remoteIP = context.channel.remoteAddress?.ipAddress
         responseEncoder = try? context.pipeline.syncOperations.handler(type: HTTP1ResponseEncoder.self)
         // The HTTP/1 decoder right before this handler hands parts over by direct calls.
@@ -459,7 +463,6 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
 
         let (_, authorityPort) = HostName.splitAuthority(authority)
-        let listenerPort = context.channel.localAddress?.port ?? 80
         let rh = RequestHead(
             authority: authority, path: head.uri, method: head.method.rawValue, scheme: "http",
             headers: snapshot.routingNeedsHeaders ? x.fields.map { (name: $0.0, value: $0.1) } : [],
@@ -514,9 +517,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.record.destinationServiceName = cluster.cluster.serviceName
         x.record.destinationServiceNamespace = cluster.cluster.serviceNamespace
         x.responseHeaderOps = rule.headers.response
-        x.responseHeaderOps.set += picked.headers.response.set
-        x.responseHeaderOps.add += picked.headers.response.add
-        x.responseHeaderOps.remove += picked.headers.response.remove
+        if !Self.isEmpty(picked.headers.response) {
+            x.responseHeaderOps.set += picked.headers.response.set
+            x.responseHeaderOps.add += picked.headers.response.add
+            x.responseHeaderOps.remove += picked.headers.response.remove
+        }
         x.upstreamHead = upstreamHead(for: x, route: route, destinationHeaders: picked.headers)
         x.timeout = rule.timeout.flatMap { $0 > .zero ? $0 : nil }
         if let r = rule.retries {

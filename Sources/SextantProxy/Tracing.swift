@@ -63,7 +63,22 @@ struct TraceContext: Sendable {
     func inject(into fields: inout [(String, String)], b3: Bool) {
         let trace = traceID.hex
         let span = spanID.hex
-        fields.append(("traceparent", "00-\(trace)-\(span)-\(sampled ? "01" : "00")"))
+        // `00-<trace>-<span>-<flags>` (W3C Trace Context §3.2) written in one buffer.
+        let flags: UInt8 = sampled ? UInt8(ascii: "1") : UInt8(ascii: "0")
+        let traceparent = String(unsafeUninitializedCapacity: 55) { out in
+            out[0] = UInt8(ascii: "0")
+            out[1] = UInt8(ascii: "0")
+            out[2] = UInt8(ascii: "-")
+            Hex.write(traceID.high, into: out, at: 3)
+            Hex.write(traceID.low, into: out, at: 19)
+            out[35] = UInt8(ascii: "-")
+            Hex.write(spanID.value, into: out, at: 36)
+            out[52] = UInt8(ascii: "-")
+            out[53] = UInt8(ascii: "0")
+            out[54] = flags
+            return 55
+        }
+        fields.append(("traceparent", traceparent))
         if let traceState { fields.append(("tracestate", traceState)) }
         fields.append(("x-b3-traceid", trace))
         fields.append(("x-b3-spanid", span))

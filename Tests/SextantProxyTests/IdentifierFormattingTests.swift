@@ -24,6 +24,16 @@ import Testing
         }
         #expect(seen.count == 1000)
     }
+
+    /// Every random bit lands in its digit, in order, around the dashes and the version and variant bits.
+    @Test func digitsAreTheRandomBitsInOrder() {
+        struct Fixed: RandomNumberGenerator {
+            var values: [UInt64] = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210]
+            mutating func next() -> UInt64 { values.removeFirst() }
+        }
+        var g = Fixed()
+        #expect(RequestID.make(using: &g) == "01234567-89ab-4def-bedc-ba9876543210")
+    }
 }
 
 /// `%START_TIME%` in Envoy's default form, written digit by digit.
