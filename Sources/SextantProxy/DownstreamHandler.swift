@@ -1262,7 +1262,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         swap(&record, &x.record)
         record.duration = .nanoseconds(Int64((NIODeadline.now() - x.started).nanoseconds))
         shared.observer.requestFinished(record)
-        if let t = x.trace, t.sampled, let tracer = shared.tracer { tracer.exporter.add(tracer.builder.span(record, t)) }
+        if let t = x.trace, t.sampled, let tracer = shared.tracer { tracer.exporter.add(record, t, builder: tracer.builder) }
     }
 }
 

@@ -57,6 +57,18 @@ final class TelemetryTransport: Sendable {
         }
     }
 
+    /// `send(_:)` for traces already encoded as an OTLP `ExportTraceServiceRequest`; false for Zipkin, which
+    /// takes JSON.
+    func send(encodedTraces body: [UInt8]) async -> Bool {
+        switch destination {
+        case .zipkin: return false
+        case .otlpHTTP(let host, let port, let path):
+            return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: body)
+        case .otlpGRPC:
+            return await unary(OTLPGRPCNames.exportPath(.traces), body)
+        }
+    }
+
     /// True when the collector accepted the log records. Zipkin carries no logs.
     func send(_ logs: LogsData) async -> Bool {
         switch destination {

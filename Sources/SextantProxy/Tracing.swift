@@ -146,23 +146,60 @@ public struct TracingSettings: Sendable {
 
 /// Sends finished spans in batches under this proxy's resource (Istio's Zipkin service name
 /// `<canonical service>.<namespace>`).
+///
+/// For OTLP (gRPC or HTTP) each span is written in wire form when its request ends (`SpanBuilder.encodedSpan`)
+/// and a batch is those bytes framed as one request; Zipkin's JSON is encoded from `Span` values.
 final class SpanExporter: Sendable {
-    let batcher: TelemetryBatcher<Span>
+    private enum Queue {
+        case spans(TelemetryBatcher<Span>)
+        case encoded(TelemetryBatcher<[UInt8]>)
+    }
+    private let queue: Queue
 
     init(settings: TracingSettings, identity: ProxyIdentity, group: any EventLoopGroup, logger: Logger) {
         let me = PeerMetadata(identity: identity)
         let resource = Resource(attributes: [KeyValue("service.name", .string("\(me.canonicalService).\(identity.namespace)"))])
         let transport = TelemetryTransport(destination: settings.destination, group: group, logger: logger)
-        batcher = TelemetryBatcher(transport: transport) { [transport] spans in
-            await transport.send(TracesData(resourceSpans: [ResourceSpans(resource: resource, scopeSpans: [ScopeSpans(spans: spans)])]))
+        switch settings.destination {
+        case .zipkin:
+            queue = .spans(TelemetryBatcher(transport: transport) { [transport] spans in
+                await transport.send(TracesData(resourceSpans: [ResourceSpans(resource: resource, scopeSpans: [ScopeSpans(spans: spans)])]))
+            })
+        case .otlpGRPC, .otlpHTTP:
+            queue = .encoded(TelemetryBatcher(transport: transport) { [transport] spans in
+                await transport.send(encodedTraces: OTLPProtobuf.encodeTraces(resource: resource, spans: spans))
+            })
         }
     }
 
-    func add(_ span: Span) { batcher.add(span) }
-    func run() async { await batcher.run() }
+    /// Queues the span of a finished request.
+    func add(_ record: ProxyRecord, _ trace: TraceContext, builder: SpanBuilder) {
+        switch queue {
+        case .spans(let b): b.add(builder.span(record, trace))
+        case .encoded(let b): b.add(builder.encodedSpan(record, trace))
+        }
+    }
+
+    func run() async {
+        switch queue {
+        case .spans(let b): await b.run()
+        case .encoded(let b): await b.run()
+        }
+    }
+
     /// Spans delivered, and dropped (queue full or export failed).
-    var sent: Int { batcher.sent }
-    var dropped: Int { batcher.dropped }
+    var sent: Int {
+        switch queue {
+        case .spans(let b): b.sent
+        case .encoded(let b): b.sent
+        }
+    }
+    var dropped: Int {
+        switch queue {
+        case .spans(let b): b.dropped
+        case .encoded(let b): b.dropped
+        }
+    }
 }
 
 /// Tracing as configured for this proxy: where spans go, how they are named.
@@ -225,7 +262,8 @@ struct SpanBuilder: Sendable {
         }
     }
 
-    func span(_ r: ProxyRecord, _ t: TraceContext) -> Span {
+    /// Istio's span name for a record, `<service>:<port>/*`.
+    private func name(_ r: ProxyRecord) -> String {
         let (host, authorityPort) = HostName.splitAuthority(r.authority)
         // Inbound: the service the caller's proxy chose (peer metadata), else the Host qualified in this
         // workload's namespace, as Istio names its inbound routes by service.
@@ -234,7 +272,45 @@ struct SpanBuilder: Sendable {
         // on the client side, not the port the caller happened to address (a gateway's listener).
         var port = r.direction == .inbound ? (r.peer?.servicePort ?? authorityPort ?? 80) : (authorityPort ?? 80)
         if r.direction == .outbound, let c = r.upstreamCluster, let p = Self.clusterPort(c) { port = p }
-        let name = "\(service):\(port)/*"
+        return "\(service):\(port)/*"
+    }
+
+    /// `span(r, t)` in OTLP wire form (a `Span` message's bytes, `SpanWireWriter`), written directly: the
+    /// same attributes in the same order, with no `Span` value made and destroyed on the request path.
+    func encodedSpan(_ r: ProxyRecord, _ t: TraceContext) -> [UInt8] {
+        let isError = r.responseCode >= 500 || r.responseCode == 0
+        var w = SpanWireWriter(isError: isError)
+        // Last attribute first (the writer prepends).
+        if isError { w.attribute("error", "true") }
+        if let p = r.downstreamRemoteAddress { w.attribute("peer.address", p) }
+        if let u = r.upstreamHost { w.attribute("upstream_address", u) }
+        if let c = r.upstreamCluster {
+            w.attribute("upstream_cluster.name", c)
+            w.attribute("upstream_cluster", c)
+        }
+        if let ua = r.requestHeaders.first(name: "user-agent") { w.attribute("user_agent", ua) }
+        w.attribute("istio.canonical_revision", me.canonicalRevision)
+        w.attribute("istio.namespace", identity.namespace)
+        w.attribute("istio.canonical_service", me.canonicalService)
+        w.attribute("response_size", String(r.bytesSent))
+        w.attribute("request_size", String(r.bytesReceived))
+        w.attribute("response_flags", r.responseFlags.description)
+        w.attribute("http.status_code", String(r.responseCode))
+        w.attribute("http.protocol", r.protocolName)
+        w.attribute("http.method", r.method)
+        w.attribute("http.url", "http://\(r.authority)\(r.path)")
+        w.attribute("guid:x-request-id", r.requestID)
+        w.attribute("component", "proxy")
+        w.attribute("zone", "")
+        w.attribute("node_id", nodeID)
+        return w.finish(
+            traceID: t.traceID, spanID: t.spanID, traceState: t.traceState ?? "", parentSpanID: t.parentSpanID, name: name(r),
+            kind: r.direction == .outbound ? .client : .server, startTimeUnixNano: r.startUnixNanos,
+            endTimeUnixNano: r.startUnixNanos + UInt64(max(0, r.duration.timeAmount.nanoseconds)))
+    }
+
+    func span(_ r: ProxyRecord, _ t: TraceContext) -> Span {
+        let name = name(r)
         let end = r.startUnixNanos + UInt64(max(0, r.duration.timeAmount.nanoseconds))
         var attrs: [KeyValue] = [
             KeyValue("node_id", .string(nodeID)), KeyValue("zone", .string("")), KeyValue("component", .string("proxy")),
