@@ -264,15 +264,28 @@ struct SpanBuilder: Sendable {
 
     /// Istio's span name for a record, `<service>:<port>/*`.
     private func name(_ r: ProxyRecord) -> String {
+        // Istio's decorator names the destination's service port: the cluster's (`outbound|9080|v1|host`)
+        // on the client side, not the port the caller happened to address (a gateway's listener). An
+        // outbound request routed to a cluster needs nothing else (its service is the cluster's host).
+        if r.direction == .outbound, let service = r.destinationService, let c = r.upstreamCluster, let port = Self.clusterPort(c) {
+            return Self.name(service, port)
+        }
         let (host, authorityPort) = HostName.splitAuthority(r.authority)
         // Inbound: the service the caller's proxy chose (peer metadata), else the Host qualified in this
         // workload's namespace, as Istio names its inbound routes by service.
         let service = r.destinationService ?? r.peer?.service ?? HostName.qualify(host, namespace: identity.namespace)
-        // Istio's decorator names the destination's service port: the cluster's (`outbound|9080|v1|host`)
-        // on the client side, not the port the caller happened to address (a gateway's listener).
         var port = r.direction == .inbound ? (r.peer?.servicePort ?? authorityPort ?? 80) : (authorityPort ?? 80)
         if r.direction == .outbound, let c = r.upstreamCluster, let p = Self.clusterPort(c) { port = p }
-        return "\(service):\(port)/*"
+        return Self.name(service, port)
+    }
+
+    private static func name(_ service: String, _ port: Int) -> String {
+        var name = service
+        name.reserveCapacity(service.utf8.count + 8)
+        name += ":"
+        name += String(port)
+        name += "/*"
+        return name
     }
 
     /// `span(r, t)` in OTLP wire form (a `Span` message's bytes, `SpanWireWriter`), written directly: the
