@@ -42,8 +42,13 @@ public struct AccessLogFormat: Sendable {
     }
 
     let pieces: [Piece]
+    /// The format compiled for writing lines (TEXT encoding).
+    let program: LineProgram
 
-    init(pieces: [Piece]) { self.pieces = pieces }
+    init(pieces: [Piece]) {
+        self.pieces = pieces
+        program = LineProgram(text: pieces)
+    }
 
     /// Istio's default TEXT format (istio `pilot/pkg/model/telemetry_logging.go`, `EnvoyTextLogFormat`).
     public static let istioText = try! AccessLogFormat(
@@ -106,6 +111,7 @@ public struct AccessLogFormat: Sendable {
         literal += rest
         if !literal.isEmpty { pieces.append(.literal(literal)) }
         self.pieces = pieces
+        program = LineProgram(text: pieces)
     }
 
     private static func command(_ token: Substring) -> Command? {
@@ -242,80 +248,29 @@ public struct AccessLogFormat: Sendable {
     }
 
     /// The text form of a record (TEXT encoding).
-    public func render(_ r: ProxyRecord) -> String {
-        var out: [UInt8] = []
-        append(r, into: &out, escapingJSON: false)
-        return String(decoding: out, as: UTF8.self)
-    }
+    public func render(_ r: ProxyRecord) -> String { program.render(r) }
 
-    /// Appends the formatted record as UTF-8, escaped as a JSON string's content when `escapingJSON`.
-    /// Values are written straight into `out` (no intermediate strings for numbers and times): this runs
-    /// on the event loop for every request while a log is on.
-    func append(_ r: ProxyRecord, into out: inout [UInt8], escapingJSON: Bool) {
-        for p in pieces {
-            switch p {
-            case .literal(let s): Self.appendText(s, &out, escapingJSON)
-            case .command(let c, let max?):
-                // Truncation counts characters: the rare `%COMMAND:N%` takes the String path.
-                var text: String
-                switch Self.value(c, r) {
-                case .string(let s)?: text = s
-                case .number(let n)?: text = String(n)
-                case .startTime(let ns)?:
-                    var bytes: [UInt8] = []
-                    Self.appendStartTime(ns, &bytes)
-                    text = String(decoding: bytes, as: UTF8.self)
-                case nil: text = "-"
-                }
-                if text.count > max { text = String(text.prefix(max)) }
-                Self.appendText(text, &out, escapingJSON)
-            case .command(let c, nil):
-                Self.appendValue(c, r, &out, escapingJSON)
-            }
+    /// A command's value cut to `max` characters (`%COMMAND:N%`; truncation counts characters, so this rare
+    /// form takes a `String`).
+    static func appendTruncated(_ c: Command, max: Int, _ r: ProxyRecord, _ out: inout [UInt8], _ json: Bool) {
+        var text: String
+        switch value(c, r) {
+        case .string(let s)?: text = s
+        case .number(let n)?: text = String(n)
+        case .startTime(let ns)?:
+            var bytes: [UInt8] = []
+            appendStartTime(ns, &bytes)
+            text = String(decoding: bytes, as: UTF8.self)
+        case nil: text = "-"
         }
+        if text.count > max { text = String(text.prefix(max)) }
+        appendText(text, &out, json)
     }
 
     /// The JSON form (JSON encoding): one object, keys sorted, numbers for numeric commands, `null`-free
     /// (`-` for missing values, as Envoy prints them).
     public static func renderJSON(_ fields: [(String, AccessLogFormat)], _ r: ProxyRecord) -> String {
-        var out: [UInt8] = []
-        appendJSON(sortedFields(fields), r, into: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// Fields in Envoy's output order (sorted keys), with the keys pre-rendered: sort once, not per line.
-    static func sortedFields(_ fields: [(String, AccessLogFormat)]) -> [(key: [UInt8], format: AccessLogFormat)] {
-        fields.sorted { $0.0 < $1.0 }.map { key, format in
-            var k: [UInt8] = [UInt8(ascii: "\"")]
-            appendText(key, &k, true)
-            k += Array("\":".utf8)
-            return (k, format)
-        }
-    }
-
-    static func appendJSON(_ fields: [(key: [UInt8], format: AccessLogFormat)], _ r: ProxyRecord, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "{"))
-        for i in fields.indices {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: fields[i].key)
-            let pieces = fields[i].format.pieces
-            if pieces.count == 1, case .command(let c, nil) = pieces[0] {
-                // A field that is one command (all of Istio's): numbers unquoted, the rest quoted, no loop.
-                if isNumeric(c) {
-                    appendValue(c, r, &out, true)
-                } else {
-                    out.append(UInt8(ascii: "\""))
-                    appendValue(c, r, &out, true)
-                    out.append(UInt8(ascii: "\""))
-                }
-            } else {
-                out.append(UInt8(ascii: "\""))
-                fields[i].format.append(r, into: &out, escapingJSON: true)
-                out.append(UInt8(ascii: "\""))
-            }
-        }
-        out.append(UInt8(ascii: "}"))
-        out.append(UInt8(ascii: "\n"))
+        LineProgram(json: fields).render(r)
     }
 
     /// UTF-8 of `s`; as JSON string content (RFC 8259 §7) when `json`.
@@ -421,8 +376,8 @@ public final class AccessLogObserver: ProxyObserver, @unchecked Sendable {
     }
 
     let encoding: Encoding
-    /// JSON fields sorted with their keys pre-rendered, once.
-    private let jsonFields: [(key: [UInt8], format: AccessLogFormat)]
+    /// The line format, compiled once.
+    private let program: LineProgram
     let fd: Int32
     private let lock = NIOLock()
     private let wake = ConditionLock(value: 0)
@@ -433,7 +388,10 @@ public final class AccessLogObserver: ProxyObserver, @unchecked Sendable {
     /// Opens `path` for appending; throws with the reason when it cannot.
     public init(path: String, encoding: Encoding) throws(AccessLogFormat.FormatError) {
         self.encoding = encoding
-        if case .json(let fields) = encoding { jsonFields = AccessLogFormat.sortedFields(fields) } else { jsonFields = [] }
+        switch encoding {
+        case .text(let f): program = f.program
+        case .json(let fields): program = LineProgram(json: fields)
+        }
         let fd = path == "/dev/stdout" ? dup(1) : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw AccessLogFormat.FormatError(description: "cannot open access log '\(path)': \(String(cString: strerror(errno)))")
@@ -446,10 +404,7 @@ public final class AccessLogObserver: ProxyObserver, @unchecked Sendable {
     public func requestFinished(_ record: ProxyRecord) {
         var line: [UInt8] = []
         line.reserveCapacity(768)
-        switch encoding {
-        case .text(let f): f.append(record, into: &line, escapingJSON: false)
-        case .json: AccessLogFormat.appendJSON(jsonFields, record, into: &line)
-        }
+        program.append(record, into: &line)
         let full = lock.withLock { () -> Bool in
             buffer.append(contentsOf: line)
             return buffer.count >= 64 * 1024
@@ -482,5 +437,109 @@ public final class AccessLogObserver: ProxyObserver, @unchecked Sendable {
         wake.unlock(withValue: 1)
         try? pool.syncShutdownGracefully()
         close(fd)
+    }
+}
+
+/// An access-log line compiled once into a flat list: runs of literal bytes (text, keys, quotes and
+/// separators; JSON-escaped already when the line is JSON) copied as they are, and values, each written in
+/// place. Writing a line walks the list: no field or piece is unpacked, and no command copied, per line.
+struct LineProgram: Sendable {
+    enum Op: Sendable {
+        /// `literal[start..<end]`.
+        case bytes(start: Int, end: Int)
+        /// Command `index`'s value (`-` when it has none).
+        case value(Int)
+        /// Command `index`'s value cut to `max` characters.
+        case truncated(Int, max: Int)
+    }
+
+    private(set) var literal: [UInt8] = []
+    private(set) var commands: [AccessLogFormat.Command] = []
+    private(set) var ops: [Op] = []
+    /// Values are escaped as JSON string content (the line is a JSON object).
+    let json: Bool
+
+    /// A TEXT format's line.
+    init(text pieces: [AccessLogFormat.Piece]) {
+        json = false
+        add(pieces)
+    }
+
+    /// A JSON line: one object, keys sorted (as Envoy writes them), a field that is one numeric command
+    /// unquoted, every other field a string.
+    init(json fields: [(String, AccessLogFormat)]) {
+        json = true
+        add(raw: "{")
+        for (i, (key, format)) in fields.sorted(by: { $0.0 < $1.0 }).enumerated() {
+            add(raw: i == 0 ? "\"" : ",\"")
+            add(literal: key)
+            add(raw: "\":")
+            if format.pieces.count == 1, case .command(let c, nil) = format.pieces[0], AccessLogFormat.isNumeric(c) {
+                add(command: c, max: nil)
+            } else {
+                add(raw: "\"")
+                add(format.pieces)
+                add(raw: "\"")
+            }
+        }
+        add(raw: "}\n")
+    }
+
+    private mutating func add(_ pieces: [AccessLogFormat.Piece]) {
+        for p in pieces {
+            switch p {
+            case .literal(let s): add(literal: s)
+            case .command(let c, let max): add(command: c, max: max)
+            }
+        }
+    }
+
+    /// The format's literal text (and JSON keys), escaped when the line is JSON.
+    private mutating func add(literal text: String) {
+        var bytes: [UInt8] = []
+        AccessLogFormat.appendText(text, &bytes, json)
+        add(raw: bytes)
+    }
+
+    /// Bytes as they are (the JSON object's own quotes and separators), joined to the run before them.
+    private mutating func add(raw text: String) { add(raw: Array(text.utf8)) }
+
+    private mutating func add(raw bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        if case .bytes(let start, let end)? = ops.last, end == literal.count {
+            ops[ops.count - 1] = .bytes(start: start, end: end + bytes.count)
+        } else {
+            ops.append(.bytes(start: literal.count, end: literal.count + bytes.count))
+        }
+        literal += bytes
+    }
+
+    private mutating func add(command c: AccessLogFormat.Command, max: Int?) {
+        commands.append(c)
+        ops.append(max.map { .truncated(commands.count - 1, max: $0) } ?? .value(commands.count - 1))
+    }
+
+    /// Appends the record's line as UTF-8.
+    func append(_ r: ProxyRecord, into out: inout [UInt8]) {
+        literal.withUnsafeBufferPointer { literal in
+            commands.withUnsafeBufferPointer { commands in
+                for op in ops {
+                    switch op {
+                    case .bytes(let start, let end):
+                        out.append(contentsOf: UnsafeBufferPointer(rebasing: literal[start..<end]))
+                    case .value(let k):
+                        AccessLogFormat.appendValue(commands[k], r, &out, json)
+                    case .truncated(let k, let max):
+                        AccessLogFormat.appendTruncated(commands[k], max: max, r, &out, json)
+                    }
+                }
+            }
+        }
+    }
+
+    func render(_ r: ProxyRecord) -> String {
+        var out: [UInt8] = []
+        append(r, into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 }

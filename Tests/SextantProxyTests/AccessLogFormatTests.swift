@@ -55,6 +55,20 @@ import Testing
         #expect(e.bytesSent == 91 && e.durationMillis == 34 && e.routeName == "canary" && e.upstreamServiceTimeMillis == 12)
     }
 
+    /// A JSON line is valid JSON whatever its formats hold: literal text and keys with quotes and
+    /// backslashes are escaped, a multi-piece field is one string, a lone numeric command a number, and a
+    /// truncated command is cut before escaping.
+    @Test func customJSONFieldsAreEscapedAndTyped() throws {
+        let fields: [(String, AccessLogFormat)] = [
+            ("say \"hi\"", try AccessLogFormat("a \"quoted\" \\ %REQ(:METHOD)%/%RESPONSE_CODE%")),
+            ("code", try AccessLogFormat("%RESPONSE_CODE%")),
+            ("cut", try AccessLogFormat("%UPSTREAM_CLUSTER:8%")),
+            ("ua", try AccessLogFormat("%REQ(USER-AGENT)%")),
+        ]
+        let line = AccessLogFormat.renderJSON(fields, Self.record())
+        #expect(line == #"{"code":503,"cut":"outbound","say \"hi\"":"a \"quoted\" \\ POST/503","ua":"curl/8.5"}"# + "\n")
+    }
+
     @Test func customFormatsAndErrors() throws {
         let f = try AccessLogFormat("%REQ(:METHOD)% %REQ(X-MISSING?USER-AGENT)% %REQ(X-NOPE)% %UPSTREAM_CLUSTER:8% 100%%\n")
         #expect(f.render(Self.record()) == "POST curl/8.5 - outbound 100%\n")
