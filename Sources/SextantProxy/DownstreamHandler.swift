@@ -1343,13 +1343,6 @@ struct HopByHop {
         }
     }
 
-    /// From a head's fields, read by index.
-    init(fields: [(String, String)]) {
-        for i in fields.indices where HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "connection") {
-            noteConnection(fields[i].1)
-        }
-    }
-
     /// Reads one `Connection` field's value.
     mutating func noteConnection(_ value: String) {
         var text = value
@@ -1400,16 +1393,6 @@ struct HopByHop {
 }
 
 extension HTTPHeaders {
-    /// `replaceOrAdd`, without its removal pass (which rebuilds the field array) when no field has the
-    /// name: the usual case for the headers the proxy sets itself.
-    mutating func set(name: String, value: String) {
-        if contains(name: name) {
-            replaceOrAdd(name: name, value: value)
-        } else {
-            add(name: name, value: value)
-        }
-    }
-
     /// `remove`, without rebuilding the field array when no field has the name.
     mutating func removeIfPresent(name: String) {
         if contains(name: name) { remove(name: name) }

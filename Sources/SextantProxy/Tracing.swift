@@ -39,8 +39,8 @@ struct TraceContext: Sendable {
     }
 
     /// Whether `inject` sets or removes the field `name` (any case): the proxy leaves such fields out of the
-    /// list it forwards and appends what `inject(into:b3:)` writes. `tracestate` is replaced only when this
-    /// hop has one.
+    /// list it forwards and appends what `inject(into:b3:)` writes (`x-b3-flags` and a stale
+    /// `x-b3-parentspanid` are thereby removed). `tracestate` is replaced only when this hop has one.
     static func isInjected(_ name: String, replacingTraceState: Bool) -> Bool {
         switch name.utf8.count {
         case 2: return HostName.equalsIgnoringASCIICase(name, lowercased: "b3")
@@ -58,8 +58,9 @@ struct TraceContext: Sendable {
         }
     }
 
-    /// `inject(into:)` for a field list from which the fields it sets were left out (`isInjected`): appends
-    /// them in the same order. `b3` says whether the request carried a single `b3` header (it is replaced only then).
+    /// Writes this hop's context for the next one, in every format Istio's proxies read, into a field list from
+    /// which the fields it sets were left out (`isInjected`). `b3` says whether the request carried a single
+    /// `b3` header (it is replaced only then).
     func inject(into fields: inout [(String, String)], b3: Bool) {
         let trace = traceID.hex
         let span = spanID.hex
@@ -85,23 +86,6 @@ struct TraceContext: Sendable {
         if let p = parentSpanID { fields.append(("x-b3-parentspanid", p.hex)) }
         fields.append(("x-b3-sampled", sampled ? "1" : "0"))
         if b3 { fields.append(("b3", "\(trace)-\(span)-\(sampled ? "1" : "0")" + (parentSpanID.map { "-\($0.hex)" } ?? ""))) }
-    }
-
-    /// Writes this hop's context for the next one, in every format Istio's proxies read.
-    func inject(into h: inout HTTPHeaders) {
-        let flags = sampled ? "01" : "00"
-        let trace = traceID.hex
-        let span = spanID.hex
-        h.set(name: "traceparent", value: "00-\(trace)-\(span)-\(flags)")
-        if let traceState { h.set(name: "tracestate", value: traceState)}
-        h.set(name: "x-b3-traceid", value: trace)
-        h.set(name: "x-b3-spanid", value: span)
-        if let p = parentSpanID { h.set(name: "x-b3-parentspanid", value: p.hex) } else { h.removeIfPresent(name: "x-b3-parentspanid") }
-        h.set(name: "x-b3-sampled", value: sampled ? "1" : "0")
-        h.removeIfPresent(name: "x-b3-flags")
-        if h.contains(name: "b3") {
-            h.replaceOrAdd(name: "b3", value: "\(trace)-\(span)-\(sampled ? "1" : "0")" + (parentSpanID.map { "-\($0.hex)" } ?? ""))
-        }
     }
 }
 
