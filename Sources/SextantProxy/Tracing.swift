@@ -272,34 +272,41 @@ struct SpanBuilder: Sendable {
         return name
     }
 
+    /// Envoy's span tags, in the order they are written: each key with how to read its value from a record
+    /// (nil: the tag is left out). One list serves both span forms.
+    private static let tags: [(key: String, value: @Sendable (SpanBuilder, ProxyRecord) -> String?)] = [
+        ("node_id", { b, _ in b.nodeID }),
+        ("zone", { _, _ in "" }),
+        ("component", { _, _ in "proxy" }),
+        ("guid:x-request-id", { _, r in r.requestID }),
+        ("http.url", { _, r in "http://\(r.authority)\(r.path)" }),
+        ("http.method", { _, r in r.method }),
+        ("http.protocol", { _, r in r.protocolName }),
+        ("http.status_code", { _, r in String(r.responseCode) }),
+        ("response_flags", { _, r in r.responseFlags.description }),
+        ("request_size", { _, r in String(r.bytesReceived) }),
+        ("response_size", { _, r in String(r.bytesSent) }),
+        ("istio.canonical_service", { b, _ in b.me.canonicalService }),
+        ("istio.namespace", { b, _ in b.identity.namespace }),
+        ("istio.canonical_revision", { b, _ in b.me.canonicalRevision }),
+        ("user_agent", { _, r in r.requestHeaders.first(name: "user-agent") }),
+        ("upstream_cluster", { _, r in r.upstreamCluster }),
+        ("upstream_cluster.name", { _, r in r.upstreamCluster }),
+        ("upstream_address", { _, r in r.upstreamHost }),
+        ("peer.address", { _, r in r.downstreamRemoteAddress }),
+        ("error", { _, r in isError(r) ? "true" : nil }),
+    ]
+
+    private static func isError(_ r: ProxyRecord) -> Bool { r.responseCode >= 500 || r.responseCode == 0 }
+
     /// `span(r, t)` in OTLP wire form (a `Span` message's bytes, `SpanWireWriter`), written directly: the
     /// same attributes in the same order, with no `Span` value made and destroyed on the request path.
     func encodedSpan(_ r: ProxyRecord, _ t: TraceContext) -> [UInt8] {
-        let isError = r.responseCode >= 500 || r.responseCode == 0
-        var w = SpanWireWriter(isError: isError)
+        var w = SpanWireWriter(isError: Self.isError(r))
         // Last attribute first (the writer prepends).
-        if isError { w.attribute("error", "true") }
-        if let p = r.downstreamRemoteAddress { w.attribute("peer.address", p) }
-        if let u = r.upstreamHost { w.attribute("upstream_address", u) }
-        if let c = r.upstreamCluster {
-            w.attribute("upstream_cluster.name", c)
-            w.attribute("upstream_cluster", c)
+        for tag in Self.tags.reversed() {
+            if let value = tag.value(self, r) { w.attribute(tag.key, value) }
         }
-        if let ua = r.requestHeaders.first(name: "user-agent") { w.attribute("user_agent", ua) }
-        w.attribute("istio.canonical_revision", me.canonicalRevision)
-        w.attribute("istio.namespace", identity.namespace)
-        w.attribute("istio.canonical_service", me.canonicalService)
-        w.attribute("response_size", String(r.bytesSent))
-        w.attribute("request_size", String(r.bytesReceived))
-        w.attribute("response_flags", r.responseFlags.description)
-        w.attribute("http.status_code", String(r.responseCode))
-        w.attribute("http.protocol", r.protocolName)
-        w.attribute("http.method", r.method)
-        w.attribute("http.url", "http://\(r.authority)\(r.path)")
-        w.attribute("guid:x-request-id", r.requestID)
-        w.attribute("component", "proxy")
-        w.attribute("zone", "")
-        w.attribute("node_id", nodeID)
         return w.finish(
             traceID: t.traceID, spanID: t.spanID, traceState: t.traceState ?? "", parentSpanID: t.parentSpanID, name: name(r),
             kind: r.direction == .outbound ? .client : .server, startTimeUnixNano: r.startUnixNanos,
@@ -307,29 +314,11 @@ struct SpanBuilder: Sendable {
     }
 
     func span(_ r: ProxyRecord, _ t: TraceContext) -> Span {
-        let name = name(r)
-        let end = r.startUnixNanos + UInt64(max(0, r.duration.timeAmount.nanoseconds))
-        var attrs: [KeyValue] = [
-            KeyValue("node_id", .string(nodeID)), KeyValue("zone", .string("")), KeyValue("component", .string("proxy")),
-            KeyValue("guid:x-request-id", .string(r.requestID)), KeyValue("http.url", .string("http://\(r.authority)\(r.path)")),
-            KeyValue("http.method", .string(r.method)), KeyValue("http.protocol", .string(r.protocolName)),
-            KeyValue("http.status_code", .string(String(r.responseCode))), KeyValue("response_flags", .string(r.responseFlags.description)),
-            KeyValue("request_size", .string(String(r.bytesReceived))), KeyValue("response_size", .string(String(r.bytesSent))),
-            KeyValue("istio.canonical_service", .string(me.canonicalService)), KeyValue("istio.namespace", .string(identity.namespace)),
-            KeyValue("istio.canonical_revision", .string(me.canonicalRevision)),
-        ]
-        if let ua = r.requestHeaders.first(name: "user-agent") { attrs.append(KeyValue("user_agent", .string(ua))) }
-        if let c = r.upstreamCluster {
-            attrs.append(KeyValue("upstream_cluster", .string(c)))
-            attrs.append(KeyValue("upstream_cluster.name", .string(c)))
-        }
-        if let u = r.upstreamHost { attrs.append(KeyValue("upstream_address", .string(u))) }
-        if let p = r.downstreamRemoteAddress { attrs.append(KeyValue("peer.address", .string(p))) }
-        let isError = r.responseCode >= 500 || r.responseCode == 0
-        if isError { attrs.append(KeyValue("error", .string("true"))) }
-        return Span(
-            traceID: t.traceID, spanID: t.spanID, traceState: t.traceState ?? "", parentSpanID: t.parentSpanID, flags: 0, name: name,
-            kind: r.direction == .outbound ? .client : .server, startTimeUnixNano: r.startUnixNanos, endTimeUnixNano: end,
-            attributes: attrs, status: SpanStatus(code: isError ? .error : .unset))
+        Span(
+            traceID: t.traceID, spanID: t.spanID, traceState: t.traceState ?? "", parentSpanID: t.parentSpanID, flags: 0, name: name(r),
+            kind: r.direction == .outbound ? .client : .server, startTimeUnixNano: r.startUnixNanos,
+            endTimeUnixNano: r.startUnixNanos + UInt64(max(0, r.duration.timeAmount.nanoseconds)),
+            attributes: Self.tags.compactMap { tag in tag.value(self, r).map { KeyValue(tag.key, .string($0)) } },
+            status: SpanStatus(code: Self.isError(r) ? .error : .unset))
     }
 }
