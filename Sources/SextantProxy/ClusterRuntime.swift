@@ -102,31 +102,54 @@ final class ClusterRuntime: Sendable {
 
     /// Chooses an endpoint: ejected endpoints and those already tried by this request are avoided
     /// (Istio's retry "on other hosts"), unless nothing else is left. Up to 64 endpoints (nearly every
-    /// cluster) the candidates are a bit mask, so picking allocates nothing.
+    /// cluster) the candidates are a bit mask, so picking allocates nothing; larger clusters list them.
     func pick(hash: UInt64?, tried: EndpointSet, now: ContinuousClock.Instant, random: inout some RandomNumberGenerator) -> Int? {
         let n = endpoints.count
         guard n > 0 else { return nil }
-        guard n <= 64 else { return pickAmongMany(hash: hash, tried: tried, now: now, random: &random) }
-        var healthy: UInt64 = n == 64 ? ~0 : (1 << UInt64(n)) - 1
+        if n <= 64 {
+            var healthy: UInt64 = n == 64 ? ~0 : (1 << UInt64(n)) - 1
+            if let outlier {
+                outlier.detector.withLock { d in
+                    for i in 0..<n where !d.isAvailable(i, now: now) { healthy &= ~(1 << UInt64(i)) }
+                }
+            }
+            var mask = healthy & ~tried.low
+            if mask == 0 { mask = healthy }
+            guard mask != 0 else { return nil }
+            let usable = mask
+            return choose(
+                count: usable.nonzeroBitCount, hash: hash, random: &random,
+                nth: { k in
+                    var m = usable
+                    for _ in 0..<k { m &= m - 1 }
+                    return m.trailingZeroBitCount
+                },
+                isUsable: { $0 < 64 && usable & (1 << UInt64($0)) != 0 })
+        }
+        var healthy = [Bool](repeating: true, count: n)
         if let outlier {
             outlier.detector.withLock { d in
-                for i in 0..<n where !d.isAvailable(i, now: now) { healthy &= ~(1 << UInt64(i)) }
+                for i in healthy.indices { healthy[i] = d.isAvailable(i, now: now) }
             }
         }
-        var usable = healthy & ~tried.low
-        if usable == 0 { usable = healthy }
-        guard usable != 0 else { return nil }
-        let mask = usable
-        let count = mask.nonzeroBitCount
-        /// The index of the `k`-th usable endpoint, in index order (as the list `pickAmongMany` filters).
-        func nth(_ k: Int) -> Int {
-            var m = mask
-            for _ in 0..<k { m &= m - 1 }
-            return m.trailingZeroBitCount
-        }
+        var usable = healthy.indices.filter { healthy[$0] && !tried.contains($0) }
+        let allTried = usable.isEmpty
+        if allTried { usable = healthy.indices.filter { healthy[$0] } }
+        guard !usable.isEmpty else { return nil }
+        return choose(
+            count: usable.count, hash: hash, random: &random, nth: { usable[$0] },
+            isUsable: { healthy[$0] && (allTried || !tried.contains($0)) })
+    }
+
+    /// The load-balancing policy's choice among `count` usable endpoints, the `k`-th of which (in index
+    /// order) is `nth(k)`.
+    @inline(__always)
+    private func choose(
+        count: Int, hash: UInt64?, random: inout some RandomNumberGenerator, nth: (Int) -> Int, isUsable: (Int) -> Bool
+    ) -> Int? {
         switch policy {
         case .consistentHash:
-            return ring?.endpoint(for: hash ?? random.next(), usable: { $0 < 64 && mask & (1 << UInt64($0)) != 0 })
+            return ring?.endpoint(for: hash ?? random.next(), usable: isUsable)
         case .simple(.random):
             return nth(Int.random(in: 0..<count, using: &random))
         case .simple(.roundRobin), .simple(.passthrough):
@@ -134,41 +157,12 @@ final class ClusterRuntime: Sendable {
             return nth(Int(UInt(bitPattern: r) % UInt(count)))
         case .simple(.leastRequest), .simple(.leastConn), .simple(.unspecified):
             // Envoy's LEAST_REQUEST with equal weights: the better of two random choices.
-            guard count > 1 else { return mask.trailingZeroBitCount }
+            guard count > 1 else { return nth(0) }
             let ka = Int.random(in: 0..<count, using: &random)
             var kb = Int.random(in: 0..<count, using: &random)
             if ka == kb { kb = (ka + 1) % count }
             let a = nth(ka)
             let b = nth(kb)
-            return endpoints[a].active.load(ordering: .relaxed) <= endpoints[b].active.load(ordering: .relaxed) ? a : b
-        }
-    }
-
-    /// `pick` for clusters of more than 64 endpoints, on lists.
-    private func pickAmongMany(hash: UInt64?, tried: EndpointSet, now: ContinuousClock.Instant, random: inout some RandomNumberGenerator) -> Int? {
-        var healthy = [Bool](repeating: true, count: endpoints.count)
-        if let outlier {
-            outlier.detector.withLock { d in
-                for i in healthy.indices { healthy[i] = d.isAvailable(i, now: now) }
-            }
-        }
-        var usable = healthy.indices.filter { healthy[$0] && !tried.contains($0) }
-        if usable.isEmpty { usable = healthy.indices.filter { healthy[$0] } }
-        guard !usable.isEmpty else { return nil }
-        switch policy {
-        case .consistentHash:
-            let set = Set(usable)
-            return ring?.endpoint(for: hash ?? random.next(), usable: { set.contains($0) })
-        case .simple(.random):
-            return usable.randomElement(using: &random)
-        case .simple(.roundRobin), .simple(.passthrough):
-            let n = roundRobin.wrappingAdd(1, ordering: .relaxed).oldValue
-            return usable[Int(UInt(bitPattern: n) % UInt(usable.count))]
-        case .simple(.leastRequest), .simple(.leastConn), .simple(.unspecified):
-            guard usable.count > 1 else { return usable[0] }
-            let a = usable.randomElement(using: &random)!
-            var b = usable.randomElement(using: &random)!
-            if a == b { b = usable[(usable.firstIndex(of: a)! + 1) % usable.count] }
             return endpoints[a].active.load(ordering: .relaxed) <= endpoints[b].active.load(ordering: .relaxed) ? a : b
         }
     }

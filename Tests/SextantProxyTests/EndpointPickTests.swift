@@ -3,9 +3,9 @@ import Testing
 
 @testable import SextantProxy
 
-/// `ClusterRuntime.pick` on a bit mask (clusters of up to 64 endpoints) chooses as the list version
-/// (`pickAmongMany`, kept for larger clusters) does: tried endpoints are avoided until none is left, round
-/// robin walks the usable ones in index order, and `EndpointSet` holds indices on both sides of 64.
+/// `ClusterRuntime.pick` on a bit mask (clusters of up to 64 endpoints) chooses as on the list it keeps for
+/// larger clusters: tried endpoints are avoided until none is left, round robin walks the usable ones in
+/// index order, and `EndpointSet` holds indices on both sides of 64.
 @Suite struct EndpointPickTests {
     static func cluster(_ n: Int, _ lb: LoadBalancerSettings.Simple) -> ClusterRuntime {
         var policy = TrafficPolicy()
