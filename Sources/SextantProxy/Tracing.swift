@@ -272,30 +272,62 @@ struct SpanBuilder: Sendable {
         return name
     }
 
-    /// Envoy's span tags, in the order they are written: each key with how to read its value from a record
-    /// (nil: the tag is left out). One list serves both span forms.
-    private static let tags: [(key: String, value: @Sendable (SpanBuilder, ProxyRecord) -> String?)] = [
-        ("node_id", { b, _ in b.nodeID }),
-        ("zone", { _, _ in "" }),
-        ("component", { _, _ in "proxy" }),
-        ("guid:x-request-id", { _, r in r.requestID }),
-        ("http.url", { _, r in "http://\(r.authority)\(r.path)" }),
-        ("http.method", { _, r in r.method }),
-        ("http.protocol", { _, r in r.protocolName }),
-        ("http.status_code", { _, r in String(r.responseCode) }),
-        ("response_flags", { _, r in r.responseFlags.description }),
-        ("request_size", { _, r in String(r.bytesReceived) }),
-        ("response_size", { _, r in String(r.bytesSent) }),
-        ("istio.canonical_service", { b, _ in b.me.canonicalService }),
-        ("istio.namespace", { b, _ in b.identity.namespace }),
-        ("istio.canonical_revision", { b, _ in b.me.canonicalRevision }),
-        ("user_agent", { _, r in r.requestHeaders.first(name: "user-agent") }),
-        ("upstream_cluster", { _, r in r.upstreamCluster }),
-        ("upstream_cluster.name", { _, r in r.upstreamCluster }),
-        ("upstream_address", { _, r in r.upstreamHost }),
-        ("peer.address", { _, r in r.downstreamRemoteAddress }),
-        ("error", { _, r in isError(r) ? "true" : nil }),
-    ]
+    /// Envoy's span tags, in the order they are written (`allCases`). One list serves both span forms.
+    enum Tag: CaseIterable {
+        case nodeID, zone, component, requestID, url, method, httpProtocol, statusCode, responseFlags, requestSize
+        case responseSize, canonicalService, namespace, canonicalRevision, userAgent, upstreamCluster
+        case upstreamClusterName, upstreamAddress, peerAddress, error
+
+        var key: String {
+            switch self {
+            case .nodeID: "node_id"
+            case .zone: "zone"
+            case .component: "component"
+            case .requestID: "guid:x-request-id"
+            case .url: "http.url"
+            case .method: "http.method"
+            case .httpProtocol: "http.protocol"
+            case .statusCode: "http.status_code"
+            case .responseFlags: "response_flags"
+            case .requestSize: "request_size"
+            case .responseSize: "response_size"
+            case .canonicalService: "istio.canonical_service"
+            case .namespace: "istio.namespace"
+            case .canonicalRevision: "istio.canonical_revision"
+            case .userAgent: "user_agent"
+            case .upstreamCluster: "upstream_cluster"
+            case .upstreamClusterName: "upstream_cluster.name"
+            case .upstreamAddress: "upstream_address"
+            case .peerAddress: "peer.address"
+            case .error: "error"
+            }
+        }
+    }
+
+    /// A tag's value for a record; nil leaves the tag out.
+    private func value(_ tag: Tag, _ r: ProxyRecord) -> String? {
+        switch tag {
+        case .nodeID: nodeID
+        case .zone: ""
+        case .component: "proxy"
+        case .requestID: r.requestID
+        case .url: "http://\(r.authority)\(r.path)"
+        case .method: r.method
+        case .httpProtocol: r.protocolName
+        case .statusCode: String(r.responseCode)
+        case .responseFlags: r.responseFlags.description
+        case .requestSize: String(r.bytesReceived)
+        case .responseSize: String(r.bytesSent)
+        case .canonicalService: me.canonicalService
+        case .namespace: identity.namespace
+        case .canonicalRevision: me.canonicalRevision
+        case .userAgent: r.requestHeaders.first(name: "user-agent")
+        case .upstreamCluster, .upstreamClusterName: r.upstreamCluster
+        case .upstreamAddress: r.upstreamHost
+        case .peerAddress: r.downstreamRemoteAddress
+        case .error: Self.isError(r) ? "true" : nil
+        }
+    }
 
     private static func isError(_ r: ProxyRecord) -> Bool { r.responseCode >= 500 || r.responseCode == 0 }
 
@@ -304,8 +336,8 @@ struct SpanBuilder: Sendable {
     func encodedSpan(_ r: ProxyRecord, _ t: TraceContext) -> [UInt8] {
         var w = SpanWireWriter(isError: Self.isError(r))
         // Last attribute first (the writer prepends).
-        for tag in Self.tags.reversed() {
-            if let value = tag.value(self, r) { w.attribute(tag.key, value) }
+        for tag in Tag.allCases.reversed() {
+            if let value = value(tag, r) { w.attribute(tag.key, value) }
         }
         return w.finish(
             traceID: t.traceID, spanID: t.spanID, traceState: t.traceState ?? "", parentSpanID: t.parentSpanID, name: name(r),
@@ -318,7 +350,7 @@ struct SpanBuilder: Sendable {
             traceID: t.traceID, spanID: t.spanID, traceState: t.traceState ?? "", parentSpanID: t.parentSpanID, flags: 0, name: name(r),
             kind: r.direction == .outbound ? .client : .server, startTimeUnixNano: r.startUnixNanos,
             endTimeUnixNano: r.startUnixNanos + UInt64(max(0, r.duration.timeAmount.nanoseconds)),
-            attributes: Self.tags.compactMap { tag in tag.value(self, r).map { KeyValue(tag.key, .string($0)) } },
+            attributes: Tag.allCases.compactMap { tag in value(tag, r).map { KeyValue(tag.key, .string($0)) } },
             status: SpanStatus(code: Self.isError(r) ? .error : .unset))
     }
 }
