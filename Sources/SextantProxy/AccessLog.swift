@@ -205,7 +205,10 @@ public struct AccessLogFormat: Sendable {
     }
 
     /// Appends one command's value (`-` for none) as UTF-8, escaped as JSON string content when `json`:
-    /// numbers, times and strings go straight into `out`, with no `Value` in between.
+    /// numbers, times and strings go straight into `out`, with no `Value` in between. The commands every
+    /// line of Istio's formats holds are read here directly (through `value` they cost 2.6k instructions
+    /// more per JSON line) and must write what `value` gives (`AccessLogFormatTests` compares the two for
+    /// every command); the rest go through `value`.
     @inline(__always)
     static func appendValue(_ c: Command, _ r: ProxyRecord, _ out: inout [UInt8], _ json: Bool) {
         func text(_ s: String?) {
@@ -217,8 +220,7 @@ public struct AccessLogFormat: Sendable {
         case .bytesReceived: appendInt(Int64(r.bytesReceived), &out)
         case .bytesSent: appendInt(Int64(r.bytesSent), &out)
         case .duration: appendInt(r.duration.wholeMilliseconds, &out)
-        case .responseFlags:
-            if r.responseFlags.isEmpty { out.append(UInt8(ascii: "-")) } else { text(r.responseFlags.description) }
+        case .responseFlags: text(r.responseFlags.description)
         case .responseCodeDetails: text(r.responseCodeDetails)
         case .upstreamHost: text(r.upstreamHost)
         case .upstreamCluster: text(r.upstreamCluster)

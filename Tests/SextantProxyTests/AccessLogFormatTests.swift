@@ -1,7 +1,8 @@
 import NIOHTTP1
 import SextantEnvoyAccessLog
-import SextantProxy
 import Testing
+
+@testable import SextantProxy
 
 /// The proxy's access-log writer against the collector's access-log parser: two independent readings of
 /// Istio's formats must agree on every field, so what the proxy logs is what `envoyaccesslog` understands.
@@ -67,6 +68,28 @@ import Testing
         ]
         let line = AccessLogFormat.renderJSON(fields, Self.record())
         #expect(line == #"{"code":503,"cut":"outbound","say \"hi\"":"a \"quoted\" \\ POST/503","ua":"curl/8.5"}"# + "\n")
+    }
+
+    /// The line writer reads common commands directly; what it writes is what `value` (behind truncation and
+    /// OTLP log attributes) gives, for every command, on a full record and an empty one.
+    @Test func directValuesAgreeWithValue() {
+        let commands: [AccessLogFormat.Command] = [
+            .startTime, .request(.method, fallback: nil), .request(.path, fallback: nil), .request(.authority, fallback: nil),
+            .request(.header("x-missing"), fallback: .header("user-agent")), .request(.header("x-nope"), fallback: nil),
+            .response("x-envoy-upstream-service-time", fallback: nil), .responseCode, .responseFlags, .responseCodeDetails,
+            .connectionTerminationDetails, .upstreamTransportFailureReason, .bytesReceived, .bytesSent, .duration, .upstreamHost,
+            .upstreamCluster, .upstreamLocalAddress, .downstreamLocalAddress, .downstreamRemoteAddress,
+            .downstreamRemoteAddressWithoutPort, .requestedServerName, .routeName, .protocolName, .downstreamPeerURISAN,
+            .upstreamPeerURISAN,
+        ]
+        let empty = ProxyRecord(direction: .outbound, startUnixNanos: 0, method: "", path: "", protocolName: "", authority: "", requestHeaders: [:])
+        for r in [Self.record(), empty] {
+            for c in commands {
+                let direct = LineProgram(text: [.command(c, maxLength: nil)]).render(r)
+                let viaValue = LineProgram(text: [.command(c, maxLength: 10_000)]).render(r)
+                #expect(direct == viaValue, "\(c)")
+            }
+        }
     }
 
     @Test func customFormatsAndErrors() throws {
