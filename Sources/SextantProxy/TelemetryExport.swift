@@ -47,14 +47,10 @@ final class TelemetryTransport: Sendable {
 
     /// True when the collector accepted the spans (2xx / gRPC OK).
     func send(_ traces: TracesData) async -> Bool {
-        switch destination {
-        case .zipkin(let host, let port):
+        if case .zipkin(let host, let port) = destination {
             return await post(host: host, port: port, path: "/api/v2/spans", contentType: "application/json", body: ZipkinV2.encodeJSON(traces))
-        case .otlpHTTP(let host, let port, let path):
-            return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: OTLPProtobuf.encode(traces))
-        case .otlpGRPC:
-            return await unary(OTLPGRPCNames.exportPath(.traces), OTLPProtobuf.encode(traces))
         }
+        return await send(encodedTraces: OTLPProtobuf.encode(traces))
     }
 
     /// `send(_:)` for traces already encoded as an OTLP `ExportTraceServiceRequest`; false for Zipkin, which
