@@ -186,29 +186,32 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// A request part, from the pipeline or straight from `HTTP1RequestDecoder`.
     func received(_ part: HTTPServerRequestPart) {
         if requestDecoder != nil { reading = true }
-        if holdPipelined(part) { return }
-        deliver(part)
+        if mustHold {
+            hold(part)
+        } else {
+            deliver(part)
+        }
     }
 
     /// A request head straight from `HTTP1RequestDecoder`, with its fields as the list its headers wrap.
     func receivedHead(_ head: HTTPRequestHead, fields: [(String, String)]) {
         reading = true
-        if !pipelined.isEmpty || (exchange?.requestComplete ?? false) {
-            _ = holdPipelined(.head(head))
-            return
+        if mustHold {
+            hold(.head(head))
+        } else {
+            begin(head, fields: fields)
         }
-        begin(head, fields: fields)
     }
 
     /// HTTP/1.1 pipelining: a request that arrives while the previous response is still going out waits
-    /// here (NIO's pipelining helper would do this too, but by toggling read interest on every request,
-    /// which costs two `epoll_ctl` calls per request). True when `part` was held.
-    private func holdPipelined(_ part: HTTPServerRequestPart) -> Bool {
-        guard !pipelined.isEmpty || (exchange?.requestComplete ?? false) else { return false }
+    /// (NIO's pipelining helper would do this too, but by toggling read interest on every request, which
+    /// costs two `epoll_ctl` calls per request).
+    private var mustHold: Bool { !pipelined.isEmpty || (exchange?.requestComplete ?? false) }
+
+    private func hold(_ part: HTTPServerRequestPart) {
         pipelined.append(part)
         if case .body(let b) = part { pipelinedBytes += b.readableBytes }
         if pipelined.count > 64 || pipelinedBytes > shared.limits.retryBufferBytes { pauseDownstream(true) }
-        return true
     }
 
     /// Hands the requests that waited behind a finished response to `deliver`, in order.
@@ -371,20 +374,19 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             }
         }
         let requestHeaders = HTTPHeaders(fields)
-        var peer: String?
-        if let i = peerAt {
-            peer = fields[i].1
+        let peer = peerAt.map { fields[$0].1 }
+        // Envoy answers `Expect: 100-continue` itself and does not forward it.
+        let expectContinue = expectAt.map { fields[$0].1.lowercased() == "100-continue" } ?? false
+        if peer != nil || expectContinue {
             // Identity headers are between proxies only: never forwarded to apps or further hops.
-            fields.removeAll { HostName.equalsIgnoringASCIICase($0.0, lowercased: PeerMetadata.header) }
-            if let e = expectAt { expectAt = fields.firstIndex { HostName.equalsIgnoringASCIICase($0.0, lowercased: "expect") } ?? e }
+            fields.removeAll {
+                (peer != nil && HostName.equalsIgnoringASCIICase($0.0, lowercased: PeerMetadata.header))
+                    || (expectContinue && HostName.equalsIgnoringASCIICase($0.0, lowercased: "expect"))
+            }
+            head.headers = HTTPHeaders(fields)
+        } else {
+            head.headers = requestHeaders
         }
-        var expectContinue = false
-        if let e = expectAt, fields[e].1.lowercased() == "100-continue" {
-            // Envoy answers `Expect: 100-continue` itself and does not forward it.
-            expectContinue = true
-            fields.removeAll { HostName.equalsIgnoringASCIICase($0.0, lowercased: "expect") }
-        }
-        head.headers = peerAt == nil && !expectContinue ? requestHeaders : HTTPHeaders(fields)
         // The record is made in the call, so that it is moved into the exchange, not copied (a copy retains
         // each of its fields), and filled in there.
         let x = Exchange(
