@@ -66,7 +66,11 @@ class Sdk:
 
 
 def written(collector):
-    """Metric name → list of (attributes, temporality, point) in the order the collector wrote them."""
+    """Metric name → list of (attributes, temporality, point) in the order of the points' times.
+
+    The file exporter's sending queue has several workers (`num_consumers`, as in the OTel Collector), so two
+    batches may be written in either order; the points' `time_unix_nano` orders them.
+    """
     out: dict[str, list] = {}
     for batch in decode_output(collector, "metrics", MetricsData):
         for rm in batch.resource_metrics:
@@ -76,6 +80,8 @@ def written(collector):
                     data = getattr(m, kind)
                     for p in data.data_points:
                         out.setdefault(m.name, []).append((attributes_of(p.attributes), data.aggregation_temporality, p))
+    for points in out.values():
+        points.sort(key=lambda entry: entry[2].time_unix_nano)
     return out
 
 
