@@ -363,14 +363,19 @@ def test_prometheus_remote_writes_into_sextant(stack):
                 resource = {a["key"]: a["value"]["stringValue"] for a in rm["resource"]["attributes"]}
                 for sm in rm["scopeMetrics"]:
                     for m in sm["metrics"]:
-                        seen[(resource.get("service.name"), m["name"])] = m
+                        seen.setdefault((resource.get("service.name"), m["name"]), []).append(m)
         return seen if ("prometheus", "prometheus_build_info") in seen and ("sextant", "up") in seen else None
 
+    def latest(metrics: list[dict]) -> dict:
+        """The series' newest point. Each remote-write request is a batch of its own, and the file exporter's
+        sending queue has several workers (`num_consumers`), so the last line written need not be the newest."""
+        return max((p for m in metrics for p in m["gauge"]["dataPoints"]), key=lambda p: int(p["timeUnixNano"]))
+
     seen = wait_for("remote-written series in the file exporter", names)
-    build_info = seen[("prometheus", "prometheus_build_info")]["gauge"]["dataPoints"][-1]
+    build_info = latest(seen[("prometheus", "prometheus_build_info")])
     assert build_info["asDouble"] == 1
     assert {a["key"] for a in build_info["attributes"]} >= {"version", "goversion", "revision"}
-    assert seen[("sextant", "up")]["gauge"]["dataPoints"][-1]["asDouble"] == 1
+    assert latest(seen[("sextant", "up")])["asDouble"] == 1
 
 
 def test_snappy_both_ways_with_cramjam(stack):
