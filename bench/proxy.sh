@@ -8,10 +8,13 @@
 # ("sextant+telemetry": metrics, Istio's JSON access log to a file, 100 % of requests traced and sent over
 # OTLP/gRPC to a sink collector on core 1 that discards them) — the telemetry issue's overhead figure.
 # The proxies run on core 0; the upstream (nginx, 1 worker) and the load generators on core 1.
-# Usage: [ROUNDS=3] bench/proxy.sh [seconds]   SEXTANT_BIN=... to use another build (default: bench/release-build.sh).
+# Usage: [ROUNDS=3] [LATENCY_SECS=seconds] bench/proxy.sh [seconds]   SEXTANT_BIN=... to use another build (default:
+# bench/release-build.sh). LATENCY_SECS (default: seconds) lengthens the latency runs: a p99 over 30 s rests on
+# 300 slow requests instead of 100, and moves less between rounds.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs="${1:-10}"
+lsecs="${LATENCY_SECS:-$secs}"
 
 . bench/proxy_setup.sh
 proxy_bench_deps wrk:wrk nginx:nginx-light haproxy:haproxy
@@ -78,12 +81,12 @@ for name in direct nginx haproxy sextant sextant+telemetry; do
 done
 echo "median ratio sextant/nginx $(for r in $(seq "$rounds"); do awk -v a="${rps[sextant,$r]}" -v b="${rps[nginx,$r]}" 'BEGIN {print a / b}'; done | median)"
 
-echo "# latency at 1000 req/s (open loop, 16 connections, ${secs}s), CPU and RSS of the proxy; $rounds rounds"
+echo "# latency at 1000 req/s (open loop, 16 connections, ${lsecs}s), CPU and RSS of the proxy; $rounds rounds"
 declare -A vcpu p99
 for r in $(seq "$rounds"); do
   for target in "direct:$up:" "nginx:$ngx:$ngx_worker" "haproxy:$hap:$hap_pid" "sextant:$sx:$sx_pid" "sextant+telemetry:$sxt:$sxt_pid"; do
     IFS=: read -r name port pid <<< "$target"
-    out="$(taskset -c 1 "$py" bench/latency.py --port "$port" --host upstream:80 --rate 1000 --seconds "$secs" \
+    out="$(taskset -c 1 "$py" bench/latency.py --port "$port" --host upstream:80 --rate 1000 --seconds "$lsecs" \
       ${pid:+--pid "$pid"} --label "$name")"
     echo "$out"
     vcpu[$name,$r]="$(echo "$out" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["vcpu"])')"

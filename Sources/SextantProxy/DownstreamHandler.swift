@@ -102,7 +102,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         /// The upstream's 101, held until its end is read.
         var upgradeHead: HTTPResponseHead?
         /// `content-type: application/grpc*`: messages are counted for Istio's gRPC metrics.
-        lazy var isGRPC: Bool = head.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
+        var isGRPC: Bool { record.isGRPC }
         /// This hop's trace context when tracing is on.
         var trace: TraceContext?
         /// The request's hop-by-hop fields (its `Connection` tokens read once).
@@ -336,6 +336,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var expectAt: Int?
         var upgrade: String?
         var connectionUpgrade = false
+        var contentTypeSeen = false
+        var isGRPC = false
         var headerBytes = 0
         for i in fields.indices {
             headerBytes += fields[i].0.utf8.count + fields[i].1.utf8.count + 4
@@ -351,6 +353,9 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 if !connectionUpgrade && fields[i].1.lowercased().contains("upgrade") { connectionUpgrade = true }
             case 12 where requestIDAt == nil && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "x-request-id"):
                 requestIDAt = i
+            case 12 where !contentTypeSeen && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "content-type"):
+                contentTypeSeen = true
+                isGRPC = fields[i].1.hasPrefix("application/grpc")
             case PeerMetadata.header.utf8.count where peerAt == nil
                 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: PeerMetadata.header):
                 peerAt = i
@@ -397,6 +402,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 requestHeaders: requestHeaders),
             snapshot: snapshot)
         x.record.requestID = requestID
+        x.record.isGRPC = isGRPC
         x.record.downstreamRemoteAddress = remoteAddress
         x.record.downstreamLocalAddress = localAddress
         x.record.downstreamPeerPrincipal = downstreamPrincipal
@@ -921,7 +927,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     // MARK: Upstream events
 
-    func upstreamHead(_ head: HTTPResponseHead, fields: [(String, String)], from c: UpstreamConnection) {
+    func upstreamHead(_ head: HTTPResponseHead, fields: consuming [(String, String)], from c: UpstreamConnection) {
         guard let x = exchange, x.connection === c else { return }
         responseHead(head, fields: fields, x, c)
     }
@@ -962,20 +968,21 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     /// The upstream's response head: a retry, or the head sent downstream.
-    private func responseHead(_ head: HTTPResponseHead, fields received: [(String, String)], _ x: Exchange, _ c: UpstreamConnection) {
+    /// `fields` are the received head's (its `headers` may be empty); edited in place into the head sent on.
+    private func responseHead(_ head: HTTPResponseHead, fields: consuming [(String, String)], _ x: Exchange, _ c: UpstreamConnection) {
         x.record.upstreamServiceTime = .nanoseconds(Int64((NIODeadline.now() - x.attemptStart).nanoseconds))
         let status = Int(head.status.code)
         // One pass reads `Connection` and `grpc-status`, by index.
         var hop = HopByHop()
         var grpcStatus: Int?
         var grpcStatusSeen = false
-        for i in received.indices {
-            switch received[i].0.utf8.count {
-            case 10 where HostName.equalsIgnoringASCIICase(received[i].0, lowercased: "connection"):
-                hop.noteConnection(received[i].1)
-            case 11 where !grpcStatusSeen && HostName.equalsIgnoringASCIICase(received[i].0, lowercased: "grpc-status"):
+        for i in fields.indices {
+            switch fields[i].0.utf8.count {
+            case 10 where HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "connection"):
+                hop.noteConnection(fields[i].1)
+            case 11 where !grpcStatusSeen && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "grpc-status"):
                 grpcStatusSeen = true
-                grpcStatus = Int(received[i].1)
+                grpcStatus = Int(fields[i].1)
             default:
                 break
             }
@@ -984,7 +991,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
         if head.status == .switchingProtocols, x.upgrade != nil {
             // The decoder still delivers the 101's end; the relay takes over after it.
-            x.upgradeHead = head
+            x.upgradeHead = HTTPResponseHead(version: head.version, status: head.status, headers: HTTPHeaders(fields))
             return
         }
         if head.status.code >= 100 && head.status.code < 200 { return }
@@ -1001,30 +1008,36 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.record.responseCode = status
         x.record.grpcStatus = grpcStatus.map { "\($0)" }
         x.record.responseCodeDetails = "via_upstream"
-        // The response head sent downstream, built in one pass (see `upstreamHead`): hop-by-hop fields, the
-        // upstream's identity and the fields the proxy sets go; the proxy's are appended.
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(received.count + 8)
+        // The response head sent downstream, edited in place from the received list (the decoder reserved
+        // room for the proxy's fields): hop-by-hop fields, the upstream's identity and the fields the proxy
+        // sets go, keeping the others' order; the proxy's are appended.
+        // (`removeAll(where:)` copied each field out for its predicate; this moves the kept ones.)
         var peer: String?
-        for i in received.indices {
-            if hop.contains(received[i].0) { continue }
-            switch received[i].0.utf8.count {
-            case 6 where HostName.equalsIgnoringASCIICase(received[i].0, lowercased: "server"):
-                continue
-            case 23 where HostName.equalsIgnoringASCIICase(received[i].0, lowercased: PeerMetadata.header):
-                if peer == nil { peer = received[i].1 }
-                continue
-            case 29 where HostName.equalsIgnoringASCIICase(received[i].0, lowercased: "x-envoy-upstream-service-time"):
-                continue
-            default:
-                fields.append(received[i])
+        let kept = fields.withUnsafeMutableBufferPointer { list in
+            var kept = 0
+            for i in list.indices {
+                if hop.contains(list[i].0) { continue }
+                switch list[i].0.utf8.count {
+                case 6 where HostName.equalsIgnoringASCIICase(list[i].0, lowercased: "server"):
+                    continue
+                case 23 where HostName.equalsIgnoringASCIICase(list[i].0, lowercased: PeerMetadata.header):
+                    if peer == nil { peer = list[i].1 }
+                    continue
+                case 29 where HostName.equalsIgnoringASCIICase(list[i].0, lowercased: "x-envoy-upstream-service-time"):
+                    continue
+                default:
+                    if kept != i { list.swapAt(kept, i) }
+                    kept += 1
+                }
             }
+            return kept
         }
+        if kept < fields.count { fields.removeSubrange(kept...) }
         if let peer, kind == .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
         if kind != .outbound { fields.append((PeerMetadata.header, shared.meHeader)) }
         fields.append(("x-envoy-upstream-service-time", "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)"))
         fields.append(("server", "istio-envoy"))
-        var h = HTTPResponseHead(version: x.head.version, status: head.status, headers: HTTPHeaders(fields))
+        var h = HTTPResponseHead(version: x.head.version, status: head.status, headers: HTTPHeaders(copy fields))
         // Whether `h.headers` still are `fields` (the usual case), so the encoder can write from the list.
         var edited = false
         let ops = x.responseHeaderOps

@@ -72,16 +72,18 @@ final class HTTP1ResponseDecoder: ChannelInboundHandler, RemovableChannelHandler
     /// `CONNECT` starts a tunnel).
     func requestSent(_ method: HTTPMethod) { core.methods.append(method) }
 
-    private func deliver(_ event: HTTP1Parser.Event, _ context: ChannelHandlerContext) -> Bool {
+    /// The event is handed over (`consuming`) so that a head's field list reaches the handler with one reference.
+    private func deliver(_ event: consuming HTTP1Parser.Event, _ context: ChannelHandlerContext) -> Bool {
         let part: HTTPClientResponsePart
-        switch event {
-        case .responseHead(let head, let fields):
+        switch consume event {
+        case .responseHead(var head, let fields):
             // 1xx other than 101 are dropped; the final response to the same request follows.
             if head.status.code < 200 && head.status != .switchingProtocols { return false }
             if let sink {
                 sink.receivedHead(head, fields: fields)
                 return true
             }
+            head.headers = HTTPHeaders(fields)
             part = .head(head)
         case .body(let b): part = .body(b)
         case .end(let t): part = .end(t)
@@ -133,7 +135,7 @@ final class HTTP1DecoderCore {
     init(kind: HTTP1Parser.Kind) { parser = HTTP1Parser(kind: kind) }
 
     /// Decodes `data` after what was held, handing each event to `deliver` (false: the event was dropped).
-    func read(_ data: ByteBuffer, context: ChannelHandlerContext, deliver: (HTTP1Parser.Event) -> Bool) {
+    func read(_ data: ByteBuffer, context: ChannelHandlerContext, deliver: (consuming HTTP1Parser.Event) -> Bool) {
         guard !isRemoved, !inactiveWhileDecoding, parser.state != .failed else { return }
         var buffer: ByteBuffer
         if var p = pending {
@@ -189,7 +191,7 @@ final class HTTP1DecoderCore {
     }
 
     /// The connection closed: ends a body that runs to the close, or reports a message cut short.
-    func inactive(context: ChannelHandlerContext, deliver: (HTTP1Parser.Event) -> Bool) {
+    func inactive(context: ChannelHandlerContext, deliver: (consuming HTTP1Parser.Event) -> Bool) {
         if isDecoding {
             inactiveWhileDecoding = true
             return

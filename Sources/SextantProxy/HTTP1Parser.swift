@@ -47,6 +47,9 @@ struct HTTP1Parser {
         /// proxy can read by index, without the retain and release of each name and value that iterating
         /// `HTTPHeaders` costs.
         case requestHead(HTTPRequestHead, fields: [(String, String)])
+        /// A response head comes with empty `headers`: its fields are only in the list, which the proxy then
+        /// holds the one reference to and edits in place into the head it sends on (no copy of the list, no
+        /// retain of every name and value). Whoever needs `HTTPHeaders` wraps the list.
         case responseHead(HTTPResponseHead, fields: [(String, String)])
         case body(ByteBuffer)
         case end(HTTPHeaders?)
@@ -73,7 +76,7 @@ struct HTTP1Parser {
     /// with the bytes that follow it, so that a receiver removing the handler (an upgrade) can pass them on;
     /// `emit` returns false to stop. `nextMethod` gives the method of the request a response answers.
     mutating func decode(
-        _ buffer: inout ByteBuffer, nextMethod: () -> HTTPMethod?, emit: (Event, ByteBuffer) -> Bool
+        _ buffer: inout ByteBuffer, nextMethod: () -> HTTPMethod?, emit: (consuming Event, ByteBuffer) -> Bool
     ) throws {
         do {
             try decodeEvents(&buffer, nextMethod: nextMethod, emit: emit)
@@ -84,7 +87,7 @@ struct HTTP1Parser {
     }
 
     private mutating func decodeEvents(
-        _ buffer: inout ByteBuffer, nextMethod: () -> HTTPMethod?, emit: (Event, ByteBuffer) -> Bool
+        _ buffer: inout ByteBuffer, nextMethod: () -> HTTPMethod?, emit: (consuming Event, ByteBuffer) -> Bool
     ) throws {
         while buffer.readableBytes > 0 {
             switch state {
@@ -230,8 +233,7 @@ struct HTTP1Parser {
             } else {
                 state = .untilClose
             }
-            let head = HTTPResponseHead(
-                version: version, status: HTTPResponseStatus(statusCode: code, reasonPhrase: reason), headers: HTTPHeaders(fields.list))
+            let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: code, reasonPhrase: reason))
             return .responseHead(head, fields: fields.list)
         }
     }

@@ -231,14 +231,14 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
             }
         }
         let isTCP = r.protocolName == "TCP"
-        let grpc = r.requestHeaders.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
+        let grpc = r.isGRPC
         return [
             reporter, source.workload, source.namespace, sourcePrincipal, source.app, source.version, source.canonicalService,
             source.canonicalRevision, "unknown", destination.workload, destination.namespace, destinationPrincipal, destination.app,
             destination.version, destinationService, destinationServiceName, destinationServiceNamespace,
             destination.canonicalService, destination.canonicalRevision, "unknown",
             isTCP ? "tcp" : (grpc ? "grpc" : "http"), r.responseFlags.description,
-            securityPolicy, isTCP ? "" : "\(r.responseCode)", r.grpcStatus ?? "",
+            securityPolicy, isTCP ? "" : String(r.responseCode), r.grpcStatus ?? "",
         ]
     }
 

@@ -60,6 +60,9 @@ public struct ProxyRecord: Sendable {
     public var protocolName: String
     public var authority: String
     public var requestHeaders: HTTPHeaders
+    /// The request's first `content-type` is `application/grpc*` (Istio's `request_protocol="grpc"`); set by
+    /// the proxy as it reads the head.
+    public var isGRPC = false
     public var responseHeaders: HTTPHeaders = [:]
     public var responseCode: Int = 0
     public var responseCodeDetails: String = ""

@@ -7,8 +7,9 @@ import NIOSSL
 /// Receives the response of the request currently using an upstream connection.
 protocol UpstreamDelegate: AnyObject {
     func upstreamRead(_ part: HTTPClientResponsePart, from connection: UpstreamConnection)
-    /// A response head from the HTTP/1 decoder, with its fields as the list its headers wrap.
-    func upstreamHead(_ head: HTTPResponseHead, fields: [(String, String)], from connection: UpstreamConnection)
+    /// A response head from the HTTP/1 decoder: its `headers` are empty, its fields are the list (handed
+    /// over, so that the delegate may hold its only reference and edit it in place).
+    func upstreamHead(_ head: HTTPResponseHead, fields: consuming [(String, String)], from connection: UpstreamConnection)
     func upstreamClosed(_ connection: UpstreamConnection)
     func upstreamWritabilityChanged(_ connection: UpstreamConnection, writable: Bool)
     /// The connection's current read is handled: what it made the delegate write is flushed now.
@@ -18,7 +19,9 @@ protocol UpstreamDelegate: AnyObject {
 extension UpstreamDelegate {
     func upstreamReadComplete(_ connection: UpstreamConnection) {}
 
-    func upstreamHead(_ head: HTTPResponseHead, fields: [(String, String)], from connection: UpstreamConnection) {
+    func upstreamHead(_ head: HTTPResponseHead, fields: consuming [(String, String)], from connection: UpstreamConnection) {
+        var head = head
+        head.headers = HTTPHeaders(fields)
         upstreamRead(.head(head), from: connection)
     }
 }
@@ -28,6 +31,8 @@ final class UpstreamConnection {
     let channel: any Channel
     let endpointKey: String
     let cluster: ClusterRuntime
+    /// Its endpoint's idle list in the pool, where it goes back after an exchange (HTTP/1 connections).
+    var idleList: UpstreamPool.IdleList?
     weak var delegate: (any UpstreamDelegate)?
     var requestsServed = 0
     var isClosed = false
@@ -99,8 +104,8 @@ final class UpstreamHandler: ChannelInboundHandler {
         c.delegate?.upstreamRead(part, from: c)
     }
 
-    /// A response head straight from `HTTP1ResponseDecoder`, with its fields.
-    func receivedHead(_ head: HTTPResponseHead, fields: [(String, String)]) {
+    /// A response head straight from `HTTP1ResponseDecoder`, with its fields (see `UpstreamDelegate.upstreamHead`).
+    func receivedHead(_ head: HTTPResponseHead, fields: consuming [(String, String)]) {
         guard let c = connection else { return }
         c.delegate?.upstreamHead(head, fields: fields, from: c)
     }
@@ -156,10 +161,19 @@ final class UpstreamPool {
         init(_ cluster: ClusterRuntime) { self.cluster = cluster }
     }
 
+    /// The idle connections to one endpoint, most recently released last.
+    final class IdleList {
+        var connections: [UpstreamConnection] = []
+    }
+
     let eventLoop: any EventLoop
     /// The proxy's mesh certificate, for clusters whose policy says `ISTIO_MUTUAL`.
     let meshTLS: MeshCredentialsStore?
-    private var idle: [String: [UpstreamConnection]] = [:]
+    /// By the endpoints' pool keys, so that a reloaded configuration's endpoints find the same connections.
+    private var idle: [String: IdleList] = [:]
+    /// The idle lists of the endpoints used last, found by identity: most requests go to an endpoint used a
+    /// moment before, and comparing references costs less than hashing its key.
+    private var recentIdle: [(endpoint: EndpointState, list: IdleList)] = []
     private var queues: [ObjectIdentifier: Queue] = [:]
     private var nextWaiterID = 0
     private var recheckScheduled = false
@@ -174,7 +188,7 @@ final class UpstreamPool {
     func acquire(cluster: ClusterRuntime, endpoint: EndpointState, http2: Bool = false, completion: @escaping Completion) -> Acquired {
         eventLoop.preconditionInEventLoop()
         if http2 { return acquireStream(cluster: cluster, endpoint: endpoint, completion: completion) }
-        if let c = popIdle(endpoint.poolKey) { return .ready(c) }
+        if let c = popIdle(endpoint) { return .ready(c) }
         if ClusterRuntime.tryIncrement(cluster.connections, limit: cluster.maxConnections) {
             connect(cluster: cluster, endpoint: endpoint, completion: completion)
             return .pending(waiterID: nil)
@@ -189,7 +203,7 @@ final class UpstreamPool {
 
     /// An idle HTTP/1.1 connection to `endpoint`, if one is ready (the common case; no callback needed).
     func takeIdle(_ endpoint: EndpointState) -> UpstreamConnection? {
-        popIdle(endpoint.poolKey)
+        popIdle(endpoint)
     }
 
     /// Removes a queued request (its downstream went away or timed out).
@@ -217,14 +231,16 @@ final class UpstreamPool {
             c.channel.close(promise: nil)
             return
         }
-        if let q = queues[ObjectIdentifier(c.cluster)], let i = q.waiters.firstIndex(where: { $0.endpoint.poolKey == c.endpointKey }) {
+        if !queues.isEmpty, let q = queues[ObjectIdentifier(c.cluster)],
+            let i = q.waiters.firstIndex(where: { $0.endpoint.poolKey == c.endpointKey })
+        {
             let w = q.waiters.remove(at: i)
             c.cluster.pending.subtract(1, ordering: .relaxed)
             w.completion(.success(c))
             return
         }
         c.idleSince = .now()
-        idle[c.endpointKey, default: []].append(c)
+        (c.idleList ?? idleList(key: c.endpointKey)).connections.append(c)
     }
 
     /// Called once when an upstream connection closes: frees its circuit-breaker slot and lets a
@@ -234,9 +250,8 @@ final class UpstreamPool {
         c.isClosed = true
         if c.isStream { return }
         c.cluster.connections.subtract(1, ordering: .relaxed)
-        if var list = idle[c.endpointKey], let i = list.firstIndex(where: { $0 === c }) {
-            list.remove(at: i)
-            idle[c.endpointKey] = list
+        if let list = c.idleList, let i = list.connections.firstIndex(where: { $0 === c }) {
+            list.connections.remove(at: i)
         }
         if let q = queues[ObjectIdentifier(c.cluster)] { serve(q) }
     }
@@ -248,10 +263,26 @@ final class UpstreamPool {
         return q
     }
 
-    private func popIdle(_ key: String) -> UpstreamConnection? {
+    private func idleList(key: String) -> IdleList {
+        if let list = idle[key] { return list }
+        let list = IdleList()
+        idle[key] = list
+        return list
+    }
+
+    private func idleList(_ endpoint: EndpointState) -> IdleList {
+        for i in recentIdle.indices where recentIdle[i].endpoint === endpoint { return recentIdle[i].list }
+        let list = idleList(key: endpoint.poolKey)
+        if recentIdle.count == 8 { recentIdle.removeFirst() }
+        recentIdle.append((endpoint, list))
+        return list
+    }
+
+    private func popIdle(_ endpoint: EndpointState) -> UpstreamConnection? {
+        let list = idleList(endpoint)
+        guard !list.connections.isEmpty else { return nil }
         let now = NIODeadline.now()
-        // `idle[key]?.popLast()` edits the list in place; copying it out and back would copy the array.
-        while let c = idle[key]?.popLast() {
+        while let c = list.connections.popLast() {
             guard !c.isClosed && c.channel.isActive else { continue }
             // `connectionPool.http.idleTimeout`: a connection idle for longer is closed, not reused.
             if now - c.idleSince > c.cluster.idleTimeout.timeAmount {
@@ -265,7 +296,7 @@ final class UpstreamPool {
 
     private func serve(_ q: Queue) {
         while let w = q.waiters.first {
-            if let c = popIdle(w.endpoint.poolKey) {
+            if let c = popIdle(w.endpoint) {
                 q.waiters.removeFirst()
                 q.cluster.pending.subtract(1, ordering: .relaxed)
                 w.completion(.success(c))
@@ -485,6 +516,7 @@ final class UpstreamPool {
                 switch result {
                 case .success(let (channel, principal)):
                     let c = UpstreamConnection(channel: channel, endpointKey: endpoint.poolKey, cluster: cluster)
+                    c.idleList = self.idleList(endpoint)
                     c.peerPrincipal = principal
                     c.encoder = handler.encoder
                     handler.connection = c
