@@ -283,7 +283,7 @@ public struct AccessLogFormat: Sendable {
     }
 
     private static func appendText(_ bytes: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8], _ json: Bool) {
-        guard json, bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+        guard json, needsJSONEscape(UnsafeRawBufferPointer(bytes)) else {
             out.append(contentsOf: bytes)
             return
         }
@@ -302,14 +302,49 @@ public struct AccessLogFormat: Sendable {
         }
     }
 
+    /// Whether a byte needs escaping in JSON string content (RFC 8259 §7): a control character, `"` or `\`.
+    /// Eight bytes at a time (the has-less-than and has-zero-byte word tests, exact as yes/no answers), as
+    /// nearly every value needs none.
+    static func needsJSONEscape(_ p: UnsafeRawBufferPointer) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var i = 0
+        while i + 8 <= p.count {
+            let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let control = (w &- ones &* 0x20) & ~w & highs
+            let q = w ^ (ones &* 0x22)
+            let quote = (q &- ones) & ~q & highs
+            let b = w ^ (ones &* 0x5C)
+            let backslash = (b &- ones) & ~b & highs
+            if control | quote | backslash != 0 { return true }
+            i += 8
+        }
+        while i < p.count {
+            let c = p[i]
+            if c < 0x20 || c == 0x22 || c == 0x5C { return true }
+            i += 1
+        }
+        return false
+    }
+
     static func appendInt(_ n: Int64, _ out: inout [UInt8]) {
-        if n < 0 {
-            out.append(UInt8(ascii: "-"))
-            appendInt(n == .min ? .max : -n, &out)
+        if n < 0 { out.append(UInt8(ascii: "-")) }
+        // The magnitude, so that `Int64.min` has its last digit too.
+        var v = n.magnitude
+        if v < 10 {
+            out.append(UInt8(ascii: "0") &+ UInt8(v))
             return
         }
-        if n >= 10 { appendInt(n / 10, &out) }
-        out.append(UInt8(ascii: "0") + UInt8(n % 10))
+        // Digits from the end of a scratch buffer, appended once.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { b in
+            var k = 20
+            while v > 0 {
+                k -= 1
+                b[k] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: b[k...]))
+        }
     }
 
     /// Envoy's default `%START_TIME%`: `2026-11-25T01:02:03.456Z` (UTC, milliseconds).
@@ -334,31 +369,32 @@ public struct AccessLogFormat: Sendable {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        // Leading zeros, then the digits straight into `out` (no array per field): this runs once per log line.
-        func pad(_ v: Int64, _ width: Int) {
-            var digits = 1
-            var limit: Int64 = 10
-            while v >= limit && digits < width {
-                digits += 1
-                limit *= 10
+        // Written into a 24-byte scratch buffer and appended once: this runs once per log line. (A year has
+        // four digits until 9999; `UInt64` nanoseconds end in 2554.)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { b in
+            func put(_ value: Int64, _ width: Int, at start: Int) {
+                var v = value
+                for k in stride(from: start + width - 1, through: start, by: -1) {
+                    b[k] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                    v /= 10
+                }
             }
-            if digits < width { out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - digits)) }
-            appendInt(v, &out)
+            put(y, 4, at: 0)
+            b[4] = UInt8(ascii: "-")
+            put(m, 2, at: 5)
+            b[7] = UInt8(ascii: "-")
+            put(d, 2, at: 8)
+            b[10] = UInt8(ascii: "T")
+            put(rem / 3600, 2, at: 11)
+            b[13] = UInt8(ascii: ":")
+            put(rem / 60 % 60, 2, at: 14)
+            b[16] = UInt8(ascii: ":")
+            put(rem % 60, 2, at: 17)
+            b[19] = UInt8(ascii: ".")
+            put(Int64(ms % 1000), 3, at: 20)
+            b[23] = UInt8(ascii: "Z")
+            out.append(contentsOf: UnsafeBufferPointer(b))
         }
-        pad(y, 4)
-        out.append(UInt8(ascii: "-"))
-        pad(m, 2)
-        out.append(UInt8(ascii: "-"))
-        pad(d, 2)
-        out.append(UInt8(ascii: "T"))
-        pad(rem / 3600, 2)
-        out.append(UInt8(ascii: ":"))
-        pad(rem / 60 % 60, 2)
-        out.append(UInt8(ascii: ":"))
-        pad(rem % 60, 2)
-        out.append(UInt8(ascii: "."))
-        pad(Int64(ms % 1000), 3)
-        out.append(UInt8(ascii: "Z"))
     }
 }
 

@@ -72,10 +72,13 @@ final class ClusterRuntime: Sendable {
 
     /// Envoy's cluster name (`outbound|9080|v1|reviews.default.svc.cluster.local`, `inbound|9080||`).
     let name: String
+    /// The span name of an outbound request routed here (`<host>:<port>/*`, `SpanBuilder`), made once.
+    let outboundSpanName: String?
 
     init(_ cluster: Cluster, name: String? = nil, autoMTLS: Bool = false) {
         self.cluster = cluster
         self.name = name ?? cluster.key.description
+        outboundSpanName = SpanBuilder.clusterPort(self.name).map { SpanBuilder.name(cluster.key.host, $0) }
         let tls = cluster.policy.tls
         let origination = tls.flatMap { $0.isOrigination ? OriginationTLS($0, host: cluster.key.host) : nil }
         let clusterName = name ?? cluster.key.description

@@ -521,6 +521,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         x.cluster = cluster
         x.record.upstreamCluster = cluster.name
+        if shared.tracer != nil { x.record.spanName = cluster.outboundSpanName }
         x.record.destinationService = cluster.cluster.key.host
         x.record.destinationServiceName = cluster.cluster.serviceName
         x.record.destinationServiceNamespace = cluster.cluster.serviceNamespace

@@ -127,7 +127,53 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
     /// Where the last HTTP request's series is in `http`; an index is valid only until keys are added or
     /// removed, so every such change resets or replaces it.
     private var lastHTTP: Dictionary<[String], HTTPSeries>.Index?
+    /// What decided the labels of the series at `lastHTTP`.
+    private var lastInputs: LabelInputs?
     private var tcp: [[String]: TCPSeries] = [:]
+
+    /// What an HTTP record's labels (`labels(for:)`) are made from, besides this proxy's own identity. Most
+    /// requests repeat the previous one's: comparing these (mostly the same string storage, so pointer-equal)
+    /// costs a fraction of making, comparing and freeing 25 label strings.
+    private struct LabelInputs {
+        let direction: ProxyRecord.Direction
+        let peer: PeerMetadata?
+        let upstreamLabels: [String: String]
+        let destinationService: String?
+        let destinationServiceName: String?
+        let destinationServiceNamespace: String?
+        let upstreamPeerPrincipal: String?
+        let downstreamPeerPrincipal: String?
+        let isGRPC: Bool
+        let responseFlags: ResponseFlags
+        let responseCode: Int
+        let grpcStatus: String?
+
+        init(_ r: ProxyRecord) {
+            direction = r.direction
+            peer = r.peer
+            upstreamLabels = r.upstreamLabels
+            destinationService = r.destinationService
+            destinationServiceName = r.destinationServiceName
+            destinationServiceNamespace = r.destinationServiceNamespace
+            upstreamPeerPrincipal = r.upstreamPeerPrincipal
+            downstreamPeerPrincipal = r.downstreamPeerPrincipal
+            isGRPC = r.isGRPC
+            responseFlags = r.responseFlags
+            responseCode = r.responseCode
+            grpcStatus = r.grpcStatus
+        }
+
+        /// Whether `r` (an HTTP record) gets the same labels.
+        func matches(_ r: ProxyRecord) -> Bool {
+            responseCode == r.responseCode && responseFlags == r.responseFlags && direction == r.direction
+                && isGRPC == r.isGRPC && grpcStatus == r.grpcStatus && peer == r.peer
+                && destinationService == r.destinationService && destinationServiceName == r.destinationServiceName
+                && destinationServiceNamespace == r.destinationServiceNamespace
+                && upstreamPeerPrincipal == r.upstreamPeerPrincipal && downstreamPeerPrincipal == r.downstreamPeerPrincipal
+                // The endpoint's labels count only where they name the destination (no peer metadata).
+                && (direction == .inbound || r.peer != nil || upstreamLabels == r.upstreamLabels)
+        }
+    }
 
     public init(identity: ProxyIdentity, version: String, expiry: Duration = .seconds(600), principal: String? = nil) {
         me = PeerMetadata(identity: identity)
@@ -137,24 +183,31 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
     }
 
     public func requestFinished(_ r: ProxyRecord) {
-        let labels = labels(for: r)
         let now = NIODeadline.now()
+        let isTCP = r.protocolName == "TCP"
+        // Most requests repeat the previous series: no labels are made for them.
+        let repeated = !isTCP && lock.withLock { () -> Bool in
+            guard let i = lastHTTP, lastInputs?.matches(r) == true else { return false }
+            // Updated in place: a copy out and back would copy the bucket arrays.
+            Self.update(&http.values[i], r, now)
+            return true
+        }
+        if repeated { return }
+        let labels = labels(for: r)
         lock.withLock {
-            // Updated in place (`default:` subscript): a copy out and back would copy the bucket arrays.
-            if r.protocolName == "TCP" {
+            // Updated in place (`default:` subscript), as above.
+            if isTCP {
                 Self.update(&tcp[labels, default: TCPSeries()], r, now)
-            } else if let i = lastHTTP, http.keys[i] == labels {
-                // Most requests repeat the previous series; comparing its labels (mostly the same string
-                // storage, so pointer-equal) is far cheaper than hashing 25 strings.
-                Self.update(&http.values[i], r, now)
             } else if let i = http.index(forKey: labels) {
                 Self.update(&http.values[i], r, now)
                 lastHTTP = i
+                lastInputs = LabelInputs(r)
             } else {
                 var series = HTTPSeries()
                 Self.update(&series, r, now)
                 http[labels] = series
                 lastHTTP = http.index(forKey: labels)
+                lastInputs = LabelInputs(r)
             }
         }
     }

@@ -73,6 +73,9 @@ public struct ProxyRecord: Sendable {
     public var upstreamCluster: String?
     public var upstreamTransportFailureReason: String?
     public var routeName: String?
+    /// Istio's span name when the proxy knows it in advance: an outbound request routed to a cluster, whose
+    /// `<service>:<port>/*` is made once per cluster. Nil: the span builder derives it from the record.
+    public var spanName: String?
     /// Service name and namespace of the destination (Istio `destination_service*`).
     public var destinationService: String?
     public var destinationServiceName: String?

@@ -251,6 +251,7 @@ struct SpanBuilder: Sendable {
         // Istio's decorator names the destination's service port: the cluster's (`outbound|9080|v1|host`)
         // on the client side, not the port the caller happened to address (a gateway's listener). An
         // outbound request routed to a cluster needs nothing else (its service is the cluster's host).
+        if r.direction == .outbound, let name = r.spanName { return name }
         if r.direction == .outbound, let service = r.destinationService, let c = r.upstreamCluster, let port = Self.clusterPort(c) {
             return Self.name(service, port)
         }
@@ -263,7 +264,7 @@ struct SpanBuilder: Sendable {
         return Self.name(service, port)
     }
 
-    private static func name(_ service: String, _ port: Int) -> String {
+    static func name(_ service: String, _ port: Int) -> String {
         var name = service
         name.reserveCapacity(service.utf8.count + 8)
         name += ":"

@@ -1,3 +1,4 @@
+import Foundation
 import NIOHTTP1
 import SextantEnvoyAccessLog
 import Testing
@@ -97,5 +98,44 @@ import Testing
         #expect(f.render(Self.record()) == "POST curl/8.5 - outbound 100%\n")
         #expect(throws: AccessLogFormat.FormatError.self) { try AccessLogFormat("%NOT_A_COMMAND%") }
         #expect(throws: AccessLogFormat.FormatError.self) { try AccessLogFormat("%DURATION") }
+    }
+
+    /// The word-at-a-time escape check against the byte-by-byte rule, with each special byte at every
+    /// position of strings up to 24 bytes, among plain ASCII and UTF-8 bytes (>= 0x80, which need no escape).
+    @Test func escapeCheckAgreesWithTheByteRule() {
+        func byByte(_ b: [UInt8]) -> Bool { b.contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C } }
+        for count in 0...24 {
+            for filler: UInt8 in [0x61, 0x7F, 0xC3, 0xFF, 0x21, 0x23, 0x5B, 0x5D, 0x20] {
+                let plain = [UInt8](repeating: filler, count: count)
+                #expect(plain.withUnsafeBytes { AccessLogFormat.needsJSONEscape($0) } == byByte(plain))
+                for special: UInt8 in [0x00, 0x01, 0x09, 0x0A, 0x1F, 0x22, 0x5C] {
+                    for at in 0..<count {
+                        var b = plain
+                        b[at] = special
+                        #expect(b.withUnsafeBytes { AccessLogFormat.needsJSONEscape($0) }, "byte \(special) at \(at) of \(count)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Numbers and `%START_TIME%` written from scratch buffers, against `String(_:)` and libc's `gmtime_r`.
+    @Test func numbersAndStartTimesAreWrittenExactly() {
+        for n: Int64 in [0, 7, 9, 10, 99, 100, 1024, 1_234_567_890_123, -5, -10, .max, .min] {
+            var out: [UInt8] = []
+            AccessLogFormat.appendInt(n, &out)
+            #expect(String(decoding: out, as: UTF8.self) == String(n))
+        }
+        for seconds: Int in [0, 951_782_400, 1_764_032_523, 1_798_761_599, 4_102_444_800, 9_999_999_999] {
+            for ms in [0, 7, 456, 999] {
+                var t = time_t(seconds)
+                var tm = tm()
+                gmtime_r(&t, &tm)
+                let expected = String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                                      Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1, Int(tm.tm_mday),
+                                      Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), ms)
+                #expect(AccessLogFormat.startTime(UInt64(seconds) * 1_000_000_000 + UInt64(ms) * 1_000_000 + 123) == expected)
+            }
+        }
     }
 }

@@ -51,4 +51,31 @@ import Testing
         let f = try AccessLogFormat("%DOWNSTREAM_PEER_URI_SAN% %UPSTREAM_PEER_URI_SAN%")
         #expect(f.render(r) == "\(Self.productpage) -")
     }
+
+    /// A record whose label inputs repeat the previous one's updates its series without labels being made
+    /// (`IstioMetrics.LabelInputs`); any input that differs (code, peer, endpoint labels) reaches its own series.
+    @Test func repeatedRecordsShareASeriesAndEachDifferenceHasItsOwn() {
+        let metrics = IstioMetrics(identity: ProxyIdentity(workload: "productpage-v1", namespace: "default"), version: "t")
+        let a = Self.record(.outbound)
+        var b = a
+        b.responseCode = 503
+        var c = a
+        var peer = PeerMetadata()
+        peer.workload = "reviews-v2"
+        c.peer = peer
+        var d = a
+        d.upstreamLabels = ["app": "ratings"]
+        for r in [a, a, b, a, c, c, d, a] { metrics.requestFinished(r) }
+
+        var counts: [String: Double] = [:]
+        for line in metrics.render().split(separator: "\n") where line.hasPrefix("istio_requests_total{") {
+            let labels = line.split(separator: "}")[0]
+            let key =
+                labels.contains("response_code=\"503\"") ? "b"
+                : labels.contains("destination_workload=\"reviews-v2\"") ? "c"
+                : labels.contains("destination_app=\"ratings\"") ? "d" : "a"
+            counts[key, default: 0] += Double(line.split(separator: " ").last!)!
+        }
+        #expect(counts == ["a": 4, "b": 1, "c": 2, "d": 1])
+    }
 }
