@@ -38,6 +38,12 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     var pipelinedBytes = 0
     /// `peerHeader(for:)`'s last answer.
     private var lastPeerHeader: (cluster: ClusterRuntime?, value: String)?
+    /// The cluster this connection's last request went to, with the snapshot, key and port it was found by:
+    /// keep-alive connections mostly go to one, and comparing the key costs less than hashing it.
+    private var lastClusterSnapshot: ProxySnapshot?
+    private var lastClusterKey: ClusterKey?
+    private var lastClusterPort = 0
+    private var lastCluster: ClusterRuntime?
     /// The HTTP/1 connection's request decoder when it calls `received` directly (nil on HTTP/2 streams).
     private var requestDecoder: HTTP1RequestDecoder?
     /// Whether an HTTP/1 read is being handled: upstream writes made meanwhile are flushed once, when the read
@@ -194,9 +200,13 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     /// A request head straight from `HTTP1RequestDecoder`, with its fields as the list its headers wrap.
-    func receivedHead(_ head: HTTPRequestHead, fields: [(String, String)]) {
+    /// A request head straight from `HTTP1RequestDecoder`: its `headers` are empty, its fields are the list
+    /// (handed over, for `begin` to edit in place).
+    func receivedHead(_ head: HTTPRequestHead, fields: consuming [(String, String)]) {
         reading = true
         if mustHold {
+            var head = head
+            head.headers = HTTPHeaders(fields)
             hold(.head(head))
         } else {
             begin(head, fields: fields)
@@ -320,10 +330,14 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// Starts an exchange for a request head. `fields` are its headers as a list when the decoder has them
     /// (HTTP/2 and held pipelined requests come without).
-    private func begin(_ received: HTTPRequestHead, fields receivedFields: [(String, String)]?) {
+    private func begin(_ received: HTTPRequestHead, fields receivedFields: consuming [(String, String)]?) {
         let snapshot = shared.state.snapshot
         var head = received
-        var fields = receivedFields ?? received.headers.map { ($0.name, $0.value) }
+        var fields: [(String, String)]
+        switch consume receivedFields {
+        case .some(let list): fields = list
+        case .none: fields = received.headers.map { ($0.name, $0.value) }
+        }
         // Edits below go to `fields` alone, uniquely held: the head gets them back as one `HTTPHeaders` after.
         head.headers = [:]
         // One pass over the fields reads all that every request needs, by index (no copy of each name and
@@ -470,12 +484,13 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             return
         }
 
-        let (_, authorityPort) = HostName.splitAuthority(authority)
-        let rh = RequestHead(
+        let (authorityHost, authorityPort) = HostName.splitAuthority(authority)
+        var rh = RequestHead(
             authority: authority, path: head.uri, method: head.method.rawValue, scheme: "http",
             headers: snapshot.routingNeedsHeaders ? x.fields.map { (name: $0.0, value: $0.1) } : [],
             port: authorityPort ?? (shared.state.table.identity.mode == .gateway ? listenerPort : 80),
             sourceLabels: snapshot.table.identity.labels, sourceNamespace: snapshot.table.identity.namespace, claims: claims)
+        rh.host = authorityHost
         guard case .route(let route, _) = snapshot.table.route(rh) else {
             localReply(x, status: .notFound, body: "", flags: .noRouteFound, details: "route_not_found")
             return
@@ -514,7 +529,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             return
         }
         guard let picked = route.pick(random: Int.random(in: 0..<100, using: &random)),
-            let cluster = snapshot.cluster(picked.cluster, requestPort: rh.port)
+            let cluster = cluster(picked.cluster, requestPort: rh.port, in: snapshot)
         else {
             localReply(x, status: .serviceUnavailable, body: "", flags: .noClusterFound, details: "cluster_not_found")
             return
@@ -604,6 +619,17 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
     }
 
+    /// `snapshot.cluster(key, requestPort:)`, remembered for the next request of the connection.
+    private func cluster(_ key: ClusterKey, requestPort: Int, in snapshot: ProxySnapshot) -> ClusterRuntime? {
+        if lastClusterSnapshot === snapshot, lastClusterPort == requestPort, lastClusterKey == key, let c = lastCluster { return c }
+        let c = snapshot.cluster(key, requestPort: requestPort)
+        lastClusterSnapshot = snapshot
+        lastClusterKey = key
+        lastClusterPort = requestPort
+        lastCluster = c
+        return c
+    }
+
     /// This workload's identity header for requests to `cluster` (it names the destination service),
     /// kept for the connection's last cluster: keep-alive connections mostly go to one.
     private func peerHeader(for cluster: ClusterRuntime?) -> String {
@@ -667,12 +693,13 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             }
             edited = true
         }
-        var uri = x.head.uri
+        var rewritten: String?
         if let rule = route?.rule {
             if let rw = rule.rewrite {
                 if let newURI = rw.uri {
+                    let uri = x.head.uri
                     headers.replaceOrAdd(name: "x-envoy-original-path", value: uri)
-                    uri = Self.rewrite(uri, matched: rule.match.first?.uri, with: newURI)
+                    rewritten = Self.rewrite(uri, matched: rule.match.first?.uri, with: newURI)
                     edited = true
                 }
                 if let a = rw.authority {
@@ -695,7 +722,13 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         } else {
             x.upstreamFields = fields
         }
-        return HTTPRequestHead(version: .http1_1, method: x.head.method, uri: uri, headers: headers)
+        if rewritten == nil && x.head.version == .http1_1 {
+            // The received head's method, target and version go on unchanged: its storage is shared.
+            var h = x.head
+            h.headers = headers
+            return h
+        }
+        return HTTPRequestHead(version: .http1_1, method: x.head.method, uri: rewritten ?? x.head.uri, headers: headers)
     }
 
     static func isEmpty(_ ops: HeaderOperations.Operations) -> Bool {
@@ -928,7 +961,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     // MARK: Upstream events
 
-    func upstreamHead(_ head: HTTPResponseHead, fields: consuming [(String, String)], from c: UpstreamConnection) {
+    func upstreamHead(_ head: consuming HTTPResponseHead, fields: consuming [(String, String)], from c: UpstreamConnection) {
         guard let x = exchange, x.connection === c else { return }
         responseHead(head, fields: fields, x, c)
     }
@@ -969,8 +1002,9 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     /// The upstream's response head: a retry, or the head sent downstream.
-    /// `fields` are the received head's (its `headers` may be empty); edited in place into the head sent on.
-    private func responseHead(_ head: HTTPResponseHead, fields: consuming [(String, String)], _ x: Exchange, _ c: UpstreamConnection) {
+    /// `fields` are the received head's (its `headers` may be empty); the head and its fields are handed over
+    /// and edited in place into the head sent on.
+    private func responseHead(_ head: consuming HTTPResponseHead, fields: consuming [(String, String)], _ x: Exchange, _ c: UpstreamConnection) {
         x.record.upstreamServiceTime = .nanoseconds(Int64((NIODeadline.now() - x.attemptStart).nanoseconds))
         let status = Int(head.status.code)
         // One pass reads `Connection` and `grpc-status`, by index.
@@ -1038,7 +1072,10 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         if kind != .outbound { fields.append((PeerMetadata.header, shared.meHeader)) }
         fields.append(("x-envoy-upstream-service-time", "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)"))
         fields.append(("server", "istio-envoy"))
-        var h = HTTPResponseHead(version: x.head.version, status: head.status, headers: HTTPHeaders(copy fields))
+        let upstreamVersion = head.version
+        var h = head
+        if h.version != x.head.version { h.version = x.head.version }
+        h.headers = HTTPHeaders(copy fields)
         // Whether `h.headers` still are `fields` (the usual case), so the encoder can write from the list.
         var edited = false
         let ops = x.responseHeaderOps
@@ -1062,7 +1099,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             x.trailersFromHead = Self.moveGRPCStatus(from: &h.headers)
             edited = true
         }
-        if !hop.isKeepAlive(version: head.version) { c.requestsServed = Int.max - 1 }
+        if !hop.isKeepAlive(version: upstreamVersion) { c.requestsServed = Int.max - 1 }
         x.record.responseHeaders = h.headers
         if edited || !(responseEncoder?.sendHead(h, fields: fields) ?? false) {
             respond(.head(h))

@@ -16,14 +16,16 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     /// The next handler, when it takes parts directly (it clears this when it leaves the pipeline).
     var sink: DownstreamHandler?
 
-    private func deliver(_ event: HTTP1Parser.Event, _ context: ChannelHandlerContext) -> Bool {
+    /// The event is handed over (`consuming`) so that a head's field list reaches the handler with one reference.
+    private func deliver(_ event: consuming HTTP1Parser.Event, _ context: ChannelHandlerContext) -> Bool {
         let part: HTTPServerRequestPart
-        switch event {
-        case .requestHead(let head, let fields):
+        switch consume event {
+        case .requestHead(var head, let fields):
             if let sink {
                 sink.receivedHead(head, fields: fields)
                 return true
             }
+            head.headers = HTTPHeaders(fields)
             part = .head(head)
         case .body(let b): part = .body(b)
         case .end(let t): part = .end(t)

@@ -43,13 +43,11 @@ struct HTTP1Parser {
 
     /// One decoded piece of a message.
     enum Event {
-        /// A head, and its fields as the plain list its `HTTPHeaders` wraps (shared, not copied): a list the
-        /// proxy can read by index, without the retain and release of each name and value that iterating
-        /// `HTTPHeaders` costs.
+        /// A head with empty `headers`, and its fields as a plain list: one the proxy can read by index, without
+        /// the retain and release of each name and value that iterating `HTTPHeaders` costs, and hold the one
+        /// reference to, so that it edits the list in place into the head it sends on (no copy of the list).
+        /// Whoever needs `HTTPHeaders` wraps the list.
         case requestHead(HTTPRequestHead, fields: [(String, String)])
-        /// A response head comes with empty `headers`: its fields are only in the list, which the proxy then
-        /// holds the one reference to and edits in place into the head it sends on (no copy of the list, no
-        /// retain of every name and value). Whoever needs `HTTPHeaders` wraps the list.
         case responseHead(HTTPResponseHead, fields: [(String, String)])
         case body(ByteBuffer)
         case end(HTTPHeaders?)
@@ -215,7 +213,7 @@ struct HTTP1Parser {
                 state = .head
             }
             upgradeAfterMessage = method == .CONNECT || (fields.connectionUpgrade && fields.hasUpgrade)
-            let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(fields.list))
+            let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders())
             return .requestHead(head, fields: fields.list)
         case .response:
             let (version, code, reason) = try Self.statusLine(UnsafeRawBufferPointer(rebasing: p[0..<lineEnd]))

@@ -9,7 +9,7 @@ protocol UpstreamDelegate: AnyObject {
     func upstreamRead(_ part: HTTPClientResponsePart, from connection: UpstreamConnection)
     /// A response head from the HTTP/1 decoder: its `headers` are empty, its fields are the list (handed
     /// over, so that the delegate may hold its only reference and edit it in place).
-    func upstreamHead(_ head: HTTPResponseHead, fields: consuming [(String, String)], from connection: UpstreamConnection)
+    func upstreamHead(_ head: consuming HTTPResponseHead, fields: consuming [(String, String)], from connection: UpstreamConnection)
     func upstreamClosed(_ connection: UpstreamConnection)
     func upstreamWritabilityChanged(_ connection: UpstreamConnection, writable: Bool)
     /// The connection's current read is handled: what it made the delegate write is flushed now.
@@ -19,7 +19,7 @@ protocol UpstreamDelegate: AnyObject {
 extension UpstreamDelegate {
     func upstreamReadComplete(_ connection: UpstreamConnection) {}
 
-    func upstreamHead(_ head: HTTPResponseHead, fields: consuming [(String, String)], from connection: UpstreamConnection) {
+    func upstreamHead(_ head: consuming HTTPResponseHead, fields: consuming [(String, String)], from connection: UpstreamConnection) {
         var head = head
         head.headers = HTTPHeaders(fields)
         upstreamRead(.head(head), from: connection)
@@ -105,7 +105,7 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     /// A response head straight from `HTTP1ResponseDecoder`, with its fields (see `UpstreamDelegate.upstreamHead`).
-    func receivedHead(_ head: HTTPResponseHead, fields: consuming [(String, String)]) {
+    func receivedHead(_ head: consuming HTTPResponseHead, fields: consuming [(String, String)]) {
         guard let c = connection else { return }
         c.delegate?.upstreamHead(head, fields: fields, from: c)
     }

@@ -74,6 +74,10 @@ import Testing
         let cases: [(String, String, Int?)] = [
             ("reviews", "reviews", nil), ("Reviews:9080", "reviews", 9080), ("[::1]:8080", "::1", 8080), ("[FE80::1]", "fe80::1", nil),
             ("::1", "::1", nil), ("host:", "host:", nil), ("host:http", "host:http", nil), ("ÉTÉ.example:80", "été.example", 80), ("", "", nil),
+            // The one-pass path (lower case, one colon, digits) and what it leaves to the general one.
+            ("reviews.default.svc.cluster.local:9080", "reviews.default.svc.cluster.local", 9080), ("a:0080", "a", 80),
+            ("a:+80", "a", 80), ("a:8 0", "a:8 0", nil), ("a:b:80", "a:b:80", nil), ("a:1234567890123456789", "a", 1_234_567_890_123_456_789),
+            ("a:99999999999999999999", "a:99999999999999999999", nil), (":80", "", 80),
         ]
         for (authority, host, port) in cases {
             let split = HostName.splitAuthority(authority)

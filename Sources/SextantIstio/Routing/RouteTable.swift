@@ -131,6 +131,9 @@ public struct RequestHead: Sendable {
     /// The verified JWT's claims (`RequestAuthentication`) by path (`groups`, `nested.key`), each with its
     /// values (a list claim has several): what `headers` matches on `@request.auth.claims.<path>` read.
     public var claims: [String: [String]]
+    /// `authority`'s host as `HostName.splitAuthority` gives it, when the caller has split it already;
+    /// otherwise `RouteTable.route` splits `authority` itself.
+    public var host: String?
 
     public init(
         authority: String, path: String, method: String, scheme: String = "http", headers: [(name: String, value: String)] = [],
@@ -436,7 +439,7 @@ public final class RouteTable: Sendable {
     /// Routes a request: virtual host by authority (exact, then the shorter forms Istio accepts, then
     /// wildcards), then the first `http[]` rule whose match holds.
     public func route(_ head: RequestHead) -> RouteDecision {
-        let (host, _) = HostName.splitAuthority(head.authority)
+        let host = head.host ?? HostName.splitAuthority(head.authority).host
         if identity.mode == .gateway && !gatewayAccepts(host) { return .noRoute }
         switch hostIndex[host] {
         case .routes(let fqdn, let routes)?:
