@@ -1440,6 +1440,8 @@ struct HopByHop {
 
     func contains(_ name: String) -> Bool {
         if Self.isFixed(name) { return true }
+        // Usually none are listed: no walk (and its retain and release of the list) per field.
+        if listed.isEmpty { return false }
         for f in listed where HostName.equalsIgnoringASCIICase(name, lowercased: f) { return true }
         return false
     }

@@ -133,8 +133,9 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
 
     /// What an HTTP record's labels (`labels(for:)`) are made from, besides this proxy's own identity. Most
     /// requests repeat the previous one's: comparing these (mostly the same string storage, so pointer-equal)
-    /// costs a fraction of making, comparing and freeing 25 label strings.
-    private struct LabelInputs {
+    /// costs a fraction of making, comparing and freeing 25 label strings. A class, so that reading the kept
+    /// one retains one object, not each of its strings.
+    private final class LabelInputs {
         let direction: ProxyRecord.Direction
         let peer: PeerMetadata?
         let upstreamLabels: [String: String]
