@@ -199,7 +199,6 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
     }
 
-    /// A request head straight from `HTTP1RequestDecoder`, with its fields as the list its headers wrap.
     /// A request head straight from `HTTP1RequestDecoder`: its `headers` are empty, its fields are the list
     /// (handed over, for `begin` to edit in place).
     func receivedHead(_ head: HTTPRequestHead, fields: consuming [(String, String)]) {
@@ -328,8 +327,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     // MARK: Routing
 
-    /// Starts an exchange for a request head. `fields` are its headers as a list when the decoder has them
-    /// (HTTP/2 and held pipelined requests come without).
+    /// Starts an exchange for a request head. `fields` are its headers as a list, handed over, when the decoder
+    /// has them (HTTP/2 and held pipelined requests come without: their `head.headers` are read).
     private func begin(_ received: HTTPRequestHead, fields receivedFields: consuming [(String, String)]?) {
         let snapshot = shared.state.snapshot
         var head = received
