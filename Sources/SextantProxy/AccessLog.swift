@@ -259,10 +259,7 @@ public struct AccessLogFormat: Sendable {
         switch value(c, r) {
         case .string(let s)?: text = s
         case .number(let n)?: text = String(n)
-        case .startTime(let ns)?:
-            var bytes: [UInt8] = []
-            appendStartTime(ns, &bytes)
-            text = String(decoding: bytes, as: UTF8.self)
+        case .startTime(let ns)?: text = startTime(ns)
         case nil: text = "-"
         }
         if text.count > max { text = String(text.prefix(max)) }
@@ -303,20 +300,12 @@ public struct AccessLogFormat: Sendable {
     }
 
     /// Whether a byte needs escaping in JSON string content (RFC 8259 §7): a control character, `"` or `\`.
-    /// Eight bytes at a time (the has-less-than and has-zero-byte word tests, exact as yes/no answers), as
-    /// nearly every value needs none.
+    /// Eight bytes at a time (`ByteWord`), as nearly every value needs none.
     static func needsJSONEscape(_ p: UnsafeRawBufferPointer) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
         var i = 0
         while i + 8 <= p.count {
             let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            let control = (w &- ones &* 0x20) & ~w & highs
-            let q = w ^ (ones &* 0x22)
-            let quote = (q &- ones) & ~q & highs
-            let b = w ^ (ones &* 0x5C)
-            let backslash = (b &- ones) & ~b & highs
-            if control | quote | backslash != 0 { return true }
+            if ByteWord.below(0x20, in: w) | ByteWord.equal(0x22, in: w) | ByteWord.equal(0x5C, in: w) != 0 { return true }
             i += 8
         }
         while i < p.count {
@@ -413,7 +402,6 @@ public final class AccessLogObserver: ProxyObserver, @unchecked Sendable {
         case json([(String, AccessLogFormat)])
     }
 
-    let encoding: Encoding
     /// The line format, compiled once.
     private let program: LineProgram
     let fd: Int32
@@ -425,7 +413,6 @@ public final class AccessLogObserver: ProxyObserver, @unchecked Sendable {
 
     /// Opens `path` for appending; throws with the reason when it cannot.
     public init(path: String, encoding: Encoding) throws(AccessLogFormat.FormatError) {
-        self.encoding = encoding
         switch encoding {
         case .text(let f): program = f.program
         case .json(let fields): program = LineProgram(json: fields)

@@ -450,6 +450,26 @@ private struct Fields {
     }
 }
 
+/// Eight bytes of a `UInt64` tested at once (the has-less-than and has-zero-byte word tests): each returns
+/// a word whose high bit is set in the bytes that match. Whether any byte matches is exact; which ones is not
+/// (a borrow can mark a byte above the first match), so callers test for zero only.
+enum ByteWord {
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// Bytes below `bound` (at most 0x80): the subtraction borrows into the high bit of such a byte, which
+    /// was clear.
+    @inline(__always) static func below(_ bound: UInt8, in w: UInt64) -> UInt64 {
+        (w &- ones &* UInt64(bound)) & ~w & highs
+    }
+
+    /// Bytes equal to `byte`: zero bytes after the XOR.
+    @inline(__always) static func equal(_ byte: UInt8, in w: UInt64) -> UInt64 {
+        let x = w ^ (ones &* UInt64(byte))
+        return (x &- ones) & ~x & highs
+    }
+}
+
 /// Byte classes of RFC 9110 §5.6.2 (tokens) and §5.5 (field values).
 enum Token {
     /// tchar (letters, digits and `!#$%&'*+-.^_`|~`) as a bitmap of bytes 0–63 and 64–127.
@@ -464,16 +484,10 @@ enum Token {
     /// The offset of the first byte from `from` on that is not a field-value byte (the CR ending the line,
     /// or an invalid byte), eight bytes at a time while they hold no control character and no DEL.
     @inline(__always) static func fieldValueEnd(_ p: UnsafeRawBufferPointer, from: Int) -> Int {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
         var i = from
         while i + 8 <= p.count {
             let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            // A byte below 0x20 (borrow into its high bit, which was clear), or one equal to 0x7F.
-            let low = (w &- ones &* 0x20) & ~w & highs
-            let x = w ^ (ones &* 0x7F)
-            let del = (x &- ones) & ~x & highs
-            if low | del != 0 { break }
+            if ByteWord.below(0x20, in: w) | ByteWord.equal(0x7F, in: w) != 0 { break }
             i += 8
         }
         while isFieldValueByte(p[i]) { i += 1 }
