@@ -59,8 +59,8 @@ class Upstream:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            # Headers and body go out in separate writes; with Nagle on, each response would wait for
-            # a delayed ACK (40 ms).
+            # Some responses (downloads, streams) go out in several writes; with Nagle on, each would wait
+            # for a delayed ACK (40 ms).
             disable_nagle_algorithm = True
 
             def log_message(self, *args):
@@ -115,11 +115,20 @@ class Upstream:
                 payload = json.dumps(
                     {"name": upstream.name, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body_len": len(body)}
                 ).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.respond_whole(status, "application/json", payload)
+
+            def respond_whole(self, status: int, content_type: str, payload: bytes):
+                """Status line, headers and body in one write, so that a proxy in front reads the whole response
+                at once. Written in two, the proxy may pass the head on before the body arrives; a client-side
+                proxy that retries on that head (a 503) closes the connection meanwhile, and the server-side
+                proxy then rightly records the exchange as cut short (`DC`): a race in the test, not a fault."""
+                reason = self.responses.get(status, ("",))[0]
+                head = (
+                    f"{self.protocol_version} {status} {reason}\r\nServer: {self.version_string()}\r\n"
+                    f"Date: {self.date_time_string()}\r\ncontent-type: {content_type}\r\n"
+                    f"content-length: {len(payload)}\r\n\r\n"
+                )
+                self.wfile.write(head.encode("latin-1") + payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = handle_any
 
