@@ -164,8 +164,8 @@ public struct AccessLogFormat: Sendable {
             if let v = requestValue(field, r) { return .string(v) }
             return fallback.flatMap { requestValue($0, r) }.map { .string($0) }
         case .response(let name, let fallback):
-            if let v = r.responseHeaders.first(name: name) { return str(v) }
-            return fallback.flatMap { r.responseHeaders.first(name: $0) }.flatMap { str($0) }
+            if let v = r.responseHeader(lowercased: name) { return str(v) }
+            return fallback.flatMap { r.responseHeader(lowercased: $0) }.flatMap { str($0) }
         case .responseCode: return .number(Int64(r.responseCode))
         case .responseFlags: return str(r.responseFlags.description)
         case .responseCodeDetails: return str(r.responseCodeDetails)

@@ -106,12 +106,16 @@ final class ClusterRuntime: Sendable {
     /// Chooses an endpoint: ejected endpoints and those already tried by this request are avoided
     /// (Istio's retry "on other hosts"), unless nothing else is left. Up to 64 endpoints (nearly every
     /// cluster) the candidates are a bit mask, so picking allocates nothing; larger clusters list them.
-    func pick(hash: UInt64?, tried: EndpointSet, now: ContinuousClock.Instant, random: inout some RandomNumberGenerator) -> Int? {
+    /// `now` is read only when outlier detection is configured.
+    func pick(
+        hash: UInt64?, tried: EndpointSet, now: @autoclosure () -> ContinuousClock.Instant, random: inout some RandomNumberGenerator
+    ) -> Int? {
         let n = endpoints.count
         guard n > 0 else { return nil }
         if n <= 64 {
             var healthy: UInt64 = n == 64 ? ~0 : (1 << UInt64(n)) - 1
             if let outlier {
+                let now = now()
                 outlier.detector.withLock { d in
                     for i in 0..<n where !d.isAvailable(i, now: now) { healthy &= ~(1 << UInt64(i)) }
                 }
@@ -131,6 +135,7 @@ final class ClusterRuntime: Sendable {
         }
         var healthy = [Bool](repeating: true, count: n)
         if let outlier {
+            let now = now()
             outlier.detector.withLock { d in
                 for i in healthy.indices { healthy[i] = d.isAvailable(i, now: now) }
             }
@@ -171,8 +176,10 @@ final class ClusterRuntime: Sendable {
     }
 
     /// Feeds outlier detection: an HTTP status, or nil for a connect failure / reset.
-    func record(endpoint: Int, status: Int?, now: ContinuousClock.Instant) {
+    /// `now` is read only when outlier detection is configured.
+    func record(endpoint: Int, status: Int?, now: @autoclosure () -> ContinuousClock.Instant) {
         guard let outlier else { return }
+        let now = now()
         outlier.detector.withLock { _ = $0.record(endpoint, status: status, now: now) }
     }
 

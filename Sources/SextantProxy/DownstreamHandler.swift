@@ -95,7 +95,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var waiterID: Int?
         /// Bumped per attempt so that stale timers and callbacks are ignored.
         var generation = 0
-        var attemptStart: NIODeadline = .now()
+        /// Set by each attempt (the first one started in the same read as the request reuses `started`).
+        var attemptStart: NIODeadline = .uptimeNanoseconds(0)
         var responding = false
         var globalTimer: Scheduled<Void>?
         var tryTimer: Scheduled<Void>?
@@ -479,7 +480,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             x.record.upstreamCluster = cluster.name
             x.record.routeName = "default"
             x.upstreamHead = upstreamHead(for: x, route: nil, destinationHeaders: nil)
-            startAttempt(x)
+            startAttempt(x, now: x.started)
             return
         }
 
@@ -577,7 +578,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             afterDelay(x, fault: fault)
             return
         }
-        startAttempt(x)
+        startAttempt(x, now: x.started)
     }
 
     private func afterDelay(_ x: Exchange, fault: HTTPFault) {
@@ -751,13 +752,13 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     // MARK: Attempts
 
-    private func startAttempt(_ x: Exchange) {
+    /// `now`: when the caller already read the clock in this same event (the request's first attempt).
+    private func startAttempt(_ x: Exchange, now: NIODeadline? = nil) {
         guard let cluster = x.cluster else { return }
         x.attempt += 1
         x.generation += 1
         x.record.attempts = x.attempt
-        let now = ContinuousClock.now
-        guard let index = cluster.pick(hash: x.hash, tried: x.tried, now: now, random: &random) else {
+        guard let index = cluster.pick(hash: x.hash, tried: x.tried, now: .now, random: &random) else {
             localReply(x, status: .serviceUnavailable, body: "no healthy upstream", flags: .noHealthyUpstream, details: "no_healthy_upstream")
             return
         }
@@ -774,7 +775,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.record.upstreamHost = endpoint.key
         x.record.upstreamLabels = endpoint.endpoint.labels
         let generation = x.generation
-        x.attemptStart = .now()
+        x.attemptStart = now ?? .now()
         let http2 = upstreamHTTP2(cluster, x)
         if !http2, let idle = pool.takeIdle(endpoint) {
             attach(x, idle)
@@ -965,6 +966,97 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         responseHead(head, fields: fields, x, c)
     }
 
+    /// The usual HTTP/1 response head, its fields left in the bytes read: `responseHead`'s decisions, made on
+    /// the bytes. The head sent on is the received fields, less the dropped ones, copied from those bytes, then
+    /// the proxy's own. Heads that need other edits (header operations, CORS, an HTTP/2 client, an upgrade)
+    /// take `responseHead` with the fields as strings.
+    func upstreamRawHead(_ head: consuming HTTPResponseHead, fields: consuming RawFields, from c: UpstreamConnection) {
+        guard let x = exchange, x.connection === c else { return }
+        let ops = x.responseHeaderOps
+        guard head.status.code >= 200, x.head.version.major < 2, x.corsOrigin == nil, responseEncoder != nil,
+            ops.set.isEmpty, ops.add.isEmpty, ops.remove.isEmpty
+        else {
+            responseHead(head, fields: fields.list, x, c)
+            return
+        }
+        x.record.upstreamServiceTime = .nanoseconds(Int64((NIODeadline.now() - x.attemptStart).nanoseconds))
+        let status = Int(head.status.code)
+        var raw = fields
+        // One pass reads `Connection` (its tokens name more hop-by-hop fields) and the first `grpc-status`.
+        var hop = HopByHop()
+        var grpcStatus: Int?
+        raw.bytes.withUnsafeReadableBytes { p in
+            var grpcStatusSeen = false
+            for s in raw.spans {
+                let name = RawFields.name(s, p)
+                switch name.count {
+                case 10 where Token.equalsLowercased(name, "connection"):
+                    hop.noteConnection(bytes: RawFields.value(s, p))
+                case 11 where !grpcStatusSeen && Token.equalsLowercased(name, "grpc-status"):
+                    grpcStatusSeen = true
+                    grpcStatus = Int(String(decoding: RawFields.value(s, p), as: UTF8.self))
+                default:
+                    break
+                }
+            }
+        }
+        if let i = x.endpointIndex { x.cluster?.record(endpoint: i, status: status, now: .now) }
+        if x.retryOn.retries(status: status, grpcStatus: grpcStatus) && x.canRetry {
+            if x.attempt < x.maxTries {
+                abandonUpstream(x)
+                retryLater(x)
+                return
+            }
+            if x.maxTries > 1 { x.record.responseFlags.insert(.upstreamRetryLimitExceeded) }
+        }
+        x.tryTimer?.cancel()
+        x.responding = true
+        x.record.responseCode = status
+        x.record.grpcStatus = grpcStatus.map { "\($0)" }
+        x.record.responseCodeDetails = "via_upstream"
+        // Hop-by-hop fields, the upstream's `server`, its peer header and service time are dropped in place.
+        var peer: String?
+        raw.bytes.withUnsafeReadableBytes { p in
+            raw.spans.withUnsafeMutableBufferPointer { spans in
+                for i in spans.indices {
+                    let name = RawFields.name(spans[i], p)
+                    if hop.contains(bytes: name) {
+                        spans[i].dropped = true
+                        continue
+                    }
+                    switch name.count {
+                    case 6 where Token.equalsLowercased(name, "server"):
+                        spans[i].dropped = true
+                    case 23 where Token.equalsLowercased(name, "x-sextant-peer-metadata"):
+                        if peer == nil { peer = String(decoding: RawFields.value(spans[i], p), as: UTF8.self) }
+                        spans[i].dropped = true
+                    case 29 where Token.equalsLowercased(name, "x-envoy-upstream-service-time"):
+                        spans[i].dropped = true
+                    default:
+                        break
+                    }
+                }
+            }
+        }
+        if let peer, kind == .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
+        var added: [(String, String)] = []
+        added.reserveCapacity(4)
+        if kind != .outbound { added.append((PeerMetadata.header, shared.meHeader)) }
+        added.append(("x-envoy-upstream-service-time", "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)"))
+        added.append(("server", "istio-envoy"))
+        if !x.keepAlive { added.append(("connection", "close")) }
+        if !hop.isKeepAlive(version: head.version) { c.requestsServed = Int.max - 1 }
+        var h = head
+        if h.version != x.head.version { h.version = x.head.version }
+        x.record.responseFields = .raw(raw, added: added)
+        if responseEncoder?.sendHead(h, raw: raw, added: added) ?? false {
+            downstreamUnflushed = true
+        } else {
+            h.headers = HTTPHeaders(raw.list + added)
+            respond(.head(h))
+        }
+    }
+
     func upstreamRead(_ part: HTTPClientResponsePart, from c: UpstreamConnection) {
         guard let x = exchange, x.connection === c else { return }
         switch part {
@@ -1150,6 +1242,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     func upstreamClosed(_ c: UpstreamConnection) {
         guard let x = exchange, x.connection === c else { return }
         x.connection = nil
+        c.delegate = nil
         releaseEndpoint(x)
         x.tryTimer?.cancel()
         if x.responding {
@@ -1398,7 +1491,12 @@ struct HopByHop {
     /// Reads one `Connection` field's value.
     mutating func noteConnection(_ value: String) {
         var text = value
-        text.withUTF8 { Self.addListed(in: $0, to: &listed, closes: &closes, keepAlives: &keepAlives) }
+        text.withUTF8 { Self.addListed(in: UnsafeRawBufferPointer($0), to: &listed, closes: &closes, keepAlives: &keepAlives) }
+    }
+
+    /// `noteConnection` of a value's bytes.
+    mutating func noteConnection(bytes: UnsafeRawBufferPointer) {
+        Self.addListed(in: bytes, to: &listed, closes: &closes, keepAlives: &keepAlives)
     }
 
     /// NIO's `isKeepAlive`, from the same scan of `Connection` (RFC 9112 §9.3): a `close` closes, else a
@@ -1414,8 +1512,8 @@ struct HopByHop {
     /// The tokens of a `Connection` value, split and trimmed in place (they are ASCII): `close` and
     /// `keep-alive`, nearly always the only ones (a response from a keep-alive upstream has one), are
     /// recognised without building a string or a list of slices.
-    private static func addListed(in u: UnsafeBufferPointer<UInt8>, to listed: inout [String], closes: inout Int, keepAlives: inout Int) {
-        Token.forEachListElement(UnsafeRawBufferPointer(u)) { t in
+    private static func addListed(in u: UnsafeRawBufferPointer, to listed: inout [String], closes: inout Int, keepAlives: inout Int) {
+        Token.forEachListElement(u) { t in
             if HostName.bytesEqualIgnoringASCIICase(t, lowercased: "close".utf8) {
                 closes += 1
             } else if HostName.bytesEqualIgnoringASCIICase(t, lowercased: "keep-alive".utf8) {
@@ -1435,6 +1533,28 @@ struct HopByHop {
         default:
             return false
         }
+    }
+
+    /// `isFixed` of a name's bytes.
+    static func isFixed(bytes name: UnsafeRawBufferPointer) -> Bool {
+        switch name.count {
+        case 2: return Token.equalsLowercased(name, "te")
+        case 7: return Token.equalsLowercased(name, "trailer") || Token.equalsLowercased(name, "upgrade")
+        case 10: return Token.equalsLowercased(name, "connection") || Token.equalsLowercased(name, "keep-alive")
+        case 16: return Token.equalsLowercased(name, "proxy-connection")
+        case 17: return Token.equalsLowercased(name, "transfer-encoding")
+        case 18: return Token.equalsLowercased(name, "proxy-authenticate")
+        case 19: return Token.equalsLowercased(name, "proxy-authorization")
+        default: return false
+        }
+    }
+
+    /// `contains` of a name's bytes.
+    func contains(bytes name: UnsafeRawBufferPointer) -> Bool {
+        if Self.isFixed(bytes: name) { return true }
+        if listed.isEmpty { return false }
+        for f in listed where HostName.bytesEqualIgnoringASCIICase(name, lowercased: f.utf8) { return true }
+        return false
     }
 
     func contains(_ name: String) -> Bool {
@@ -1459,6 +1579,17 @@ extension Substring {
         while s.first == " " || s.first == "\t" { s = s.dropFirst() }
         while s.last == " " || s.last == "\t" { s = s.dropLast() }
         return String(s)
+    }
+}
+
+/// `CLOCK_MONOTONIC_COARSE` as an `NIODeadline` (the same clock as `NIODeadline.now()`, read at the
+/// kernel tick's resolution, a few milliseconds, without reading the TSC): for timestamps that only
+/// expiries in seconds compare, such as an idle connection's or a metric series' last use.
+enum CoarseClock {
+    static func now() -> NIODeadline {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+        return .uptimeNanoseconds(UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec))
     }
 }
 

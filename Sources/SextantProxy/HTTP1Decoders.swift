@@ -29,7 +29,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
             part = .head(head)
         case .body(let b): part = .body(b)
         case .end(let t): part = .end(t)
-        case .responseHead: preconditionFailure("a request parser made a response head")
+        case .responseHead, .rawResponseHead: preconditionFailure("a request parser made a response head")
         }
         if let sink {
             sink.received(part)
@@ -64,11 +64,16 @@ final class HTTP1ResponseDecoder: ChannelInboundHandler, RemovableChannelHandler
     typealias InboundIn = ByteBuffer
     typealias InboundOut = HTTPClientResponsePart
 
-    private let core = HTTP1DecoderCore(kind: .response)
+    private let core: HTTP1DecoderCore
     /// The next handler, when it takes parts directly.
     var sink: UpstreamHandler?
 
-    init(sink: UpstreamHandler? = nil) { self.sink = sink }
+    /// `rawFields` (by default: when there is a `sink`): response heads are parsed with their fields left in the
+    /// bytes read (`RawFields`), which the sink takes as they are; anyone else gets them as `HTTPHeaders`.
+    init(sink: UpstreamHandler? = nil, rawFields: Bool? = nil) {
+        self.sink = sink
+        core = HTTP1DecoderCore(kind: .response, rawResponseFields: rawFields ?? (sink != nil))
+    }
 
     /// A request with this method went out on the connection (a response to `HEAD` has no body, a 2xx to
     /// `CONNECT` starts a tunnel).
@@ -86,6 +91,14 @@ final class HTTP1ResponseDecoder: ChannelInboundHandler, RemovableChannelHandler
                 return true
             }
             head.headers = HTTPHeaders(fields)
+            part = .head(head)
+        case .rawResponseHead(var head, let fields):
+            if head.status.code < 200 && head.status != .switchingProtocols { return false }
+            if let sink {
+                sink.receivedRawHead(head, fields: fields)
+                return true
+            }
+            head.headers = HTTPHeaders(fields.list)
             part = .head(head)
         case .body(let b): part = .body(b)
         case .end(let t): part = .end(t)
@@ -134,7 +147,9 @@ final class HTTP1DecoderCore {
     /// The end of a message whose head `deliver` dropped (an informational response) is dropped too.
     private var dropping = false
 
-    init(kind: HTTP1Parser.Kind) { parser = HTTP1Parser(kind: kind) }
+    init(kind: HTTP1Parser.Kind, rawResponseFields: Bool = false) {
+        parser = HTTP1Parser(kind: kind, rawResponseFields: rawResponseFields)
+    }
 
     /// Decodes `data` after what was held, handing each event to `deliver` (false: the event was dropped).
     func read(_ data: ByteBuffer, context: ChannelHandlerContext, deliver: (consuming HTTP1Parser.Event) -> Bool) {

@@ -116,31 +116,9 @@ struct HTTP1HeadWriter {
                 }
             }
         }
-        let http11 = version.major == 1 && version.minor >= 1
-        var dropContentLength = false
-        var dropTransferEncoding = false
-        var addChunked = false
-        switch body {
-        case .no:
-            dropContentLength = true
-            dropTransferEncoding = true
-            isChunked = false
-        case .yes where !contentLength && http11:
-            dropTransferEncoding = true
-            addChunked = true
-            isChunked = true
-        case .yes, .unlikely:
-            if contentLength {
-                dropTransferEncoding = true
-                isChunked = false
-            } else {
-                isChunked = body == .unlikely && http11 && transferEncodingIsChunked == true
-            }
-        }
-        if dropContentLength { size -= contentLengthBytes }
-        if dropTransferEncoding { size -= transferEncodingBytes }
-        if addChunked { size += Self.chunkedField.utf8.count }
-        let dropping = (dropContentLength && contentLength) || (dropTransferEncoding && transferEncodingIsChunked != nil)
+        let plan = framingPlan(
+            body: body, version: version, contentLength: contentLength, transferEncodingIsChunked: transferEncodingIsChunked)
+        size += plan.sizeChange(contentLengthBytes: contentLengthBytes, transferEncodingBytes: transferEncodingBytes)
 
         var buffer = allocator.buffer(capacity: size)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
@@ -149,14 +127,14 @@ struct HTTP1HeadWriter {
             out.crlf()
             headers.withUnsafeBufferPointer { fields in
                 for i in fields.indices {
-                    if dropping, let f = Self.framing(fields[i].0) {
-                        if f == .contentLength && dropContentLength { continue }
-                        if f == .transferEncoding && dropTransferEncoding { continue }
+                    if plan.dropping, let f = Self.framing(fields[i].0) {
+                        if f == .contentLength && plan.dropContentLength { continue }
+                        if f == .transferEncoding && plan.dropTransferEncoding { continue }
                     }
                     out.field(fields[i].0, fields[i].1)
                 }
             }
-            if addChunked { out.put(Self.chunkedField) }
+            if plan.addChunked { out.put(Self.chunkedField) }
             out.crlf()
             return out.index
         }
@@ -165,8 +143,122 @@ struct HTTP1HeadWriter {
 
     private static let chunkedField = "transfer-encoding: chunked\r\n"
 
+    /// What happens to a head's framing fields, decided from what it holds (see the type's comment).
+    private struct FramingPlan {
+        var dropContentLength = false
+        var dropTransferEncoding = false
+        var addChunked = false
+        /// Some field present is left out.
+        var dropping = false
+
+        func sizeChange(contentLengthBytes: Int, transferEncodingBytes: Int) -> Int {
+            (dropContentLength ? -contentLengthBytes : 0) - (dropTransferEncoding ? transferEncodingBytes : 0)
+                + (addChunked ? HTTP1HeadWriter.chunkedField.utf8.count : 0)
+        }
+    }
+
+    /// Decides the framing and whether the body is sent chunked (`isChunked`).
+    private mutating func framingPlan(body: Body, version: HTTPVersion, contentLength: Bool, transferEncodingIsChunked: Bool?) -> FramingPlan {
+        let http11 = version.major == 1 && version.minor >= 1
+        var plan = FramingPlan()
+        switch body {
+        case .no:
+            plan.dropContentLength = true
+            plan.dropTransferEncoding = true
+            isChunked = false
+        case .yes where !contentLength && http11:
+            plan.dropTransferEncoding = true
+            plan.addChunked = true
+            isChunked = true
+        case .yes, .unlikely:
+            if contentLength {
+                plan.dropTransferEncoding = true
+                isChunked = false
+            } else {
+                isChunked = body == .unlikely && http11 && transferEncodingIsChunked == true
+            }
+        }
+        plan.dropping = (plan.dropContentLength && contentLength) || (plan.dropTransferEncoding && transferEncodingIsChunked != nil)
+        return plan
+    }
+
+    /// The status line, the received fields not dropped (copied from the bytes they were read into) and the
+    /// fields the proxy `added`; `reserve` extra bytes of capacity for a body to be appended.
+    mutating func response(
+        _ head: HTTPResponseHead, raw: RawFields, added: [(String, String)], reserve: Int, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        let reason = head.status.reasonPhrase
+        let code = Int(head.status.code)
+        let version = head.version
+        return raw.bytes.withUnsafeReadableBytes { p in
+            var size = Out.versionBytes(version) + 1 + Out.decimalDigits(code) + 1 + reason.utf8.count + 2 + 2
+            var contentLength = false
+            var transferEncodingIsChunked: Bool?
+            var contentLengthBytes = 0
+            var transferEncodingBytes = 0
+            for s in raw.spans where !s.dropped {
+                let bytes = Int(s.nameCount + s.valueCount) + 4
+                size += bytes
+                switch Self.framing(RawFields.name(s, p)) {
+                case .contentLength:
+                    contentLength = true
+                    contentLengthBytes += bytes
+                case .transferEncoding:
+                    if transferEncodingIsChunked == nil {
+                        let v = RawFields.value(s, p)
+                        transferEncodingIsChunked = v.elementsEqual("chunked".utf8)
+                    }
+                    transferEncodingBytes += bytes
+                case nil:
+                    break
+                }
+            }
+            // The proxy's own fields are never framing fields.
+            for (name, value) in added { size += name.utf8.count + value.utf8.count + 4 }
+            let plan = framingPlan(
+                body: head.status.mayHaveResponseBody ? .yes : .no, version: version, contentLength: contentLength,
+                transferEncodingIsChunked: transferEncodingIsChunked)
+            size += plan.sizeChange(contentLengthBytes: contentLengthBytes, transferEncodingBytes: transferEncodingBytes)
+            var buffer = allocator.buffer(capacity: size + reserve)
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { target in
+                var out = Out(target)
+                out.version(version)
+                out.byte(UInt8(ascii: " "))
+                out.decimal(code)
+                out.byte(UInt8(ascii: " "))
+                out.put(reason)
+                out.crlf()
+                for s in raw.spans where !s.dropped {
+                    if plan.dropping, let f = Self.framing(RawFields.name(s, p)) {
+                        if f == .contentLength && plan.dropContentLength { continue }
+                        if f == .transferEncoding && plan.dropTransferEncoding { continue }
+                    }
+                    out.put(bytes: RawFields.name(s, p))
+                    out.byte(UInt8(ascii: ":"))
+                    out.byte(UInt8(ascii: " "))
+                    out.put(bytes: RawFields.value(s, p))
+                    out.crlf()
+                }
+                for (name, value) in added { out.field(name, value) }
+                if plan.addChunked { out.put(Self.chunkedField) }
+                out.crlf()
+                return out.index
+            }
+            return buffer
+        }
+    }
+
     /// The two headers that frame a message body (RFC 9112 §6).
     enum Framing { case contentLength, transferEncoding }
+
+    /// `framing(_:)` of a name's bytes.
+    static func framing(_ name: UnsafeRawBufferPointer) -> Framing? {
+        switch name.count {
+        case 14: return Token.equalsLowercased(name, "content-length") ? .contentLength : nil
+        case 17: return Token.equalsLowercased(name, "transfer-encoding") ? .transferEncoding : nil
+        default: return nil
+        }
+    }
 
     /// `Content-Length` or `Transfer-Encoding`, in any case; other names are rejected by length.
     static func framing(_ name: String) -> Framing? {
@@ -192,6 +284,12 @@ struct HTTP1HeadWriter {
             }
             var s = string
             index += s.withUTF8 { put($0) }
+        }
+
+        mutating func put(bytes: UnsafeRawBufferPointer) {
+            guard let from = bytes.baseAddress else { return }
+            (base.baseAddress! + index).copyMemory(from: from, byteCount: bytes.count)
+            index += bytes.count
         }
 
         /// Copies `bytes` at the cursor and returns their count (the caller advances).
@@ -379,6 +477,18 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
         guard let context else { return false }
         releaseHead(context)
         heldHead = writer.response(head, fields: fields, allocator: context.channel.allocator)
+        if respondingToHEAD { writer.noBody() }
+        return true
+    }
+
+    /// `sendHead` for a head whose headers are `raw`'s fields not dropped, then `added`. Room is made for a
+    /// body small enough to join the head.
+    func sendHead(_ head: HTTPResponseHead, raw: RawFields, added: [(String, String)]) -> Bool {
+        guard let context else { return false }
+        releaseHead(context)
+        var reserve = 0
+        if !respondingToHEAD, let n = raw.contentLength, n <= Self.joinLimit { reserve = n }
+        heldHead = writer.response(head, raw: raw, added: added, reserve: reserve, allocator: context.channel.allocator)
         if respondingToHEAD { writer.noBody() }
         return true
     }

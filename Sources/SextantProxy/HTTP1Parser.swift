@@ -49,6 +49,8 @@ struct HTTP1Parser {
         /// Whoever needs `HTTPHeaders` wraps the list.
         case requestHead(HTTPRequestHead, fields: [(String, String)])
         case responseHead(HTTPResponseHead, fields: [(String, String)])
+        /// A response head whose fields were left in the bytes read (`rawResponseFields`).
+        case rawResponseHead(HTTPResponseHead, fields: RawFields)
         case body(ByteBuffer)
         case end(HTTPHeaders?)
     }
@@ -61,6 +63,8 @@ struct HTTP1Parser {
     static let maxChunkLineBytes = 4096
 
     let kind: Kind
+    /// Response heads come as `rawResponseHead`: their fields as ranges of the bytes read, not strings.
+    let rawResponseFields: Bool
     private(set) var state = State.head
     /// How far the search for the end of the current head (or chunk line) got, so that a head arriving in
     /// small pieces is scanned once.
@@ -68,7 +72,10 @@ struct HTTP1Parser {
     /// Whether the message being read ends in an upgrade.
     private var upgradeAfterMessage = false
 
-    init(kind: Kind) { self.kind = kind }
+    init(kind: Kind, rawResponseFields: Bool = false) {
+        self.kind = kind
+        self.rawResponseFields = rawResponseFields && kind == .response
+    }
 
     /// Decodes as much of `buffer` as makes whole events, consuming what it used. Each event goes to `emit`
     /// with the bytes that follow it, so that a receiver removing the handler (an upgrade) can pass them on;
@@ -171,8 +178,10 @@ struct HTTP1Parser {
         }
         scanned = 0
         if end > Self.maxHeadBytes { throw HTTPParserError.headerOverflow }
+        // Raw fields point into the head's bytes: a slice shares the buffer's storage, nothing is copied.
+        let headBytes = rawResponseFields ? buffer.getSlice(at: buffer.readerIndex, length: end) : nil
         let event = try buffer.withUnsafeReadableBytes { p in
-            try parseMessageHead(UnsafeRawBufferPointer(rebasing: p[0..<end]), nextMethod: nextMethod)
+            try parseMessageHead(UnsafeRawBufferPointer(rebasing: p[0..<end]), headBytes: headBytes, nextMethod: nextMethod)
         }
         buffer.moveReaderIndex(forwardBy: end)
         return event
@@ -195,9 +204,12 @@ struct HTTP1Parser {
     }
 
     /// Parses a complete head (start line, fields, the final CRLF) and decides the body's framing (§6.3).
-    private mutating func parseMessageHead(_ p: UnsafeRawBufferPointer, nextMethod: () -> HTTPMethod?) throws -> Event {
+    private mutating func parseMessageHead(
+        _ p: UnsafeRawBufferPointer, headBytes: ByteBuffer?, nextMethod: () -> HTTPMethod?
+    ) throws -> Event {
         let lineEnd = Self.lineEnd(p, from: 0)
         var fields = Fields()
+        fields.raw = headBytes != nil
         try fields.parse(p, from: lineEnd + 2, to: p.count - 2)
         switch kind {
         case .request:
@@ -232,6 +244,7 @@ struct HTTP1Parser {
                 state = .untilClose
             }
             let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: code, reasonPhrase: reason))
+            if let headBytes { return .rawResponseHead(head, fields: RawFields(bytes: headBytes, spans: fields.spans, contentLength: fields.contentLength)) }
             return .responseHead(head, fields: fields.list)
         }
     }
@@ -380,6 +393,9 @@ struct HTTP1Parser {
 /// The field lines of a head or trailer section (RFC 9112 §5), and what framing needs from them.
 private struct Fields {
     var list: [(String, String)] = []
+    /// Whether the fields are noted as `spans` (offsets into the head) instead of strings in `list`.
+    var raw = false
+    var spans: [RawFields.Span] = []
     var contentLength: Int?
     var transferEncoding: TransferEncoding?
     var connectionUpgrade = false
@@ -393,7 +409,11 @@ private struct Fields {
         guard from < to else { return }
         // Room for the fields, estimated from the bytes (field lines are rarely under 12 bytes; counting line
         // feeds first cost a `memchr` call per line), and for those the proxy adds: allocated once.
-        list.reserveCapacity((to - from) / 12 + 8)
+        if raw {
+            spans.reserveCapacity((to - from) / 12 + 1)
+        } else {
+            list.reserveCapacity((to - from) / 12 + 8)
+        }
         var total = 0
         var i = from
         while i < to {
@@ -413,7 +433,11 @@ private struct Fields {
             let name = UnsafeRawBufferPointer(rebasing: p[i..<colon])
             let value = UnsafeRawBufferPointer(rebasing: p[v..<e])
             try note(name, value)
-            list.append((Common.name(name), Common.value(value)))
+            if raw {
+                spans.append(RawFields.Span(nameStart: UInt32(i), nameCount: UInt32(colon - i), valueStart: UInt32(v), valueCount: UInt32(e - v)))
+            } else {
+                list.append((Common.name(name), Common.value(value)))
+            }
             i = next
         }
     }

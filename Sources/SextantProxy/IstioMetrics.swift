@@ -106,7 +106,7 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
         var duration = Histogram()
         var requestBytes = Histogram()
         var responseBytes = Histogram()
-        var lastUpdate: NIODeadline = .now()
+        var lastUpdate: NIODeadline = CoarseClock.now()
     }
 
     struct TCPSeries {
@@ -114,7 +114,7 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
         var received: UInt64 = 0
         var opened: UInt64 = 0
         var closed: UInt64 = 0
-        var lastUpdate: NIODeadline = .now()
+        var lastUpdate: NIODeadline = CoarseClock.now()
     }
 
     public let me: PeerMetadata
@@ -184,7 +184,8 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
     }
 
     public func requestFinished(_ r: ProxyRecord) {
-        let now = NIODeadline.now()
+        // Series expire after minutes: the coarse clock is precise enough and much cheaper per request.
+        let now = CoarseClock.now()
         let isTCP = r.protocolName == "TCP"
         // Most requests repeat the previous series: no labels are made for them.
         let repeated = !isTCP && lock.withLock { () -> Bool in

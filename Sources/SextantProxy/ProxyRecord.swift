@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import SextantIstio
 import SextantModel
 
 /// Envoy's `%RESPONSE_FLAGS%` (stream_info `ResponseFlag`), the short codes access logs, Istio's
@@ -63,7 +64,16 @@ public struct ProxyRecord: Sendable {
     /// The request's first `content-type` is `application/grpc*` (Istio's `request_protocol="grpc"`); set by
     /// the proxy as it reads the head.
     public var isGRPC = false
-    public var responseHeaders: HTTPHeaders = [:]
+    /// The response's headers as sent downstream. Usually kept as the received head's bytes plus the proxy's
+    /// fields: this makes `HTTPHeaders` of them; `responseHeader(_:)` looks one up without doing so.
+    public var responseHeaders: HTTPHeaders {
+        get { responseFields.headers }
+        set { responseFields = .headers(newValue) }
+    }
+    var responseFields = ResponseFields.headers([:])
+
+    /// The first value of the response header `name`, given in lower case (matched in any case).
+    public func responseHeader(lowercased name: String) -> String? { responseFields.first(lowercased: name) }
     public var responseCode: Int = 0
     public var responseCodeDetails: String = ""
     public var responseFlags: ResponseFlags = []
@@ -165,4 +175,29 @@ public protocol ProxyObserver: Sendable {
 public struct NoProxyObserver: ProxyObserver {
     public init() {}
     public func requestFinished(_ record: ProxyRecord) {}
+}
+
+/// A response's headers as the proxy sent them on: a received head's fields (those not dropped) followed by
+/// the fields the proxy added, or a plain `HTTPHeaders` when they were edited otherwise. `HTTPHeaders` is made
+/// only for whoever asks (`ProxyRecord.responseHeaders`); a lookup by name reads the bytes.
+enum ResponseFields: Sendable {
+    case headers(HTTPHeaders)
+    case raw(RawFields, added: [(String, String)])
+
+    var headers: HTTPHeaders {
+        switch self {
+        case .headers(let h): return h
+        case .raw(let r, let added): return HTTPHeaders(r.list + added)
+        }
+    }
+
+    /// The first value of the header `name` (given in lower case; matched in any case).
+    func first(lowercased name: String) -> String? {
+        switch self {
+        case .headers(let h): return h.first(name: name)
+        case .raw(let r, let added):
+            if let v = r.first(lowercased: name) { return v }
+            return added.first { HostName.equalsIgnoringASCIICase($0.0, lowercased: name) }?.1
+        }
+    }
 }

@@ -10,6 +10,9 @@ protocol UpstreamDelegate: AnyObject {
     /// A response head from the HTTP/1 decoder: its `headers` are empty, its fields are the list (handed
     /// over, so that the delegate may hold its only reference and edit it in place).
     func upstreamHead(_ head: consuming HTTPResponseHead, fields: consuming [(String, String)], from connection: UpstreamConnection)
+    /// A response head from the HTTP/1 decoder with its fields left in the bytes read (handed over, so that
+    /// the delegate may mark fields dropped in place).
+    func upstreamRawHead(_ head: consuming HTTPResponseHead, fields: consuming RawFields, from connection: UpstreamConnection)
     func upstreamClosed(_ connection: UpstreamConnection)
     func upstreamWritabilityChanged(_ connection: UpstreamConnection, writable: Bool)
     /// The connection's current read is handled: what it made the delegate write is flushed now.
@@ -24,6 +27,10 @@ extension UpstreamDelegate {
         head.headers = HTTPHeaders(fields)
         upstreamRead(.head(head), from: connection)
     }
+
+    func upstreamRawHead(_ head: consuming HTTPResponseHead, fields: consuming RawFields, from connection: UpstreamConnection) {
+        upstreamHead(head, fields: fields.list, from: connection)
+    }
 }
 
 /// One HTTP/1.1 connection to an endpoint, owned by the pool of its event loop.
@@ -33,11 +40,14 @@ final class UpstreamConnection {
     let cluster: ClusterRuntime
     /// Its endpoint's idle list in the pool, where it goes back after an exchange (HTTP/1 connections).
     var idleList: UpstreamPool.IdleList?
-    weak var delegate: (any UpstreamDelegate)?
+    /// The current user, held strongly and cleared whenever the connection is given back, abandoned or
+    /// closed: a `weak` reference would give every `DownstreamHandler` a side table, which makes each of
+    /// its retains and releases take the runtime's slow path.
+    var delegate: (any UpstreamDelegate)?
     var requestsServed = 0
     var isClosed = false
-    /// When it went idle, for the idle timeout.
-    var idleSince: NIODeadline = .now()
+    /// When it went idle, for the idle timeout (`CoarseClock`).
+    var idleSince: NIODeadline = CoarseClock.now()
     private var readPaused = false
     /// `%UPSTREAM_LOCAL_ADDRESS%`, formatted once per connection rather than per request.
     lazy var localAddressText: String? = channel.localAddress.map(DownstreamHandler.format)
@@ -110,6 +120,12 @@ final class UpstreamHandler: ChannelInboundHandler {
         c.delegate?.upstreamHead(head, fields: fields, from: c)
     }
 
+    /// A response head straight from `HTTP1ResponseDecoder`, its fields in the bytes read.
+    func receivedRawHead(_ head: consuming HTTPResponseHead, fields: consuming RawFields) {
+        guard let c = connection else { return }
+        c.delegate?.upstreamRawHead(head, fields: fields, from: c)
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         guard let c = connection else { return }
         c.delegate?.upstreamReadComplete(c)
@@ -119,7 +135,9 @@ final class UpstreamHandler: ChannelInboundHandler {
         guard let c = connection else { return }
         connection = nil
         pool.closed(c)
-        c.delegate?.upstreamClosed(c)
+        let delegate = c.delegate
+        c.delegate = nil
+        delegate?.upstreamClosed(c)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -239,7 +257,7 @@ final class UpstreamPool {
             w.completion(.success(c))
             return
         }
-        c.idleSince = .now()
+        c.idleSince = CoarseClock.now()
         (c.idleList ?? idleList(key: c.endpointKey)).connections.append(c)
     }
 
@@ -281,7 +299,7 @@ final class UpstreamPool {
     private func popIdle(_ endpoint: EndpointState) -> UpstreamConnection? {
         let list = idleList(endpoint)
         guard !list.connections.isEmpty else { return nil }
-        let now = NIODeadline.now()
+        let now = CoarseClock.now()
         while let c = list.connections.popLast() {
             guard !c.isClosed && c.channel.isActive else { continue }
             // `connectionPool.http.idleTimeout`: a connection idle for longer is closed, not reused.

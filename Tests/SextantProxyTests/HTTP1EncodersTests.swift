@@ -122,4 +122,75 @@ import Testing
         #expect(ours == (try Self.encode(HTTPResponseEncoder(), parts)))
         #expect(ours.contains("3\r\nabc\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabcHTTP/1.1 200 OK\r\ntransfer-encoding: chunked"))
     }
+
+    /// A received head's fields left in its bytes (`RawFields`, parsed by the proxy's own parser in the mode
+    /// the upstream side uses), some dropped, then the proxy's own: written from the bytes, the head must be
+    /// byte for byte the one written from the same fields as strings, and frame the body the same way, for
+    /// every status and version, framing fields (dropped, kept or added) included.
+    @Test(arguments: [
+        HTTPResponseStatus.ok, .noContent, .notModified, .notFound, .custom(code: 299, reasonPhrase: "Odd"),
+    ])
+    func rawResponseHeadsMatchTheStringPath(status: HTTPResponseStatus) throws {
+        let added = [("x-envoy-upstream-service-time", "3"), ("server", "istio-envoy")]
+        for version in [HTTPVersion.http1_1, .http1_0] {
+            for headers in Self.headerSets + [[("Server", "nginx"), ("Connection", "keep-alive"), ("ETag", "\"a-1\"")]] {
+                // The parser refuses Content-Length with Transfer-Encoding in a response: such a head never
+                // reaches the writer from the bytes.
+                guard !(headers.contains { $0.0.lowercased() == "content-length" }
+                    && headers.contains { $0.0.lowercased() == "transfer-encoding" }) else { continue }
+                var text = "HTTP/\(version.major).\(version.minor) \(status.code) \(status.reasonPhrase)\r\n"
+                for (n, v) in headers { text += "\(n):  \(v) \r\n" }
+                text += "\r\n"
+                var parser = HTTP1Parser(kind: .response, rawResponseFields: true)
+                var buffer = ByteBuffer(string: text)
+                var raw: RawFields?
+                try parser.decode(&buffer, nextMethod: { .GET }) { event, _ in
+                    if case .rawResponseHead(_, let fields) = event { raw = fields }
+                    return true
+                }
+                guard var raw else {
+                    Issue.record("no raw head for \(text.debugDescription)")
+                    continue
+                }
+                // Drop every other field; `list` must leave the dropped ones out.
+                for i in raw.spans.indices where i % 2 == 1 { raw.spans[i].dropped = true }
+                let kept = headers.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+                #expect(raw.list.map { "\($0.0)=\($0.1)" } == kept.map { "\($0.0)=\($0.1)" })
+                for (n, v) in kept { #expect(raw.first(lowercased: n.lowercased()) == kept.first { $0.0.lowercased() == n.lowercased() }?.1 ?? v) }
+                let head = HTTPResponseHead(version: version, status: status)
+                var fromBytes = HTTP1HeadWriter()
+                var fromStrings = HTTP1HeadWriter()
+                let a = fromBytes.response(head, raw: raw, added: added, reserve: 100, allocator: ByteBufferAllocator())
+                let b = fromStrings.response(head, fields: raw.list + added, allocator: ByteBufferAllocator())
+                #expect(String(buffer: a) == String(buffer: b), "\(status) \(version) \(headers)")
+                #expect(fromBytes.isChunked == fromStrings.isChunked)
+                #expect(a.capacity >= a.readableBytes + 100)
+            }
+        }
+    }
+
+    /// `ResponseFields`, what the access log reads: a lookup by name finds a received field (in any case)
+    /// before an added one, never a dropped one, as `HTTPHeaders` made of the same fields would.
+    @Test func responseFieldsLookUpWithoutMakingHeaders() throws {
+        var parser = HTTP1Parser(kind: .response, rawResponseFields: true)
+        var buffer = ByteBuffer(string: "HTTP/1.1 200 OK\r\nServer: up\r\nX-Trace: a\r\nx-trace: b\r\nContent-Length: 0\r\n\r\n")
+        var raw: RawFields?
+        try parser.decode(&buffer, nextMethod: { .GET }) { event, _ in
+            if case .rawResponseHead(_, let fields) = event { raw = fields }
+            return true
+        }
+        var fields = try #require(raw)
+        fields.spans[0].dropped = true
+        let sent = ResponseFields.raw(fields, added: [("server", "istio-envoy"), ("x-extra", "1")])
+        #expect(sent.first(lowercased: "server") == "istio-envoy")
+        #expect(sent.first(lowercased: "x-trace") == "a")
+        #expect(sent.first(lowercased: "x-extra") == "1")
+        #expect(sent.first(lowercased: "content-length") == "0")
+        #expect(sent.first(lowercased: "absent") == nil)
+        #expect(sent.headers.map { "\($0.name)=\($0.value)" } == ["X-Trace=a", "x-trace=b", "Content-Length=0", "server=istio-envoy", "x-extra=1"])
+        var record = ProxyRecord(direction: .outbound, startUnixNanos: 0, method: "GET", path: "/", protocolName: "HTTP/1.1", authority: "a", requestHeaders: [:])
+        record.responseFields = sent
+        #expect(record.responseHeader(lowercased: "x-trace") == "a")
+        #expect(record.responseHeaders["x-extra"] == ["1"])
+    }
 }

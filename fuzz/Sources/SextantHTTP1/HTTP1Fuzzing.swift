@@ -7,7 +7,8 @@ import NIOHTTP1
 /// the methods the responses answer (bits 1–3: `HEAD` or `GET` for the first three) and where the stream is
 /// cut; the rest is the stream. It is parsed whole, then in pieces, then one byte at a time, and the three
 /// must give the same messages (bodies joined), and the same error if any: how reads fall must never
-/// change what the proxy forwards. Heads must hold no CR, LF or NUL, and bodies no more bytes than came in.
+/// change what the proxy forwards. Responses are also parsed with their fields left in the bytes
+/// (`RawFields`, the proxy's upstream side), which must read exactly as the fields made into strings. Heads must hold no CR, LF or NUL, and bodies no more bytes than came in.
 /// Traps if an invariant breaks.
 public func fuzzHTTP1(_ input: UnsafeRawBufferPointer) {
     guard let control = input.first else { return }
@@ -22,6 +23,7 @@ public func fuzzHTTP1(_ input: UnsafeRawBufferPointer) {
         i += cut
     }
     if run(kind, control, pieces) != whole { fatalError("pieces of \(cut) bytes read differently") }
+    if kind == .response, run(kind, control, pieces, raw: true) != whole { fatalError("raw fields read differently") }
     if stream.count <= 4096, run(kind, control, stream.indices.map { stream[$0...$0] }) != whole {
         fatalError("single bytes read differently")
     }
@@ -30,8 +32,8 @@ public func fuzzHTTP1(_ input: UnsafeRawBufferPointer) {
     if bodyBytes > stream.count { fatalError("more body bytes than input") }
 }
 
-private func run(_ kind: HTTP1Parser.Kind, _ control: UInt8, _ pieces: [ArraySlice<UInt8>]) -> [String] {
-    var parser = HTTP1Parser(kind: kind)
+private func run(_ kind: HTTP1Parser.Kind, _ control: UInt8, _ pieces: [ArraySlice<UInt8>], raw: Bool = false) -> [String] {
+    var parser = HTTP1Parser(kind: kind, rawResponseFields: raw)
     var out: [String] = []
     var pending = ByteBuffer()
     var answered = 0
@@ -52,6 +54,15 @@ private func run(_ kind: HTTP1Parser.Kind, _ control: UInt8, _ pieces: [ArraySli
             precondition(h.headers.isEmpty, "a head's fields are only in its list")
             let headers = HTTPHeaders(fields)
             check(headers)
+            out.append("head:\(h.status.code) \(h.status.reasonPhrase) \(h.version) \(headers.map { "\($0.name)=\($0.value)" })")
+        case .rawResponseHead(let h, let fields):
+            precondition(h.headers.isEmpty, "a head's fields are only in its list")
+            let headers = HTTPHeaders(fields.list)
+            check(headers)
+            // A lookup by name finds the first field of that name, as `HTTPHeaders` does.
+            for (name, _) in headers where fields.first(lowercased: name.lowercased()) != headers.first(name: name) {
+                fatalError("lookup of \(name) differs")
+            }
             out.append("head:\(h.status.code) \(h.status.reasonPhrase) \(h.version) \(headers.map { "\($0.name)=\($0.value)" })")
         case .body(let b):
             // One scalar per byte, so that bodies compare and count byte for byte.

@@ -1,0 +1,1 @@
+../../../Sources/SextantProxy/RawFields.swift
