@@ -20,6 +20,26 @@ struct HTTP1HeadWriter {
     /// Whether the body that follows the head is sent in chunks (RFC 9112 §7.1).
     private(set) var isChunked = false
 
+    /// The last head written, kept by its encoder once handed to the channel (`keep`): when the next head is
+    /// written the channel has usually sent it and let go, so its storage is reused, not allocated again.
+    private var spare: ByteBuffer?
+    /// A larger buffer (a big head, or one a long body joined) is not kept for the connection's lifetime.
+    static let spareLimit = 4096
+
+    /// An empty buffer of at least `capacity` bytes: the spare one when nothing else holds it any more.
+    private mutating func headBuffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard var b = spare else { return allocator.buffer(capacity: capacity) }
+        spare = nil
+        // Still queued in the channel (a write that did not complete): `clear` allocates anew, as it must.
+        b.clear(minimumCapacity: capacity)
+        return b
+    }
+
+    /// Keeps `buffer`, just handed to the channel, for the next head (see `spare`).
+    mutating func keep(_ buffer: ByteBuffer) {
+        if buffer.capacity <= Self.spareLimit { spare = buffer }
+    }
+
     /// The request line `METHOD target HTTP/x.y` and the headers.
     mutating func request(_ head: HTTPRequestHead, allocator: ByteBufferAllocator) -> ByteBuffer {
         request(head, fields: head.headers.map { ($0.name, $0.value) }, allocator: allocator)
@@ -120,7 +140,7 @@ struct HTTP1HeadWriter {
             body: body, version: version, contentLength: contentLength, transferEncodingIsChunked: transferEncodingIsChunked)
         size += plan.sizeChange(contentLengthBytes: contentLengthBytes, transferEncodingBytes: transferEncodingBytes)
 
-        var buffer = allocator.buffer(capacity: size)
+        var buffer = headBuffer(capacity: size, allocator: allocator)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var out = Out(raw)
             startLine(&out)
@@ -219,7 +239,7 @@ struct HTTP1HeadWriter {
                 body: head.status.mayHaveResponseBody ? .yes : .no, version: version, contentLength: contentLength,
                 transferEncodingIsChunked: transferEncodingIsChunked)
             size += plan.sizeChange(contentLengthBytes: contentLengthBytes, transferEncodingBytes: transferEncodingBytes)
-            var buffer = allocator.buffer(capacity: size + reserve)
+            var buffer = headBuffer(capacity: size + reserve, allocator: allocator)
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { target in
                 var out = Out(target)
                 out.version(version)
@@ -416,6 +436,7 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
         responseDecoder?.requestSent(head.method)
         let buffer = writer.request(head, fields: fields, allocator: context.channel.allocator)
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+        writer.keep(buffer)
         return true
     }
 
@@ -425,6 +446,7 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
             responseDecoder?.requestSent(head.method)
             let buffer = writer.request(head, allocator: context.channel.allocator)
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            writer.keep(buffer)
         case .body(let part):
             writer.body(part, context: context, promise: promise)
         case .end(let trailers):
@@ -498,6 +520,7 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
         guard let head = heldHead else { return }
         heldHead = nil
         context.write(wrapOutboundOut(.byteBuffer(head)), promise: nil)
+        writer.keep(head)
     }
 
     func flush(context: ChannelHandlerContext) {
@@ -527,6 +550,7 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
             let buffer = writer.response(head, allocator: context.channel.allocator)
             if respondingToHEAD { writer.noBody() }
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            writer.keep(buffer)
         case .body(let part):
             if respondingToHEAD {
                 promise?.succeed()
@@ -536,6 +560,7 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
                 heldHead = nil
                 head.writeImmutableBuffer(body)
                 context.write(wrapOutboundOut(.byteBuffer(head)), promise: promise)
+                writer.keep(head)
                 return
             }
             releaseHead(context)

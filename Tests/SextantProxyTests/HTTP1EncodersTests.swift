@@ -193,4 +193,59 @@ import Testing
         #expect(record.responseHeader(lowercased: "x-trace") == "a")
         #expect(record.responseHeaders["x-extra"] == ["1"])
     }
+
+    /// A head's buffer is kept by the encoder once handed to the channel, and reused for the next head when the
+    /// channel has let go of it (here: once the test read it): same storage, right bytes. One still held is not
+    /// written over.
+    @Test func headBuffersAreReusedOnceTheChannelLetsGo() throws {
+        let encoder = HTTP1ResponseEncoder()
+        let channel = EmbeddedChannel(handler: encoder)
+        defer { _ = try? channel.finish() }
+        var parser = HTTP1Parser(kind: .response, rawResponseFields: true)
+        var received = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nServer: up\r\n\r\n")
+        var raw: RawFields?
+        try parser.decode(&received, nextMethod: { .GET }) { event, _ in
+            if case .rawResponseHead(_, let fields) = event { raw = fields }
+            return true
+        }
+        let fields = try #require(raw)
+        var sized = HTTPResponseHead(version: .http1_1, status: .ok)
+        sized.headers.add(name: "content-length", value: "3")
+        /// Writes one response (from raw fields, its body joining the head, or from a head) and reads it back,
+        /// with the address of the first buffer's bytes; `keep` holds on to what was read.
+        func respond(_ body: String, raw useRaw: Bool, keep: inout [ByteBuffer]) throws -> (String, UInt) {
+            if useRaw {
+                #expect(encoder.sendHead(HTTPResponseHead(version: .http1_1, status: .ok), raw: fields, added: [("server", "istio-envoy")]))
+            } else {
+                channel.write(HTTPServerResponsePart.head(sized), promise: nil)
+            }
+            channel.write(HTTPServerResponsePart.body(Self.body(body)), promise: nil)
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
+            var out = ""
+            var address: UInt = 0
+            while let data = try channel.readOutbound(as: IOData.self) {
+                guard case .byteBuffer(let b) = data else { continue }
+                if address == 0 { address = b.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } }
+                out += String(buffer: b)
+                keep.append(b)
+            }
+            return (out, address)
+        }
+        for useRaw in [true, false] {
+            let expected = useRaw
+                ? ["HTTP/1.1 200 OK\r\nContent-Length: 3\r\nServer: up\r\nserver: istio-envoy\r\n\r\nabc",
+                   "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nServer: up\r\nserver: istio-envoy\r\n\r\nxyz"]
+                : ["HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc", "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nxyz"]
+            var held: [ByteBuffer] = []
+            let (first, a) = try respond("abc", raw: useRaw, keep: &held)
+            held.removeAll()
+            let (second, b) = try respond("xyz", raw: useRaw, keep: &held)
+            #expect([first, second] == expected)
+            #expect(a == b, "the second head reuses the first one's storage")
+            // The second response is still held by the reader: the third gets new storage, and the held bytes stay.
+            let (third, c) = try respond("abc", raw: useRaw, keep: &held)
+            #expect(third == expected[0] && c != b)
+            #expect(String(buffer: held[0]) == String(decoding: expected[1].utf8.prefix(held[0].readableBytes), as: UTF8.self))
+        }
+    }
 }
