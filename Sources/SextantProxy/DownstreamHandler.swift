@@ -972,9 +972,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// take `responseHead` with the fields as strings.
     func upstreamRawHead(_ head: consuming HTTPResponseHead, fields: consuming RawFields, from c: UpstreamConnection) {
         guard let x = exchange, x.connection === c else { return }
-        let ops = x.responseHeaderOps
         guard head.status.code >= 200, x.head.version.major < 2, x.corsOrigin == nil, responseEncoder != nil,
-            ops.set.isEmpty, ops.add.isEmpty, ops.remove.isEmpty
+            x.responseHeaderOps.set.isEmpty, x.responseHeaderOps.add.isEmpty, x.responseHeaderOps.remove.isEmpty
         else {
             responseHead(head, fields: fields.list, x, c)
             return

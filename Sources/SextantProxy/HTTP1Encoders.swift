@@ -411,8 +411,13 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
 
     /// This handler's context while it is in a pipeline, for `send`.
     private var context: ChannelHandlerContext?
+    /// The channel's allocator, read once (`context.channel` retains and releases the channel per access).
+    private var allocator = ByteBufferAllocator()
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        allocator = context.channel.allocator
+    }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -434,7 +439,7 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
     func sendHead(_ head: HTTPRequestHead, fields: [(String, String)]) -> Bool {
         guard let context else { return false }
         responseDecoder?.requestSent(head.method)
-        let buffer = writer.request(head, fields: fields, allocator: context.channel.allocator)
+        let buffer = writer.request(head, fields: fields, allocator: allocator)
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
         writer.keep(buffer)
         return true
@@ -444,7 +449,7 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
         switch part {
         case .head(let head):
             responseDecoder?.requestSent(head.method)
-            let buffer = writer.request(head, allocator: context.channel.allocator)
+            let buffer = writer.request(head, allocator: allocator)
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
             writer.keep(buffer)
         case .body(let part):
@@ -476,8 +481,13 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
 
     /// This handler's context while it is in a pipeline, for `send`.
     private var context: ChannelHandlerContext?
+    /// The channel's allocator, read once (`context.channel` retains and releases the channel per access).
+    private var allocator = ByteBufferAllocator()
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        allocator = context.channel.allocator
+    }
     func handlerRemoved(context: ChannelHandlerContext) {
         releaseHead(context)
         self.context = nil
@@ -498,7 +508,7 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
     func sendHead(_ head: HTTPResponseHead, fields: [(String, String)]) -> Bool {
         guard let context else { return false }
         releaseHead(context)
-        heldHead = writer.response(head, fields: fields, allocator: context.channel.allocator)
+        heldHead = writer.response(head, fields: fields, allocator: allocator)
         if respondingToHEAD { writer.noBody() }
         return true
     }
@@ -510,7 +520,7 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
         releaseHead(context)
         var reserve = 0
         if !respondingToHEAD, let n = raw.contentLength, n <= Self.joinLimit { reserve = n }
-        heldHead = writer.response(head, raw: raw, added: added, reserve: reserve, allocator: context.channel.allocator)
+        heldHead = writer.response(head, raw: raw, added: added, reserve: reserve, allocator: allocator)
         if respondingToHEAD { writer.noBody() }
         return true
     }
@@ -547,7 +557,7 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
         switch part {
         case .head(let head):
             releaseHead(context)
-            let buffer = writer.response(head, allocator: context.channel.allocator)
+            let buffer = writer.response(head, allocator: allocator)
             if respondingToHEAD { writer.noBody() }
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
             writer.keep(buffer)
