@@ -966,6 +966,33 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         responseHead(head, fields: fields, x, c)
     }
 
+    /// A final response head's fate: false when its status is retried (the attempt is abandoned and another
+    /// scheduled); otherwise the exchange is responding and the record has the status.
+    private func acceptResponse(_ x: Exchange, status: Int, grpcStatus: Int?) -> Bool {
+        if x.retryOn.retries(status: status, grpcStatus: grpcStatus) && x.canRetry {
+            if x.attempt < x.maxTries {
+                abandonUpstream(x)
+                retryLater(x)
+                return false
+            }
+            if x.maxTries > 1 { x.record.responseFlags.insert(.upstreamRetryLimitExceeded) }
+        }
+        x.tryTimer?.cancel()
+        x.responding = true
+        x.record.responseCode = status
+        x.record.grpcStatus = grpcStatus.map { "\($0)" }
+        x.record.responseCodeDetails = "via_upstream"
+        return true
+    }
+
+    /// The fields the proxy adds to every response it forwards: its identity toward another proxy (inbound),
+    /// the upstream's service time and `server: istio-envoy`, as Envoy sets them.
+    private func appendProxyFields(to fields: inout [(String, String)], _ x: Exchange) {
+        if kind != .outbound { fields.append((PeerMetadata.header, shared.meHeader)) }
+        fields.append(("x-envoy-upstream-service-time", "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)"))
+        fields.append(("server", "istio-envoy"))
+    }
+
     /// The usual HTTP/1 response head, its fields left in the bytes read: `responseHead`'s decisions, made on
     /// the bytes. The head sent on is the received fields, less the dropped ones, copied from those bytes, then
     /// the proxy's own. Heads that need other edits (header operations, CORS, an HTTP/2 client, an upgrade)
@@ -1000,19 +1027,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             }
         }
         if let i = x.endpointIndex { x.cluster?.record(endpoint: i, status: status, now: .now) }
-        if x.retryOn.retries(status: status, grpcStatus: grpcStatus) && x.canRetry {
-            if x.attempt < x.maxTries {
-                abandonUpstream(x)
-                retryLater(x)
-                return
-            }
-            if x.maxTries > 1 { x.record.responseFlags.insert(.upstreamRetryLimitExceeded) }
-        }
-        x.tryTimer?.cancel()
-        x.responding = true
-        x.record.responseCode = status
-        x.record.grpcStatus = grpcStatus.map { "\($0)" }
-        x.record.responseCodeDetails = "via_upstream"
+        guard acceptResponse(x, status: status, grpcStatus: grpcStatus) else { return }
         // Hop-by-hop fields, the upstream's `server`, its peer header and service time are dropped in place.
         var peer: String?
         raw.bytes.withUnsafeReadableBytes { p in
@@ -1040,9 +1055,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         if let peer, kind == .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
         var added: [(String, String)] = []
         added.reserveCapacity(4)
-        if kind != .outbound { added.append((PeerMetadata.header, shared.meHeader)) }
-        added.append(("x-envoy-upstream-service-time", "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)"))
-        added.append(("server", "istio-envoy"))
+        appendProxyFields(to: &added, x)
         if !x.keepAlive { added.append(("connection", "close")) }
         if !hop.isKeepAlive(version: head.version) { c.requestsServed = Int.max - 1 }
         var h = head
@@ -1120,19 +1133,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             return
         }
         if head.status.code >= 100 && head.status.code < 200 { return }
-        if x.retryOn.retries(status: status, grpcStatus: grpcStatus) && x.canRetry {
-            if x.attempt < x.maxTries {
-                abandonUpstream(x)
-                retryLater(x)
-                return
-            }
-            if x.maxTries > 1 { x.record.responseFlags.insert(.upstreamRetryLimitExceeded) }
-        }
-        x.tryTimer?.cancel()
-        x.responding = true
-        x.record.responseCode = status
-        x.record.grpcStatus = grpcStatus.map { "\($0)" }
-        x.record.responseCodeDetails = "via_upstream"
+        guard acceptResponse(x, status: status, grpcStatus: grpcStatus) else { return }
         // The response head sent downstream, edited in place from the received list (the decoder reserved
         // room for the proxy's fields): hop-by-hop fields, the upstream's identity and the fields the proxy
         // sets go, keeping the others' order; the proxy's are appended.
@@ -1159,9 +1160,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         if kept < fields.count { fields.removeSubrange(kept...) }
         if let peer, kind == .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
-        if kind != .outbound { fields.append((PeerMetadata.header, shared.meHeader)) }
-        fields.append(("x-envoy-upstream-service-time", "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)"))
-        fields.append(("server", "istio-envoy"))
+        appendProxyFields(to: &fields, x)
         let upstreamVersion = head.version
         var h = head
         if h.version != x.head.version { h.version = x.head.version }

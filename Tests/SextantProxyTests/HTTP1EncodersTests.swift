@@ -32,6 +32,18 @@ import Testing
 
     static func body(_ s: String) -> IOData { .byteBuffer(ByteBuffer(string: s)) }
 
+    /// A response head's fields as the upstream side parses them (left in the bytes), or nil if none came.
+    static func rawFields(_ head: String) throws -> RawFields? {
+        var parser = HTTP1Parser(kind: .response, rawResponseFields: true)
+        var buffer = ByteBuffer(string: head)
+        var raw: RawFields?
+        try parser.decode(&buffer, nextMethod: { .GET }) { event, _ in
+            if case .rawResponseHead(_, let fields) = event { raw = fields }
+            return true
+        }
+        return raw
+    }
+
     static let headerSets: [[(String, String)]] = [
         [],
         [("Host", "upstream:80"), ("x-request-id", "abc")],
@@ -141,14 +153,7 @@ import Testing
                 var text = "HTTP/\(version.major).\(version.minor) \(status.code) \(status.reasonPhrase)\r\n"
                 for (n, v) in headers { text += "\(n):  \(v) \r\n" }
                 text += "\r\n"
-                var parser = HTTP1Parser(kind: .response, rawResponseFields: true)
-                var buffer = ByteBuffer(string: text)
-                var raw: RawFields?
-                try parser.decode(&buffer, nextMethod: { .GET }) { event, _ in
-                    if case .rawResponseHead(_, let fields) = event { raw = fields }
-                    return true
-                }
-                guard var raw else {
+                guard var raw = try Self.rawFields(text) else {
                     Issue.record("no raw head for \(text.debugDescription)")
                     continue
                 }
@@ -172,14 +177,7 @@ import Testing
     /// `ResponseFields`, what the access log reads: a lookup by name finds a received field (in any case)
     /// before an added one, never a dropped one, as `HTTPHeaders` made of the same fields would.
     @Test func responseFieldsLookUpWithoutMakingHeaders() throws {
-        var parser = HTTP1Parser(kind: .response, rawResponseFields: true)
-        var buffer = ByteBuffer(string: "HTTP/1.1 200 OK\r\nServer: up\r\nX-Trace: a\r\nx-trace: b\r\nContent-Length: 0\r\n\r\n")
-        var raw: RawFields?
-        try parser.decode(&buffer, nextMethod: { .GET }) { event, _ in
-            if case .rawResponseHead(_, let fields) = event { raw = fields }
-            return true
-        }
-        var fields = try #require(raw)
+        var fields = try #require(try Self.rawFields("HTTP/1.1 200 OK\r\nServer: up\r\nX-Trace: a\r\nx-trace: b\r\nContent-Length: 0\r\n\r\n"))
         fields.spans[0].dropped = true
         let sent = ResponseFields.raw(fields, added: [("server", "istio-envoy"), ("x-extra", "1")])
         #expect(sent.first(lowercased: "server") == "istio-envoy")
@@ -201,14 +199,7 @@ import Testing
         let encoder = HTTP1ResponseEncoder()
         let channel = EmbeddedChannel(handler: encoder)
         defer { _ = try? channel.finish() }
-        var parser = HTTP1Parser(kind: .response, rawResponseFields: true)
-        var received = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nServer: up\r\n\r\n")
-        var raw: RawFields?
-        try parser.decode(&received, nextMethod: { .GET }) { event, _ in
-            if case .rawResponseHead(_, let fields) = event { raw = fields }
-            return true
-        }
-        let fields = try #require(raw)
+        let fields = try #require(try Self.rawFields("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nServer: up\r\n\r\n"))
         var sized = HTTPResponseHead(version: .http1_1, status: .ok)
         sized.headers.add(name: "content-length", value: "3")
         /// Writes one response (from raw fields, its body joining the head, or from a head) and reads it back,
