@@ -1014,11 +1014,10 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         raw.bytes.withUnsafeReadableBytes { p in
             var grpcStatusSeen = false
             for s in raw.spans {
-                let name = RawFields.name(s, p)
-                switch name.count {
-                case 10 where Token.equalsLowercased(name, "connection"):
+                switch UpstreamResponseField(RawFields.name(s, p)) {
+                case .connection:
                     hop.noteConnection(bytes: RawFields.value(s, p))
-                case 11 where !grpcStatusSeen && Token.equalsLowercased(name, "grpc-status"):
+                case .grpcStatus where !grpcStatusSeen:
                     grpcStatusSeen = true
                     grpcStatus = Int(String(decoding: RawFields.value(s, p), as: UTF8.self))
                 default:
@@ -1038,13 +1037,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                         spans[i].dropped = true
                         continue
                     }
-                    switch name.count {
-                    case 6 where Token.equalsLowercased(name, "server"):
-                        spans[i].dropped = true
-                    case 23 where Token.equalsLowercased(name, "x-sextant-peer-metadata"):
+                    switch UpstreamResponseField(name) {
+                    case .peerMetadata:
                         if peer == nil { peer = String(decoding: RawFields.value(spans[i], p), as: UTF8.self) }
                         spans[i].dropped = true
-                    case 29 where Token.equalsLowercased(name, "x-envoy-upstream-service-time"):
+                    case .server, .serviceTime:
                         spans[i].dropped = true
                     default:
                         break
@@ -1115,10 +1112,10 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var grpcStatus: Int?
         var grpcStatusSeen = false
         for i in fields.indices {
-            switch fields[i].0.utf8.count {
-            case 10 where HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "connection"):
+            switch UpstreamResponseField(fields[i].0) {
+            case .connection:
                 hop.noteConnection(fields[i].1)
-            case 11 where !grpcStatusSeen && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "grpc-status"):
+            case .grpcStatus where !grpcStatusSeen:
                 grpcStatusSeen = true
                 grpcStatus = Int(fields[i].1)
             default:
@@ -1143,14 +1140,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             var kept = 0
             for i in list.indices {
                 if hop.contains(list[i].0) { continue }
-                switch list[i].0.utf8.count {
-                case 6 where HostName.equalsIgnoringASCIICase(list[i].0, lowercased: "server"):
-                    continue
-                case 23 where HostName.equalsIgnoringASCIICase(list[i].0, lowercased: PeerMetadata.header):
+                switch UpstreamResponseField(list[i].0) {
+                case .peerMetadata:
                     if peer == nil { peer = list[i].1 }
-                    continue
-                case 29 where HostName.equalsIgnoringASCIICase(list[i].0, lowercased: "x-envoy-upstream-service-time"):
-                    continue
+                case .server, .serviceTime:
+                    break
                 default:
                     if kept != i { list.swapAt(kept, i) }
                     kept += 1
@@ -1464,13 +1458,35 @@ final class ShadowRequest: UpstreamDelegate {
 @available(*, unavailable)
 extension ShadowRequest: Sendable {}
 
+/// The fields of an upstream response the proxy reads or replaces before forwarding it, by name in any case:
+/// `Connection` and `grpc-status` are read; the upstream's `server`, peer header and service time give way to
+/// the proxy's own (as Envoy's router sets `server` and `x-envoy-upstream-service-time`).
+enum UpstreamResponseField {
+    case connection, grpcStatus, server, peerMetadata, serviceTime
+
+    /// Most names are rejected by length alone.
+    init?(_ name: UnsafeRawBufferPointer) {
+        switch name.count {
+        case 6 where Token.equalsFoldingCase(name, "server"): self = .server
+        case 10 where Token.equalsFoldingCase(name, "connection"): self = .connection
+        case 11 where Token.equalsFoldingCase(name, "grpc-status"): self = .grpcStatus
+        // `PeerMetadata.header`, as a literal the comparison can take.
+        case 23 where Token.equalsFoldingCase(name, "x-sextant-peer-metadata"): self = .peerMetadata
+        case 29 where Token.equalsFoldingCase(name, "x-envoy-upstream-service-time"): self = .serviceTime
+        default: return nil
+        }
+    }
+
+    init?(_ name: String) {
+        var name = name
+        guard let field = name.withUTF8({ Self(UnsafeRawBufferPointer($0)) }) else { return nil }
+        self = field
+    }
+}
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that a proxy must not forward, plus those named in `Connection`.
 /// Checked per header per request, so without sets or lower-cased copies.
 struct HopByHop {
-    static let fixed = [
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-        "proxy-authenticate", "proxy-authorization",
-    ]
     /// Extra names listed in the message's `Connection` header (lower-cased), usually none.
     private var listed: [String] = []
     /// `close` tokens, and `keep-alive` tokens, seen in `Connection`.
@@ -1522,32 +1538,21 @@ struct HopByHop {
         }
     }
 
-    /// Whether `name` is one of the fixed hop-by-hop names; most header names are rejected by length alone.
-    static func isFixed(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2, 7, 10, 16, 17, 18, 19:
-            for f in fixed where HostName.equalsIgnoringASCIICase(name, lowercased: f) { return true }
-            return false
-        default:
-            return false
-        }
-    }
-
-    /// `isFixed` of a name's bytes.
+    /// Whether a name is one of the fixed hop-by-hop names (in any case); most are rejected by length alone.
     static func isFixed(bytes name: UnsafeRawBufferPointer) -> Bool {
         switch name.count {
-        case 2: return Token.equalsLowercased(name, "te")
-        case 7: return Token.equalsLowercased(name, "trailer") || Token.equalsLowercased(name, "upgrade")
-        case 10: return Token.equalsLowercased(name, "connection") || Token.equalsLowercased(name, "keep-alive")
-        case 16: return Token.equalsLowercased(name, "proxy-connection")
-        case 17: return Token.equalsLowercased(name, "transfer-encoding")
-        case 18: return Token.equalsLowercased(name, "proxy-authenticate")
-        case 19: return Token.equalsLowercased(name, "proxy-authorization")
+        case 2: return Token.equalsFoldingCase(name, "te")
+        case 7: return Token.equalsFoldingCase(name, "trailer") || Token.equalsFoldingCase(name, "upgrade")
+        case 10: return Token.equalsFoldingCase(name, "connection") || Token.equalsFoldingCase(name, "keep-alive")
+        case 16: return Token.equalsFoldingCase(name, "proxy-connection")
+        case 17: return Token.equalsFoldingCase(name, "transfer-encoding")
+        case 18: return Token.equalsFoldingCase(name, "proxy-authenticate")
+        case 19: return Token.equalsFoldingCase(name, "proxy-authorization")
         default: return false
         }
     }
 
-    /// `contains` of a name's bytes.
+    /// Whether the field `name` (its bytes) is hop-by-hop: a fixed name or one `Connection` listed.
     func contains(bytes name: UnsafeRawBufferPointer) -> Bool {
         if Self.isFixed(bytes: name) { return true }
         if listed.isEmpty { return false }
@@ -1555,12 +1560,14 @@ struct HopByHop {
         return false
     }
 
+    /// `contains(bytes:)` of a name; one no fixed name's length, with nothing listed, is not looked at.
     func contains(_ name: String) -> Bool {
-        if Self.isFixed(name) { return true }
-        // Usually none are listed: no walk (and its retain and release of the list) per field.
-        if listed.isEmpty { return false }
-        for f in listed where HostName.equalsIgnoringASCIICase(name, lowercased: f) { return true }
-        return false
+        switch name.utf8.count {
+        case 2, 7, 10, 16, 17, 18, 19: break
+        default: if listed.isEmpty { return false }
+        }
+        var name = name
+        return name.withUTF8 { contains(bytes: UnsafeRawBufferPointer($0)) }
     }
 }
 

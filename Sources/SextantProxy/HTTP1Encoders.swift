@@ -79,13 +79,9 @@ struct HTTP1HeadWriter {
         let reason = head.status.reasonPhrase
         let code = Int(head.status.code)
         return write(fields, body: head.status.mayHaveResponseBody ? .yes : .no, version: head.version, allocator: allocator) { out in
-            out.version(head.version)
-            out.byte(UInt8(ascii: " "))
-            out.decimal(code)
-            out.byte(UInt8(ascii: " "))
-            out.put(reason)
+            out.statusLine(head.version, code, reason)
         } startLineBytes: {
-            Out.versionBytes(head.version) + 1 + Out.decimalDigits(code) + 1 + reason.utf8.count
+            Out.statusLineBytes(head.version, code, reason)
         }
     }
 
@@ -147,10 +143,7 @@ struct HTTP1HeadWriter {
             out.crlf()
             headers.withUnsafeBufferPointer { fields in
                 for i in fields.indices {
-                    if plan.dropping, let f = Self.framing(fields[i].0) {
-                        if f == .contentLength && plan.dropContentLength { continue }
-                        if f == .transferEncoding && plan.dropTransferEncoding { continue }
-                    }
+                    if plan.dropping && plan.drops(Self.framing(fields[i].0)) { continue }
                     out.field(fields[i].0, fields[i].1)
                 }
             }
@@ -170,6 +163,15 @@ struct HTTP1HeadWriter {
         var addChunked = false
         /// Some field present is left out.
         var dropping = false
+
+        /// Whether a field with this framing role is left out.
+        func drops(_ framing: Framing?) -> Bool {
+            switch framing {
+            case .contentLength: dropContentLength
+            case .transferEncoding: dropTransferEncoding
+            case nil: false
+            }
+        }
 
         func sizeChange(contentLengthBytes: Int, transferEncodingBytes: Int) -> Int {
             (dropContentLength ? -contentLengthBytes : 0) - (dropTransferEncoding ? transferEncodingBytes : 0)
@@ -211,7 +213,7 @@ struct HTTP1HeadWriter {
         let code = Int(head.status.code)
         let version = head.version
         return raw.bytes.withUnsafeReadableBytes { p in
-            var size = Out.versionBytes(version) + 1 + Out.decimalDigits(code) + 1 + reason.utf8.count + 2 + 2
+            var size = Out.statusLineBytes(version, code, reason) + 2 + 2
             var contentLength = false
             var transferEncodingIsChunked: Bool?
             var contentLengthBytes = 0
@@ -242,17 +244,10 @@ struct HTTP1HeadWriter {
             var buffer = headBuffer(capacity: size + reserve, allocator: allocator)
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { target in
                 var out = Out(target)
-                out.version(version)
-                out.byte(UInt8(ascii: " "))
-                out.decimal(code)
-                out.byte(UInt8(ascii: " "))
-                out.put(reason)
+                out.statusLine(version, code, reason)
                 out.crlf()
                 for s in raw.spans where !s.dropped {
-                    if plan.dropping, let f = Self.framing(RawFields.name(s, p)) {
-                        if f == .contentLength && plan.dropContentLength { continue }
-                        if f == .transferEncoding && plan.dropTransferEncoding { continue }
-                    }
+                    if plan.dropping && plan.drops(Self.framing(RawFields.name(s, p))) { continue }
                     out.put(bytes: RawFields.name(s, p))
                     out.byte(UInt8(ascii: ":"))
                     out.byte(UInt8(ascii: " "))
@@ -359,6 +354,19 @@ struct HTTP1HeadWriter {
             decimal(v.major)
             byte(UInt8(ascii: "."))
             decimal(v.minor)
+        }
+
+        /// `HTTP/x.y code reason` (RFC 9112 §4), without its CRLF.
+        mutating func statusLine(_ version: HTTPVersion, _ code: Int, _ reason: String) {
+            self.version(version)
+            byte(UInt8(ascii: " "))
+            decimal(code)
+            byte(UInt8(ascii: " "))
+            put(reason)
+        }
+
+        static func statusLineBytes(_ version: HTTPVersion, _ code: Int, _ reason: String) -> Int {
+            versionBytes(version) + 1 + decimalDigits(code) + 1 + reason.utf8.count
         }
 
         static func versionBytes(_ v: HTTPVersion) -> Int {

@@ -532,7 +532,24 @@ enum Token {
         }
     }
 
+    /// Whether `p` equals the lower-case ASCII `lowercased` once its letters A–Z are folded to lower case (what
+    /// `HostName.equalsIgnoringASCIICase` answers for strings): for names that are not known to be tokens.
+    static func equalsFoldingCase(_ p: UnsafeRawBufferPointer, _ lowercased: UnsafeRawBufferPointer) -> Bool {
+        guard p.count == lowercased.count else { return false }
+        for k in 0..<p.count {
+            let b = p[k]
+            if (b &- 0x41 < 26 ? b | 0x20 : b) != lowercased[k] { return false }
+        }
+        return true
+    }
+
+    /// `equalsFoldingCase` against a literal.
+    static func equalsFoldingCase(_ p: UnsafeRawBufferPointer, _ lowercased: StaticString) -> Bool {
+        equalsFoldingCase(p, UnsafeRawBufferPointer(start: lowercased.utf8Start, count: lowercased.utf8CodeUnitCount))
+    }
+
     /// Whether `p` equals the lower-case ASCII `lowercased`, ignoring case; the lengths are known to match.
+    /// (`| 0x20` folds letters and leaves every other token byte as it is: for names the parser validated.)
     static func equalsLowercased(_ p: UnsafeRawBufferPointer, _ lowercased: StaticString) -> Bool {
         let l = UnsafeRawBufferPointer(start: lowercased.utf8Start, count: lowercased.utf8CodeUnitCount)
         guard p.count == l.count else { return false }

@@ -49,17 +49,8 @@ struct RawFields: Sendable {
         var name = name
         return name.withUTF8 { n in
             bytes.withUnsafeReadableBytes { p in
-                for s in spans where !s.dropped && Int(s.nameCount) == n.count {
-                    let name = Self.name(s, p)
-                    var equal = true
-                    for k in 0..<n.count {
-                        let b = name[k]
-                        if (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) != n[k] {
-                            equal = false
-                            break
-                        }
-                    }
-                    if equal { return String(decoding: Self.value(s, p), as: UTF8.self) }
+                for s in spans where !s.dropped && Token.equalsFoldingCase(Self.name(s, p), UnsafeRawBufferPointer(n)) {
+                    return String(decoding: Self.value(s, p), as: UTF8.self)
                 }
                 return nil
             }
