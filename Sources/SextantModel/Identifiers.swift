@@ -190,13 +190,30 @@ public enum Hex {
     }
 
     /// Writes sixteen lower-case hex digits of `v` into `buffer` at `offset` (which must have room).
+    /// Eight digits per 64-bit word (`digits8`), two stores: IDs are written several times per traced request.
     @inlinable
     public static func write(_ v: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
-        var x = v
-        for i in stride(from: offset + 15, through: offset, by: -1) {
-            buffer[i] = digit(UInt8(truncatingIfNeeded: x))
-            x >>= 4
-        }
+        precondition(offset >= 0 && offset + 16 <= buffer.count)
+        let p = UnsafeMutableRawPointer(buffer.baseAddress! + offset)
+        p.storeBytes(of: digits8(UInt32(truncatingIfNeeded: v >> 32)), as: UInt64.self)
+        p.storeBytes(of: digits8(UInt32(truncatingIfNeeded: v)), toByteOffset: 8, as: UInt64.self)
+    }
+
+    /// The eight lower-case hex digits of `v` as a word that, stored, puts the most significant digit first.
+    @inlinable @inline(__always)
+    static func digits8(_ v: UInt32) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        // Spread the nibbles one per byte: byte i holds nibble i, counted from the least significant.
+        var t = UInt64(v)
+        t = (t | t << 16) & 0x0000_FFFF_0000_FFFF
+        t = (t | t << 8) & 0x00FF_00FF_00FF_00FF
+        t = (t | t << 4) & 0x0F0F_0F0F_0F0F_0F0F
+        // Per byte n (0–15, so nothing carries between bytes): '0' + n, plus 39 more ('a' - '0' - 10) when
+        // n >= 10, which is when n + 6 sets bit 4.
+        let letters = ((t &+ ones &* 6) >> 4) & ones
+        let ascii = t &+ ones &* 0x30 &+ letters &* 39
+        // Nibble 7 (the most significant byte) is the first digit: stored big-endian, it goes to the lowest address.
+        return ascii.bigEndian
     }
 
     /// Appends sixteen hex digits of `v`.

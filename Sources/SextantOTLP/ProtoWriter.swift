@@ -210,6 +210,35 @@ public struct ProtoWriter: ~Copyable {
         tag(field, 2)
     }
 
+    /// Prepends the UTF-8 of `s` alone (no tag or length): part of a string field's content.
+    @inline(__always)
+    mutating func presentText(_ s: String) {
+        if s.utf8.withContiguousStorageIfAvailable({ raw(UnsafeRawBufferPointer($0)) }) == nil {
+            var copy = s
+            copy.withUTF8 { raw(UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    /// Prepends the decimal digits of `v` (no tag or length): a number as string content.
+    @inline(__always)
+    mutating func decimal(_ v: UInt64) {
+        var digits = 1
+        var t = v
+        while t >= 10 {
+            t /= 10
+            digits += 1
+        }
+        reserve(digits)
+        start -= digits
+        var x = v
+        var k = start + digits
+        repeat {
+            k -= 1
+            storage.storeBytes(of: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: x % 10), toByteOffset: k, as: UInt8.self)
+            x /= 10
+        } while k > start
+    }
+
     /// Prepends bytes that are already in wire form (a field encoded elsewhere).
     public mutating func prepend(_ bytes: UnsafeRawBufferPointer) { raw(bytes) }
 

@@ -30,7 +30,72 @@ public struct SpanWireWriter: ~Copyable {
         w.lengthPrefix(9, since: mark)
     }
 
-    /// The span's own fields; returns the message's bytes (without a field tag or length of its own).
+    /// A `KeyValue`'s key field in wire form, made once for a key that many spans carry: an attribute then
+    /// copies it instead of writing the key's tag, length and bytes every time.
+    public struct AttributeKey: Sendable {
+        let bytes: [UInt8]
+
+        public init(_ key: String) {
+            var w = ProtoWriter(capacity: key.utf8.count + 8)
+            w.stringField(1, key)
+            bytes = w.bytes()
+        }
+    }
+
+    /// Attributes that are the same on every span (the proxy's own identity), in wire form: each a field 9
+    /// (`KeyValue`) with a string value, in the given order. `prepend(attributes:)` writes them as one copy.
+    public static func encodedAttributes(_ attributes: [(String, String)]) -> [UInt8] {
+        var w = SpanWireWriter(isError: false, capacity: 256)
+        for (key, value) in attributes.reversed() { w.attribute(key, value) }
+        return w.w.bytes()
+    }
+
+    /// Prepends attributes already in wire form (`encodedAttributes`).
+    public mutating func prepend(attributes: [UInt8]) {
+        attributes.withUnsafeBytes { w.prepend($0) }
+    }
+
+    /// Prepends one attribute with a string value and a key made once.
+    @inline(__always)
+    public mutating func attribute(_ key: AttributeKey, _ value: String) {
+        let mark = w.count
+        w.presentStringField(1, value)
+        close(key, since: mark)
+    }
+
+    /// Prepends one attribute whose string value is the decimal digits of `value`, written in place (no
+    /// `String` made for a status code or a size).
+    @inline(__always)
+    public mutating func attribute(_ key: AttributeKey, decimal value: UInt64) {
+        let mark = w.count
+        w.decimal(value)
+        w.lengthPrefix(1, since: mark)
+        close(key, since: mark)
+    }
+
+    /// Prepends one attribute whose string value is `first`, `second` and `third` joined (a URL from its
+    /// scheme, authority and path), written in place.
+    @inline(__always)
+    public mutating func attribute(_ key: AttributeKey, joining first: StaticString, _ second: String, _ third: String) {
+        let mark = w.count
+        w.presentText(third)
+        w.presentText(second)
+        w.prepend(UnsafeRawBufferPointer(start: first.utf8Start, count: first.utf8CodeUnitCount))
+        w.lengthPrefix(1, since: mark)
+        close(key, since: mark)
+    }
+
+    /// Closes an attribute whose `AnyValue` content was written since `mark`: the value's frame, the key, the
+    /// `KeyValue`'s frame.
+    @inline(__always)
+    private mutating func close(_ key: AttributeKey, since mark: Int) {
+        w.lengthPrefix(2, since: mark)
+        key.bytes.withUnsafeBytes { w.prepend($0) }
+        w.lengthPrefix(9, since: mark)
+    }
+
+    /// The span's own fields; returns the message's bytes behind the tag and length of `ScopeSpans.spans`
+    /// (field 2): the form a batch carries (`OTLPProtobuf.tracesRequestPrefix`).
     public consuming func finish(
         traceID: TraceID, spanID: SpanID, traceState: String, parentSpanID: SpanID?, name: String, kind: SpanKind,
         startTimeUnixNano: UInt64, endTimeUnixNano: UInt64
@@ -43,28 +108,36 @@ public struct SpanWireWriter: ~Copyable {
         w.stringField(3, traceState)
         w.spanIDField(2, spanID)
         w.traceIDField(1, traceID)
+        w.lengthPrefix(2, since: 0)
         return w.bytes()
     }
 }
 
 extension OTLPProtobuf {
-    /// An `ExportTraceServiceRequest` of one resource with one scope (empty) holding `spans`, each the bytes
-    /// of a `Span` message (`SpanWireWriter`): the encoding of the same `TracesData` built from `Span`s.
-    public static func encodeTraces(resource: Resource, spans: [[UInt8]]) -> [UInt8] {
-        var w = ProtoWriter(capacity: spans.reduce(256) { $0 + $1.count + 4 })
-        let mark = w.count
-        let scopeMark = w.count
-        var i = spans.count
-        while i > 0 {
-            i -= 1
-            let spanMark = w.count
-            spans[i].withUnsafeBytes { w.prepend($0) }
-            w.lengthPrefix(2, since: spanMark)
-        }
+    /// The start of an `ExportTraceServiceRequest` of one resource with one scope (empty) whose spans are
+    /// `framedSpansByteCount` bytes of framed spans (`SpanWireWriter.finish`) that follow it: a batch is this
+    /// prefix and the spans as they are, written once into the export's buffer (gRPC takes them as parts)
+    /// instead of being copied into a request and the request into the frame.
+    public static func tracesRequestPrefix(resource: Resource, framedSpansByteCount n: Int) -> [UInt8] {
+        var w = ProtoWriter(capacity: 256)
+        // Back to front: the scope, `ScopeSpans`' frame (the scope and the spans), the resource, then
+        // `ResourceSpans`' frame.
         encodeScope(1, InstrumentationScope(), &w)
-        w.lengthPrefix(2, since: scopeMark)
+        w.varint(UInt64(w.count + n))
+        w.tag(2, 2)
         encodeResource(1, resource, &w)
-        w.lengthPrefix(1, since: mark)
+        w.varint(UInt64(w.count + n))
+        w.tag(1, 2)
         return w.bytes()
+    }
+
+    /// The whole request: the prefix and the framed spans joined (for OTLP/HTTP and tests); equal to
+    /// `encode` of the same `TracesData` built from `Span`s.
+    public static func encodeTraces(resource: Resource, framedSpans: [[UInt8]]) -> [UInt8] {
+        let n = framedSpans.reduce(0) { $0 + $1.count }
+        var out = tracesRequestPrefix(resource: resource, framedSpansByteCount: n)
+        out.reserveCapacity(out.count + n)
+        for s in framedSpans { out += s }
+        return out
     }
 }

@@ -48,20 +48,20 @@ final class TelemetryTransport: Sendable {
     /// True when the collector accepted the spans (2xx / gRPC OK).
     func send(_ traces: TracesData) async -> Bool {
         if case .zipkin(let host, let port) = destination {
-            return await post(host: host, port: port, path: "/api/v2/spans", contentType: "application/json", body: ZipkinV2.encodeJSON(traces))
+            return await post(host: host, port: port, path: "/api/v2/spans", contentType: "application/json", body: [ZipkinV2.encodeJSON(traces)])
         }
-        return await send(encodedTraces: OTLPProtobuf.encode(traces))
+        return await send(encodedTraces: [OTLPProtobuf.encode(traces)])
     }
 
-    /// `send(_:)` for traces already encoded as an OTLP `ExportTraceServiceRequest`; false for Zipkin, which
-    /// takes JSON.
-    func send(encodedTraces body: [UInt8]) async -> Bool {
+    /// `send(_:)` for traces already encoded as an OTLP `ExportTraceServiceRequest`, given as consecutive
+    /// parts (written one after the other into the request's body); false for Zipkin, which takes JSON.
+    func send(encodedTraces parts: [[UInt8]]) async -> Bool {
         switch destination {
         case .zipkin: return false
         case .otlpHTTP(let host, let port, let path):
-            return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: body)
+            return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: parts)
         case .otlpGRPC:
-            return await unary(OTLPGRPCNames.exportPath(.traces), body)
+            return await unary(OTLPGRPCNames.exportPath(.traces), parts)
         }
     }
 
@@ -70,17 +70,17 @@ final class TelemetryTransport: Sendable {
         switch destination {
         case .zipkin: return false
         case .otlpHTTP(let host, let port, let path):
-            return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: OTLPProtobuf.encode(logs))
+            return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: [OTLPProtobuf.encode(logs)])
         case .otlpGRPC:
-            return await unary(OTLPGRPCNames.exportPath(.logs), OTLPProtobuf.encode(logs))
+            return await unary(OTLPGRPCNames.exportPath(.logs), [OTLPProtobuf.encode(logs)])
         }
     }
 
-    private func unary(_ path: String, _ body: [UInt8]) async -> Bool {
+    private func unary(_ path: String, _ parts: [[UInt8]]) async -> Bool {
         guard let grpc else { return false }
         do throws(GRPCStatus) {
             // Wait (up to the timeout) for a collector that comes up late or restarts instead of failing at once.
-            _ = try await grpc.unary(path: path, message: body, timeout: .seconds(5), waitForReady: true)
+            _ = try await grpc.unary(path: path, messageParts: parts, timeout: .seconds(5), waitForReady: true)
             return true
         } catch {
             logger.debug("telemetry export failed", metadata: ["destination": "\(destination)", "error": "\(error)"])
@@ -88,8 +88,8 @@ final class TelemetryTransport: Sendable {
         }
     }
 
-    /// One HTTP/1.1 POST on a fresh connection; true on a 2xx answer.
-    private func post(host: String, port: Int, path: String, contentType: String, body: [UInt8]) async -> Bool {
+    /// One HTTP/1.1 POST on a fresh connection, its body the parts one after the other; true on a 2xx answer.
+    private func post(host: String, port: Int, path: String, contentType: String, body parts: [[UInt8]]) async -> Bool {
         do {
             let loop = group.next()
             let done = loop.makePromise(of: Int.self)
@@ -105,10 +105,11 @@ final class TelemetryTransport: Sendable {
             var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path)
             head.headers.add(name: "host", value: "\(host):\(port)")
             head.headers.add(name: "content-type", value: contentType)
-            head.headers.add(name: "content-length", value: "\(body.count)")
+            let length = parts.reduce(0) { $0 + $1.count }
+            head.headers.add(name: "content-length", value: "\(length)")
             head.headers.add(name: "connection", value: "close")
-            var buffer = channel.allocator.buffer(capacity: body.count)
-            buffer.writeBytes(body)
+            var buffer = channel.allocator.buffer(capacity: length)
+            for part in parts { buffer.writeBytes(part) }
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
             channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
             channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)

@@ -132,7 +132,8 @@ public struct TracingSettings: Sendable {
 /// `<canonical service>.<namespace>`).
 ///
 /// For OTLP (gRPC or HTTP) each span is written in wire form when its request ends (`SpanBuilder.encodedSpan`)
-/// and a batch is those bytes framed as one request; Zipkin's JSON is encoded from `Span` values.
+/// and a batch is a request's prefix followed by those bytes, copied once into the export's buffer; Zipkin's
+/// JSON is encoded from `Span` values.
 final class SpanExporter: Sendable {
     private enum Queue {
         case spans(TelemetryBatcher<Span>)
@@ -151,7 +152,10 @@ final class SpanExporter: Sendable {
             })
         case .otlpGRPC, .otlpHTTP:
             queue = .encoded(TelemetryBatcher(transport: transport) { [transport] spans in
-                await transport.send(encodedTraces: OTLPProtobuf.encodeTraces(resource: resource, spans: spans))
+                let prefix = OTLPProtobuf.tracesRequestPrefix(resource: resource, framedSpansByteCount: spans.reduce(0) { $0 + $1.count })
+                var parts = [prefix]
+                parts.append(contentsOf: spans)
+                return await transport.send(encodedTraces: parts)
             })
         }
     }
@@ -205,11 +209,22 @@ struct SpanBuilder: Sendable {
     let identity: ProxyIdentity
     let me: PeerMetadata
     let nodeID: String
+    /// The tags that are the same on every span, in wire form: the run before `requestID` (node, zone,
+    /// component) and the run before `userAgent` (canonical service, namespace, revision).
+    private let identityWire: [UInt8]
+    private let workloadWire: [UInt8]
 
     init(identity: ProxyIdentity) {
         self.identity = identity
         me = PeerMetadata(identity: identity)
         nodeID = Self.nodeID(identity)
+        identityWire = SpanWireWriter.encodedAttributes([
+            (Tag.nodeID.key, nodeID), (Tag.zone.key, ""), (Tag.component.key, "proxy"),
+        ])
+        workloadWire = SpanWireWriter.encodedAttributes([
+            (Tag.canonicalService.key, me.canonicalService), (Tag.namespace.key, identity.namespace),
+            (Tag.canonicalRevision.key, me.canonicalRevision),
+        ])
     }
 
     /// Envoy's node ID as Istio sets it: `sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`.
@@ -273,7 +288,8 @@ struct SpanBuilder: Sendable {
         return name
     }
 
-    /// Envoy's span tags, in the order they are written (`allCases`). One list serves both span forms.
+    /// Envoy's span tags, in the order they are written (`allCases`, which `span` follows; `encodedSpan` writes
+    /// the same list spelled out, and `SpanWireTests` holds the two forms equal).
     enum Tag: CaseIterable {
         case nodeID, zone, component, requestID, url, method, httpProtocol, statusCode, responseFlags, requestSize
         case responseSize, canonicalService, namespace, canonicalRevision, userAgent, upstreamCluster
@@ -332,18 +348,59 @@ struct SpanBuilder: Sendable {
 
     private static func isError(_ r: ProxyRecord) -> Bool { r.responseCode >= 500 || r.responseCode == 0 }
 
+    /// The tags' keys in wire form, made once (`SpanWireWriter.AttributeKey`).
+    private enum WireKey {
+        static let requestID = SpanWireWriter.AttributeKey(Tag.requestID.key)
+        static let url = SpanWireWriter.AttributeKey(Tag.url.key)
+        static let method = SpanWireWriter.AttributeKey(Tag.method.key)
+        static let httpProtocol = SpanWireWriter.AttributeKey(Tag.httpProtocol.key)
+        static let statusCode = SpanWireWriter.AttributeKey(Tag.statusCode.key)
+        static let responseFlags = SpanWireWriter.AttributeKey(Tag.responseFlags.key)
+        static let requestSize = SpanWireWriter.AttributeKey(Tag.requestSize.key)
+        static let responseSize = SpanWireWriter.AttributeKey(Tag.responseSize.key)
+        static let userAgent = SpanWireWriter.AttributeKey(Tag.userAgent.key)
+        static let upstreamCluster = SpanWireWriter.AttributeKey(Tag.upstreamCluster.key)
+        static let upstreamClusterName = SpanWireWriter.AttributeKey(Tag.upstreamClusterName.key)
+        static let upstreamAddress = SpanWireWriter.AttributeKey(Tag.upstreamAddress.key)
+        static let peerAddress = SpanWireWriter.AttributeKey(Tag.peerAddress.key)
+        static let error = SpanWireWriter.AttributeKey(Tag.error.key)
+    }
+
     /// `span(r, t)` in OTLP wire form (a `Span` message's bytes, `SpanWireWriter`), written directly: the
-    /// same attributes in the same order, with no `Span` value made and destroyed on the request path.
+    /// same attributes with the same values in the same order (`Tag.allCases`; `SpanWireTests` compares the
+    /// two forms), with no `Span` value made and destroyed on the request path. The tags that never change
+    /// are copied in two runs made once; numbers and the URL are written in place, not made into strings.
     func encodedSpan(_ r: ProxyRecord, _ t: TraceContext) -> [UInt8] {
         var w = SpanWireWriter(isError: Self.isError(r))
         // Last attribute first (the writer prepends).
-        for tag in Tag.allCases.reversed() {
-            if let value = value(tag, r) { w.attribute(tag.key, value) }
+        if Self.isError(r) { w.attribute(WireKey.error, "true") }
+        if let v = r.downstreamRemoteAddress { w.attribute(WireKey.peerAddress, v) }
+        if let v = r.upstreamHost { w.attribute(WireKey.upstreamAddress, v) }
+        if let v = r.upstreamCluster {
+            w.attribute(WireKey.upstreamClusterName, v)
+            w.attribute(WireKey.upstreamCluster, v)
         }
+        if let v = r.requestHeaders.first(name: "user-agent") { w.attribute(WireKey.userAgent, v) }
+        w.prepend(attributes: workloadWire)
+        Self.number(&w, WireKey.responseSize, r.bytesSent)
+        Self.number(&w, WireKey.requestSize, r.bytesReceived)
+        w.attribute(WireKey.responseFlags, r.responseFlags.description)
+        Self.number(&w, WireKey.statusCode, r.responseCode)
+        w.attribute(WireKey.httpProtocol, r.protocolName)
+        w.attribute(WireKey.method, r.method)
+        w.attribute(WireKey.url, joining: "http://", r.authority, r.path)
+        w.attribute(WireKey.requestID, r.requestID)
+        w.prepend(attributes: identityWire)
         return w.finish(
             traceID: t.traceID, spanID: t.spanID, traceState: t.traceState ?? "", parentSpanID: t.parentSpanID, name: name(r),
             kind: r.direction == .outbound ? .client : .server, startTimeUnixNano: r.startUnixNanos,
             endTimeUnixNano: r.startUnixNanos + UInt64(max(0, r.duration.timeAmount.nanoseconds)))
+    }
+
+    /// A numeric tag: its digits in place, as `String(n)` writes them.
+    @inline(__always)
+    private static func number(_ w: inout SpanWireWriter, _ key: SpanWireWriter.AttributeKey, _ n: Int) {
+        if n >= 0 { w.attribute(key, decimal: UInt64(n)) } else { w.attribute(key, String(n)) }
     }
 
     func span(_ r: ProxyRecord, _ t: TraceContext) -> Span {

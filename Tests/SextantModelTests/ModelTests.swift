@@ -16,6 +16,24 @@ import Testing
         #expect(Hex.string(0) == "0000000000000000")
     }
 
+    /// The word-at-a-time digit writer against `String(_:radix:)`, for every digit value in every position and
+    /// random values, at an offset inside a larger buffer (the bytes around are left alone).
+    @Test func hexWriteAgreesWithStringRadix() {
+        var values: [UInt64] = [0, 1, .max, 0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210, 0x9a9a_9a9a_0f0f_0f0f]
+        for shift in stride(from: 0, to: 64, by: 4) {
+            for d: UInt64 in 0...15 { values.append(d << UInt64(shift)) }
+        }
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<1000 { values.append(g.next()) }
+        for v in values {
+            let expected = String(repeating: "0", count: 16 - String(v, radix: 16).count) + String(v, radix: 16)
+            var buffer = [UInt8](repeating: UInt8(ascii: "#"), count: 20)
+            buffer.withUnsafeMutableBufferPointer { Hex.write(v, into: $0, at: 3) }
+            #expect(String(decoding: buffer, as: UTF8.self) == "###" + expected + "#", "\(v)")
+            #expect(Hex.string(v) == expected)
+        }
+    }
+
     /// Every byte: exactly `0`–`9`, `a`–`f` and `A`–`F` are digits.
     @Test func hexDigitValues() {
         let digits = Array("0123456789abcdef".utf8)

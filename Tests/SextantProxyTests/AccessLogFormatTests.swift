@@ -77,14 +77,19 @@ import Testing
         let commands: [AccessLogFormat.Command] = [
             .startTime, .request(.method, fallback: nil), .request(.path, fallback: nil), .request(.authority, fallback: nil),
             .request(.header("x-missing"), fallback: .header("user-agent")), .request(.header("x-nope"), fallback: nil),
-            .response("x-envoy-upstream-service-time", fallback: nil), .responseCode, .responseFlags, .responseCodeDetails,
+            .request(.requestID, fallback: nil), .request(.header("x-missing"), fallback: .requestID),
+            .response("x-envoy-upstream-service-time", fallback: nil), .response("x-missing", fallback: "x-envoy-upstream-service-time"),
+            .response("x-empty", fallback: "x-envoy-upstream-service-time"), .responseCode, .responseFlags, .responseCodeDetails,
             .connectionTerminationDetails, .upstreamTransportFailureReason, .bytesReceived, .bytesSent, .duration, .upstreamHost,
             .upstreamCluster, .upstreamLocalAddress, .downstreamLocalAddress, .downstreamRemoteAddress,
             .downstreamRemoteAddressWithoutPort, .requestedServerName, .routeName, .protocolName, .downstreamPeerURISAN,
             .upstreamPeerURISAN,
         ]
         let empty = ProxyRecord(direction: .outbound, startUnixNanos: 0, method: "", path: "", protocolName: "", authority: "", requestHeaders: [:])
-        for r in [Self.record(), empty] {
+        var withID = Self.record()
+        withID.requestID = "from-the-record"
+        withID.responseHeaders = ["x-empty": "", "x-envoy-upstream-service-time": "7"]
+        for r in [Self.record(), empty, withID] {
             for c in commands {
                 let direct = LineProgram(text: [.command(c, maxLength: nil)]).render(r)
                 let viaValue = LineProgram(text: [.command(c, maxLength: 10_000)]).render(r)
@@ -100,19 +105,42 @@ import Testing
         #expect(throws: AccessLogFormat.FormatError.self) { try AccessLogFormat("%DURATION") }
     }
 
-    /// The word-at-a-time escape check against the byte-by-byte rule, with each special byte at every
-    /// position of strings up to 24 bytes, among plain ASCII and UTF-8 bytes (>= 0x80, which need no escape).
-    @Test func escapeCheckAgreesWithTheByteRule() {
-        func byByte(_ b: [UInt8]) -> Bool { b.contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C } }
+    /// JSON text copied a word at a time with the escape check on the way, against escaping byte by byte
+    /// (RFC 8259 §7), with each special byte at every position of strings up to 24 bytes, and a quote with it,
+    /// among plain ASCII and UTF-8 bytes (>= 0x80, which need no escape).
+    @Test func escapedCopyAgreesWithTheByteRule() {
+        func byByte(_ b: [UInt8]) -> [UInt8] {
+            var out: [UInt8] = [UInt8(ascii: "<")]
+            for c in b {
+                switch c {
+                case 0x22: out += Array(#"\""#.utf8)
+                case 0x5C: out += Array(#"\\"#.utf8)
+                case 0x0A: out += Array(#"\n"#.utf8)
+                case 0x0D: out += Array(#"\r"#.utf8)
+                case 0x09: out += Array(#"\t"#.utf8)
+                case 0..<0x20: out += Array(#"\u00"#.utf8) + Array((c < 16 ? "0" : "").utf8) + Array(String(c, radix: 16).utf8)
+                default: out.append(c)
+                }
+            }
+            return out
+        }
+        func copied(_ b: [UInt8]) -> [UInt8] {
+            var out = LineBuffer(capacity: 1)
+            out.append(UInt8(ascii: "<"))
+            b.withUnsafeBytes { out.append($0, json: true) }
+            return Array(out.bytes)
+        }
         for count in 0...24 {
             for filler: UInt8 in [0x61, 0x7F, 0xC3, 0xFF, 0x21, 0x23, 0x5B, 0x5D, 0x20] {
                 let plain = [UInt8](repeating: filler, count: count)
-                #expect(plain.withUnsafeBytes { AccessLogFormat.needsJSONEscape($0) } == byByte(plain))
-                for special: UInt8 in [0x00, 0x01, 0x09, 0x0A, 0x1F, 0x22, 0x5C] {
+                #expect(copied(plain) == byByte(plain))
+                for special: UInt8 in [0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1F, 0x22, 0x5C] {
                     for at in 0..<count {
                         var b = plain
                         b[at] = special
-                        #expect(b.withUnsafeBytes { AccessLogFormat.needsJSONEscape($0) }, "byte \(special) at \(at) of \(count)")
+                        #expect(copied(b) == byByte(b), "byte \(special) at \(at) of \(count)")
+                        b[count - 1 - at] = 0x22
+                        #expect(copied(b) == byByte(b), "bytes \(special) and quote in \(count)")
                     }
                 }
             }
@@ -122,9 +150,9 @@ import Testing
     /// Numbers and `%START_TIME%` written from scratch buffers, against `String(_:)` and libc's `gmtime_r`.
     @Test func numbersAndStartTimesAreWrittenExactly() {
         for n: Int64 in [0, 7, 9, 10, 99, 100, 1024, 1_234_567_890_123, -5, -10, .max, .min] {
-            var out: [UInt8] = []
+            var out = LineBuffer(capacity: 1)
             AccessLogFormat.appendInt(n, &out)
-            #expect(String(decoding: out, as: UTF8.self) == String(n))
+            #expect(out.string == String(n))
         }
         for seconds: Int in [0, 951_782_400, 1_764_032_523, 1_798_761_599, 4_102_444_800, 9_999_999_999] {
             for ms in [0, 7, 456, 999] {

@@ -7,9 +7,9 @@ import Testing
 @testable import SextantProxy
 
 /// The proxy writes OTLP spans straight into wire form (`SpanBuilder.encodedSpan`, `SpanWireWriter`); those
-/// bytes, framed by `OTLPProtobuf.encodeTraces`, are exactly the encoding of the `Span` value `span` builds
+/// bytes, behind `OTLPProtobuf.tracesRequestPrefix`, are exactly the encoding of the `Span` value `span` builds
 /// for Zipkin, in every shape a record takes (outbound and inbound, error or not, optional fields absent or
-/// present, a parent and a trace state or none).
+/// present, a parent and a trace state or none, values long enough for two-byte lengths).
 @Suite struct SpanWireTests {
     static let builder = SpanBuilder(identity: ProxyIdentity(workload: "productpage-v1", namespace: "bookinfo", labels: ["app": "productpage", "version": "v1"]))
     static let resource = Resource(attributes: [KeyValue("service.name", .string("productpage.bookinfo"))])
@@ -17,11 +17,13 @@ import Testing
     static func record(outbound: Bool, code: Int, full: Bool) -> ProxyRecord {
         var r = ProxyRecord(
             direction: outbound ? .outbound : .inbound, startUnixNanos: 1_764_032_523_456_000_123, method: "GET",
-            path: "/reviews/0?x=\"1\"", protocolName: "HTTP/1.1", authority: full ? "reviews:9080" : "",
-            requestHeaders: full ? ["user-agent": "curl/8.5 \u{e9}"] : [:])
+            path: code == 404 ? "/" + String(repeating: "p", count: 300) : "/reviews/0?x=\"1\"", protocolName: "HTTP/1.1",
+            authority: full ? "reviews:9080" : "",
+            requestHeaders: full ? ["user-agent": code == 404 ? String(repeating: "u", count: 200) : "curl/8.5 \u{e9}"] : [:])
         r.requestID = "3f1c0a2e-5b7d-4c1e-9a0b-1234567890ab"
         r.responseCode = code
         r.bytesReceived = full ? 512 : 0
+        if code == 404 { r.bytesReceived = 12_345_678_901 }
         r.bytesSent = 1024
         r.duration = .milliseconds(12)
         if full {
@@ -43,9 +45,9 @@ import Testing
         let model = OTLPProtobuf.encode(
             TracesData(resourceSpans: [ResourceSpans(resource: Self.resource, scopeSpans: [ScopeSpans(spans: [span, span])])]))
         let wire = Self.builder.encodedSpan(r, t)
-        #expect(OTLPProtobuf.encodeTraces(resource: Self.resource, spans: [wire, wire]) == model)
+        #expect(OTLPProtobuf.encodeTraces(resource: Self.resource, framedSpans: [wire, wire]) == model)
         // And it reads back as the span.
-        let decoded = try OTLPProtobuf.decode(.traces, OTLPProtobuf.encodeTraces(resource: Self.resource, spans: [wire]))
+        let decoded = try OTLPProtobuf.decode(.traces, OTLPProtobuf.encodeTraces(resource: Self.resource, framedSpans: [wire]))
         guard case .traces(let data) = decoded.data else {
             Issue.record("not traces")
             return
