@@ -201,7 +201,7 @@ public enum Hex {
 
     /// The eight lower-case hex digits of `v` as a word that, stored, puts the most significant digit first.
     @inlinable @inline(__always)
-    static func digits8(_ v: UInt32) -> UInt64 {
+    public static func digits8(_ v: UInt32) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         // Spread the nibbles one per byte: byte i holds nibble i, counted from the least significant.
         var t = UInt64(v)

@@ -74,6 +74,9 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var upstreamHead: HTTPRequestHead?
         /// `upstreamHead.headers` as the list they wrap, when nothing edited them after it was built.
         var upstreamFields: [(String, String)]?
+        /// The trace context's fields, when they follow `upstreamFields` (written by the encoder from the IDs)
+        /// instead of being in the list and in `upstreamHead.headers`.
+        var upstreamTrace: InjectedTrace?
         var responseHeaderOps = HeaderOperations.Operations()
         var corsOrigin: String?
         /// Request body parts kept for (re)sending; emptied once streaming past `retryBufferBytes`.
@@ -644,7 +647,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// The request as sent upstream: hop-by-hop headers removed, route header edits and rewrites applied.
     /// When nothing edits the list built here (the usual case), it is also kept as `x.upstreamFields`, for the
-    /// encoder to write from.
+    /// encoder to write from, and the trace context's fields are left to the encoder too (`x.upstreamTrace`;
+    /// the returned head's headers lack them then).
     private func upstreamHead(for x: Exchange, route: CompiledRoute?, destinationHeaders: HeaderOperations?) -> HTTPRequestHead {
         // One pass over the received fields, by index, builds the list sent upstream, with room for what is
         // added later: hop-by-hop fields, the proxy's own and the trace context's out, theirs appended.
@@ -682,16 +686,25 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         if teTrailers { fields.append(("te", "trailers")) }
         if !forwardedProto { fields.append(("x-forwarded-proto", "http")) }
-        if let trace { trace.inject(into: &fields, b3: hadB3) }
+        // Edits made below see (and may change) the trace context's fields, so they go into the list as
+        // strings; otherwise (the usual case) the encoder writes them from the IDs after the list.
+        let gatewayIP = shared.state.table.identity.mode == .gateway ? remoteIP : nil
+        let edits = gatewayIP != nil || route?.editsRequest == true || destinationHeaders?.request.isEmpty == false
+        x.upstreamTrace = nil
+        if let trace {
+            if edits {
+                trace.inject(into: &fields, b3: hadB3)
+            } else {
+                x.upstreamTrace = InjectedTrace(context: trace, b3: hadB3)
+            }
+        }
         var headers = HTTPHeaders(fields)
-        var edited = false
-        if shared.state.table.identity.mode == .gateway, let ip = remoteIP {
+        if let ip = gatewayIP {
             if let xff = headers.first(name: "x-forwarded-for") {
                 headers.replaceOrAdd(name: "x-forwarded-for", value: "\(xff), \(ip)")
             } else {
                 headers.add(name: "x-forwarded-for", value: ip)
             }
-            edited = true
         }
         var rewritten: String?
         if let rule = route?.rule {
@@ -700,23 +713,19 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                     let uri = x.head.uri
                     headers.replaceOrAdd(name: "x-envoy-original-path", value: uri)
                     rewritten = Self.rewrite(uri, matched: rule.match.first?.uri, with: newURI)
-                    edited = true
                 }
                 if let a = rw.authority {
                     headers.replaceOrAdd(name: "host", value: a)
-                    edited = true
                 }
             }
             if !Self.isEmpty(rule.headers.request) {
                 Self.apply(rule.headers.request, to: &headers)
-                edited = true
             }
         }
         if let d = destinationHeaders, !Self.isEmpty(d.request) {
             Self.apply(d.request, to: &headers)
-            edited = true
         }
-        if edited {
+        if edits {
             headers.removeIfPresent(name: "transfer-encoding")
             x.upstreamFields = nil
         } else {
@@ -842,7 +851,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         guard let head = x.upstreamHead else { return }
         if let fields = x.upstreamFields {
-            c.sendHead(head, fields: fields)
+            c.sendHead(head, fields: fields, trace: x.upstreamTrace)
         } else {
             c.send(.head(head))
         }
@@ -1274,6 +1283,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     private func sendMirror(_ x: Exchange) {
         guard let (key, authority) = x.mirror, x.canRetry, var head = x.upstreamHead else { return }
         x.mirror = nil
+        if let trace = x.upstreamTrace { head = trace.adding(to: head) }
         guard let cluster = x.snapshot.cluster(key, requestPort: HostName.splitAuthority(authority).port ?? 80),
             let index = cluster.pick(hash: nil, tried: [], now: .now, random: &random)
         else { return }

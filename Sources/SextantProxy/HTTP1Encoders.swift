@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import SextantIstio
+import SextantModel
 
 /// Writes an HTTP/1.1 message head (RFC 9112 §3 request line / §4 status line, §5 field lines) into one
 /// buffer sized up front, one copy per string. NIO's encoders write the same bytes with four `ByteBuffer`
@@ -45,15 +46,18 @@ struct HTTP1HeadWriter {
         request(head, fields: head.headers.map { ($0.name, $0.value) }, allocator: allocator)
     }
 
-    /// The request line and `fields`, which are `head.headers` as the plain list they wrap.
-    mutating func request(_ head: HTTPRequestHead, fields: [(String, String)], allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// The request line and `fields`, which are `head.headers` as the plain list they wrap, then `trace`'s
+    /// fields when given (written from its IDs: the same lines `TraceContext.inject` adds as strings).
+    mutating func request(
+        _ head: HTTPRequestHead, fields: [(String, String)], trace: InjectedTrace? = nil, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
         let body: Body
         switch head.method {
         case .TRACE: body = .no
         case .POST, .PUT, .PATCH: body = .yes
         default: body = .unlikely
         }
-        return write(fields, body: body, version: head.version, allocator: allocator) { out in
+        return write(fields, trace: trace, body: body, version: head.version, allocator: allocator) { out in
             out.put(head.method.rawValue)
             out.byte(UInt8(ascii: " "))
             out.put(head.uri)
@@ -107,11 +111,11 @@ struct HTTP1HeadWriter {
     }
 
     private mutating func write(
-        _ headers: [(String, String)], body: Body, version: HTTPVersion, allocator: ByteBufferAllocator,
+        _ headers: [(String, String)], trace: InjectedTrace? = nil, body: Body, version: HTTPVersion, allocator: ByteBufferAllocator,
         startLine: (inout Out) -> Void, startLineBytes: () -> Int
     ) -> ByteBuffer {
         // One pass finds the framing headers and the size of everything.
-        var size = startLineBytes() + 2 + 2
+        var size = startLineBytes() + 2 + 2 + (trace?.byteCount ?? 0)
         var contentLength = false
         var transferEncodingIsChunked: Bool?
         var contentLengthBytes = 0
@@ -147,6 +151,7 @@ struct HTTP1HeadWriter {
                     out.field(fields[i].0, fields[i].1)
                 }
             }
+            trace?.write(into: &out)
             if plan.addChunked { out.put(Self.chunkedField) }
             out.crlf()
             return out.index
@@ -301,6 +306,11 @@ struct HTTP1HeadWriter {
             index += s.withUTF8 { put($0) }
         }
 
+        mutating func put(_ s: StaticString) {
+            (base.baseAddress! + index).copyMemory(from: s.utf8Start, byteCount: s.utf8CodeUnitCount)
+            index += s.utf8CodeUnitCount
+        }
+
         mutating func put(bytes: UnsafeRawBufferPointer) {
             guard let from = bytes.baseAddress else { return }
             (base.baseAddress! + index).copyMemory(from: from, byteCount: bytes.count)
@@ -317,6 +327,14 @@ struct HTTP1HeadWriter {
         mutating func byte(_ b: UInt8) {
             base[index] = b
             index += 1
+        }
+
+        /// Sixteen lower-case hex digits of `v` (`Hex.write`'s, two stores).
+        mutating func hex16(_ v: UInt64) {
+            let p = base.baseAddress! + index
+            p.storeBytes(of: Hex.digits8(UInt32(truncatingIfNeeded: v >> 32)), as: UInt64.self)
+            p.storeBytes(of: Hex.digits8(UInt32(truncatingIfNeeded: v)), toByteOffset: 8, as: UInt64.self)
+            index += 16
         }
 
         mutating func crlf() {
@@ -444,10 +462,10 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
     }
 
     /// `send(.head(head))` for a head whose headers are exactly `fields`, written from the plain list.
-    func sendHead(_ head: HTTPRequestHead, fields: [(String, String)]) -> Bool {
+    func sendHead(_ head: HTTPRequestHead, fields: [(String, String)], trace: InjectedTrace? = nil) -> Bool {
         guard let context else { return false }
         responseDecoder?.requestSent(head.method)
-        let buffer = writer.request(head, fields: fields, allocator: allocator)
+        let buffer = writer.request(head, fields: fields, trace: trace, allocator: allocator)
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
         writer.keep(buffer)
         return true

@@ -89,6 +89,96 @@ struct TraceContext: Sendable {
     }
 }
 
+/// This hop's trace context as the header lines `TraceContext.inject(into:b3:)` adds, written by the HTTP/1
+/// head writer straight from the IDs (no `String` made per field): for the usual upstream request, whose
+/// fields nothing edits after they are built. `HTTP1EncodersTests` holds the two forms byte for byte equal.
+struct InjectedTrace: Sendable {
+    let context: TraceContext
+    /// The request carried a single `b3` header (replaced only then).
+    let b3: Bool
+
+    private static let traceparent: StaticString = "traceparent: 00-"
+    private static let tracestate: StaticString = "tracestate: "
+    private static let traceID: StaticString = "x-b3-traceid: "
+    private static let spanID: StaticString = "x-b3-spanid: "
+    private static let parentSpanID: StaticString = "x-b3-parentspanid: "
+    private static let sampled: StaticString = "x-b3-sampled: "
+    private static let single: StaticString = "b3: "
+
+    /// The lines' size in bytes.
+    var byteCount: Int {
+        let parent = context.parentSpanID != nil
+        var n = Self.traceparent.utf8CodeUnitCount + 32 + 1 + 16 + 3 + 2
+        if let ts = context.traceState { n += Self.tracestate.utf8CodeUnitCount + ts.utf8.count + 2 }
+        n += Self.traceID.utf8CodeUnitCount + 32 + 2
+        n += Self.spanID.utf8CodeUnitCount + 16 + 2
+        if parent { n += Self.parentSpanID.utf8CodeUnitCount + 16 + 2 }
+        n += Self.sampled.utf8CodeUnitCount + 1 + 2
+        if b3 { n += Self.single.utf8CodeUnitCount + 32 + 1 + 16 + 2 + (parent ? 17 : 0) + 2 }
+        return n
+    }
+
+    func write(into out: inout HTTP1HeadWriter.Out) {
+        let c = context
+        let flag = c.sampled ? UInt8(ascii: "1") : UInt8(ascii: "0")
+        // `00-<trace>-<span>-<flags>` (W3C Trace Context §3.2).
+        out.put(Self.traceparent)
+        out.hex16(c.traceID.high)
+        out.hex16(c.traceID.low)
+        out.byte(UInt8(ascii: "-"))
+        out.hex16(c.spanID.value)
+        out.byte(UInt8(ascii: "-"))
+        out.byte(UInt8(ascii: "0"))
+        out.byte(flag)
+        out.crlf()
+        if let ts = c.traceState {
+            out.put(Self.tracestate)
+            out.put(ts)
+            out.crlf()
+        }
+        out.put(Self.traceID)
+        out.hex16(c.traceID.high)
+        out.hex16(c.traceID.low)
+        out.crlf()
+        out.put(Self.spanID)
+        out.hex16(c.spanID.value)
+        out.crlf()
+        if let p = c.parentSpanID {
+            out.put(Self.parentSpanID)
+            out.hex16(p.value)
+            out.crlf()
+        }
+        out.put(Self.sampled)
+        out.byte(flag)
+        out.crlf()
+        if b3 {
+            // `<trace>-<span>-<sampled>[-<parent>]` (B3 single header).
+            out.put(Self.single)
+            out.hex16(c.traceID.high)
+            out.hex16(c.traceID.low)
+            out.byte(UInt8(ascii: "-"))
+            out.hex16(c.spanID.value)
+            out.byte(UInt8(ascii: "-"))
+            out.byte(flag)
+            if let p = c.parentSpanID {
+                out.byte(UInt8(ascii: "-"))
+                out.hex16(p.value)
+            }
+            out.crlf()
+        }
+    }
+
+    /// `head` with the fields added as strings (`inject`): for an HTTP/2 upstream and a mirrored copy, which
+    /// carry `HTTPHeaders`.
+    func adding(to head: HTTPRequestHead) -> HTTPRequestHead {
+        var fields = head.headers.map { ($0.name, $0.value) }
+        context.inject(into: &fields, b3: b3)
+        var h = head
+        h.headers = HTTPHeaders(fields)
+        return h
+    }
+}
+
 /// Where spans go: `meshConfig.extensionProviders` (`zipkin` → Zipkin v2 JSON to `/api/v2/spans`;
 /// `opentelemetry` → OTLP/gRPC, or OTLP/HTTP protobuf when `http` is set) or the legacy
 /// `defaultConfig.tracing.zipkin.address`.

@@ -80,9 +80,11 @@ final class UpstreamConnection {
     }
 
     /// `send(.head(head))` for a head whose headers are exactly `fields`, which the encoder writes from.
-    func sendHead(_ head: HTTPRequestHead, fields: [(String, String)]) {
-        if let encoder, encoder.sendHead(head, fields: fields) { return }
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+    /// With `trace`, its fields follow (rendered by the encoder from the IDs; as strings in `head.headers`
+    /// for an HTTP/2 stream).
+    func sendHead(_ head: HTTPRequestHead, fields: [(String, String)], trace: InjectedTrace? = nil) {
+        if let encoder, encoder.sendHead(head, fields: fields, trace: trace) { return }
+        channel.write(HTTPClientRequestPart.head(trace.map { $0.adding(to: head) } ?? head), promise: nil)
     }
 
     init(channel: any Channel, endpointKey: String, cluster: ClusterRuntime, isStream: Bool = false) {

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import SextantModel
 import Testing
 
 @testable import SextantProxy
@@ -239,4 +240,42 @@ import Testing
             #expect(String(buffer: held[0]) == String(decoding: expected[1].utf8.prefix(held[0].readableBytes), as: UTF8.self))
         }
     }
+
+    /// The trace context's fields written from the IDs after the list (`InjectedTrace`) are the lines
+    /// `TraceContext.inject` adds as strings, in every shape: sampled or not, with a parent or without, a
+    /// trace state or none, the single `b3` replaced or not, on a request that gets a chunked body and one
+    /// that does not.
+    @Test func injectedTraceFieldsMatchTheStrings() {
+        let allocator = ByteBufferAllocator()
+        let base: [(String, String)] = [("host", "reviews:9080"), ("x-request-id", "abc"), ("x-forwarded-proto", "http")]
+        for method in [HTTPMethod.GET, .POST] {
+            let head = HTTPRequestHead(version: .http1_1, method: method, uri: "/reviews/1", headers: HTTPHeaders(base))
+            for sampled in [true, false] {
+                for parent in [nil, SpanID(0x2122_2324_2526_2728)] {
+                    for state in [nil, "vendor=1,other=x"] {
+                        for b3 in [false, true] {
+                            let t = TraceContext(
+                                traceID: TraceID(high: 0x0102_0304_0506_0708, low: 0x090a_0b0c_0d0e_0f10), spanID: SpanID(0xa1b2_c3d4_e5f6_0718),
+                                parentSpanID: parent, sampled: sampled, traceState: state)
+                            var strings = base
+                            t.inject(into: &strings, b3: b3)
+                            var fromStrings = HTTP1HeadWriter()
+                            var fromIDs = HTTP1HeadWriter()
+                            let a = fromStrings.request(head, fields: strings, allocator: allocator)
+                            let injected = InjectedTrace(context: t, b3: b3)
+                            let b = fromIDs.request(head, fields: base, trace: injected, allocator: allocator)
+                            #expect(String(buffer: b) == String(buffer: a), "\(method) \(sampled) \(String(describing: parent)) \(String(describing: state)) \(b3)")
+                            // Sized exactly: the head fills what was reserved for it.
+                            var plainWriter = HTTP1HeadWriter()
+                            let plain = plainWriter.request(head, fields: base, allocator: allocator)
+                            #expect(b.readableBytes == plain.readableBytes + injected.byteCount)
+                            // And the strings form, for HTTP/2 and mirrors, carries the same fields.
+                            #expect(injected.adding(to: head).headers.map { "\($0.name): \($0.value)" } == strings.map { "\($0.0): \($0.1)" })
+                        }
+                    }
+                }
+            }
+        }
+    }
+
 }

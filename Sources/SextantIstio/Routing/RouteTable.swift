@@ -86,6 +86,9 @@ public final class CompiledRoute: Sendable {
     public let rule: HTTPRoute
     public let destinations: [(cluster: ClusterKey, weight: Int, headers: HeaderOperations)]
     public let mirror: ClusterKey?
+    /// The rule changes the request's fields (a URI or authority rewrite, request header operations), so a
+    /// proxy cannot send the fields it received as they are: decided once here, not per request.
+    public let editsRequest: Bool
 
     public init(
         name: String, virtualService: String?, rule: HTTPRoute, destinations: [(cluster: ClusterKey, weight: Int, headers: HeaderOperations)],
@@ -96,6 +99,7 @@ public final class CompiledRoute: Sendable {
         self.rule = rule
         self.destinations = destinations
         self.mirror = mirror
+        editsRequest = rule.rewrite?.uri != nil || rule.rewrite?.authority != nil || !rule.headers.request.isEmpty
     }
 
     /// Picks a destination by weight; `random` is uniform in `0..<100` (weights add up to 100) or any
