@@ -123,11 +123,7 @@ struct InjectedTrace: Sendable {
         let flag = c.sampled ? UInt8(ascii: "1") : UInt8(ascii: "0")
         // `00-<trace>-<span>-<flags>` (W3C Trace Context §3.2).
         out.put(Self.traceparent)
-        out.hex16(c.traceID.high)
-        out.hex16(c.traceID.low)
-        out.byte(UInt8(ascii: "-"))
-        out.hex16(c.spanID.value)
-        out.byte(UInt8(ascii: "-"))
+        Self.ids(c, &out)
         out.byte(UInt8(ascii: "0"))
         out.byte(flag)
         out.crlf()
@@ -154,11 +150,7 @@ struct InjectedTrace: Sendable {
         if b3 {
             // `<trace>-<span>-<sampled>[-<parent>]` (B3 single header).
             out.put(Self.single)
-            out.hex16(c.traceID.high)
-            out.hex16(c.traceID.low)
-            out.byte(UInt8(ascii: "-"))
-            out.hex16(c.spanID.value)
-            out.byte(UInt8(ascii: "-"))
+            Self.ids(c, &out)
             out.byte(flag)
             if let p = c.parentSpanID {
                 out.byte(UInt8(ascii: "-"))
@@ -166,6 +158,15 @@ struct InjectedTrace: Sendable {
             }
             out.crlf()
         }
+    }
+
+    /// `<trace>-<span>-`, as both `traceparent` and `b3` begin (after `traceparent`'s version).
+    private static func ids(_ c: TraceContext, _ out: inout HTTP1HeadWriter.Out) {
+        out.hex16(c.traceID.high)
+        out.hex16(c.traceID.low)
+        out.byte(UInt8(ascii: "-"))
+        out.hex16(c.spanID.value)
+        out.byte(UInt8(ascii: "-"))
     }
 
     /// `head` with the fields added as strings (`inject`): for an HTTP/2 upstream and a mirrored copy, which
