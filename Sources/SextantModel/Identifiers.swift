@@ -194,7 +194,12 @@ public enum Hex {
     @inlinable
     public static func write(_ v: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
         precondition(offset >= 0 && offset + 16 <= buffer.count)
-        let p = UnsafeMutableRawPointer(buffer.baseAddress! + offset)
+        write(v, to: UnsafeMutableRawPointer(buffer.baseAddress! + offset))
+    }
+
+    /// Writes sixteen lower-case hex digits of `v` at `p` (which must have room).
+    @inlinable
+    public static func write(_ v: UInt64, to p: UnsafeMutableRawPointer) {
         p.storeBytes(of: digits8(UInt32(truncatingIfNeeded: v >> 32)), as: UInt64.self)
         p.storeBytes(of: digits8(UInt32(truncatingIfNeeded: v)), toByteOffset: 8, as: UInt64.self)
     }

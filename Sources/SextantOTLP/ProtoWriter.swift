@@ -192,25 +192,14 @@ public struct ProtoWriter: ~Copyable {
 
     @inline(__always)
     mutating func presentStringField(_ field: UInt64, _ s: String) {
-        // Native and small strings lend their UTF-8 without a copy (and without the retain that a
-        // mutable copy for `withUTF8` costs); bridged ones are copied.
-        let n =
-            s.utf8.withContiguousStorageIfAvailable { utf8 in
-                raw(UnsafeRawBufferPointer(utf8))
-                return utf8.count
-            }
-            ?? {
-                var copy = s
-                return copy.withUTF8 { utf8 in
-                    raw(UnsafeRawBufferPointer(utf8))
-                    return utf8.count
-                }
-            }()
-        varint(UInt64(n))
-        tag(field, 2)
+        let mark = count
+        presentText(s)
+        lengthPrefix(field, since: mark)
     }
 
-    /// Prepends the UTF-8 of `s` alone (no tag or length): part of a string field's content.
+    /// Prepends the UTF-8 of `s` alone (no tag or length): a string field's content, or part of it. Native and
+    /// small strings lend their UTF-8 without a copy (and without the retain that a mutable copy for `withUTF8`
+    /// costs); bridged ones are copied.
     @inline(__always)
     mutating func presentText(_ s: String) {
         if s.utf8.withContiguousStorageIfAvailable({ raw(UnsafeRawBufferPointer($0)) }) == nil {

@@ -329,11 +329,9 @@ struct HTTP1HeadWriter {
             index += 1
         }
 
-        /// Sixteen lower-case hex digits of `v` (`Hex.write`'s, two stores).
+        /// Sixteen lower-case hex digits of `v` (`Hex.write`).
         mutating func hex16(_ v: UInt64) {
-            let p = base.baseAddress! + index
-            p.storeBytes(of: Hex.digits8(UInt32(truncatingIfNeeded: v >> 32)), as: UInt64.self)
-            p.storeBytes(of: Hex.digits8(UInt32(truncatingIfNeeded: v)), toByteOffset: 8, as: UInt64.self)
+            Hex.write(v, to: base.baseAddress! + index)
             index += 16
         }
 
