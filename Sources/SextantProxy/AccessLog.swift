@@ -177,7 +177,7 @@ public struct AccessLogFormat: Sendable {
         case .bytesReceived: return .number(Int64(r.bytesReceived))
         case .bytesSent: return .number(Int64(r.bytesSent))
         case .duration:
-            return .number(r.duration.wholeMilliseconds)
+            return .number(r.durationNanoseconds / 1_000_000)
         case .upstreamHost: return str(r.upstreamHost)
         case .upstreamCluster: return str(r.upstreamCluster)
         case .upstreamLocalAddress: return str(r.upstreamLocalAddress)
@@ -303,6 +303,22 @@ public struct AccessLogFormat: Sendable {
     static func appendStartTime(_ unixNanos: UInt64, _ out: inout LineBuffer) {
         let ms = unixNanos / 1_000_000
         let secs = Int64(ms / 1000)
+        let b = out.reserve(24)
+        if !out.reuseSecond(secs, at: b) {
+            writeSecond(secs, at: b)
+            out.rememberSecond(secs, from: b)
+        }
+        var v = ms % 1000
+        for k in (20...22).reversed() {
+            b.storeBytes(of: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10), toByteOffset: k, as: UInt8.self)
+            v /= 10
+        }
+        b.storeBytes(of: UInt8(ascii: "Z"), toByteOffset: 23, as: UInt8.self)
+        out.commit(24)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.` of `secs` since the Unix epoch, the first 20 bytes of a start time, at `b`.
+    private static func writeSecond(_ secs: Int64, at b: UnsafeMutableRawPointer) {
         var days = secs / 86400
         let rem = secs % 86400
         // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
@@ -315,9 +331,7 @@ public struct AccessLogFormat: Sendable {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        // Written straight into the buffer: this runs once per log line. (A year has four digits until 9999;
-        // `UInt64` nanoseconds end in 2554.)
-        let b = out.reserve(24)
+        // Written straight into the buffer. (A year has four digits until 9999; `UInt64` nanoseconds end in 2554.)
         func put(_ value: Int64, _ width: Int, at start: Int) {
             var v = value
             for k in stride(from: start + width - 1, through: start, by: -1) {
@@ -338,9 +352,6 @@ public struct AccessLogFormat: Sendable {
         sep(":", at: 16)
         put(rem % 60, 2, at: 17)
         sep(".", at: 19)
-        put(Int64(ms % 1000), 3, at: 20)
-        sep("Z", at: 23)
-        out.commit(24)
     }
 }
 
@@ -598,7 +609,7 @@ struct LineProgram: Sendable {
         case .responseCode: AccessLogFormat.appendInt(Int64(r.responseCode), &out)
         case .bytesReceived: AccessLogFormat.appendInt(Int64(r.bytesReceived), &out)
         case .bytesSent: AccessLogFormat.appendInt(Int64(r.bytesSent), &out)
-        case .duration: AccessLogFormat.appendInt(r.duration.wholeMilliseconds, &out)
+        case .duration: AccessLogFormat.appendInt(r.durationNanoseconds / 1_000_000, &out)
         case .responseFlags: text(r.responseFlags.description, &out)
         case .responseCodeDetails: text(r.responseCodeDetails, &out)
         case .upstreamHost: text(r.upstreamHost, &out)
@@ -654,6 +665,30 @@ struct LineBuffer: ~Copyable {
     }
 
     deinit { base.deallocate() }
+
+    /// The second a start time last written here fell in, and its first 20 bytes (`YYYY-MM-DDTHH:MM:SS.`):
+    /// lines written within one second share them, as Envoy's access-log formatter caches its last second's
+    /// text. Kept by `exchange(with:)`, which swaps only the storage.
+    private var cachedSecond = Int64.min
+    private var cachedSecondText: (UInt64, UInt64, UInt32) = (0, 0, 0)
+
+    /// Writes the cached text of second `secs` at `p` if it is the one cached.
+    @inline(__always) func reuseSecond(_ secs: Int64, at p: UnsafeMutableRawPointer) -> Bool {
+        guard secs == cachedSecond else { return false }
+        p.storeBytes(of: cachedSecondText.0, toByteOffset: 0, as: UInt64.self)
+        p.storeBytes(of: cachedSecondText.1, toByteOffset: 8, as: UInt64.self)
+        p.storeBytes(of: cachedSecondText.2, toByteOffset: 16, as: UInt32.self)
+        return true
+    }
+
+    /// Caches the 20 bytes at `p` as second `secs`'s text.
+    mutating func rememberSecond(_ secs: Int64, from p: UnsafeRawPointer) {
+        cachedSecond = secs
+        cachedSecondText = (
+            p.loadUnaligned(fromByteOffset: 0, as: UInt64.self), p.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+            p.loadUnaligned(fromByteOffset: 16, as: UInt32.self)
+        )
+    }
 
     /// The bytes written; valid until the next change.
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }

@@ -355,6 +355,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var connectionUpgrade = false
         var contentTypeSeen = false
         var isGRPC = false
+        var traceFields = TraceContext.Fields()
         var headerBytes = 0
         for i in fields.indices {
             headerBytes += fields[i].0.utf8.count + fields[i].1.utf8.count + 4
@@ -377,9 +378,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: PeerMetadata.header):
                 peerAt = i
             default:
-                break
+                traceFields.note(fields[i].0, at: i)
             }
         }
+        // Read before the edits below move fields.
+        let incoming = shared.tracer == nil ? nil : TraceContext.extract(fields, at: traceFields)
         var requestID = requestIDAt.map { fields[$0].1 } ?? ""
         if requestID.isEmpty {
             requestID = RequestID.make(using: &random)
@@ -428,7 +431,6 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         // forgets it after the response's end, before the next request begins.
         responseEncoder?.respondingToHEAD = x.head.method == .HEAD
         if let tracer = shared.tracer {
-            let incoming = TraceContext.extract(x.head.headers)
             let sampled = incoming?.2 ?? (Double.random(in: 0..<100, using: &random) < tracer.settings.samplingPercent)
             var traceID = incoming?.0 ?? TraceID(high: random.next(), low: random.next())
             if !traceID.isValid { traceID = TraceID(high: 1, low: random.next()) }
@@ -1407,7 +1409,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var record = ProxyRecord(
             direction: x.record.direction, startUnixNanos: 0, method: "", path: "", protocolName: "", authority: "", requestHeaders: [:])
         swap(&record, &x.record)
-        record.duration = .nanoseconds(Int64((NIODeadline.now() - x.started).nanoseconds))
+        record.durationNanoseconds = (NIODeadline.now() - x.started).nanoseconds
         shared.observer.requestFinished(record)
         if let t = x.trace, t.sampled, let tracer = shared.tracer { tracer.exporter.add(record, t, builder: tracer.builder) }
     }

@@ -226,8 +226,7 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
         s.requests += 1
         s.requestMessages += UInt64(r.requestMessages.messages)
         s.responseMessages += UInt64(r.responseMessages.messages)
-        let (sec, atto) = r.duration.components
-        s.duration.observe(Double(sec) * 1000 + Double(atto) / 1e15)
+        s.duration.observe(Double(r.durationNanoseconds) / 1e6)
         s.requestBytes.observe(Double(r.bytesReceived))
         s.responseBytes.observe(Double(r.bytesSent))
         s.lastUpdate = now

@@ -176,7 +176,7 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         record = nil
         r.bytesReceived = pendingBytes + (relays?.down.bytesRead ?? 0)
         r.bytesSent = relays?.up.bytesRead ?? 0
-        r.duration = .nanoseconds(Int64((NIODeadline.now() - started).nanoseconds))
+        r.durationNanoseconds = (NIODeadline.now() - started).nanoseconds
         shared.observer.requestFinished(r)
     }
 }

@@ -19,23 +19,62 @@ struct TraceContext: Sendable {
     var traceState: String?
 
     /// The incoming context, if any: `traceparent` first, then single `b3`, then `x-b3-*`. A sampling
-    /// decision that came with it is kept (nil when the caller left it to us).
-    static func extract(_ h: HTTPHeaders) -> (TraceID, SpanID, Bool?, String?)? {
-        if let tp = h.first(name: "traceparent"), let c = TraceContextHeaders.traceparentContext(tp) {
-            return (c.traceID, c.spanID, c.sampled, h.first(name: "tracestate"))
+    /// decision that came with it is kept (nil when the caller left it to us). The fields are found by the
+    /// indexes `at` noted (the first of each name), so the request's fields are not searched once per name.
+    static func extract(_ fields: [(String, String)], at i: Fields) -> (TraceID, SpanID, Bool?, String?)? {
+        if let k = i.traceparent, let c = TraceContextHeaders.traceparentContext(fields[k].1) {
+            return (c.traceID, c.spanID, c.sampled, i.tracestate.map { fields[$0].1 })
         }
-        if let b3 = h.first(name: "b3"), let c = TraceContextHeaders.b3SingleContext(b3) {
+        if let k = i.b3, let c = TraceContextHeaders.b3SingleContext(fields[k].1) {
             return (c.traceID, c.spanID, c.sampled, nil)
         }
-        if let tv = h.first(name: "x-b3-traceid"), let sv = h.first(name: "x-b3-spanid"),
-            let t = TraceContextHeaders.b3TraceID(tv), let s = TraceContextHeaders.b3SpanID(sv)
+        if let tk = i.traceID, let sk = i.spanID, let t = TraceContextHeaders.b3TraceID(fields[tk].1),
+            let s = TraceContextHeaders.b3SpanID(fields[sk].1)
         {
             var sampled: Bool?
-            if let v = h.first(name: "x-b3-sampled") { sampled = v == "1" || v.lowercased() == "true" }
-            if h.first(name: "x-b3-flags") == "1" { sampled = true }
+            if let k = i.sampled {
+                let v = fields[k].1
+                sampled = v == "1" || v.lowercased() == "true"
+            }
+            if let k = i.flags, fields[k].1 == "1" { sampled = true }
             return (t, s, sampled, nil)
         }
         return nil
+    }
+
+    /// Where the trace fields are in a request's field list: the first field of each name, in any case.
+    struct Fields {
+        var traceparent: Int?
+        var tracestate: Int?
+        var b3: Int?
+        var traceID: Int?
+        var spanID: Int?
+        var sampled: Int?
+        var flags: Int?
+
+        init() {}
+
+        /// The indexes of `fields`' trace fields.
+        init(_ fields: [(String, String)]) {
+            for k in fields.indices { note(fields[k].0, at: k) }
+        }
+
+        /// Notes field `k` if `name` is a trace field's not seen before; most names are passed over by length.
+        @inline(__always)
+        mutating func note(_ name: String, at k: Int) {
+            func first(_ slot: inout Int?, _ lowercased: String) -> Bool {
+                guard slot == nil, HostName.equalsIgnoringASCIICase(name, lowercased: lowercased) else { return false }
+                slot = k
+                return true
+            }
+            switch name.utf8.count {
+            case 2: _ = first(&b3, "b3")
+            case 10: _ = first(&tracestate, "tracestate") || first(&flags, "x-b3-flags")
+            case 11: _ = first(&traceparent, "traceparent") || first(&spanID, "x-b3-spanid")
+            case 12: _ = first(&traceID, "x-b3-traceid") || first(&sampled, "x-b3-sampled")
+            default: break
+            }
+        }
     }
 
     /// Whether `inject` sets or removes the field `name` (any case): the proxy leaves such fields out of the
@@ -485,7 +524,7 @@ struct SpanBuilder: Sendable {
         return w.finish(
             traceID: t.traceID, spanID: t.spanID, traceState: t.traceState ?? "", parentSpanID: t.parentSpanID, name: name(r),
             kind: r.direction == .outbound ? .client : .server, startTimeUnixNano: r.startUnixNanos,
-            endTimeUnixNano: r.startUnixNanos + UInt64(max(0, r.duration.timeAmount.nanoseconds)))
+            endTimeUnixNano: r.startUnixNanos + UInt64(max(0, r.durationNanoseconds)))
     }
 
     /// A numeric tag: its digits in place, as `String(n)` writes them.
@@ -498,7 +537,7 @@ struct SpanBuilder: Sendable {
         Span(
             traceID: t.traceID, spanID: t.spanID, traceState: t.traceState ?? "", parentSpanID: t.parentSpanID, flags: 0, name: name(r),
             kind: r.direction == .outbound ? .client : .server, startTimeUnixNano: r.startUnixNanos,
-            endTimeUnixNano: r.startUnixNanos + UInt64(max(0, r.duration.timeAmount.nanoseconds)),
+            endTimeUnixNano: r.startUnixNanos + UInt64(max(0, r.durationNanoseconds)),
             attributes: Tag.allCases.compactMap { tag in value(tag, r).map { KeyValue(tag.key, .string($0)) } },
             status: SpanStatus(code: Self.isError(r) ? .error : .unset))
     }

@@ -94,6 +94,31 @@ import Testing
         #expect(HostName.equalsIgnoringASCIICase("", lowercased: ""))
     }
 
+    /// The word-at-a-time comparison answers what the byte rule answers: every byte value at every position
+    /// of names 1–20 bytes long (short ones take the byte loop, longer ones whole and overlapping words), both
+    /// as the compared bytes and as the expected lower-case ones.
+    @Test func wordComparisonAgreesWithTheByteRule() {
+        func byteRule(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+            a.count == b.count && zip(a, b).allSatisfy { x, y in ((x >= 0x41 && x <= 0x5a) ? x | 0x20 : x) == y }
+        }
+        var mismatches = 0
+        for length in 1...20 {
+            let base = Array("x-envoy-upstream-svc".utf8.prefix(length))
+            for position in 0..<length {
+                for value in 0...255 {
+                    var a = base
+                    a[position] = UInt8(value)
+                    for (x, y) in [(a, base), (base, a), (a, a.map { $0 &- 0x41 < 26 ? $0 | 0x20 : $0 })] {
+                        let words = x.withUnsafeBytes { p in y.withUnsafeBytes { HostName.equalsIgnoringASCIICase(p, lowercased: $0) } }
+                        if words != byteRule(x, y) { mismatches += 1 }
+                    }
+                }
+            }
+        }
+        #expect(mismatches == 0)
+        #expect([UInt8]().withUnsafeBytes { HostName.equalsIgnoringASCIICase($0, lowercased: $0) })
+    }
+
     /// The routing table indexes short forms by inverting `HostName.expansion`: every short form it lists
     /// must expand back to the host, and every name that expands to a host must be listed.
     @Test func shortFormsInvertExpansion() {

@@ -166,4 +166,32 @@ import Testing
             }
         }
     }
+
+    /// One buffer reuses its last second's text (`LineBuffer.reuseSecond`): times written in turn into the same
+    /// buffer, within a second, across second, day and year boundaries and back in time, each equal to the time
+    /// written alone; the text also survives the buffer trading its storage.
+    @Test func startTimesWrittenInTurnReuseOnlyTheirOwnSecond() {
+        let second: UInt64 = 1_000_000_000
+        let times: [UInt64] = [
+            1_798_761_598 * second, 1_798_761_598 * second + 1, 1_798_761_598 * second + 999_999_999,
+            1_798_761_599 * second + 500_000_000, 1_798_761_600 * second, 1_798_761_600 * second + 7_000_000,
+            1_798_761_600 * second + 9_000_000, 1_764_032_523 * second + 456_000_000, 1_764_032_523 * second + 457_000_000, 0, 999_000_000, second,
+            1_798_761_600 * second + 8_000_000,
+        ]
+        var out = LineBuffer(capacity: 16)
+        var other = LineBuffer(capacity: 16)
+        var expected = ""
+        for (i, t) in times.enumerated() {
+            AccessLogFormat.appendStartTime(t, &out)
+            out.append(UInt8(ascii: " "))
+            expected += AccessLogFormat.startTime(t) + " "
+            if i == 5 {
+                #expect(out.string == expected)
+                out.exchange(with: &other)
+                out.removeAll()
+                expected = ""
+            }
+        }
+        #expect(out.string == expected)
+    }
 }

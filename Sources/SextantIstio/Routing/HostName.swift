@@ -116,11 +116,49 @@ public enum HostName {
         guard s.utf8.count == lowercased.utf8.count else { return false }
         // Native strings are contiguous UTF-8: compare the buffers without an iterator per string.
         if let equal = s.utf8.withContiguousStorageIfAvailable({ a in
-            lowercased.utf8.withContiguousStorageIfAvailable { b in bytesEqualIgnoringASCIICase(a, lowercased: b) }
+            lowercased.utf8.withContiguousStorageIfAvailable { b in
+                equalsIgnoringASCIICase(UnsafeRawBufferPointer(a), lowercased: UnsafeRawBufferPointer(b))
+            }
         }), let equal {
             return equal
         }
         return bytesEqualIgnoringASCIICase(s.utf8, lowercased: lowercased.utf8)
+    }
+
+    /// `bytesEqualIgnoringASCIICase` for contiguous bytes, eight at a time: each word's letters A–Z are folded
+    /// to lower case at once (`foldingASCIIUppercase`) and the word compared with `lowercased`'s. Field names
+    /// are compared on every request (`x-envoy-upstream-service-time` byte by byte cost ~550 instructions).
+    public static func equalsIgnoringASCIICase(_ bytes: UnsafeRawBufferPointer, lowercased: UnsafeRawBufferPointer) -> Bool {
+        let n = bytes.count
+        guard n == lowercased.count else { return false }
+        guard n > 0, let a = bytes.baseAddress, let b = lowercased.baseAddress else { return true }
+        if n < 8 {
+            for k in 0..<n {
+                let x = a.load(fromByteOffset: k, as: UInt8.self)
+                if (x &- 0x41 < 26 ? x | 0x20 : x) != b.load(fromByteOffset: k, as: UInt8.self) { return false }
+            }
+            return true
+        }
+        var i = 0
+        while true {
+            // The last word ends at the last byte, overlapping the one before it when `n` is not a multiple of 8.
+            let k = min(i, n - 8)
+            let x = a.loadUnaligned(fromByteOffset: k, as: UInt64.self)
+            if foldingASCIIUppercase(x) != b.loadUnaligned(fromByteOffset: k, as: UInt64.self) { return false }
+            if k == n - 8 { return true }
+            i += 8
+        }
+    }
+
+    /// `w` with each byte in A–Z (0x41–0x5A) given bit 0x20, every other byte as it is. Per byte, on its low
+    /// seven bits: adding 0x3F sets the high bit from `A` up, adding 0x25 from `[` up; neither carries into
+    /// the next byte. Bytes with the high bit set (non-ASCII) are left out.
+    @inline(__always)
+    static func foldingASCIIUppercase(_ w: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let low7 = w & (ones &* 0x7F)
+        let upper = (low7 &+ ones &* 0x3F) & ~(low7 &+ ones &* 0x25) & ~w & (ones &* 0x80)
+        return w | upper >> 2
     }
 
     /// Whether `bytes` equal `lowercased` (already lower case) once ASCII letters in `bytes` are folded to
