@@ -1,6 +1,5 @@
 import NIOCore
 import NIOHTTP1
-import SextantIstio
 
 #if canImport(Glibc)
 import Glibc
@@ -536,7 +535,12 @@ enum Token {
     /// Whether `p` equals the lower-case ASCII `lowercased` once its letters A–Z are folded to lower case (what
     /// `HostName.equalsIgnoringASCIICase` answers for strings): for names that are not known to be tokens.
     static func equalsFoldingCase(_ p: UnsafeRawBufferPointer, _ lowercased: UnsafeRawBufferPointer) -> Bool {
-        HostName.equalsIgnoringASCIICase(p, lowercased: lowercased)
+        guard p.count == lowercased.count else { return false }
+        for k in 0..<p.count {
+            let b = p[k]
+            if (b &- 0x41 < 26 ? b | 0x20 : b) != lowercased[k] { return false }
+        }
+        return true
     }
 
     /// `equalsFoldingCase` against a literal.
