@@ -177,7 +177,7 @@ public struct AccessLogFormat: Sendable {
         case .bytesReceived: return .number(Int64(r.bytesReceived))
         case .bytesSent: return .number(Int64(r.bytesSent))
         case .duration:
-            return .number(r.durationNanoseconds / 1_000_000)
+            return .number(r.durationMilliseconds)
         case .upstreamHost: return str(r.upstreamHost)
         case .upstreamCluster: return str(r.upstreamCluster)
         case .upstreamLocalAddress: return str(r.upstreamLocalAddress)
@@ -308,13 +308,19 @@ public struct AccessLogFormat: Sendable {
             writeSecond(secs, at: b)
             out.rememberSecond(secs, from: b)
         }
-        var v = ms % 1000
-        for k in (20...22).reversed() {
+        putDigits(Int64(ms % 1000), 3, at: 20, in: b)
+        b.storeBytes(of: UInt8(ascii: "Z"), toByteOffset: 23, as: UInt8.self)
+        out.commit(24)
+    }
+
+    /// The last `width` decimal digits of `value` (not negative), zero-padded, at `b + start`.
+    @inline(__always)
+    private static func putDigits(_ value: Int64, _ width: Int, at start: Int, in b: UnsafeMutableRawPointer) {
+        var v = value
+        for k in stride(from: start + width - 1, through: start, by: -1) {
             b.storeBytes(of: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10), toByteOffset: k, as: UInt8.self)
             v /= 10
         }
-        b.storeBytes(of: UInt8(ascii: "Z"), toByteOffset: 23, as: UInt8.self)
-        out.commit(24)
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.` of `secs` since the Unix epoch, the first 20 bytes of a start time, at `b`.
@@ -332,13 +338,7 @@ public struct AccessLogFormat: Sendable {
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
         // Written straight into the buffer. (A year has four digits until 9999; `UInt64` nanoseconds end in 2554.)
-        func put(_ value: Int64, _ width: Int, at start: Int) {
-            var v = value
-            for k in stride(from: start + width - 1, through: start, by: -1) {
-                b.storeBytes(of: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10), toByteOffset: k, as: UInt8.self)
-                v /= 10
-            }
-        }
+        func put(_ value: Int64, _ width: Int, at start: Int) { putDigits(value, width, at: start, in: b) }
         func sep(_ c: Unicode.Scalar, at k: Int) { b.storeBytes(of: UInt8(ascii: c), toByteOffset: k, as: UInt8.self) }
         put(y, 4, at: 0)
         sep("-", at: 4)
@@ -609,7 +609,7 @@ struct LineProgram: Sendable {
         case .responseCode: AccessLogFormat.appendInt(Int64(r.responseCode), &out)
         case .bytesReceived: AccessLogFormat.appendInt(Int64(r.bytesReceived), &out)
         case .bytesSent: AccessLogFormat.appendInt(Int64(r.bytesSent), &out)
-        case .duration: AccessLogFormat.appendInt(r.durationNanoseconds / 1_000_000, &out)
+        case .duration: AccessLogFormat.appendInt(r.durationMilliseconds, &out)
         case .responseFlags: text(r.responseFlags.description, &out)
         case .responseCodeDetails: text(r.responseCodeDetails, &out)
         case .upstreamHost: text(r.upstreamHost, &out)

@@ -59,6 +59,8 @@ public struct ProxyRecord: Sendable {
         get { .nanoseconds(durationNanoseconds) }
         set { durationNanoseconds = newValue.timeAmount.nanoseconds }
     }
+    /// Whole milliseconds of the duration, as Envoy prints `%DURATION%`.
+    var durationMilliseconds: Int64 { durationNanoseconds / 1_000_000 }
     /// Time from the upstream request start to its response head (`x-envoy-upstream-service-time`).
     public var upstreamServiceTime: Duration?
     public var method: String
