@@ -74,7 +74,7 @@ let package = Package(
             name: "SextantProxy",
             dependencies: [
                 "SextantIstio", "SextantPipeline", "SextantHTTP", "SextantOTLP", "SextantZipkin", "SextantModel",
-                "SextantPrometheus", "SextantGRPC",
+                "SextantPrometheus", "SextantGRPC", "SextantFluentForward", "SextantExporters",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import SextantFluentForward
 import SextantIstio
 import SextantModel
 import SextantPipeline
@@ -7,10 +8,15 @@ import SextantPipeline
 /// The access logs Istio would configure for this proxy: `meshConfig.accessLogFile` (the built-in `envoy`
 /// provider) plus the providers named by the workload's `Telemetry` `accessLogging` (else
 /// `meshConfig.defaultProviders.accessLogging`): `envoyFileAccessLog` (a file with its own TEXT format or
-/// JSON `labels`) and `envoyOtelAls` (OTLP log records to a collector, Envoy's OpenTelemetry access logger).
+/// JSON `labels`), `envoyOtelAls` (OTLP log records to a collector, Envoy's OpenTelemetry access logger) and
+/// Sextant's `envoyFluentdAccessLog` (Forward protocol records to Fluentd or Fluent Bit, Envoy's Fluentd logger).
 public enum AccessLogSink: Sendable {
     case file(path: String, encoding: AccessLogObserver.Encoding)
-    case openTelemetry(destination: TelemetryDestination, body: AccessLogFormat, labels: [(String, AccessLogFormat)])
+    /// `provider` is the extension provider's name.
+    case openTelemetry(provider: String, destination: TelemetryDestination, body: AccessLogFormat, labels: [(String, AccessLogFormat)])
+    case fluentd(
+        provider: String, host: String, port: Int, tag: String, record: [(String, AccessLogFormat)], flushInterval: Duration,
+        bufferSizeBytes: Int)
 
     /// Resolves the sinks; `fileOverride` replaces `meshConfig.accessLogFile`'s path (a pod's own stdout, in
     /// `sextant demo`). Throws on a format Envoy would reject.
@@ -46,7 +52,13 @@ public enum AccessLogSink: Sendable {
             case .envoyOtelAls(let service, let port, let text, let labels):
                 let (host, port) = table.providerAddress(service: service, port: port)
                 let body = try text.map { t throws(AccessLogFormat.FormatError) in try AccessLogFormat(t) } ?? .istioTextBody
-                sinks.append(.openTelemetry(destination: .otlpGRPC(host: host, port: port), body: body, labels: try compile(labels)))
+                sinks.append(
+                    .openTelemetry(provider: name, destination: .otlpGRPC(host: host, port: port), body: body, labels: try compile(labels)))
+            case .envoyFluentdAccessLog(let service, let port, let tag, let labels, let interval, let size):
+                let (host, port) = table.providerAddress(service: service, port: port)
+                let record = labels.isEmpty ? AccessLogFormat.istioJSON : try compile(labels)
+                sinks.append(
+                    .fluentd(provider: name, host: host, port: port, tag: tag, record: record, flushInterval: interval, bufferSizeBytes: size))
             default:
                 continue
             }
@@ -103,14 +115,17 @@ extension AccessLogFormat {
 /// request, the formatted line as body, `labels` as attributes, this hop's trace and span IDs, under a
 /// resource naming the proxy (`log_name`, `zone_name`, `cluster_name`, `node_name`, as Envoy sets them).
 /// Records are batched and sent without ever blocking a request; overflow and failures are counted.
-final class OTelAccessLogObserver: ProxyObserver {
+final class OTelAccessLogObserver: ExportingObserver {
+    let provider: String
     let body: AccessLogFormat
     let labels: [(String, AccessLogFormat)]
     let batcher: TelemetryBatcher<LogRecord>
 
-    init(destination: TelemetryDestination, body: AccessLogFormat, labels: [(String, AccessLogFormat)], identity: ProxyIdentity,
-        group: any EventLoopGroup, logger: Logger)
-    {
+    init(
+        provider: String, destination: TelemetryDestination, body: AccessLogFormat, labels: [(String, AccessLogFormat)],
+        identity: ProxyIdentity, group: any EventLoopGroup, logger: Logger
+    ) {
+        self.provider = provider
         self.body = body
         self.labels = labels
         let me = PeerMetadata(identity: identity)
@@ -126,10 +141,81 @@ final class OTelAccessLogObserver: ProxyObserver {
         }
     }
 
+    func run() async { await batcher.run() }
+    var sent: Int { batcher.sent }
+    var dropped: Int { batcher.dropped }
+
     func requestFinished(_ r: ProxyRecord) {
         let record = LogRecord(
             timeUnixNano: r.startUnixNanos, observedTimeUnixNano: WallClock.nowNanos(), body: .string(body.render(r)),
             attributes: labels.map { KeyValue($0.0, $0.1.anyValue(r)) }, traceID: r.traceID, spanID: r.spanID)
         batcher.add(record)
+    }
+}
+
+/// An observer that sends what it collects from a task of its own, which `run` is (until cancelled).
+protocol ExportingObserver: ProxyObserver {
+    /// The extension provider's name.
+    var provider: String { get }
+    func run() async
+    /// Items delivered, and dropped (queue full or export failed).
+    var sent: Int { get }
+    var dropped: Int { get }
+}
+
+/// Envoy's Fluentd access logger (`envoy.access_loggers.fluentd`), as Sextant's `envoyFluentdAccessLog`
+/// provider: one record per request, `[EventTime, {field: value}]` (Forward protocol v1, "Entry"; the time is
+/// the request's start with nanoseconds), its fields the `labels` formats (Istio's JSON field set by default),
+/// a field that is one numeric command a msgpack integer, every other a string (`-` when empty).
+///
+/// Records are encoded when the request ends and queued; once `bufferSizeBytes` of them wait, or every
+/// `bufferFlushInterval`, they go out as one PackedForward frame (spec v1, "PackedForward Mode"; Envoy sends
+/// Forward mode, which every forward input reads alike) tagged `tag`, without acks, as Envoy's logger sends.
+/// A request is never delayed: when the forward input is slow or down, records past 64 buffers (at least
+/// 1 MiB) are dropped and counted, as are the records of a frame that could not be written, and the connection is reopened with
+/// a backoff (100 ms doubling to 30 s).
+final class FluentdAccessLogObserver: ExportingObserver {
+    let provider: String
+    let record: [(String, AccessLogFormat)]
+    let batcher: TelemetryBatcher<[UInt8]>
+
+    init(
+        provider: String, host: String, port: Int, tag: String, record: [(String, AccessLogFormat)], flushInterval: Duration,
+        bufferSizeBytes: Int, group: any EventLoopGroup, logger: Logger
+    ) {
+        self.provider = provider
+        self.record = record
+        let transport = TelemetryTransport(destination: .fluentForward(host: host, port: port), group: group, logger: logger)
+        batcher = TelemetryBatcher(
+            transport: transport, maxQueued: max(64 * bufferSizeBytes, 1 << 20), batchSize: bufferSizeBytes,
+            interval: .nanoseconds(Int64(flushInterval / .nanoseconds(1))), weigh: { $0.count }
+        ) { [transport] entries in
+            var stream: [UInt8] = []
+            stream.reserveCapacity(entries.reduce(0) { $0 + $1.count })
+            for e in entries { stream += e }
+            return await transport.send(
+                forwardFrame: ForwardCodec.packedForward(tag: tag, stream: stream, entryCount: entries.count, chunk: nil, compressed: false))
+        }
+    }
+
+    func run() async { await batcher.run() }
+    var sent: Int { batcher.sent }
+    var dropped: Int { batcher.dropped }
+
+    func requestFinished(_ r: ProxyRecord) {
+        batcher.add(Self.entry(r, record))
+    }
+
+    /// The request's `[EventTime, record]`, msgpack-encoded.
+    static func entry(_ r: ProxyRecord, _ fields: [(String, AccessLogFormat)]) -> [UInt8] {
+        var w = MessagePackWriter(capacity: 512)
+        ForwardCodec.appendEntry(to: &w, timeUnixNano: r.startUnixNanos) { w in
+            w.writeMapHeader(fields.count)
+            for (key, format) in fields {
+                w.write(key)
+                w.write(format.anyValue(r))
+            }
+        }
+        return w.bytes
     }
 }

@@ -8,6 +8,7 @@ import SextantHTTP
 import SextantIstio
 import SextantOTLP
 import SextantPipeline
+import SextantPrometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -72,10 +73,11 @@ public final class ProxyServer: Service, Sendable {
     private let reloads = NIOLockedValueBox<(ok: Int, rejected: Int)>((0, 0))
     /// Istio's standard metrics, served at the admin endpoint's `/stats/prometheus`.
     public let metrics: IstioMetrics
-    /// Access-log files (`meshConfig.accessLogFile`, `envoyFileAccessLog` providers) and OTLP access-log
-    /// senders (`envoyOtelAls` providers) in force.
+    /// Access-log files (`meshConfig.accessLogFile`, `envoyFileAccessLog` providers) in force.
     let accessLogs: [AccessLogObserver]
-    let otelAccessLogs: [OTelAccessLogObserver]
+    /// Access logs sent to a collector (`envoyOtelAls`) or a forward input (`envoyFluentdAccessLog`), each by a
+    /// task of its own.
+    let exportedAccessLogs: [any ExportingObserver]
     /// Keys fetched from `RequestAuthentication` `jwksUri`s, kept across reloads.
     let remoteJWKS: RemoteJWKS
     /// Mesh mTLS credentials (`--cert`, `--key`, `--ca`), nil when not given.
@@ -123,7 +125,7 @@ public final class ProxyServer: Service, Sendable {
         self.remoteJWKS = remoteJWKS
         let jwt = table.requestAuthentications.isEmpty ? nil : try JWTAuthenticator(table: table, remote: remoteJWKS)
         var fileLogs: [AccessLogObserver] = []
-        var otelLogs: [OTelAccessLogObserver] = []
+        var exportedLogs: [any ExportingObserver] = []
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
         self.group = group
         do {
@@ -131,10 +133,16 @@ public final class ProxyServer: Service, Sendable {
                 switch sink {
                 case .file(let path, let encoding):
                     fileLogs.append(try AccessLogObserver(path: path, encoding: encoding))
-                case .openTelemetry(let destination, let body, let labels):
-                    otelLogs.append(
+                case .openTelemetry(let provider, let destination, let body, let labels):
+                    exportedLogs.append(
                         OTelAccessLogObserver(
-                            destination: destination, body: body, labels: labels, identity: options.identity, group: group, logger: logger))
+                            provider: provider, destination: destination, body: body, labels: labels, identity: options.identity,
+                            group: group, logger: logger))
+                case .fluentd(let provider, let host, let port, let tag, let record, let interval, let size):
+                    exportedLogs.append(
+                        FluentdAccessLogObserver(
+                            provider: provider, host: host, port: port, tag: tag, record: record, flushInterval: interval,
+                            bufferSizeBytes: size, group: group, logger: logger))
                 }
             }
         } catch {
@@ -143,7 +151,7 @@ public final class ProxyServer: Service, Sendable {
             throw ConfigError([ConfigDiagnostic(.error, at: nil, "meshConfig: \(error)")])
         }
         self.accessLogs = fileLogs
-        self.otelAccessLogs = otelLogs
+        self.exportedAccessLogs = exportedLogs
         var tracer: ProxyTracer?
         if let tracing = TracingSettings.resolve(table) {
             tracer = ProxyTracer(
@@ -152,7 +160,7 @@ public final class ProxyServer: Service, Sendable {
         }
         shared = ProxyShared(
             state: ProxyState(ProxySnapshot(table: table, version: 1, jwt: jwt)),
-            observer: CombinedObserver(observers: [metrics, observer] + fileLogs + otelLogs), limits: options.limits,
+            observer: CombinedObserver(observers: [metrics, observer] + fileLogs + exportedLogs), limits: options.limits,
             me: PeerMetadata(identity: options.identity), tracer: tracer, meshTLS: credentials)
         if let app = options.app, let inbound = options.inbound {
             let key = ClusterKey(host: "inbound", port: inbound.port)
@@ -192,7 +200,7 @@ public final class ProxyServer: Service, Sendable {
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask { [self] in await watchForReload() }
             if let tracer = shared.tracer { tasks.addTask { await tracer.exporter.run() } }
-            for log in otelAccessLogs { tasks.addTask { await log.batcher.run() } }
+            for log in exportedAccessLogs { tasks.addTask { await log.run() } }
             tasks.addTask { [self] in await refreshJWKS() }
             tasks.addTask { [self] in
                 let signals = await UnixSignalsSequence(trapping: .sighup)
@@ -374,6 +382,7 @@ public final class ProxyServer: Service, Sendable {
         case "/stats/prometheus":
             var body = ByteBuffer()
             body.writeString(metrics.render())
+            body.writeString(exporterStats())
             var r = HTTPResponse(status: .ok, body: body)
             r.headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
             return r
@@ -386,6 +395,28 @@ public final class ProxyServer: Service, Sendable {
         default:
             return .text(.notFound, "unknown admin path; try /ready, /stats/prometheus or /config_dump\n")
         }
+    }
+
+    /// What the proxy's own exporters did, by extension provider and signal, in the collector's
+    /// `sextant_exporter_*` style: items delivered, and items dropped (queue full or export failed; a slow or
+    /// absent collector never delays a request, so this is where it shows).
+    func exporterStats() -> String {
+        var rows: [(provider: String, signal: String, sent: Int, dropped: Int)] = []
+        if let t = shared.tracer { rows.append((t.settings.provider, "traces", t.exporter.sent, t.exporter.dropped)) }
+        for log in exportedAccessLogs { rows.append((log.provider, "logs", log.sent, log.dropped)) }
+        if rows.isEmpty { return "" }
+        var out = ""
+        func family(_ name: String, _ help: String, _ value: (Int, Int) -> Int) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
+            for r in rows {
+                out += name
+                PrometheusText.appendLabels([("provider", r.provider), ("signal", r.signal)], nil, to: &out)
+                out += " \(value(r.sent, r.dropped))\n"
+            }
+        }
+        family("sextant_proxy_exporter_dropped_items_total", "Spans and access-log records dropped: queue full, or the export failed.") { $1 }
+        family("sextant_proxy_exporter_sent_items_total", "Spans and access-log records delivered to an extension provider.") { s, _ in s }
+        return out
     }
 
     /// A JSON view of the configuration in force: version, identity, clusters with endpoints and

@@ -3,6 +3,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SextantExporters
+import SextantFluentForward
 import SextantGRPC
 import SextantModel
 import SextantOTLP
@@ -17,32 +19,54 @@ public enum TelemetryDestination: Sendable, Equatable {
     case otlpHTTP(host: String, port: Int, path: String)
     /// OTLP/gRPC `Export` to `host:port` (Istio's default for `opentelemetry` and `envoyOtelAls`).
     case otlpGRPC(host: String, port: Int)
+    /// Fluentd Forward protocol v1 frames to a forward input at `host:port` (access logs only).
+    case fluentForward(host: String, port: Int)
 }
 
 /// Sends OTLP or Zipkin payloads to one destination. HTTP uses a short-lived HTTP/1.1 connection per
 /// batch (a batch holds up to 512 items, so a busy proxy sends a few a second); gRPC keeps one multiplexed
-/// HTTP/2 connection, opened on first use and closed when `run` returns.
+/// HTTP/2 connection, opened on first use and closed when `run` returns; Fluentd forward keeps one TCP
+/// connection the same way (the `fluentforward` exporter's client: reconnects with a backoff after a failure).
 final class TelemetryTransport: Sendable {
     let destination: TelemetryDestination
     let group: any EventLoopGroup
     let logger: Logger
     private let grpc: GRPCUnaryClient?
+    private let forward: ForwardClient?
 
     init(destination: TelemetryDestination, group: any EventLoopGroup, logger: Logger) {
         self.destination = destination
         self.group = group
         self.logger = logger
-        if case .otlpGRPC(let host, let port) = destination {
-            grpc = GRPCUnaryClient(.init(host: host, port: port), group: group)
+        grpc = if case .otlpGRPC(let host, let port) = destination { GRPCUnaryClient(.init(host: host, port: port), group: group) } else { nil }
+        if case .fluentForward(let host, let port) = destination {
+            var config = FluentForwardExporterConfig()
+            (config.host, config.port) = (host, port)
+            config.connectionTimeout = .seconds(5)
+            forward = ForwardClient(config: config, logger: logger)
         } else {
-            grpc = nil
+            forward = nil
         }
     }
 
-    /// Runs `body`, then closes the gRPC connection (if any).
+    /// Runs `body`, then closes the gRPC or forward connection (if any).
     func run(_ body: @Sendable @escaping () async -> Void) async {
         await body()
         await grpc?.close()
+        await forward?.close()
+    }
+
+    /// Writes one Forward protocol frame; true once it is written (Envoy's Fluentd logger asks for no acks).
+    /// False for the other destinations.
+    func send(forwardFrame frame: [UInt8]) async -> Bool {
+        guard let forward else { return false }
+        do {
+            try await forward.send(frame, chunk: nil)
+            return true
+        } catch {
+            logger.debug("telemetry export failed", metadata: ["destination": "\(destination)", "error": "\(error)"])
+            return false
+        }
     }
 
     /// True when the collector accepted the spans (2xx / gRPC OK).
@@ -57,7 +81,7 @@ final class TelemetryTransport: Sendable {
     /// parts (written one after the other into the request's body); false for Zipkin, which takes JSON.
     func send(encodedTraces parts: [[UInt8]]) async -> Bool {
         switch destination {
-        case .zipkin: return false
+        case .zipkin, .fluentForward: return false
         case .otlpHTTP(let host, let port, let path):
             return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: parts)
         case .otlpGRPC:
@@ -68,7 +92,7 @@ final class TelemetryTransport: Sendable {
     /// True when the collector accepted the log records. Zipkin carries no logs.
     func send(_ logs: LogsData) async -> Bool {
         switch destination {
-        case .zipkin: return false
+        case .zipkin, .fluentForward: return false
         case .otlpHTTP(let host, let port, let path):
             return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: [OTLPProtobuf.encode(logs)])
         case .otlpGRPC:
@@ -155,15 +179,21 @@ extension StatusCatcher: Sendable {}
 /// is dropped and counted. Once a backlog of several batches is over (a flush finds the queue short again),
 /// freed memory goes back to the system (`HeapTrim`), so a burst does not leave the proxy at its high-water
 /// mark.
+///
+/// Sizes are counted in items, or in what `weigh` says an item weighs (bytes, for a Fluentd buffer sized in
+/// bytes): a batch is full once its items weigh `batchSize`, and the queue holds at most `maxQueued`.
 final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
     let maxQueued: Int
     let batchSize: Int
+    private let weigh: (@Sendable (Item) -> Int)?
     /// The longest an item waits in the queue before a flush (a second, as Envoy flushes its tracers).
     let interval: TimeAmount
     let transport: TelemetryTransport
     private let send: @Sendable ([Item]) async -> Bool
     private let lock = NIOLock()
     private var queue: [Item] = []
+    /// What `queue` weighs (its count when there is no `weigh`).
+    private var queuedWeight = 0
     /// A flush met a backlog of several batches; the first quiet flush after it trims the heap.
     private var backlogSeen = false
     private var sentCount = 0
@@ -177,12 +207,13 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
 
     init(
         transport: TelemetryTransport, maxQueued: Int = 10_000, batchSize: Int = 512, interval: TimeAmount = .seconds(1),
-        send: @escaping @Sendable ([Item]) async -> Bool
+        weigh: (@Sendable (Item) -> Int)? = nil, send: @escaping @Sendable ([Item]) async -> Bool
     ) {
         self.transport = transport
         self.interval = interval
         self.maxQueued = maxQueued
         self.batchSize = batchSize
+        self.weigh = weigh
         self.send = send
     }
 
@@ -191,13 +222,17 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
     var dropped: Int { lock.withLock { droppedCount } }
 
     func add(_ item: Item) {
+        let weight = weigh?(item) ?? 1
         let full: CheckedContinuation<Void, Never>? = lock.withLock {
-            if queue.count >= maxQueued {
+            if queuedWeight + weight > maxQueued {
                 droppedCount += 1
                 return nil
             }
             queue.append(item)
-            return queue.count == batchSize && wakeWhenFull ? takeWaiter() : nil
+            queuedWeight += weight
+            // Wakes the run loop as the queue reaches a full batch (it is already awake, or the failed-export
+            // wait applies, past that).
+            return queuedWeight >= batchSize && queuedWeight - weight < batchSize && wakeWhenFull ? takeWaiter() : nil
         }
         full?.resume()
     }
@@ -219,7 +254,7 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let ready = lock.withLock { () -> Bool in
-                    if stopping || (wakeWhenFull && queue.count >= batchSize) { return true }
+                    if stopping || (wakeWhenFull && queuedWeight >= batchSize) { return true }
                     waiter = c
                     timer = transport.group.next().scheduleTask(in: limit) { self.wake() }
                     return false
@@ -250,15 +285,31 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
     /// flush that also took them would, under steady traffic, never end, and would send back-to-back exports
     /// of the few items each export's round trip let in (one gRPC call per two or three spans).
     func flush() async {
-        var remaining = lock.withLock { queue.count }
-        let backlog = remaining >= 4 * batchSize
+        let (queued, weight) = lock.withLock { (queue.count, queuedWeight) }
+        let backlog = weight >= 4 * batchSize
+        var remaining = queued
         while remaining > 0 {
             let batch = lock.withLock { () -> [Item] in
-                let n = min(queue.count, batchSize, remaining)
+                let n: Int
+                if let weigh {
+                    // Items up to the one that makes the batch full.
+                    var count = 0
+                    var taken = 0
+                    while count < min(queue.count, remaining) && taken < batchSize {
+                        taken += weigh(queue[count])
+                        count += 1
+                    }
+                    n = count
+                    queuedWeight -= taken
+                } else {
+                    n = min(queue.count, batchSize, remaining)
+                    queuedWeight -= n
+                }
                 let b = Array(queue.prefix(n))
                 queue.removeFirst(n)
-                // A drained backlog gives its storage back (`removeFirst` keeps the capacity).
-                if queue.isEmpty && queue.capacity > 4 * batchSize { queue = [] }
+                // A drained backlog (over four default batches of items) gives its storage back (`removeFirst`
+                // keeps the capacity).
+                if queue.isEmpty && queue.capacity > 4 * 512 { queue = [] }
                 return b
             }
             if batch.isEmpty { break }

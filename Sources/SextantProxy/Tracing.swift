@@ -223,6 +223,8 @@ struct InjectedTrace: Sendable {
 /// `opentelemetry` → OTLP/gRPC, or OTLP/HTTP protobuf when `http` is set) or the legacy
 /// `defaultConfig.tracing.zipkin.address`.
 public struct TracingSettings: Sendable {
+    /// The extension provider's name (`zipkin` for the legacy `defaultConfig.tracing.zipkin.address`).
+    public var provider: String
     public var destination: TelemetryDestination
     /// Percent of requests without an incoming decision that are sampled.
     public var samplingPercent: Double
@@ -241,18 +243,18 @@ public struct TracingSettings: Sendable {
             switch p.kind {
             case .zipkin(let service, let port, _):
                 let (host, port) = table.providerAddress(service: service, port: port)
-                return TracingSettings(destination: .zipkin(host: host, port: port), samplingPercent: sampling)
+                return TracingSettings(provider: name, destination: .zipkin(host: host, port: port), samplingPercent: sampling)
             case .opentelemetry(let service, let port, let path):
                 let (host, port) = table.providerAddress(service: service, port: port)
                 let destination: TelemetryDestination =
                     path.map { .otlpHTTP(host: host, port: port, path: $0) } ?? .otlpGRPC(host: host, port: port)
-                return TracingSettings(destination: destination, samplingPercent: sampling)
+                return TracingSettings(provider: name, destination: destination, samplingPercent: sampling)
             default:
                 continue
             }
         }
         if let address = mesh.zipkinAddress, let (host, port) = HostPort.parse(address) {
-            return TracingSettings(destination: .zipkin(host: host, port: port), samplingPercent: sampling)
+            return TracingSettings(provider: "zipkin", destination: .zipkin(host: host, port: port), samplingPercent: sampling)
         }
         return nil
     }
@@ -276,7 +278,7 @@ final class SpanExporter: Sendable {
         let resource = Resource(attributes: [KeyValue("service.name", .string("\(me.canonicalService).\(identity.namespace)"))])
         let transport = TelemetryTransport(destination: settings.destination, group: group, logger: logger)
         switch settings.destination {
-        case .zipkin:
+        case .zipkin, .fluentForward:  // tracing providers never resolve to Fluentd
             queue = .spans(TelemetryBatcher(transport: transport) { [transport] spans in
                 await transport.send(TracesData(resourceSpans: [ResourceSpans(resource: resource, scopeSpans: [ScopeSpans(spans: spans)])]))
             })

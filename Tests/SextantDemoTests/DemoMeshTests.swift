@@ -93,7 +93,7 @@ import Glibc
         #expect(sinks.count == 2)
         guard case .file(let path, .json) = sinks[0] else { Issue.record("first sink: \(sinks[0])"); return }
         #expect(path == "/tmp/x.log")
-        guard case .openTelemetry(let destination, _, _) = sinks[1] else { Issue.record("second sink: \(sinks[1])"); return }
+        guard case .openTelemetry(_, let destination, _, _) = sinks[1] else { Issue.record("second sink: \(sinks[1])"); return }
         #expect(destination == .otlpGRPC(host: "127.0.0.1", port: 43170))
     }
 

@@ -7,8 +7,8 @@ Peers:
   PackedForward as bin and as str, CompressedPackedForward with two concatenated gzip members),
   `chunk` acks, the TCP and UDP heartbeats, a stream cut at odd byte boundaries, malformed frames, and
   the shared-key handshake (digests computed here with `hashlib`);
-- no Fluentd runs here, so the exporter is checked against a strict forward server written below with
-  `msgpack`: it validates every frame (PackedForward shape, bin entry stream, EventTime, option `size`
+- no Fluentd runs here, so the exporter is checked against a strict forward server (forward_double.py) written
+  with `msgpack`: it validates every frame (PackedForward shape, bin entry stream, EventTime, option `size`
   and `chunk`, gzip when announced), performs the HELO/PING/PONG handshake itself, answers acks, and
   withholds one ack to prove the exporter resends.
 What the receiver accepted is read back from a `file` exporter's OTLP JSON lines.
@@ -21,7 +21,6 @@ import hashlib
 import os
 import socket
 import struct
-import threading
 import time
 
 import msgpack
@@ -30,6 +29,7 @@ import requests
 from fluent import sender
 
 from conftest import Collector
+from forward_double import StrictForwardServer
 from otlp_assertions import prometheus_samples
 
 SHARED_KEY = "s3cret"
@@ -255,98 +255,6 @@ def test_shared_key_handshake(ff, key, ok):
     c.close()
 
 
-class StrictForwardServer:
-    """A Forward server test double: validates PackedForward frames, optional handshake, acks.
-
-    `withhold_acks` is the number of chunks (counted from the first) left unanswered: the connection is
-    held open silently, as a stuck Fluentd would, until the client gives up and reconnects.
-    """
-
-    def __init__(self, shared_key: str | None = None, withhold_acks: int = 0):
-        self.shared_key = shared_key
-        self.withhold_acks = withhold_acks
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        self.chunks: list[dict] = []  # every chunk received, in order (resends included)
-        self.errors: list[str] = []
-        self.connections = 0
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self.accept_loop, daemon=True)
-        self.thread.start()
-
-    def accept_loop(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.listener.accept()
-            except (socket.timeout, OSError):
-                continue
-            self.connections += 1
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
-
-    def serve(self, conn: socket.socket):
-        conn.settimeout(10)
-        unpacker = msgpack.Unpacker(raw=False, ext_hook=self.ext)
-        try:
-            def next_obj():
-                while True:
-                    for obj in unpacker:
-                        return obj
-                    data = conn.recv(1 << 20)
-                    if not data:
-                        return None
-                    unpacker.feed(data)
-
-            if self.shared_key is not None:
-                nonce = os.urandom(16)
-                conn.sendall(msgpack.packb(["HELO", {"nonce": nonce, "auth": b"", "keepalive": True}], use_bin_type=True))
-                ping = next_obj()
-                assert ping[0] == "PING" and len(ping) == 6, ping
-                _, host, salt, digest, user, password = ping
-                expected = hashlib.sha512(salt + host.encode() + nonce + self.shared_key.encode()).hexdigest()
-                ok = digest == expected
-                reply = hashlib.sha512(salt + b"py-fluentd" + nonce + self.shared_key.encode()).hexdigest() if ok else ""
-                conn.sendall(msgpack.packb(["PONG", ok, "" if ok else "shared_key mismatch", "py-fluentd", reply], use_bin_type=True))
-                if not ok:
-                    self.errors.append("bad digest")
-                    return
-            while (frame := next_obj()) is not None:
-                self.check(frame, conn)
-        except Exception as e:  # noqa: BLE001 - recorded and asserted by the test
-            self.errors.append(repr(e))
-        finally:
-            conn.close()
-
-    @staticmethod
-    def ext(code, data):
-        assert code == 0 and len(data) == 8, f"EventTime must be ext 0 of 8 bytes, got {code}/{len(data)}"
-        return struct.unpack(">II", data)
-
-    def check(self, frame, conn):
-        assert isinstance(frame, list) and len(frame) == 3, f"PackedForward is [tag, entries, option]: {frame!r:.200}"
-        tag, entries, option = frame
-        assert isinstance(tag, str) and isinstance(entries, bytes), "tag str, entries msgpack bin"
-        if option.get("compressed") == "gzip":
-            entries = gzip.decompress(entries)
-        unpacker = msgpack.Unpacker(raw=False, ext_hook=self.ext)
-        unpacker.feed(entries)
-        events = list(unpacker)
-        assert option["size"] == len(events), option
-        for t, record in events:
-            assert isinstance(t, tuple) and isinstance(record, dict)
-        with self.lock:
-            index = len(self.chunks)
-            self.chunks.append({"tag": tag, "events": events, "option": option})
-        if "chunk" in option and index >= self.withhold_acks:
-            conn.sendall(msgpack.packb({"ack": option["chunk"]}, use_bin_type=True))
-
-    def stop(self):
-        self.stopping = True
-        self.listener.close()
-        self.thread.join(timeout=5)
-
-
 EXPORTER_CONFIG = """
 receivers:
   otlp:
@@ -413,3 +321,41 @@ def test_exporter_sends_packed_forward_and_resends_without_ack(start_collector, 
         collector.stop_cleanly()
     finally:
         server.stop()
+
+
+def test_proxy_access_log_reaches_the_receiver(ff, tmp_path):
+    """`sextant proxy`'s Fluentd access logger (`envoyFluentdAccessLog`) pointed at this receiver, as a mesh
+    would point it at a collector: each request becomes one log record tagged as configured, its fields
+    attributes (numbers as integers), its time the request's start."""
+    from proxy_support import Proxy, Upstream, service_entry  # noqa: PLC0415
+
+    app = Upstream("v1")
+    mesh = service_entry("reviews", [(app, {"version": "v1"})]) + f"""---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {{name: mesh, namespace: istio-system}}
+spec:
+  meshConfig:
+    extensionProviders:
+    - name: fluentd
+      envoyFluentdAccessLog: {{service: 127.0.0.1, port: {ff.udp_ports["ff_port"]}, tag: istio.access, bufferFlushInterval: 100ms}}
+    defaultProviders: {{accessLogging: [fluentd]}}
+"""
+    proxy = Proxy(tmp_path, mesh).start()
+    try:
+        t0 = time.time()
+        ids = []
+        for i in range(4):
+            status, _, body = proxy.request("reviews.default.svc.cluster.local:9080", f"/reviews/{i}")
+            assert status == 200
+            ids.append(body["headers"]["x-request-id"])
+        logs = wait_for_logs(ff, 4)
+    finally:
+        proxy.stop()
+        app.stop()
+    by_id = {l["attrs"]["request_id"]: l for l in logs}
+    assert sorted(by_id) == sorted(ids)
+    first = by_id[ids[0]]["attrs"]
+    assert first["fluent.tag"] == "istio.access" and first["path"] == "/reviews/0" and first["method"] == "GET"
+    assert first["response_code"] == "200" and first["upstream_cluster"] == "outbound|9080||reviews.default.svc.cluster.local"
+    assert all(abs(l["time"] / 1e9 - t0) < 30 and l["time"] % 1_000_000_000 != 0 for l in logs)

@@ -906,6 +906,105 @@ spec:
         assert second["response_code"] == 404 and second["response_flags"] == "NR" and second["upstream_host"] == "-"
 
 
+def test_access_log_to_fluentd_forward(upstreams, tmp_path):
+    """`envoyFluentdAccessLog`, Sextant's provider for Envoy's Fluentd access logger. No Fluentd runs here: the
+    peer is the strict Forward protocol double (forward_double.py, frames decoded with `msgpack`). Requests made
+    while nothing listens on the forward port are answered at once; once a forward input listens, every later
+    request's record arrives, tagged as configured: by default the same fields and values as Istio's JSON
+    access-log line for that request (numbers as integers), with its start time as EventTime; a provider's own
+    `logFormat.labels` make its record. Nothing the proxy sends is malformed."""
+    import datetime  # noqa: PLC0415
+
+    from forward_double import StrictForwardServer  # noqa: PLC0415
+
+    v1 = upstreams("v1")
+    log = tmp_path / "access.log"
+    forward_port = free_port()
+    mesh = service_entry("reviews", [(v1, {"version": "v1"})]) + f"""---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {{name: mesh, namespace: istio-system}}
+spec:
+  meshConfig:
+    accessLogFile: {log}
+    accessLogEncoding: JSON
+    extensionProviders:
+    - name: fluentd
+      envoyFluentdAccessLog: {{service: 127.0.0.1, port: {forward_port}, tag: istio.access, bufferFlushInterval: 200ms}}
+    - name: fluentd-custom
+      envoyFluentdAccessLog:
+        service: 127.0.0.1
+        port: {forward_port}
+        tag: mesh.custom
+        bufferSizeBytes: 1
+        logFormat:
+          labels: {{code: "%RESPONSE_CODE%", id: "%REQ(X-REQUEST-ID)%", route: "%ROUTE_NAME%"}}
+    defaultProviders: {{accessLogging: [envoy, fluentd, fluentd-custom]}}
+"""
+    p = Proxy(tmp_path, mesh).start()
+    server = None
+    try:
+        started = time.monotonic()
+        for i in range(3):
+            assert p.request(REVIEWS, f"/down/{i}")[0] == 200
+        assert time.monotonic() - started < 2, "a missing forward input must not delay requests"
+        time.sleep(0.6)  # the flushes find nothing listening
+        server = StrictForwardServer(port=forward_port)
+        ids = []
+        for i in range(5):
+            status, _, body = p.request(REVIEWS, f"/reviews/{i}")
+            assert status == 200
+            ids.append(body["headers"]["x-request-id"])
+
+        def records(tag: str) -> dict[str, tuple]:
+            with server.lock:
+                return {r.get("request_id", r.get("id")): (t, r) for c in server.chunks if c["tag"] == tag for t, r in c["events"]}
+
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (set(ids) <= records("istio.access").keys() and set(ids) <= records("mesh.custom").keys()):
+            time.sleep(0.05)
+        assert not server.errors, (server.errors, [(c["tag"], len(c["events"])) for c in server.chunks], server.connections)
+        default, custom = records("istio.access"), records("mesh.custom")
+        assert set(ids) <= default.keys() and set(ids) <= custom.keys(), f"{len(default)} {len(custom)}\n{p.log_path.read_text()[-3000:]}"
+        with server.lock:
+            assert all("chunk" not in c["option"] for c in server.chunks), "Envoy's Fluentd logger asks for no acks"
+            assert all(len(c["events"]) == 1 for c in server.chunks if c["tag"] == "mesh.custom"), "bufferSizeBytes: 1"
+
+        def counts(provider: str) -> tuple[int, int]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{p.admin_port}/stats/prometheus", timeout=5) as r:
+                text = r.read().decode()
+            found = {}
+            for outcome in ("sent", "dropped"):
+                m = re.search(rf'^sextant_proxy_exporter_{outcome}_items_total{{provider="{provider}",signal="logs"}} (\d+)$', text, re.M)
+                found[outcome] = int(m.group(1)) if m else -1
+            return found["sent"], found["dropped"]
+
+        # Every record is accounted for: delivered, or dropped while nothing listened.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not all(sum(counts(x)) == 8 for x in ("fluentd", "fluentd-custom")):
+            time.sleep(0.05)
+        for provider, tag in (("fluentd", "istio.access"), ("fluentd-custom", "mesh.custom")):
+            sent, dropped = counts(provider)
+            assert sent + dropped == 8 and sent == len(records(tag)) >= 5, (provider, sent, dropped)
+        with urllib.request.urlopen(f"http://127.0.0.1:{p.admin_port}/stats/prometheus", timeout=5) as r:
+            exposition = r.read().decode()
+        lint = subprocess.run(["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=30)
+        findings = [line for line in (lint.stdout + lint.stderr).splitlines() if line.strip()]
+        assert all("istio_request_duration_milliseconds" in f and "base unit" in f for f in findings), findings
+    finally:
+        p.stop()
+        if server:
+            server.stop()
+    lines = {line["request_id"]: line for line in map(json.loads, log.read_text().splitlines())}
+    for rid in ids:
+        (seconds, nanos), record = default[rid]
+        assert record == lines[rid], (record, lines[rid])
+        assert isinstance(record["response_code"], int) and isinstance(record["duration"], int)
+        start = datetime.datetime.strptime(record["start_time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+        assert seconds == int(start.timestamp()) and nanos // 1_000_000 == start.microsecond // 1000
+        assert custom[rid][1] == {"code": 200, "id": rid, "route": "default"}
+
+
 def test_trace_propagation_and_spans_across_two_hops(upstreams, tmp_path):
     """Client sidecar → server sidecar → app with tracing on (Zipkin provider, 100 % sampling): the app
     receives W3C and B3 headers (parsed by the OpenTelemetry SDK's W3C propagator) naming the server span as

@@ -124,8 +124,9 @@ public final class FluentForwardExporter: ConsumingComponent {
 }
 
 /// The exporter's connection manager: one live connection, opened on demand (with the handshake when
-/// a shared key is configured), replaced after any failure.
-actor ForwardClient {
+/// a shared key is configured), replaced after any failure. `sextant proxy`'s Fluentd access logger
+/// sends through it too.
+public actor ForwardClient {
     private let config: FluentForwardExporterConfig
     private let logger: Logger
     private var current: ForwardConnection?
@@ -133,7 +134,7 @@ actor ForwardClient {
     private var backoff: Duration = .zero
     private var nextAttempt = ContinuousClock.now
 
-    init(config: FluentForwardExporterConfig, logger: Logger) {
+    public init(config: FluentForwardExporterConfig, logger: Logger) {
         self.config = config
         self.logger = logger
     }
@@ -144,7 +145,7 @@ actor ForwardClient {
     }
 
     /// Writes a frame; with a chunk id, returns once the server acknowledged it.
-    func send(_ frame: [UInt8], chunk: String?) async throws {
+    public func send(_ frame: [UInt8], chunk: String?) async throws {
         let connection = try await connection()
         do {
             try await connection.send(frame, chunk: chunk)
@@ -180,7 +181,7 @@ actor ForwardClient {
         }
     }
 
-    func close() {
+    public func close() {
         current?.close()
         current = nil
     }

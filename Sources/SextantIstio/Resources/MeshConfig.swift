@@ -39,6 +39,13 @@ public struct MeshConfig: Sendable {
             case envoyFileAccessLog(path: String, text: String?, labels: [(String, String)])
             /// OTLP logs to `service:port` (Envoy's OpenTelemetry access-log service).
             case envoyOtelAls(service: String, port: Int, text: String?, labels: [(String, String)])
+            /// Sextant's extension, not an Istio field: Envoy's Fluentd access logger
+            /// (`envoy.access_loggers.fluentd`), records tagged `tag` to a Fluentd or Fluent Bit forward input at
+            /// `service:port`; the record is `labels` (Istio's JSON field set when empty), flushed every
+            /// `flushInterval` or once `bufferSizeBytes` of records wait (Envoy's `buffer_flush_interval`, 1 s, and
+            /// `buffer_size_bytes`, 16384).
+            case envoyFluentdAccessLog(
+                service: String, port: Int, tag: String, labels: [(String, String)], flushInterval: Duration, bufferSizeBytes: Int)
             case prometheus
         }
         public var name: String
@@ -152,11 +159,22 @@ extension MeshConfig.ExtensionProvider {
             a.finish()
             kind = .envoyOtelAls(service: svc, port: port, text: text, labels: labels)
         }
+        if var f = r.optionalSection("envoyFluentdAccessLog") {
+            let (svc, port) = service(&f)
+            let tag = f.string("tag", default: "")
+            if tag.isEmpty { f.error(nil, "\(f.path): tag is required (Fluentd routes records by their tag, e.g. istio.access)") }
+            let (text, labels) = logFormat(&f)
+            if text != nil { f.error("logFormat", "\(f.path): a Fluentd record is a map of fields: give logFormat.labels, not logFormat.text") }
+            let interval = f.duration("bufferFlushInterval", default: .seconds(1), allowZero: false)
+            let size = f.int("bufferSizeBytes", default: 16384, min: 1, max: 16 << 20)
+            f.finish()
+            kind = .envoyFluentdAccessLog(service: svc, port: port, tag: tag, labels: labels, flushInterval: interval, bufferSizeBytes: size)
+        }
         if let p = r.optionalSection("prometheus") {
             p.finish()
             kind = .prometheus
         }
-        for k in r.keys where !["name", "zipkin", "opentelemetry", "envoyFileAccessLog", "envoyOtelAls", "prometheus"].contains(k) {
+        for k in r.keys where !["name", "zipkin", "opentelemetry", "envoyFileAccessLog", "envoyOtelAls", "envoyFluentdAccessLog", "prometheus"].contains(k) {
             if ["envoyExtAuthzHttp", "envoyExtAuthzGrpc", "datadog", "stackdriver", "skywalking", "lightstep", "envoyHttpAls", "envoyTcpAls", "sds"].contains(k) {
                 _ = r.raw(k)
                 r.warning(k, "extension provider kind '\(k)' is not supported by sextant proxy; '\(name)' ignored")

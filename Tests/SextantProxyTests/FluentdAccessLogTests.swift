@@ -1,0 +1,162 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SextantFluentForward
+import SextantIstio
+import SextantModel
+import SextantPipeline
+import Synchronization
+import Testing
+
+@testable import SextantProxy
+
+/// `envoyFluentdAccessLog`, Sextant's provider for Envoy's Fluentd access logger: its settings and their
+/// errors, the record each request becomes, and the byte-sized buffer its batches are cut from. The wire
+/// exchange with a forward server is in `tests/interop/test_proxy.py` (`-k fluentd`).
+@Suite struct FluentdAccessLogTests {
+    static func resolve(_ providers: String) -> ([AccessLogSink], [ConfigDiagnostic]) {
+        let yaml = """
+            apiVersion: install.istio.io/v1alpha1
+            kind: IstioOperator
+            metadata: {name: mesh, namespace: istio-system}
+            spec:
+              meshConfig:
+            \(providers)
+            """
+        let d = Diagnostics()
+        var resources = IstioResources()
+        IstioConfigLoader.read(yaml, file: "mesh.yaml", into: &resources, diagnostics: d)
+        IstioConfigLoader.validate(resources, diagnostics: d)
+        let table = RouteTable(resources: resources, identity: ProxyIdentity(workload: "productpage-v1", namespace: "default", labels: [:]))
+        return ((try? AccessLogSink.resolve(table)) ?? [], d.all)
+    }
+
+    @Test func defaultsAreEnvoysAndTheRecordIsIstiosJSONFieldSet() throws {
+        let (sinks, diagnostics) = Self.resolve("""
+                extensionProviders:
+                - name: fluentd
+                  envoyFluentdAccessLog: {service: 127.0.0.1, port: 24224, tag: istio.access}
+                - name: custom
+                  envoyFluentdAccessLog:
+                    service: fluentbit.logging.svc.cluster.local
+                    port: 24225
+                    tag: mesh
+                    bufferFlushInterval: 250ms
+                    bufferSizeBytes: 1024
+                    logFormat:
+                      labels: {code: "%RESPONSE_CODE%", path: "%REQ(:PATH)%"}
+                defaultProviders: {accessLogging: [fluentd, custom]}
+            """)
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+        #expect(sinks.count == 2)
+        guard case .fluentd("fluentd", let host, let port, let tag, let record, let interval, let size) = sinks.first else {
+            Issue.record("\(sinks)")
+            return
+        }
+        #expect(host == "127.0.0.1" && port == 24224 && tag == "istio.access")
+        #expect(interval == .seconds(1) && size == 16384)
+        #expect(record.map(\.0) == AccessLogFormat.istioJSON.map(\.0))
+        guard case .fluentd("custom", let host2, let port2, "mesh", let record2, let interval2, 1024) = sinks.last else {
+            Issue.record("\(sinks)")
+            return
+        }
+        #expect(host2 == "fluentbit.logging.svc.cluster.local" && port2 == 24225 && interval2 == .milliseconds(250))
+        #expect(record2.map(\.0) == ["code", "path"])
+    }
+
+    @Test func everyMistakeIsReportedAtOnceWithItsLine() {
+        let (_, diagnostics) = Self.resolve("""
+                extensionProviders:
+                - name: a
+                  envoyFluentdAccessLog: {service: fluentd, port: 24224}
+                - name: b
+                  envoyFluentdAccessLog:
+                    service: fluentd
+                    port: 24224
+                    tag: t
+                    logFormat: {text: "%RESPONSE_CODE%"}
+                    bufferFlushInterval: 0s
+                    bufferSizeBytes: 0
+                    retryOptions: {maxConnectAttempts: 3}
+            """)
+        let errors = diagnostics.filter { $0.severity == .error }
+        let expected = ["tag is required", "give logFormat.labels, not logFormat.text", "bufferFlushInterval must be greater than zero",
+            "bufferSizeBytes must be at least 1", "retryOptions"]
+        for text in expected {
+            #expect(errors.contains { $0.message.contains(text) && $0.location?.line ?? 0 > 5 }, "\(text): \(errors)")
+        }
+        #expect(errors.count == expected.count, "\(errors)")
+    }
+
+    /// The msgpack record carries the same fields and values as Istio's JSON line for the same request: numbers
+    /// as integers, the rest as strings, `-` when empty; its time is the request's start, to the nanosecond.
+    @Test func theRecordHoldsWhatTheJSONLineHolds() throws {
+        var r = AccessLogFormatTests.record()
+        r.startUnixNanos = 1_733_400_000_123_456_789
+        let entry = FluentdAccessLogObserver.entry(r, AccessLogFormat.istioJSON)
+        let decoded = try entry.withUnsafeBytes { try ForwardCodec.decodeEntries($0) }
+        #expect(decoded.count == 1)
+        let e = try #require(decoded.first)
+        #expect(e.timeUnixNano == r.startUnixNanos)
+        let line = AccessLogFormat.renderJSON(AccessLogFormat.istioJSON, r)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(e.record.map(\.key).sorted() == json.keys.sorted())
+        var numbers = 0
+        for kv in e.record {
+            switch kv.value {
+            case .int(let n):
+                numbers += 1
+                #expect((json[kv.key] as? Int).map { Int64($0) } == n, "\(kv.key)")
+            case .string(let s): #expect(json[kv.key] as? String == s, "\(kv.key)")
+            default: Issue.record("\(kv.key): \(kv.value)")
+            }
+        }
+        #expect(numbers >= 4, "response_code, bytes_received, bytes_sent and duration are numbers")
+        #expect(e.record.first { $0.key == "requested_server_name" }?.value == .string("-"))
+    }
+
+    /// Batches are cut by bytes: each holds entries up to the one that reaches the buffer size, as Envoy
+    /// flushes once its buffer reaches `buffer_size_bytes`; the queue holds at most `maxQueued` bytes.
+    @Test func batchesAreCutByBytes() async {
+        let sent = Mutex<[[Int]]>([])
+        let transport = TelemetryTransport(
+            destination: .fluentForward(host: "127.0.0.1", port: 9), group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        let b = TelemetryBatcher<[UInt8]>(transport: transport, maxQueued: 200, batchSize: 100, weigh: { $0.count }) { batch in
+            sent.withLock { $0.append(batch.map { Int($0[0]) }) }
+            return true
+        }
+        for i in 0..<10 { b.add([UInt8](repeating: UInt8(i), count: 30)) }
+        #expect(b.dropped == 4, "six entries of 30 bytes fit in 200")
+        await b.flush()
+        #expect(sent.withLock { $0 } == [[0, 1, 2, 3], [4, 5]])
+        b.add([UInt8](repeating: 9, count: 150))
+        b.add([UInt8](repeating: 8, count: 10))
+        await b.flush()
+        #expect(sent.withLock { $0.suffix(2) } == [[9], [8]], "an entry bigger than the buffer goes alone")
+        #expect(b.sent == 8 && b.dropped == 4)
+    }
+
+    @Test func aFullBufferWakesTheSender() async throws {
+        let sent = Mutex<[Int]>([])
+        let transport = TelemetryTransport(
+            destination: .fluentForward(host: "127.0.0.1", port: 9), group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        let b = TelemetryBatcher<[UInt8]>(transport: transport, batchSize: 100, interval: .seconds(120), weigh: { $0.count }) { batch in
+            sent.withLock { $0.append(batch.count) }
+            return true
+        }
+        let runner = Task { await b.run() }
+        try await Task.sleep(for: .milliseconds(50))
+        b.add([UInt8](repeating: 0, count: 60))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(sent.withLock { $0 }.isEmpty, "60 of 100 bytes wait for the timer")
+        b.add([UInt8](repeating: 1, count: 60))
+        let start = ContinuousClock.now
+        while sent.withLock({ $0.isEmpty }) && ContinuousClock.now - start < .seconds(20) {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(sent.withLock { $0 } == [2])
+        runner.cancel()
+        await runner.value
+    }
+}
