@@ -6,8 +6,10 @@
 # Kernel time is not included (callgrind sees user space only). With TELEMETRY=1 the proxy also writes Istio's
 # JSON access log to a file and traces 100 % of requests, exported over OTLP/gRPC to a sink `sextant collector`
 # (not counted): the instructions of every proxy thread are counted, so span encoding, the gRPC client and the
-# access-log writer are in the figure.
-# Usage: [TELEMETRY=1] bench/proxy_instructions.sh [N] [BINARY...]   (default: N=2000 and the deployment build)
+# access-log writer are in the figure. TELEMETRY=file (Istio's JSON access log to a file, no tracing) and
+# TELEMETRY=fluentd (the same record sent by `envoyFluentdAccessLog` to the sink's Fluentd forward input, no
+# tracing) measure the access-log sinks alone.
+# Usage: [TELEMETRY=1|file|fluentd] bench/proxy_instructions.sh [N] [BINARY...]   (default: N=2000 and the deployment build)
 #   Several binaries are measured in turn, for an A/B: bench/proxy_instructions.sh 2000 /tmp/old /tmp/new
 #   CALLGRIND_OUT=DIR keeps the callgrind profile(s) there.
 set -euo pipefail
@@ -17,13 +19,19 @@ bins=("$@")
 [ ${#bins[@]} -gt 0 ] || bins=("$(bench/release-build.sh)")
 . bench/proxy_setup.sh
 proxy_bench_deps valgrind:valgrind nginx:nginx-light
-up="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
+up="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"; sinkff="$(free_port)"
 proxy_bench_files
 nginx -c "$tmp/upstream.conf" -p "$tmp" >/dev/null 2>&1 & pids+=($!)
 configs=(--config "$tmp/mesh.yaml")
-if [ "${TELEMETRY:-0}" = 1 ]; then
+case "${TELEMETRY:-0}" in
+  0) ;;
+  1) configs+=(--config "$tmp/telemetry.yaml") ;;
+  file) configs+=(--config "$tmp/log-file.yaml") ;;
+  fluentd) configs+=(--config "$tmp/log-fluentd.yaml") ;;
+  *) echo "TELEMETRY must be 0, 1, file or fluentd" >&2; exit 2 ;;
+esac
+if [ "${TELEMETRY:-0}" != 0 ]; then
   "${bins[0]}" collector --config "$tmp/sink.yaml" --log-level warning & pids+=($!)
-  configs+=(--config "$tmp/telemetry.yaml")
 fi
 
 for bin in "${bins[@]}"; do
@@ -38,7 +46,7 @@ for bin in "${bins[@]}"; do
   callgrind_control -i on "$vg" >/dev/null
   "$py" "$tmp/client.py" "$sx" "$n"
   # Let the last spans and log lines leave (the batcher flushes within a second).
-  [ "${TELEMETRY:-0}" = 1 ] && sleep 3
+  [ "${TELEMETRY:-0}" != 0 ] && sleep 3
   callgrind_control -i off "$vg" >/dev/null
   callgrind_control -d "$vg" >/dev/null
   sleep 1

@@ -8,7 +8,9 @@
 #   upstream.conf    nginx, one worker, serving it on 127.0.0.1:$up with keep-alive;
 #   mesh.yaml        a ServiceEntry `upstream.default.svc.cluster.local` → 127.0.0.1:$up;
 #   telemetry.yaml   full telemetry: Istio's JSON access log to $tmp/access.log, 100 % tracing over OTLP/gRPC;
-#   sink.yaml        a `sextant collector` that accepts the spans and discards them;
+#   log-file.yaml    the JSON access log alone; log-fluentd.yaml its record to the sink's forward input alone;
+#   sink.yaml        a `sextant collector` that accepts the spans (and, on $sinkff, a free port unless set,
+#                    Fluentd forward records) and discards them;
 #   client.py        `$py client.py PORT N [POST_EVERY]`: N requests on one keep-alive connection, every
 #                    POST_EVERY-th a POST with a 512-byte body (answered 405 by the upstream), the others GETs
 #                    that must answer 200.
@@ -29,6 +31,7 @@ proxy_bench_deps() {
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 proxy_bench_files() {
+  sinkff="${sinkff:-$(free_port)}"  # the sink's Fluentd forward input
   head -c 1024 /dev/zero | tr '\0' 'x' > "$tmp/1k"
   chmod 755 "$tmp"; chmod 644 "$tmp/1k"  # nginx workers run as an unprivileged user
   cat > "$tmp/upstream.conf" <<CONF
@@ -81,11 +84,33 @@ PY
   cat > "$tmp/sink.yaml" <<YAML
 receivers:
   otlp: {protocols: {grpc: {endpoint: 127.0.0.1:$sink}}}
+  fluentforward: {endpoint: 127.0.0.1:$sinkff}
 exporters:
   nop: {}
 service:
   telemetry: {metrics: {address: 127.0.0.1:$sinktel}}
   pipelines:
     traces: {receivers: [otlp], exporters: [nop]}
+    logs: {receivers: [fluentforward], exporters: [nop]}
+YAML
+  # Access logs alone: Istio's JSON line to a file, or the same record straight to the sink's Fluentd forward input.
+  cat > "$tmp/log-file.yaml" <<YAML
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {name: telemetry, namespace: istio-system}
+spec:
+  meshConfig: {accessLogFile: $tmp/access.log, accessLogEncoding: JSON, enableTracing: false}
+YAML
+  cat > "$tmp/log-fluentd.yaml" <<YAML
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {name: telemetry, namespace: istio-system}
+spec:
+  meshConfig:
+    enableTracing: false
+    extensionProviders:
+    - name: fluentd
+      envoyFluentdAccessLog: {service: 127.0.0.1, port: $sinkff, tag: istio.access}
+    defaultProviders: {accessLogging: [fluentd]}
 YAML
 }

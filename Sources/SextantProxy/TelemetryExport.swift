@@ -43,7 +43,7 @@ final class TelemetryTransport: Sendable {
             var config = FluentForwardExporterConfig()
             (config.host, config.port) = (host, port)
             config.connectionTimeout = .seconds(5)
-            forward = ForwardClient(config: config, logger: logger)
+            forward = ForwardClient(config: config, logger: logger, group: group)
         } else {
             forward = nil
         }

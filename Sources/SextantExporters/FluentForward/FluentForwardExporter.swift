@@ -129,14 +129,17 @@ public final class FluentForwardExporter: ConsumingComponent {
 public actor ForwardClient {
     private let config: FluentForwardExporterConfig
     private let logger: Logger
+    private let group: any EventLoopGroup
     private var current: ForwardConnection?
     private var connecting: Task<ForwardConnection, any Error>?
     private var backoff: Duration = .zero
     private var nextAttempt = ContinuousClock.now
 
-    public init(config: FluentForwardExporterConfig, logger: Logger) {
+    /// Connections run on `group` (the proxy passes its own event loops).
+    public init(config: FluentForwardExporterConfig, logger: Logger, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.config = config
         self.logger = logger
+        self.group = group
     }
 
     static func newChunkID() -> String {
@@ -165,7 +168,7 @@ public actor ForwardClient {
         guard now >= nextAttempt else {
             throw ConsumerError.retryable("fluentforward: reconnecting to \(config.host):\(config.port) after backoff \(backoff)")
         }
-        let task = Task { [config, logger] in try await ForwardConnection.open(config, logger: logger) }
+        let task = Task { [config, logger, group] in try await ForwardConnection.open(config, logger: logger, group: group) }
         connecting = task
         defer { connecting = nil }
         do {
@@ -206,9 +209,9 @@ final class ForwardConnection: Sendable {
 
     var isOpen: Bool { channel.isActive && !state.withLock { $0.closed } }
 
-    static func open(_ config: FluentForwardExporterConfig, logger: Logger) async throws -> ForwardConnection {
+    static func open(_ config: FluentForwardExporterConfig, logger: Logger, group: any EventLoopGroup) async throws -> ForwardConnection {
         let tls = try config.tls.map { ($0.serverHostname(for: config.host), try $0.makeContext()) }
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let channel = try await ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(Int64(config.connectionTimeout / .nanoseconds(1))))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { ch in
