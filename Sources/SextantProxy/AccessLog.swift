@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SextantFluentForward
 
 #if canImport(Glibc)
 import Glibc
@@ -435,8 +436,8 @@ public final class AccessLogObserver: ProxyObserver, @unchecked Sendable {
 }
 
 /// An access-log line compiled once into a flat list: runs of literal bytes (text, keys, quotes and
-/// separators; JSON-escaped already when the line is JSON) copied as they are, and values, each written in
-/// place. The commands every line of Istio's formats holds are read straight from the record (through
+/// separators; JSON-escaped already when the line is JSON; msgpack headers and keys when it is a Fluentd
+/// record) copied as they are, and values, each written in place. The commands every line of Istio's formats holds are read straight from the record (through
 /// `AccessLogFormat.value` they cost 2.6k instructions more per JSON line) and must write what `value` gives
 /// (`AccessLogFormatTests` compares the two for every command); the rest go through `value`. An `Op` is
 /// plain data (a header's name is an index into `names`), so walking the list copies no string.
@@ -467,6 +468,14 @@ struct LineProgram: Sendable {
         case value(Int)
         /// Command `index`'s value cut to `max` characters.
         case truncated(Int, max: Int)
+        /// msgpack only: the request's start as an EventTime (Forward protocol v1: fixext 8, type 0, seconds
+        /// and nanoseconds as big-endian uint32).
+        case eventTime
+        /// msgpack only: a numeric field as a msgpack integer.
+        case integer(Field)
+        /// msgpack only: the values written up to `endString` make one str, its header written once its
+        /// length is known (the smallest str form, as the msgpack spec's writers choose).
+        case beginString, endString
     }
 
     private(set) var literal: [UInt8] = []
@@ -480,6 +489,34 @@ struct LineProgram: Sendable {
     init(text pieces: [AccessLogFormat.Piece]) {
         json = false
         add(pieces)
+    }
+
+    /// A Fluentd record as a Forward protocol v1 entry, `[EventTime, {key: value, ...}]` in msgpack, keys
+    /// sorted as in the JSON line: a field that is one numeric command a msgpack integer, every other a str of
+    /// the field's text (`-` when empty), as Envoy's Fluentd access logger turns its JSON-format record into
+    /// msgpack.
+    init(msgpack fields: [(String, AccessLogFormat)]) {
+        json = false
+        var head = MessagePackWriter(capacity: 8)
+        head.writeArrayHeader(2)
+        add(raw: head.bytes)
+        ops.append(.eventTime)
+        var map = MessagePackWriter(capacity: 8)
+        map.writeMapHeader(fields.count)
+        add(raw: map.bytes)
+        for (key, format) in fields.sorted(by: { $0.0 < $1.0 }) {
+            var k = MessagePackWriter(capacity: key.utf8.count + 5)
+            k.write(key)
+            add(raw: k.bytes)
+            if format.pieces.count == 1, case .command(let c, nil) = format.pieces[0], AccessLogFormat.isNumeric(c) {
+                add(command: c, max: nil)
+                if case .field(let f)? = ops.last { ops[ops.count - 1] = .integer(f) }
+            } else {
+                ops.append(.beginString)
+                add(format.pieces)
+                ops.append(.endString)
+            }
+        }
     }
 
     /// A JSON line: one object, keys sorted (as Envoy writes them), a field that is one numeric command
@@ -579,9 +616,10 @@ struct LineProgram: Sendable {
         return names.count - 1
     }
 
-    /// Appends the record's line as UTF-8.
+    /// Appends the record's line as UTF-8 (or its msgpack record).
     func append(_ r: ProxyRecord, into out: inout LineBuffer) {
         literal.withUnsafeBytes { literal in
+            var stringStart = 0
             for op in ops {
                 switch op {
                 case .bytes(let start, let end):
@@ -597,6 +635,28 @@ struct LineProgram: Sendable {
                     AccessLogFormat.appendValue(commands[k], r, &out, json)
                 case .truncated(let k, let max):
                     AccessLogFormat.appendTruncated(commands[k], max: max, r, &out, json)
+                case .eventTime:
+                    let p = out.reserve(10)
+                    p.storeBytes(of: 0xD7, as: UInt8.self)
+                    p.storeBytes(of: 0, toByteOffset: 1, as: UInt8.self)
+                    p.storeBytes(of: UInt32(truncatingIfNeeded: r.startUnixNanos / 1_000_000_000).bigEndian, toByteOffset: 2, as: UInt32.self)
+                    p.storeBytes(of: UInt32(r.startUnixNanos % 1_000_000_000).bigEndian, toByteOffset: 6, as: UInt32.self)
+                    out.commit(10)
+                case .integer(let f):
+                    let n: Int64
+                    switch f {
+                    case .responseCode: n = Int64(r.responseCode)
+                    case .bytesReceived: n = Int64(r.bytesReceived)
+                    case .bytesSent: n = Int64(r.bytesSent)
+                    case .duration: n = r.durationMilliseconds
+                    default: n = 0  // only the numeric commands become `.integer`
+                    }
+                    out.appendMessagePackInt(n)
+                case .beginString:
+                    stringStart = out.count
+                    out.append(0xA0)  // a fixstr header, replaced once the length is known
+                case .endString:
+                    out.closeMessagePackString(headerAt: stringStart)
                 }
             }
         }
@@ -711,6 +771,51 @@ struct LineBuffer: ~Copyable {
     }
 
     @inline(__always) mutating func commit(_ n: Int) { count += n }
+
+    /// A msgpack int in its smallest form (spec, "int format family"): positive fixint, uint 8–64 for the rest
+    /// of the non-negative values, negative fixint, int 8–64 for the rest of the negative ones.
+    mutating func appendMessagePackInt(_ n: Int64) {
+        if n >= 0 && n < 128 { return append(UInt8(n)) }
+        if n < 0 && n >= -32 { return append(UInt8(bitPattern: Int8(n))) }
+        let marker: UInt8
+        let width: Int
+        if n >= 0 {
+            (marker, width) = n <= 0xFF ? (0xCC, 1) : n <= 0xFFFF ? (0xCD, 2) : n <= 0xFFFF_FFFF ? (0xCE, 4) : (0xCF, 8)
+        } else {
+            (marker, width) =
+                n >= Int64(Int8.min) ? (0xD0, 1) : n >= Int64(Int16.min) ? (0xD1, 2) : n >= Int64(Int32.min) ? (0xD2, 4) : (0xD3, 8)
+        }
+        let p = reserve(1 + width)
+        p.storeBytes(of: marker, as: UInt8.self)
+        storeBigEndian(UInt64(bitPattern: n), width: width, at: p + 1)
+        count += 1 + width
+    }
+
+    /// Turns the one-byte placeholder at `start` and the bytes after it into a msgpack str: a fixstr header
+    /// when they are at most 31 bytes, else str 8, 16 or 32, the bytes moved up to make room for the length.
+    mutating func closeMessagePackString(headerAt start: Int) {
+        let n = count - start - 1
+        if n <= 31 {
+            base.storeBytes(of: 0xA0 | UInt8(n), toByteOffset: start, as: UInt8.self)
+            return
+        }
+        let (marker, width): (UInt8, Int) = n <= 0xFF ? (0xD9, 1) : n <= 0xFFFF ? (0xDA, 2) : (0xDB, 4)
+        _ = reserve(width)
+        memmove(base + start + 1 + width, base + start + 1, n)
+        base.storeBytes(of: marker, toByteOffset: start, as: UInt8.self)
+        storeBigEndian(UInt64(n), width: width, at: base + start + 1)
+        count += width
+    }
+
+    /// The low `width` bytes of `v` at `p`, most significant first.
+    @inline(__always) private func storeBigEndian(_ v: UInt64, width: Int, at p: UnsafeMutableRawPointer) {
+        switch width {
+        case 1: p.storeBytes(of: UInt8(truncatingIfNeeded: v), as: UInt8.self)
+        case 2: p.storeBytes(of: UInt16(truncatingIfNeeded: v).bigEndian, as: UInt16.self)
+        case 4: p.storeBytes(of: UInt32(truncatingIfNeeded: v).bigEndian, as: UInt32.self)
+        default: p.storeBytes(of: v.bigEndian, as: UInt64.self)
+        }
+    }
 
     private mutating func grow(_ n: Int) {
         let newCapacity = max(capacity * 2, count + n)

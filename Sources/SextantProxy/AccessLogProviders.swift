@@ -172,11 +172,12 @@ protocol ExportingObserver: ProxyObserver {
 /// `bufferFlushInterval`, they go out as one PackedForward frame (spec v1, "PackedForward Mode"; Envoy sends
 /// Forward mode, which every forward input reads alike) tagged `tag`, without acks, as Envoy's logger sends.
 /// A request is never delayed: when the forward input is slow or down, records past 64 buffers (at least
-/// 1 MiB) are dropped and counted, as are the records of a frame that could not be written, and the connection is reopened with
-/// a backoff (100 ms doubling to 30 s).
+/// 1 MiB) are dropped and counted, as are the records of a frame that could not be written, and the
+/// connection is reopened with a backoff (100 ms doubling to 30 s).
 final class FluentdAccessLogObserver: ExportingObserver {
     let provider: String
-    let record: [(String, AccessLogFormat)]
+    /// The record, compiled once (`LineProgram(msgpack:)`).
+    let record: LineProgram
     let batcher: TelemetryBatcher<[UInt8]>
 
     init(
@@ -184,7 +185,7 @@ final class FluentdAccessLogObserver: ExportingObserver {
         bufferSizeBytes: Int, group: any EventLoopGroup, logger: Logger
     ) {
         self.provider = provider
-        self.record = record
+        self.record = LineProgram(msgpack: record)
         let transport = TelemetryTransport(destination: .fluentForward(host: host, port: port), group: group, logger: logger)
         batcher = TelemetryBatcher(
             transport: transport, maxQueued: max(64 * bufferSizeBytes, 1 << 20), batchSize: bufferSizeBytes,
@@ -203,19 +204,14 @@ final class FluentdAccessLogObserver: ExportingObserver {
     var dropped: Int { batcher.dropped }
 
     func requestFinished(_ r: ProxyRecord) {
-        batcher.add(Self.entry(r, record))
+        batcher.add(Self.entry(record, r))
     }
 
     /// The request's `[EventTime, record]`, msgpack-encoded.
-    static func entry(_ r: ProxyRecord, _ fields: [(String, AccessLogFormat)]) -> [UInt8] {
-        var w = MessagePackWriter(capacity: 512)
-        ForwardCodec.appendEntry(to: &w, timeUnixNano: r.startUnixNanos) { w in
-            w.writeMapHeader(fields.count)
-            for (key, format) in fields {
-                w.write(key)
-                w.write(format.anyValue(r))
-            }
-        }
-        return w.bytes
+    static func entry(_ program: LineProgram, _ r: ProxyRecord) -> [UInt8] {
+        var out = LineBuffer(capacity: program.literal.count + 16 * program.ops.count)
+        program.append(r, into: &out)
+        return Array(out.bytes)
     }
 }
+

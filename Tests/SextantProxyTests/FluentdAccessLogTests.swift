@@ -94,7 +94,7 @@ import Testing
     @Test func theRecordHoldsWhatTheJSONLineHolds() throws {
         var r = AccessLogFormatTests.record()
         r.startUnixNanos = 1_733_400_000_123_456_789
-        let entry = FluentdAccessLogObserver.entry(r, AccessLogFormat.istioJSON)
+        let entry = FluentdAccessLogObserver.entry(LineProgram(msgpack: AccessLogFormat.istioJSON), r)
         let decoded = try entry.withUnsafeBytes { try ForwardCodec.decodeEntries($0) }
         #expect(decoded.count == 1)
         let e = try #require(decoded.first)
@@ -114,6 +114,42 @@ import Testing
         }
         #expect(numbers >= 4, "response_code, bytes_received, bytes_sent and duration are numbers")
         #expect(e.record.first { $0.key == "requested_server_name" }?.value == .string("-"))
+    }
+
+    /// Every length and integer width: the compiled record is byte for byte what the collector's msgpack writer
+    /// writes for the same values (the smallest forms: fixstr, str 8, 16 and 32; every int width).
+    @Test func lengthsAndIntegersTakeTheirSmallestForm() throws {
+        for n: Int64 in [0, 1, 127, 128, 255, 256, 65535, 65536, 1 << 32 - 1, 1 << 32, .max, -1, -32, -33, -128, -129, -32768, -32769,
+            Int64(Int32.min), Int64(Int32.min) - 1, .min]
+        {
+            var out = LineBuffer(capacity: 16)
+            out.appendMessagePackInt(n)
+            var w = MessagePackWriter()
+            w.write(n)
+            #expect(Array(out.bytes) == w.bytes, "\(n)")
+        }
+        let formats = try [("b", "%BYTES_SENT%"), ("a", "%REQ(:PATH)% %RESPONSE_CODE%"), ("c", "%REQ(X-MISSING)%"), ("d", "%DURATION%")]
+            .map { ($0.0, try AccessLogFormat($0.1)) }
+        let program = LineProgram(msgpack: formats)
+        var r = AccessLogFormatTests.record()
+        for (pathLength, sent) in [(1, 0), (40, 300), (300, 70_000), (70_000, 5_000_000_000)] {
+            r.path = "/" + String(repeating: "é", count: (pathLength - 1) / 2) + String(repeating: "x", count: (pathLength - 1) % 2)
+            r.bytesSent = sent
+            var w = MessagePackWriter()
+            w.writeArrayHeader(2)
+            ForwardCodec.appendEventTime(to: &w, timeUnixNano: r.startUnixNanos)
+            w.writeMapHeader(4)
+            w.write("a")
+            w.write("\(r.path) \(r.responseCode)")
+            w.write("b")
+            w.write(Int64(sent))
+            w.write("c")
+            w.write("-")
+            w.write("d")
+            w.write(r.durationMilliseconds)
+            let same = FluentdAccessLogObserver.entry(program, r) == w.bytes
+            #expect(same, "path of \(r.path.utf8.count) bytes, \(sent) bytes sent")
+        }
     }
 
     /// Batches are cut by bytes: each holds entries up to the one that reaches the buffer size, as Envoy
