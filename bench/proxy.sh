@@ -24,14 +24,6 @@ fi
 up="$(free_port)"; ngx="$(free_port)"; hap="$(free_port)"; sx="$(free_port)"; sxadmin="$(free_port)"
 sxt="$(free_port)"; sxtadmin="$(free_port)"; sink="$(free_port)"; sinktel="$(free_port)"
 proxy_bench_files
-cat > "$tmp/nginx.conf" <<EOF
-worker_processes 1; daemon off; pid $tmp/ngx.pid; error_log $tmp/ngx.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  upstream up { server 127.0.0.1:$up; keepalive 64; }
-  server { listen 127.0.0.1:$ngx;
-    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-EOF
 cat > "$tmp/haproxy.cfg" <<EOF
 global
   nbthread 1

@@ -6,6 +6,7 @@
 # upstream), $sink and $sinktel (the sink collector's OTLP/gRPC and self-telemetry ports):
 #   1k               the 1 KiB response body;
 #   upstream.conf    nginx, one worker, serving it on 127.0.0.1:$up with keep-alive;
+#   nginx.conf       (when $ngx is set) nginx proxying 127.0.0.1:$ngx to the upstream, keep-alive both ways;
 #   mesh.yaml        a ServiceEntry `upstream.default.svc.cluster.local` → 127.0.0.1:$up;
 #   telemetry.yaml   full telemetry: Istio's JSON access log to $tmp/access.log, 100 % tracing over OTLP/gRPC;
 #   log-file.yaml    the JSON access log alone; log-fluentd.yaml its record to the sink's forward input alone;
@@ -30,6 +31,12 @@ proxy_bench_deps() {
 }
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# An IstioOperator document (stdout) whose meshConfig is stdin, indented under it.
+mesh_config() {
+  printf 'apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nmetadata: {name: telemetry, namespace: istio-system}\nspec:\n  meshConfig:\n'
+  sed 's/^/    /'
+}
+
 proxy_bench_files() {
   sinkff="${sinkff:-$(free_port)}"  # the sink's Fluentd forward input
   head -c 1024 /dev/zero | tr '\0' 'x' > "$tmp/1k"
@@ -40,6 +47,17 @@ events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:$up; location / { root $tmp; try_files /1k =404; default_type text/plain; } } }
 CONF
+  # nginx as the proxy compared against, when the caller chose its port ($ngx).
+  if [ -n "${ngx:-}" ]; then
+    cat > "$tmp/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $tmp/ngx.pid; error_log $tmp/ngx.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:$up; keepalive 64; }
+  server { listen 127.0.0.1:$ngx;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+CONF
+  fi
   cat > "$tmp/mesh.yaml" <<YAML
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -51,20 +69,15 @@ spec:
   ports: [{number: 80, name: http, protocol: HTTP}]
   endpoints: [{address: 127.0.0.1, ports: {http: $up}}]
 YAML
-  cat > "$tmp/telemetry.yaml" <<YAML
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-metadata: {name: telemetry, namespace: istio-system}
-spec:
-  meshConfig:
-    accessLogFile: $tmp/access.log
-    accessLogEncoding: JSON
-    enableTracing: true
-    defaultConfig: {tracing: {sampling: 100}}
-    extensionProviders:
-    - name: otel
-      opentelemetry: {service: 127.0.0.1, port: $sink}
-    defaultProviders: {tracing: [otel]}
+  mesh_config > "$tmp/telemetry.yaml" <<YAML
+accessLogFile: $tmp/access.log
+accessLogEncoding: JSON
+enableTracing: true
+defaultConfig: {tracing: {sampling: 100}}
+extensionProviders:
+- name: otel
+  opentelemetry: {service: 127.0.0.1, port: $sink}
+defaultProviders: {tracing: [otel]}
 YAML
   cat > "$tmp/client.py" <<'PY'
 import http.client, sys
@@ -94,23 +107,14 @@ service:
     logs: {receivers: [fluentforward], exporters: [nop]}
 YAML
   # Access logs alone: Istio's JSON line to a file, or the same record straight to the sink's Fluentd forward input.
-  cat > "$tmp/log-file.yaml" <<YAML
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-metadata: {name: telemetry, namespace: istio-system}
-spec:
-  meshConfig: {accessLogFile: $tmp/access.log, accessLogEncoding: JSON, enableTracing: false}
+  mesh_config > "$tmp/log-file.yaml" <<YAML
+{accessLogFile: $tmp/access.log, accessLogEncoding: JSON, enableTracing: false}
 YAML
-  cat > "$tmp/log-fluentd.yaml" <<YAML
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-metadata: {name: telemetry, namespace: istio-system}
-spec:
-  meshConfig:
-    enableTracing: false
-    extensionProviders:
-    - name: fluentd
-      envoyFluentdAccessLog: {service: 127.0.0.1, port: $sinkff, tag: istio.access}
-    defaultProviders: {accessLogging: [fluentd]}
+  mesh_config > "$tmp/log-fluentd.yaml" <<YAML
+enableTracing: false
+extensionProviders:
+- name: fluentd
+  envoyFluentdAccessLog: {service: 127.0.0.1, port: $sinkff, tag: istio.access}
+defaultProviders: {accessLogging: [fluentd]}
 YAML
 }

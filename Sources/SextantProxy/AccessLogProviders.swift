@@ -173,7 +173,7 @@ protocol ExportingObserver: ProxyObserver {
 /// Forward mode, which every forward input reads alike) tagged `tag`, without acks, as Envoy's logger sends.
 /// A request is never delayed: when the forward input is slow or down, records past 64 buffers (at least
 /// 1 MiB) are dropped and counted, as are the records of a frame that could not be written, and the
-/// connection is reopened with a backoff (100 ms doubling to 30 s).
+/// connection is reopened with a backoff (100 ms doubling to 5 s).
 final class FluentdAccessLogObserver: ExportingObserver {
     let provider: String
     /// The record, compiled once (`LineProgram(msgpack:)`).

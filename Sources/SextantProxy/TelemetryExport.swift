@@ -43,7 +43,9 @@ final class TelemetryTransport: Sendable {
             var config = FluentForwardExporterConfig()
             (config.host, config.port) = (host, port)
             config.connectionTimeout = .seconds(5)
-            forward = ForwardClient(config: config, logger: logger, group: group)
+            // The proxy drops what it cannot send at once, so a forward input that is back is tried again
+            // within 5 s (Envoy's Fluentd logger: 500 ms base, 10× at most).
+            forward = ForwardClient(config: config, logger: logger, group: group, maxBackoff: .seconds(5))
         } else {
             forward = nil
         }

@@ -230,6 +230,18 @@ class Proxy:
         return r.status, {k.lower(): v for k, v in r.getheaders()}, parsed
 
 
+def mesh_config(body: str) -> str:
+    """An IstioOperator document whose `spec.meshConfig` is `body` (YAML at the mapping's own indent)."""
+    indented = "".join(f"    {line}\n" if line.strip() else "\n" for line in body.strip("\n").splitlines())
+    return f"""---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {{name: mesh, namespace: istio-system}}
+spec:
+  meshConfig:
+{indented}"""
+
+
 def service_entry(name: str, endpoints: list[tuple[Upstream | int, dict]], port: int = 9080, port_name: str = "http",
                   protocol: str | None = "HTTP", location: str | None = "MESH_INTERNAL") -> str:
     """A STATIC ServiceEntry for `name` in namespace default whose endpoints are the given upstreams (or bare

@@ -327,20 +327,15 @@ def test_proxy_access_log_reaches_the_receiver(ff, tmp_path):
     """`sextant proxy`'s Fluentd access logger (`envoyFluentdAccessLog`) pointed at this receiver, as a mesh
     would point it at a collector: each request becomes one log record tagged as configured, its fields
     attributes (numbers as integers), its time the request's start."""
-    from proxy_support import Proxy, Upstream, service_entry  # noqa: PLC0415
+    from proxy_support import Proxy, Upstream, mesh_config, service_entry  # noqa: PLC0415
 
     app = Upstream("v1")
-    mesh = service_entry("reviews", [(app, {"version": "v1"})]) + f"""---
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-metadata: {{name: mesh, namespace: istio-system}}
-spec:
-  meshConfig:
-    extensionProviders:
-    - name: fluentd
-      envoyFluentdAccessLog: {{service: 127.0.0.1, port: {ff.udp_ports["ff_port"]}, tag: istio.access, bufferFlushInterval: 100ms}}
-    defaultProviders: {{accessLogging: [fluentd]}}
-"""
+    mesh = service_entry("reviews", [(app, {"version": "v1"})]) + mesh_config(f"""
+extensionProviders:
+- name: fluentd
+  envoyFluentdAccessLog: {{service: 127.0.0.1, port: {ff.udp_ports["ff_port"]}, tag: istio.access, bufferFlushInterval: 100ms}}
+defaultProviders: {{accessLogging: [fluentd]}}
+""")
     proxy = Proxy(tmp_path, mesh).start()
     try:
         t0 = time.time()

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SEXTANT_BIN, free_port
-from proxy_support import Proxy, Upstream, service_entry, sidecar_pair, two_sidecars
+from proxy_support import Proxy, Upstream, mesh_config, service_entry, sidecar_pair, two_sidecars
 
 REVIEWS = "reviews.default.svc.cluster.local:9080"
 
@@ -860,15 +860,10 @@ def test_access_log_in_istio_formats(upstreams, tmp_path, encoding):
 
     v1 = upstreams("v1")
     log = tmp_path / "access.log"
-    mesh = service_entry("reviews", [(v1, {"version": "v1"})]) + f"""---
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-metadata: {{name: mesh, namespace: istio-system}}
-spec:
-  meshConfig:
-    accessLogFile: {log}
-    accessLogEncoding: {encoding}
-"""
+    mesh = service_entry("reviews", [(v1, {"version": "v1"})]) + mesh_config(f"""
+accessLogFile: {log}
+accessLogEncoding: {encoding}
+""")
     p = Proxy(tmp_path, mesh).start()
     try:
         status, _, body = p.request(REVIEWS, "/reviews/7?x=1", headers={"User-Agent": "conformance/1.0"})
@@ -920,27 +915,22 @@ def test_access_log_to_fluentd_forward(upstreams, tmp_path):
     v1 = upstreams("v1")
     log = tmp_path / "access.log"
     forward_port = free_port()
-    mesh = service_entry("reviews", [(v1, {"version": "v1"})]) + f"""---
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-metadata: {{name: mesh, namespace: istio-system}}
-spec:
-  meshConfig:
-    accessLogFile: {log}
-    accessLogEncoding: JSON
-    extensionProviders:
-    - name: fluentd
-      envoyFluentdAccessLog: {{service: 127.0.0.1, port: {forward_port}, tag: istio.access, bufferFlushInterval: 200ms}}
-    - name: fluentd-custom
-      envoyFluentdAccessLog:
-        service: 127.0.0.1
-        port: {forward_port}
-        tag: mesh.custom
-        bufferSizeBytes: 1
-        logFormat:
-          labels: {{code: "%RESPONSE_CODE%", id: "%REQ(X-REQUEST-ID)%", route: "%ROUTE_NAME%"}}
-    defaultProviders: {{accessLogging: [envoy, fluentd, fluentd-custom]}}
-"""
+    mesh = service_entry("reviews", [(v1, {"version": "v1"})]) + mesh_config(f"""
+accessLogFile: {log}
+accessLogEncoding: JSON
+extensionProviders:
+- name: fluentd
+  envoyFluentdAccessLog: {{service: 127.0.0.1, port: {forward_port}, tag: istio.access, bufferFlushInterval: 200ms}}
+- name: fluentd-custom
+  envoyFluentdAccessLog:
+    service: 127.0.0.1
+    port: {forward_port}
+    tag: mesh.custom
+    bufferSizeBytes: 1
+    logFormat:
+      labels: {{code: "%RESPONSE_CODE%", id: "%REQ(X-REQUEST-ID)%", route: "%ROUTE_NAME%"}}
+defaultProviders: {{accessLogging: [envoy, fluentd, fluentd-custom]}}
+""")
     p = Proxy(tmp_path, mesh).start()
     server = None
     try:

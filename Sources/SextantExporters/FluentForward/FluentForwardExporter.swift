@@ -130,16 +130,23 @@ public actor ForwardClient {
     private let config: FluentForwardExporterConfig
     private let logger: Logger
     private let group: any EventLoopGroup
+    /// The longest wait between reconnects.
+    private let maxBackoff: Duration
     private var current: ForwardConnection?
     private var connecting: Task<ForwardConnection, any Error>?
     private var backoff: Duration = .zero
     private var nextAttempt = ContinuousClock.now
 
-    /// Connections run on `group` (the proxy passes its own event loops).
-    public init(config: FluentForwardExporterConfig, logger: Logger, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    /// Connections run on `group` (the proxy passes its own event loops); reconnects wait 100 ms, doubling up
+    /// to `maxBackoff`.
+    public init(
+        config: FluentForwardExporterConfig, logger: Logger, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        maxBackoff: Duration = .seconds(30)
+    ) {
         self.config = config
         self.logger = logger
         self.group = group
+        self.maxBackoff = maxBackoff
     }
 
     static func newChunkID() -> String {
@@ -178,7 +185,7 @@ public actor ForwardClient {
             logger.debug("fluentforward connected", metadata: ["endpoint": "\(config.host):\(config.port)"])
             return c
         } catch {
-            backoff = backoff == .zero ? .milliseconds(100) : min(backoff * 2, .seconds(30))
+            backoff = backoff == .zero ? .milliseconds(100) : min(backoff * 2, maxBackoff)
             nextAttempt = ContinuousClock.now + backoff
             throw ConsumerError.retryable("fluentforward: cannot connect to \(config.host):\(config.port): \(error)")
         }
