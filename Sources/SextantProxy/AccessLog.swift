@@ -437,10 +437,11 @@ public final class AccessLogObserver: ProxyObserver, @unchecked Sendable {
 
 /// An access-log line compiled once into a flat list: runs of literal bytes (text, keys, quotes and
 /// separators; JSON-escaped already when the line is JSON; msgpack headers and keys when it is a Fluentd
-/// record) copied as they are, and values, each written in place. The commands every line of Istio's formats holds are read straight from the record (through
-/// `AccessLogFormat.value` they cost 2.6k instructions more per JSON line) and must write what `value` gives
-/// (`AccessLogFormatTests` compares the two for every command); the rest go through `value`. An `Op` is
-/// plain data (a header's name is an index into `names`), so walking the list copies no string.
+/// record) copied as they are, and values, each written in place. The commands every line of Istio's formats
+/// holds are read straight from the record (through `AccessLogFormat.value` they cost 2.6k instructions more
+/// per JSON line) and must write what `value` gives (`AccessLogFormatTests` compares the two for every
+/// command); the rest go through `value`. An `Op` is plain data (a header's name is an index into `names`), so
+/// walking the list copies no string.
 struct LineProgram: Sendable {
     /// A command read straight from the record, with no operand.
     enum Field: Sendable {
