@@ -8,8 +8,9 @@
 # (not counted): the instructions of every proxy thread are counted, so span encoding, the gRPC client and the
 # access-log writer are in the figure. TELEMETRY=file (Istio's JSON access log to a file, no tracing) and
 # TELEMETRY=fluentd (the same record sent by `envoyFluentdAccessLog` to the sink's Fluentd forward input, no
-# tracing) measure the access-log sinks alone.
-# Usage: [TELEMETRY=1|file|fluentd] bench/proxy_instructions.sh [N] [BINARY...]   (default: N=2000 and the deployment build)
+# tracing) and TELEMETRY=otel (Istio's text line as an OTLP log record, `envoyOtelAls`, to the sink) measure
+# the access-log sinks alone.
+# Usage: [TELEMETRY=1|file|fluentd|otel] bench/proxy_instructions.sh [N] [BINARY...]   (default: N=2000 and the deployment build)
 #   Several binaries are measured in turn, for an A/B: bench/proxy_instructions.sh 2000 /tmp/old /tmp/new
 #   CALLGRIND_OUT=DIR keeps the callgrind profile(s) there.
 set -euo pipefail
@@ -28,7 +29,8 @@ case "${TELEMETRY:-0}" in
   1) configs+=(--config "$tmp/telemetry.yaml") ;;
   file) configs+=(--config "$tmp/log-file.yaml") ;;
   fluentd) configs+=(--config "$tmp/log-fluentd.yaml") ;;
-  *) echo "TELEMETRY must be 0, 1, file or fluentd" >&2; exit 2 ;;
+  otel) configs+=(--config "$tmp/log-otel.yaml") ;;
+  *) echo "TELEMETRY must be 0, 1, file, fluentd or otel" >&2; exit 2 ;;
 esac
 if [ "${TELEMETRY:-0}" != 0 ]; then
   "${bins[0]}" collector --config "$tmp/sink.yaml" --log-level warning & pids+=($!)

@@ -10,6 +10,7 @@
 #   mesh.yaml        a ServiceEntry `upstream.default.svc.cluster.local` → 127.0.0.1:$up;
 #   telemetry.yaml   full telemetry: Istio's JSON access log to $tmp/access.log, 100 % tracing over OTLP/gRPC;
 #   log-file.yaml    the JSON access log alone; log-fluentd.yaml its record to the sink's forward input alone;
+#                    log-otel.yaml Istio's text line as an OTLP log record to the sink (envoyOtelAls) alone;
 #   sink.yaml        a `sextant collector` that accepts the spans (and, on $sinkff, a free port unless set,
 #                    Fluentd forward records) and discards them;
 #   client.py        `$py client.py PORT N [POST_EVERY]`: N requests on one keep-alive connection, every
@@ -104,7 +105,7 @@ service:
   telemetry: {metrics: {address: 127.0.0.1:$sinktel}}
   pipelines:
     traces: {receivers: [otlp], exporters: [nop]}
-    logs: {receivers: [fluentforward], exporters: [nop]}
+    logs: {receivers: [otlp, fluentforward], exporters: [nop]}
 YAML
   # Access logs alone: Istio's JSON line to a file, or the same record straight to the sink's Fluentd forward input.
   mesh_config > "$tmp/log-file.yaml" <<YAML
@@ -116,5 +117,12 @@ extensionProviders:
 - name: fluentd
   envoyFluentdAccessLog: {service: 127.0.0.1, port: $sinkff, tag: istio.access}
 defaultProviders: {accessLogging: [fluentd]}
+YAML
+  mesh_config > "$tmp/log-otel.yaml" <<YAML
+enableTracing: false
+extensionProviders:
+- name: otel-als
+  envoyOtelAls: {service: 127.0.0.1, port: $sink}
+defaultProviders: {accessLogging: [otel-als]}
 YAML
 }
