@@ -19,41 +19,55 @@ public struct MessagePackWriter: Sendable {
 
     public mutating func write(_ b: Bool) { bytes.append(b ? MessagePackFormat.true : MessagePackFormat.false) }
 
-    public mutating func write(_ i: Int64) {
-        if i >= 0 { return write(unsigned: UInt64(i)) }
-        if i >= -32 {
-            bytes.append(UInt8(bitPattern: Int8(i)))
-        } else if i >= Int64(Int8.min) {
-            bytes.append(MessagePackFormat.int8)
-            bigEndian(Int8(i))
-        } else if i >= Int64(Int16.min) {
-            bytes.append(MessagePackFormat.int16)
-            bigEndian(Int16(i))
-        } else if i >= Int64(Int32.min) {
-            bytes.append(MessagePackFormat.int32)
-            bigEndian(Int32(i))
-        } else {
-            bytes.append(MessagePackFormat.int64)
-            bigEndian(i)
+    /// The smallest int form of `n` (spec, "int format family"): its first byte, and how many big-endian low
+    /// bytes of `n` follow it (none for a positive or negative fixint, whose first byte is the value): uint 8–64
+    /// for the other non-negative values, int 8–64 for the other negative ones.
+    public static func intHead(_ n: Int64) -> (first: UInt8, width: Int) {
+        if n >= 0 {
+            if n <= 0x7f { return (UInt8(n), 0) }
+            if n <= Int64(UInt8.max) { return (MessagePackFormat.uint8, 1) }
+            if n <= Int64(UInt16.max) { return (MessagePackFormat.uint16, 2) }
+            if n <= Int64(UInt32.max) { return (MessagePackFormat.uint32, 4) }
+            return (MessagePackFormat.uint64, 8)
+        }
+        if n >= -32 { return (UInt8(bitPattern: Int8(n)), 0) }
+        if n >= Int64(Int8.min) { return (MessagePackFormat.int8, 1) }
+        if n >= Int64(Int16.min) { return (MessagePackFormat.int16, 2) }
+        if n >= Int64(Int32.min) { return (MessagePackFormat.int32, 4) }
+        return (MessagePackFormat.int64, 8)
+    }
+
+    /// The smallest str header for `n` bytes (spec, "str format family"): its first byte, and the width of the
+    /// big-endian length after it (none for a fixstr, up to 31 bytes).
+    public static func strHead(_ n: Int) -> (first: UInt8, width: Int) {
+        if n <= 31 { return (0xa0 | UInt8(n), 0) }
+        if n <= Int(UInt8.max) { return (MessagePackFormat.str8, 1) }
+        if n <= Int(UInt16.max) { return (MessagePackFormat.str16, 2) }
+        return (MessagePackFormat.str32, 4)
+    }
+
+    /// The low `width` bytes of `v` (0, 1, 2, 4 or 8), most significant first.
+    @inline(__always)
+    mutating func bigEndian(low v: UInt64, _ width: Int) {
+        switch width {
+        case 0: break
+        case 1: bytes.append(UInt8(truncatingIfNeeded: v))
+        case 2: bigEndian(UInt16(truncatingIfNeeded: v))
+        case 4: bigEndian(UInt32(truncatingIfNeeded: v))
+        default: bigEndian(v)
         }
     }
 
+    public mutating func write(_ i: Int64) {
+        let (first, width) = Self.intHead(i)
+        bytes.append(first)
+        bigEndian(low: UInt64(bitPattern: i), width)
+    }
+
     public mutating func write(unsigned u: UInt64) {
-        if u <= 0x7f {
-            bytes.append(UInt8(u))
-        } else if u <= UInt64(UInt8.max) {
-            bytes.append(MessagePackFormat.uint8)
-            bytes.append(UInt8(u))
-        } else if u <= UInt64(UInt16.max) {
-            bytes.append(MessagePackFormat.uint16)
-            bigEndian(UInt16(u))
-        } else if u <= UInt64(UInt32.max) {
-            bytes.append(MessagePackFormat.uint32)
-            bigEndian(UInt32(u))
-        } else {
-            bytes.append(MessagePackFormat.uint64)
-            bigEndian(u)
-        }
+        guard u > UInt64(Int64.max) else { return write(Int64(u)) }
+        bytes.append(MessagePackFormat.uint64)
+        bigEndian(u)
     }
 
     public mutating func write(_ d: Double) {
@@ -70,18 +84,9 @@ public struct MessagePackWriter: Sendable {
     }
 
     public mutating func writeStringHeader(_ n: Int) {
-        if n <= 31 {
-            bytes.append(0xa0 | UInt8(n))
-        } else if n <= Int(UInt8.max) {
-            bytes.append(MessagePackFormat.str8)
-            bytes.append(UInt8(n))
-        } else if n <= Int(UInt16.max) {
-            bytes.append(MessagePackFormat.str16)
-            bigEndian(UInt16(n))
-        } else {
-            bytes.append(MessagePackFormat.str32)
-            bigEndian(UInt32(n))
-        }
+        let (first, width) = Self.strHead(n)
+        bytes.append(first)
+        bigEndian(low: UInt64(n), width)
     }
 
     public mutating func writeBinaryHeader(_ n: Int) {

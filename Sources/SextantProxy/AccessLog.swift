@@ -644,15 +644,7 @@ struct LineProgram: Sendable {
                     p.storeBytes(of: UInt32(r.startUnixNanos % 1_000_000_000).bigEndian, toByteOffset: 6, as: UInt32.self)
                     out.commit(10)
                 case .integer(let f):
-                    let n: Int64
-                    switch f {
-                    case .responseCode: n = Int64(r.responseCode)
-                    case .bytesReceived: n = Int64(r.bytesReceived)
-                    case .bytesSent: n = Int64(r.bytesSent)
-                    case .duration: n = r.durationMilliseconds
-                    default: n = 0  // only the numeric commands become `.integer`
-                    }
-                    out.appendMessagePackInt(n)
+                    out.appendMessagePackInt(Self.number(f, r))
                 case .beginString:
                     stringStart = out.count
                     out.append(0xA0)  // a fixstr header, replaced once the length is known
@@ -667,10 +659,7 @@ struct LineProgram: Sendable {
     private func append(_ f: Field, _ r: ProxyRecord, _ out: inout LineBuffer) {
         switch f {
         case .startTime: AccessLogFormat.appendStartTime(r.startUnixNanos, &out)
-        case .responseCode: AccessLogFormat.appendInt(Int64(r.responseCode), &out)
-        case .bytesReceived: AccessLogFormat.appendInt(Int64(r.bytesReceived), &out)
-        case .bytesSent: AccessLogFormat.appendInt(Int64(r.bytesSent), &out)
-        case .duration: AccessLogFormat.appendInt(r.durationMilliseconds, &out)
+        case .responseCode, .bytesReceived, .bytesSent, .duration: AccessLogFormat.appendInt(Self.number(f, r), &out)
         case .responseFlags: text(r.responseFlags.description, &out)
         case .responseCodeDetails: text(r.responseCodeDetails, &out)
         case .upstreamHost: text(r.upstreamHost, &out)
@@ -682,6 +671,18 @@ struct LineProgram: Sendable {
         case .protocolName: text(r.protocolName, &out)
         case .upstreamTransportFailureReason: text(r.upstreamTransportFailureReason, &out)
         case .none: out.append(UInt8(ascii: "-"))
+        }
+    }
+
+    /// A numeric field's value: the four commands `AccessLogFormat.isNumeric` names (0 for any other field).
+    @inline(__always)
+    private static func number(_ f: Field, _ r: ProxyRecord) -> Int64 {
+        switch f {
+        case .responseCode: Int64(r.responseCode)
+        case .bytesReceived: Int64(r.bytesReceived)
+        case .bytesSent: Int64(r.bytesSent)
+        case .duration: r.durationMilliseconds
+        default: 0
         }
     }
 
@@ -773,44 +774,33 @@ struct LineBuffer: ~Copyable {
 
     @inline(__always) mutating func commit(_ n: Int) { count += n }
 
-    /// A msgpack int in its smallest form (spec, "int format family"): positive fixint, uint 8–64 for the rest
-    /// of the non-negative values, negative fixint, int 8–64 for the rest of the negative ones.
+    /// A msgpack int in the smallest form `MessagePackWriter.intHead` chooses.
     mutating func appendMessagePackInt(_ n: Int64) {
-        if n >= 0 && n < 128 { return append(UInt8(n)) }
-        if n < 0 && n >= -32 { return append(UInt8(bitPattern: Int8(n))) }
-        let marker: UInt8
-        let width: Int
-        if n >= 0 {
-            (marker, width) = n <= 0xFF ? (0xCC, 1) : n <= 0xFFFF ? (0xCD, 2) : n <= 0xFFFF_FFFF ? (0xCE, 4) : (0xCF, 8)
-        } else {
-            (marker, width) =
-                n >= Int64(Int8.min) ? (0xD0, 1) : n >= Int64(Int16.min) ? (0xD1, 2) : n >= Int64(Int32.min) ? (0xD2, 4) : (0xD3, 8)
-        }
+        let (first, width) = MessagePackWriter.intHead(n)
         let p = reserve(1 + width)
-        p.storeBytes(of: marker, as: UInt8.self)
+        p.storeBytes(of: first, as: UInt8.self)
         storeBigEndian(UInt64(bitPattern: n), width: width, at: p + 1)
         count += 1 + width
     }
 
-    /// Turns the one-byte placeholder at `start` and the bytes after it into a msgpack str: a fixstr header
-    /// when they are at most 31 bytes, else str 8, 16 or 32, the bytes moved up to make room for the length.
+    /// Turns the one-byte placeholder at `start` and the bytes after it into a msgpack str with the header
+    /// `MessagePackWriter.strHead` chooses: the bytes move up to make room for a length past a fixstr's 31.
     mutating func closeMessagePackString(headerAt start: Int) {
         let n = count - start - 1
-        if n <= 31 {
-            base.storeBytes(of: 0xA0 | UInt8(n), toByteOffset: start, as: UInt8.self)
-            return
+        let (first, width) = MessagePackWriter.strHead(n)
+        if width > 0 {
+            _ = reserve(width)
+            memmove(base + start + 1 + width, base + start + 1, n)
+            storeBigEndian(UInt64(n), width: width, at: base + start + 1)
+            count += width
         }
-        let (marker, width): (UInt8, Int) = n <= 0xFF ? (0xD9, 1) : n <= 0xFFFF ? (0xDA, 2) : (0xDB, 4)
-        _ = reserve(width)
-        memmove(base + start + 1 + width, base + start + 1, n)
-        base.storeBytes(of: marker, toByteOffset: start, as: UInt8.self)
-        storeBigEndian(UInt64(n), width: width, at: base + start + 1)
-        count += width
+        base.storeBytes(of: first, toByteOffset: start, as: UInt8.self)
     }
 
-    /// The low `width` bytes of `v` at `p`, most significant first.
+    /// The low `width` bytes of `v` at `p` (0, 1, 2, 4 or 8), most significant first.
     @inline(__always) private func storeBigEndian(_ v: UInt64, width: Int, at p: UnsafeMutableRawPointer) {
         switch width {
+        case 0: break
         case 1: p.storeBytes(of: UInt8(truncatingIfNeeded: v), as: UInt8.self)
         case 2: p.storeBytes(of: UInt16(truncatingIfNeeded: v).bigEndian, as: UInt16.self)
         case 4: p.storeBytes(of: UInt32(truncatingIfNeeded: v).bigEndian, as: UInt32.self)
