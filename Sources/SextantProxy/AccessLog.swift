@@ -707,9 +707,21 @@ struct LineProgram: Sendable {
     }
 
     func render(_ r: ProxyRecord) -> String {
+        // Bound for the copy: its storage is freed when the buffer ends.
+        let out = written(r)
+        return out.string
+    }
+
+    /// The record's line as bytes (a Fluentd record's msgpack entry).
+    func bytes(_ r: ProxyRecord) -> [UInt8] {
+        let out = written(r)
+        return Array(out.bytes)
+    }
+
+    private func written(_ r: ProxyRecord) -> LineBuffer {
         var out = LineBuffer(capacity: literal.count + 16 * ops.count)
         append(r, into: &out)
-        return out.string
+        return out
     }
 }
 

@@ -204,14 +204,7 @@ final class FluentdAccessLogObserver: ExportingObserver {
     var dropped: Int { batcher.dropped }
 
     func requestFinished(_ r: ProxyRecord) {
-        batcher.add(Self.entry(record, r))
-    }
-
-    /// The request's `[EventTime, record]`, msgpack-encoded.
-    static func entry(_ program: LineProgram, _ r: ProxyRecord) -> [UInt8] {
-        var out = LineBuffer(capacity: program.literal.count + 16 * program.ops.count)
-        program.append(r, into: &out)
-        return Array(out.bytes)
+        batcher.add(record.bytes(r))
     }
 }
 

@@ -94,7 +94,7 @@ import Testing
     @Test func theRecordHoldsWhatTheJSONLineHolds() throws {
         var r = AccessLogFormatTests.record()
         r.startUnixNanos = 1_733_400_000_123_456_789
-        let entry = FluentdAccessLogObserver.entry(LineProgram(msgpack: AccessLogFormat.istioJSON), r)
+        let entry = LineProgram(msgpack: AccessLogFormat.istioJSON).bytes(r)
         let decoded = try entry.withUnsafeBytes { try ForwardCodec.decodeEntries($0) }
         #expect(decoded.count == 1)
         let e = try #require(decoded.first)
@@ -147,7 +147,7 @@ import Testing
             w.write("-")
             w.write("d")
             w.write(r.durationMilliseconds)
-            let same = FluentdAccessLogObserver.entry(program, r) == w.bytes
+            let same = program.bytes(r) == w.bytes
             #expect(same, "path of \(r.path.utf8.count) bytes, \(sent) bytes sent")
         }
     }
