@@ -95,7 +95,7 @@ public struct SpanWireWriter: ~Copyable {
     }
 
     /// The span's own fields; returns the message's bytes behind the tag and length of `ScopeSpans.spans`
-    /// (field 2): the form a batch carries (`OTLPProtobuf.tracesRequestPrefix`).
+    /// (field 2): the form a batch carries (`OTLPProtobuf.requestPrefix`).
     public consuming func finish(
         traceID: TraceID, spanID: SpanID, traceState: String, parentSpanID: SpanID?, name: String, kind: SpanKind,
         startTimeUnixNano: UInt64, endTimeUnixNano: UInt64
@@ -114,14 +114,17 @@ public struct SpanWireWriter: ~Copyable {
 }
 
 extension OTLPProtobuf {
-    /// The start of an `ExportTraceServiceRequest` of one resource with one scope (empty) whose spans are
-    /// `framedSpansByteCount` bytes of framed spans (`SpanWireWriter.finish`) that follow it: a batch is this
-    /// prefix and the spans as they are, written once into the export's buffer (gRPC takes them as parts)
-    /// instead of being copied into a request and the request into the frame.
-    public static func tracesRequestPrefix(resource: Resource, framedSpansByteCount n: Int) -> [UInt8] {
+    /// The start of an OTLP export request of one resource with one scope (empty) whose items are
+    /// `framedItemsByteCount` bytes of framed spans (`SpanWireWriter.finish`) or log records that follow it:
+    /// `ExportTraceServiceRequest` and `ExportLogsServiceRequest` have the same shape up to their items
+    /// (`resource_spans`/`resource_logs` 1; `resource` 1 and `scope_spans`/`scope_logs` 2; `scope` 1 and
+    /// `spans`/`log_records` 2). A batch is this prefix and the items as they are, written once into the
+    /// export's buffer (gRPC takes them as parts) instead of being copied into a request and the request into
+    /// the frame.
+    public static func requestPrefix(resource: Resource, framedItemsByteCount n: Int) -> [UInt8] {
         var w = ProtoWriter(capacity: 256)
-        // Back to front: the scope, `ScopeSpans`' frame (the scope and the spans), the resource, then
-        // `ResourceSpans`' frame.
+        // Back to front: the scope, the scope's frame (the scope and the items), the resource, then the
+        // resource's frame.
         encodeScope(1, InstrumentationScope(), &w)
         w.varint(UInt64(w.count + n))
         w.tag(2, 2)
@@ -135,7 +138,7 @@ extension OTLPProtobuf {
     /// `encode` of the same `TracesData` built from `Span`s.
     public static func encodeTraces(resource: Resource, framedSpans: [[UInt8]]) -> [UInt8] {
         let n = framedSpans.reduce(0) { $0 + $1.count }
-        var out = tracesRequestPrefix(resource: resource, framedSpansByteCount: n)
+        var out = requestPrefix(resource: resource, framedItemsByteCount: n)
         out.reserveCapacity(out.count + n)
         for s in framedSpans { out += s }
         return out

@@ -477,6 +477,17 @@ struct LineProgram: Sendable {
         /// msgpack only: the values written up to `endString` make one str, its header written once its
         /// length is known (the smallest str form, as the msgpack spec's writers choose).
         case beginString, endString
+        /// protobuf only: the bytes written up to `endLength` are one length-delimited field's content (its tag
+        /// written before), their length a varint put in front once it is known. They nest.
+        case beginLength, endLength
+        /// protobuf only: a `fixed64` field, tag byte first, holding the request's start or (`observed`) the
+        /// time of writing; left out when 0, as proto3 leaves out zero values.
+        case protoTime(tag: UInt8, observed: Bool)
+        /// protobuf only: a numeric field as a varint (an `AnyValue.int_value`, its tag written before).
+        case protoInt(Field)
+        /// protobuf only: the record's trace ID (16 bytes) or span ID (8), tag and length first; left out when
+        /// the record has none.
+        case protoTraceID(tag: UInt8), protoSpanID(tag: UInt8)
     }
 
     private(set) var literal: [UInt8] = []
@@ -518,6 +529,54 @@ struct LineProgram: Sendable {
                 ops.append(.endString)
             }
         }
+    }
+
+    /// Envoy's OpenTelemetry access-log record: one OTLP `LogRecord` (opentelemetry/proto/logs/v1/logs.proto)
+    /// framed as a `ScopeLogs.log_records` field (2), as `SpanWireWriter` frames a span. Its body is the `body`
+    /// format's text; `labels` are its attributes, in order, a label that is one numeric command an
+    /// `int_value` and every other a `string_value`; `time_unix_nano` is the request's start,
+    /// `observed_time_unix_nano` the time of writing, and the record's trace and span IDs are its own. Fields go
+    /// in ascending order and zero values are left out, so the bytes are those `OTLPProtobuf` encodes for the
+    /// same `LogRecord` (`OTelAccessLogTests`), written with no `String`, `AnyValue` or `LogRecord` made per
+    /// request.
+    init(otlpLog body: AccessLogFormat, labels: [(String, AccessLogFormat)]) {
+        json = false
+        add(raw: [0x12])  // ScopeLogs.log_records (2, length-delimited)
+        ops.append(.beginLength)
+        ops.append(.protoTime(tag: 0x09, observed: false))  // time_unix_nano (1, fixed64)
+        add(raw: [0x2A])  // body (5): an AnyValue...
+        ops.append(.beginLength)
+        add(raw: [0x0A])  // ...holding string_value (1)
+        ops.append(.beginLength)
+        add(body.pieces)
+        ops.append(contentsOf: [.endLength, .endLength])
+        for (key, format) in labels {
+            add(raw: [0x32])  // attributes (6): a KeyValue
+            ops.append(.beginLength)
+            if !key.isEmpty {  // KeyValue.key (1); proto3 leaves out an empty string
+                var k = LineBuffer(capacity: key.utf8.count + 8)
+                k.append(0x0A)
+                k.appendVarint(UInt64(key.utf8.count))
+                add(raw: Array(k.bytes) + Array(key.utf8))
+            }
+            add(raw: [0x12])  // KeyValue.value (2): an AnyValue
+            ops.append(.beginLength)
+            if format.pieces.count == 1, case .command(let c, _) = format.pieces[0], AccessLogFormat.isNumeric(c) {
+                add(raw: [0x18])  // AnyValue.int_value (3, varint)
+                add(command: c, max: nil)
+                if case .field(let f)? = ops.last { ops[ops.count - 1] = .protoInt(f) }
+            } else {
+                add(raw: [0x0A])  // AnyValue.string_value (1)
+                ops.append(.beginLength)
+                add(format.pieces)
+                ops.append(.endLength)
+            }
+            ops.append(contentsOf: [.endLength, .endLength])
+        }
+        ops.append(.protoTraceID(tag: 0x4A))  // trace_id (9, bytes)
+        ops.append(.protoSpanID(tag: 0x52))  // span_id (10, bytes)
+        ops.append(.protoTime(tag: 0x59, observed: true))  // observed_time_unix_nano (11, fixed64)
+        ops.append(.endLength)
     }
 
     /// A JSON line: one object, keys sorted (as Envoy writes them), a field that is one numeric command
@@ -620,7 +679,10 @@ struct LineProgram: Sendable {
     /// Appends the record's line as UTF-8 (or its msgpack record).
     func append(_ r: ProxyRecord, into out: inout LineBuffer) {
         literal.withUnsafeBytes { literal in
-            var stringStart = 0
+            // Where each open msgpack str or protobuf length-delimited field begins (the formats nest four deep
+            // at most).
+            var open = SIMD8<Int>()
+            var depth = 0
             for op in ops {
                 switch op {
                 case .bytes(let start, let end):
@@ -646,10 +708,43 @@ struct LineProgram: Sendable {
                 case .integer(let f):
                     out.appendMessagePackInt(Self.number(f, r))
                 case .beginString:
-                    stringStart = out.count
+                    open[depth] = out.count
+                    depth += 1
                     out.append(0xA0)  // a fixstr header, replaced once the length is known
                 case .endString:
-                    out.closeMessagePackString(headerAt: stringStart)
+                    depth -= 1
+                    out.closeMessagePackString(headerAt: open[depth])
+                case .beginLength:
+                    open[depth] = out.count
+                    depth += 1
+                    out.append(0)  // a one-byte length, replaced once the length is known
+                case .endLength:
+                    depth -= 1
+                    out.closeVarintLength(at: open[depth])
+                case .protoTime(let tag, let observed):
+                    let ns = observed ? WallClock.nowNanos() : r.startUnixNanos
+                    guard ns != 0 else { break }
+                    let p = out.reserve(9)
+                    p.storeBytes(of: tag, as: UInt8.self)
+                    p.storeBytes(of: ns.littleEndian, toByteOffset: 1, as: UInt64.self)
+                    out.commit(9)
+                case .protoInt(let f):
+                    out.appendVarint(UInt64(bitPattern: Self.number(f, r)))
+                case .protoTraceID(let tag):
+                    guard let id = r.traceID else { break }
+                    let p = out.reserve(18)
+                    p.storeBytes(of: tag, as: UInt8.self)
+                    p.storeBytes(of: 16, toByteOffset: 1, as: UInt8.self)
+                    p.storeBytes(of: id.high.bigEndian, toByteOffset: 2, as: UInt64.self)
+                    p.storeBytes(of: id.low.bigEndian, toByteOffset: 10, as: UInt64.self)
+                    out.commit(18)
+                case .protoSpanID(let tag):
+                    guard let id = r.spanID else { break }
+                    let p = out.reserve(10)
+                    p.storeBytes(of: tag, as: UInt8.self)
+                    p.storeBytes(of: 8, toByteOffset: 1, as: UInt8.self)
+                    p.storeBytes(of: id.value.bigEndian, toByteOffset: 2, as: UInt64.self)
+                    out.commit(10)
                 }
             }
         }
@@ -807,6 +902,38 @@ struct LineBuffer: ~Copyable {
             count += width
         }
         base.storeBytes(of: first, toByteOffset: start, as: UInt8.self)
+    }
+
+    /// Closes a protobuf length-delimited field whose content began at `start + 1` (`start` holds one byte
+    /// left for its length): writes the length there as a varint, moving the content up when it needs more
+    /// than one byte (128 bytes or more).
+    mutating func closeVarintLength(at start: Int) {
+        let n = count - start - 1
+        var width = 1
+        while n >> (7 * width) != 0 { width += 1 }
+        if width > 1 {
+            _ = reserve(width - 1)
+            memmove(base + start + width, base + start + 1, n)
+            count += width - 1
+        }
+        _ = Self.storeVarint(UInt64(n), at: base + start)
+    }
+
+    mutating func appendVarint(_ v: UInt64) {
+        count += Self.storeVarint(v, at: reserve(10))
+    }
+
+    /// Writes `v` at `p` as a protobuf varint (base 128, least significant group first); returns its length.
+    @inline(__always) private static func storeVarint(_ v: UInt64, at p: UnsafeMutableRawPointer) -> Int {
+        var v = v
+        var i = 0
+        while v >= 0x80 {
+            p.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: i, as: UInt8.self)
+            v >>= 7
+            i += 1
+        }
+        p.storeBytes(of: UInt8(v), toByteOffset: i, as: UInt8.self)
+        return i + 1
     }
 
     /// The low `width` bytes of `v` at `p` (0, 1, 2, 4 or 8), most significant first.

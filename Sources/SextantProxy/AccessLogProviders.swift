@@ -3,6 +3,7 @@ import NIOCore
 import SextantFluentForward
 import SextantIstio
 import SextantModel
+import SextantOTLP
 import SextantPipeline
 
 /// The access logs Istio would configure for this proxy: `meshConfig.accessLogFile` (the built-in `envoy`
@@ -103,12 +104,6 @@ extension AccessLogFormat {
         }
         return p
     }())
-
-    /// The value of a single-command format as a typed OTLP value (numbers stay numbers).
-    func anyValue(_ r: ProxyRecord) -> AnyValue {
-        if pieces.count == 1, case .command(let c, _) = pieces[0], case .number(let n)? = Self.value(c, r) { return .int(n) }
-        return .string(render(r))
-    }
 }
 
 /// Envoy's OpenTelemetry access logger (`envoy.access_loggers.open_telemetry`): one OTLP log record per
@@ -117,17 +112,16 @@ extension AccessLogFormat {
 /// Records are batched and sent without ever blocking a request; overflow and failures are counted.
 final class OTelAccessLogObserver: ExportingObserver {
     let provider: String
-    let body: AccessLogFormat
-    let labels: [(String, AccessLogFormat)]
-    let batcher: TelemetryBatcher<LogRecord>
+    /// The record, compiled once (`LineProgram(otlpLog:labels:)`): written in wire form when the request ends.
+    let record: LineProgram
+    let batcher: TelemetryBatcher<[UInt8]>
 
     init(
         provider: String, destination: TelemetryDestination, body: AccessLogFormat, labels: [(String, AccessLogFormat)],
         identity: ProxyIdentity, group: any EventLoopGroup, logger: Logger
     ) {
         self.provider = provider
-        self.body = body
-        self.labels = labels
+        record = LineProgram(otlpLog: body, labels: labels)
         let me = PeerMetadata(identity: identity)
         let resource = Resource(attributes: [
             KeyValue("log_name", .string("otel_envoy_accesslog")), KeyValue("zone_name", .string("")),
@@ -137,7 +131,8 @@ final class OTelAccessLogObserver: ExportingObserver {
         ])
         let transport = TelemetryTransport(destination: destination, group: group, logger: logger)
         batcher = TelemetryBatcher(transport: transport) { [transport] records in
-            await transport.send(LogsData(resourceLogs: [ResourceLogs(resource: resource, scopeLogs: [ScopeLogs(logRecords: records)])]))
+            let prefix = OTLPProtobuf.requestPrefix(resource: resource, framedItemsByteCount: records.reduce(0) { $0 + $1.count })
+            return await transport.send(encoded: [prefix] + records, .logs)
         }
     }
 
@@ -146,10 +141,7 @@ final class OTelAccessLogObserver: ExportingObserver {
     var dropped: Int { batcher.dropped }
 
     func requestFinished(_ r: ProxyRecord) {
-        let record = LogRecord(
-            timeUnixNano: r.startUnixNanos, observedTimeUnixNano: WallClock.nowNanos(), body: .string(body.render(r)),
-            attributes: labels.map { KeyValue($0.0, $0.1.anyValue(r)) }, traceID: r.traceID, spanID: r.spanID)
-        batcher.add(record)
+        batcher.add(record.bytes(r))
     }
 }
 

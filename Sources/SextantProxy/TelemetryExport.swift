@@ -76,29 +76,19 @@ final class TelemetryTransport: Sendable {
         if case .zipkin(let host, let port) = destination {
             return await post(host: host, port: port, path: "/api/v2/spans", contentType: "application/json", body: [ZipkinV2.encodeJSON(traces)])
         }
-        return await send(encodedTraces: [OTLPProtobuf.encode(traces)])
+        return await send(encoded: [OTLPProtobuf.encode(traces)], .traces)
     }
 
-    /// `send(_:)` for traces already encoded as an OTLP `ExportTraceServiceRequest`, given as consecutive
-    /// parts (written one after the other into the request's body); false for Zipkin, which takes JSON.
-    func send(encodedTraces parts: [[UInt8]]) async -> Bool {
+    /// An OTLP export request of `signal` already encoded (`ExportTraceServiceRequest` or
+    /// `ExportLogsServiceRequest`), given as consecutive parts written one after the other into the request's
+    /// body; true when the collector accepted it, false for Zipkin and Fluentd, which take other forms.
+    func send(encoded parts: [[UInt8]], _ signal: Signal) async -> Bool {
         switch destination {
         case .zipkin, .fluentForward: return false
         case .otlpHTTP(let host, let port, let path):
             return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: parts)
         case .otlpGRPC:
-            return await unary(OTLPGRPCNames.exportPath(.traces), parts)
-        }
-    }
-
-    /// True when the collector accepted the log records. Zipkin carries no logs.
-    func send(_ logs: LogsData) async -> Bool {
-        switch destination {
-        case .zipkin, .fluentForward: return false
-        case .otlpHTTP(let host, let port, let path):
-            return await post(host: host, port: port, path: path, contentType: "application/x-protobuf", body: [OTLPProtobuf.encode(logs)])
-        case .otlpGRPC:
-            return await unary(OTLPGRPCNames.exportPath(.logs), [OTLPProtobuf.encode(logs)])
+            return await unary(OTLPGRPCNames.exportPath(signal), parts)
         }
     }
 

@@ -284,10 +284,8 @@ final class SpanExporter: Sendable {
             })
         case .otlpGRPC, .otlpHTTP:
             queue = .encoded(TelemetryBatcher(transport: transport) { [transport] spans in
-                let prefix = OTLPProtobuf.tracesRequestPrefix(resource: resource, framedSpansByteCount: spans.reduce(0) { $0 + $1.count })
-                var parts = [prefix]
-                parts.append(contentsOf: spans)
-                return await transport.send(encodedTraces: parts)
+                let prefix = OTLPProtobuf.requestPrefix(resource: resource, framedItemsByteCount: spans.reduce(0) { $0 + $1.count })
+                return await transport.send(encoded: [prefix] + spans, .traces)
             })
         }
     }

@@ -7,7 +7,7 @@ import Testing
 @testable import SextantProxy
 
 /// The proxy writes OTLP spans straight into wire form (`SpanBuilder.encodedSpan`, `SpanWireWriter`); those
-/// bytes, behind `OTLPProtobuf.tracesRequestPrefix`, are exactly the encoding of the `Span` value `span` builds
+/// bytes, behind `OTLPProtobuf.requestPrefix`, are exactly the encoding of the `Span` value `span` builds
 /// for Zipkin, in every shape a record takes (outbound and inbound, error or not, optional fields absent or
 /// present, a parent and a trace state or none, values long enough for two-byte lengths).
 @Suite struct SpanWireTests {
