@@ -678,73 +678,74 @@ struct LineProgram: Sendable {
 
     /// Appends the record's line as UTF-8 (or its msgpack record).
     func append(_ r: ProxyRecord, into out: inout LineBuffer) {
-        literal.withUnsafeBytes { literal in
-            // Where each open msgpack str or protobuf length-delimited field begins (the formats nest four deep
-            // at most).
-            var open = SIMD8<Int>()
-            var depth = 0
-            for op in ops {
-                switch op {
-                case .bytes(let start, let end):
-                    out.append(UnsafeRawBufferPointer(rebasing: literal[start..<end]))
-                case .field(let f):
-                    append(f, r, &out)
-                case .request(let f, let fallback):
-                    text(value(f, r) ?? fallback.flatMap { value($0, r) }, &out)
-                case .response(let name, let fallback):
-                    // A present primary header is the value even when empty (`-`), as `value` reads it.
-                    text(r.responseHeader(lowercased: names[name]) ?? fallback.flatMap { r.responseHeader(lowercased: names[$0]) }, &out)
-                case .value(let k):
-                    AccessLogFormat.appendValue(commands[k], r, &out, json)
-                case .truncated(let k, let max):
-                    AccessLogFormat.appendTruncated(commands[k], max: max, r, &out, json)
-                case .eventTime:
-                    let p = out.reserve(10)
-                    p.storeBytes(of: 0xD7, as: UInt8.self)
-                    p.storeBytes(of: 0, toByteOffset: 1, as: UInt8.self)
-                    p.storeBytes(of: UInt32(truncatingIfNeeded: r.startUnixNanos / 1_000_000_000).bigEndian, toByteOffset: 2, as: UInt32.self)
-                    p.storeBytes(of: UInt32(r.startUnixNanos % 1_000_000_000).bigEndian, toByteOffset: 6, as: UInt32.self)
-                    out.commit(10)
-                case .integer(let f):
-                    out.appendMessagePackInt(Self.number(f, r))
-                case .beginString:
-                    open[depth] = out.count
-                    depth += 1
-                    out.append(0xA0)  // a fixstr header, replaced once the length is known
-                case .endString:
-                    depth -= 1
-                    out.closeMessagePackString(headerAt: open[depth])
-                case .beginLength:
-                    open[depth] = out.count
-                    depth += 1
-                    out.append(0)  // a one-byte length, replaced once the length is known
-                case .endLength:
-                    depth -= 1
-                    out.closeVarintLength(at: open[depth])
-                case .protoTime(let tag, let observed):
-                    let ns = observed ? WallClock.nowNanos() : r.startUnixNanos
-                    guard ns != 0 else { break }
-                    let p = out.reserve(9)
-                    p.storeBytes(of: tag, as: UInt8.self)
-                    p.storeBytes(of: ns.littleEndian, toByteOffset: 1, as: UInt64.self)
-                    out.commit(9)
-                case .protoInt(let f):
-                    out.appendVarint(UInt64(bitPattern: Self.number(f, r)))
-                case .protoTraceID(let tag):
-                    guard let id = r.traceID else { break }
-                    let p = out.reserve(18)
-                    p.storeBytes(of: tag, as: UInt8.self)
-                    p.storeBytes(of: 16, toByteOffset: 1, as: UInt8.self)
-                    p.storeBytes(of: id.high.bigEndian, toByteOffset: 2, as: UInt64.self)
-                    p.storeBytes(of: id.low.bigEndian, toByteOffset: 10, as: UInt64.self)
-                    out.commit(18)
-                case .protoSpanID(let tag):
-                    guard let id = r.spanID else { break }
-                    let p = out.reserve(10)
-                    p.storeBytes(of: tag, as: UInt8.self)
-                    p.storeBytes(of: 8, toByteOffset: 1, as: UInt8.self)
-                    p.storeBytes(of: id.value.bigEndian, toByteOffset: 2, as: UInt64.self)
-                    out.commit(10)
+        // Where each open msgpack str or protobuf length-delimited field begins (the formats nest four deep at
+        // most), on the stack.
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 8) { open in
+            literal.withUnsafeBytes { literal in
+                var depth = 0
+                for op in ops {
+                    switch op {
+                    case .bytes(let start, let end):
+                        out.append(UnsafeRawBufferPointer(rebasing: literal[start..<end]))
+                    case .field(let f):
+                        append(f, r, &out)
+                    case .request(let f, let fallback):
+                        text(value(f, r) ?? fallback.flatMap { value($0, r) }, &out)
+                    case .response(let name, let fallback):
+                        // A present primary header is the value even when empty (`-`), as `value` reads it.
+                        text(r.responseHeader(lowercased: names[name]) ?? fallback.flatMap { r.responseHeader(lowercased: names[$0]) }, &out)
+                    case .value(let k):
+                        AccessLogFormat.appendValue(commands[k], r, &out, json)
+                    case .truncated(let k, let max):
+                        AccessLogFormat.appendTruncated(commands[k], max: max, r, &out, json)
+                    case .eventTime:
+                        let p = out.reserve(10)
+                        p.storeBytes(of: 0xD7, as: UInt8.self)
+                        p.storeBytes(of: 0, toByteOffset: 1, as: UInt8.self)
+                        p.storeBytes(of: UInt32(truncatingIfNeeded: r.startUnixNanos / 1_000_000_000).bigEndian, toByteOffset: 2, as: UInt32.self)
+                        p.storeBytes(of: UInt32(r.startUnixNanos % 1_000_000_000).bigEndian, toByteOffset: 6, as: UInt32.self)
+                        out.commit(10)
+                    case .integer(let f):
+                        out.appendMessagePackInt(Self.number(f, r))
+                    case .beginString:
+                        open[depth] = out.count
+                        depth += 1
+                        out.append(0xA0)  // a fixstr header, replaced once the length is known
+                    case .endString:
+                        depth -= 1
+                        out.closeMessagePackString(headerAt: open[depth])
+                    case .beginLength:
+                        open[depth] = out.count
+                        depth += 1
+                        out.append(0)  // a one-byte length, replaced once the length is known
+                    case .endLength:
+                        depth -= 1
+                        out.closeVarintLength(at: open[depth])
+                    case .protoTime(let tag, let observed):
+                        let ns = observed ? WallClock.nowNanos() : r.startUnixNanos
+                        guard ns != 0 else { break }
+                        let p = out.reserve(9)
+                        p.storeBytes(of: tag, as: UInt8.self)
+                        p.storeBytes(of: ns.littleEndian, toByteOffset: 1, as: UInt64.self)
+                        out.commit(9)
+                    case .protoInt(let f):
+                        out.appendVarint(UInt64(bitPattern: Self.number(f, r)))
+                    case .protoTraceID(let tag):
+                        guard let id = r.traceID else { break }
+                        let p = out.reserve(18)
+                        p.storeBytes(of: tag, as: UInt8.self)
+                        p.storeBytes(of: 16, toByteOffset: 1, as: UInt8.self)
+                        p.storeBytes(of: id.high.bigEndian, toByteOffset: 2, as: UInt64.self)
+                        p.storeBytes(of: id.low.bigEndian, toByteOffset: 10, as: UInt64.self)
+                        out.commit(18)
+                    case .protoSpanID(let tag):
+                        guard let id = r.spanID else { break }
+                        let p = out.reserve(10)
+                        p.storeBytes(of: tag, as: UInt8.self)
+                        p.storeBytes(of: 8, toByteOffset: 1, as: UInt8.self)
+                        p.storeBytes(of: id.value.bigEndian, toByteOffset: 2, as: UInt64.self)
+                        out.commit(10)
+                    }
                 }
             }
         }
