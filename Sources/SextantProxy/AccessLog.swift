@@ -731,20 +731,9 @@ struct LineProgram: Sendable {
                     case .protoInt(let f):
                         out.appendVarint(UInt64(bitPattern: Self.number(f, r)))
                     case .protoTraceID(let tag):
-                        guard let id = r.traceID else { break }
-                        let p = out.reserve(18)
-                        p.storeBytes(of: tag, as: UInt8.self)
-                        p.storeBytes(of: 16, toByteOffset: 1, as: UInt8.self)
-                        p.storeBytes(of: id.high.bigEndian, toByteOffset: 2, as: UInt64.self)
-                        p.storeBytes(of: id.low.bigEndian, toByteOffset: 10, as: UInt64.self)
-                        out.commit(18)
+                        if let id = r.traceID { out.appendIDField(tag: tag, high: id.high, low: id.low) }
                     case .protoSpanID(let tag):
-                        guard let id = r.spanID else { break }
-                        let p = out.reserve(10)
-                        p.storeBytes(of: tag, as: UInt8.self)
-                        p.storeBytes(of: 8, toByteOffset: 1, as: UInt8.self)
-                        p.storeBytes(of: id.value.bigEndian, toByteOffset: 2, as: UInt64.self)
-                        out.commit(10)
+                        if let id = r.spanID { out.appendIDField(tag: tag, high: nil, low: id.value) }
                     }
                 }
             }
@@ -918,6 +907,18 @@ struct LineBuffer: ~Copyable {
             count += width - 1
         }
         _ = Self.storeVarint(UInt64(n), at: base + start)
+    }
+
+    /// A protobuf `bytes` field holding a trace ID (`high` and `low`) or a span ID (`low` alone), big-endian as
+    /// OTLP's IDs are, its tag and length first.
+    mutating func appendIDField(tag: UInt8, high: UInt64?, low: UInt64) {
+        let n = high == nil ? 8 : 16
+        let p = reserve(2 + n)
+        p.storeBytes(of: tag, as: UInt8.self)
+        p.storeBytes(of: UInt8(n), toByteOffset: 1, as: UInt8.self)
+        if let high { p.storeBytes(of: high.bigEndian, toByteOffset: 2, as: UInt64.self) }
+        p.storeBytes(of: low.bigEndian, toByteOffset: 2 + n - 8, as: UInt64.self)
+        count += 2 + n
     }
 
     mutating func appendVarint(_ v: UInt64) {
