@@ -17,7 +17,7 @@ public enum AccessLogSink: Sendable {
     case openTelemetry(provider: String, destination: TelemetryDestination, body: AccessLogFormat, labels: [(String, AccessLogFormat)])
     case fluentd(
         provider: String, host: String, port: Int, tag: String, record: [(String, AccessLogFormat)], flushInterval: Duration,
-        bufferSizeBytes: Int)
+        bufferSizeBytes: Int, retry: MeshConfig.FluentdRetryOptions)
 
     /// Resolves the sinks; `fileOverride` replaces `meshConfig.accessLogFile`'s path (a pod's own stdout, in
     /// `sextant demo`). Throws on a format Envoy would reject.
@@ -55,11 +55,13 @@ public enum AccessLogSink: Sendable {
                 let body = try text.map { t throws(AccessLogFormat.FormatError) in try AccessLogFormat(t) } ?? .istioTextBody
                 sinks.append(
                     .openTelemetry(provider: name, destination: .otlpGRPC(host: host, port: port), body: body, labels: try compile(labels)))
-            case .envoyFluentdAccessLog(let service, let port, let tag, let labels, let interval, let size):
+            case .envoyFluentdAccessLog(let service, let port, let tag, let labels, let interval, let size, let retry):
                 let (host, port) = table.providerAddress(service: service, port: port)
                 let record = labels.isEmpty ? AccessLogFormat.istioJSON : try compile(labels)
                 sinks.append(
-                    .fluentd(provider: name, host: host, port: port, tag: tag, record: record, flushInterval: interval, bufferSizeBytes: size))
+                    .fluentd(
+                        provider: name, host: host, port: port, tag: tag, record: record, flushInterval: interval, bufferSizeBytes: size,
+                        retry: retry))
             default:
                 continue
             }
@@ -165,7 +167,7 @@ protocol ExportingObserver: ProxyObserver {
 /// Forward mode, which every forward input reads alike) tagged `tag`, without acks, as Envoy's logger sends.
 /// A request is never delayed: when the forward input is slow or down, records past 64 buffers (at least
 /// 1 MiB) are dropped and counted, as are the records of a frame that could not be written, and the
-/// connection is reopened with a backoff (100 ms doubling to 5 s).
+/// connection is reopened as `retry` says (Envoy's defaults: 500 ms doubling to 5 s, no limit on attempts).
 final class FluentdAccessLogObserver: ExportingObserver {
     let provider: String
     /// The record, compiled once (`LineProgram(msgpack:)`).
@@ -174,11 +176,11 @@ final class FluentdAccessLogObserver: ExportingObserver {
 
     init(
         provider: String, host: String, port: Int, tag: String, record: [(String, AccessLogFormat)], flushInterval: Duration,
-        bufferSizeBytes: Int, group: any EventLoopGroup, logger: Logger
+        bufferSizeBytes: Int, retry: MeshConfig.FluentdRetryOptions = .init(), group: any EventLoopGroup, logger: Logger
     ) {
         self.provider = provider
         self.record = LineProgram(msgpack: record)
-        let transport = TelemetryTransport(destination: .fluentForward(host: host, port: port), group: group, logger: logger)
+        let transport = TelemetryTransport(destination: .fluentForward(host: host, port: port), forwardRetry: retry, group: group, logger: logger)
         batcher = TelemetryBatcher(
             transport: transport, maxQueued: max(64 * bufferSizeBytes, 1 << 20), batchSize: bufferSizeBytes,
             interval: .nanoseconds(Int64(flushInterval / .nanoseconds(1))), weigh: { $0.count }

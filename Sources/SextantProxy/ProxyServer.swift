@@ -138,11 +138,11 @@ public final class ProxyServer: Service, Sendable {
                         OTelAccessLogObserver(
                             provider: provider, destination: destination, body: body, labels: labels, identity: options.identity,
                             group: group, logger: logger))
-                case .fluentd(let provider, let host, let port, let tag, let record, let interval, let size):
+                case .fluentd(let provider, let host, let port, let tag, let record, let interval, let size, let retry):
                     exportedLogs.append(
                         FluentdAccessLogObserver(
                             provider: provider, host: host, port: port, tag: tag, record: record, flushInterval: interval,
-                            bufferSizeBytes: size, group: group, logger: logger))
+                            bufferSizeBytes: size, retry: retry, group: group, logger: logger))
                 }
             }
         } catch {

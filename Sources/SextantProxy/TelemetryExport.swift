@@ -6,6 +6,7 @@ import NIOPosix
 import SextantExporters
 import SextantFluentForward
 import SextantGRPC
+import SextantIstio
 import SextantModel
 import SextantOTLP
 import SextantPipeline
@@ -34,7 +35,11 @@ final class TelemetryTransport: Sendable {
     private let grpc: GRPCUnaryClient?
     private let forward: ForwardClient?
 
-    init(destination: TelemetryDestination, group: any EventLoopGroup, logger: Logger) {
+    /// `forwardRetry` is how a Fluentd forward connection is replaced (Envoy's Fluentd logger's defaults unless
+    /// `retryOptions` says otherwise).
+    init(
+        destination: TelemetryDestination, forwardRetry: MeshConfig.FluentdRetryOptions = .init(), group: any EventLoopGroup, logger: Logger
+    ) {
         self.destination = destination
         self.group = group
         self.logger = logger
@@ -43,9 +48,11 @@ final class TelemetryTransport: Sendable {
             var config = FluentForwardExporterConfig()
             (config.host, config.port) = (host, port)
             config.connectionTimeout = .seconds(5)
-            // The proxy drops what it cannot send at once, so a forward input that is back is tried again
-            // within 5 s (Envoy's Fluentd logger: 500 ms base, 10× at most).
-            forward = ForwardClient(config: config, logger: logger, group: group, maxBackoff: .seconds(5))
+            // The proxy drops what it cannot send at once: a forward input that is back is tried again within
+            // `maxInterval` (Envoy's Fluentd logger: 500 ms, doubling up to 10× that).
+            forward = ForwardClient(
+                config: config, logger: logger, group: group, baseBackoff: forwardRetry.baseInterval, maxBackoff: forwardRetry.maxInterval,
+                maxConnectAttempts: forwardRetry.maxConnectAttempts)
         } else {
             forward = nil
         }

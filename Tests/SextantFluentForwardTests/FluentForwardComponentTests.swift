@@ -297,6 +297,37 @@ final class SlowConsumer: Consumer {
         await refused.shutdown()
         await guarded.shutdown()
     }
+
+    /// Envoy's Fluentd logger's `max_connect_attempts`: a client that made its attempts makes no more, and every
+    /// send then fails at once as permanent; attempts wait out the backoff between them.
+    @Test func connectionAttemptsStopAtTheLimit() async throws {
+        // A port that refuses connections: bound, then closed.
+        let bound = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = bound.localAddress!.port!
+        try await bound.close()
+        var config = FluentForwardExporterConfig()
+        (config.host, config.port) = ("127.0.0.1", port)
+        let client = ForwardClient(
+            config: config, logger: Logger(label: "test"), baseBackoff: .milliseconds(200), maxBackoff: .milliseconds(200), maxConnectAttempts: 2)
+        func outcome() async -> String {
+            do {
+                try await client.send([0xc0], chunk: nil)
+                return "sent"
+            } catch let e as ConsumerError {
+                return "\(e.kind): \(e.message)"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(await outcome().hasPrefix("retryable: fluentforward: cannot connect"))
+        // Within the backoff no attempt is made.
+        #expect(await outcome().contains("after backoff"))
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(await outcome().hasPrefix("retryable: fluentforward: cannot connect"))
+        try await Task.sleep(for: .milliseconds(250))
+        let last = await outcome()
+        #expect(last.hasPrefix("permanent: ") && last.contains("after 2 connection attempts"), "\(last)")
+    }
 }
 
 @Suite struct FluentForwardConfigTests {

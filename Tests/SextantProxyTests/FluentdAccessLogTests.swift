@@ -46,23 +46,27 @@ import Testing
                     bufferSizeBytes: 1024
                     logFormat:
                       labels: {code: "%RESPONSE_CODE%", path: "%REQ(:PATH)%"}
+                    retryOptions: {maxConnectAttempts: 3, backoffOptions: {baseInterval: 100ms}}
                 defaultProviders: {accessLogging: [fluentd, custom]}
             """)
         #expect(diagnostics.isEmpty, "\(diagnostics)")
         #expect(sinks.count == 2)
-        guard case .fluentd("fluentd", let host, let port, let tag, let record, let interval, let size) = sinks.first else {
+        guard case .fluentd("fluentd", let host, let port, let tag, let record, let interval, let size, let retry) = sinks.first else {
             Issue.record("\(sinks)")
             return
         }
         #expect(host == "127.0.0.1" && port == 24224 && tag == "istio.access")
         #expect(interval == .seconds(1) && size == 16384)
+        // Envoy's reconnects: 500 ms doubling up to 10× that, with no limit on attempts.
+        #expect(retry == MeshConfig.FluentdRetryOptions(maxConnectAttempts: nil, baseInterval: .milliseconds(500), maxInterval: .seconds(5)))
         #expect(record.map(\.0) == AccessLogFormat.istioJSON.map(\.0))
-        guard case .fluentd("custom", let host2, let port2, "mesh", let record2, let interval2, 1024) = sinks.last else {
+        guard case .fluentd("custom", let host2, let port2, "mesh", let record2, let interval2, 1024, let retry2) = sinks.last else {
             Issue.record("\(sinks)")
             return
         }
         #expect(host2 == "fluentbit.logging.svc.cluster.local" && port2 == 24225 && interval2 == .milliseconds(250))
         #expect(record2.map(\.0) == ["code", "path"])
+        #expect(retry2 == MeshConfig.FluentdRetryOptions(maxConnectAttempts: 3, baseInterval: .milliseconds(100), maxInterval: .seconds(1)))
     }
 
     @Test func everyMistakeIsReportedAtOnceWithItsLine() {
@@ -78,11 +82,18 @@ import Testing
                     logFormat: {text: "%RESPONSE_CODE%"}
                     bufferFlushInterval: 0s
                     bufferSizeBytes: 0
-                    retryOptions: {maxConnectAttempts: 3}
+                    retryOptions: {maxConnectAttempts: 0, backoffOptions: {maxInterval: 1s}, jitter: true}
+                - name: c
+                  envoyFluentdAccessLog:
+                    service: fluentd
+                    port: 24224
+                    tag: t
+                    retryOptions: {backoffOptions: {baseInterval: 2s, maxInterval: 1s}, retryOn: connect-failure}
             """)
         let errors = diagnostics.filter { $0.severity == .error }
         let expected = ["tag is required", "give logFormat.labels, not logFormat.text", "bufferFlushInterval must be greater than zero",
-            "bufferSizeBytes must be at least 1", "retryOptions"]
+            "bufferSizeBytes must be at least 1", "maxConnectAttempts must be at least 1", "baseInterval is required", "jitter",
+            "must be at least baseInterval (2s)", "retryOn"]
         for text in expected {
             #expect(errors.contains { $0.message.contains(text) && $0.location?.line ?? 0 > 5 }, "\(text): \(errors)")
         }

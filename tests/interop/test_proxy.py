@@ -907,7 +907,9 @@ def test_access_log_to_fluentd_forward(upstreams, tmp_path):
     while nothing listens on the forward port are answered at once; once a forward input listens, every later
     request's record arrives, tagged as configured: by default the same fields and values as Istio's JSON
     access-log line for that request (numbers as integers), with its start time as EventTime; a provider's own
-    `logFormat.labels` make its record. Nothing the proxy sends is malformed."""
+    `logFormat.labels` make its record. A provider whose `retryOptions.maxConnectAttempts` were spent while
+    nothing listened sends nothing later and counts every record as dropped (Envoy's `max_connect_attempts`).
+    Nothing the proxy sends is malformed."""
     import datetime  # noqa: PLC0415
 
     from forward_double import StrictForwardServer  # noqa: PLC0415
@@ -929,7 +931,14 @@ extensionProviders:
     bufferSizeBytes: 1
     logFormat:
       labels: {{code: "%RESPONSE_CODE%", id: "%REQ(X-REQUEST-ID)%", route: "%ROUTE_NAME%"}}
-defaultProviders: {{accessLogging: [envoy, fluentd, fluentd-custom]}}
+- name: fluentd-once
+  envoyFluentdAccessLog:
+    service: 127.0.0.1
+    port: {forward_port}
+    tag: mesh.once
+    bufferSizeBytes: 1
+    retryOptions: {{maxConnectAttempts: 1, backoffOptions: {{baseInterval: 50ms}}}}
+defaultProviders: {{accessLogging: [envoy, fluentd, fluentd-custom, fluentd-once]}}
 """)
     p = Proxy(tmp_path, mesh).start()
     server = None
@@ -971,11 +980,15 @@ defaultProviders: {{accessLogging: [envoy, fluentd, fluentd-custom]}}
 
         # Every record is accounted for: delivered, or dropped while nothing listened.
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not all(sum(counts(x)) == 8 for x in ("fluentd", "fluentd-custom")):
+        while time.monotonic() < deadline and not all(sum(counts(x)) == 8 for x in ("fluentd", "fluentd-custom", "fluentd-once")):
             time.sleep(0.05)
         for provider, tag in (("fluentd", "istio.access"), ("fluentd-custom", "mesh.custom")):
             sent, dropped = counts(provider)
             assert sent + dropped == 8 and sent == len(records(tag)) >= 5, (provider, sent, dropped)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and counts("fluentd-once") != (0, 8):
+            time.sleep(0.05)
+        assert counts("fluentd-once") == (0, 8) and not records("mesh.once"), "its one connection attempt failed: it gave up"
         with urllib.request.urlopen(f"http://127.0.0.1:{p.admin_port}/stats/prometheus", timeout=5) as r:
             exposition = r.read().decode()
         lint = subprocess.run(["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=30)

@@ -130,23 +130,32 @@ public actor ForwardClient {
     private let config: FluentForwardExporterConfig
     private let logger: Logger
     private let group: any EventLoopGroup
-    /// The longest wait between reconnects.
+    /// The wait after a failed connection attempt, doubled after each further one up to `maxBackoff`.
+    private let baseBackoff: Duration
     private let maxBackoff: Duration
+    /// Connection attempts allowed over the client's life (Envoy's Fluentd logger's `max_connect_attempts`);
+    /// nil for no limit.
+    private let maxConnectAttempts: Int?
+    private var attempts = 0
+    private var gaveUp = false
     private var current: ForwardConnection?
     private var connecting: Task<ForwardConnection, any Error>?
     private var backoff: Duration = .zero
     private var nextAttempt = ContinuousClock.now
 
-    /// Connections run on `group` (the proxy passes its own event loops); reconnects wait 100 ms, doubling up
-    /// to `maxBackoff`.
+    /// Connections run on `group` (the proxy passes its own event loops). After a failed attempt the next waits
+    /// `baseBackoff`, doubling up to `maxBackoff`; once `maxConnectAttempts` attempts were made, a lost or
+    /// failed connection is not replaced and every send fails at once (`ConsumerError.permanent`).
     public init(
         config: FluentForwardExporterConfig, logger: Logger, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        maxBackoff: Duration = .seconds(30)
+        baseBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(30), maxConnectAttempts: Int? = nil
     ) {
         self.config = config
         self.logger = logger
         self.group = group
+        self.baseBackoff = baseBackoff
         self.maxBackoff = maxBackoff
+        self.maxConnectAttempts = maxConnectAttempts
     }
 
     static func newChunkID() -> String {
@@ -171,10 +180,18 @@ public actor ForwardClient {
         if let current, current.isOpen { return current }
         current = nil
         if let connecting { return try await connecting.value }
+        if let maxConnectAttempts, attempts >= maxConnectAttempts {
+            if !gaveUp {
+                gaveUp = true
+                logger.warning("fluentforward: no more connection attempts", metadata: ["endpoint": "\(config.host):\(config.port)", "attempts": "\(attempts)"])
+            }
+            throw ConsumerError.permanent("fluentforward: gave up on \(config.host):\(config.port) after \(attempts) connection attempts")
+        }
         let now = ContinuousClock.now
         guard now >= nextAttempt else {
             throw ConsumerError.retryable("fluentforward: reconnecting to \(config.host):\(config.port) after backoff \(backoff)")
         }
+        attempts += 1
         let task = Task { [config, logger, group] in try await ForwardConnection.open(config, logger: logger, group: group) }
         connecting = task
         defer { connecting = nil }
@@ -185,7 +202,7 @@ public actor ForwardClient {
             logger.debug("fluentforward connected", metadata: ["endpoint": "\(config.host):\(config.port)"])
             return c
         } catch {
-            backoff = backoff == .zero ? .milliseconds(100) : min(backoff * 2, maxBackoff)
+            backoff = backoff == .zero ? min(baseBackoff, maxBackoff) : min(backoff * 2, maxBackoff)
             nextAttempt = ContinuousClock.now + backoff
             throw ConsumerError.retryable("fluentforward: cannot connect to \(config.host):\(config.port): \(error)")
         }

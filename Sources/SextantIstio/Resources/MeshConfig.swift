@@ -43,13 +43,30 @@ public struct MeshConfig: Sendable {
             /// (`envoy.access_loggers.fluentd`), records tagged `tag` to a Fluentd or Fluent Bit forward input at
             /// `service:port`; the record is `labels` (Istio's JSON field set when empty), flushed every
             /// `flushInterval` or once `bufferSizeBytes` of records wait (Envoy's `buffer_flush_interval`, 1 s, and
-            /// `buffer_size_bytes`, 16384).
+            /// `buffer_size_bytes`, 16384), reconnecting as `retry` says (Envoy's `retry_options`).
             case envoyFluentdAccessLog(
-                service: String, port: Int, tag: String, labels: [(String, String)], flushInterval: Duration, bufferSizeBytes: Int)
+                service: String, port: Int, tag: String, labels: [(String, String)], flushInterval: Duration, bufferSizeBytes: Int,
+                retry: FluentdRetryOptions)
             case prometheus
         }
         public var name: String
         public var kind: Kind
+    }
+
+    /// `envoyFluentdAccessLog.retryOptions`, Envoy's Fluentd logger's `retry_options`: after a failed connection
+    /// attempt the next waits `baseInterval`, doubling up to `maxInterval` (`backoffOptions`; Envoy's defaults,
+    /// 500 ms and 10× the base); once `maxConnectAttempts` attempts were made (no limit by default), a lost
+    /// connection is not replaced and records are dropped.
+    public struct FluentdRetryOptions: Sendable, Equatable {
+        public var maxConnectAttempts: Int?
+        public var baseInterval: Duration
+        public var maxInterval: Duration
+
+        public init(maxConnectAttempts: Int? = nil, baseInterval: Duration = .milliseconds(500), maxInterval: Duration? = nil) {
+            self.maxConnectAttempts = maxConnectAttempts
+            self.baseInterval = baseInterval
+            self.maxInterval = maxInterval ?? baseInterval * 10
+        }
     }
 
     /// Real MeshConfig fields we do not act on: accepted with a warning, so configs copied from a
@@ -167,8 +184,27 @@ extension MeshConfig.ExtensionProvider {
             if text != nil { f.error("logFormat", "\(f.path): a Fluentd record is a map of fields: give logFormat.labels, not logFormat.text") }
             let interval = f.duration("bufferFlushInterval", default: .seconds(1), allowZero: false)
             let size = f.int("bufferSizeBytes", default: 16384, min: 1, max: 16 << 20)
+            var retry = MeshConfig.FluentdRetryOptions()
+            if f.has("retryOptions") {
+                var o = f.section("retryOptions")
+                if o.has("maxConnectAttempts") { retry.maxConnectAttempts = o.int("maxConnectAttempts", default: 1, min: 1) }
+                if o.has("backoffOptions") {
+                    // Envoy's BackoffStrategy: base_interval is required (at least 1 ms), max_interval defaults to
+                    // 10× it and may not be below it.
+                    var b = o.section("backoffOptions")
+                    if !b.has("baseInterval") { b.error(nil, "\(b.path): baseInterval is required") }
+                    let base = b.duration("baseInterval", default: retry.baseInterval, allowZero: false)
+                    if base < .milliseconds(1) { b.error("baseInterval", "\(b.qualified("baseInterval")): must be at least 1ms") }
+                    let max = b.duration("maxInterval", default: base * 10, allowZero: false)
+                    if max < base { b.error("maxInterval", "\(b.qualified("maxInterval")): must be at least baseInterval (\(GoDuration.format(base)))") }
+                    b.finish()
+                    retry = MeshConfig.FluentdRetryOptions(maxConnectAttempts: retry.maxConnectAttempts, baseInterval: base, maxInterval: max)
+                }
+                o.finish()
+            }
             f.finish()
-            kind = .envoyFluentdAccessLog(service: svc, port: port, tag: tag, labels: labels, flushInterval: interval, bufferSizeBytes: size)
+            kind = .envoyFluentdAccessLog(
+                service: svc, port: port, tag: tag, labels: labels, flushInterval: interval, bufferSizeBytes: size, retry: retry)
         }
         if let p = r.optionalSection("prometheus") {
             p.finish()
