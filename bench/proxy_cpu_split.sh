@@ -4,7 +4,10 @@
 # and Sextant with full telemetry (metrics, Istio's JSON access log, 100 % of requests traced over OTLP/gRPC
 # to a sink collector), side by side in one run. The proxies run on core 0; the upstream (nginx), the sink
 # and the load generator (bench/latency.py, open loop, 16 connections) on core 1, as in bench/proxy.sh.
-# /proc counts CPU in clock ticks (100 per second): a 10 s run at 1000 req/s resolves 1 µs per request.
+# /proc counts CPU in clock ticks (100 per second): a 10 s run at 1000 req/s resolves 1 µs per request. On a
+# kernel with tick-based accounting (CONFIG_TICK_CPU_ACCOUNTING, as here) the user/system split is sampled at
+# each tick and moves by ±10 µs per 10 s run; their sum (vCPU) is exact. To compare two builds, use
+# bench/proxy_ab.sh (both loaded at once, schedstat nanoseconds).
 # Usage: [SEXTANT_BIN=...] bench/proxy_cpu_split.sh [SECONDS=10] [ROUNDS=2]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
