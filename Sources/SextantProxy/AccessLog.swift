@@ -235,6 +235,13 @@ public struct AccessLogFormat: Sendable {
         }
     }
 
+    /// The format's command and its `:N` limit when the format is that one numeric command alone: a field
+    /// holding it is written as a number (unquoted in JSON, an integer in msgpack and OTLP).
+    var numericCommand: (command: Command, maxLength: Int?)? {
+        guard pieces.count == 1, case .command(let c, let max) = pieces[0], Self.isNumeric(c) else { return nil }
+        return (c, max)
+    }
+
     /// The text form of a record (TEXT encoding).
     public func render(_ r: ProxyRecord) -> String { program.render(r) }
 
@@ -520,9 +527,8 @@ struct LineProgram: Sendable {
             var k = MessagePackWriter(capacity: key.utf8.count + 5)
             k.write(key)
             add(raw: k.bytes)
-            if format.pieces.count == 1, case .command(let c, nil) = format.pieces[0], AccessLogFormat.isNumeric(c) {
-                add(command: c, max: nil)
-                if case .field(let f)? = ops.last { ops[ops.count - 1] = .integer(f) }
+            if case (let c, nil)? = format.numericCommand {
+                add(number: c, as: Op.integer)
             } else {
                 ops.append(.beginString)
                 add(format.pieces)
@@ -561,10 +567,9 @@ struct LineProgram: Sendable {
             }
             add(raw: [0x12])  // KeyValue.value (2): an AnyValue
             ops.append(.beginLength)
-            if format.pieces.count == 1, case .command(let c, _) = format.pieces[0], AccessLogFormat.isNumeric(c) {
+            if let (c, _) = format.numericCommand {  // a number even when cut to N characters, as a typed value
                 add(raw: [0x18])  // AnyValue.int_value (3, varint)
-                add(command: c, max: nil)
-                if case .field(let f)? = ops.last { ops[ops.count - 1] = .protoInt(f) }
+                add(number: c, as: Op.protoInt)
             } else {
                 add(raw: [0x0A])  // AnyValue.string_value (1)
                 ops.append(.beginLength)
@@ -588,7 +593,7 @@ struct LineProgram: Sendable {
             add(raw: i == 0 ? "\"" : ",\"")
             add(literal: key)
             add(raw: "\":")
-            if format.pieces.count == 1, case .command(let c, nil) = format.pieces[0], AccessLogFormat.isNumeric(c) {
+            if case (let c, nil)? = format.numericCommand {
                 add(command: c, max: nil)
             } else {
                 add(raw: "\"")
@@ -626,6 +631,13 @@ struct LineProgram: Sendable {
             ops.append(.bytes(start: literal.count, end: literal.count + bytes.count))
         }
         literal += bytes
+    }
+
+    /// A numeric command (`AccessLogFormat.isNumeric`, read straight from the record) written in the binary
+    /// form `encoded` makes of its field.
+    private mutating func add(number c: AccessLogFormat.Command, as encoded: (Field) -> Op) {
+        add(command: c, max: nil)
+        if case .field(let f)? = ops.last { ops[ops.count - 1] = encoded(f) }
     }
 
     private mutating func add(command c: AccessLogFormat.Command, max: Int?) {

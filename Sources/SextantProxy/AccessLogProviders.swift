@@ -3,7 +3,6 @@ import NIOCore
 import SextantFluentForward
 import SextantIstio
 import SextantModel
-import SextantOTLP
 import SextantPipeline
 
 /// The access logs Istio would configure for this proxy: `meshConfig.accessLogFile` (the built-in `envoy`
@@ -133,8 +132,7 @@ final class OTelAccessLogObserver: ExportingObserver {
         ])
         let transport = TelemetryTransport(destination: destination, group: group, logger: logger)
         batcher = TelemetryBatcher(transport: transport) { [transport] records in
-            let prefix = OTLPProtobuf.requestPrefix(resource: resource, framedItemsByteCount: records.reduce(0) { $0 + $1.count })
-            return await transport.send(encoded: [prefix] + records, .logs)
+            await transport.send(framed: records, resource: resource, .logs)
         }
     }
 

@@ -99,6 +99,13 @@ final class TelemetryTransport: Sendable {
         }
     }
 
+    /// An OTLP export request of one resource and one empty scope (`OTLPProtobuf.requestPrefix`) whose items are
+    /// `framed`, spans or log records each already in wire form behind its field tag and length.
+    func send(framed items: [[UInt8]], resource: Resource, _ signal: Signal) async -> Bool {
+        let prefix = OTLPProtobuf.requestPrefix(resource: resource, framedItemsByteCount: items.reduce(0) { $0 + $1.count })
+        return await send(encoded: [prefix] + items, signal)
+    }
+
     private func unary(_ path: String, _ parts: [[UInt8]]) async -> Bool {
         guard let grpc else { return false }
         do throws(GRPCStatus) {

@@ -284,8 +284,7 @@ final class SpanExporter: Sendable {
             })
         case .otlpGRPC, .otlpHTTP:
             queue = .encoded(TelemetryBatcher(transport: transport) { [transport] spans in
-                let prefix = OTLPProtobuf.requestPrefix(resource: resource, framedItemsByteCount: spans.reduce(0) { $0 + $1.count })
-                return await transport.send(encoded: [prefix] + spans, .traces)
+                await transport.send(framed: spans, resource: resource, .traces)
             })
         }
     }

@@ -195,10 +195,12 @@ extension MeshConfig.ExtensionProvider {
                     if !b.has("baseInterval") { b.error(nil, "\(b.path): baseInterval is required") }
                     let base = b.duration("baseInterval", default: retry.baseInterval, allowZero: false)
                     if base < .milliseconds(1) { b.error("baseInterval", "\(b.qualified("baseInterval")): must be at least 1ms") }
-                    let max = b.duration("maxInterval", default: base * 10, allowZero: false)
-                    if max < base { b.error("maxInterval", "\(b.qualified("maxInterval")): must be at least baseInterval (\(GoDuration.format(base)))") }
+                    retry.baseInterval = base
+                    retry.maxInterval = b.duration("maxInterval", default: base * 10, allowZero: false)
+                    if retry.maxInterval < base {
+                        b.error("maxInterval", "\(b.qualified("maxInterval")): must be at least baseInterval (\(GoDuration.format(base)))")
+                    }
                     b.finish()
-                    retry = MeshConfig.FluentdRetryOptions(maxConnectAttempts: retry.maxConnectAttempts, baseInterval: base, maxInterval: max)
                 }
                 o.finish()
             }
