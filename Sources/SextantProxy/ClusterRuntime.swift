@@ -1,3 +1,4 @@
+import NIOCore
 import SextantIstio
 import Synchronization
 
@@ -68,7 +69,9 @@ final class ClusterRuntime: Sendable {
     let maxRequests: Int
     let maxRequestsPerConnection: Int?
     let connectTimeout: Duration
-    let idleTimeout: Duration
+    /// `connectionPool.http.idleTimeout` as NIO's `TimeAmount`, converted once: the pool compares it on every
+    /// reuse.
+    let idleTimeout: TimeAmount
 
     /// Envoy's cluster name (`outbound|9080|v1|reviews.default.svc.cluster.local`, `inbound|9080||`).
     let name: String
@@ -100,7 +103,7 @@ final class ClusterRuntime: Sendable {
         maxRequests = pool?.http2MaxRequests ?? Int(UInt32.max)
         maxRequestsPerConnection = pool?.maxRequestsPerConnection
         connectTimeout = pool?.connectTimeout ?? .seconds(10)
-        idleTimeout = pool?.idleTimeout ?? .seconds(3600)
+        idleTimeout = (pool?.idleTimeout ?? .seconds(3600)).timeAmount
     }
 
     /// Chooses an endpoint: ejected endpoints and those already tried by this request are avoided

@@ -1000,7 +1000,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// the upstream's service time and `server: istio-envoy`, as Envoy sets them.
     private func appendProxyFields(to fields: inout [(String, String)], _ x: Exchange) {
         if kind != .outbound { fields.append((PeerMetadata.header, shared.meHeader)) }
-        fields.append(("x-envoy-upstream-service-time", "\((x.record.upstreamServiceTime ?? .zero).wholeMilliseconds)"))
+        fields.append(("x-envoy-upstream-service-time", String((x.record.upstreamServiceNanoseconds ?? 0) / 1_000_000)))
         fields.append(("server", "istio-envoy"))
     }
 
@@ -1016,7 +1016,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             responseHead(head, fields: fields.list, x, c)
             return
         }
-        x.record.upstreamServiceTime = .nanoseconds(Int64((NIODeadline.now() - x.attemptStart).nanoseconds))
+        x.record.upstreamServiceNanoseconds = Int64((NIODeadline.now() - x.attemptStart).nanoseconds)
         let status = Int(head.status.code)
         var raw = fields
         // One pass reads `Connection` (its tokens name more hop-by-hop fields) and the first `grpc-status`.
@@ -1116,7 +1116,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// `fields` are the received head's (its `headers` may be empty); the head and its fields are handed over
     /// and edited in place into the head sent on.
     private func responseHead(_ head: consuming HTTPResponseHead, fields: consuming [(String, String)], _ x: Exchange, _ c: UpstreamConnection) {
-        x.record.upstreamServiceTime = .nanoseconds(Int64((NIODeadline.now() - x.attemptStart).nanoseconds))
+        x.record.upstreamServiceNanoseconds = Int64((NIODeadline.now() - x.attemptStart).nanoseconds)
         let status = Int(head.status.code)
         // One pass reads `Connection` and `grpc-status`, by index.
         var hop = HopByHop()

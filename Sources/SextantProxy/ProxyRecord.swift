@@ -62,7 +62,13 @@ public struct ProxyRecord: Sendable {
     /// Whole milliseconds of the duration, as Envoy prints `%DURATION%`.
     var durationMilliseconds: Int64 { durationNanoseconds / 1_000_000 }
     /// Time from the upstream request start to its response head (`x-envoy-upstream-service-time`).
-    public var upstreamServiceTime: Duration?
+    public var upstreamServiceTime: Duration? {
+        get { upstreamServiceNanoseconds.map { .nanoseconds($0) } }
+        set { upstreamServiceNanoseconds = newValue?.timeAmount.nanoseconds }
+    }
+    /// `upstreamServiceTime` in nanoseconds, as the request path sets it (a `Duration` costs 128-bit arithmetic
+    /// to make and to print).
+    var upstreamServiceNanoseconds: Int64?
     public var method: String
     /// The path as received (`X-ENVOY-ORIGINAL-PATH?:PATH`).
     public var path: String

@@ -137,11 +137,5 @@ extension Duration {
         let (s, a) = components
         return .nanoseconds(s * 1_000_000_000 + a / 1_000_000_000)
     }
-
-    /// Whole milliseconds, as Envoy prints durations (`%DURATION%`, `x-envoy-upstream-service-time`).
-    var wholeMilliseconds: Int64 {
-        let (s, a) = components
-        return s * 1000 + a / 1_000_000_000_000_000
-    }
 }
 

@@ -305,7 +305,7 @@ final class UpstreamPool {
         while let c = list.connections.popLast() {
             guard !c.isClosed && c.channel.isActive else { continue }
             // `connectionPool.http.idleTimeout`: a connection idle for longer is closed, not reused.
-            if now - c.idleSince > c.cluster.idleTimeout.timeAmount {
+            if now - c.idleSince > c.cluster.idleTimeout {
                 c.channel.close(promise: nil)
                 continue
             }
