@@ -533,8 +533,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             localReply(x, status: .init(statusCode: redirect.redirectCode), body: "", flags: [], details: "direct_response", extra: extra)
             return
         }
-        guard let picked = route.pick(random: Int.random(in: 0..<100, using: &random)),
-            let cluster = cluster(picked.cluster, requestPort: rh.port, in: snapshot)
+        guard let pickedAt = route.pickIndex(random: Int.random(in: 0..<100, using: &random)),
+            let cluster = cluster(route.destinations[pickedAt].cluster, requestPort: rh.port, in: snapshot)
         else {
             localReply(x, status: .serviceUnavailable, body: "", flags: .noClusterFound, details: "cluster_not_found")
             return
@@ -546,12 +546,13 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.record.destinationServiceName = cluster.cluster.serviceName
         x.record.destinationServiceNamespace = cluster.cluster.serviceNamespace
         x.responseHeaderOps = rule.headers.response
-        if !Self.isEmpty(picked.headers.response) {
-            x.responseHeaderOps.set += picked.headers.response.set
-            x.responseHeaderOps.add += picked.headers.response.add
-            x.responseHeaderOps.remove += picked.headers.response.remove
+        let destinationHeaders = route.destinations[pickedAt].headers
+        if !Self.isEmpty(destinationHeaders.response) {
+            x.responseHeaderOps.set += destinationHeaders.response.set
+            x.responseHeaderOps.add += destinationHeaders.response.add
+            x.responseHeaderOps.remove += destinationHeaders.response.remove
         }
-        x.upstreamHead = upstreamHead(for: x, route: route, destinationHeaders: picked.headers)
+        x.upstreamHead = upstreamHead(for: x, route: route, destinationHeaders: destinationHeaders)
         x.timeout = rule.timeout.flatMap { $0 > .zero ? $0 : nil }
         if let r = rule.retries {
             x.maxTries = 1 + r.attempts

@@ -165,6 +165,7 @@ import Testing
         var counts: [String: Int] = [:]
         for i in 0..<100 { counts[r.pick(random: i)!.cluster.subset!, default: 0] += 1 }
         #expect(counts == ["v1": 80, "v3": 20])
+        #expect((0..<100).allSatisfy { r.destinations[r.pickIndex(random: $0)!].cluster == r.pick(random: $0)!.cluster })
         let v3 = try #require(table.cluster(r.destinations[1].cluster, requestPort: 9080))
         #expect(v3.key.description == "outbound|9080|v3|reviews.default.svc.cluster.local")
         #expect(v3.endpoints.map(\.description) == ["127.0.0.1:19083"])
@@ -271,5 +272,13 @@ import Testing
         let (gw, unknown) = RetryOn.parse("gateway-error, reset")
         #expect(unknown.isEmpty && gw.reset)
         #expect(gw.retries(status: 504, grpcStatus: nil) && !gw.retries(status: 500, grpcStatus: nil))
+        // Listed codes, a few (each looked at) and many (hashed).
+        var few = RetryOn()
+        few.retriableStatusCodes = true
+        few.statusCodes = [409, 429]
+        #expect(few.retries(status: 429, grpcStatus: nil) && !few.retries(status: 503, grpcStatus: nil))
+        var many = few
+        many.statusCodes = [409, 429, 500, 502, 503, 504]
+        #expect(many.retries(status: 502, grpcStatus: nil) && !many.retries(status: 404, grpcStatus: nil))
     }
 }

@@ -186,7 +186,7 @@ public struct RetryOn: Sendable, Equatable {
         if fiveXX && status >= 500 { return true }
         if gatewayError && (status == 502 || status == 503 || status == 504) { return true }
         if retriable4xx && status == 409 { return true }
-        if retriableStatusCodes && statusCodes.contains(status) { return true }
+        if retriableStatusCodes && Self.contains(statusCodes, status) { return true }
         if let g = grpcStatus {
             if grpcCancelled && g == 1 { return true }
             if grpcDeadlineExceeded && g == 4 { return true }
@@ -195,6 +195,12 @@ public struct RetryOn: Sendable, Equatable {
             if grpcUnavailable && g == 14 { return true }
         }
         return false
+    }
+
+    /// `codes.contains(status)`, looking at each code when there are a few (Istio's default lists one): hashing
+    /// the status, on every response, costs more.
+    private static func contains(_ codes: Set<Int>, _ status: Int) -> Bool {
+        codes.count <= 4 ? codes.contains { $0 == status } : codes.contains(status)
     }
 }
 

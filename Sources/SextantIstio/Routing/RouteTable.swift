@@ -105,15 +105,22 @@ public final class CompiledRoute: Sendable {
     /// Picks a destination by weight; `random` is uniform in `0..<100` (weights add up to 100) or any
     /// value when there is one destination.
     public func pick(random: Int) -> (cluster: ClusterKey, weight: Int, headers: HeaderOperations)? {
-        guard destinations.count > 1 else { return destinations.first }
-        let total = destinations.reduce(0) { $0 + $1.weight }
-        guard total > 0 else { return destinations.first }
+        pickIndex(random: random).map { destinations[$0] }
+    }
+
+    /// `pick`'s destination as its index in `destinations`: the request path reads the fields it needs from
+    /// there instead of copying the whole destination (its cluster key's strings, its header edits' lists).
+    public func pickIndex(random: Int) -> Int? {
+        guard destinations.count > 1 else { return destinations.isEmpty ? nil : 0 }
+        var total = 0
+        for d in destinations { total += d.weight }
+        guard total > 0 else { return 0 }
         var r = random % total
-        for d in destinations {
-            if r < d.weight { return d }
-            r -= d.weight
+        for i in destinations.indices {
+            if r < destinations[i].weight { return i }
+            r -= destinations[i].weight
         }
-        return destinations.last
+        return destinations.count - 1
     }
 }
 
