@@ -533,7 +533,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             localReply(x, status: .init(statusCode: redirect.redirectCode), body: "", flags: [], details: "direct_response", extra: extra)
             return
         }
-        guard let pickedAt = route.pickIndex(random: Int.random(in: 0..<100, using: &random)),
+        guard let pickedAt = route.pick(random: Int.random(in: 0..<100, using: &random)),
             let cluster = cluster(route.destinations[pickedAt].cluster, requestPort: rh.port, in: snapshot)
         else {
             localReply(x, status: .serviceUnavailable, body: "", flags: .noClusterFound, details: "cluster_not_found")

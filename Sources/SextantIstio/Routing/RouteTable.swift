@@ -102,15 +102,11 @@ public final class CompiledRoute: Sendable {
         editsRequest = rule.rewrite?.uri != nil || rule.rewrite?.authority != nil || !rule.headers.request.isEmpty
     }
 
-    /// Picks a destination by weight; `random` is uniform in `0..<100` (weights add up to 100) or any
-    /// value when there is one destination.
-    public func pick(random: Int) -> (cluster: ClusterKey, weight: Int, headers: HeaderOperations)? {
-        pickIndex(random: random).map { destinations[$0] }
-    }
-
-    /// `pick`'s destination as its index in `destinations`: the request path reads the fields it needs from
-    /// there instead of copying the whole destination (its cluster key's strings, its header edits' lists).
-    public func pickIndex(random: Int) -> Int? {
+    /// Picks a destination by weight, as its index in `destinations` (the request path reads the fields it
+    /// needs from there instead of copying the whole destination: its cluster key's strings, its header edits'
+    /// lists); `random` is uniform in `0..<100` (weights add up to 100) or any value when there is one
+    /// destination.
+    public func pick(random: Int) -> Int? {
         guard destinations.count > 1 else { return destinations.isEmpty ? nil : 0 }
         var total = 0
         for d in destinations { total += d.weight }
