@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Regenerates bench/link-order.txt, the function order bench/release-build.sh gives lld
-# (`--symbol-ordering-file`): every function of the binary that `sextant proxy` runs — start-up, config
-# load, the request path with Istio metrics, JSON access log and spans exported over OTLP/gRPC, the admin
-# endpoints — and then every function the collector's trace pipelines run, found by running the proxy and
-# a collector under valgrind's callgrind (listed in callgrind's order; only which functions go together
-# matters, not their order).
-# Linked first and together, that code fills about 2 MB of pages instead of being spread over the 33 MB
-# `.text`, where the kernel's fault-around maps 64 kB around every function touched (BENCHMARKS.md, "Link
-# order"). Names that no longer exist after a code change are skipped by the linker, so a stale list only
-# orders less; rerun this after changes to the proxy's request path or the trace codecs.
+# (`--symbol-ordering-file`), from runs under valgrind's callgrind:
+#  1. the functions a proxied request runs once the proxy is warm (Istio metrics, JSON access log, spans
+#     exported over OTLP/gRPC; GETs and POSTs), in the order they first ran: the code every request touches;
+#  2. then every other function `sextant proxy` ran: start-up, config load, the warm-up, the admin endpoints;
+#  3. then every function the collector's trace pipelines run.
+# Linked first and together, most of the request path's code fills ~0.6 MB instead of being spread over the 33 MB
+# `.text` (BENCHMARKS.md, "Link order" and "Function sections"). That needs every function in its own section
+# (release-build.sh compiles with `-function-sections`): lld orders sections.
+# Names defined more than once in the binary (local helpers such as `$sSqwxx` or `objectdestroyTm`, which
+# many objects carry) are left out: lld would move every section holding one, and the Swift runtime's static
+# libraries are not compiled with function sections, so one such name pulled whole 0.4-1.6 MB blocks
+# (`_RegexParser`, `_StringProcessing`, `JSONDecoder`) in among the hot code.
+# Names that no longer exist after a code change are skipped by the linker, so a stale list only orders less;
+# rerun this after changes to the proxy's request path or the trace codecs.
 # Usage: bench/link-order.sh [BINARY]   (default: the deployment build, bench/release-build.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,7 +31,13 @@ valgrind --tool=callgrind --demangle=no --callgrind-out-file="$tmp/cg.out" "$tmp
   --config "$tmp/mesh.yaml" --config "$tmp/telemetry.yaml" --listen "127.0.0.1:$sx" --admin "127.0.0.1:$admin" \
   --workload bench --concurrency 1 --log-level warning 2>"$tmp/valgrind.err" & vg=$!
 for _ in $(seq 240); do curl -sf -o /dev/null "http://127.0.0.1:$admin/ready" && break; sleep 0.5; done
+"$py" "$tmp/client.py" "$sx" 300 10
+sleep 2.5  # the warm-up's spans leave: the first export opens the connection
+# Each dump holds the calls since the last one: cg.out.1 start-up and warm-up, cg.out.2 the warm request path.
+callgrind_control -d "$vg" >/dev/null
 "$py" "$tmp/client.py" "$sx" 1500 10
+sleep 3  # the batcher's flushes and the access log's writes are part of every request's cost
+callgrind_control -d "$vg" >/dev/null
 curl -sf -o /dev/null "http://127.0.0.1:$admin/stats/prometheus"
 curl -sf -o /dev/null "http://127.0.0.1:$admin/config_dump"
 sleep 3  # the last spans and log lines leave
@@ -81,9 +92,10 @@ curl -sf -o /dev/null "http://127.0.0.1:$coltel/metrics"
 sleep 3  # the last batches leave
 kill -INT "$vg"; wait "$vg" 2>/dev/null || true
 
-# Callgrind names a function on its first `fn=` or `cfn=` line; keep the binary's own text symbols.
-nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ {print $3}' | sort -u > "$tmp/text.txt"
-cat "$tmp/cg.out" "$tmp/cg-collector.out" | grep -oE '^c?fn=\([0-9]+\) .*' | sed -E 's/^c?fn=\([0-9]+\) //' \
-  | awk '!seen[$0]++' > "$tmp/run.txt"
+# Callgrind names a function on its first `fn=` or `cfn=` line of each dump; keep the binary's own text
+# symbols that have one definition.
+nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ {n[$3]++} END {for (s in n) if (n[s] == 1) print s}' > "$tmp/text.txt"
+cat "$tmp/cg.out.2" "$tmp/cg.out.1" "$tmp/cg.out" "$tmp/cg-collector.out" | grep -oE '^c?fn=\([0-9]+\) .*' \
+  | sed -E 's/^c?fn=\([0-9]+\) //' | awk '!seen[$0]++' > "$tmp/run.txt"
 awk 'NR == FNR {text[$0] = 1; next} ($0 in text)' "$tmp/text.txt" "$tmp/run.txt" > bench/link-order.txt
 echo "bench/link-order.txt: $(wc -l < bench/link-order.txt) functions" >&2
