@@ -203,7 +203,7 @@ public struct AccessLogFormat: Sendable {
         case .path: v = r.path
         case .authority: v = r.authority
         case .requestID: v = requestID(r)
-        case .header(let name): v = r.requestHeaders.first(name: name)
+        case .header(let name): v = r.requestHeader(lowercased: name)
         }
         guard let v, !v.isEmpty else { return nil }
         return v
@@ -213,7 +213,7 @@ public struct AccessLogFormat: Sendable {
     /// only the header).
     @inline(__always)
     static func requestID(_ r: ProxyRecord) -> String? {
-        r.requestID.isEmpty ? r.requestHeaders.first(name: "x-request-id") : r.requestID
+        r.requestID.isEmpty ? r.requestHeader(lowercased: "x-request-id") : r.requestID
     }
 
     /// Appends a command's value through `value` (`-` for none): the commands `LineProgram` does not read
@@ -792,7 +792,7 @@ struct LineProgram: Sendable {
         case .path: v = r.path
         case .authority: v = r.authority
         case .requestID: v = AccessLogFormat.requestID(r)
-        case .header(let i): v = r.requestHeaders.first(name: names[i])
+        case .header(let i): v = r.requestHeader(lowercased: names[i])
         }
         guard let v, !v.isEmpty else { return nil }
         return v

@@ -38,10 +38,12 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     var pipelinedBytes = 0
     /// `peerHeader(for:)`'s last answer.
     private var lastPeerHeader: (cluster: ClusterRuntime?, value: String)?
-    /// The cluster this connection's last request went to, with the snapshot, key and port it was found by:
-    /// keep-alive connections mostly go to one, and comparing the key costs less than hashing it.
+    /// The cluster this connection's last request went to, with the snapshot, route, destination index and
+    /// port it was found by: keep-alive connections mostly go to one, and comparing those costs less than
+    /// hashing the cluster key.
     private var lastClusterSnapshot: ProxySnapshot?
-    private var lastClusterKey: ClusterKey?
+    private var lastClusterRoute: CompiledRoute?
+    private var lastClusterDestination = 0
     private var lastClusterPort = 0
     private var lastCluster: ClusterRuntime?
     /// The HTTP/1 connection's request decoder when it calls `received` directly (nil on HTTP/2 streams).
@@ -212,7 +214,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             head.headers = HTTPHeaders(fields)
             hold(.head(head))
         } else {
-            begin(head, fields: fields)
+            begin(head, fields: consume fields)
         }
     }
 
@@ -241,7 +243,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     private func deliver(_ part: HTTPServerRequestPart) {
         switch part {
         case .head(let head):
-            begin(head, fields: nil)
+            begin(head, fields: head.headers.map { ($0.name, $0.value) })
         case .body(let buffer):
             guard let x = exchange, !x.replied else { return }
             x.record.bytesReceived += buffer.readableBytes
@@ -331,16 +333,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     // MARK: Routing
 
-    /// Starts an exchange for a request head. `fields` are its headers as a list, handed over, when the decoder
-    /// has them (HTTP/2 and held pipelined requests come without: their `head.headers` are read).
-    private func begin(_ received: HTTPRequestHead, fields receivedFields: consuming [(String, String)]?) {
+    /// Starts an exchange for a request head. `fields` are its headers as a list, handed over by the decoder
+    /// (for HTTP/2 and held pipelined requests, made from `head.headers`).
+    private func begin(_ received: HTTPRequestHead, fields: consuming [(String, String)]) {
         let snapshot = shared.state.snapshot
         var head = received
-        var fields: [(String, String)]
-        switch consume receivedFields {
-        case .some(let list): fields = list
-        case .none: fields = received.headers.map { ($0.name, $0.value) }
-        }
         // Edits below go to `fields` alone, uniquely held: the head gets them back as one `HTTPHeaders` after.
         head.headers = [:]
         // One pass over the fields reads all that every request needs, by index (no copy of each name and
@@ -398,7 +395,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 fields.append(("x-request-id", requestID))
             }
         }
-        let requestHeaders = HTTPHeaders(fields)
+        let requestFields = copy fields
         let peer = peerAt.map { fields[$0].1 }
         // Envoy answers `Expect: 100-continue` itself and does not forward it.
         let expectContinue = expectAt.map { fields[$0].1.lowercased() == "100-continue" } ?? false
@@ -408,10 +405,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 (peer != nil && HostName.equalsIgnoringASCIICase($0.0, lowercased: PeerMetadata.header))
                     || (expectContinue && HostName.equalsIgnoringASCIICase($0.0, lowercased: "expect"))
             }
-            head.headers = HTTPHeaders(fields)
-        } else {
-            head.headers = requestHeaders
         }
+        head.headers = HTTPHeaders(copy fields)
         // The record is made in the call, so that it is moved into the exchange, not copied (a copy retains
         // each of its fields), and filled in there.
         let x = Exchange(
@@ -419,7 +414,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             record: ProxyRecord(
                 direction: kind == .outbound ? ProxyRecord.Direction.outbound : .inbound, startUnixNanos: WallClock.nowNanos(),
                 method: head.method.rawValue, path: head.uri, protocolName: Self.protocolName(head.version), authority: authority,
-                requestHeaders: requestHeaders),
+                requestFields: requestFields),
             snapshot: snapshot)
         x.record.requestID = requestID
         x.record.isGRPC = isGRPC
@@ -484,27 +479,30 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             x.maxTries = 1
             x.record.upstreamCluster = cluster.name
             x.record.routeName = "default"
-            x.upstreamHead = upstreamHead(for: x, route: nil, destinationHeaders: nil)
+            x.upstreamHead = upstreamHead(for: x, route: nil, destinationRequest: nil)
             startAttempt(x, now: x.started)
             return
         }
 
         let (authorityHost, authorityPort) = HostName.splitAuthority(authority)
-        var rh = RequestHead(
-            authority: authority, path: head.uri, method: head.method.rawValue, scheme: "http",
-            headers: snapshot.routingNeedsHeaders ? x.fields.map { (name: $0.0, value: $0.1) } : [],
-            port: authorityPort ?? (shared.state.table.identity.mode == .gateway ? listenerPort : 80),
-            sourceLabels: snapshot.table.identity.labels, sourceNamespace: snapshot.table.identity.namespace, claims: claims)
-        rh.host = authorityHost
-        guard case .route(let route, _) = snapshot.table.route(rh) else {
+        // The routing head is made, read and dropped in one expression: kept in a variable, it was copied once
+        // and destroyed twice per request.
+        let requestPort = authorityPort ?? (snapshot.table.identity.mode == .gateway ? listenerPort : 80)
+        let decision = snapshot.table.route(
+            RequestHead(
+                authority: authority, path: head.uri, method: head.method.rawValue, scheme: "http",
+                headers: snapshot.routingNeedsHeaders ? x.fields.map { (name: $0.0, value: $0.1) } : [],
+                port: requestPort, sourceLabels: snapshot.table.identity.labels,
+                sourceNamespace: snapshot.table.identity.namespace, claims: claims, host: authorityHost))
+        guard case .route(let route, _) = decision else {
             localReply(x, status: .notFound, body: "", flags: .noRouteFound, details: "route_not_found")
             return
         }
         x.route = route
         x.record.routeName = route.name
-        let rule = route.rule
+        // The rule is read in place (`route.rule.…`): a local copy retained each of its fields.
 
-        if let cors = rule.corsPolicy, let origin = x.head.headers.first(name: "origin") {
+        if let cors = route.rule.corsPolicy, let origin = x.head.headers.first(name: "origin") {
             if cors.allowOrigins.contains(where: { $0.matches(origin) }) {
                 x.corsOrigin = origin
                 if head.method == .OPTIONS, x.head.headers.contains(name: "access-control-request-method") {
@@ -519,11 +517,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 }
             }
         }
-        if let direct = rule.directResponse {
+        if let direct = route.rule.directResponse {
             localReply(x, status: .init(statusCode: direct.status), bytes: direct.body ?? [], flags: [], details: "direct_response")
             return
         }
-        if let redirect = rule.redirect {
+        if let redirect = route.rule.redirect {
             let (host, port) = HostName.splitAuthority(authority)
             var location = "\(redirect.scheme ?? "http")://\(redirect.authority ?? host)"
             if let p = redirect.port ?? (redirect.authority == nil ? port : nil) { location += ":\(p)" }
@@ -534,7 +532,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             return
         }
         guard let pickedAt = route.pick(random: Int.random(in: 0..<100, using: &random)),
-            let cluster = cluster(route.destinations[pickedAt].cluster, requestPort: rh.port, in: snapshot)
+            let cluster = cluster(route, pickedAt, requestPort: requestPort, in: snapshot)
         else {
             localReply(x, status: .serviceUnavailable, body: "", flags: .noClusterFound, details: "cluster_not_found")
             return
@@ -545,16 +543,10 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.record.destinationService = cluster.cluster.key.host
         x.record.destinationServiceName = cluster.cluster.serviceName
         x.record.destinationServiceNamespace = cluster.cluster.serviceNamespace
-        x.responseHeaderOps = rule.headers.response
-        let destinationHeaders = route.destinations[pickedAt].headers
-        if !Self.isEmpty(destinationHeaders.response) {
-            x.responseHeaderOps.set += destinationHeaders.response.set
-            x.responseHeaderOps.add += destinationHeaders.response.add
-            x.responseHeaderOps.remove += destinationHeaders.response.remove
-        }
-        x.upstreamHead = upstreamHead(for: x, route: route, destinationHeaders: destinationHeaders)
-        x.timeout = rule.timeout.flatMap { $0 > .zero ? $0 : nil }
-        if let r = rule.retries {
+        x.responseHeaderOps = route.responseOperations[pickedAt]
+        x.upstreamHead = upstreamHead(for: x, route: route, destinationRequest: route.destinationRequestOperations[pickedAt])
+        x.timeout = route.rule.timeout.flatMap { $0 > .zero ? $0 : nil }
+        if let r = route.rule.retries {
             x.maxTries = 1 + r.attempts
             x.retryOn = r.retryOn
             x.perTryTimeout = r.perTryTimeout
@@ -566,12 +558,12 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             x.maxTries = 1
             x.canRetry = false
         }
-        x.hash = hashKey(cluster.policy, x)
-        if let m = route.mirror, Double.random(in: 0..<100, using: &random) < (rule.mirrorPercentage ?? 100) {
+        if case .consistentHash = cluster.policy { x.hash = hashKey(cluster.policy, x) }
+        if let m = route.mirror, Double.random(in: 0..<100, using: &random) < (route.rule.mirrorPercentage ?? 100) {
             x.mirror = (m, authority)
         }
 
-        if let fault = rule.fault {
+        if let fault = route.rule.fault {
             if let delay = fault.delay, Double.random(in: 0..<100, using: &random) < delay.percentage {
                 x.record.responseFlags.insert(.delayInjected)
                 let generation = x.generation
@@ -626,11 +618,18 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     /// `snapshot.cluster(key, requestPort:)`, remembered for the next request of the connection.
-    private func cluster(_ key: ClusterKey, requestPort: Int, in snapshot: ProxySnapshot) -> ClusterRuntime? {
-        if lastClusterSnapshot === snapshot, lastClusterPort == requestPort, lastClusterKey == key, let c = lastCluster { return c }
-        let c = snapshot.cluster(key, requestPort: requestPort)
+    private func cluster(_ route: CompiledRoute, _ destination: Int, requestPort: Int, in snapshot: ProxySnapshot) -> ClusterRuntime? {
+        // Compared by identity: the route belongs to the snapshot, so the same route, destination and port
+        // name the same cluster (the key's strings are neither copied nor compared).
+        if lastClusterSnapshot === snapshot, lastClusterRoute === route, lastClusterDestination == destination,
+            lastClusterPort == requestPort, let c = lastCluster
+        {
+            return c
+        }
+        let c = snapshot.cluster(route.destinations[destination].cluster, requestPort: requestPort)
         lastClusterSnapshot = snapshot
-        lastClusterKey = key
+        lastClusterRoute = route
+        lastClusterDestination = destination
         lastClusterPort = requestPort
         lastCluster = c
         return c
@@ -652,7 +651,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// When nothing edits the list built here (the usual case), it is also kept as `x.upstreamFields`, for the
     /// encoder to write from, and the trace context's fields are left to the encoder too (`x.upstreamTrace`;
     /// the returned head's headers lack them then).
-    private func upstreamHead(for x: Exchange, route: CompiledRoute?, destinationHeaders: HeaderOperations?) -> HTTPRequestHead {
+    private func upstreamHead(for x: Exchange, route: CompiledRoute?, destinationRequest: HeaderOperations.Operations?) -> HTTPRequestHead {
         // One pass over the received fields, by index, builds the list sent upstream, with room for what is
         // added later: hop-by-hop fields, the proxy's own and the trace context's out, theirs appended.
         // `HTTPHeaders` edits would scan the list once per name and check every added name for ASCII.
@@ -691,8 +690,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         if !forwardedProto { fields.append(("x-forwarded-proto", "http")) }
         // Edits made below see (and may change) the trace context's fields, so they go into the list as
         // strings; otherwise (the usual case) the encoder writes them from the IDs after the list.
-        let gatewayIP = shared.state.table.identity.mode == .gateway ? remoteIP : nil
-        let edits = gatewayIP != nil || route?.editsRequest == true || destinationHeaders?.request.isEmpty == false
+        let gatewayIP = x.snapshot.table.identity.mode == .gateway ? remoteIP : nil
+        let edits = gatewayIP != nil || route?.editsRequest == true || destinationRequest != nil
         x.upstreamTrace = nil
         if let trace {
             if edits {
@@ -725,8 +724,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 Self.apply(rule.headers.request, to: &headers)
             }
         }
-        if let d = destinationHeaders, !Self.isEmpty(d.request) {
-            Self.apply(d.request, to: &headers)
+        if let d = destinationRequest {
+            Self.apply(d, to: &headers)
         }
         if edits {
             headers.removeIfPresent(name: "transfer-encoding")
@@ -1019,7 +1018,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         x.record.upstreamServiceNanoseconds = Int64((NIODeadline.now() - x.attemptStart).nanoseconds)
         let status = Int(head.status.code)
-        var raw = fields
+        var raw = consume fields
         // One pass reads `Connection` (its tokens name more hop-by-hop fields) and the first `grpc-status`.
         var hop = HopByHop()
         var grpcStatus: Int?
@@ -1408,7 +1407,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         if x.activeCounted, let cluster = x.cluster { cluster.activeRequests.subtract(1, ordering: .relaxed) }
         // The record is moved out of the finished exchange, not copied (a copy retains each of its fields).
         var record = ProxyRecord(
-            direction: x.record.direction, startUnixNanos: 0, method: "", path: "", protocolName: "", authority: "", requestHeaders: [:])
+            direction: x.record.direction, startUnixNanos: 0, method: "", path: "", protocolName: "", authority: "", requestFields: [])
         swap(&record, &x.record)
         record.durationNanoseconds = (NIODeadline.now() - x.started).nanoseconds
         shared.observer.requestFinished(record)

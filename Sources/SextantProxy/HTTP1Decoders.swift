@@ -22,7 +22,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         switch consume event {
         case .requestHead(var head, let fields):
             if let sink {
-                sink.receivedHead(head, fields: fields)
+                sink.receivedHead(head, fields: consume fields)
                 return true
             }
             head.headers = HTTPHeaders(fields)
@@ -87,7 +87,7 @@ final class HTTP1ResponseDecoder: ChannelInboundHandler, RemovableChannelHandler
             // 1xx other than 101 are dropped; the final response to the same request follows.
             if head.status.code < 200 && head.status != .switchingProtocols { return false }
             if let sink {
-                sink.receivedHead(head, fields: fields)
+                sink.receivedHead(head, fields: consume fields)
                 return true
             }
             head.headers = HTTPHeaders(fields)
@@ -95,7 +95,7 @@ final class HTTP1ResponseDecoder: ChannelInboundHandler, RemovableChannelHandler
         case .rawResponseHead(var head, let fields):
             if head.status.code < 200 && head.status != .switchingProtocols { return false }
             if let sink {
-                sink.receivedRawHead(head, fields: fields)
+                sink.receivedRawHead(head, fields: consume fields)
                 return true
             }
             head.headers = HTTPHeaders(fields.list)
@@ -171,7 +171,7 @@ final class HTTP1DecoderCore {
                     return true
                 }
                 pending = rest
-                if !deliver(event) {
+                if !deliver(consume event) {
                     dropping = true
                     pending = nil
                     return true

@@ -101,8 +101,8 @@ struct HTTP1Parser {
                 if state == .head {
                     // No body: the message ends with its head.
                     state = upgradeAfterMessage ? .upgraded : .head
-                    if !emit(event, buffer) || !emit(.end(nil), buffer) { return }
-                } else if !emit(event, buffer) {
+                    if !emit(consume event, buffer) || !emit(.end(nil), buffer) { return }
+                } else if !emit(consume event, buffer) {
                     return
                 }
             case .body(let remaining):

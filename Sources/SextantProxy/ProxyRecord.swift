@@ -75,7 +75,25 @@ public struct ProxyRecord: Sendable {
     /// `HTTP/1.1`, `HTTP/2`, ...
     public var protocolName: String
     public var authority: String
-    public var requestHeaders: HTTPHeaders
+    /// The request's headers as received (an `HTTPHeaders` of `requestFields`, made for whoever asks).
+    public var requestHeaders: HTTPHeaders {
+        get { HTTPHeaders(requestFields) }
+        set { requestFields = newValue.map { ($0.name, $0.value) } }
+    }
+    /// The request's header fields as received, in order: the list the proxy read them into, shared, not
+    /// copied (an `HTTPHeaders` lookup copies each name it passes; `requestHeader(lowercased:)` reads by index).
+    var requestFields: [(String, String)]
+
+    /// The first value of the request header `name`, given in lower case (matched in any case).
+    func requestHeader(lowercased name: String) -> String? {
+        // Lengths first: reading a name's length retains nothing, comparing its bytes retains the name.
+        let n = name.utf8.count
+        for i in requestFields.indices
+        where requestFields[i].0.utf8.count == n && HostName.equalsIgnoringASCIICase(requestFields[i].0, lowercased: name) {
+            return requestFields[i].1
+        }
+        return nil
+    }
     /// The request's first `content-type` is `application/grpc*` (Istio's `request_protocol="grpc"`); set by
     /// the proxy as it reads the head.
     public var isGRPC = false
@@ -135,13 +153,23 @@ public struct ProxyRecord: Sendable {
         direction: Direction, startUnixNanos: UInt64, method: String, path: String, protocolName: String, authority: String,
         requestHeaders: HTTPHeaders
     ) {
+        self.init(
+            direction: direction, startUnixNanos: startUnixNanos, method: method, path: path, protocolName: protocolName,
+            authority: authority, requestFields: requestHeaders.map { ($0.name, $0.value) })
+    }
+
+    /// A record whose request headers are `requestFields`, kept as they are.
+    init(
+        direction: Direction, startUnixNanos: UInt64, method: String, path: String, protocolName: String, authority: String,
+        requestFields: [(String, String)]
+    ) {
         self.direction = direction
         self.startUnixNanos = startUnixNanos
         self.method = method
         self.path = path
         self.protocolName = protocolName
         self.authority = authority
-        self.requestHeaders = requestHeaders
+        self.requestFields = requestFields
     }
 }
 

@@ -467,7 +467,7 @@ struct SpanBuilder: Sendable {
         case .canonicalService: me.canonicalService
         case .namespace: identity.namespace
         case .canonicalRevision: me.canonicalRevision
-        case .userAgent: r.requestHeaders.first(name: "user-agent")
+        case .userAgent: r.requestHeader(lowercased: "user-agent")
         case .upstreamCluster, .upstreamClusterName: r.upstreamCluster
         case .upstreamAddress: r.upstreamHost
         case .peerAddress: r.downstreamRemoteAddress
@@ -509,7 +509,7 @@ struct SpanBuilder: Sendable {
             w.attribute(WireKey.upstreamClusterName, v)
             w.attribute(WireKey.upstreamCluster, v)
         }
-        if let v = r.requestHeaders.first(name: "user-agent") { w.attribute(WireKey.userAgent, v) }
+        if let v = r.requestHeader(lowercased: "user-agent") { w.attribute(WireKey.userAgent, v) }
         w.prepend(attributes: workloadWire)
         Self.number(&w, WireKey.responseSize, r.bytesSent)
         Self.number(&w, WireKey.requestSize, r.bytesReceived)

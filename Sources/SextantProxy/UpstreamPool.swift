@@ -119,13 +119,13 @@ final class UpstreamHandler: ChannelInboundHandler {
     /// A response head straight from `HTTP1ResponseDecoder`, with its fields (see `UpstreamDelegate.upstreamHead`).
     func receivedHead(_ head: consuming HTTPResponseHead, fields: consuming [(String, String)]) {
         guard let c = connection else { return }
-        c.delegate?.upstreamHead(head, fields: fields, from: c)
+        c.delegate?.upstreamHead(head, fields: consume fields, from: c)
     }
 
     /// A response head straight from `HTTP1ResponseDecoder`, its fields in the bytes read.
     func receivedRawHead(_ head: consuming HTTPResponseHead, fields: consuming RawFields) {
         guard let c = connection else { return }
-        c.delegate?.upstreamRawHead(head, fields: fields, from: c)
+        c.delegate?.upstreamRawHead(head, fields: consume fields, from: c)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -89,6 +89,12 @@ public final class CompiledRoute: Sendable {
     /// The rule changes the request's fields (a URI or authority rewrite, request header operations), so a
     /// proxy cannot send the fields it received as they are: decided once here, not per request.
     public let editsRequest: Bool
+    /// For each destination: the response header operations to apply, the rule's followed by the
+    /// destination's (merged once here, not per request).
+    public let responseOperations: [HeaderOperations.Operations]
+    /// For each destination: its own request header operations, nil when it has none (reading an empty
+    /// destination's `headers` per request copied six lists).
+    public let destinationRequestOperations: [HeaderOperations.Operations?]
 
     public init(
         name: String, virtualService: String?, rule: HTTPRoute, destinations: [(cluster: ClusterKey, weight: Int, headers: HeaderOperations)],
@@ -100,6 +106,14 @@ public final class CompiledRoute: Sendable {
         self.destinations = destinations
         self.mirror = mirror
         editsRequest = rule.rewrite?.uri != nil || rule.rewrite?.authority != nil || !rule.headers.request.isEmpty
+        responseOperations = destinations.map { d in
+            var ops = rule.headers.response
+            ops.set += d.headers.response.set
+            ops.add += d.headers.response.add
+            ops.remove += d.headers.response.remove
+            return ops
+        }
+        destinationRequestOperations = destinations.map { $0.headers.request.isEmpty ? nil : $0.headers.request }
     }
 
     /// Picks a destination by weight, as its index in `destinations` (the request path reads the fields it
@@ -145,9 +159,10 @@ public struct RequestHead: Sendable {
     public init(
         authority: String, path: String, method: String, scheme: String = "http", headers: [(name: String, value: String)] = [],
         port: Int = 80, sourceLabels: [String: String] = [:], sourceNamespace: String? = nil, gateway: String? = nil,
-        claims: [String: [String]] = [:]
+        claims: [String: [String]] = [:], host: String? = nil
     ) {
         self.claims = claims
+        self.host = host
         self.authority = authority
         self.path = path
         self.method = method
@@ -348,8 +363,9 @@ public final class RouteTable: Sendable {
 
     /// The implicit route to a service with no VirtualService, per request port, built once.
     final class ImplicitRoutes: Sendable {
-        /// A declared port → the route to that port, with its virtual-host name.
-        let byPort: [Int: (CompiledRoute, virtualHost: String)]
+        /// Each declared port (once) with the route to it and its virtual-host name, in declaration order: a
+        /// service declares a few ports, and a scan of them costs less per request than hashing the port.
+        let byPort: [(port: Int, route: CompiledRoute, virtualHost: String)]
         /// Any other port: the service's one HTTP port (or its only port), if it has one.
         let fallback: (CompiledRoute, virtualHost: String)?
 
@@ -362,15 +378,20 @@ public final class RouteTable: Sendable {
                 let key = ClusterKey(host: fqdn, port: port)
                 return (CompiledRoute(name: "default", virtualService: nil, rule: rule, destinations: [(key, 100, HeaderOperations())], mirror: nil), "\(fqdn):\(port)")
             }
-            var byPort: [Int: (CompiledRoute, virtualHost: String)] = [:]
-            for p in se.ports where byPort[p.number] == nil { byPort[p.number] = route(p.number) }
+            var byPort: [(port: Int, route: CompiledRoute, virtualHost: String)] = []
+            for p in se.ports where !byPort.contains(where: { $0.port == p.number }) {
+                let (r, vh) = route(p.number)
+                byPort.append((p.number, r, vh))
+            }
             self.byPort = byPort
             let http = se.ports.filter { $0.selectedProtocol.isHTTP || $0.selectedProtocol == .unknown }
-            fallback = http.count == 1 || se.ports.count == 1 ? byPort[(http.first ?? se.ports[0]).number] : nil
+            let fallbackPort = http.count == 1 || se.ports.count == 1 ? (http.first ?? se.ports[0]).number : nil
+            fallback = byPort.first { $0.port == fallbackPort }.map { ($0.route, $0.virtualHost) }
         }
 
         func route(port: Int) -> RouteDecision {
-            guard let (r, vh) = byPort[port] ?? fallback else { return .noRoute }
+            for i in byPort.indices where byPort[i].port == port { return .route(byPort[i].route, virtualHost: byPort[i].virtualHost) }
+            guard let (r, vh) = fallback else { return .noRoute }
             return .route(r, virtualHost: vh)
         }
     }
