@@ -416,9 +416,11 @@ private struct Fields {
         }
         var total = 0
         var i = from
+        let tchar = Token.tcharTable
         while i < to {
             var colon = i
-            while Token.isTChar(p[colon]) { colon += 1 }
+            // Every line ends in CRLF, and CR is not a tchar: the scan stops within the head.
+            while tchar[Int(p[colon])] != 0 { colon += 1 }
             guard colon > i, p[colon] == 0x3A else { throw HTTPParserError.invalidHeaderToken }
             var v = colon + 1
             while p[v] == 0x20 || p[v] == 0x09 { v += 1 }
@@ -501,6 +503,14 @@ enum Token {
         if b < 64 { return (0x03FF_6CFA_0000_0000 as UInt64) >> b & 1 != 0 }
         return b < 128 && (0x57FF_FFFF_C7FF_FFFE as UInt64) >> (b - 64) & 1 != 0
     }
+
+    /// `isTChar` as a table of 256 bytes (1 for a tchar): a field name's scan is one load per byte where the
+    /// bitmaps took two tests and branches (~700 instructions of a proxied request's ~10 field names).
+    nonisolated(unsafe) static let tcharTable: UnsafePointer<UInt8> = {
+        let t = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        for b in 0..<256 { t[b] = isTChar(UInt8(b)) ? 1 : 0 }
+        return UnsafePointer(t)
+    }()
 
     /// field-vchar, SP or HTAB; obs-text is allowed (§5.5).
     @inline(__always) static func isFieldValueByte(_ b: UInt8) -> Bool { b >= 0x20 ? b != 0x7F : b == 0x09 }

@@ -366,6 +366,46 @@ def test_hot_reload_under_load_loses_nothing(upstreams, proxy, tmp_path):
     assert dump["version"] == 2 and dump["reloads_rejected"] >= 1
 
 
+def test_one_connection_follows_each_requests_authority_and_a_reload(upstreams, proxy):
+    """A keep-alive connection whose requests name different services reaches each one (the proxy keeps the
+    last service route per connection), and after a reload adds a VirtualService the same connection takes
+    the new route."""
+    a, b, b2 = upstreams("a"), upstreams("b"), upstreams("b2")
+    mesh = service_entry("alpha", [(a, {"app": "alpha"})]) + service_entry("beta", [(b, {"version": "v1"}), (b2, {"version": "v2"})])
+    p = proxy(mesh)
+    conn = p.client()
+    hosts = ["alpha:9080", "alpha:9080", "beta.default.svc.cluster.local:9080", "alpha:9080", "beta:9080", "beta:9080",
+             "gamma:9080", "alpha:9080"]
+    names = []
+    for host in hosts:
+        status, _, body = p.request(host, "/", conn=conn)
+        names.append(body["name"] if status == 200 else status)
+    assert names[:3] == ["a", "a", names[2]] and names[2] in ("b", "b2")
+    assert names[3] == "a" and names[4] in ("b", "b2") and names[5] in ("b", "b2")
+    assert names[6] == 404 and names[7] == "a"
+    p.config_path.write_text(mesh + """---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: beta, namespace: default}
+spec:
+  host: beta
+  subsets: [{name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: beta, namespace: default}
+spec:
+  hosts: [beta]
+  http: [{route: [{destination: {host: beta, subset: v2}}]}]
+""")
+    deadline = time.monotonic() + 10
+    while p.config_dump()["version"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = [p.request("beta:9080", "/", conn=conn)[2]["name"] for _ in range(6)]
+    assert after == ["b2"] * 6
+    assert p.request("alpha:9080", "/", conn=conn)[2]["name"] == "a"
+
+
 def test_malformed_http_gets_400_and_others_are_unaffected(upstreams, proxy):
     v1 = upstreams("v1")
     p = proxy(service_entry("reviews", [(v1, {})]))

@@ -467,18 +467,24 @@ public final class RouteTable: Sendable {
     /// Routes a request: virtual host by authority (exact, then the shorter forms Istio accepts, then
     /// wildcards), then the first `http[]` rule whose match holds.
     public func route(_ head: RequestHead) -> RouteDecision {
-        let host = head.host ?? HostName.splitAuthority(head.authority).host
+        route(host: head.host ?? HostName.splitAuthority(head.authority).host, port: head.port) { head }
+    }
+
+    /// `route(_:)` for a request whose host (split from its authority) and port are known: `head` is made
+    /// only when a VirtualService's rules must match it. A service's own route needs neither its path nor
+    /// its headers, and making the head cost a proxied request ~1k instructions.
+    public func route(host: String, port: Int, head: () -> RequestHead) -> RouteDecision {
         if identity.mode == .gateway && !gatewayAccepts(host) { return .noRoute }
         switch hostIndex[host] {
         case .routes(let fqdn, let routes)?:
-            return first(routes, head, virtualHost: "\(fqdn):\(head.port)")
+            return first(routes, head(), virtualHost: "\(fqdn):\(port)")
         case .service(let implicit)?:
-            return implicit.route(port: head.port)
+            return implicit.route(port: port)
         case nil:
             break
         }
         for (pattern, routes) in wildcardHosts where HostName.wildcard(pattern, matches: host) {
-            return first(routes, head, virtualHost: "\(pattern):\(head.port)")
+            return first(routes, head(), virtualHost: "\(pattern):\(port)")
         }
         return .noRoute
     }
