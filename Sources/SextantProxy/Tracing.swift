@@ -477,22 +477,24 @@ struct SpanBuilder: Sendable {
 
     private static func isError(_ r: ProxyRecord) -> Bool { r.responseCode >= 500 || r.responseCode == 0 }
 
-    /// The tags' keys in wire form, made once (`SpanWireWriter.AttributeKey`).
-    private enum WireKey {
-        static let requestID = SpanWireWriter.AttributeKey(Tag.requestID.key)
-        static let url = SpanWireWriter.AttributeKey(Tag.url.key)
-        static let method = SpanWireWriter.AttributeKey(Tag.method.key)
-        static let httpProtocol = SpanWireWriter.AttributeKey(Tag.httpProtocol.key)
-        static let statusCode = SpanWireWriter.AttributeKey(Tag.statusCode.key)
-        static let responseFlags = SpanWireWriter.AttributeKey(Tag.responseFlags.key)
-        static let requestSize = SpanWireWriter.AttributeKey(Tag.requestSize.key)
-        static let responseSize = SpanWireWriter.AttributeKey(Tag.responseSize.key)
-        static let userAgent = SpanWireWriter.AttributeKey(Tag.userAgent.key)
-        static let upstreamCluster = SpanWireWriter.AttributeKey(Tag.upstreamCluster.key)
-        static let upstreamClusterName = SpanWireWriter.AttributeKey(Tag.upstreamClusterName.key)
-        static let upstreamAddress = SpanWireWriter.AttributeKey(Tag.upstreamAddress.key)
-        static let peerAddress = SpanWireWriter.AttributeKey(Tag.peerAddress.key)
-        static let error = SpanWireWriter.AttributeKey(Tag.error.key)
+    /// The tags' keys in wire form (`SpanWireWriter.AttributeKey`), made once. One object read once per span:
+    /// a static per key cost a `swift_once` check per attribute.
+    private final class WireKeys: Sendable {
+        static let shared = WireKeys()
+        let requestID = SpanWireWriter.AttributeKey(Tag.requestID.key)
+        let url = SpanWireWriter.AttributeKey(Tag.url.key)
+        let method = SpanWireWriter.AttributeKey(Tag.method.key)
+        let httpProtocol = SpanWireWriter.AttributeKey(Tag.httpProtocol.key)
+        let statusCode = SpanWireWriter.AttributeKey(Tag.statusCode.key)
+        let responseFlags = SpanWireWriter.AttributeKey(Tag.responseFlags.key)
+        let requestSize = SpanWireWriter.AttributeKey(Tag.requestSize.key)
+        let responseSize = SpanWireWriter.AttributeKey(Tag.responseSize.key)
+        let userAgent = SpanWireWriter.AttributeKey(Tag.userAgent.key)
+        let upstreamCluster = SpanWireWriter.AttributeKey(Tag.upstreamCluster.key)
+        let upstreamClusterName = SpanWireWriter.AttributeKey(Tag.upstreamClusterName.key)
+        let upstreamAddress = SpanWireWriter.AttributeKey(Tag.upstreamAddress.key)
+        let peerAddress = SpanWireWriter.AttributeKey(Tag.peerAddress.key)
+        let error = SpanWireWriter.AttributeKey(Tag.error.key)
     }
 
     /// `span(r, t)` in OTLP wire form (a `Span` message's bytes, `SpanWireWriter`), written directly: the
@@ -501,24 +503,25 @@ struct SpanBuilder: Sendable {
     /// are copied in two runs made once; numbers and the URL are written in place, not made into strings.
     func encodedSpan(_ r: ProxyRecord, _ t: TraceContext) -> [UInt8] {
         var w = SpanWireWriter(isError: Self.isError(r))
+        let keys = WireKeys.shared
         // Last attribute first (the writer prepends).
-        if Self.isError(r) { w.attribute(WireKey.error, "true") }
-        if let v = r.downstreamRemoteAddress { w.attribute(WireKey.peerAddress, v) }
-        if let v = r.upstreamHost { w.attribute(WireKey.upstreamAddress, v) }
+        if Self.isError(r) { w.attribute(keys.error, "true") }
+        if let v = r.downstreamRemoteAddress { w.attribute(keys.peerAddress, v) }
+        if let v = r.upstreamHost { w.attribute(keys.upstreamAddress, v) }
         if let v = r.upstreamCluster {
-            w.attribute(WireKey.upstreamClusterName, v)
-            w.attribute(WireKey.upstreamCluster, v)
+            w.attribute(keys.upstreamClusterName, v)
+            w.attribute(keys.upstreamCluster, v)
         }
-        if let v = r.requestHeader(lowercased: "user-agent") { w.attribute(WireKey.userAgent, v) }
+        if let v = r.requestHeader(lowercased: "user-agent") { w.attribute(keys.userAgent, v) }
         w.prepend(attributes: workloadWire)
-        Self.number(&w, WireKey.responseSize, r.bytesSent)
-        Self.number(&w, WireKey.requestSize, r.bytesReceived)
-        w.attribute(WireKey.responseFlags, r.responseFlags.description)
-        Self.number(&w, WireKey.statusCode, r.responseCode)
-        w.attribute(WireKey.httpProtocol, r.protocolName)
-        w.attribute(WireKey.method, r.method)
-        w.attribute(WireKey.url, joining: "http://", r.authority, r.path)
-        w.attribute(WireKey.requestID, r.requestID)
+        Self.number(&w, keys.responseSize, r.bytesSent)
+        Self.number(&w, keys.requestSize, r.bytesReceived)
+        w.attribute(keys.responseFlags, r.responseFlags.description)
+        Self.number(&w, keys.statusCode, r.responseCode)
+        w.attribute(keys.httpProtocol, r.protocolName)
+        w.attribute(keys.method, r.method)
+        w.attribute(keys.url, joining: "http://", r.authority, r.path)
+        w.attribute(keys.requestID, r.requestID)
         w.prepend(attributes: identityWire)
         return w.finish(
             traceID: t.traceID, spanID: t.spanID, traceState: t.traceState ?? "", parentSpanID: t.parentSpanID, name: name(r),
