@@ -51,12 +51,46 @@ import Testing
           hosts: ["*.example.com"]
           http:
           - route: [{destination: {host: ratings, port: {number: 9080}}}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: plain, namespace: default}
+        spec:
+          hosts: [plain.default.svc.cluster.local]
+          resolution: STATIC
+          ports: [{number: 8080, name: http}]
+          endpoints: [{address: 127.0.0.1, ports: {http: 19200}}]
         """
 
     func decide(_ authority: String, _ path: String = "/", method: String = "GET", headers: [(name: String, value: String)] = [], labels: [String: String] = [:]) -> (String, String)? {
         let head = RequestHead(authority: authority, path: path, method: method, headers: headers, port: HostName.splitAuthority(authority).port ?? 80, sourceLabels: labels)
         guard case .route(let r, let vh) = table.route(head) else { return nil }
         return (r.name, vh)
+    }
+
+    @Test func theHeadIsMadeOnlyForAVirtualServicesRules() {
+        var made = 0
+        func head(_ authority: String, _ path: String) -> () -> RequestHead {
+            {
+                made += 1
+                return RequestHead(authority: authority, path: path, method: "GET", port: HostName.splitAuthority(authority).port ?? 80)
+            }
+        }
+        // A service without a VirtualService: its own route, by host and port alone.
+        guard case .route(let plain, let vh) = table.route(host: "plain", port: 8080, head: head("plain:8080", "/")) else {
+            Issue.record("no route to plain")
+            return
+        }
+        #expect(made == 0 && plain.virtualService == nil && vh == "plain.default.svc.cluster.local:8080")
+        if case .route = table.route(host: "nothing", port: 80, head: head("nothing", "/")) { Issue.record("routed an unknown host") }
+        #expect(made == 0)
+        // A VirtualService's rules read the head once, and decide as `route(_:)` does.
+        guard case .route(let r, _) = table.route(host: "ratings", port: 9080, head: head("ratings:9080", "/old/12")) else {
+            Issue.record("no route to ratings")
+            return
+        }
+        #expect(made == 1 && r.virtualService == "default/ratings" && r.rule.redirect != nil)
+        #expect(decide("ratings:9080", "/old/12")?.0 == r.name)
     }
 
     @Test func everyHostFormReachesTheService() {
