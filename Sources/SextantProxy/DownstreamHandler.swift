@@ -38,14 +38,14 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     var pipelinedBytes = 0
     /// `peerHeader(for:)`'s last answer.
     private var lastPeerHeader: (cluster: ClusterRuntime?, value: String)?
-    /// The cluster this connection's last request went to, with the snapshot, route, destination index and
-    /// port it was found by: keep-alive connections mostly go to one, and comparing those costs less than
-    /// hashing the cluster key.
     /// The last request's route when it was a service's own (no VirtualService), with the snapshot and
     /// authority it was found for and the request port: such a route depends on nothing else, and a
     /// keep-alive connection's requests mostly name one authority (splitting it and looking the host up cost
     /// ~900 instructions).
     private var lastServiceRoute: (snapshot: ProxySnapshot, authority: String, route: CompiledRoute, port: Int)?
+    /// The cluster this connection's last request went to, with the snapshot, route, destination index and
+    /// port it was found by: keep-alive connections mostly go to one, and comparing those costs less than
+    /// hashing the cluster key.
     private var lastClusterSnapshot: ProxySnapshot?
     private var lastClusterRoute: CompiledRoute?
     private var lastClusterDestination = 0
@@ -514,8 +514,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         x.route = route
         x.record.routeName = route.name
-        // The rule is read in place (`route.rule.…`): a local copy retained each of its fields.
 
+        // The rule is read in place (`route.rule.…`): a local copy retained each of its fields.
         if let cors = route.rule.corsPolicy, let origin = x.head.headers.first(name: "origin") {
             if cors.allowOrigins.contains(where: { $0.matches(origin) }) {
                 x.corsOrigin = origin
