@@ -992,7 +992,7 @@ struct LineBuffer: ~Copyable {
         var i = 0
         while i + 8 <= n {
             let w = src.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            if ByteWord.below(0x20, in: w) | ByteWord.equal(0x22, in: w) | ByteWord.equal(0x5C, in: w) != 0 { break }
+            if Self.needsEscape(w) { break }
             dst.storeBytes(of: w, toByteOffset: i, as: UInt64.self)
             i += 8
         }
@@ -1000,7 +1000,7 @@ struct LineBuffer: ~Copyable {
             // The last bytes as the word that ends the string, overlapping the one before (one test instead of
             // up to seven bytes one at a time).
             let w = src.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
-            if ByteWord.below(0x20, in: w) | ByteWord.equal(0x22, in: w) | ByteWord.equal(0x5C, in: w) == 0 {
+            if !Self.needsEscape(w) {
                 dst.storeBytes(of: w, toByteOffset: n - 8, as: UInt64.self)
                 i = n
             }
@@ -1013,6 +1013,11 @@ struct LineBuffer: ~Copyable {
         }
         count += i
         if i < n { appendEscaped(UnsafeRawBufferPointer(rebasing: p[i...])) }
+    }
+
+    /// Whether any of the eight bytes in `w` needs a JSON escape: a control character, `"` or `\`.
+    @inline(__always) private static func needsEscape(_ w: UInt64) -> Bool {
+        ByteWord.below(0x20, in: w) | ByteWord.equal(0x22, in: w) | ByteWord.equal(0x5C, in: w) != 0
     }
 
     /// The rest of a JSON string's content, from its first byte that needs an escape.

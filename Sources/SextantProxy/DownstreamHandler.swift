@@ -734,7 +734,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                     headers.replaceOrAdd(name: "host", value: a)
                 }
             }
-            if !Self.isEmpty(rule.headers.request) {
+            if !rule.headers.request.isEmpty {
                 Self.apply(rule.headers.request, to: &headers)
             }
         }
@@ -754,10 +754,6 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             return h
         }
         return HTTPRequestHead(version: .http1_1, method: x.head.method, uri: rewritten ?? x.head.uri, headers: headers)
-    }
-
-    static func isEmpty(_ ops: HeaderOperations.Operations) -> Bool {
-        ops.set.isEmpty && ops.add.isEmpty && ops.remove.isEmpty
     }
 
     /// Envoy's `prefix_rewrite`: the matched prefix is replaced; for exact/regex matches, the whole path.

@@ -85,12 +85,14 @@ public struct ProxyRecord: Sendable {
     var requestFields: [(String, String)]
 
     /// The first value of the request header `name`, given in lower case (matched in any case).
-    func requestHeader(lowercased name: String) -> String? {
-        // Lengths first: reading a name's length retains nothing, comparing its bytes retains the name.
+    func requestHeader(lowercased name: String) -> String? { Self.first(lowercased: name, in: requestFields) }
+
+    /// The first value of the field `name` (given in lower case; matched in any case) in a field list, read by
+    /// index. Lengths first: reading a name's length retains nothing, comparing its bytes retains the name.
+    static func first(lowercased name: String, in fields: [(String, String)]) -> String? {
         let n = name.utf8.count
-        for i in requestFields.indices
-        where requestFields[i].0.utf8.count == n && HostName.equalsIgnoringASCIICase(requestFields[i].0, lowercased: name) {
-            return requestFields[i].1
+        for i in fields.indices where fields[i].0.utf8.count == n && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: name) {
+            return fields[i].1
         }
         return nil
     }
@@ -240,7 +242,7 @@ enum ResponseFields: Sendable {
         case .headers(let h): return h.first(name: name)
         case .raw(let r, let added):
             if let v = r.first(lowercased: name) { return v }
-            return added.first { HostName.equalsIgnoringASCIICase($0.0, lowercased: name) }?.1
+            return ProxyRecord.first(lowercased: name, in: added)
         }
     }
 }
