@@ -224,15 +224,15 @@ struct HTTP1Parser {
             } else {
                 state = .head
             }
-            upgradeAfterMessage = method == .CONNECT || (fields.connectionUpgrade && fields.hasUpgrade)
+            upgradeAfterMessage = method.isCONNECT || (fields.connectionUpgrade && fields.hasUpgrade)
             let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders())
             return .requestHead(head, fields: fields.list)
         case .response:
             let (version, code, reason) = try Self.statusLine(UnsafeRawBufferPointer(rebasing: p[0..<lineEnd]))
             // An informational response comes before the final one to the same request.
             let method = code >= 200 || code == 101 ? nextMethod() : nil
-            upgradeAfterMessage = code == 101 || (method == .CONNECT && code / 100 == 2)
-            if (100..<200).contains(code) || code == 204 || code == 304 || method == .HEAD || upgradeAfterMessage {
+            upgradeAfterMessage = code == 101 || (method?.isCONNECT == true && code / 100 == 2)
+            if (100..<200).contains(code) || code == 204 || code == 304 || method?.isHEAD == true || upgradeAfterMessage {
                 state = .head
             } else if fields.transferEncoding != nil && fields.contentLength != nil {
                 throw HTTPParserError.unexpectedContentLength
@@ -477,8 +477,9 @@ private struct Fields {
 }
 
 /// Eight bytes of a `UInt64` tested at once (the has-less-than and has-zero-byte word tests): each returns
-/// a word whose high bit is set in the bytes that match. Whether any byte matches is exact; which ones is not
-/// (a borrow can mark a byte above the first match), so callers test for zero only.
+/// a word whose high bit is set in the bytes that match. Whether any byte matches is exact, and so is the
+/// lowest flagged byte (in memory order, the word read little-endian); bytes above the first match may be
+/// flagged falsely (a borrow carries into them).
 enum ByteWord {
     private static let ones: UInt64 = 0x0101_0101_0101_0101
     private static let highs: UInt64 = 0x8080_8080_8080_8080
@@ -516,13 +517,22 @@ enum Token {
     @inline(__always) static func isFieldValueByte(_ b: UInt8) -> Bool { b >= 0x20 ? b != 0x7F : b == 0x09 }
 
     /// The offset of the first byte from `from` on that is not a field-value byte (the CR ending the line,
-    /// or an invalid byte), eight bytes at a time while they hold no control character and no DEL.
+    /// or an invalid byte), eight bytes at a time: a word's first control character or DEL is its lowest
+    /// flagged byte (`ByteWord` flags no byte below the first match), found by counting trailing zeros; an
+    /// HTAB there is part of the value and the scan goes on after it. The bytes after the last whole word are
+    /// taken one at a time.
     @inline(__always) static func fieldValueEnd(_ p: UnsafeRawBufferPointer, from: Int) -> Int {
         var i = from
         while i + 8 <= p.count {
-            let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            if ByteWord.below(0x20, in: w) | ByteWord.equal(0x7F, in: w) != 0 { break }
-            i += 8
+            let w = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let flagged = ByteWord.below(0x20, in: w) | ByteWord.equal(0x7F, in: w)
+            if flagged == 0 {
+                i += 8
+                continue
+            }
+            let k = i &+ flagged.trailingZeroBitCount &>> 3
+            if p[k] != 0x09 { return k }
+            i = k &+ 1
         }
         while isFieldValueByte(p[i]) { i += 1 }
         return i
@@ -700,5 +710,20 @@ enum Common {
     /// `p` holds `s`'s bytes (the lengths are known to match); the first byte turns most candidates away.
     @inline(__always) private static func equal(_ p: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
         p[0] == s.utf8Start[0] && memcmp(p.baseAddress!, s.utf8Start, p.count) == 0
+    }
+}
+
+extension HTTPMethod {
+    /// `self == .HEAD` by the case: NIO's `HTTPMethod` is `RawRepresentable`, so `==` compares the two raw
+    /// value strings (~100 instructions), and these are asked of every request or response.
+    var isHEAD: Bool {
+        if case .HEAD = self { return true }
+        return false
+    }
+
+    /// `self == .CONNECT` by the case (see `isHEAD`).
+    var isCONNECT: Bool {
+        if case .CONNECT = self { return true }
+        return false
     }
 }

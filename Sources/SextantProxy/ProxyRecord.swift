@@ -135,7 +135,17 @@ public struct ProxyRecord: Sendable {
     public var requestID: String = ""
     /// The other proxy's identity, from `x-sextant-peer-metadata` (the server's on outbound records, the
     /// client's on inbound ones); nil when the peer has no proxy.
-    public var peer: PeerMetadata?
+    public var peer: PeerMetadata? {
+        get { peerBox?.value }
+        set { peerBox = newValue.map(PeerBox.init) }
+    }
+    /// `peer`, boxed: inline its 121 bytes made every record, and the exchange that holds one, that much larger
+    /// (see `DownstreamHandler.Exchange.Rare`), and most records have none.
+    private var peerBox: PeerBox?
+    private final class PeerBox: Sendable {
+        let value: PeerMetadata
+        init(_ value: PeerMetadata) { self.value = value }
+    }
     /// The SPIFFE ID of the downstream's certificate when it connected with mesh mTLS
     /// (`%DOWNSTREAM_PEER_URI_SAN%`; Istio's `source_principal` on inbound records).
     public var downstreamPeerPrincipal: String?

@@ -82,17 +82,24 @@ struct TraceContext: Sendable {
     /// `x-b3-parentspanid` are thereby removed). `tracestate` is replaced only when this hop has one.
     static func isInjected(_ name: String, replacingTraceState: Bool) -> Bool {
         switch name.utf8.count {
-        case 2: return HostName.equalsIgnoringASCIICase(name, lowercased: "b3")
-        case 10:
-            return HostName.equalsIgnoringASCIICase(name, lowercased: "x-b3-flags")
-                || (replacingTraceState && HostName.equalsIgnoringASCIICase(name, lowercased: "tracestate"))
-        case 11:
-            return HostName.equalsIgnoringASCIICase(name, lowercased: "traceparent")
-                || HostName.equalsIgnoringASCIICase(name, lowercased: "x-b3-spanid")
-        case 12:
-            return HostName.equalsIgnoringASCIICase(name, lowercased: "x-b3-traceid")
-                || HostName.equalsIgnoringASCIICase(name, lowercased: "x-b3-sampled")
-        case 17: return HostName.equalsIgnoringASCIICase(name, lowercased: "x-b3-parentspanid")
+        case 2, 10, 11, 12, 17: break
+        default: return false
+        }
+        // The name's bytes are read once for all the candidates of its length (`x-request-id` has two).
+        if let found = name.utf8.withContiguousStorageIfAvailable({ isInjected(bytes: UnsafeRawBufferPointer($0), replacingTraceState: replacingTraceState) }) {
+            return found
+        }
+        var copy = name
+        return copy.withUTF8 { isInjected(bytes: UnsafeRawBufferPointer($0), replacingTraceState: replacingTraceState) }
+    }
+
+    private static func isInjected(bytes name: UnsafeRawBufferPointer, replacingTraceState: Bool) -> Bool {
+        switch name.count {
+        case 2: return Token.equalsFoldingCase(name, "b3")
+        case 10: return Token.equalsFoldingCase(name, "x-b3-flags") || (replacingTraceState && Token.equalsFoldingCase(name, "tracestate"))
+        case 11: return Token.equalsFoldingCase(name, "traceparent") || Token.equalsFoldingCase(name, "x-b3-spanid")
+        case 12: return Token.equalsFoldingCase(name, "x-b3-traceid") || Token.equalsFoldingCase(name, "x-b3-sampled")
+        case 17: return Token.equalsFoldingCase(name, "x-b3-parentspanid")
         default: return false
         }
     }

@@ -153,7 +153,11 @@ import Testing
         "PATCH /p HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nok",
         "GET / HTTP/1.1\r\nConnection: keep-alive, foo\r\nFoo: bar\r\n\r\n",
         "GET /very/long/\(String(repeating: "x", count: 3000)) HTTP/1.1\r\nH: \(String(repeating: "v", count: 5000))\r\n\r\n",
+        // Tabs inside values (field-value bytes), at every offset within a word and at a word's end.
+        "GET / HTTP/1.1\r\nX-Tabs: a\tb\tc\td\te\tf\tg\th\ti\tj\r\nY: 1234567\t12345678\t\tx\r\nZ: \t\t\t\t\t\t\t\tz\r\n\r\n",
         // Errors.
+        "GET / HTTP/1.1\r\nX: 1234567\u{1}abcdefgh\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: a\tb\u{1f}cdefghij\r\n\r\n",
         "GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n",
         "GET / HTTP/1.1\r\nName : v\r\n\r\n",
         "GET / HTTP/1.1\r\nX: a\u{1}b\r\n\r\n",
@@ -190,6 +194,8 @@ import Testing
         "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nabc",  // a request body that cannot be framed (§6.3)
         "GET / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",  // a repeated Content-Length
         "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",  // a lone CR
+        "GET / HTTP/1.1\r\nX: abcdefgh\u{7f}ijklmnop\r\n\r\n",  // DEL, not a field-value byte (RFC 9110 §5.5)
+        "GET / HTTP/1.1\r\nX: abc\tdefg\u{7f}\r\n\r\n",
         "GET  / HTTP/1.1\r\n\r\n",  // not one space between the parts of the request line (§3)
     ])
     func requestsOursRefuses(stream: String) throws {
