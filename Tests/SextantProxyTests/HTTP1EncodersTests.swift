@@ -151,26 +151,34 @@ import Testing
                 // reaches the writer from the bytes.
                 guard !(headers.contains { $0.0.lowercased() == "content-length" }
                     && headers.contains { $0.0.lowercased() == "transfer-encoding" }) else { continue }
-                var text = "HTTP/\(version.major).\(version.minor) \(status.code) \(status.reasonPhrase)\r\n"
-                for (n, v) in headers { text += "\(n):  \(v) \r\n" }
-                text += "\r\n"
-                guard var raw = try Self.rawFields(text) else {
-                    Issue.record("no raw head for \(text.debugDescription)")
-                    continue
+                // Lines with extra whitespace (rewritten), lines as the writer writes them (copied whole, in
+                // runs), and the two alternating; every other field dropped, or none.
+                for shape in 0..<3 {
+                    for dropEveryOther in [true, false] {
+                        var text = "HTTP/\(version.major).\(version.minor) \(status.code) \(status.reasonPhrase)\r\n"
+                        for (i, (n, v)) in headers.enumerated() {
+                            text += shape == 0 || (shape == 2 && i % 2 == 0) ? "\(n):  \(v) \r\n" : "\(n): \(v)\r\n"
+                        }
+                        text += "\r\n"
+                        guard var raw = try Self.rawFields(text) else {
+                            Issue.record("no raw head for \(text.debugDescription)")
+                            continue
+                        }
+                        // `list` must leave the dropped fields out.
+                        if dropEveryOther { for i in raw.spans.indices where i % 2 == 1 { raw.spans[i].dropped = true } }
+                        let kept = headers.enumerated().filter { !dropEveryOther || $0.offset % 2 == 0 }.map(\.element)
+                        #expect(raw.list.map { "\($0.0)=\($0.1)" } == kept.map { "\($0.0)=\($0.1)" })
+                        for (n, v) in kept { #expect(raw.first(lowercased: n.lowercased()) == kept.first { $0.0.lowercased() == n.lowercased() }?.1 ?? v) }
+                        let head = HTTPResponseHead(version: version, status: status)
+                        var fromBytes = HTTP1HeadWriter()
+                        var fromStrings = HTTP1HeadWriter()
+                        let a = fromBytes.response(head, raw: raw, added: added, reserve: 100, allocator: ByteBufferAllocator())
+                        let b = fromStrings.response(head, fields: raw.list + added, allocator: ByteBufferAllocator())
+                        #expect(String(buffer: a) == String(buffer: b), "\(status) \(version) \(headers) shape \(shape)")
+                        #expect(fromBytes.isChunked == fromStrings.isChunked)
+                        #expect(a.capacity >= a.readableBytes + 100)
+                    }
                 }
-                // Drop every other field; `list` must leave the dropped ones out.
-                for i in raw.spans.indices where i % 2 == 1 { raw.spans[i].dropped = true }
-                let kept = headers.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
-                #expect(raw.list.map { "\($0.0)=\($0.1)" } == kept.map { "\($0.0)=\($0.1)" })
-                for (n, v) in kept { #expect(raw.first(lowercased: n.lowercased()) == kept.first { $0.0.lowercased() == n.lowercased() }?.1 ?? v) }
-                let head = HTTPResponseHead(version: version, status: status)
-                var fromBytes = HTTP1HeadWriter()
-                var fromStrings = HTTP1HeadWriter()
-                let a = fromBytes.response(head, raw: raw, added: added, reserve: 100, allocator: ByteBufferAllocator())
-                let b = fromStrings.response(head, fields: raw.list + added, allocator: ByteBufferAllocator())
-                #expect(String(buffer: a) == String(buffer: b), "\(status) \(version) \(headers)")
-                #expect(fromBytes.isChunked == fromStrings.isChunked)
-                #expect(a.capacity >= a.readableBytes + 100)
             }
         }
     }
