@@ -459,10 +459,11 @@ struct LineProgram: Sendable {
         case none
     }
 
-    /// `%REQ(X)%`'s field, a header by its index in `names`.
+    /// `%REQ(X)%`'s field, a header by its index in `names`, or one the proxy notes as it reads the request.
     enum Request: Sendable {
         case method, path, authority, requestID
         case header(Int)
+        case known(ProxyRecord.KnownRequestField)
     }
 
     enum Op: Sendable {
@@ -678,7 +679,9 @@ struct LineProgram: Sendable {
         case .path: return .path
         case .authority: return .authority
         case .requestID: return .requestID
-        case .header(let name): return .header(index(name))
+        case .header(let name):
+            if let k = ProxyRecord.KnownRequestField(lowercased: name) { return .known(k) }
+            return .header(index(name))
         }
     }
 
@@ -793,6 +796,7 @@ struct LineProgram: Sendable {
         case .authority: v = r.authority
         case .requestID: v = AccessLogFormat.requestID(r)
         case .header(let i): v = r.requestHeader(lowercased: names[i])
+        case .known(let k): v = r.requestHeader(k)
         }
         guard let v, !v.isEmpty else { return nil }
         return v

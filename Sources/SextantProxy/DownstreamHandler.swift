@@ -421,6 +421,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var contentTypeSeen = false
         var isGRPC = false
         var traceFields = TraceContext.Fields()
+        var known = ProxyRecord.KnownRequestFields()
         var headerBytes = 0
         for i in fields.indices {
             headerBytes += fields[i].0.utf8.count + fields[i].1.utf8.count + 4
@@ -439,6 +440,12 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             case 12 where !contentTypeSeen && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "content-type"):
                 contentTypeSeen = true
                 isGRPC = fields[i].1.hasPrefix("application/grpc")
+            case 10 where known.userAgent < 0 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "user-agent"):
+                known.userAgent = i
+            case 15 where known.forwardedFor < 0 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "x-forwarded-for"):
+                known.forwardedFor = i
+            case 21 where known.originalPath < 0 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "x-envoy-original-path"):
+                known.originalPath = i
             case PeerMetadata.header.utf8.count where peerAt == nil
                 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: PeerMetadata.header):
                 peerAt = i
@@ -449,6 +456,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         // Read before the edits below move fields.
         let incoming = shared.tracer == nil ? nil : TraceContext.extract(fields, at: traceFields)
         var requestID = requestIDAt.map { fields[$0].1 } ?? ""
+        var knownStill = true
         if requestID.isEmpty {
             requestID = RequestID.make(using: &random)
             if let i = requestIDAt {
@@ -456,7 +464,11 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 fields[i].1 = requestID
                 var k = fields.count - 1
                 while k > i {
-                    if HostName.equalsIgnoringASCIICase(fields[k].0, lowercased: "x-request-id") { fields.remove(at: k) }
+                    if HostName.equalsIgnoringASCIICase(fields[k].0, lowercased: "x-request-id") {
+                        fields.remove(at: k)
+                        // The indexes noted after it moved.
+                        knownStill = false
+                    }
                     k -= 1
                 }
             } else {
@@ -485,6 +497,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 requestFields: requestFields),
             snapshot: snapshot)
         x.record.requestID = requestID
+        if knownStill { x.record.knownRequestFields = known }
         x.record.isGRPC = isGRPC
         x.record.downstreamRemoteAddress = remoteAddress
         x.record.downstreamLocalAddress = localAddress

@@ -78,7 +78,10 @@ public struct ProxyRecord: Sendable {
     /// The request's headers as received (an `HTTPHeaders` of `requestFields`, made for whoever asks).
     public var requestHeaders: HTTPHeaders {
         get { HTTPHeaders(requestFields) }
-        set { requestFields = newValue.map { ($0.name, $0.value) } }
+        set {
+            requestFields = newValue.map { ($0.name, $0.value) }
+            knownRequestFields = nil
+        }
     }
     /// The request's header fields as received, in order: the list the proxy read them into, shared, not
     /// copied (an `HTTPHeaders` lookup copies each name it passes; `requestHeader(lowercased:)` reads by index).
@@ -86,6 +89,50 @@ public struct ProxyRecord: Sendable {
 
     /// The first value of the request header `name`, given in lower case (matched in any case).
     func requestHeader(lowercased name: String) -> String? { Self.first(lowercased: name, in: requestFields) }
+
+    /// Request fields that Istio's access log or the span read on every request.
+    enum KnownRequestField: Sendable {
+        case userAgent, forwardedFor, originalPath
+
+        var name: String {
+            switch self {
+            case .userAgent: "user-agent"
+            case .forwardedFor: "x-forwarded-for"
+            case .originalPath: "x-envoy-original-path"
+            }
+        }
+
+        init?(lowercased name: String) {
+            switch name {
+            case "user-agent": self = .userAgent
+            case "x-forwarded-for": self = .forwardedFor
+            case "x-envoy-original-path": self = .originalPath
+            default: return nil
+            }
+        }
+    }
+
+    /// Where each `KnownRequestField` first is in `requestFields` (-1: absent), noted by the proxy in its one
+    /// pass over the fields it received; nil (a record made otherwise, or fields replaced since) when they
+    /// must be looked up by name. Looking them up cost ~180 instructions each, four times a request.
+    struct KnownRequestFields: Sendable {
+        var userAgent = -1
+        var forwardedFor = -1
+        var originalPath = -1
+    }
+    var knownRequestFields: KnownRequestFields?
+
+    /// `requestHeader(lowercased:)` of a known field, by the index the proxy noted when it has one.
+    func requestHeader(_ field: KnownRequestField) -> String? {
+        guard let known = knownRequestFields else { return requestHeader(lowercased: field.name) }
+        let i: Int
+        switch field {
+        case .userAgent: i = known.userAgent
+        case .forwardedFor: i = known.forwardedFor
+        case .originalPath: i = known.originalPath
+        }
+        return i >= 0 ? requestFields[i].1 : nil
+    }
 
     /// The first value of the field `name` (given in lower case; matched in any case) in a field list, read by
     /// index. Lengths first: reading a name's length retains nothing, comparing its bytes retains the name.

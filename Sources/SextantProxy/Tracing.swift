@@ -474,7 +474,7 @@ struct SpanBuilder: Sendable {
         case .canonicalService: me.canonicalService
         case .namespace: identity.namespace
         case .canonicalRevision: me.canonicalRevision
-        case .userAgent: r.requestHeader(lowercased: "user-agent")
+        case .userAgent: r.requestHeader(.userAgent)
         case .upstreamCluster, .upstreamClusterName: r.upstreamCluster
         case .upstreamAddress: r.upstreamHost
         case .peerAddress: r.downstreamRemoteAddress
@@ -519,7 +519,7 @@ struct SpanBuilder: Sendable {
             w.attribute(keys.upstreamClusterName, v)
             w.attribute(keys.upstreamCluster, v)
         }
-        if let v = r.requestHeader(lowercased: "user-agent") { w.attribute(keys.userAgent, v) }
+        if let v = r.requestHeader(.userAgent) { w.attribute(keys.userAgent, v) }
         w.prepend(attributes: workloadWire)
         Self.number(&w, keys.responseSize, r.bytesSent)
         Self.number(&w, keys.requestSize, r.bytesReceived)

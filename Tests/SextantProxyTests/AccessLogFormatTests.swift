@@ -50,6 +50,25 @@ import Testing
         #expect(e.startTimeUnixNano == 1_764_032_523_456_000_000)
     }
 
+    /// The request fields the proxy notes by index as it reads a request (`knownRequestFields`) give the
+    /// lines a lookup by name gives: present, absent, and where the index is stale (fields replaced since).
+    @Test func notedRequestFieldsReadAsLookedUp() {
+        var noted = Self.record()
+        // `record()`'s fields: user-agent, x-request-id, x-forwarded-for; no x-envoy-original-path.
+        noted.knownRequestFields = ProxyRecord.KnownRequestFields(userAgent: 0, forwardedFor: 2, originalPath: -1)
+        for json in [false, true] {
+            let plain = json ? AccessLogFormat.renderJSON(AccessLogFormat.istioJSON, Self.record()) : AccessLogFormat.istioText.render(Self.record())
+            let fast = json ? AccessLogFormat.renderJSON(AccessLogFormat.istioJSON, noted) : AccessLogFormat.istioText.render(noted)
+            #expect(fast == plain)
+            #expect(fast.contains("curl/8.5") && fast.contains("10.1.2.3"))
+        }
+        #expect(noted.requestHeader(.userAgent) == "curl/8.5" && noted.requestHeader(.forwardedFor) == "10.1.2.3")
+        #expect(noted.requestHeader(.originalPath) == nil)
+        // Replacing the fields forgets the indexes.
+        noted.requestHeaders = ["X-Forwarded-For": "10.9.9.9"]
+        #expect(noted.knownRequestFields == nil && noted.requestHeader(.forwardedFor) == "10.9.9.9" && noted.requestHeader(.userAgent) == nil)
+    }
+
     @Test func istioJSONIsReadBackFieldByField() throws {
         let line = AccessLogFormat.renderJSON(AccessLogFormat.istioJSON, Self.record())
         let e = try #require(EnvoyAccessLogParser.parse(line, formats: [.istioJSON]))
