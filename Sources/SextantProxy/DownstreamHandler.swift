@@ -422,6 +422,9 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var isGRPC = false
         var traceFields = TraceContext.Fields()
         var known = ProxyRecord.KnownRequestFields()
+        // False when the noted indexes cannot stand: past 16 bits (an HTTP/2 head of that many fields), or
+        // moved by a removal below.
+        var notes = shared.notesRequestFields && fields.count <= Int(Int16.max)
         var headerBytes = 0
         for i in fields.indices {
             headerBytes += fields[i].0.utf8.count + fields[i].1.utf8.count + 4
@@ -440,12 +443,12 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             case 12 where !contentTypeSeen && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "content-type"):
                 contentTypeSeen = true
                 isGRPC = fields[i].1.hasPrefix("application/grpc")
-            case 10 where known.userAgent < 0 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "user-agent"):
-                known.userAgent = i
-            case 15 where known.forwardedFor < 0 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "x-forwarded-for"):
-                known.forwardedFor = i
-            case 21 where known.originalPath < 0 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "x-envoy-original-path"):
-                known.originalPath = i
+            case 10 where notes && known.userAgent < 0 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "user-agent"):
+                known.userAgent = Int16(i)
+            case 15 where notes && known.forwardedFor < 0 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "x-forwarded-for"):
+                known.forwardedFor = Int16(i)
+            case 21 where notes && known.originalPath < 0 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: "x-envoy-original-path"):
+                known.originalPath = Int16(i)
             case PeerMetadata.header.utf8.count where peerAt == nil
                 && HostName.equalsIgnoringASCIICase(fields[i].0, lowercased: PeerMetadata.header):
                 peerAt = i
@@ -456,7 +459,6 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         // Read before the edits below move fields.
         let incoming = shared.tracer == nil ? nil : TraceContext.extract(fields, at: traceFields)
         var requestID = requestIDAt.map { fields[$0].1 } ?? ""
-        var knownStill = true
         if requestID.isEmpty {
             requestID = RequestID.make(using: &random)
             if let i = requestIDAt {
@@ -467,7 +469,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                     if HostName.equalsIgnoringASCIICase(fields[k].0, lowercased: "x-request-id") {
                         fields.remove(at: k)
                         // The indexes noted after it moved.
-                        knownStill = false
+                        notes = false
                     }
                     k -= 1
                 }
@@ -497,7 +499,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 requestFields: requestFields),
             snapshot: snapshot)
         x.record.requestID = requestID
-        if knownStill { x.record.knownRequestFields = known }
+        if notes { x.record.knownRequestFields = known }
         x.record.isGRPC = isGRPC
         x.record.downstreamRemoteAddress = remoteAddress
         x.record.downstreamLocalAddress = localAddress

@@ -116,22 +116,24 @@ public struct ProxyRecord: Sendable {
     /// pass over the fields it received; nil (a record made otherwise, or fields replaced since) when they
     /// must be looked up by name. Looking them up cost ~180 instructions each, four times a request.
     struct KnownRequestFields: Sendable {
-        var userAgent = -1
-        var forwardedFor = -1
-        var originalPath = -1
+        // 16 bits each keep the record (swapped whole when a request ends) small; a head with more fields
+        // is not noted.
+        var userAgent: Int16 = -1
+        var forwardedFor: Int16 = -1
+        var originalPath: Int16 = -1
     }
     var knownRequestFields: KnownRequestFields?
 
     /// `requestHeader(lowercased:)` of a known field, by the index the proxy noted when it has one.
     func requestHeader(_ field: KnownRequestField) -> String? {
         guard let known = knownRequestFields else { return requestHeader(lowercased: field.name) }
-        let i: Int
+        let i: Int16
         switch field {
         case .userAgent: i = known.userAgent
         case .forwardedFor: i = known.forwardedFor
         case .originalPath: i = known.originalPath
         }
-        return i >= 0 ? requestFields[i].1 : nil
+        return i >= 0 ? requestFields[Int(i)].1 : nil
     }
 
     /// The first value of the field `name` (given in lower case; matched in any case) in a field list, read by

@@ -161,7 +161,8 @@ public final class ProxyServer: Service, Sendable {
         shared = ProxyShared(
             state: ProxyState(ProxySnapshot(table: table, version: 1, jwt: jwt)),
             observer: CombinedObserver(observers: [metrics, observer] + fileLogs + exportedLogs), limits: options.limits,
-            me: PeerMetadata(identity: options.identity), tracer: tracer, meshTLS: credentials)
+            me: PeerMetadata(identity: options.identity), tracer: tracer, meshTLS: credentials,
+            notesRequestFields: tracer != nil || !fileLogs.isEmpty || !exportedLogs.isEmpty || !(observer is NoProxyObserver))
         if let app = options.app, let inbound = options.inbound {
             let key = ClusterKey(host: "inbound", port: inbound.port)
             let endpoint = Endpoint(address: app.host, port: app.port, labels: options.identity.labels, weight: 1, serviceAccount: nil)

@@ -71,11 +71,15 @@ final class ProxyShared: Sendable {
     let tracer: ProxyTracer?
     /// Mesh mTLS credentials; nil when the proxy has none (plain text only).
     let meshTLS: MeshCredentialsStore?
+    /// Requests note where their `ProxyRecord.KnownRequestField`s are (`knownRequestFields`): only worth it
+    /// when an access log or the tracer reads them.
+    let notesRequestFields: Bool
 
     init(
         state: ProxyState, observer: any ProxyObserver, limits: ProxyLimits, me: PeerMetadata, tracer: ProxyTracer?,
-        meshTLS: MeshCredentialsStore? = nil
+        meshTLS: MeshCredentialsStore? = nil, notesRequestFields: Bool = true
     ) {
+        self.notesRequestFields = notesRequestFields
         self.meshTLS = meshTLS
         self.pools = PoolRegistry(meshTLS: meshTLS)
         self.tracer = tracer
