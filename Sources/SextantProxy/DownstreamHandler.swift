@@ -1108,7 +1108,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     func upstreamRawHead(_ head: consuming HTTPResponseHead, fields: consuming RawFields, from c: UpstreamConnection) {
         guard let x = exchange, x.connection === c else { return }
         guard head.status.code >= 200, x.head.version.major < 2, x.corsOrigin == nil, responseEncoder != nil,
-            x.responseHeaderOps.set.isEmpty, x.responseHeaderOps.add.isEmpty, x.responseHeaderOps.remove.isEmpty
+            x.responseHeaderOps.isEmpty
         else {
             responseHead(head, fields: fields.list, x, c)
             return

@@ -256,6 +256,11 @@ struct HTTP1HeadWriter {
                 // instead of two per field.
                 var runStart = 0
                 var runEnd = 0
+                func putRun() {
+                    if runEnd > runStart { out.put(bytes: UnsafeRawBufferPointer(rebasing: p[runStart..<runEnd])) }
+                    runStart = 0
+                    runEnd = 0
+                }
                 for s in raw.spans where !s.dropped {
                     if plan.dropping && plan.drops(Self.framing(RawFields.name(s, p))) { continue }
                     let nameStart = Int(s.nameStart)
@@ -263,22 +268,20 @@ struct HTTP1HeadWriter {
                     let valueEnd = Int(s.valueStart) + Int(s.valueCount)
                     if Int(s.valueStart) == nameEnd + 2 && p[nameEnd + 1] == 0x20 && p[valueEnd] == 0x0D {
                         if runEnd == runStart || nameStart != runEnd {
-                            if runEnd > runStart { out.put(bytes: UnsafeRawBufferPointer(rebasing: p[runStart..<runEnd])) }
+                            putRun()
                             runStart = nameStart
                         }
                         runEnd = valueEnd + 2
                         continue
                     }
-                    if runEnd > runStart { out.put(bytes: UnsafeRawBufferPointer(rebasing: p[runStart..<runEnd])) }
-                    runStart = 0
-                    runEnd = 0
+                    putRun()
                     out.put(bytes: RawFields.name(s, p))
                     out.byte(UInt8(ascii: ":"))
                     out.byte(UInt8(ascii: " "))
                     out.put(bytes: RawFields.value(s, p))
                     out.crlf()
                 }
-                if runEnd > runStart { out.put(bytes: UnsafeRawBufferPointer(rebasing: p[runStart..<runEnd])) }
+                putRun()
                 for (name, value) in added { out.field(name, value) }
                 if plan.addChunked { out.put(Self.chunkedField) }
                 out.crlf()

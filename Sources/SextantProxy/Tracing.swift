@@ -86,11 +86,7 @@ struct TraceContext: Sendable {
         default: return false
         }
         // The name's bytes are read once for all the candidates of its length (`x-request-id` has two).
-        if let found = name.utf8.withContiguousStorageIfAvailable({ isInjected(bytes: UnsafeRawBufferPointer($0), replacingTraceState: replacingTraceState) }) {
-            return found
-        }
-        var copy = name
-        return copy.withUTF8 { isInjected(bytes: UnsafeRawBufferPointer($0), replacingTraceState: replacingTraceState) }
+        return name.withUTF8Buffer { isInjected(bytes: UnsafeRawBufferPointer($0), replacingTraceState: replacingTraceState) }
     }
 
     private static func isInjected(bytes name: UnsafeRawBufferPointer, replacingTraceState: Bool) -> Bool {
