@@ -1165,7 +1165,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         if !hop.isKeepAlive(version: head.version) { c.requestsServed = Int.max - 1 }
         var h = head
         if h.version != x.head.version { h.version = x.head.version }
-        x.record.responseFields = .raw(raw, added: added)
+        // `appendProxyFields` added the service time; the upstream's was dropped above.
+        x.record.responseFields = .proxied(raw, added: added)
         if responseEncoder?.sendHead(h, raw: raw, added: added) ?? false {
             downstreamUnflushed = true
         } else {

@@ -287,11 +287,15 @@ public struct NoProxyObserver: ProxyObserver {
 enum ResponseFields: Sendable {
     case headers(HTTPHeaders)
     case raw(RawFields, added: [(String, String)])
+    /// `raw` as the proxy's raw response path sends it on: the upstream's `x-envoy-upstream-service-time`
+    /// dropped and the proxy's own in `added`, the record's `upstreamServiceNanoseconds` in whole
+    /// milliseconds (0 when unset). The access log writes that number instead of looking the field up.
+    case proxied(RawFields, added: [(String, String)])
 
     var headers: HTTPHeaders {
         switch self {
         case .headers(let h): return h
-        case .raw(let r, let added): return HTTPHeaders(r.list + added)
+        case .raw(let r, let added), .proxied(let r, let added): return HTTPHeaders(r.list + added)
         }
     }
 
@@ -299,7 +303,7 @@ enum ResponseFields: Sendable {
     func first(lowercased name: String) -> String? {
         switch self {
         case .headers(let h): return h.first(name: name)
-        case .raw(let r, let added):
+        case .raw(let r, let added), .proxied(let r, let added):
             if let v = r.first(lowercased: name) { return v }
             return ProxyRecord.first(lowercased: name, in: added)
         }

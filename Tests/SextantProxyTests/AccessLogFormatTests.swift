@@ -92,7 +92,7 @@ import Testing
 
     /// The line writer reads common commands directly; what it writes is what `value` (behind truncation and
     /// OTLP log attributes) gives, for every command, on a full record and an empty one.
-    @Test func directValuesAgreeWithValue() {
+    @Test func directValuesAgreeWithValue() throws {
         let commands: [AccessLogFormat.Command] = [
             .startTime, .request(.method, fallback: nil), .request(.path, fallback: nil), .request(.authority, fallback: nil),
             .request(.header("x-missing"), fallback: .header("user-agent")), .request(.header("x-nope"), fallback: nil),
@@ -108,7 +108,22 @@ import Testing
         var withID = Self.record()
         withID.requestID = "from-the-record"
         withID.responseHeaders = ["x-empty": "", "x-envoy-upstream-service-time": "7"]
-        for r in [Self.record(), empty, withID] {
+        // Responses as the proxy's raw path sends them on: the upstream's service time and server dropped, the
+        // proxy's own added (`.proxied`), with and without a service time noted.
+        var proxied: [ProxyRecord] = []
+        for nanoseconds in [12_345_678, nil] as [Int64?] {
+            var r = Self.record()
+            var raw = try #require(
+                try HTTP1EncodersTests.rawFields("HTTP/1.1 200 OK\r\nServer: up\r\nX-Envoy-Upstream-Service-Time: 3\r\nX-Empty:\r\n\r\n"))
+            raw.spans[0].dropped = true
+            raw.spans[1].dropped = true
+            r.upstreamServiceNanoseconds = nanoseconds
+            r.responseFields = .proxied(
+                raw, added: [("x-envoy-upstream-service-time", String((nanoseconds ?? 0) / 1_000_000)), ("server", "istio-envoy")])
+            proxied.append(r)
+        }
+        #expect(LineProgram(text: [.command(.response("x-envoy-upstream-service-time", fallback: nil), maxLength: nil)]).render(proxied[0]) == "12")
+        for r in [Self.record(), empty, withID] + proxied {
             for c in commands {
                 let direct = LineProgram(text: [.command(c, maxLength: nil)]).render(r)
                 let viaValue = LineProgram(text: [.command(c, maxLength: 10_000)]).render(r)

@@ -906,9 +906,12 @@ accessLogEncoding: {encoding}
 """)
     p = Proxy(tmp_path, mesh).start()
     try:
-        status, _, body = p.request(REVIEWS, "/reviews/7?x=1", headers={"User-Agent": "conformance/1.0", "X-Forwarded-For": "10.1.2.3"})
+        status, sent, body = p.request(REVIEWS, "/reviews/7?x=1", headers={"User-Agent": "conformance/1.0", "X-Forwarded-For": "10.1.2.3"})
         assert status == 200
         request_id = body["headers"]["x-request-id"]
+        # `%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%` is the value the client received.
+        service_time = sent["x-envoy-upstream-service-time"]
+        assert service_time.isdigit()
         assert p.request("nowhere", "/")[0] == 404
         deadline = time.monotonic() + 5
         while (not log.exists() or log.read_text().count("\n") < 2) and time.monotonic() < deadline:
@@ -925,7 +928,7 @@ accessLogEncoding: {encoding}
         assert m, lines[0]
         g = m.groups()
         assert g[1:8] == ("GET", "/reviews/7?x=1", "HTTP/1.1", "200", "-", "via_upstream", "-")
-        assert g[8] == "-" and int(g[10]) > 0 and g[13] == "10.1.2.3" and g[14] == "conformance/1.0" and g[15] == request_id
+        assert g[8] == "-" and int(g[10]) > 0 and g[12] == service_time and g[13] == "10.1.2.3" and g[14] == "conformance/1.0" and g[15] == request_id
         assert g[16] == REVIEWS and g[17] == f"127.0.0.1:{v1.port}"
         assert g[18] == "outbound|9080||reviews.default.svc.cluster.local" and g[19].startswith("127.0.0.1:")
         assert g[20] == f"127.0.0.1:{p.port}" and g[22] == "-" and g[23] == "default"
@@ -937,6 +940,7 @@ accessLogEncoding: {encoding}
         assert first["method"] == "GET" and first["path"] == "/reviews/7?x=1" and first["response_code"] == 200
         assert first["request_id"] == request_id and first["upstream_cluster"] == "outbound|9080||reviews.default.svc.cluster.local"
         assert first["user_agent"] == "conformance/1.0" and first["x_forwarded_for"] == "10.1.2.3"
+        assert first["upstream_service_time"] == service_time and second["upstream_service_time"] == "-"
         assert isinstance(first["bytes_sent"], int) and isinstance(first["duration"], int)
         assert first["requested_server_name"] == "-" and first["route_name"] == "default"
         assert second["response_code"] == 404 and second["response_flags"] == "NR" and second["upstream_host"] == "-"
