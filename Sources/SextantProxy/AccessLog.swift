@@ -995,17 +995,8 @@ struct LineBuffer: ~Copyable {
         guard let src = p.baseAddress, p.count > 0 else { return }
         let n = p.count
         let dst = reserve(n)
-        // A line's literal runs (keys, quotes, separators) are mostly 4–16 bytes: two overlapping words copy
-        // them inline, where a `memmove` call cost ~25 instructions each, ~25 times a line.
-        if n >= 8 && n <= 16 {
-            dst.storeBytes(of: src.loadUnaligned(as: UInt64.self), as: UInt64.self)
-            dst.storeBytes(of: src.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self), toByteOffset: n - 8, as: UInt64.self)
-        } else if n >= 4 && n < 8 {
-            dst.storeBytes(of: src.loadUnaligned(as: UInt32.self), as: UInt32.self)
-            dst.storeBytes(of: src.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self), toByteOffset: n - 4, as: UInt32.self)
-        } else {
-            dst.copyMemory(from: src, byteCount: n)
-        }
+        // A line's literal runs (keys, quotes, separators) are mostly 4–16 bytes, copied inline.
+        dst.copySmall(from: src, count: n)
         count += n
     }
 

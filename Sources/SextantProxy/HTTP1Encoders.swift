@@ -336,14 +336,15 @@ struct HTTP1HeadWriter {
 
         mutating func put(bytes: UnsafeRawBufferPointer) {
             guard let from = bytes.baseAddress else { return }
-            (base.baseAddress! + index).copyMemory(from: from, byteCount: bytes.count)
+            (base.baseAddress! + index).copySmall(from: from, count: bytes.count)
             index += bytes.count
         }
 
-        /// Copies `bytes` at the cursor and returns their count (the caller advances).
+        /// Copies `bytes` at the cursor and returns their count (the caller advances). Names and values are
+        /// mostly under 16 bytes: copied inline, not by a `memmove` call.
         private func put(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
             guard let from = bytes.baseAddress else { return 0 }
-            (base.baseAddress! + index).copyMemory(from: from, byteCount: bytes.count)
+            (base.baseAddress! + index).copySmall(from: from, count: bytes.count)
             return bytes.count
         }
 
