@@ -417,20 +417,22 @@ private struct Fields {
         var total = 0
         var i = from
         let tchar = Token.tcharTable
+        // Offsets stay inside the head (a buffer's count), so they are advanced with wrapping arithmetic: no
+        // overflow branch per byte scanned.
         while i < to {
             var colon = i
             // Every line ends in CRLF, and CR is not a tchar: the scan stops within the head.
-            while tchar[Int(p[colon])] != 0 { colon += 1 }
+            while tchar[Int(p[colon])] != 0 { colon &+= 1 }
             guard colon > i, p[colon] == 0x3A else { throw HTTPParserError.invalidHeaderToken }
-            var v = colon + 1
-            while p[v] == 0x20 || p[v] == 0x09 { v += 1 }
+            var v = colon &+ 1
+            while p[v] == 0x20 || p[v] == 0x09 { v &+= 1 }
             var e = Token.fieldValueEnd(p, from: v)
             guard p[e] == 0x0D else { throw HTTPParserError.invalidCharactersUsed }
             // The CR must be followed by the LF `findEmptyLine` saw; a lone CR inside a line is an error.
-            guard p[e + 1] == 0x0A else { throw HTTPParserError.lfExpected }
-            let next = e + 2
-            while e > v && (p[e - 1] == 0x20 || p[e - 1] == 0x09) { e -= 1 }
-            total += colon - i + e - v
+            guard p[e &+ 1] == 0x0A else { throw HTTPParserError.lfExpected }
+            let next = e &+ 2
+            while e > v && (p[e &- 1] == 0x20 || p[e &- 1] == 0x09) { e &-= 1 }
+            total &+= colon &- i &+ e &- v
             if total > HTTP1Parser.maxFieldBytes { throw HTTPParserError.headerOverflow }
             let name = UnsafeRawBufferPointer(rebasing: p[i..<colon])
             let value = UnsafeRawBufferPointer(rebasing: p[v..<e])
@@ -523,18 +525,18 @@ enum Token {
     /// taken one at a time.
     @inline(__always) static func fieldValueEnd(_ p: UnsafeRawBufferPointer, from: Int) -> Int {
         var i = from
-        while i + 8 <= p.count {
+        while i &+ 8 <= p.count {
             let w = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
             let flagged = ByteWord.below(0x20, in: w) | ByteWord.equal(0x7F, in: w)
             if flagged == 0 {
-                i += 8
+                i &+= 8
                 continue
             }
             let k = i &+ flagged.trailingZeroBitCount &>> 3
             if p[k] != 0x09 { return k }
             i = k &+ 1
         }
-        while isFieldValueByte(p[i]) { i += 1 }
+        while isFieldValueByte(p[i]) { i &+= 1 }
         return i
     }
 
