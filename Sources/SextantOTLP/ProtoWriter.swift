@@ -21,7 +21,10 @@ public struct ProtoWriter: ~Copyable {
     deinit { storage.deallocate() }
 
     /// Bytes written so far; a message's length is `count - mark` for a mark taken before it.
-    @inline(__always) public var count: Int { capacity - start }
+    ///
+    /// `start` only moves down by what `reserve` made room for, so it stays within `0...capacity`: offsets are
+    /// computed with wrapping arithmetic, without an overflow branch per byte written.
+    @inline(__always) public var count: Int { capacity &- start }
 
     @inline(__always)
     private mutating func reserve(_ n: Int) {
@@ -64,19 +67,19 @@ public struct ProtoWriter: ~Copyable {
     mutating func varint(_ v: UInt64) {
         if v < 0x80 {
             reserve(1)
-            start -= 1
+            start &-= 1
             storage.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: start, as: UInt8.self)
             return
         }
         let n = Self.varintSize(v)
         reserve(n)
-        start -= n
+        start &-= n
         var p = start
         var x = v
         while x >= 0x80 {
             storage.storeBytes(of: UInt8(truncatingIfNeeded: x) | 0x80, toByteOffset: p, as: UInt8.self)
             x >>= 7
-            p += 1
+            p &+= 1
         }
         storage.storeBytes(of: UInt8(truncatingIfNeeded: x), toByteOffset: p, as: UInt8.self)
     }
@@ -84,14 +87,14 @@ public struct ProtoWriter: ~Copyable {
     @inline(__always)
     mutating func fixed64(_ v: UInt64) {
         reserve(8)
-        start -= 8
+        start &-= 8
         storage.storeBytes(of: v.littleEndian, toByteOffset: start, as: UInt64.self)
     }
 
     @inline(__always)
     mutating func fixed32(_ v: UInt32) {
         reserve(4)
-        start -= 4
+        start &-= 4
         storage.storeBytes(of: v.littleEndian, toByteOffset: start, as: UInt32.self)
     }
 
@@ -100,7 +103,7 @@ public struct ProtoWriter: ~Copyable {
         let n = bytes.count
         guard n > 0 else { return }
         reserve(n)
-        start -= n
+        start &-= n
         // Attribute keys and values are mostly under 16 bytes: copied inline, not by a `memmove` call.
         (storage + start).copySmall(from: bytes.baseAddress!, count: n)
     }
@@ -108,7 +111,7 @@ public struct ProtoWriter: ~Copyable {
     @inline(__always)
     mutating func bigEndian64(_ v: UInt64) {
         reserve(8)
-        start -= 8
+        start &-= 8
         storage.storeBytes(of: v.bigEndian, toByteOffset: start, as: UInt64.self)
     }
 
@@ -120,7 +123,7 @@ public struct ProtoWriter: ~Copyable {
     /// Closes a length-delimited field whose payload was written since `mark`.
     @inline(__always)
     public mutating func lengthPrefix(_ field: UInt64, since mark: Int) {
-        varint(UInt64(count - mark))
+        varint(UInt64(count &- mark))
         tag(field, 2)
     }
 
@@ -218,7 +221,7 @@ public struct ProtoWriter: ~Copyable {
             digits += 1
         }
         reserve(digits)
-        start -= digits
+        start &-= digits
         var x = v
         var k = start + digits
         repeat {
