@@ -892,12 +892,15 @@ struct LineBuffer: ~Copyable {
     }
 
     /// Room for `n` more bytes at the returned address; `commit` then counts those written.
+    ///
+    /// `count` only grows by what `reserve` made room for, so it stays within `0...capacity`: the appends below
+    /// count with wrapping arithmetic, without an overflow branch each.
     @inline(__always) mutating func reserve(_ n: Int) -> UnsafeMutableRawPointer {
-        if capacity - count < n { grow(n) }
+        if capacity &- count < n { grow(n) }
         return base + count
     }
 
-    @inline(__always) mutating func commit(_ n: Int) { count += n }
+    @inline(__always) mutating func commit(_ n: Int) { count &+= n }
 
     /// A msgpack int in the smallest form `MessagePackWriter.intHead` chooses.
     mutating func appendMessagePackInt(_ n: Int64) {
@@ -988,7 +991,7 @@ struct LineBuffer: ~Copyable {
 
     @inline(__always) mutating func append(_ byte: UInt8) {
         reserve(1).storeBytes(of: byte, as: UInt8.self)
-        count += 1
+        count &+= 1
     }
 
     @inline(__always) mutating func append(_ p: UnsafeRawBufferPointer) {
@@ -997,7 +1000,7 @@ struct LineBuffer: ~Copyable {
         let dst = reserve(n)
         // A line's literal runs (keys, quotes, separators) are mostly 4–16 bytes, copied inline.
         dst.copySmall(from: src, count: n)
-        count += n
+        count &+= n
     }
 
     /// `p` as it is, or as JSON string content (RFC 8259 §7: `"`, `\` and control characters escaped) when
@@ -1009,13 +1012,13 @@ struct LineBuffer: ~Copyable {
         guard let src = p.baseAddress, n > 0 else { return }
         let dst = reserve(n)
         var i = 0
-        while i + 8 <= n {
+        while i &+ 8 <= n {
             let w = src.loadUnaligned(fromByteOffset: i, as: UInt64.self)
             if Self.needsEscape(w) { break }
             dst.storeBytes(of: w, toByteOffset: i, as: UInt64.self)
-            i += 8
+            i &+= 8
         }
-        if i < n && i + 8 > n && n >= 8 {
+        if i < n && i &+ 8 > n && n >= 8 {
             // The last bytes as the word that ends the string, overlapping the one before (one test instead of
             // up to seven bytes one at a time).
             let w = src.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
@@ -1028,9 +1031,9 @@ struct LineBuffer: ~Copyable {
             let c = src.load(fromByteOffset: i, as: UInt8.self)
             if c < 0x20 || c == 0x22 || c == 0x5C { break }
             dst.storeBytes(of: c, toByteOffset: i, as: UInt8.self)
-            i += 1
+            i &+= 1
         }
-        count += i
+        count &+= i
         if i < n { appendEscaped(UnsafeRawBufferPointer(rebasing: p[i...])) }
     }
 

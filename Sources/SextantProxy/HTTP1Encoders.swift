@@ -312,7 +312,8 @@ struct HTTP1HeadWriter {
         }
     }
 
-    /// A cursor over the buffer's writable bytes; the caller sized them, so writes are not checked again.
+    /// A cursor over the buffer's writable bytes; the caller sized them, so writes are not checked again (and
+    /// the cursor moves with wrapping arithmetic: it stays within the sized bytes).
     struct Out {
         let base: UnsafeMutableRawBufferPointer
         var index = 0
@@ -322,22 +323,22 @@ struct HTTP1HeadWriter {
         mutating func put(_ string: String) {
             // Contiguous UTF-8 (native and small strings) is read in place; a bridged string is copied first.
             if let n = string.utf8.withContiguousStorageIfAvailable({ put($0) }) {
-                index += n
+                index &+= n
                 return
             }
             var s = string
-            index += s.withUTF8 { put($0) }
+            index &+= s.withUTF8 { put($0) }
         }
 
         mutating func put(_ s: StaticString) {
             (base.baseAddress! + index).copyMemory(from: s.utf8Start, byteCount: s.utf8CodeUnitCount)
-            index += s.utf8CodeUnitCount
+            index &+= s.utf8CodeUnitCount
         }
 
         mutating func put(bytes: UnsafeRawBufferPointer) {
             guard let from = bytes.baseAddress else { return }
             (base.baseAddress! + index).copySmall(from: from, count: bytes.count)
-            index += bytes.count
+            index &+= bytes.count
         }
 
         /// Copies `bytes` at the cursor and returns their count (the caller advances). Names and values are
@@ -350,13 +351,13 @@ struct HTTP1HeadWriter {
 
         mutating func byte(_ b: UInt8) {
             base[index] = b
-            index += 1
+            index &+= 1
         }
 
         /// Sixteen lower-case hex digits of `v` (`Hex.write`).
         mutating func hex16(_ v: UInt64) {
             Hex.write(v, to: base.baseAddress! + index)
-            index += 16
+            index &+= 16
         }
 
         mutating func crlf() {
@@ -376,10 +377,10 @@ struct HTTP1HeadWriter {
             let digits = Self.decimalDigits(n)
             var v = n
             for i in stride(from: digits - 1, through: 0, by: -1) {
-                base[index + i] = UInt8(ascii: "0") + UInt8(v % 10)
+                base[index &+ i] = UInt8(ascii: "0") + UInt8(v % 10)
                 v /= 10
             }
-            index += digits
+            index &+= digits
         }
 
         static func decimalDigits(_ n: Int) -> Int {
