@@ -218,14 +218,14 @@ public struct ProtoWriter: ~Copyable {
         var t = v
         while t >= 10 {
             t /= 10
-            digits += 1
+            digits &+= 1
         }
         reserve(digits)
         start &-= digits
         var x = v
-        var k = start + digits
+        var k = start &+ digits
         repeat {
-            k -= 1
+            k &-= 1
             storage.storeBytes(of: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: x % 10), toByteOffset: k, as: UInt8.self)
             x /= 10
         } while k > start

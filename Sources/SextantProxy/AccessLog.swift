@@ -669,7 +669,7 @@ struct LineProgram: Sendable {
         case .upstreamTransportFailureReason: field(.upstreamTransportFailureReason)
         case .connectionTerminationDetails, .requestedServerName: field(.none)
         case .request(let f, let fallback): ops.append(.request(request(f), fallback: fallback.map { request($0) }))
-        case .response("x-envoy-upstream-service-time", nil): ops.append(.serviceTime(index("x-envoy-upstream-service-time")))
+        case .response(let name, nil) where name == "x-envoy-upstream-service-time": ops.append(.serviceTime(index(name)))
         case .response(let name, let fallback): ops.append(.response(index(name), fallback: fallback.map { index($0) }))
         default:
             commands.append(c)
@@ -717,7 +717,7 @@ struct LineProgram: Sendable {
                         // The digits `appendProxyFields` sent, without a lookup in the sent fields and the
                         // proxy's own (~600 instructions a line).
                         if case .proxied = r.responseFields {
-                            AccessLogFormat.appendInt((r.upstreamServiceNanoseconds ?? 0) / 1_000_000, &out)
+                            AccessLogFormat.appendInt(r.upstreamServiceMilliseconds, &out)
                         } else {
                             text(r.responseHeader(lowercased: names[name]), &out)
                         }

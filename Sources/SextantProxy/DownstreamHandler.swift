@@ -1097,7 +1097,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// the upstream's service time and `server: istio-envoy`, as Envoy sets them.
     private func appendProxyFields(to fields: inout [(String, String)], _ x: Exchange) {
         if kind != .outbound { fields.append((PeerMetadata.header, shared.meHeader)) }
-        fields.append(("x-envoy-upstream-service-time", String((x.record.upstreamServiceNanoseconds ?? 0) / 1_000_000)))
+        fields.append(("x-envoy-upstream-service-time", String(x.record.upstreamServiceMilliseconds)))
         fields.append(("server", "istio-envoy"))
     }
 

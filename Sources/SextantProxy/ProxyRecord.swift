@@ -69,6 +69,9 @@ public struct ProxyRecord: Sendable {
     /// `upstreamServiceTime` in nanoseconds, as the request path sets it (a `Duration` costs 128-bit arithmetic
     /// to make and to print).
     var upstreamServiceNanoseconds: Int64?
+    /// `upstreamServiceNanoseconds` in whole milliseconds (0 when unset): the value of the proxy's own
+    /// `x-envoy-upstream-service-time`.
+    var upstreamServiceMilliseconds: Int64 { (upstreamServiceNanoseconds ?? 0) / 1_000_000 }
     public var method: String
     /// The path as received (`X-ENVOY-ORIGINAL-PATH?:PATH`).
     public var path: String
@@ -288,8 +291,8 @@ enum ResponseFields: Sendable {
     case headers(HTTPHeaders)
     case raw(RawFields, added: [(String, String)])
     /// `raw` as the proxy's raw response path sends it on: the upstream's `x-envoy-upstream-service-time`
-    /// dropped and the proxy's own in `added`, the record's `upstreamServiceNanoseconds` in whole
-    /// milliseconds (0 when unset). The access log writes that number instead of looking the field up.
+    /// dropped and the proxy's own in `added`, the record's `upstreamServiceMilliseconds`. The access log
+    /// writes that number instead of looking the field up.
     case proxied(RawFields, added: [(String, String)])
 
     var headers: HTTPHeaders {
