@@ -347,10 +347,13 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         reading = false
         if let c = unflushed {
             unflushed = nil
-            c.channel.flush()
+            c.flush()
         } else if requestDecoder == nil {
-            exchange?.connection?.channel.flush()
+            exchange?.connection?.flush()
         }
+        // The next read is asked for next to the channel's head (`HTTP1ResponseEncoder.read()`), not by NIO's
+        // walk from the tail; not while reading is paused.
+        if !readPaused, let e = responseEncoder { _ = e.read() }
     }
 
     /// Flushes the upstream connection now, or at the end of the read being handled.
@@ -358,7 +361,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         if reading {
             unflushed = c
         } else {
-            c.channel.flush()
+            c.flush()
         }
     }
 
@@ -366,7 +369,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         reading = false
         if let c = unflushed {
             unflushed = nil
-            c.channel.flush()
+            c.flush()
         }
         guard let x = exchange else { return }
         x.record.responseFlags.insert(.downstreamConnectionTermination)
@@ -1368,6 +1371,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     func upstreamReadComplete(_ c: UpstreamConnection) {
         guard downstreamUnflushed, context != nil else { return }
         downstreamUnflushed = false
+        if let e = responseEncoder, e.flush() { return }
         context.flush()
     }
 

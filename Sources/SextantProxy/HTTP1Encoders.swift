@@ -473,6 +473,22 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
         encode(unwrapOutboundIn(data), context: context, promise: promise)
     }
 
+    /// Flushes from this handler's place: only the handlers between it and the channel (none, or TLS) see the
+    /// flush, where `channel.flush()` walks the pipeline from its tail. False when the encoder has left the
+    /// pipeline.
+    func flush() -> Bool {
+        guard let context else { return false }
+        context.flush()
+        return true
+    }
+
+    /// Asks the channel for its next read from this handler's place (see `HTTP1ResponseEncoder.read()`).
+    func read() -> Bool {
+        guard let context else { return false }
+        context.read()
+        return true
+    }
+
     /// Writes `part` as if it had come down the pipeline to this handler, without boxing it in `NIOAny` and
     /// casting it back: for the handler whose writes reach this one with nothing between (the upstream
     /// connection's owner). False when the encoder has left the pipeline; the caller writes through the
@@ -585,6 +601,25 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
     func flush(context: ChannelHandlerContext) {
         releaseHead(context)
         context.flush()
+    }
+
+    /// `flush(context:)` called directly: the held head goes, then the flush, from this handler's place. False
+    /// when the encoder has left the pipeline.
+    func flush() -> Bool {
+        guard let context else { return false }
+        flush(context: context)
+        return true
+    }
+
+    /// Asks the channel for its next read from this handler's place, next to the channel's head (or its TLS
+    /// handler): with `autoRead` on, NIO asks by a pipeline `read()` from the tail after each read, which
+    /// passes every handler on the way (~500 instructions a read). A read asked for here, while NIO fires the
+    /// read's completion, leaves one pending, so NIO's own is not made. For the connection's owner, and only
+    /// while it has not paused reading (`autoRead` off). False when the encoder has left the pipeline.
+    func read() -> Bool {
+        guard let context else { return false }
+        context.read()
+        return true
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {

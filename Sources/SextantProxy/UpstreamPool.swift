@@ -60,6 +60,19 @@ final class UpstreamConnection {
         channel.setOption(ChannelOptions.autoRead, value: !pause).whenComplete { _ in }
     }
 
+    /// Flushes what was written: from the HTTP/1 encoder's place when there is one, else from the pipeline's tail.
+    func flush() {
+        if let encoder, encoder.flush() { return }
+        channel.flush()
+    }
+
+    /// The connection's read is handled: unless reading is paused, the next read is asked for from the HTTP/1
+    /// encoder's place, sparing NIO's walk from the tail (`HTTP1ResponseEncoder.read()`).
+    func readCompleted() {
+        guard !readPaused, let encoder else { return }
+        _ = encoder.read()
+    }
+
     /// An HTTP/2 stream on a shared connection (not pooled itself; the connection is).
     let isStream: Bool
     /// The upstream proxy's SPIFFE ID when the connection is mesh mTLS (`%UPSTREAM_PEER_URI_SAN%`).
@@ -131,6 +144,7 @@ final class UpstreamHandler: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         guard let c = connection else { return }
         c.delegate?.upstreamReadComplete(c)
+        c.readCompleted()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -23,6 +23,12 @@ import Testing
         }
     }
 
+    /// The deadline of calls expected to finish (or fail for another reason) well before it. Generous: the
+    /// suite runs beside the others on two cores, and the first call of the process pays one-time costs (type
+    /// metadata, zlib, the connection), which once took over 5 s in a loaded debug run. How a deadline is sent
+    /// and enforced is checked by `silentServerGivesDeadlineExceededAndTheStreamIsReset` and `timeoutText`.
+    static let deadline: Duration = .seconds(30)
+
     static let message = Array("the request message, repeated to compress well; ".utf8) + Array(repeating: UInt8(ascii: "x"), count: 300)
 
     @Test func echoesACompressedMessageWithTheProtocolsHeaders() async throws {
@@ -34,7 +40,7 @@ import Testing
         let client = GRPCUnaryClient(config)
         let reply = try await client.unary(
             path: "/test.Double/Echo", message: Self.message, metadata: [("X-Tenant", "a"), ("authorization", "Bearer t"), ("te", "nope")],
-            timeout: .seconds(5))
+            timeout: Self.deadline)
         #expect(reply == Self.message)
         let h = try #require(server.requests.withLock { $0.first })
         #expect(h.first(name: ":method") == "POST")
@@ -60,7 +66,7 @@ import Testing
             var config = GRPCUnaryClient.Configuration(host: "127.0.0.1", port: server.port)
             config.compression = compression
             let client = GRPCUnaryClient(config)
-            #expect(try await client.unary(path: "/test.Double/Echo", messageParts: parts, timeout: .seconds(5)) == Self.message)
+            #expect(try await client.unary(path: "/test.Double/Echo", messageParts: parts, timeout: Self.deadline) == Self.message)
         }
         var joined = GRPCMessageFrame.encode(Self.message, compressed: false)
         var split = GRPCMessageFrame.encode(parts: parts)
@@ -72,10 +78,10 @@ import Testing
         defer { server.stop() }
         let client = GRPCUnaryClient(.init(host: "127.0.0.1", port: server.port))
         await #expect(throws: GRPCStatus(code: GRPCStatus.invalidArgument, message: "bad ✓ input 100%")) {
-            _ = try await client.unary(path: "/test.Double/Fail", message: [1, 2, 3], timeout: .seconds(5))
+            _ = try await client.unary(path: "/test.Double/Fail", message: [1, 2, 3], timeout: Self.deadline)
         }
         // The connection survives a failed call.
-        #expect(try await client.unary(path: "/test.Double/Echo", message: [4], timeout: .seconds(5)) == [4])
+        #expect(try await client.unary(path: "/test.Double/Echo", message: [4], timeout: Self.deadline) == [4])
         #expect(server.connections.load(ordering: .relaxed) == 1)
         await client.close()
     }
@@ -84,8 +90,8 @@ import Testing
         let server = try await GRPCServerDouble.start()
         defer { server.stop() }
         let client = GRPCUnaryClient(.init(host: "127.0.0.1", port: server.port))
-        await expectStatus(GRPCStatus.unavailable) { _ = try await client.unary(path: "/test.Double/HTTP503", message: [1], timeout: .seconds(5)) }
-        await expectStatus(GRPCStatus.unimplemented) { _ = try await client.unary(path: "/test.Double/HTTP404", message: [1], timeout: .seconds(5)) }
+        await expectStatus(GRPCStatus.unavailable) { _ = try await client.unary(path: "/test.Double/HTTP503", message: [1], timeout: Self.deadline) }
+        await expectStatus(GRPCStatus.unimplemented) { _ = try await client.unary(path: "/test.Double/HTTP404", message: [1], timeout: Self.deadline) }
         await client.close()
     }
 
@@ -109,7 +115,7 @@ import Testing
         var config = GRPCUnaryClient.Configuration(host: "127.0.0.1", port: server.port)
         config.maxResponseBytes = 1000
         let client = GRPCUnaryClient(config)
-        await expectStatus(GRPCStatus.resourceExhausted) { _ = try await client.unary(path: "/test.Double/Big", message: [1], timeout: .seconds(5)) }
+        await expectStatus(GRPCStatus.resourceExhausted) { _ = try await client.unary(path: "/test.Double/Big", message: [1], timeout: Self.deadline) }
         await client.close()
     }
 
@@ -117,9 +123,9 @@ import Testing
         let server = try await GRPCServerDouble.start()
         defer { server.stop() }
         let client = GRPCUnaryClient(.init(host: "127.0.0.1", port: server.port))
-        #expect(try await client.unary(path: "/test.Double/GoAway", message: [7], timeout: .seconds(5)) == [7])
+        #expect(try await client.unary(path: "/test.Double/GoAway", message: [7], timeout: Self.deadline) == [7])
         for _ in 0..<50 {
-            _ = try await client.unary(path: "/test.Double/Echo", message: [8], timeout: .seconds(5))
+            _ = try await client.unary(path: "/test.Double/Echo", message: [8], timeout: Self.deadline)
             if server.connections.load(ordering: .relaxed) == 2 { break }
             try await Task.sleep(for: .milliseconds(10))
         }
@@ -130,13 +136,13 @@ import Testing
     @Test func nothingListeningFailsFastUnlessWaitingForReady() async throws {
         let port = try await GRPCServerDouble.freePort()
         let client = GRPCUnaryClient(.init(host: "127.0.0.1", port: port))
-        await expectStatus(GRPCStatus.unavailable) { _ = try await client.unary(path: "/test.Double/Echo", message: [1], timeout: .seconds(5)) }
+        await expectStatus(GRPCStatus.unavailable) { _ = try await client.unary(path: "/test.Double/Echo", message: [1], timeout: Self.deadline) }
         // With waitForReady the call keeps trying until the server appears.
         let late = Task {
             try await Task.sleep(for: .milliseconds(400))
             return try await GRPCServerDouble.start(port: port)
         }
-        let reply = try await client.unary(path: "/test.Double/Echo", message: [2], timeout: .seconds(5), waitForReady: true)
+        let reply = try await client.unary(path: "/test.Double/Echo", message: [2], timeout: Self.deadline, waitForReady: true)
         #expect(reply == [2])
         try await late.value.stop()
         await client.close()
@@ -149,7 +155,7 @@ import Testing
         config.tls = try NIOSSLContext(configuration: .makeClientConfiguration())
         let client = GRPCUnaryClient(config)
         do {
-            _ = try await client.unary(path: "/test.Double/Echo", message: [1], timeout: .seconds(5))
+            _ = try await client.unary(path: "/test.Double/Echo", message: [1], timeout: Self.deadline)
             Issue.record("expected a failure")
         } catch {
             #expect(error.code == GRPCStatus.unavailable)
