@@ -82,11 +82,19 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         let snapshot: ProxySnapshot
         var route: CompiledRoute?
         var cluster: ClusterRuntime?
+        /// The request line sent upstream; its headers too when `forwarded` is nil (see `upstreamHeadWithFields`).
         var upstreamHead: HTTPRequestHead?
-        /// `upstreamHead.headers` as the list they wrap, when nothing edited them after it was built.
-        var upstreamFields: [(String, String)]?
-        /// The trace context's fields, when they follow `upstreamFields` (written by the encoder from the IDs)
-        /// instead of being in the list and in `upstreamHead.headers`: made from `trace` and two flags.
+        /// When nothing edits the fields sent upstream: which of `fields` go and what the proxy adds
+        /// (`upstreamHead.headers` is empty then).
+        var forwarded: ForwardedFields?
+        /// The head sent upstream with its headers, whichever way they are kept.
+        var upstreamHeadWithFields: HTTPRequestHead? {
+            guard var head = upstreamHead else { return nil }
+            if let forwarded { head.headers = HTTPHeaders(forwarded.list(fields)) }
+            return head
+        }
+        /// The trace context's fields, when they follow the `forwarded` fields (written by the encoder from the
+        /// IDs) instead of being in `upstreamHead.headers`: made from `trace` and two flags.
         var upstreamTrace: InjectedTrace? {
             guard injectsTrace, let trace else { return nil }
             return InjectedTrace(context: trace, b3: injectsB3)
@@ -743,13 +751,17 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     /// The request as sent upstream: hop-by-hop headers removed, route header edits and rewrites applied.
-    /// When nothing edits the list built here (the usual case), it is also kept as `x.upstreamFields`, for the
-    /// encoder to write from, and the trace context's fields are left to the encoder too (`x.upstreamTrace`;
-    /// the returned head's headers lack them then).
+    /// When nothing edits the fields (the usual case), they are kept as `x.forwarded` over the received list
+    /// for the encoder to write from, and the trace context's fields are left to the encoder too
+    /// (`x.upstreamTrace`); the returned head has no headers then (`forwardedHead`).
     private func upstreamHead(for x: Exchange, route: CompiledRoute?, destinationRequest: HeaderOperations.Operations?) -> HTTPRequestHead {
+        let gatewayIP = x.snapshot.table.identity.mode == .gateway ? remoteIP : nil
+        let edits = gatewayIP != nil || route?.editsRequest == true || destinationRequest != nil
+        if !edits && x.fields.count <= ForwardedFields.maxReceived { return forwardedHead(x) }
         // One pass over the received fields, by index, builds the list sent upstream, with room for what is
         // added later: hop-by-hop fields, the proxy's own and the trace context's out, theirs appended.
         // `HTTPHeaders` edits would scan the list once per name and check every added name for ASCII.
+        x.forwarded = nil
         let hop = x.hop
         let trace = x.trace
         let replacesTraceState = trace?.traceState != nil
@@ -792,18 +804,9 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         if teTrailers { fields.append(("te", "trailers")) }
         if !forwardedProto { fields.append(("x-forwarded-proto", "http")) }
         // Edits made below see (and may change) the trace context's fields, so they go into the list as
-        // strings; otherwise (the usual case) the encoder writes them from the IDs after the list.
-        let gatewayIP = x.snapshot.table.identity.mode == .gateway ? remoteIP : nil
-        let edits = gatewayIP != nil || route?.editsRequest == true || destinationRequest != nil
+        // strings (`forwardedHead` has the encoder write them from the IDs).
         x.injectsTrace = false
-        if let trace {
-            if edits {
-                trace.inject(into: &fields, b3: hadB3)
-            } else {
-                x.injectsTrace = true
-                x.injectsB3 = hadB3
-            }
-        }
+        if let trace { trace.inject(into: &fields, b3: hadB3) }
         var headers = HTTPHeaders(fields)
         if let ip = gatewayIP {
             if let xff = headers.first(name: "x-forwarded-for") {
@@ -831,12 +834,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         if let d = destinationRequest {
             Self.apply(d, to: &headers)
         }
-        if edits {
-            headers.removeIfPresent(name: "transfer-encoding")
-            x.upstreamFields = nil
-        } else {
-            x.upstreamFields = fields
-        }
+        if edits { headers.removeIfPresent(name: "transfer-encoding") }
         if rewritten == nil && x.head.version == .http1_1 {
             // The received head's method, target and version go on unchanged: its storage is shared.
             var h = x.head
@@ -844,6 +842,56 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             return h
         }
         return HTTPRequestHead(version: .http1_1, method: x.head.method, uri: rewritten ?? x.head.uri, headers: headers)
+    }
+
+    /// `upstreamHead` when nothing edits the fields (the usual case): the same fields go, but as `x.forwarded`
+    /// over the received list, which the encoder writes from; the trace context's fields are written from
+    /// the IDs after them. The head returned has no headers (`Exchange.upstreamHeadWithFields` has them).
+    private func forwardedHead(_ x: Exchange) -> HTTPRequestHead {
+        let hop = x.hop
+        let trace = x.trace
+        let replacesTraceState = trace?.traceState != nil
+        var forwarded = ForwardedFields()
+        var forwardedProto = false
+        var hadB3 = false
+        for i in x.fields.indices {
+            if hop.contains(x.fields[i].0) {
+                // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
+                if HostName.equalsIgnoringASCIICase(x.fields[i].0, lowercased: "te")
+                    && HostName.equalsIgnoringASCIICase(x.fields[i].1, lowercased: "trailers")
+                {
+                    forwarded.teTrailers = true
+                }
+                forwarded.drop(i)
+                continue
+            }
+            // Lengths first: most names are none of these, and a comparison call costs more than the count.
+            let n = x.fields[i].0.utf8.count
+            if kind == .outbound && n == PeerMetadata.header.utf8.count
+                && HostName.equalsIgnoringASCIICase(x.fields[i].0, lowercased: PeerMetadata.header)
+            {
+                forwarded.drop(i)
+                continue
+            }
+            if trace != nil && TraceContext.isInjected(x.fields[i].0, replacingTraceState: replacesTraceState) {
+                if n == 2 { hadB3 = true }
+                forwarded.drop(i)
+                continue
+            }
+            if !forwardedProto && n == 17 && HostName.equalsIgnoringASCIICase(x.fields[i].0, lowercased: "x-forwarded-proto") {
+                forwardedProto = true
+            }
+        }
+        if kind == .outbound { forwarded.peer = peerHeader(for: x.cluster) }
+        forwarded.upgrade = x.upgrade
+        forwarded.forwardedProto = !forwardedProto
+        x.forwarded = forwarded
+        x.injectsTrace = trace != nil
+        x.injectsB3 = hadB3
+        var head = x.head
+        head.headers = [:]
+        if head.version != .http1_1 { head.version = .http1_1 }
+        return head
     }
 
     /// Envoy's `prefix_rewrite`: the matched prefix is replaced; for exact/regex matches, the whole path.
@@ -952,8 +1000,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             cluster.endpoints[e].active.add(1, ordering: .relaxed)
         }
         guard let head = x.upstreamHead else { return }
-        if let fields = x.upstreamFields {
-            c.sendHead(head, fields: fields, trace: x.upstreamTrace)
+        if let forwarded = x.forwarded {
+            c.sendHead(head, received: x.fields, forwarded: forwarded, trace: x.upstreamTrace)
         } else {
             c.send(.head(head))
         }
@@ -1385,7 +1433,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// Sends a copy of the request to the mirror cluster with `-shadow` appended to the authority, as
     /// Envoy's request mirroring does; the answer is read and dropped.
     private func sendMirror(_ x: Exchange) {
-        guard let (key, authority) = x.mirror, x.canRetry, var head = x.upstreamHead else { return }
+        guard let (key, authority) = x.mirror, x.canRetry, var head = x.upstreamHeadWithFields else { return }
         x.mirror = nil
         if let trace = x.upstreamTrace { head = trace.adding(to: head) }
         guard let cluster = x.snapshot.cluster(key, requestPort: HostName.splitAuthority(authority).port ?? 80),

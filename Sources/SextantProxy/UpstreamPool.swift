@@ -92,11 +92,13 @@ final class UpstreamConnection {
         }
     }
 
-    /// `send(.head(head))` for a head whose headers are exactly `fields`, which the encoder writes from.
-    /// With `trace`, its fields follow (rendered by the encoder from the IDs; as strings in `head.headers`
-    /// for an HTTP/2 stream).
-    func sendHead(_ head: HTTPRequestHead, fields: [(String, String)], trace: InjectedTrace? = nil) {
-        if let encoder, encoder.sendHead(head, fields: fields, trace: trace) { return }
+    /// `send(.head(head))` for a head whose headers are what `forwarded` sends of `received`, which the
+    /// encoder writes from (`head.headers` is not read). With `trace`, its fields follow (rendered by the
+    /// encoder from the IDs; as strings in the head's headers for an HTTP/2 stream).
+    func sendHead(_ head: HTTPRequestHead, received: [(String, String)], forwarded: ForwardedFields, trace: InjectedTrace? = nil) {
+        if let encoder, encoder.sendHead(head, received: received, forwarded: forwarded, trace: trace) { return }
+        var head = head
+        head.headers = HTTPHeaders(forwarded.list(received))
         channel.write(HTTPClientRequestPart.head(trace.map { $0.adding(to: head) } ?? head), promise: nil)
     }
 

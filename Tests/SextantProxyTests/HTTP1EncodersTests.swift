@@ -286,4 +286,63 @@ import Testing
         }
     }
 
+
+    /// Fields kept as a mask over the received list (`ForwardedFields`) are written as their list would be:
+    /// for requests with and without a body, with framing fields dropped, kept or left out by the mask, with
+    /// each of the proxy's fields and none, with and without trace fields after them; and sized exactly.
+    @Test func forwardedFieldsWriteWhatTheirListWrites() {
+        let allocator = ByteBufferAllocator()
+        let received: [(String, String)] = [
+            ("host", "reviews:9080"), ("connection", "keep-alive, x-hop"), ("x-hop", "1"), ("content-length", "5"),
+            ("transfer-encoding", "chunked"), ("user-agent", "curl/8"), ("x-sextant-peer-metadata", "abc"), ("x-request-id", "id"),
+        ]
+        let trace = InjectedTrace(
+            context: TraceContext(
+                traceID: TraceID(high: 1, low: 2), spanID: SpanID(3), parentSpanID: SpanID(4), sampled: true, traceState: nil),
+            b3: false)
+        let masks: [UInt64] = [0, 0b110, 0b1_0110, 0b1_1110, 0b100_0110, 0xFF]
+        for method in [HTTPMethod.GET, .POST, .TRACE] {
+            let head = HTTPRequestHead(version: .http1_1, method: method, uri: "/r?a=1")
+            for mask in masks {
+                for added in 0..<16 {
+                    var f = ForwardedFields()
+                    f.dropped = mask
+                    if added & 1 != 0 { f.peer = "peer-value" }
+                    if added & 2 != 0 { f.upgrade = "websocket" }
+                    f.teTrailers = added & 4 != 0
+                    f.forwardedProto = added & 8 != 0
+                    for t in [nil, trace] {
+                        var fromMask = HTTP1HeadWriter()
+                        var fromList = HTTP1HeadWriter()
+                        let a = fromMask.request(head, received: received, forwarded: f, trace: t, allocator: allocator)
+                        let b = fromList.request(head, fields: f.list(received), trace: t, allocator: allocator)
+                        #expect(String(buffer: a) == String(buffer: b), "\(method) \(mask) \(added) \(t != nil)")
+                        #expect(fromMask.isChunked == fromList.isChunked)
+                    }
+                    // The proxy's lines are the size counted for them.
+                    var bytes = [UInt8](repeating: 0, count: 512)
+                    let written = bytes.withUnsafeMutableBytes { raw in
+                        var out = HTTP1HeadWriter.Out(raw)
+                        f.writeAdded(into: &out)
+                        return out.index
+                    }
+                    #expect(written == f.addedByteCount)
+                    let lines = f.added.map { "\($0.0): \($0.1)\r\n" }.joined()
+                    #expect(String(decoding: bytes[..<written], as: UTF8.self) == lines)
+                }
+            }
+        }
+        // The list: received fields not dropped, in order, then the proxy's in their fixed order.
+        var f = ForwardedFields()
+        f.drop(1)
+        f.drop(2)
+        f.peer = "p"
+        f.upgrade = "websocket"
+        f.teTrailers = true
+        f.forwardedProto = true
+        #expect(f.list(Array(received.prefix(4))).map { "\($0.0)=\($0.1)" } == [
+            "host=reviews:9080", "content-length=5", "x-sextant-peer-metadata=p", "connection=upgrade", "upgrade=websocket",
+            "te=trailers", "x-forwarded-proto=http",
+        ])
+    }
 }

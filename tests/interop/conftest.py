@@ -41,11 +41,20 @@ for _name in [n for n in os.environ if n.startswith("OTEL_")]:
     del os.environ[_name]
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A port the kernel just handed out on 127.0.0.1 (bound to port 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port the kernel just handed out on 127.0.0.1 (bound to port 0, then released), and not handed out
+    before in this run: a port chosen for a process not started yet (a sidecar's inbound listener) must not
+    be chosen again for another one meanwhile, which the kernel's own choice does not ensure."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_until(condition, what: str, timeout: float, detail=lambda: "", interval: float = 0.25) -> None:

@@ -452,6 +452,32 @@ spec:
     assert r.returncode == 0 and "1 ServiceEntry(s)" in r.stdout
 
 
+@pytest.mark.parametrize("count", [3, 70])
+def test_request_fields_go_upstream_in_order_without_hop_by_hop_ones(upstreams, proxy, count):
+    """The fields sent upstream are the received ones in their order, less the hop-by-hop ones (and those the
+    `Connection` field names), plus the proxy's: the same for a short head, whose forwarded fields the proxy
+    keeps as a mask over the received ones (up to 64), and a long one, whose list it builds."""
+    v1 = upstreams("v1")
+    p = proxy(service_entry("reviews", [(v1, {})]))
+    names = [f"x-field-{i:02d}" for i in range(count)]
+    headers = {"Connection": "keep-alive, x-hop", "X-Hop": "gone", "Keep-Alive": "timeout=5", "TE": "trailers"}
+    headers.update({n: f"v{i}" for i, n in enumerate(names)})
+    headers["X-Forwarded-Proto"] = "https"
+    conn = p.client()
+    for _ in range(2):  # the second on the same connections, both sides
+        status, _, body = p.request(REVIEWS, "/fields", headers=headers, conn=conn)
+        assert status == 200
+        got = v1.requests[-1]["headers"]
+        assert [k for k in got if k.startswith("x-field-")] == names
+        assert all(got[n] == f"v{i}" for i, n in enumerate(names))
+        assert "x-hop" not in got and "keep-alive" not in got and "connection" not in got
+        assert got["te"] == "trailers"
+        # The client's x-forwarded-proto goes on; the proxy adds one only when there is none.
+        assert got["x-forwarded-proto"] == "https"
+        assert len(got["x-request-id"]) == 36
+    conn.close()
+
+
 def test_large_bodies_stream_through_both_ways(upstreams, proxy):
     """A 5 MiB chunked upload reaches the upstream whole (streamed, past the 64 KiB retry buffer)."""
     v1 = upstreams("v1")
