@@ -1144,12 +1144,10 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         return true
     }
 
-    /// The fields the proxy adds to every response it forwards: its identity toward another proxy (inbound),
-    /// the upstream's service time and `server: istio-envoy`, as Envoy sets them.
-    private func appendProxyFields(to fields: inout [(String, String)], _ x: Exchange) {
-        if kind != .outbound { fields.append((PeerMetadata.header, shared.meHeader)) }
-        fields.append(("x-envoy-upstream-service-time", String(x.record.upstreamServiceMilliseconds)))
-        fields.append(("server", "istio-envoy"))
+    /// The fields the proxy adds to every response it forwards (`ProxiedResponseFields`), `connection: close`
+    /// aside.
+    private func proxyFields(_ x: Exchange) -> ProxiedResponseFields {
+        ProxiedResponseFields(peer: kind != .outbound ? shared.meHeader : nil, serviceMilliseconds: x.record.upstreamServiceMilliseconds)
     }
 
     /// The usual HTTP/1 response head, its fields left in the bytes read: `responseHead`'s decisions, made on
@@ -1209,19 +1207,17 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             }
         }
         if let peer, kind == .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
-        var added: [(String, String)] = []
-        added.reserveCapacity(4)
-        appendProxyFields(to: &added, x)
-        if !x.keepAlive { added.append(("connection", "close")) }
+        var added = proxyFields(x)
+        added.close = !x.keepAlive
         if !hop.isKeepAlive(version: head.version) { c.requestsServed = Int.max - 1 }
         var h = head
         if h.version != x.head.version { h.version = x.head.version }
-        // `appendProxyFields` added the service time; the upstream's was dropped above.
+        // `added` has the proxy's service time; the upstream's was dropped above.
         x.record.responseFields = .proxied(raw, added: added)
         if responseEncoder?.sendHead(h, raw: raw, added: added) ?? false {
             downstreamUnflushed = true
         } else {
-            h.headers = HTTPHeaders(raw.list + added)
+            h.headers = HTTPHeaders(raw.list + added.list)
             respond(.head(h))
         }
     }
@@ -1314,7 +1310,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         if kept < fields.count { fields.removeSubrange(kept...) }
         if let peer, kind == .outbound { x.record.peer = PeerMetadata(headerValue: peer) }
-        appendProxyFields(to: &fields, x)
+        fields += proxyFields(x).list
         let upstreamVersion = head.version
         var h = head
         if h.version != x.head.version { h.version = x.head.version }

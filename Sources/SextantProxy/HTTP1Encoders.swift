@@ -235,7 +235,7 @@ struct HTTP1HeadWriter {
     /// The status line, the received fields not dropped (copied from the bytes they were read into) and the
     /// fields the proxy `added`; `reserve` extra bytes of capacity for a body to be appended.
     mutating func response(
-        _ head: HTTPResponseHead, raw: RawFields, added: [(String, String)], reserve: Int, allocator: ByteBufferAllocator
+        _ head: HTTPResponseHead, raw: RawFields, added: ProxiedResponseFields, reserve: Int, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         let reason = head.status.reasonPhrase
         let code = Int(head.status.code)
@@ -264,7 +264,7 @@ struct HTTP1HeadWriter {
                 }
             }
             // The proxy's own fields are never framing fields.
-            for (name, value) in added { size += name.utf8.count + value.utf8.count + 4 }
+            size += added.byteCount
             let plan = framingPlan(
                 body: head.status.mayHaveResponseBody ? .yes : .no, version: version, contentLength: contentLength,
                 transferEncodingIsChunked: transferEncodingIsChunked)
@@ -305,7 +305,7 @@ struct HTTP1HeadWriter {
                     out.crlf()
                 }
                 putRun()
-                for (name, value) in added { out.field(name, value) }
+                added.write(into: &out)
                 if plan.addChunked { out.put(Self.chunkedField) }
                 out.crlf()
                 return out.index
@@ -603,7 +603,7 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
 
     /// `sendHead` for a head whose headers are `raw`'s fields not dropped, then `added`. Room is made for a
     /// body small enough to join the head.
-    func sendHead(_ head: HTTPResponseHead, raw: RawFields, added: [(String, String)]) -> Bool {
+    func sendHead(_ head: HTTPResponseHead, raw: RawFields, added: ProxiedResponseFields) -> Bool {
         guard let context else { return false }
         releaseHead(context)
         var reserve = 0
@@ -758,5 +758,30 @@ struct ForwardedFields {
         }
         if teTrailers { out.put(Self.teTrailersLine) }
         if forwardedProto { out.put(Self.forwardedProtoLine) }
+    }
+}
+
+extension ProxiedResponseFields {
+    private static let serviceTimePrefix: StaticString = "x-envoy-upstream-service-time: "
+    private static let serverLine: StaticString = "server: istio-envoy\r\n"
+    private static let closeLine: StaticString = "connection: close\r\n"
+
+    /// The size of the field lines.
+    var byteCount: Int {
+        var n = Self.serviceTimePrefix.utf8CodeUnitCount + HTTP1HeadWriter.Out.decimalDigits(serviceMilliseconds) + 2
+        n += Self.serverLine.utf8CodeUnitCount
+        if let peer { n += PeerMetadata.header.utf8.count + peer.utf8.count + 4 }
+        if close { n += Self.closeLine.utf8CodeUnitCount }
+        return n
+    }
+
+    /// Writes the field lines (`byteCount` bytes), as `list` has them.
+    func write(into out: inout HTTP1HeadWriter.Out) {
+        if let peer { out.field(PeerMetadata.header, peer) }
+        out.put(Self.serviceTimePrefix)
+        out.decimal(serviceMilliseconds)
+        out.crlf()
+        out.put(Self.serverLine)
+        if close { out.put(Self.closeLine) }
     }
 }

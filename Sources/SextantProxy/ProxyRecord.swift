@@ -293,12 +293,13 @@ enum ResponseFields: Sendable {
     /// `raw` as the proxy's raw response path sends it on: the upstream's `x-envoy-upstream-service-time`
     /// dropped and the proxy's own in `added`, the record's `upstreamServiceMilliseconds`. The access log
     /// writes that number instead of looking the field up.
-    case proxied(RawFields, added: [(String, String)])
+    case proxied(RawFields, added: ProxiedResponseFields)
 
     var headers: HTTPHeaders {
         switch self {
         case .headers(let h): return h
-        case .raw(let r, let added), .proxied(let r, let added): return HTTPHeaders(r.list + added)
+        case .raw(let r, let added): return HTTPHeaders(r.list + added)
+        case .proxied(let r, let added): return HTTPHeaders(r.list + added.list)
         }
     }
 
@@ -306,9 +307,53 @@ enum ResponseFields: Sendable {
     func first(lowercased name: String) -> String? {
         switch self {
         case .headers(let h): return h.first(name: name)
-        case .raw(let r, let added), .proxied(let r, let added):
+        case .raw(let r, let added):
             if let v = r.first(lowercased: name) { return v }
             return ProxyRecord.first(lowercased: name, in: added)
+        case .proxied(let r, let added):
+            if let v = r.first(lowercased: name) { return v }
+            return added.first(lowercased: name)
+        }
+    }
+}
+
+/// The fields the proxy adds to a response it forwards, in the order it sends them: its identity toward
+/// another proxy (`peer`, on the inbound side), `x-envoy-upstream-service-time` and `server: istio-envoy`
+/// (as Envoy sets them), and `connection: close` when the downstream connection ends with this response.
+/// Kept as these values rather than a list: the raw response path writes them straight into the head
+/// (`HTTP1HeadWriter.response(_:raw:added:reserve:allocator:)`), and the access log looks them up by name.
+struct ProxiedResponseFields: Sendable {
+    var peer: String?
+    /// Never negative.
+    var serviceMilliseconds: Int
+    var close = false
+
+    init(peer: String?, serviceMilliseconds: Int64, close: Bool = false) {
+        self.peer = peer
+        self.serviceMilliseconds = Int(max(0, serviceMilliseconds))
+        self.close = close
+    }
+
+    static let serviceTimeName = "x-envoy-upstream-service-time"
+
+    /// The fields as a list, in the order sent.
+    var list: [(String, String)] {
+        var out: [(String, String)] = []
+        if let peer { out.append((PeerMetadata.header, peer)) }
+        out.append((Self.serviceTimeName, String(serviceMilliseconds)))
+        out.append(("server", "istio-envoy"))
+        if close { out.append(("connection", "close")) }
+        return out
+    }
+
+    /// The first value of the field `name` (in lower case), as `list` would give it.
+    func first(lowercased name: String) -> String? {
+        if let peer, name == PeerMetadata.header { return peer }
+        switch name {
+        case Self.serviceTimeName: return String(serviceMilliseconds)
+        case "server": return "istio-envoy"
+        case "connection": return close ? "close" : nil
+        default: return nil
         }
     }
 }

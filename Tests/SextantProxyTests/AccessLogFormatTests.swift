@@ -118,8 +118,7 @@ import Testing
             raw.spans[0].dropped = true
             raw.spans[1].dropped = true
             r.upstreamServiceNanoseconds = nanoseconds
-            r.responseFields = .proxied(
-                raw, added: [("x-envoy-upstream-service-time", String((nanoseconds ?? 0) / 1_000_000)), ("server", "istio-envoy")])
+            r.responseFields = .proxied(raw, added: ProxiedResponseFields(peer: nil, serviceMilliseconds: (nanoseconds ?? 0) / 1_000_000))
             proxied.append(r)
         }
         #expect(LineProgram(text: [.command(.response("x-envoy-upstream-service-time", fallback: nil), maxLength: nil)]).render(proxied[0]) == "12")

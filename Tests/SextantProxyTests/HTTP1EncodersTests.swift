@@ -144,8 +144,15 @@ import Testing
         HTTPResponseStatus.ok, .noContent, .notModified, .notFound, .custom(code: 299, reasonPhrase: "Odd"),
     ])
     func rawResponseHeadsMatchTheStringPath(status: HTTPResponseStatus) throws {
-        let added = [("x-envoy-upstream-service-time", "3"), ("server", "istio-envoy")]
-        for version in [HTTPVersion.http1_1, .http1_0] {
+        // The proxy's fields in each shape: with and without its peer header and `connection: close`, service
+        // times of one digit and several.
+        let addedShapes = [
+            ProxiedResponseFields(peer: nil, serviceMilliseconds: 3),
+            ProxiedResponseFields(peer: "peer-metadata", serviceMilliseconds: 1_234_567, close: true),
+            ProxiedResponseFields(peer: "p", serviceMilliseconds: 10),
+            ProxiedResponseFields(peer: nil, serviceMilliseconds: 0, close: true),
+        ]
+        for (index, version) in [HTTPVersion.http1_1, .http1_0].enumerated() {
             for headers in Self.headerSets + [[("Server", "nginx"), ("Connection", "keep-alive"), ("ETag", "\"a-1\"")]] {
                 // The parser refuses Content-Length with Transfer-Encoding in a response: such a head never
                 // reaches the writer from the bytes.
@@ -155,6 +162,7 @@ import Testing
                 // runs), and the two alternating; every other field dropped, or none.
                 for shape in 0..<3 {
                     for dropEveryOther in [true, false] {
+                        let added = addedShapes[(shape + 2 * index + (dropEveryOther ? 1 : 0)) % addedShapes.count]
                         var text = "HTTP/\(version.major).\(version.minor) \(status.code) \(status.reasonPhrase)\r\n"
                         for (i, (n, v)) in headers.enumerated() {
                             text += shape == 0 || (shape == 2 && i % 2 == 0) ? "\(n):  \(v) \r\n" : "\(n): \(v)\r\n"
@@ -173,7 +181,7 @@ import Testing
                         var fromBytes = HTTP1HeadWriter()
                         var fromStrings = HTTP1HeadWriter()
                         let a = fromBytes.response(head, raw: raw, added: added, reserve: 100, allocator: ByteBufferAllocator())
-                        let b = fromStrings.response(head, fields: raw.list + added, allocator: ByteBufferAllocator())
+                        let b = fromStrings.response(head, fields: raw.list + added.list, allocator: ByteBufferAllocator())
                         #expect(String(buffer: a) == String(buffer: b), "\(status) \(version) \(headers) shape \(shape)")
                         #expect(fromBytes.isChunked == fromStrings.isChunked)
                         #expect(a.capacity >= a.readableBytes + 100)
@@ -198,6 +206,17 @@ import Testing
         var record = ProxyRecord(direction: .outbound, startUnixNanos: 0, method: "GET", path: "/", protocolName: "HTTP/1.1", authority: "a", requestHeaders: [:])
         record.responseFields = sent
         #expect(record.responseHeader(lowercased: "x-trace") == "a")
+        // The proxy's raw path: its own fields are found by name as their list has them.
+        for added in [ProxiedResponseFields(peer: "me", serviceMilliseconds: 12, close: true), ProxiedResponseFields(peer: nil, serviceMilliseconds: -5)] {
+            let proxied = ResponseFields.proxied(fields, added: added)
+            for name in ["server", "x-envoy-upstream-service-time", "connection", PeerMetadata.header, "x-trace", "content-length", "absent"] {
+                #expect(proxied.first(lowercased: name) == ResponseFields.raw(fields, added: added.list).first(lowercased: name), "\(name)")
+            }
+            #expect(proxied.headers.map { "\($0.name)=\($0.value)" } == ResponseFields.raw(fields, added: added.list).headers.map { "\($0.name)=\($0.value)" })
+        }
+        #expect(ProxiedResponseFields(peer: nil, serviceMilliseconds: -5).list.map { "\($0.0)=\($0.1)" } == [
+            "x-envoy-upstream-service-time=0", "server=istio-envoy",
+        ])
         #expect(record.responseHeaders["x-extra"] == ["1"])
     }
 
@@ -215,7 +234,7 @@ import Testing
         /// with the address of the first buffer's bytes; `keep` holds on to what was read.
         func respond(_ body: String, raw useRaw: Bool, keep: inout [ByteBuffer]) throws -> (String, UInt) {
             if useRaw {
-                #expect(encoder.sendHead(HTTPResponseHead(version: .http1_1, status: .ok), raw: fields, added: [("server", "istio-envoy")]))
+                #expect(encoder.sendHead(HTTPResponseHead(version: .http1_1, status: .ok), raw: fields, added: ProxiedResponseFields(peer: nil, serviceMilliseconds: 7)))
             } else {
                 channel.write(HTTPServerResponsePart.head(sized), promise: nil)
             }
@@ -233,8 +252,8 @@ import Testing
         }
         for useRaw in [true, false] {
             let expected = useRaw
-                ? ["HTTP/1.1 200 OK\r\nContent-Length: 3\r\nServer: up\r\nserver: istio-envoy\r\n\r\nabc",
-                   "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nServer: up\r\nserver: istio-envoy\r\n\r\nxyz"]
+                ? ["HTTP/1.1 200 OK\r\nContent-Length: 3\r\nServer: up\r\nx-envoy-upstream-service-time: 7\r\nserver: istio-envoy\r\n\r\nabc",
+                   "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nServer: up\r\nx-envoy-upstream-service-time: 7\r\nserver: istio-envoy\r\n\r\nxyz"]
                 : ["HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc", "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nxyz"]
             var held: [ByteBuffer] = []
             let (first, a) = try respond("abc", raw: useRaw, keep: &held)
