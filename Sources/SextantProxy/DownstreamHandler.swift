@@ -82,17 +82,12 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         let snapshot: ProxySnapshot
         var route: CompiledRoute?
         var cluster: ClusterRuntime?
-        /// The request line sent upstream; its headers too when `forwarded` is nil (see `upstreamHeadWithFields`).
+        /// The request line sent upstream; its headers too when `forwarded` is nil (see
+        /// `DownstreamHandler.upstreamHeadWithFields`).
         var upstreamHead: HTTPRequestHead?
-        /// When nothing edits the fields sent upstream: which of `fields` go and what the proxy adds
-        /// (`upstreamHead.headers` is empty then).
-        var forwarded: ForwardedFields?
-        /// The head sent upstream with its headers, whichever way they are kept.
-        var upstreamHeadWithFields: HTTPRequestHead? {
-            guard var head = upstreamHead else { return nil }
-            if let forwarded { head.headers = HTTPHeaders(forwarded.list(fields)) }
-            return head
-        }
+        /// When nothing edits the fields sent upstream: which of `fields` go and which of the proxy's are added
+        /// (`upstreamHead.headers` is empty then; `DownstreamHandler.forwardedFields` makes the whole).
+        var forwarded: ForwardedFields.Kept?
         /// The trace context's fields, when they follow the `forwarded` fields (written by the encoder from the
         /// IDs) instead of being in `upstreamHead.headers`: made from `trace` and two flags.
         var upstreamTrace: InjectedTrace? {
@@ -102,7 +97,15 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         /// `upstreamTrace` is written after the list, replacing a single `b3` header when `injectsB3`.
         var injectsTrace = false
         var injectsB3 = false
-        var responseHeaderOps = HeaderOperations.Operations()
+        /// The picked destination's index in `route`, for its response header edits.
+        var destinationIndex = -1
+        /// The response header edits of the route's picked destination (none without a route).
+        var responseHeaderOps: HeaderOperations.Operations {
+            guard let route, destinationIndex >= 0 else { return HeaderOperations.Operations() }
+            return route.responseOperations[destinationIndex]
+        }
+        /// `responseHeaderOps` is not empty; read once, when the destination is picked.
+        var editsResponse = false
         var corsOrigin: String? {
             get { rare?.corsOrigin }
             set { if newValue != nil || rare != nil { rareFields().corsOrigin = newValue } }
@@ -646,7 +649,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.record.destinationService = cluster.cluster.key.host
         x.record.destinationServiceName = cluster.cluster.serviceName
         x.record.destinationServiceNamespace = cluster.cluster.serviceNamespace
-        x.responseHeaderOps = route.responseOperations[pickedAt]
+        x.destinationIndex = pickedAt
+        x.editsResponse = !route.responseOperations[pickedAt].isEmpty
         x.upstreamHead = upstreamHead(for: x, route: route, destinationRequest: route.destinationRequestOperations[pickedAt])
         x.timeout = route.rule.timeout.flatMap { $0 > .zero ? $0 : nil }
         if let r = route.rule.retries {
@@ -851,7 +855,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         let hop = x.hop
         let trace = x.trace
         let replacesTraceState = trace?.traceState != nil
-        var forwarded = ForwardedFields()
+        var forwarded = ForwardedFields.Kept()
         var forwardedProto = false
         var hadB3 = false
         for i in x.fields.indices {
@@ -882,8 +886,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 forwardedProto = true
             }
         }
-        if kind == .outbound { forwarded.peer = peerHeader(for: x.cluster) }
-        forwarded.upgrade = x.upgrade
+        forwarded.peer = kind == .outbound
         forwarded.forwardedProto = !forwardedProto
         x.forwarded = forwarded
         x.injectsTrace = trace != nil
@@ -891,6 +894,18 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         var head = x.head
         head.headers = [:]
         if head.version != .http1_1 { head.version = .http1_1 }
+        return head
+    }
+
+    /// The fields `x.forwarded` sends, with the values of the proxy's own.
+    private func forwardedFields(_ x: Exchange, _ kept: ForwardedFields.Kept) -> ForwardedFields {
+        ForwardedFields(kept, peer: kept.peer ? peerHeader(for: x.cluster) : nil, upgrade: x.upgrade)
+    }
+
+    /// The head sent upstream with its headers, whichever way they are kept.
+    private func upstreamHeadWithFields(_ x: Exchange) -> HTTPRequestHead? {
+        guard var head = x.upstreamHead else { return nil }
+        if let kept = x.forwarded { head.headers = HTTPHeaders(forwardedFields(x, kept).list(x.fields)) }
         return head
     }
 
@@ -1000,8 +1015,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             cluster.endpoints[e].active.add(1, ordering: .relaxed)
         }
         guard let head = x.upstreamHead else { return }
-        if let forwarded = x.forwarded {
-            c.sendHead(head, received: x.fields, forwarded: forwarded, trace: x.upstreamTrace)
+        if let kept = x.forwarded {
+            c.sendHead(head, received: x.fields, forwarded: forwardedFields(x, kept), trace: x.upstreamTrace)
         } else {
             c.send(.head(head))
         }
@@ -1157,7 +1172,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     func upstreamRawHead(_ head: consuming HTTPResponseHead, fields: consuming RawFields, from c: UpstreamConnection) {
         guard let x = exchange, x.connection === c else { return }
         guard head.status.code >= 200, x.head.version.major < 2, x.corsOrigin == nil, responseEncoder != nil,
-            x.responseHeaderOps.isEmpty
+            !x.editsResponse
         else {
             responseHead(head, fields: fields.list, x, c)
             return
@@ -1429,7 +1444,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// Sends a copy of the request to the mirror cluster with `-shadow` appended to the authority, as
     /// Envoy's request mirroring does; the answer is read and dropped.
     private func sendMirror(_ x: Exchange) {
-        guard let (key, authority) = x.mirror, x.canRetry, var head = x.upstreamHeadWithFields else { return }
+        guard let (key, authority) = x.mirror, x.canRetry, var head = upstreamHeadWithFields(x) else { return }
         x.mirror = nil
         if let trace = x.upstreamTrace { head = trace.adding(to: head) }
         guard let cluster = x.snapshot.cluster(key, requestPort: HostName.splitAuthority(authority).port ?? 80),

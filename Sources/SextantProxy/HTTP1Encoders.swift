@@ -710,6 +710,28 @@ struct ForwardedFields {
     /// The most received fields a mask covers; longer lists are sent from a list built for them.
     static let maxReceived = 64
 
+    /// What an exchange keeps of these from routing to sending: the mask and which of the proxy's fields go.
+    /// The values (its peer metadata, the upgrade) are read again when the head is written, which keeps the
+    /// exchange within the allocator's per-thread cache (`ExchangeSizeTests`).
+    struct Kept {
+        var dropped: UInt64 = 0
+        var peer = false
+        var teTrailers = false
+        var forwardedProto = false
+
+        mutating func drop(_ i: Int) { dropped |= 1 &<< UInt64(i) }
+    }
+
+    init() {}
+
+    init(_ kept: Kept, peer: String?, upgrade: String?) {
+        dropped = kept.dropped
+        self.peer = kept.peer ? peer : nil
+        self.upgrade = upgrade
+        teTrailers = kept.teTrailers
+        forwardedProto = kept.forwardedProto
+    }
+
     @inline(__always) static func drops(_ dropped: UInt64, _ i: Int) -> Bool { dropped &>> UInt64(i) & 1 != 0 }
 
     mutating func drop(_ i: Int) { dropped |= 1 &<< UInt64(i) }
