@@ -77,11 +77,20 @@ final class ClusterRuntime: Sendable {
     let name: String
     /// The span name of an outbound request routed here (`<host>:<port>/*`, `SpanBuilder`), made once.
     let outboundSpanName: String?
+    /// A record's names for a request routed here (`ProxyRecord.destination`): the cluster, the span name and
+    /// the destination service's.
+    let outboundDestination: ProxyRecord.Destination
+    /// A record's names for a request an inbound listener sends to its app through this cluster: the cluster's.
+    let inboundDestination: ProxyRecord.Destination
 
     init(_ cluster: Cluster, name: String? = nil, autoMTLS: Bool = false) {
         self.cluster = cluster
         self.name = name ?? cluster.key.description
         outboundSpanName = SpanBuilder.clusterPort(self.name).map { SpanBuilder.name(cluster.key.host, $0) }
+        outboundDestination = ProxyRecord.Destination(
+            upstreamCluster: self.name, spanName: outboundSpanName, service: cluster.key.host, serviceName: cluster.serviceName,
+            serviceNamespace: cluster.serviceNamespace)
+        inboundDestination = ProxyRecord.Destination(upstreamCluster: self.name)
         let tls = cluster.policy.tls
         let origination = tls.flatMap { $0.isOrigination ? OriginationTLS($0, host: cluster.key.host) : nil }
         let clusterName = name ?? cluster.key.description

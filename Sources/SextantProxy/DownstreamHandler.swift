@@ -46,7 +46,23 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// authority it was found for and the request port: such a route depends on nothing else, and a
     /// keep-alive connection's requests mostly name one authority (splitting it and looking the host up cost
     /// ~900 instructions).
-    private var lastServiceRoute: (snapshot: ProxySnapshot, authority: String, route: CompiledRoute, port: Int)?
+    private var lastServiceRoute: LastRoute?
+
+    /// The last service route this connection's requests took, by snapshot and authority (a class: reading a
+    /// tuple's fields out of an optional retained and released each of them).
+    private final class LastRoute {
+        let snapshot: ProxySnapshot
+        let authority: String
+        let route: CompiledRoute
+        let port: Int
+
+        init(snapshot: ProxySnapshot, authority: String, route: CompiledRoute, port: Int) {
+            self.snapshot = snapshot
+            self.authority = authority
+            self.route = route
+            self.port = port
+        }
+    }
     /// The cluster this connection's last request went to, with the snapshot, route, destination index and
     /// port it was found by: keep-alive connections mostly go to one, and comparing those costs less than
     /// hashing the cluster key.
@@ -574,7 +590,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             guard let cluster = inboundCluster else { return }
             x.cluster = cluster
             x.maxTries = 1
-            x.record.upstreamCluster = cluster.name
+            x.record.destination = cluster.inboundDestination
             x.record.routeName = "default"
             x.upstreamHead = upstreamHead(for: x, route: nil, destinationRequest: nil)
             startAttempt(x, now: x.started)
@@ -602,7 +618,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 return
             }
             route = r
-            lastServiceRoute = r.virtualService == nil ? (snapshot, authority, r, requestPort) : nil
+            lastServiceRoute = r.virtualService == nil ? LastRoute(snapshot: snapshot, authority: authority, route: r, port: requestPort) : nil
         }
         x.route = route
         x.record.routeName = route.name
@@ -644,11 +660,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             return
         }
         x.cluster = cluster
-        x.record.upstreamCluster = cluster.name
-        if shared.tracer != nil { x.record.spanName = cluster.outboundSpanName }
-        x.record.destinationService = cluster.cluster.key.host
-        x.record.destinationServiceName = cluster.cluster.serviceName
-        x.record.destinationServiceNamespace = cluster.cluster.serviceNamespace
+        x.record.destination = cluster.outboundDestination
         x.destinationIndex = pickedAt
         x.editsResponse = !route.responseOperations[pickedAt].isEmpty
         x.upstreamHead = upstreamHead(for: x, route: route, destinationRequest: route.destinationRequestOperations[pickedAt])

@@ -167,16 +167,74 @@ public struct ProxyRecord: Sendable {
     public var bytesReceived: Int = 0
     public var bytesSent: Int = 0
     public var upstreamHost: String?
-    public var upstreamCluster: String?
     public var upstreamTransportFailureReason: String?
     public var routeName: String?
+    /// The names that come from the cluster a request was routed to, behind one reference.
+    public var destination = Destination.none
+    /// Envoy's cluster name (`%UPSTREAM_CLUSTER%`).
+    public var upstreamCluster: String? {
+        get { destination.upstreamCluster }
+        set { destination = destination.with { $0.upstreamCluster = newValue } }
+    }
     /// Istio's span name when the proxy knows it in advance: an outbound request routed to a cluster, whose
     /// `<service>:<port>/*` is made once per cluster. Nil: the span builder derives it from the record.
-    public var spanName: String?
+    public var spanName: String? {
+        get { destination.spanName }
+        set { destination = destination.with { $0.spanName = newValue } }
+    }
     /// Service name and namespace of the destination (Istio `destination_service*`).
-    public var destinationService: String?
-    public var destinationServiceName: String?
-    public var destinationServiceNamespace: String?
+    public var destinationService: String? {
+        get { destination.service }
+        set { destination = destination.with { $0.service = newValue } }
+    }
+    public var destinationServiceName: String? {
+        get { destination.serviceName }
+        set { destination = destination.with { $0.serviceName = newValue } }
+    }
+    public var destinationServiceNamespace: String? {
+        get { destination.serviceNamespace }
+        set { destination = destination.with { $0.serviceNamespace = newValue } }
+    }
+
+    /// Where a request went, as the observers name it: five names that come from one cluster, made once per
+    /// cluster (`ClusterRuntime.outboundDestination`) and shared by its requests' records, so that a record
+    /// takes and drops one reference for them, not five. Immutable: a record's setters replace it.
+    public final class Destination: Sendable {
+        public let upstreamCluster: String?
+        public let spanName: String?
+        public let service: String?
+        public let serviceName: String?
+        public let serviceNamespace: String?
+
+        public init(
+            upstreamCluster: String? = nil, spanName: String? = nil, service: String? = nil, serviceName: String? = nil,
+            serviceNamespace: String? = nil
+        ) {
+            self.upstreamCluster = upstreamCluster
+            self.spanName = spanName
+            self.service = service
+            self.serviceName = serviceName
+            self.serviceNamespace = serviceNamespace
+        }
+
+        /// None of the names.
+        public static let none = Destination()
+
+        fileprivate struct Names {
+            var upstreamCluster, spanName, service, serviceName, serviceNamespace: String?
+        }
+
+        /// A copy with `edit` applied.
+        fileprivate func with(_ edit: (inout Names) -> Void) -> Destination {
+            var n = Names(
+                upstreamCluster: upstreamCluster, spanName: spanName, service: service, serviceName: serviceName,
+                serviceNamespace: serviceNamespace)
+            edit(&n)
+            return Destination(
+                upstreamCluster: n.upstreamCluster, spanName: n.spanName, service: n.service, serviceName: n.serviceName,
+                serviceNamespace: n.serviceNamespace)
+        }
+    }
     /// Labels of the chosen endpoint (`version` feeds `destination_version`).
     public var upstreamLabels: [String: String] = [:]
     public var downstreamRemoteAddress: String?

@@ -74,6 +74,7 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
             self.record?.direction = .inbound
             cluster = c
+            self.record?.destination = cluster.inboundDestination
         case .servicePort(let port):
             guard let route = snapshot.table.tcpRoute(port: port, sourceLabels: snapshot.table.identity.labels) else {
                 return fail(context, .noRouteFound)
@@ -92,12 +93,9 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return fail(context, .noClusterFound)
             }
             cluster = c
-            self.record?.destinationService = cluster.cluster.key.host
-            self.record?.destinationServiceName = cluster.cluster.serviceName
-            self.record?.destinationServiceNamespace = cluster.cluster.serviceNamespace
+            self.record?.destination = cluster.outboundDestination
         }
         self.cluster = cluster
-        self.record?.upstreamCluster = cluster.name
         guard let index = cluster.pick(hash: nil, tried: [], now: .now, random: &random) else {
             return fail(context, .noHealthyUpstream)
         }
