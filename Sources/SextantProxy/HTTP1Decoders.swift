@@ -137,9 +137,13 @@ final class HTTP1DecoderCore {
     /// Methods of requests sent whose responses have not begun (response decoding).
     var methods: [HTTPMethod] = []
     private var methodStart = 0
-    /// Bytes not yet decoded: part of a head, or everything after an upgrade. While events are handled it
-    /// holds the bytes after the current one, for `removed`.
+    /// Bytes not yet decoded between reads: part of a head, or everything after an upgrade.
     private var pending: ByteBuffer?
+    /// While a read is decoded: its bytes (the same storage the parser reads; it only moves the reader index),
+    /// and where the bytes after the event being handled begin. `removed` forwards those. Kept as an index so
+    /// that an event costs no retain and release of the buffer.
+    private var decoding: ByteBuffer?
+    private var restIndex = 0
     private var isRemoved = false
     private var isDecoding = false
     /// The channel went inactive while an event was being handled; finished when decoding stops.
@@ -164,31 +168,33 @@ final class HTTP1DecoderCore {
             buffer = data
         }
         isDecoding = true
+        decoding = buffer
         do {
             try parser.decode(&buffer, nextMethod: nextMethod) { event, rest in
                 if case .end = event, dropping {
                     dropping = false
                     return true
                 }
-                pending = rest
+                restIndex = rest.readerIndex
                 if !deliver(consume event) {
                     dropping = true
-                    pending = nil
                     return true
                 }
                 if isRemoved || inactiveWhileDecoding { return false }
-                pending = nil
                 return true
             }
             isDecoding = false
+            decoding = nil
         } catch {
             isDecoding = false
-            pending = nil
+            decoding = nil
             context.fireErrorCaught(error)
             if inactiveWhileDecoding { inactive(context: context, deliver: deliver) }
             return
         }
         if inactiveWhileDecoding {
+            // Decoding stopped after the event being handled: what follows it is what `finish` is told is left.
+            if !isRemoved && buffer.readableBytes > 0 { pending = buffer }
             inactive(context: context, deliver: deliver)
         } else if !isRemoved && buffer.readableBytes > 0 {
             buffer.discardReadBytes()
@@ -231,6 +237,12 @@ final class HTTP1DecoderCore {
     /// NIO's `.forwardBytes`: what was read but not decoded goes to the next handler.
     func removed(context: ChannelHandlerContext) {
         isRemoved = true
+        if isDecoding, var rest = decoding {
+            // Removed by a handler called back for an event: the bytes after that event.
+            decoding = nil
+            rest.moveReaderIndex(to: restIndex)
+            pending = rest
+        }
         if let p = pending, p.readableBytes > 0 {
             pending = nil
             context.fireChannelRead(NIOAny(p))

@@ -278,6 +278,36 @@ import Testing
         }
     }
 
+    /// A decoder removed by a handler while it handles an event (not after the read) hands on the bytes after
+    /// that event, as they were read: here a second request, after the first one's head.
+    @Test func removedWhileAnEventIsHandledLeavesTheBytesAfterIt() throws {
+        final class RemoveOnHead: ChannelInboundHandler, @unchecked Sendable {
+            typealias InboundIn = Any
+            let decoder: HTTP1RequestDecoder
+            var seen: [String] = []
+            init(_ decoder: HTTP1RequestDecoder) { self.decoder = decoder }
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+                let item = unwrapInboundIn(data)
+                if case .head(let h) = item as? HTTPServerRequestPart {
+                    seen.append("head:\(h.uri)")
+                    context.pipeline.syncOperations.removeHandler(decoder, promise: nil)
+                } else if let b = item as? ByteBuffer ?? { if case .byteBuffer(let b) = item as? IOData { b } else { nil } }() {
+                    seen.append("left:" + String(buffer: b))
+                } else {
+                    seen.append("other")
+                }
+            }
+        }
+        let second = "GET /b HTTP/1.1\r\nHost: y\r\n\r\n"
+        let decoder = HTTP1RequestDecoder()
+        let handler = RemoveOnHead(decoder)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers([decoder, handler])
+        try channel.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: x\r\n\r\n" + second))
+        #expect(handler.seen == ["head:/a", "left:" + second])
+        _ = try channel.finish()
+    }
+
     /// Responses, with the methods of the requests they answer.
     static let responseStreams: [(String, [HTTPMethod])] = [
         ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", [.GET]),
