@@ -30,6 +30,8 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     var remoteIP: String?
     /// The client proxy's SPIFFE ID on a mesh-mTLS inbound connection.
     var downstreamPrincipal: String?
+    /// The connection's names for its requests' records (`remoteAddress`, `localAddress`, `downstreamPrincipal`).
+    private var recordDownstream = ProxyRecord.Downstream.none
     var random = FastRandom()
     /// Whether reading from the downstream is paused (backpressure), so `autoRead` changes only on a change.
     var readPaused = false
@@ -253,6 +255,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         // Only the inbound listener terminates mesh TLS.
         if kind != .outbound, shared.meshTLS != nil { downstreamPrincipal = MeshPeerIdentityHandler.principal(of: context) }
+        recordDownstream = ProxyRecord.Downstream(remoteAddress: remoteAddress, localAddress: localAddress, peerPrincipal: downstreamPrincipal)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -531,9 +534,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         x.record.requestID = requestID
         if notes { x.record.knownRequestFields = known }
         x.record.isGRPC = isGRPC
-        x.record.downstreamRemoteAddress = remoteAddress
-        x.record.downstreamLocalAddress = localAddress
-        x.record.downstreamPeerPrincipal = downstreamPrincipal
+        x.record.downstream = recordDownstream
         exchange = x
         // Whichever way this request is answered, the response has no body if it is a HEAD; the encoder
         // forgets it after the response's end, before the next request begins.

@@ -139,9 +139,9 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
         let direction: ProxyRecord.Direction
         let peer: PeerMetadata?
         let upstreamLabels: [String: String]
-        let destinationService: String?
-        let destinationServiceName: String?
-        let destinationServiceNamespace: String?
+        /// The destination service's names (and the cluster's, which do not count), by reference: records of
+        /// one cluster share it, so the usual comparison is one of identity.
+        let destination: ProxyRecord.Destination
         let upstreamPeerPrincipal: String?
         let downstreamPeerPrincipal: String?
         let isGRPC: Bool
@@ -153,9 +153,7 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
             direction = r.direction
             peer = r.peer
             upstreamLabels = r.upstreamLabels
-            destinationService = r.destinationService
-            destinationServiceName = r.destinationServiceName
-            destinationServiceNamespace = r.destinationServiceNamespace
+            destination = r.destination
             upstreamPeerPrincipal = r.upstreamPeerPrincipal
             downstreamPeerPrincipal = r.downstreamPeerPrincipal
             isGRPC = r.isGRPC
@@ -168,8 +166,9 @@ public final class IstioMetrics: ProxyObserver, @unchecked Sendable {
         func matches(_ r: ProxyRecord) -> Bool {
             responseCode == r.responseCode && responseFlags == r.responseFlags && direction == r.direction
                 && isGRPC == r.isGRPC && grpcStatus == r.grpcStatus && peer == r.peer
-                && destinationService == r.destinationService && destinationServiceName == r.destinationServiceName
-                && destinationServiceNamespace == r.destinationServiceNamespace
+                && (destination === r.destination
+                    || (destination.service == r.destinationService && destination.serviceName == r.destinationServiceName
+                        && destination.serviceNamespace == r.destinationServiceNamespace))
                 && upstreamPeerPrincipal == r.upstreamPeerPrincipal && downstreamPeerPrincipal == r.downstreamPeerPrincipal
                 // The endpoint's labels count only where they name the destination (no peer metadata).
                 && (direction == .inbound || r.peer != nil || upstreamLabels == r.upstreamLabels)

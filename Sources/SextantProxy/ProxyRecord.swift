@@ -237,10 +237,20 @@ public struct ProxyRecord: Sendable {
     }
     /// Labels of the chosen endpoint (`version` feeds `destination_version`).
     public var upstreamLabels: [String: String] = [:]
-    public var downstreamRemoteAddress: String?
+    /// The downstream connection's names, behind one reference.
+    public var downstream = Downstream.none
+    /// `%DOWNSTREAM_REMOTE_ADDRESS%`.
+    public var downstreamRemoteAddress: String? {
+        get { downstream.remoteAddress }
+        set { downstream = Downstream(remoteAddress: newValue, localAddress: downstream.localAddress, peerPrincipal: downstream.peerPrincipal) }
+    }
     /// The proxy's own address on the upstream connection (`%UPSTREAM_LOCAL_ADDRESS%`).
     public var upstreamLocalAddress: String?
-    public var downstreamLocalAddress: String?
+    /// `%DOWNSTREAM_LOCAL_ADDRESS%`.
+    public var downstreamLocalAddress: String? {
+        get { downstream.localAddress }
+        set { downstream = Downstream(remoteAddress: downstream.remoteAddress, localAddress: newValue, peerPrincipal: downstream.peerPrincipal) }
+    }
     public var attempts: Int = 0
     public var requestID: String = ""
     /// The other proxy's identity, from `x-sextant-peer-metadata` (the server's on outbound records, the
@@ -258,7 +268,28 @@ public struct ProxyRecord: Sendable {
     }
     /// The SPIFFE ID of the downstream's certificate when it connected with mesh mTLS
     /// (`%DOWNSTREAM_PEER_URI_SAN%`; Istio's `source_principal` on inbound records).
-    public var downstreamPeerPrincipal: String?
+    public var downstreamPeerPrincipal: String? {
+        get { downstream.peerPrincipal }
+        set { downstream = Downstream(remoteAddress: downstream.remoteAddress, localAddress: downstream.localAddress, peerPrincipal: newValue) }
+    }
+
+    /// The downstream connection's names: made once per connection (`DownstreamHandler`) and shared by its
+    /// requests' records, which then take and drop one reference for them, not three. Immutable: a record's
+    /// setters replace it.
+    public final class Downstream: Sendable {
+        public let remoteAddress: String?
+        public let localAddress: String?
+        public let peerPrincipal: String?
+
+        public init(remoteAddress: String? = nil, localAddress: String? = nil, peerPrincipal: String? = nil) {
+            self.remoteAddress = remoteAddress
+            self.localAddress = localAddress
+            self.peerPrincipal = peerPrincipal
+        }
+
+        /// None of the names.
+        public static let none = Downstream()
+    }
     /// The SPIFFE ID of the upstream's certificate when the request went over mesh mTLS
     /// (`%UPSTREAM_PEER_URI_SAN%`; `destination_principal` on outbound records).
     public var upstreamPeerPrincipal: String?

@@ -64,9 +64,11 @@ final class TCPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         var record = ProxyRecord(
             direction: .outbound, startUnixNanos: WallClock.nowNanos(), method: "", path: "", protocolName: "TCP",
             authority: "", requestHeaders: [:])
-        record.downstreamRemoteAddress = context.channel.remoteAddress.map(DownstreamHandler.format)
-        record.downstreamLocalAddress = context.channel.localAddress.map(DownstreamHandler.format)
-        if case .inbound = target, shared.meshTLS != nil { record.downstreamPeerPrincipal = MeshPeerIdentityHandler.principal(of: context) }
+        var principal: String?
+        if case .inbound = target, shared.meshTLS != nil { principal = MeshPeerIdentityHandler.principal(of: context) }
+        record.downstream = ProxyRecord.Downstream(
+            remoteAddress: context.channel.remoteAddress.map(DownstreamHandler.format),
+            localAddress: context.channel.localAddress.map(DownstreamHandler.format), peerPrincipal: principal)
         self.record = record
         let cluster: ClusterRuntime
         switch target {
