@@ -775,55 +775,18 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
         let gatewayIP = x.snapshot.table.identity.mode == .gateway ? remoteIP : nil
         let edits = gatewayIP != nil || route?.editsRequest == true || destinationRequest != nil
         if !edits && x.fields.count <= ForwardedFields.maxReceived { return forwardedHead(x) }
-        // One pass over the received fields, by index, builds the list sent upstream, with room for what is
-        // added later: hop-by-hop fields, the proxy's own and the trace context's out, theirs appended.
-        // `HTTPHeaders` edits would scan the list once per name and check every added name for ASCII.
+        // The list sent upstream, with room for what is added later: what `forwardedHead` keeps as a mask,
+        // built. `HTTPHeaders` edits would scan the list once per name and check every added name for ASCII.
         x.forwarded = nil
-        let hop = x.hop
         let trace = x.trace
-        let replacesTraceState = trace?.traceState != nil
         var fields: [(String, String)] = []
         fields.reserveCapacity(x.fields.count + 12)
-        var teTrailers = false
-        var forwardedProto = false
-        var hadB3 = false
-        for i in x.fields.indices {
-            if hop.contains(x.fields[i].0) {
-                // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
-                if HostName.equalsIgnoringASCIICase(x.fields[i].0, lowercased: "te")
-                    && HostName.equalsIgnoringASCIICase(x.fields[i].1, lowercased: "trailers")
-                {
-                    teTrailers = true
-                }
-                continue
-            }
-            // Lengths first: most names are none of these, and a comparison call costs more than the count.
-            let n = x.fields[i].0.utf8.count
-            if kind == .outbound && n == PeerMetadata.header.utf8.count
-                && HostName.equalsIgnoringASCIICase(x.fields[i].0, lowercased: PeerMetadata.header)
-            {
-                continue
-            }
-            if trace != nil && TraceContext.isInjected(x.fields[i].0, replacingTraceState: replacesTraceState) {
-                if n == 2 { hadB3 = true }
-                continue
-            }
-            if !forwardedProto && n == 17 && HostName.equalsIgnoringASCIICase(x.fields[i].0, lowercased: "x-forwarded-proto") {
-                forwardedProto = true
-            }
-            fields.append(x.fields[i])
-        }
-        if kind == .outbound { fields.append((PeerMetadata.header, peerHeader(for: x.cluster))) }
-        if let up = x.upgrade {
-            fields.append(("connection", "upgrade"))
-            fields.append(("upgrade", up))
-        }
-        if teTrailers { fields.append(("te", "trailers")) }
-        if !forwardedProto { fields.append(("x-forwarded-proto", "http")) }
+        let sorted = sortForwarded(x) { i, sent in if sent { fields.append(x.fields[i]) } }
+        fields += forwardedFields(x, sorted.kept).added
         // Edits made below see (and may change) the trace context's fields, so they go into the list as
         // strings (`forwardedHead` has the encoder write them from the IDs).
         x.injectsTrace = false
-        if let trace { trace.inject(into: &fields, b3: hadB3) }
+        if let trace { trace.inject(into: &fields, b3: sorted.hadB3) }
         var headers = HTTPHeaders(fields)
         if let ip = gatewayIP {
             if let xff = headers.first(name: "x-forwarded-for") {
@@ -863,12 +826,29 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// `upstreamHead` when nothing edits the fields (the usual case): the same fields go, but as `x.forwarded`
     /// over the received list, which the encoder writes from; the trace context's fields are written from
-    /// the IDs after them. The head returned has no headers (`Exchange.upstreamHeadWithFields` has them).
+    /// the IDs after them. The head returned has no headers (`upstreamHeadWithFields` has them).
     private func forwardedHead(_ x: Exchange) -> HTTPRequestHead {
+        var dropped: UInt64 = 0
+        var sorted = sortForwarded(x) { i, sent in if !sent { dropped |= 1 &<< UInt64(i) } }
+        sorted.kept.dropped = dropped
+        x.forwarded = sorted.kept
+        x.injectsTrace = x.trace != nil
+        x.injectsB3 = sorted.hadB3
+        var head = x.head
+        head.headers = [:]
+        if head.version != .http1_1 { head.version = .http1_1 }
+        return head
+    }
+
+    /// One pass over the received fields, by index, says of each whether it is sent upstream (`body(i, sent)`):
+    /// hop-by-hop fields, the peer metadata between proxies (outbound) and the trace context's fields that the
+    /// proxy replaces are not. Returns which of the proxy's own fields are added (its `dropped` left 0), and
+    /// whether the request carried a single `b3` field (replaced only then).
+    private func sortForwarded(_ x: Exchange, _ body: (Int, Bool) -> Void) -> (kept: ForwardedFields.Kept, hadB3: Bool) {
         let hop = x.hop
-        let trace = x.trace
-        let replacesTraceState = trace?.traceState != nil
-        var forwarded = ForwardedFields.Kept()
+        let tracing = x.trace != nil
+        let replacesTraceState = x.trace?.traceState != nil
+        var kept = ForwardedFields.Kept()
         var forwardedProto = false
         var hadB3 = false
         for i in x.fields.indices {
@@ -877,9 +857,9 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
                 if HostName.equalsIgnoringASCIICase(x.fields[i].0, lowercased: "te")
                     && HostName.equalsIgnoringASCIICase(x.fields[i].1, lowercased: "trailers")
                 {
-                    forwarded.teTrailers = true
+                    kept.teTrailers = true
                 }
-                forwarded.drop(i)
+                body(i, false)
                 continue
             }
             // Lengths first: most names are none of these, and a comparison call costs more than the count.
@@ -887,27 +867,22 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
             if kind == .outbound && n == PeerMetadata.header.utf8.count
                 && HostName.equalsIgnoringASCIICase(x.fields[i].0, lowercased: PeerMetadata.header)
             {
-                forwarded.drop(i)
+                body(i, false)
                 continue
             }
-            if trace != nil && TraceContext.isInjected(x.fields[i].0, replacingTraceState: replacesTraceState) {
+            if tracing && TraceContext.isInjected(x.fields[i].0, replacingTraceState: replacesTraceState) {
                 if n == 2 { hadB3 = true }
-                forwarded.drop(i)
+                body(i, false)
                 continue
             }
             if !forwardedProto && n == 17 && HostName.equalsIgnoringASCIICase(x.fields[i].0, lowercased: "x-forwarded-proto") {
                 forwardedProto = true
             }
+            body(i, true)
         }
-        forwarded.peer = kind == .outbound
-        forwarded.forwardedProto = !forwardedProto
-        x.forwarded = forwarded
-        x.injectsTrace = trace != nil
-        x.injectsB3 = hadB3
-        var head = x.head
-        head.headers = [:]
-        if head.version != .http1_1 { head.version = .http1_1 }
-        return head
+        kept.peer = kind == .outbound
+        kept.forwardedProto = !forwardedProto
+        return (kept, hadB3)
     }
 
     /// The fields `x.forwarded` sends, with the values of the proxy's own.

@@ -718,8 +718,6 @@ struct ForwardedFields {
         var peer = false
         var teTrailers = false
         var forwardedProto = false
-
-        mutating func drop(_ i: Int) { dropped |= 1 &<< UInt64(i) }
     }
 
     init() {}
