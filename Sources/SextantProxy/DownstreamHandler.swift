@@ -829,7 +829,7 @@ final class DownstreamHandler: ChannelInboundHandler, UpstreamDelegate {
     /// the IDs after them. The head returned has no headers (`upstreamHeadWithFields` has them).
     private func forwardedHead(_ x: Exchange) -> HTTPRequestHead {
         var dropped: UInt64 = 0
-        var sorted = sortForwarded(x) { i, sent in if !sent { dropped |= 1 &<< UInt64(i) } }
+        var sorted = sortForwarded(x) { i, sent in if !sent { dropped |= ForwardedFields.bit(i) } }
         sorted.kept.dropped = dropped
         x.forwarded = sorted.kept
         x.injectsTrace = x.trace != nil

@@ -730,9 +730,12 @@ struct ForwardedFields {
         forwardedProto = kept.forwardedProto
     }
 
-    @inline(__always) static func drops(_ dropped: UInt64, _ i: Int) -> Bool { dropped &>> UInt64(i) & 1 != 0 }
+    /// Received field `i`'s bit in a mask (`i < maxReceived`).
+    @inline(__always) static func bit(_ i: Int) -> UInt64 { 1 &<< UInt64(i) }
 
-    mutating func drop(_ i: Int) { dropped |= 1 &<< UInt64(i) }
+    @inline(__always) static func drops(_ dropped: UInt64, _ i: Int) -> Bool { dropped & bit(i) != 0 }
+
+    mutating func drop(_ i: Int) { dropped |= Self.bit(i) }
 
     /// The proxy's fields, in the order they are sent.
     var added: [(String, String)] {
