@@ -100,6 +100,27 @@ public struct SpanWireWriter: ~Copyable {
         traceID: TraceID, spanID: SpanID, traceState: String, parentSpanID: SpanID?, name: String, kind: SpanKind,
         startTimeUnixNano: UInt64, endTimeUnixNano: UInt64
     ) -> [UInt8] {
+        writeHead(
+            traceID: traceID, spanID: spanID, traceState: traceState, parentSpanID: parentSpanID, name: name, kind: kind,
+            startTimeUnixNano: startTimeUnixNano, endTimeUnixNano: endTimeUnixNano)
+        return w.bytes()
+    }
+
+    /// `finish`, lending the bytes to `body` instead of copying them into an array.
+    public consuming func finish<R>(
+        traceID: TraceID, spanID: SpanID, traceState: String, parentSpanID: SpanID?, name: String, kind: SpanKind,
+        startTimeUnixNano: UInt64, endTimeUnixNano: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) rethrows -> R {
+        writeHead(
+            traceID: traceID, spanID: spanID, traceState: traceState, parentSpanID: parentSpanID, name: name, kind: kind,
+            startTimeUnixNano: startTimeUnixNano, endTimeUnixNano: endTimeUnixNano)
+        return try w.withBytes(body)
+    }
+
+    private mutating func writeHead(
+        traceID: TraceID, spanID: SpanID, traceState: String, parentSpanID: SpanID?, name: String, kind: SpanKind,
+        startTimeUnixNano: UInt64, endTimeUnixNano: UInt64
+    ) {
         w.fixed64Field(8, endTimeUnixNano)
         w.fixed64Field(7, startTimeUnixNano)
         w.int32Field(6, kind.rawValue)
@@ -109,7 +130,6 @@ public struct SpanWireWriter: ~Copyable {
         w.spanIDField(2, spanID)
         w.traceIDField(1, traceID)
         w.lengthPrefix(2, since: 0)
-        return w.bytes()
     }
 }
 

@@ -884,6 +884,22 @@ struct LineBuffer: ~Copyable {
 
     mutating func removeAll() { count = 0 }
 
+    /// Bytes it can hold before it grows.
+    var allocatedCapacity: Int { capacity }
+
+    /// Forgets the bytes from `n` on.
+    mutating func truncate(to n: Int) {
+        precondition(n >= 0 && n <= count)
+        count = n
+    }
+
+    /// Removes the first `n` bytes, moving the rest to the front.
+    mutating func removeFirst(_ n: Int) {
+        precondition(n >= 0 && n <= count)
+        memmove(base, base + n, count - n)
+        count -= n
+    }
+
     /// Swaps contents (and storage) with `other`: the writer thread takes the full buffer and leaves its empty one.
     mutating func exchange(with other: inout LineBuffer) {
         (base, other.base) = (other.base, base)

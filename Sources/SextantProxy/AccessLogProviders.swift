@@ -115,7 +115,7 @@ final class OTelAccessLogObserver: ExportingObserver {
     let provider: String
     /// The record, compiled once (`LineProgram(otlpLog:labels:)`): written in wire form when the request ends.
     let record: LineProgram
-    let batcher: TelemetryBatcher<[UInt8]>
+    let batcher: TelemetryBatcher<TelemetryRecords>
 
     init(
         provider: String, destination: TelemetryDestination, body: AccessLogFormat, labels: [(String, AccessLogFormat)],
@@ -131,8 +131,8 @@ final class OTelAccessLogObserver: ExportingObserver {
             KeyValue("service.name", .string("\(me.canonicalService).\(identity.namespace)")),
         ])
         let transport = TelemetryTransport(destination: destination, group: group, logger: logger)
-        batcher = TelemetryBatcher(transport: transport) { [transport] records in
-            await transport.send(framed: records, resource: resource, .logs)
+        batcher = TelemetryBatcher(TelemetryRecords(), transport: transport) { [transport] records in
+            await transport.send(framed: records.bytes, resource: resource, .logs)
         }
     }
 
@@ -141,7 +141,7 @@ final class OTelAccessLogObserver: ExportingObserver {
     var dropped: Int { batcher.dropped }
 
     func requestFinished(_ r: ProxyRecord) {
-        batcher.add(record.bytes(r))
+        batcher.add { record.append(r, into: &$0) }
     }
 }
 
@@ -170,7 +170,7 @@ final class FluentdAccessLogObserver: ExportingObserver {
     let provider: String
     /// The record, compiled once (`LineProgram(msgpack:)`).
     let record: LineProgram
-    let batcher: TelemetryBatcher<[UInt8]>
+    let batcher: TelemetryBatcher<TelemetryRecords>
 
     init(
         provider: String, host: String, port: Int, tag: String, record: [(String, AccessLogFormat)], flushInterval: Duration,
@@ -180,14 +180,11 @@ final class FluentdAccessLogObserver: ExportingObserver {
         self.record = LineProgram(msgpack: record)
         let transport = TelemetryTransport(destination: .fluentForward(host: host, port: port), forwardRetry: retry, group: group, logger: logger)
         batcher = TelemetryBatcher(
-            transport: transport, maxQueued: max(64 * bufferSizeBytes, 1 << 20), batchSize: bufferSizeBytes,
-            interval: .nanoseconds(Int64(flushInterval / .nanoseconds(1))), weigh: { $0.count }
+            TelemetryRecords(weighsBytes: true), transport: transport, maxQueued: max(64 * bufferSizeBytes, 1 << 20),
+            batchSize: bufferSizeBytes, interval: .nanoseconds(Int64(flushInterval / .nanoseconds(1)))
         ) { [transport] entries in
-            var stream: [UInt8] = []
-            stream.reserveCapacity(entries.reduce(0) { $0 + $1.count })
-            for e in entries { stream += e }
-            return await transport.send(
-                forwardFrame: ForwardCodec.packedForward(tag: tag, stream: stream, entryCount: entries.count, chunk: nil, compressed: false))
+            await transport.send(
+                forwardFrame: ForwardCodec.packedForward(tag: tag, stream: entries.bytes, entryCount: entries.count, chunk: nil, compressed: false))
         }
     }
 
@@ -196,7 +193,7 @@ final class FluentdAccessLogObserver: ExportingObserver {
     var dropped: Int { batcher.dropped }
 
     func requestFinished(_ r: ProxyRecord) {
-        batcher.add(record.bytes(r))
+        batcher.add { record.append(r, into: &$0) }
     }
 }
 

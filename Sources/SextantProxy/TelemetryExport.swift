@@ -101,9 +101,9 @@ final class TelemetryTransport: Sendable {
 
     /// An OTLP export request of one resource and one empty scope (`OTLPProtobuf.requestPrefix`) whose items are
     /// `framed`, spans or log records each already in wire form behind its field tag and length.
-    func send(framed items: [[UInt8]], resource: Resource, _ signal: Signal) async -> Bool {
-        let prefix = OTLPProtobuf.requestPrefix(resource: resource, framedItemsByteCount: items.reduce(0) { $0 + $1.count })
-        return await send(encoded: [prefix] + items, signal)
+    func send(framed items: [UInt8], resource: Resource, _ signal: Signal) async -> Bool {
+        let prefix = OTLPProtobuf.requestPrefix(resource: resource, framedItemsByteCount: items.count)
+        return await send(encoded: [prefix, items], signal)
     }
 
     private func unary(_ path: String, _ parts: [[UInt8]]) async -> Bool {
@@ -186,19 +186,20 @@ extension StatusCatcher: Sendable {}
 /// freed memory goes back to the system (`HeapTrim`), so a burst does not leave the proxy at its high-water
 /// mark.
 ///
-/// Sizes are counted in items, or in what `weigh` says an item weighs (bytes, for a Fluentd buffer sized in
-/// bytes): a batch is full once its items weigh `batchSize`, and the queue holds at most `maxQueued`.
-final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
+/// Sizes are counted in items, or in bytes for a Fluentd buffer sized in bytes (`TelemetryRecords.weighsBytes`):
+/// a batch is full once its items weigh `batchSize`, and the queue holds at most `maxQueued`. What the items
+/// are and how a batch is cut from them is the `Queue`'s: values (`TelemetryItems`), or records written in
+/// wire form back to back into one buffer (`TelemetryRecords`).
+final class TelemetryBatcher<Queue: TelemetryQueue>: @unchecked Sendable {
     let maxQueued: Int
     let batchSize: Int
-    private let weigh: (@Sendable (Item) -> Int)?
     /// The longest an item waits in the queue before a flush (a second, as Envoy flushes its tracers).
     let interval: TimeAmount
     let transport: TelemetryTransport
-    private let send: @Sendable ([Item]) async -> Bool
+    private let send: @Sendable (Queue.Batch) async -> Bool
     private let lock = NIOLock()
-    private var queue: [Item] = []
-    /// What `queue` weighs (its count when there is no `weigh`).
+    private var queue: Queue
+    /// What `queue` weighs.
     private var queuedWeight = 0
     /// A flush met a backlog of several batches; the first quiet flush after it trims the heap.
     private var backlogSeen = false
@@ -212,14 +213,14 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
     private var stopping = false
 
     init(
-        transport: TelemetryTransport, maxQueued: Int = 10_000, batchSize: Int = 512, interval: TimeAmount = .seconds(1),
-        weigh: (@Sendable (Item) -> Int)? = nil, send: @escaping @Sendable ([Item]) async -> Bool
+        _ queue: Queue, transport: TelemetryTransport, maxQueued: Int = 10_000, batchSize: Int = 512, interval: TimeAmount = .seconds(1),
+        send: @escaping @Sendable (Queue.Batch) async -> Bool
     ) {
+        self.queue = queue
         self.transport = transport
         self.interval = interval
         self.maxQueued = maxQueued
         self.batchSize = batchSize
-        self.weigh = weigh
         self.send = send
     }
 
@@ -227,16 +228,17 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
     var sent: Int { lock.withLock { sentCount } }
     var dropped: Int { lock.withLock { droppedCount } }
 
-    func add(_ item: Item) {
-        let weight = weigh?(item) ?? 1
+    /// Queues one item: `append` puts it into the queue, under the lock, and returns its weight, or returns nil
+    /// and leaves the queue as it was when the item weighs more than `room`.
+    @inline(__always)
+    func add(_ append: (inout Queue, _ room: Int) -> Int?) {
         // The common case returns a `Bool` from the lock: returning the (rarely taken) waiter as an optional
         // cost ~350 instructions per item in generic copies and destroys.
         let reachedBatch = lock.withLock { () -> Bool in
-            if queuedWeight + weight > maxQueued {
+            guard let weight = append(&queue, maxQueued - queuedWeight) else {
                 droppedCount += 1
                 return false
             }
-            queue.append(item)
             queuedWeight += weight
             // Wakes the run loop as the queue reaches a full batch (it is already awake, or the failed-export
             // wait applies, past that).
@@ -298,34 +300,16 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
         let backlog = weight >= 4 * batchSize
         var remaining = queued
         while remaining > 0 {
-            let batch = lock.withLock { () -> [Item] in
-                let n: Int
-                if let weigh {
-                    // Items up to the one that makes the batch full.
-                    var count = 0
-                    var taken = 0
-                    while count < min(queue.count, remaining) && taken < batchSize {
-                        taken += weigh(queue[count])
-                        count += 1
-                    }
-                    n = count
-                    queuedWeight -= taken
-                } else {
-                    n = min(queue.count, batchSize, remaining)
-                    queuedWeight -= n
-                }
-                let b = Array(queue.prefix(n))
-                queue.removeFirst(n)
-                // A drained backlog (over four default batches of items) gives its storage back (`removeFirst`
-                // keeps the capacity).
-                if queue.isEmpty && queue.capacity > 4 * 512 { queue = [] }
-                return b
+            let (batch, count) = lock.withLock { () -> (Queue.Batch, Int) in
+                let (batch, count, weight) = queue.take(maxCount: remaining, maxWeight: batchSize)
+                queuedWeight -= weight
+                return (batch, count)
             }
-            if batch.isEmpty { break }
-            remaining -= batch.count
+            if count == 0 { break }
+            remaining -= count
             let ok = await send(batch)
             lock.withLock {
-                if ok { sentCount += batch.count } else { droppedCount += batch.count }
+                if ok { sentCount += count } else { droppedCount += count }
                 wakeWhenFull = ok
             }
             if !ok { return }
@@ -335,5 +319,128 @@ final class TelemetryBatcher<Item: Sendable>: @unchecked Sendable {
             return backlogSeen && !backlog
         }
         if trim { HeapTrim.now() }
+    }
+}
+
+/// What a `TelemetryBatcher` holds, and how a batch is cut from it.
+protocol TelemetryQueue: SendableMetatype {
+    associatedtype Batch: Sendable
+    /// Items queued.
+    var count: Int { get }
+    /// Removes the first items, at most `maxCount`, up to the one that brings their weight to `maxWeight` (an
+    /// item heavier than that goes alone); returns them, how many they are and what they weigh. A drained
+    /// queue that had grown past four default batches gives its storage back.
+    mutating func take(maxCount: Int, maxWeight: Int) -> (batch: Batch, count: Int, weight: Int)
+}
+
+/// Items kept as values (Zipkin's `Span`s), each weighing 1.
+struct TelemetryItems<Item: Sendable>: TelemetryQueue {
+    private var items: [Item] = []
+
+    var count: Int { items.count }
+
+    mutating func take(maxCount: Int, maxWeight: Int) -> (batch: [Item], count: Int, weight: Int) {
+        let n = min(items.count, maxWeight, maxCount)
+        let batch = Array(items.prefix(n))
+        items.removeFirst(n)
+        // `removeFirst` keeps the capacity.
+        if items.isEmpty && items.capacity > 4 * 512 { items = [] }
+        return (batch, n, n)
+    }
+
+    /// Appends `item` if there is room for one more; returns its weight.
+    fileprivate mutating func append(_ item: Item, room: Int) -> Int? {
+        guard room >= 1 else { return nil }
+        items.append(item)
+        return 1
+    }
+}
+
+extension TelemetryBatcher {
+    /// Queues `item` (dropped and counted when the queue is full).
+    func add<Item>(_ item: Item) where Queue == TelemetryItems<Item> {
+        add { queue, room in queue.append(item, room: room) }
+    }
+}
+
+/// Records written in wire form (OTLP spans and log records behind their field tag and length, Fluentd
+/// entries) back to back into one buffer, with where each ends: a record costs its bytes and no allocation
+/// of its own, and a batch is one copy of a stretch of the buffer, which the export takes as it is. Each
+/// record weighs 1, or its length in bytes (`weighsBytes`).
+final class TelemetryRecords: TelemetryQueue {
+    /// A run of whole records, and how many.
+    struct Batch: Sendable {
+        var bytes: [UInt8]
+        var count: Int
+    }
+
+    private var buffer: LineBuffer
+    private let initialCapacity: Int
+    /// The offset in `buffer` where each queued record ends.
+    private var ends: [Int] = []
+    let weighsBytes: Bool
+
+    init(weighsBytes: Bool = false, capacity: Int = 64 * 1024) {
+        self.weighsBytes = weighsBytes
+        initialCapacity = capacity
+        buffer = LineBuffer(capacity: capacity)
+    }
+
+    var count: Int { ends.count }
+
+    /// Writes one record with `write` unless it weighs more than `room` (then the bytes it wrote are taken
+    /// back); returns its weight.
+    @inline(__always)
+    func append(room: Int, _ write: (inout LineBuffer) -> Void) -> Int? {
+        let start = buffer.count
+        write(&buffer)
+        let weight = weighsBytes ? buffer.count - start : 1
+        guard weight <= room else {
+            buffer.truncate(to: start)
+            return nil
+        }
+        ends.append(buffer.count)
+        return weight
+    }
+
+    func take(maxCount: Int, maxWeight: Int) -> (batch: Batch, count: Int, weight: Int) {
+        var n = 0
+        var weight = 0
+        var end = 0
+        while n < min(ends.count, maxCount) && weight < maxWeight {
+            weight += weighsBytes ? ends[n] - end : 1
+            end = ends[n]
+            n += 1
+        }
+        let bytes = Array(UnsafeRawBufferPointer(rebasing: buffer.bytes[..<end]))
+        if n == ends.count {
+            ends.removeAll(keepingCapacity: true)
+            // A drained backlog gives its storage back (the buffer keeps the capacity it grew to): past 1 MiB,
+            // four default batches of spans of ~500 bytes, as `TelemetryItems` gives back past four batches.
+            if buffer.allocatedCapacity > 1 << 20 {
+                buffer = LineBuffer(capacity: initialCapacity)
+                ends = []
+            } else {
+                buffer.removeAll()
+            }
+        } else {
+            buffer.removeFirst(end)
+            ends.removeFirst(n)
+            for i in ends.indices { ends[i] -= end }
+        }
+        return (Batch(bytes: bytes, count: n), n, weight)
+    }
+}
+
+extension TelemetryBatcher where Queue == TelemetryRecords {
+    /// Queues the record `write` writes (under the batcher's lock; dropped and counted when the queue is full).
+    @inline(__always)
+    func add(writing write: (inout LineBuffer) -> Void) {
+        add { queue, room in queue.append(room: room, write) }
+    }
+
+    /// Queues `bytes` as one record.
+    func add(_ bytes: UnsafeRawBufferPointer) {
+        add { queue, room in queue.append(room: room) { $0.append(bytes) } }
     }
 }

@@ -267,12 +267,12 @@ public struct TracingSettings: Sendable {
 /// `<canonical service>.<namespace>`).
 ///
 /// For OTLP (gRPC or HTTP) each span is written in wire form when its request ends (`SpanBuilder.encodedSpan`)
-/// and a batch is a request's prefix followed by those bytes, copied once into the export's buffer; Zipkin's
-/// JSON is encoded from `Span` values.
+/// and queued back to back with the others (`TelemetryRecords`); a batch is a request's prefix followed by those
+/// bytes, copied once into the export's buffer. Zipkin's JSON is encoded from `Span` values.
 final class SpanExporter: Sendable {
     private enum Queue {
-        case spans(TelemetryBatcher<Span>)
-        case encoded(TelemetryBatcher<[UInt8]>)
+        case spans(TelemetryBatcher<TelemetryItems<Span>>)
+        case encoded(TelemetryBatcher<TelemetryRecords>)
     }
     private let queue: Queue
 
@@ -282,12 +282,12 @@ final class SpanExporter: Sendable {
         let transport = TelemetryTransport(destination: settings.destination, group: group, logger: logger)
         switch settings.destination {
         case .zipkin, .fluentForward:  // tracing providers never resolve to Fluentd
-            queue = .spans(TelemetryBatcher(transport: transport) { [transport] spans in
+            queue = .spans(TelemetryBatcher(TelemetryItems(), transport: transport) { [transport] spans in
                 await transport.send(TracesData(resourceSpans: [ResourceSpans(resource: resource, scopeSpans: [ScopeSpans(spans: spans)])]))
             })
         case .otlpGRPC, .otlpHTTP:
-            queue = .encoded(TelemetryBatcher(transport: transport) { [transport] spans in
-                await transport.send(framed: spans, resource: resource, .traces)
+            queue = .encoded(TelemetryBatcher(TelemetryRecords(), transport: transport) { [transport] spans in
+                await transport.send(framed: spans.bytes, resource: resource, .traces)
             })
         }
     }
@@ -296,7 +296,7 @@ final class SpanExporter: Sendable {
     func add(_ record: ProxyRecord, _ trace: TraceContext, builder: SpanBuilder) {
         switch queue {
         case .spans(let b): b.add(builder.span(record, trace))
-        case .encoded(let b): b.add(builder.encodedSpan(record, trace))
+        case .encoded(let b): builder.withEncodedSpan(record, trace) { b.add($0) }
         }
     }
 
@@ -505,6 +505,11 @@ struct SpanBuilder: Sendable {
     /// two forms), with no `Span` value made and destroyed on the request path. The tags that never change
     /// are copied in two runs made once; numbers and the URL are written in place, not made into strings.
     func encodedSpan(_ r: ProxyRecord, _ t: TraceContext) -> [UInt8] {
+        withEncodedSpan(r, t) { Array($0) }
+    }
+
+    /// `encodedSpan`'s bytes lent to `body`, without an array made for them.
+    func withEncodedSpan<R>(_ r: ProxyRecord, _ t: TraceContext, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         var w = SpanWireWriter(isError: Self.isError(r))
         let keys = WireKeys.shared
         // Last attribute first (the writer prepends).
@@ -529,7 +534,7 @@ struct SpanBuilder: Sendable {
         return w.finish(
             traceID: t.traceID, spanID: t.spanID, traceState: t.traceState ?? "", parentSpanID: t.parentSpanID, name: name(r),
             kind: r.direction == .outbound ? .client : .server, startTimeUnixNano: r.startUnixNanos,
-            endTimeUnixNano: r.startUnixNanos + UInt64(max(0, r.durationNanoseconds)))
+            endTimeUnixNano: r.startUnixNanos + UInt64(max(0, r.durationNanoseconds)), body)
     }
 
     /// A numeric tag: its digits in place, as `String(n)` writes them.

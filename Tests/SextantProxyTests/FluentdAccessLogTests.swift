@@ -169,16 +169,19 @@ import Testing
         let sent = Mutex<[[Int]]>([])
         let transport = TelemetryTransport(
             destination: .fluentForward(host: "127.0.0.1", port: 9), group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
-        let b = TelemetryBatcher<[UInt8]>(transport: transport, maxQueued: 200, batchSize: 100, weigh: { $0.count }) { batch in
-            sent.withLock { $0.append(batch.map { Int($0[0]) }) }
+        let b = TelemetryBatcher(TelemetryRecords(weighsBytes: true), transport: transport, maxQueued: 200, batchSize: 100) { batch in
+            // Each entry is one byte value repeated: the batch's runs of equal bytes are its entries.
+            var runs: [Int] = []
+            for (i, byte) in batch.bytes.enumerated() where i == 0 || batch.bytes[i - 1] != byte { runs.append(Int(byte)) }
+            sent.withLock { $0.append(runs) }
             return true
         }
-        for i in 0..<10 { b.add([UInt8](repeating: UInt8(i), count: 30)) }
+        for i in 0..<10 { [UInt8](repeating: UInt8(i), count: 30).withUnsafeBytes { b.add($0) } }
         #expect(b.dropped == 4, "six entries of 30 bytes fit in 200")
         await b.flush()
         #expect(sent.withLock { $0 } == [[0, 1, 2, 3], [4, 5]])
-        b.add([UInt8](repeating: 9, count: 150))
-        b.add([UInt8](repeating: 8, count: 10))
+        [UInt8](repeating: 9, count: 150).withUnsafeBytes { b.add($0) }
+        [UInt8](repeating: 8, count: 10).withUnsafeBytes { b.add($0) }
         await b.flush()
         #expect(sent.withLock { $0.suffix(2) } == [[9], [8]], "an entry bigger than the buffer goes alone")
         #expect(b.sent == 8 && b.dropped == 4)
@@ -188,16 +191,16 @@ import Testing
         let sent = Mutex<[Int]>([])
         let transport = TelemetryTransport(
             destination: .fluentForward(host: "127.0.0.1", port: 9), group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
-        let b = TelemetryBatcher<[UInt8]>(transport: transport, batchSize: 100, interval: .seconds(120), weigh: { $0.count }) { batch in
+        let b = TelemetryBatcher(TelemetryRecords(weighsBytes: true), transport: transport, batchSize: 100, interval: .seconds(120)) { batch in
             sent.withLock { $0.append(batch.count) }
             return true
         }
         let runner = Task { await b.run() }
         try await Task.sleep(for: .milliseconds(50))
-        b.add([UInt8](repeating: 0, count: 60))
+        [UInt8](repeating: 0, count: 60).withUnsafeBytes { b.add($0) }
         try await Task.sleep(for: .milliseconds(100))
         #expect(sent.withLock { $0 }.isEmpty, "60 of 100 bytes wait for the timer")
-        b.add([UInt8](repeating: 1, count: 60))
+        [UInt8](repeating: 1, count: 60).withUnsafeBytes { b.add($0) }
         let start = ContinuousClock.now
         while sent.withLock({ $0.isEmpty }) && ContinuousClock.now - start < .seconds(20) {
             try await Task.sleep(for: .milliseconds(5))

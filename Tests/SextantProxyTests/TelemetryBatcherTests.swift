@@ -21,10 +21,12 @@ import Testing
         }
     }
 
-    func batcher(_ sink: Sink, maxQueued: Int = 10_000, interval: TimeAmount = .seconds(1)) -> TelemetryBatcher<Int> {
+    func batcher(_ sink: Sink, maxQueued: Int = 10_000, interval: TimeAmount = .seconds(1)) -> TelemetryBatcher<TelemetryItems<Int>> {
         let transport = TelemetryTransport(
             destination: .zipkin(host: "127.0.0.1", port: 9), group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
-        return TelemetryBatcher(transport: transport, maxQueued: maxQueued, batchSize: 512, interval: interval) { sink.send($0) }
+        return TelemetryBatcher(TelemetryItems(), transport: transport, maxQueued: maxQueued, batchSize: 512, interval: interval) {
+            sink.send($0)
+        }
     }
 
     @Test func aBacklogIsSentInOrderInBatches() async {
@@ -50,7 +52,7 @@ import Testing
         let transport = TelemetryTransport(
             destination: .zipkin(host: "127.0.0.1", port: 9), group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
         let late = LateBatcher()
-        let b = TelemetryBatcher<Int>(transport: transport, batchSize: 512) { [late] batch in
+        let b = TelemetryBatcher(TelemetryItems<Int>(), transport: transport, batchSize: 512) { [late] batch in
             // Each export lets three new items in before it completes.
             if let b = late.batcher, late.arrived < 6 {
                 for _ in 0..<3 {
@@ -73,7 +75,7 @@ import Testing
 
     /// The batcher a test's send closure adds to (set after the batcher is made); touched by one task at a time.
     final class LateBatcher: @unchecked Sendable {
-        var batcher: TelemetryBatcher<Int>?
+        var batcher: TelemetryBatcher<TelemetryItems<Int>>?
         var arrived = 0
     }
 
@@ -88,6 +90,79 @@ import Testing
         await b.flush()
         #expect(b.sent == 488)
         #expect(sink.batches.withLock { $0.flatMap { $0 } } == Array(512..<1000))
+    }
+}
+
+/// Records queued in wire form back to back (`TelemetryRecords`: OTLP spans and log records, Fluentd entries)
+/// come out whole, in order and in the batches their count or bytes make; a record that does not fit is
+/// taken back without a trace in the buffer; a partly sent queue keeps the rest intact.
+@Suite struct TelemetryRecordsTests {
+    /// Record `i`: its number in decimal, `pad` dots and a newline, so records differ in length.
+    static func record(_ i: Int, pad: Int = 0) -> [UInt8] { Array("\(i)".utf8) + Array(repeating: UInt8(ascii: "."), count: pad) + [10] }
+
+    /// The records of a batch, cut at the newlines.
+    static func records(_ batch: TelemetryRecords.Batch) -> [Int] {
+        let numbers = batch.bytes.split(separator: 10).map { Int(String(decoding: $0.prefix { $0 != UInt8(ascii: ".") }, as: UTF8.self))! }
+        #expect(numbers.count == batch.count)
+        return numbers
+    }
+
+    /// A batcher of records whose batches go to `sink` as record numbers; its first send fails if the sink's
+    /// `failNext` is set.
+    func batcher(
+        weighsBytes: Bool = false, maxQueued: Int = 10_000, batchSize: Int = 512, _ sink: TelemetryBatcherTests.Sink
+    ) -> TelemetryBatcher<TelemetryRecords> {
+        let transport = TelemetryTransport(
+            destination: .otlpGRPC(host: "127.0.0.1", port: 9), group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        let queue = TelemetryRecords(weighsBytes: weighsBytes, capacity: 64)
+        return TelemetryBatcher(queue, transport: transport, maxQueued: maxQueued, batchSize: batchSize) { batch in
+            sink.send(Self.records(batch))
+        }
+    }
+
+    @Test func aBacklogOfRecordsComesOutWholeInOrder() async {
+        let sink = TelemetryBatcherTests.Sink()
+        let b = batcher(sink)
+        // The buffer starts at 64 bytes and grows past 1 MiB: 6,000 records of ~205 bytes.
+        for i in 0..<6000 { Self.record(i, pad: 200).withUnsafeBytes { b.add($0) } }
+        await b.flush()
+        let batches = sink.batches.withLock { $0 }
+        #expect(batches.map(\.count) == Array(repeating: 512, count: 11) + [368])
+        #expect(batches.flatMap { $0 } == Array(0..<6000))
+        // After the drained backlog gave its buffer back, records still come out whole.
+        b.add { buffer in Self.record(7).withUnsafeBytes { buffer.append($0) } }
+        await b.flush()
+        #expect(sink.batches.withLock { $0.last } == [7])
+        #expect(b.sent == 6001 && b.dropped == 0)
+    }
+
+    @Test func aFailedBatchIsDroppedAndTheRestStaysWhole() async {
+        let sink = TelemetryBatcherTests.Sink()
+        sink.failNext.store(true, ordering: .relaxed)
+        let b = batcher(maxQueued: 1000, sink)
+        for i in 0..<1500 { Self.record(i).withUnsafeBytes { b.add($0) } }
+        #expect(b.dropped == 500)
+        await b.flush()  // the first batch fails: dropped, the rest stays queued, moved to the buffer's front
+        #expect(b.dropped == 1012 && b.sent == 0)
+        for i in 2000..<2003 { Self.record(i).withUnsafeBytes { b.add($0) } }
+        await b.flush()
+        await b.flush()
+        #expect(sink.batches.withLock { $0.flatMap { $0 } } == Array(512..<1000) + Array(2000..<2003))
+        #expect(b.sent == 491)
+    }
+
+    /// Weighed in bytes (a Fluentd buffer): batches end with the record that reaches the size, the queue holds
+    /// at most `maxQueued` bytes, and a record that would pass it is taken back whole.
+    @Test func recordsWeighedInBytes() async {
+        let sink = TelemetryBatcherTests.Sink()
+        let b = batcher(weighsBytes: true, maxQueued: 40, batchSize: 10, sink)
+        for i in 100..<110 { Self.record(i).withUnsafeBytes { b.add($0) } }  // 4 bytes each: ten of them fit
+        Self.record(1000).withUnsafeBytes { b.add($0) }  // 5 bytes: dropped
+        Self.record(5).withUnsafeBytes { b.add($0) }  // 2 bytes: dropped, 40 bytes are queued
+        #expect(b.dropped == 2)
+        await b.flush()
+        #expect(sink.batches.withLock { $0 } == [[100, 101, 102], [103, 104, 105], [106, 107, 108], [109]])
+        #expect(b.sent == 10)
     }
 }
 
