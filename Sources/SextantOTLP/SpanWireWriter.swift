@@ -94,33 +94,13 @@ public struct SpanWireWriter: ~Copyable {
         w.lengthPrefix(9, since: mark)
     }
 
-    /// The span's own fields; returns the message's bytes behind the tag and length of `ScopeSpans.spans`
-    /// (field 2): the form a batch carries (`OTLPProtobuf.requestPrefix`).
-    public consuming func finish(
-        traceID: TraceID, spanID: SpanID, traceState: String, parentSpanID: SpanID?, name: String, kind: SpanKind,
-        startTimeUnixNano: UInt64, endTimeUnixNano: UInt64
-    ) -> [UInt8] {
-        writeHead(
-            traceID: traceID, spanID: spanID, traceState: traceState, parentSpanID: parentSpanID, name: name, kind: kind,
-            startTimeUnixNano: startTimeUnixNano, endTimeUnixNano: endTimeUnixNano)
-        return w.bytes()
-    }
-
-    /// `finish`, lending the bytes to `body` instead of copying them into an array.
+    /// The span's own fields; lends `body` the message's bytes behind the tag and length of `ScopeSpans.spans`
+    /// (field 2): the form a batch carries (`OTLPProtobuf.requestPrefix`). Lent, not copied into an array: the
+    /// proxy copies them straight into its export queue.
     public consuming func finish<R>(
         traceID: TraceID, spanID: SpanID, traceState: String, parentSpanID: SpanID?, name: String, kind: SpanKind,
         startTimeUnixNano: UInt64, endTimeUnixNano: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R
     ) rethrows -> R {
-        writeHead(
-            traceID: traceID, spanID: spanID, traceState: traceState, parentSpanID: parentSpanID, name: name, kind: kind,
-            startTimeUnixNano: startTimeUnixNano, endTimeUnixNano: endTimeUnixNano)
-        return try w.withBytes(body)
-    }
-
-    private mutating func writeHead(
-        traceID: TraceID, spanID: SpanID, traceState: String, parentSpanID: SpanID?, name: String, kind: SpanKind,
-        startTimeUnixNano: UInt64, endTimeUnixNano: UInt64
-    ) {
         w.fixed64Field(8, endTimeUnixNano)
         w.fixed64Field(7, startTimeUnixNano)
         w.int32Field(6, kind.rawValue)
@@ -130,6 +110,7 @@ public struct SpanWireWriter: ~Copyable {
         w.spanIDField(2, spanID)
         w.traceIDField(1, traceID)
         w.lengthPrefix(2, since: 0)
+        return try w.withBytes(body)
     }
 }
 

@@ -843,7 +843,8 @@ struct LineProgram: Sendable {
 /// headed for a JSON string is checked for escapes eight bytes at a time as it is copied.
 struct LineBuffer: ~Copyable {
     private var base: UnsafeMutableRawPointer
-    private var capacity: Int
+    /// Bytes it can hold before it grows.
+    private(set) var capacity: Int
     private(set) var count = 0
 
     init(capacity: Int) {
@@ -883,9 +884,6 @@ struct LineBuffer: ~Copyable {
     var string: String { String(decoding: bytes, as: UTF8.self) }
 
     mutating func removeAll() { count = 0 }
-
-    /// Bytes it can hold before it grows.
-    var allocatedCapacity: Int { capacity }
 
     /// Forgets the bytes from `n` on.
     mutating func truncate(to n: Int) {

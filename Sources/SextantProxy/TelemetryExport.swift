@@ -414,14 +414,14 @@ final class TelemetryRecords: TelemetryQueue {
         }
         let bytes = Array(UnsafeRawBufferPointer(rebasing: buffer.bytes[..<end]))
         if n == ends.count {
-            ends.removeAll(keepingCapacity: true)
             // A drained backlog gives its storage back (the buffer keeps the capacity it grew to): past 1 MiB,
             // four default batches of spans of ~500 bytes, as `TelemetryItems` gives back past four batches.
-            if buffer.allocatedCapacity > 1 << 20 {
+            if buffer.capacity > 1 << 20 {
                 buffer = LineBuffer(capacity: initialCapacity)
                 ends = []
             } else {
                 buffer.removeAll()
+                ends.removeAll(keepingCapacity: true)
             }
         } else {
             buffer.removeFirst(end)
@@ -441,6 +441,6 @@ extension TelemetryBatcher where Queue == TelemetryRecords {
 
     /// Queues `bytes` as one record.
     func add(_ bytes: UnsafeRawBufferPointer) {
-        add { queue, room in queue.append(room: room) { $0.append(bytes) } }
+        add(writing: { $0.append(bytes) })
     }
 }
